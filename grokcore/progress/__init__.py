@@ -47,8 +47,8 @@ of inputs (a, b < p, op '+'), logits at the last position:
   largest fraction of a neuron's variance over the grid explained by a single frequency (its linear
   and quadratic terms in cos/sin of w a and w b); `fourier/neuron_frac_clustered`: fraction of live
   neurons with that fraction >= ProgressSettings.neuron_threshold (0.85); `fourier/neuron_frac_key`:
-  of those, the fraction on a key frequency; `fourier/neuron_frac_key_{i}`: on key slot i. NaN for
-  attention-only models.
+  fraction of live neurons so clustered on one of the key frequencies; `fourier/neuron_frac_key_{i}`:
+  on key slot i. (Per-neuron values are not stored.) NaN for attention-only models.
 
 Other modular tasks (mul, pow with m or n > 1) get the embedding columns above and NaN here.
 
@@ -70,42 +70,23 @@ Nanda model (p 113, 3830 training pairs) that is ~8 training epochs of work, plu
 at `progress_every: 500` about 2% of training (benchmarks/progress.py measures it).
 """
 
-from grokcore.progress.columns import MAX_KEY_FREQS
-from grokcore.progress.fourier import (
-    excluded_loss,
-    fourier_basis,
-    frequency_norms,
-    key_frequencies,
-    logit_cos_coefficients,
-    neuron_frequency_fve,
-    restricted_loss,
-)
-from grokcore.progress.llc import LLCResult, SGLDSettings, sgld_llc
-from grokcore.progress.pack import (
-    ProgressSettings,
-    embedding_geometry,
-    estimate_llc,
-    grid_outputs,
-    grid_tokens,
-    measure_pack,
-)
+# Lazy exports: `grokcore.progress.columns` (the column names analysis reads) must stay importable
+# without loading the torch code of this package.
+_EXPORTS = {
+    "fourier": ("excluded_loss", "fourier_basis", "frequency_norms", "key_frequencies", "logit_cos_coefficients",
+                "neuron_frequency_fve", "restricted_loss"),
+    "llc": ("LLCResult", "SGLDSettings", "sgld_llc"),
+    "pack": ("ProgressSettings", "embedding_geometry", "estimate_llc", "grid_outputs", "grid_tokens", "measure_pack"),
+    "attention": ("qk_ov_summaries",),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
-__all__ = [
-    "LLCResult",
-    "MAX_KEY_FREQS",
-    "ProgressSettings",
-    "SGLDSettings",
-    "embedding_geometry",
-    "estimate_llc",
-    "excluded_loss",
-    "fourier_basis",
-    "frequency_norms",
-    "grid_outputs",
-    "grid_tokens",
-    "key_frequencies",
-    "logit_cos_coefficients",
-    "measure_pack",
-    "neuron_frequency_fve",
-    "restricted_loss",
-    "sgld_llc",
-]
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        import importlib
+
+        return getattr(importlib.import_module(f"grokcore.progress.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'grokcore.progress' has no attribute '{name}'")

@@ -75,7 +75,9 @@ def key_frequencies(norms: Float[Tensor, "member freq"], fraction: float = 0.25,
     order = torch.where(above, norms, torch.full_like(norms, -1.0)).argsort(dim=-1, descending=True, stable=True)
     k = min(max_keys, norms.shape[-1])
     keys = order[:, :k] + 1
-    slot = torch.arange(k, device=norms.device)
+    if k < max_keys:  # fewer frequencies than slots (small p)
+        keys = torch.cat([keys, keys.new_full((keys.shape[0], max_keys - k), -1)], dim=-1)
+    slot = torch.arange(max_keys, device=norms.device)
     return torch.where(slot < n_above.unsqueeze(-1), keys, torch.full_like(keys, -1)), n_above
 
 
@@ -185,7 +187,9 @@ def neuron_frequency_fve(acts: Float[Tensor, "member pair neuron"]) -> Float[Ten
     basis, freqs = fourier_basis(p, acts.dtype, acts.device)
     grid = acts.view(member, p, p, neurons)
     grid = grid - grid.mean((1, 2), keepdim=True)
-    coeff = torch.einsum("ia,jb,mabn->mijn", basis, basis, grid).pow(2)  # (member, row_a, row_b, neuron)
+    # the 2D transform as two plain matmuls (a 3-operand einsum may form a p^4 intermediate)
+    over_a = (basis @ grid.reshape(member, p, p * neurons)).view(member * p, p, neurons)  # (member*row_a, b, n)
+    coeff = (basis @ over_a).view(member, p, p, neurons).pow(2)  # (member, row_a, row_b, neuron)
     nf = p // 2 + 1
     rows = torch.zeros(member, nf, p, neurons, dtype=acts.dtype, device=acts.device).index_add_(1, freqs, coeff)
     blocks = torch.zeros(member, nf, nf, neurons, dtype=acts.dtype, device=acts.device).index_add_(2, freqs, rows)

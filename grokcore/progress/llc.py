@@ -7,7 +7,7 @@ posterior
     w <- w - (eps / 2) * (nbeta * grad L_batch(w) + gamma * (w - w*)) + sqrt(eps) * sigma * N(0, I)
 
 (eps the step size, gamma the localisation, nbeta = n * beta the inverse temperature times the
-number of training examples, sigma = 1 the noise level), record the batch loss at every step after
+number of training examples, sigma = 1 the noise level; see SGLDSettings for the defaults), record the batch loss at every step after
 the burn-in (a "draw", taken before that step's update, as devinterp records it) and estimate
 
     llc = nbeta * (mean loss over the draws - L(w*))
@@ -34,22 +34,34 @@ from torch import Tensor
 
 @dataclass(frozen=True)
 class SGLDSettings:
-    """SGLD hyperparameters of the LLC estimate. Defaults are chosen so that the estimate costs a
-    small fraction of training at the default cadence (see grokcore.progress), not for a converged
-    LLC: a few short chains give a consistent, comparable trend over training, not a calibrated
-    absolute value. Raise chains/draws (and check the loss traces) for a careful single estimate."""
+    """SGLD hyperparameters of the LLC estimate.
 
-    lr: float = 1e-4
-    """Step size epsilon."""
-    localization: float = 100.0
-    """gamma: strength of the pull back to w*."""
+    Step size and localisation are absolute when given (devinterp's `lr` and `localization`). By
+    default they scale with each member's nbeta: eps = step_scale / nbeta keeps the drift step
+    eps * nbeta * (curvature) the same for every model, and gamma = localization_scale * nbeta makes
+    the localised posterior exp(-nbeta (L(w) + localization_scale / 2 |w - w*|^2)), so the estimate
+    counts the directions whose curvature exceeds about localization_scale, whatever n is. Then the
+    chain relaxes in about 2 / (step_scale * localization_scale) = 20 steps for any model, which is
+    what lets a short chain work.
+
+    The defaults buy a cheap, consistent trend over training (the cost budget of online measures),
+    not a converged absolute LLC: for a careful single estimate use more chains and draws and check
+    the loss traces (LLCResult.trace) for a plateau.
+    """
+
+    lr: float | None = None
+    """Step size epsilon; None: step_scale / nbeta."""
+    step_scale: float = 0.05
+    localization: float | None = None
+    """gamma, the pull back to w*; None: localization_scale * nbeta."""
+    localization_scale: float = 2.0
     inverse_temperature: float | None = None
     """beta; nbeta = beta * n with n the member's number of training examples. None: 1 / log(n)
     (Watanabe's WBIC temperature, so nbeta = n / log n)."""
     chains: int = 2
-    draws: int = 20
+    draws: int = 30
     """Recorded steps per chain (after the burn-in)."""
-    burnin: int = 10
+    burnin: int = 20
     """Steps per chain before the first draw."""
     batch_size: int | None = 512
     """Examples per SGLD step, drawn without replacement each step; None, or at least the member's
@@ -58,11 +70,13 @@ class SGLDSettings:
     """sigma; anything but 1 breaks the posterior-sampling guarantee (kept for tests)."""
 
     def __post_init__(self) -> None:
-        for name in ("lr", "noise_level"):
+        for name in ("step_scale", "localization_scale", "noise_level"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        if self.localization < 0:
-            raise ValueError(f"localization must be >= 0, got {self.localization}")
+        if self.lr is not None and not self.lr > 0:
+            raise ValueError(f"lr must be > 0 or None, got {self.lr}")
+        if self.localization is not None and self.localization < 0:
+            raise ValueError(f"localization must be >= 0 or None, got {self.localization}")
         if self.inverse_temperature is not None and not self.inverse_temperature > 0:
             raise ValueError(f"inverse_temperature must be > 0 or None, got {self.inverse_temperature}")
         if self.chains < 1 or self.draws < 1 or self.burnin < 0:
@@ -75,6 +89,12 @@ class SGLDSettings:
         if self.inverse_temperature is not None:
             return self.inverse_temperature * n
         return n / math.log(n) if n > 1 else 1.0
+
+    def step_size(self, nbeta: float) -> float:
+        return self.lr if self.lr is not None else self.step_scale / nbeta
+
+    def gamma(self, nbeta: float) -> float:
+        return self.localization if self.localization is not None else self.localization_scale * nbeta
 
 
 @dataclass
@@ -123,9 +143,15 @@ def sgld_llc(loss: RowLoss, theta0: Float[Tensor, "member n_params"], init_loss:
     C = settings.chains
     center = theta0.detach().repeat_interleave(C, 0)
     theta = center.clone()
-    nb = nbeta.to(theta.dtype).repeat_interleave(C).unsqueeze(-1)
-    eps, gamma = settings.lr, settings.localization
-    noise_scale = math.sqrt(eps) * settings.noise_level
+
+    def column(values: list[float]) -> Tensor:  # per member -> (member * chain, 1)
+        return torch.tensor(values, dtype=theta.dtype, device=theta.device).repeat_interleave(C).unsqueeze(-1)
+
+    nbetas = nbeta.tolist()
+    nb = column(nbetas)
+    eps = column([settings.step_size(b) for b in nbetas])
+    gamma = column([settings.gamma(b) for b in nbetas])
+    noise_scale = eps.sqrt() * settings.noise_level
     trace: list[Tensor] = []
     for step in range(settings.burnin + settings.draws):
         theta.requires_grad_(True)
@@ -136,9 +162,7 @@ def sgld_llc(loss: RowLoss, theta0: Float[Tensor, "member n_params"], init_loss:
             theta = theta.detach()
             if step >= settings.burnin:
                 trace.append(row_loss.detach())
-            drift = nb * grad
-            if gamma:
-                drift = drift + gamma * (theta - center)
+            drift = nb * grad + gamma * (theta - center)
             noise = torch.cat([torch.randn(C, n_params, generator=g, dtype=theta.dtype, device=theta.device)
                                for g in generators])
             theta = theta - (eps / 2) * drift + noise_scale * noise

@@ -155,7 +155,7 @@ def fourier_measures(trainer: PackTrainer, weights: dict[str, Tensor], settings:
     out[col.EMBED_KEY_FRAC] = key_energy_fraction(norms, keys)
     slots = keys.to(f64).where(keys > 0, math.nan)
     for i in range(col.MAX_KEY_FREQS):
-        out[col.key_freq(i)] = slots[:, i] if i < slots.shape[1] else torch.full((K,), math.nan, dtype=f64, device=device)
+        out[col.key_freq(i)] = slots[:, i]
 
     addition = torch.tensor([is_addition(c) for c in trainer.configs], device=device)
     grid_names = ([col.NEURON_FVE_MEAN, col.NEURON_FRAC_CLUSTERED, col.NEURON_FRAC_KEY]
@@ -211,8 +211,7 @@ def neuron_summaries(acts: Tensor | None, keys: Tensor, threshold: float, member
         col.NEURON_FRAC_KEY: on_slot.any(-1).sum(-1) / n_live,
     }
     for i in range(col.MAX_KEY_FREQS):
-        out[col.neuron_frac_key_slot(i)] = (on_slot[..., i].sum(-1) / n_live).where(keys[:, i] > 0, math.nan) \
-            if i < keys.shape[1] else torch.full((members,), math.nan, dtype=torch.float64, device=keys.device)
+        out[col.neuron_frac_key_slot(i)] = (on_slot[..., i].sum(-1) / n_live).where(keys[:, i] > 0, math.nan)
     none_live = ~live.any(-1)
     return {n: v.where(~none_live, math.nan) for n, v in out.items()}
 

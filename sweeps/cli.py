@@ -72,8 +72,12 @@ def _sweep(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(describe(prepare(spec, args.results, members=members, write=False)))
         return EXIT_OK
-    result = run_sweep(spec, results=args.results, address=args.address, verbose=0 if args.quiet else 1,
-                       num_cpus=args.num_cpus, retry_failed=not args.no_retry_failed)
+    try:
+        result = run_sweep(spec, results=args.results, address=args.address, verbose=0 if args.quiet else 1,
+                           num_cpus=args.num_cpus, retry_failed=not args.no_retry_failed)
+    except RuntimeError as e:  # resources the cluster lacks, storage the nodes cannot see, ...
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
     if result.failed_packs:
         return EXIT_FAILED
     return EXIT_OK if result.ok else EXIT_UNFINISHED

@@ -215,6 +215,24 @@ def check_shared_storage(store: SweepStore) -> None:
                            "use a shared mount present on every node, or an object store URI (s3://...)")
 
 
+def check_resources(spec: SweepSpec, autoscaling: bool) -> None:
+    """A trial asking for more than the cluster has would wait forever: fail early on a local Ray,
+    warn on a cluster (an autoscaler may still add nodes)."""
+    import ray
+
+    total = ray.cluster_resources()
+    short = [f"{need:g} {what} per trial, the cluster has {total.get(key, 0):g}"
+             for need, what, key in ((spec.cpus, "CPUs", "CPU"), (spec.gpus, "GPUs", "GPU"))
+             if need > total.get(key, 0)]
+    if not short:
+        return
+    message = (f"{spec.source}: resources: {'; '.join(short)}. Lower resources in the spec, or run against a "
+               "cluster that has them (--address)")
+    if not autoscaling:
+        raise RuntimeError(message)
+    log.warning("%s; trials will wait until nodes with these resources join", message)
+
+
 def _progress_reporter(total_members: int, report_every_s: float) -> Any:
     from ray import tune
 
@@ -278,6 +296,7 @@ def run_sweep(spec: SweepSpec, results: str | None = None, address: str | None =
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the new output ignores our CLIReporter columns
     started = connect_ray(address, num_cpus=num_cpus)
     try:
+        check_resources(spec, autoscaling=address is not None or bool(os.environ.get("RAY_ADDRESS")))
         check_shared_storage(store)
         t0 = time.monotonic()
         grid = _tune(prep, results or spec.results, verbose, fault)

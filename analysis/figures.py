@@ -161,6 +161,55 @@ def phase_diagram(times: pd.DataFrame, x: str, y: str, value: str = "grok_epoch"
     return fig
 
 
+def phase_scatter(times: pd.DataFrame, x: str, y: str, view: str = "",
+                  where: Mapping[str, object] | None = None, title: str | None = None) -> go.Figure:
+    """The phase diagram of a sweep whose axes are not a grid (random axes, an Optuna search): every member a
+    point at its (x, y), coloured by its phase, one trace per phase; hover shows its times and run_id.
+
+    A heatmap needs cells that replicates share; sampled values are all distinct, so here each member stands
+    alone. The points of each phase can be read back from the traces (`name` = phase, `customdata` =
+    [run_id, grok_epoch, mem_epoch]).
+    """
+    if x == y:
+        raise AnalysisError(f"phase_scatter needs two different axes, got x = y = '{x}'")
+    data = select(times, where)
+    require_axes(data, [x, y])
+    vw = view_named(view)
+    phase_col, grok_col, mem_col = vw.column("phase"), vw.column("grok_epoch"), vw.column("mem_epoch")
+    data = data[data[phase_col].notna()] if phase_col in data.columns else data.iloc[:0]
+    fig = go.Figure()
+    for phase in PHASES:
+        part = data[data[phase_col] == phase]
+        if not len(part):
+            continue
+        custom = [[r, _num(g), _num(m)] for r, g, m in zip(part["run_id"], part[grok_col], part[mem_col])]
+        fig.add_trace(go.Scatter(
+            x=[_key(v) for v in part[x]], y=[_key(v) for v in part[y]], mode="markers", name=phase,
+            marker=dict(color=PHASE_COLORS[phase], size=9, line=dict(width=0.5, color="#333")), customdata=custom,
+            hovertemplate=(f"{x}=%{{x}}<br>{y}=%{{y}}<br>{phase}<br>grok epoch %{{customdata[1]}}, memorised "
+                           "%{customdata[2]}<br>%{customdata[0]}<extra></extra>")))
+    view_note = f" — view: {view} ({vw.description})" if view else ""
+    fig.update_layout(
+        title=dict(text=f"{title or 'phase of each member'}{view_note}<br><sup>{len(data)} members, one point "
+                        "each (sampled axes: no grid cells to aggregate)</sup>"),
+        xaxis=dict(title=axis_title(x), type=_sample_scale(data[x])),
+        yaxis=dict(title=axis_title(y), type=_sample_scale(data[y])),
+        height=480, legend=dict(title="phase"),
+        meta=dict(kind="phase_scatter", x=x, y=y, view=view, members=len(data), where=dict(where or {})),
+    )
+    return fig
+
+
+def _sample_scale(values: pd.Series) -> str:
+    """Sampled values are not log-spaced steps, but a log-uniform draw spans decades: log from a factor of 100."""
+    scale = axis_scale(values)
+    if scale == "linear":
+        numbers = pd.to_numeric(values, errors="coerce").dropna()
+        if len(numbers) and numbers.min() > 0 and numbers.max() / numbers.min() >= 100:
+            return "log"
+    return scale
+
+
 # ---- one axis -------------------------------------------------------------------------------
 
 

@@ -240,3 +240,23 @@ def noise_members() -> list[Member]:
                 config={**SMALL, "task": "add", "train_fraction": tf, "noise": "binomial", "noise_n": n},
                 mem_epoch=200 if n == 0 else None, clean_epoch=200 if n == 0 else 300, grok_epoch=1000 + 500 * n))
     return members
+
+
+# ---- a sampled (random / Optuna) sweep: no two members share a point --------------------------
+
+def sampled_members(n: int = 24) -> list[Member]:
+    """Log-uniform weight decay in [0.01, 10] and uniform train fraction in [0.1, 0.9], drawn with a fixed
+    seed. Known answer: members with train fraction >= 0.4 grok (at C/wd), the others only memorise."""
+    import random
+
+    rng = random.Random(7)
+    members = []
+    for i in range(n):
+        tf = round(rng.uniform(0.1, 0.9), 4)
+        wd = round(10 ** rng.uniform(-2, 1), 5)
+        grok = None if tf < 0.4 else max(EVAL_EVERY, int(round(GROK_CONSTANT / wd / EVAL_EVERY)) * EVAL_EVERY)
+        members.append(Member(
+            config={"task": "add", "p": 13, "train_fraction": tf, "weight_decay": wd, "seed": i,
+                    "epochs": 200_000, "eval_every": EVAL_EVERY, "d_model": 8, "n_heads": 2, "d_mlp": 16},
+            mem_epoch=min(200, grok or 200), grok_epoch=grok))
+    return members

@@ -188,3 +188,27 @@ def test_progress_curves(grid_sweep):
     assert len(fig.data) == 2 * (2 + 2)
     with pytest.raises(AnalysisError, match=r"llc/mean not in the progress table"):
         progress_curves(grid_sweep.progress, grid_sweep.metrics, run_ids, columns=["llc/mean"])
+
+
+def test_phase_scatter_places_every_sampled_member_by_phase(tmp_path):
+    from analysis.figures import phase_scatter
+
+    members = synthetic.sampled_members()
+    times = load_sweep(synthetic.write_sweep(tmp_path, "sampled", members)).member_times()
+    fig = phase_scatter(times, "train_fraction", "weight_decay")
+    assert fig.layout.meta["kind"] == "phase_scatter" and fig.layout.meta["members"] == len(members)
+    assert fig.layout.yaxis.type == "log"  # log-uniform draws over three decades
+    placed = {}
+    for trace in fig.data:
+        for x, y, custom in zip(trace.x, trace.y, trace.customdata):
+            placed[custom[0]] = (trace.name, x, y, custom[1])
+    assert len(placed) == len(members)
+    for m in members:
+        phase, x, y, grok = placed[m.run_id]
+        assert (x, y) == (m.config["train_fraction"], m.config["weight_decay"])
+        if m.config["train_fraction"] < 0.4:
+            assert phase == "memorisation" and grok is None
+        else:
+            assert phase in ("grokking", "comprehension") and grok == m.grok_epoch
+    with pytest.raises(AnalysisError, match="not swept|not a column"):
+        phase_scatter(times, "train_fraction", "lr")

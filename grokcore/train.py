@@ -134,6 +134,9 @@ class PackTrainer:
                 pools[(c.exp_m, c.exp_n)] = build_pool(c)
         member_pools = [pools[(c.exp_m, c.exp_n)] for c in self.configs]
         pool = member_pools[0]
+        if self.arch.token_layout.endswith("=") and not bool((pool.inputs[:, -1] == self.arch.eq_token).all()):
+            # PackedTransformer.train_logits scores a fixed last token once per pack, not per example
+            raise AssertionError(f"layout '{self.arch.token_layout}': every example must end in '='")
         splits = [make_split(c, mp) for c, mp in zip(self.configs, member_pools)]
         clean_labels = torch.stack([mp.labels for mp in member_pools])  # (member, pool)
 

@@ -15,6 +15,9 @@
     results: results                # a local path, a shared mount or a URI (s3://...)
     checkpoints: true
 
+A spec with a `search:` block (see SearchSpec) asks Optuna for its members instead: the axes are
+the search space, and `samples`, `replicates` and `pack_size` give way to the search's budget.
+
 Everything is checked before anything runs: structure here, values by RunConfig itself
 (its ConfigError names the field), then every expanded member. A problem raises one
 SpecError whose message reads `<spec file>: <where>: <what is wrong and what is allowed>`.
@@ -64,6 +67,7 @@ SPEC_DEFAULTS: dict[str, Any] = {
     "checkpoint_every_s": 60.0,
     "report_every_s": 5.0,
     "max_failures": 2,
+    "search": None,
 }
 
 SPEC_DOCS: dict[str, str] = {
@@ -83,6 +87,8 @@ SPEC_DOCS: dict[str, str] = {
     "checkpoint_every_s": "write rows and checkpoint each pack at most this often, in seconds (> 0)",
     "report_every_s": "report progress to Tune at most this often, in seconds (> 0)",
     "max_failures": "retries of a pack whose worker or node dies (integer >= 0)",
+    "search": "optional: {kind: optuna | tune-optuna, objective, direction, members, ...}: Optuna picks the "
+              "members, the axes are its search space (see SearchSpec)",
 }
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -134,6 +140,131 @@ def _round(x: float) -> float:
     return float(f"{x:.6g}")
 
 
+
+# ---- search (Optuna) ----------------------------------------------------------------------------
+SEARCH_KINDS = ("optuna", "tune-optuna")
+SAMPLERS = {"tpe": "TPESampler", "gp": "GPSampler", "cmaes": "CmaEsSampler", "random": "RandomSampler",
+            "grid": "GridSampler"}
+SAMPLER_PACKAGES = {"gp": ("scipy", "torch"), "cmaes": ("cmaes",)}  # imported by Optuna when sampling
+PRUNERS = {"median": "MedianPruner", "percentile": "PercentilePruner"}
+SCHEDULERS = ("asha",)
+DIRECTIONS = ("minimize", "maximize")
+REQUIREMENTS = {"grokked": "epoch_test_99", "memorised": "epoch_train_99"}
+# Outcomes of a runs row an objective can use; grok_delay = epoch_test_99 - epoch_train_99.
+OUTCOME_METRICS = ("epoch_test_99", "epoch_train_99", "grok_delay", "epochs_trained", "final/test/loss",
+                   "final/test/acc", "final/train/loss", "final/train/acc", "wall_seconds")
+NULLABLE_METRICS = ("epoch_test_99", "epoch_train_99", "grok_delay")  # null when never reached in the budget
+# Metrics of an evaluation that pruning and schedulers can watch (the metrics table's columns).
+WATCHED_METRICS = ("test/loss", "test/acc", "train/loss", "train/acc", "train_clean/loss", "train_clean/acc",
+                   "test_add/loss", "test_add/acc", "test_mul/loss", "test_mul/acc")
+
+SEARCH_DEFAULTS: dict[str, Any] = {
+    "kind": None, "objective": None, "direction": None, "members": None, "batch": None, "sampler": "tpe",
+    "seed": 0, "pruning": None, "scheduler": None, "storage": None, "study": None,
+}
+SEARCH_DOCS: dict[str, str] = {
+    "kind": "optuna (packs: each Tune trial asks Optuna for `batch` members) or tune-optuna (Ray's OptunaSearch, "
+            "one member per trial, optional Tune scheduler)",
+    "objective": "{metric: an outcome or numeric config field, penalty: value of members without it, "
+                 "require: grokked | memorised}",
+    "direction": "minimize or maximize",
+    "members": "members to try in all (the budget; integer >= 1)",
+    "batch": "members asked at once and trained as one pack (kind optuna; default 8)",
+    "sampler": "tpe (default), gp, cmaes, random or grid; or {kind: tpe, <sampler option>: value, ...}",
+    "seed": "the sampler's seed (integer >= 0, or null for a random one)",
+    "pruning": "kind optuna: {metric: test/loss, grace_epochs: N, pruner: median | percentile, ...}",
+    "scheduler": "kind tune-optuna: {kind: asha, metric: test/loss, grace_epochs: N, reduction_factor: 3}",
+    "storage": "an Optuna RDB URL (postgresql://..., sqlite:///path.db); default sqlite:///<results>/<name>/optuna.db",
+    "study": "the Optuna study name (default: the sweep's name)",
+}
+
+
+def metric_direction(metric: str) -> str:
+    """Accuracies are maximised; losses (and everything else) minimised."""
+    return "maximize" if metric.endswith("/acc") else "minimize"
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What one member scores, from its runs row.
+
+    `metric` is an outcome (OUTCOME_METRICS) or a numeric config field. A member whose metric is
+    null or not finite (never grokked, diverged), or that misses `require`, scores `penalty`;
+    without a penalty such a member counts as failed for the search."""
+
+    metric: str
+    penalty: float | None = None
+    require: str | None = None  # grokked | memorised
+
+    def value(self, row: dict[str, Any]) -> float | None:
+        if self.require is not None and row.get(REQUIREMENTS[self.require]) is None:
+            return self.penalty
+        if self.metric == "grok_delay":
+            test, train = row.get("epoch_test_99"), row.get("epoch_train_99")
+            value = None if test is None or train is None else test - train
+        else:
+            value = row.get(self.metric)
+        if value is None or isinstance(value, bool) or not math.isfinite(float(value)):
+            return self.penalty
+        return float(value)
+
+    def describe(self) -> str:
+        text = self.metric
+        if self.require:
+            text += f" of {self.require} members"
+        if self.penalty is not None:
+            text += f" (else {self.penalty:g})"
+        return text
+
+
+@dataclass(frozen=True)
+class Pruning:
+    """Optuna pruning of members on `metric` at their evaluations; never before grace_epochs."""
+
+    metric: str
+    grace_epochs: int
+    pruner: str = "median"
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def direction(self) -> str:
+        return metric_direction(self.metric)
+
+
+@dataclass(frozen=True)
+class Scheduler:
+    """A Tune trial scheduler for kind tune-optuna (ASHA on `metric`, time in epochs)."""
+
+    kind: str
+    metric: str
+    grace_epochs: int
+    reduction_factor: float = 3.0
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    kind: str
+    objective: Objective
+    direction: str
+    members: int
+    batch: int = 8
+    sampler: str = "tpe"
+    sampler_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    seed: int | None = 0
+    pruning: Pruning | None = None
+    scheduler: Scheduler | None = None
+    storage: str | None = None
+    study: str | None = None
+
+    def storage_url(self, sweep_uri: str) -> str:
+        """The study's RDB URL: the spec's, else an SQLite file in the sweep's folder (local only)."""
+        if self.storage:
+            return self.storage
+        if "://" in sweep_uri:
+            raise ValueError(f"results {sweep_uri} is not a local path, so the default SQLite study cannot live "
+                             "there; set search.storage (postgresql://... or sqlite:////a/local/file.db)")
+        return f"sqlite:///{sweep_uri}/optuna.db"
+
 # ---- the spec -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SweepSpec:
@@ -156,6 +287,7 @@ class SweepSpec:
     checkpoint_every_s: float = 60.0
     report_every_s: float = 5.0
     max_failures: int = 2
+    search: SearchSpec | None = None
 
     @property
     def grid_axes(self) -> list[Axis]:
@@ -166,6 +298,8 @@ class SweepSpec:
         return [a for a in self.axes if a.is_random]
 
     def n_members(self) -> int:
+        if self.search is not None:
+            return self.search.members
         return math.prod(len(a.values) for a in self.grid_axes) * self.samples * self.replicates
 
     def points(self) -> Iterator[dict[str, Any]]:
@@ -182,7 +316,11 @@ class SweepSpec:
                         yield point
 
     def members(self) -> list[RunConfig]:
-        """Every member's RunConfig, validated; raises SpecError naming the spec and the field."""
+        """Every member's RunConfig, validated; raises SpecError naming the spec and the field.
+        A search spec has no fixed members (the search asks for them; see `member`)."""
+        if self.search is not None:
+            raise TypeError(f"{self.source}: a search spec has no fixed members; its search picks them "
+                            "(sweeps.optuna_search)")
         members: list[RunConfig] = []
         seen: dict[str, dict[str, Any]] = {}
         axis_fields = {a.field for a in self.axes}
@@ -199,6 +337,15 @@ class SweepSpec:
             seen[cfg.run_id] = point
             members.append(cfg)
         return members
+
+    def member(self, params: dict[str, Any]) -> RunConfig:
+        """The member at these axis values (a point of the search space), on top of base."""
+        try:
+            return RunConfig(**{**self.base, **{k: _coerce(k, v) for k, v in params.items()}})
+        except ConfigError as e:
+            at = ", ".join(f"{k}={v!r}" for k, v in params.items())
+            where = f"axes.{e.field_name}" if e.field_name in params else f"base.{e.field_name}"
+            raise SpecError(self.source, where, f"{_bare(e)} (at {at})") from None
 
     def with_base(self, overrides: dict[str, Any]) -> SweepSpec:
         """The spec with these base fields set (an axis over one of them is dropped)."""
@@ -364,7 +511,14 @@ def _build(data: dict[str, Any], text: str, source: str) -> SweepSpec:
             raise SpecError(source, f"axes.{axis.field}", "also set in base; set a field in one place")
     if any(a.field == "seed" for a in axes) and get["replicates"] > 1:
         raise SpecError(source, "replicates", "a seed axis and replicates > 1 both set seeds; use one of them")
-    if get["samples"] > 1 and not any(a.is_random for a in axes):
+    search = None
+    if get["search"] is not None:
+        search = _parse_search(source, get["search"], base, axes, get["results"])
+        for key, why in (("samples", "search.members is the budget"), ("replicates", "each member is one point"),
+                         ("pack_size", "search.batch sets the members per pack")):
+            if key in data and data[key] is not None and data[key] != SPEC_DEFAULTS[key]:
+                raise SpecError(source, key, f"not used with a search ({why}); remove it")
+    elif get["samples"] > 1 and not any(a.is_random for a in axes):
         raise SpecError(source, "samples", "draws of random axes, but no axis is random; use replicates for seeds")
 
     spec = SweepSpec(
@@ -372,10 +526,231 @@ def _build(data: dict[str, Any], text: str, source: str) -> SweepSpec:
         samples=get["samples"], sample_seed=get["sample_seed"], replicates=get["replicates"], pack_size=pack_size,
         cpus=float(cpus), gpus=float(gpus), device=get["device"], tf32=get["tf32"], results=get["results"],
         checkpoints=get["checkpoints"], checkpoint_every_s=float(get["checkpoint_every_s"]),
-        report_every_s=float(get["report_every_s"]), max_failures=get["max_failures"],
+        report_every_s=float(get["report_every_s"]), max_failures=get["max_failures"], search=search,
     )
+    if search is not None:
+        spec = dataclasses.replace(spec, pack_size=search.batch)
     _check_values(spec)
     return spec
+
+
+# ---- the search block ---------------------------------------------------------------------------
+_STORAGE_RE = re.compile(r"^(sqlite|postgresql|postgres|mysql)(\+[A-Za-z0-9_]+)?://")
+
+
+def _parse_search(source: str, raw: Any, base: dict[str, Any], axes: tuple[Axis, ...], results: str) -> SearchSpec:
+    """The `search:` block, checked against base and the axes (its search space)."""
+    if isinstance(raw, str):
+        raw = {"kind": raw}
+    if not isinstance(raw, dict):
+        raise SpecError(source, "search", f"must be a mapping {{kind: optuna, objective: ..., direction: ..., "
+                                          f"members: N, ...}}, got {raw!r}")
+    for key in raw:
+        if key not in SEARCH_DEFAULTS:
+            raise _unknown(source, f"search.{key}", str(key), list(SEARCH_DEFAULTS), "search key")
+    get = {k: (raw[k] if raw.get(k) is not None else v) for k, v in SEARCH_DEFAULTS.items()}
+    kind = get["kind"]
+    if kind not in SEARCH_KINDS:
+        if kind is None:
+            raise SpecError(source, "search.kind", f"required: one of {', '.join(SEARCH_KINDS)}")
+        raise _unknown(source, "search.kind", str(kind), list(SEARCH_KINDS), f"search kind '{kind}'")
+    fields = config_fields()
+    numeric_fields = [f for f in fields if _field_kind(f) in ("int", "float")]
+
+    # the objective
+    obj = get["objective"]
+    if isinstance(obj, str):
+        obj = {"metric": obj}
+    if not isinstance(obj, dict) or "metric" not in obj:
+        raise SpecError(source, "search.objective", "required: {metric: ..., penalty: ..., require: ...}, "
+                                                    f"got {obj!r}")
+    for key in obj:
+        if key not in ("metric", "penalty", "require"):
+            raise _unknown(source, f"search.objective.{key}", str(key), ["metric", "penalty", "require"], "key")
+    metric = obj["metric"]
+    allowed = [*OUTCOME_METRICS, *numeric_fields]
+    if metric not in allowed:
+        raise _unknown(source, "search.objective.metric", str(metric), allowed,
+                       f"metric '{metric}': an objective is an outcome of the runs table or a numeric config field")
+    require = obj.get("require")
+    if require is not None and require not in REQUIREMENTS:
+        raise _unknown(source, "search.objective.require", str(require), list(REQUIREMENTS), f"requirement '{require}'")
+    penalty = obj.get("penalty")
+    if penalty is not None and not _is_number(penalty):
+        raise SpecError(source, "search.objective.penalty", f"must be a finite number, got {penalty!r}")
+    if penalty is None and (metric in NULLABLE_METRICS or require is not None):
+        why = (f"require: {require} fails for some members" if require is not None
+               else f"{metric} is null for members that never reach it")
+        raise SpecError(source, "search.objective.penalty", f"required: {why}; give the value they score "
+                                                            "(worse than any real value)")
+    direction = get["direction"]
+    if direction not in DIRECTIONS:
+        if direction is None:
+            raise SpecError(source, "search.direction", "required: minimize or maximize")
+        raise _unknown(source, "search.direction", str(direction), list(DIRECTIONS), f"direction '{direction}'")
+    max_epochs = max([base.get("epochs", RunConfig.epochs)]
+                     + [v for a in axes if a.field == "epochs" for v in a.values if _is_int(v)])
+    if metric in NULLABLE_METRICS and direction == "minimize" and penalty is not None and penalty <= max_epochs:
+        raise SpecError(source, "search.objective.penalty", f"{penalty:g} would score members that never reach "
+                        f"{metric} better than some that do: use more than the epoch budget {max_epochs}")
+
+    # budget and packs
+    members = get["members"]
+    if not _is_int(members) or members < 1:
+        raise SpecError(source, "search.members", f"required: the number of members to try (integer >= 1), "
+                                                  f"got {members!r}")
+    batch = get["batch"]
+    if kind == "tune-optuna":
+        if batch not in (None, 1):
+            raise SpecError(source, "search.batch", "tune-optuna trains one member per trial; use kind: optuna "
+                                                    "for packs")
+        batch = 1
+    elif batch is None:
+        batch = min(8, members)
+    elif not _is_int(batch) or batch < 1:
+        raise SpecError(source, "search.batch", f"must be an integer >= 1, got {batch!r}")
+    seed = get["seed"]
+    if "seed" in raw and raw["seed"] is None:
+        seed = None
+    elif not _is_int(seed) or seed < 0:
+        raise SpecError(source, "search.seed", f"must be an integer >= 0 or null, got {seed!r}")
+
+    # the search space
+    if not axes:
+        raise SpecError(source, "axes", "a search needs a search space: give at least one axis")
+    sampler, options = _parse_sampler(source, get["sampler"], axes)
+    if sampler == "grid":
+        points = math.prod(a.values[1] - a.values[0] + 1 if a.kind == "integers" else len(a.values) for a in axes)
+        if members > points:
+            raise SpecError(source, "search.members", f"{members} is more than the grid's {points} points; "
+                                                      f"use members: {points} or widen the axes")
+
+    # pruning (optuna) or a Tune scheduler (tune-optuna)
+    pruning = scheduler = None
+    if get["pruning"] is not None:
+        if kind != "optuna":
+            raise SpecError(source, "search.pruning", "kind tune-optuna stops trials with a Tune scheduler; "
+                                                      "use search.scheduler")
+        pruning = _parse_pruning(source, get["pruning"], max_epochs)
+    if get["scheduler"] is not None:
+        if kind != "tune-optuna":
+            raise SpecError(source, "search.scheduler", "a Tune scheduler needs kind: tune-optuna (one member per "
+                                                        "trial); kind optuna prunes members with search.pruning")
+        scheduler = _parse_scheduler(source, get["scheduler"], max_epochs)
+
+    storage = get["storage"]
+    if storage is not None and (not isinstance(storage, str) or not _STORAGE_RE.match(storage)):
+        raise SpecError(source, "search.storage", "must be an Optuna RDB URL: postgresql://user@host/db, "
+                                                  f"mysql://..., or sqlite:///path.db; got {storage!r}")
+    if storage is None and "://" in results:
+        raise SpecError(source, "search.storage", f"required when results is a URI ({results}): the default SQLite "
+                                                  "file needs a local disk; give postgresql://... ")
+    study = get["study"]
+    if study is not None and (not isinstance(study, str) or not study):
+        raise SpecError(source, "search.study", f"must be a study name, got {study!r}")
+    return SearchSpec(kind=kind, objective=Objective(metric, None if penalty is None else float(penalty), require),
+                      direction=direction, members=members, batch=batch, sampler=sampler, sampler_options=options,
+                      seed=seed, pruning=pruning, scheduler=scheduler, storage=storage, study=study)
+
+
+def _parse_sampler(source: str, raw: Any, axes: tuple[Axis, ...]) -> tuple[str, dict[str, Any]]:
+    where = "search.sampler"
+    if isinstance(raw, dict):
+        options = dict(raw)
+        name = options.pop("kind", None)
+    else:
+        name, options = raw, {}
+    if name not in SAMPLERS:
+        raise _unknown(source, where, str(name), list(SAMPLERS), f"sampler '{name}'")
+    if name == "grid":
+        continuous = [a.field for a in axes if a.kind in ("uniform", "loguniform")]
+        if continuous:
+            raise SpecError(source, where, f"grid needs every axis to be a list of values (or choice, integers); "
+                                           f"axes.{continuous[0]} is continuous")
+    import importlib.util
+
+    for package in SAMPLER_PACKAGES.get(name, ()):
+        if importlib.util.find_spec(package) is None:
+            raise SpecError(source, where, f"{name} needs the package '{package}' (pip install {package})")
+    if options:
+        import inspect
+
+        import optuna
+
+        cls = getattr(optuna.samplers, SAMPLERS[name])
+        params = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "seed", "search_space")]
+        for key in options:
+            if key not in params:
+                raise _unknown(source, f"{where}.{key}", str(key), params, f"option of {cls.__name__}")
+    return name, options
+
+
+def _parse_pruning(source: str, raw: Any, max_epochs: int) -> Pruning:
+    where = "search.pruning"
+    if not isinstance(raw, dict):
+        raise SpecError(source, where, f"must be {{metric: test/loss, grace_epochs: N, pruner: median}}, got {raw!r}")
+    options = dict(raw)
+    metric = options.pop("metric", "test/loss")
+    grace = options.pop("grace_epochs", None)
+    pruner = options.pop("pruner", "median")
+    if metric not in WATCHED_METRICS:
+        raise _unknown(source, f"{where}.metric", str(metric), list(WATCHED_METRICS), f"metric '{metric}'")
+    _check_grace(source, f"{where}.grace_epochs", grace, metric, max_epochs)
+    if pruner not in PRUNERS:
+        raise _unknown(source, f"{where}.pruner", str(pruner), list(PRUNERS), f"pruner '{pruner}'")
+    import inspect
+
+    import optuna
+
+    cls = getattr(optuna.pruners, PRUNERS[pruner])
+    params = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "n_warmup_steps")]
+    for key in options:
+        if key not in params:
+            raise _unknown(source, f"{where}.{key}", str(key), ["metric", "grace_epochs", "pruner", *params],
+                           f"option of {cls.__name__}")
+    try:
+        cls(**options)
+    except (TypeError, ValueError) as e:
+        raise SpecError(source, where, f"{cls.__name__}: {e}") from None
+    return Pruning(metric=metric, grace_epochs=grace, pruner=pruner, options=options)
+
+
+def _parse_scheduler(source: str, raw: Any, max_epochs: int) -> Scheduler:
+    where = "search.scheduler"
+    if isinstance(raw, str):
+        raw = {"kind": raw}
+    if not isinstance(raw, dict):
+        raise SpecError(source, where, f"must be {{kind: asha, metric: test/loss, grace_epochs: N}}, got {raw!r}")
+    keys = ["kind", "metric", "grace_epochs", "reduction_factor"]
+    for key in raw:
+        if key not in keys:
+            raise _unknown(source, f"{where}.{key}", str(key), keys, "scheduler key")
+    kind = raw.get("kind", "asha")
+    if kind not in SCHEDULERS:
+        raise _unknown(source, f"{where}.kind", str(kind), list(SCHEDULERS), f"scheduler '{kind}'")
+    metric = raw.get("metric", "test/loss")
+    if metric not in WATCHED_METRICS:
+        raise _unknown(source, f"{where}.metric", str(metric), list(WATCHED_METRICS), f"metric '{metric}'")
+    grace = raw.get("grace_epochs")
+    _check_grace(source, f"{where}.grace_epochs", grace, metric, max_epochs)
+    factor = raw.get("reduction_factor", 3)
+    if not _is_number(factor) or factor <= 1:
+        raise SpecError(source, f"{where}.reduction_factor", f"must be a number > 1, got {factor!r}")
+    return Scheduler(kind=kind, metric=metric, grace_epochs=grace, reduction_factor=float(factor))
+
+
+def _check_grace(source: str, where: str, grace: Any, metric: str, max_epochs: int) -> None:
+    """Grokking runs sit at chance on test until late: stopping on test metrics needs a grace period."""
+    if grace is None:
+        raise SpecError(source, where, "required: epochs before anything is pruned (grokking runs sit at chance "
+                                       "on test until late, so give them time)")
+    if not _is_int(grace) or grace < 0:
+        raise SpecError(source, where, f"must be an integer >= 0 (epochs), got {grace!r}")
+    if grace == 0 and metric.startswith("test"):
+        raise SpecError(source, where, f"must be > 0 for {metric}: grokking runs sit at chance on test until late")
+    if grace >= max_epochs:
+        raise SpecError(source, where, f"{grace} is not below the epoch budget {max_epochs}: nothing would ever be "
+                                       "pruned; lower it or remove pruning")
 
 
 def _check_values(spec: SweepSpec) -> None:

@@ -13,7 +13,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from grokcore.records import METRIC_COLUMNS
 from sweeps.packing import Pack
@@ -57,6 +57,16 @@ def pick_device(setting: str, gpus: float) -> str:
     return setting
 
 
+class EvalHook(Protocol):
+    """Called by run_pack at each evaluation with the metrics rows of the members still live after
+    it; returns the run_ids to end now with status "pruned" (they write no rows after this epoch).
+    `history` receives the committed metrics rows of the pack when it continues from a checkpoint."""
+
+    def __call__(self, epoch: int, rows: list[dict[str, Any]]) -> list[str]: ...
+
+    def history(self, rows: list[dict[str, Any]]) -> None: ...
+
+
 class _Progress:
     """What the trial tells Tune (and `grok train` prints): members live, finished, grokked."""
 
@@ -64,10 +74,12 @@ class _Progress:
         self.size = len(pack.members)
         self.grokked: set[str] = set()
         self.finished: set[str] = set()
+        self.pruned: set[str] = set()
         self.live = 0
         self.epoch = 0
         self.test_acc = math.nan
         self.train_acc = math.nan
+        self.test_loss = math.nan
         self.train_seconds = 0.0
         self.started = time.monotonic()
 
@@ -78,11 +90,14 @@ class _Progress:
             if r.get("test/acc", 0) >= GROK_ACC:
                 self.grokked.add(r["run_id"])
         self.test_acc = sum(r["test/acc"] for r in rows) / len(rows)
+        self.test_loss = sum(r["test/loss"] for r in rows) / len(rows)
         self.train_acc = sum(r["train/acc"] for r in rows) / len(rows)
 
     def see_finished(self, rows: list[dict[str, Any]]) -> None:
         for r in rows:
             self.finished.add(r["run_id"])
+            if r.get("status") == "pruned":
+                self.pruned.add(r["run_id"])
             if r.get("epoch_test_99") is not None:
                 self.grokked.add(r["run_id"])
 
@@ -92,8 +107,10 @@ class _Progress:
             "members_live": 0 if done else self.live,
             "members_finished": len(self.finished),
             "members_grokked": len(self.grokked),
+            "members_pruned": len(self.pruned),
             "test_acc_latest": None if math.isnan(self.test_acc) else round(self.test_acc, 4),
             "train_acc_latest": None if math.isnan(self.train_acc) else round(self.train_acc, 4),
+            "test_loss_latest": None if math.isnan(self.test_loss) else round(self.test_loss, 6),
             "epoch": self.epoch,
             "train_seconds": round(self.train_seconds, 3),
             "pack_done": done,
@@ -102,9 +119,13 @@ class _Progress:
 
 def run_pack(pack: Pack, settings: PackSettings, trial_id: str = "local",
              report: Callable[[dict[str, Any]], None] | None = None,
-             extra_row: dict[str, Any] | None = None, node: str = "") -> dict[str, Any]:
+             extra_row: dict[str, Any] | None = None, node: str = "",
+             member_extra: dict[str, dict[str, Any]] | None = None,
+             on_eval: EvalHook | None = None) -> dict[str, Any]:
     """Train the pack to the end (or continue it), writing its rows; returns the final progress.
-    `node` names where it runs (the Ray node id), for the pack's record.
+    `node` names where it runs (the Ray node id), for the pack's record. `extra_row` adds columns
+    to every runs row, `member_extra` (run_id -> columns) to one member's; `on_eval` may end
+    members at an evaluation (a search's pruning; see EvalHook).
 
     Exceptions propagate (Tune retries the trial); nothing is committed for work after the last
     checkpoint, so a retry redoes exactly that work.
@@ -156,6 +177,14 @@ def run_pack(pack: Pack, settings: PackSettings, trial_id: str = "local",
 
     buffers: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLES}
     extra = {"pack_id": pid, "trial_id": trial_id, "optuna_trial": None, **(extra_row or {})}
+    member_extra = member_extra or {}
+    if on_eval is not None and trainer is not None and seq > 0:
+        # continuing: the hook sees what the live members reported before (committed rows only)
+        live = {c.run_id for c in trainer.configs}
+        parts = [p for p in store.parts("metrics", pid) if p.seq is not None]
+        table = store.read_table("metrics", parts=parts)
+        if table is not None:
+            on_eval.history([r for r in table.to_pylist() if r["run_id"] in live])
 
     def commit(final: bool) -> None:
         nonlocal seq
@@ -190,15 +219,21 @@ def run_pack(pack: Pack, settings: PackSettings, trial_id: str = "local",
             for row in rep.metrics:
                 buffers["metrics"].append({k: row.get(k) for k in ("run_id", "epoch", *METRIC_COLUMNS)})
             buffers["progress"].extend(getattr(rep, "progress", None) or [])
-            rows = [{**o.to_row(), **extra} for o in rep.finished]
+            rows = [{**o.to_row(), **extra, **member_extra.get(o.run_id, {})} for o in rep.finished]
             buffers["runs"].extend(rows)
             progress.see_metrics(rep.metrics)
             progress.see_finished(rows)
+            if on_eval is not None and rep.live > 0:
+                live = {c.run_id for c in trainer.configs}
+                drop = [r for r in on_eval(rep.epoch, [m for m in rep.metrics if m["run_id"] in live]) if r in live]
+                if drop:  # their runs rows (status pruned) come with the next report; no metrics after this epoch
+                    trainer.drop(drop, "pruned")
+                    progress.live = trainer.live
             progress.live, progress.epoch, progress.train_seconds = rep.live, rep.epoch, rep.train_seconds
             if settings.fault:
                 _maybe_fault(store, pid, rep.epoch, settings.fault)
             now = time.monotonic()
-            if rep.live > 0 and now - last_commit >= settings.checkpoint_every_s:
+            if trainer.live > 0 and now - last_commit >= settings.checkpoint_every_s:
                 commit(final=False)
                 last_commit = time.monotonic()
             if report is not None and now - last_report >= settings.report_every_s:
@@ -236,4 +271,4 @@ def _grokked_from_runs(store: SweepStore, pack_id: str, progress: _Progress) -> 
     return set(ids)
 
 
-__all__ = ["GROK_ACC", "PackSettings", "pick_device", "run_pack"]
+__all__ = ["GROK_ACC", "EvalHook", "PackSettings", "pick_device", "run_pack"]

@@ -63,13 +63,19 @@ def _sweep(args: argparse.Namespace) -> int:
 
     try:
         spec = load_spec(args.spec)
-        members = spec.members()
+        members = spec.members() if spec.search is None else None
     except SpecError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_SPEC
     from sweeps.launch import describe, prepare, run_sweep
 
     if args.dry_run:
+        if spec.search is not None:
+            from sweeps.optuna_search import describe_search
+            from sweeps.parquet import SweepStore
+
+            print(describe_search(spec, SweepStore(args.results or spec.results, spec.name)))
+            return EXIT_OK
         print(describe(prepare(spec, args.results, members=members, write=False)))
         return EXIT_OK
     try:
@@ -78,6 +84,9 @@ def _sweep(args: argparse.Namespace) -> int:
     except RuntimeError as e:  # resources the cluster lacks, storage the nodes cannot see, ...
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
+    except SpecError as e:  # found only when running: a study of this name that optimises the other way
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_SPEC
     if result.failed_packs:
         return EXIT_FAILED
     return EXIT_OK if result.ok else EXIT_UNFINISHED
@@ -143,6 +152,9 @@ def _train(args: argparse.Namespace) -> int:
             spec = load_spec(targs.spec)
             if overrides:
                 spec = spec.with_base(overrides)
+            if spec.search is not None:
+                raise SpecError(spec.source, "search", "grok train trains fixed members; a search picks its "
+                                                       "members as it goes: run it with grok sweep")
             members = spec.members()
             name, pack_size, gpus = spec.name, spec.pack_size, 0.0
         else:

@@ -49,7 +49,12 @@ def trainable(config: dict[str, Any]) -> None:
     settings = PackSettings(**config["settings"])
     trial_id = tune.get_context().get_trial_id() or "unknown"
     node = ray.get_runtime_context().get_node_id()
-    final = run_pack(pack, settings, trial_id=trial_id, report=tune.report, node=node)
+    hooks = {}
+    if config.get("optuna"):  # a pack of an Optuna search: trial numbers and pruning
+        from sweeps.optuna_search import trial_hooks
+
+        hooks = trial_hooks(config["optuna"], pack, settings)
+    final = run_pack(pack, settings, trial_id=trial_id, report=tune.report, node=node, **hooks)
     tune.report(final)
 
 
@@ -278,7 +283,12 @@ def run_sweep(spec: SweepSpec, results: str | None = None, address: str | None =
               verbose: int = 1, num_cpus: int | None = None, retry_failed: bool = True,
               out=None, fault: dict[str, Any] | None = None) -> SweepResult:
     """Run (or continue) a sweep to the end; see the module docstring. `fault` is for resilience
-    tests only (see PackSettings.fault)."""
+    tests only (see PackSettings.fault). A spec with a search runs sweeps.optuna_search.run_search."""
+    if spec.search is not None:
+        from sweeps.optuna_search import run_search
+
+        return run_search(spec, results, address, verbose=verbose, num_cpus=num_cpus, retry_failed=retry_failed,
+                          out=out, fault=fault)
     out = out or sys.stdout
     start = time.monotonic()
     prep = prepare(spec, results, retry_failed=retry_failed)
@@ -337,8 +347,10 @@ def run_sweep(spec: SweepSpec, results: str | None = None, address: str | None =
     return result
 
 
-def write_failed_rows(store: SweepStore, pack: Pack, error: str, record: dict[str, Any] | None = None) -> int:
-    """Runs rows with status failed for the pack's members that have no committed runs row."""
+def write_failed_rows(store: SweepStore, pack: Pack, error: str, record: dict[str, Any] | None = None,
+                      member_extra: dict[str, dict[str, Any]] | None = None) -> int:
+    """Runs rows with status failed for the pack's members that have no committed runs row
+    (`member_extra`: run_id -> more columns, such as the Optuna trial number)."""
     committed_seq = int((record or {}).get("seq", 0))
     for table in TABLES:  # uncommitted leftovers of the failed attempt
         store.delete_parts(p for p in store.parts(table, pack.pack_id) if p.seq is not None and p.seq >= committed_seq)
@@ -347,7 +359,7 @@ def write_failed_rows(store: SweepStore, pack: Pack, error: str, record: dict[st
     have_ids = set(have.column("run_id").to_pylist()) if have is not None else set()
     rows = [{"run_id": m.run_id, "pack_id": pack.pack_id, "trial_id": (record or {}).get("trial_id"),
              **m.to_dict(), "status": "failed", "error": error, "epochs_trained": (record or {}).get("epoch"),
-             "device": None, "optuna_trial": None}
+             "device": None, "optuna_trial": None, **(member_extra or {}).get(m.run_id, {})}
             for m in pack.members if m.run_id not in have_ids]
     if rows:
         store.write_part("runs", pack.pack_id, None, rows, runs_schema())

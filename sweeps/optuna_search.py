@@ -42,6 +42,7 @@ the scheduler stops get status pruned.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -688,6 +689,9 @@ def member_trainable(config: dict[str, Any]) -> None:
     cfg = RunConfig(**{**search["base"], **params})
     pack = Pack.of([cfg])
     settings = PackSettings(**config["settings"])
+    # commit with every report, so the rows behind what the scheduler saw are on disk if it stops us
+    settings = dataclasses.replace(settings, checkpoint_every_s=min(settings.checkpoint_every_s,
+                                                                    settings.report_every_s))
     objective = Objective(**search["objective"])
     watched = search.get("metric")
     state: dict[str, Any] = {"row": None, "epoch_train_99": None, "epoch_test_99": None}
@@ -786,7 +790,7 @@ def _run_tune_optuna(spec: SweepSpec, store: SweepStore, settings: dict[str, Any
                          + [v for a in spec.axes if a.field == "epochs" for v in a.values])
         scheduler = ASHAScheduler(time_attr="epoch", metric=sched.metric, mode=metric_direction(sched.metric)[:3],
                                   max_t=max_epochs, grace_period=sched.grace_epochs,
-                                  reduction_factor=sched.reduction_factor)
+                                  reduction_factor=sched.reduction_factor, stop_last_trials=False)
     param_space = {"settings": settings, "search": {
         "base": spec.base, "fields": [a.field for a in spec.axes], "metric": sched.metric if sched else None,
         "objective": {"metric": search.objective.metric, "penalty": search.objective.penalty,
@@ -802,7 +806,7 @@ def _run_tune_optuna(spec: SweepSpec, store: SweepStore, settings: dict[str, Any
             tune.with_resources(member_trainable, {"cpu": spec.cpus, "gpu": spec.gpus}),
             param_space=param_space,
             tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=left,
-                                        reuse_actors=False),
+                                        reuse_actors=True),
             run_config=tune.RunConfig(
                 name=f"tune-optuna-{study_name(spec)}", storage_path=store.uri.rstrip("/") + "/tune", callbacks=[],
                 verbose=verbose, progress_reporter=launch._progress_reporter(left, spec.report_every_s),

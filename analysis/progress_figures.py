@@ -7,7 +7,8 @@ the cells of a diagram).
 
 - `loss_and_progress`: train, test, restricted and excluded loss of members on one log axis, with the
   epoch each first falls below a threshold marked: restricted loss falls before test loss.
-- `llc_curves`: the LLC (mean over chains, band of one std) over epochs under train and test loss.
+- `llc_curves`: the LLC (mean over chains, band of one std) over epochs under train and test loss
+  (rows without an LLC estimate are skipped).
 - `frequency_spectrum`: the embedding's Fourier norms per frequency over epochs (heatmap), with each
   epoch's key frequencies marked; `frequency_bars`: the spectrum at one epoch for several members.
 - `embedding_circle`: the operand embeddings on their first two principal components at a few
@@ -152,6 +153,7 @@ def llc_curves(progress: pd.DataFrame, metrics: pd.DataFrame, run_ids: Sequence[
                 fig.add_trace(go.Scatter(x=m["epoch"], y=m[column], mode="lines", name=f"{label} {column}",
                                          legendgroup=run_id, line=dict(color=color, dash=dash)), row=1, col=1)
         p = _rows(progress, run_id)
+        p = p[p[col.LLC_MEAN].notna()]  # the LLC is estimated at every llc_every-th progress epoch only
         mean, std = p[col.LLC_MEAN].to_numpy(float), p[col.LLC_STD].fillna(0).to_numpy(float)
         epochs = p["epoch"].to_numpy(float)
         fig.add_trace(go.Scatter(x=np.concatenate([epochs, epochs[::-1]]), y=np.concatenate([mean + std, (mean - std)[::-1]]),
@@ -298,8 +300,8 @@ def embedding_circle(progress: pd.DataFrame, run_id: str, epochs: Sequence[int] 
                       row=1, col=i)
         fig.update_xaxes(title="PC 1", row=1, col=i)
         fig.update_yaxes(title="PC 2" if i == 1 else None, scaleanchor=f"x{i if i > 1 else ''}", row=1, col=i)
-    fig.update_layout(title=f"embedding on its first two principal components: {label or run_id} "
-                            "(joined in the order t·k mod p of the strongest key frequency k)",
+    fig.update_layout(title=f"embedding on its first two principal components: {label or run_id}<br>"
+                            "<sup>joined in the order t·k mod p of the strongest key frequency k</sup>",
                       height=420, width=max(500, 360 * len(epochs)),
                       meta=dict(kind="embedding_circle", run_id=run_id, epochs=[int(e) for e in epochs],
                                 order_freq=order_by, modulus=modulus))

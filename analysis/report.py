@@ -4,8 +4,10 @@ The page is readable offline (plotly.js is inlined once), and holds: the
 thresholds used and the time resolution, counts of members by status and phase,
 the fits (critical train fraction, grokking time against weight decay), every
 phase diagram the swept axes allow, one-axis curves, training curves of members
-chosen by the data as typical of each phase, progress measures when recorded,
-the table of members and the sweep spec.
+chosen by the data as typical of each phase, progress measures when recorded
+(restricted and excluded loss beside train and test loss, the LLC, key-frequency
+spectra, the embedding circle, phase diagrams of progress measures; each only
+where its columns exist), the table of members and the sweep spec.
 
 PNG copies of the figures are written with kaleido, which needs a Chromium or
 Chrome binary (Debian: `apt-get install chromium`; or point BROWSER_PATH at
@@ -28,6 +30,7 @@ import pandas as pd
 import yaml
 
 from analysis import figures as F
+from analysis import progress_figures as PF
 from analysis.axes import axis_scale, axis_title, replicate_axes, swept_axes
 from analysis.columns import RUNNING_STATUS, SWEEP_COLUMN
 from analysis.derive import (
@@ -42,6 +45,21 @@ from analysis.derive import (
 from analysis.errors import AnalysisError
 from analysis.figures import select
 from analysis.load import Sweep, load_sweep
+from grokcore.progress import columns as col
+
+PROGRESS_LOSS = 0.1
+"""Loss level whose first crossing the progress figures mark (restricted loss falls to it before test loss)."""
+MAX_PROGRESS_MEMBERS = 4
+MAX_PROGRESS_PAIRS = 3
+MAX_SUMMARY = 8
+SPECTRUM_PHASES = ("grokking", "comprehension", "test_only", "memorisation")
+"""The member whose spectrum and circle are drawn: the first of these phases among the representatives."""
+SUMMARY_COLUMNS = (col.N_KEY, col.EMBED_KEY_FRAC, col.LOGIT_COS_FVE, col.NEURON_FRAC_KEY, col.NEURON_FVE_MEAN,
+                   col.pca_var(0), col.QK_MONOTONIC_FRAC, col.OV_COPY_FRAC, col.OV_COPY_MARGIN)
+DRAWN_ELSEWHERE = (col.RESTRICTED_LOSS, col.EXCLUDED_LOSS, col.GRID_LOSS, "llc/", col.EMBED_NORM_PREFIX,
+                   col.KEY_FREQ_PREFIX, *col.PC_PREFIXES, "embed/pca_var_", "fourier/logit_cos_coef_",
+                   "fourier/neuron_frac_key_", col.QK_HEAD, col.QK_MIN_GAP)
+"""Progress columns the summary figure leaves out: drawn by their own figure, or one of a family of slots."""
 
 MAX_PAIRS = 10
 """At most this many axis pairs get phase diagrams (each pair: two figures per view)."""
@@ -138,14 +156,106 @@ def build_report(sweep: Sweep, thresholds: Thresholds) -> Report:
             slug=_slug("curves", phase), section="Training curves of representative members", figure=fig,
             caption=f"{phase}: the member in the middle of its phase by grokking epoch"))
 
-    # Progress measures where recorded (another engineer's trainer writes them; any column works).
     if len(sweep.progress) and len(sweep.progress.columns) > 2:
-        with_progress = set(sweep.progress["run_id"])
-        chosen = [r for r in representatives["run_id"] if r in with_progress] or sorted(with_progress)[:3]
-        fig = F.progress_curves(sweep.progress, sweep.metrics, chosen[:4])
-        report.figures.append(ReportFigure(slug="progress", section="Progress measures", figure=fig,
-                                           caption="progress measures over epochs under the loss"))
+        _add_progress(report, placed, representatives)
     return report
+
+
+def _finite(table: pd.DataFrame, column: str) -> bool:
+    return column in table.columns and bool(pd.to_numeric(table[column], errors="coerce").notna().any())
+
+
+def _add_progress(report: Report, placed: pd.DataFrame, representatives: pd.DataFrame) -> None:
+    """The progress section (analysis.progress_figures), each figure only where its columns were recorded:
+    restricted and excluded loss beside train and test loss, the LLC, the embedding's Fourier spectrum and
+    principal components (the circle) of one representative member, a summary of the other measures, and
+    phase diagrams over crossed swept axes of the epoch restricted loss falls to PROGRESS_LOSS and of the
+    final LLC."""
+    sweep, section = report.sweep, "Progress measures"
+    progress = sweep.progress
+    with_progress = set(progress["run_id"])
+    phase_of = dict(zip(representatives["run_id"], representatives["phase"]))
+    chosen = [r for r in representatives["run_id"] if r in with_progress][:MAX_PROGRESS_MEMBERS]
+    if not chosen:
+        chosen = sorted(with_progress)[:3]
+    labels = {r: (f"{phase_of[r]}: {r}" if r in phase_of else r) for r in chosen}
+    mine = progress[progress["run_id"].isin(chosen)]
+
+    def add(slug: str, fig, caption: str) -> None:
+        report.figures.append(ReportFigure(slug=slug, section=section, figure=fig, caption=caption))
+
+    if _finite(mine, col.RESTRICTED_LOSS) and _finite(mine, col.EXCLUDED_LOSS):
+        fig = PF.loss_and_progress(progress, sweep.metrics, chosen, threshold=PROGRESS_LOSS, labels=labels)
+        leads = []
+        for run_id, c in fig.layout.meta["crossings"].items():
+            if c.get("restricted") is not None and c.get("test") is not None:
+                leads.append(f"{labels[run_id]}: restricted loss ≤ {PROGRESS_LOSS:g} at epoch {c['restricted']:g}, "
+                             f"test loss at {c['test']:g} ({c['restricted_lead']:+g} epochs)")
+        add("progress__loss", fig,
+            "train, test, restricted and excluded loss (Nanda et al. 2023) of representative members"
+            + ("; " + "; ".join(leads) if leads else f"; no member's restricted and test loss both reach {PROGRESS_LOSS:g}"))
+    if _finite(mine, col.LLC_MEAN):
+        add("progress__llc", PF.llc_curves(progress, sweep.metrics, [r for r in chosen
+                                                                      if _finite(_member(mine, r), col.LLC_MEAN)],
+                                           labels=labels),
+            "local learning coefficient by SGLD (mean ± std over chains) under train and test loss")
+
+    # The Fourier pictures of one member: the grokking one if any, as it shows the circuit forming.
+    spectral = [r for r in chosen if _finite(_member(mine, r), col.embed_norm(1))]
+    spectral.sort(key=lambda r: SPECTRUM_PHASES.index(phase_of[r]) if phase_of.get(r) in SPECTRUM_PHASES
+                  else len(SPECTRUM_PHASES))
+    if spectral:
+        one = spectral[0]
+        add("progress__spectrum", PF.frequency_spectrum(progress, one, label=labels[one]),
+            f"the embedding's Fourier norms over training of {labels[one]}; x marks the key frequencies")
+        bars = PF.frequency_bars(progress, spectral, labels=labels)
+        shown = "; ".join(f"{labels[r]}: {', '.join(map(str, v['key_frequencies'])) or 'none'} at epoch {v['epoch']}"
+                          for r, v in bars.layout.meta["shown"].items())
+        add("progress__bars", bars, f"key-frequency spectra at each member's last progress epoch ({shown})")
+    circled = [r for r in spectral + [r for r in chosen if r not in spectral]
+               if _finite(_member(mine, r), col.pc_coord(0, 0))]
+    if circled:
+        one = circled[0]
+        p = _config_value(placed, one, "p")
+        fig = PF.embedding_circle(progress, one, p=int(p) if p is not None else None, label=labels[one])
+        order = {e: k for e, k in fig.layout.meta["order_freq"].items() if k is not None}
+        add("progress__circle", fig,
+            f"operand embeddings of {labels[one]} on their first two principal components"
+            + (f", joined in the order t·k mod p of the strongest key frequency (k at each epoch: "
+               f"{', '.join(f'{e}: {k}' for e, k in order.items())})" if order else ""))
+
+    summary = [c for c in SUMMARY_COLUMNS if _finite(mine, c)]
+    summary += [c for c in progress.columns if c not in ("run_id", "epoch") and not c.startswith(DRAWN_ELSEWHERE)
+                and c not in SUMMARY_COLUMNS and _finite(mine, c)]
+    if summary:
+        add("progress__measures", F.progress_curves(progress, sweep.metrics, chosen, columns=summary[:MAX_SUMMARY]),
+            "further progress measures over epochs under the loss: " + ", ".join(summary[:MAX_SUMMARY]))
+
+    # Phase diagrams of progress measures over crossed swept axes of the members that recorded them.
+    measured = placed[placed["run_id"].isin(with_progress)]
+    axes = [a for a in replicate_axes(measured) if a != SWEEP_COLUMN]
+    pairs = [_orient(a, b) for a, b in itertools.combinations(axes, 2) if _crossed(measured, a, b)][:MAX_PROGRESS_PAIRS]
+    values = []
+    if _finite(progress, col.RESTRICTED_LOSS):
+        values.append(("restricted", col.RESTRICTED_LOSS, dict(below=PROGRESS_LOSS),
+                       f"first epoch restricted loss ≤ {PROGRESS_LOSS:g} (median over replicates)"))
+    if _finite(progress, col.LLC_MEAN):
+        values.append(("llc", col.LLC_MEAN, {}, "LLC at each member's last estimate (median over replicates)"))
+    for x, y in pairs:
+        for name, column, kw, what in values:
+            fig = PF.progress_phase_diagram(progress, measured, x, y, column, **kw)
+            add(_slug("progress", "phase", x, y, name), fig, f"{axis_title(y)} × {axis_title(x)}: {what}")
+
+
+def _member(table: pd.DataFrame, run_id: str) -> pd.DataFrame:
+    return table[table["run_id"] == run_id]
+
+
+def _config_value(times: pd.DataFrame, run_id: str, column: str):
+    rows = times[times["run_id"] == run_id]
+    if column not in rows.columns or rows.empty or pd.isna(rows[column].iloc[0]):
+        return None
+    return rows[column].iloc[0]
 
 
 def _add_group(report: Report, times: pd.DataFrame, label: str, views: list[str]) -> None:

@@ -249,8 +249,9 @@ class StudyDriver:
         self.rows = self._finished_rows()
         self.retry_failed = retry_failed
         self.resumed = self._resume()
-        counted = sum(1 for t in self.study.get_trials(deepcopy=False)
-                      if t.state.name in ("COMPLETE", "PRUNED", "RUNNING", "WAITING"))
+        # failed members (a pack that failed for good) are replaced, unless asked to keep them failed
+        counts = ("COMPLETE", "PRUNED", "RUNNING", "WAITING") + (() if retry_failed else ("FAIL",))
+        counted = sum(1 for t in self.study.get_trials(deepcopy=False) if t.state.name in counts)
         self.before = counted
         self.left = max(0, self.search.members - counted)
 

@@ -60,14 +60,19 @@ Max of two (transformer; see grokcore.progress.attention):
 - `max/ov_copy_frac`: fraction of tokens t whose OV circuit (attending fully to t) gives t the
   largest logit; `max/ov_copy_margin`: mean over t of its logit minus the largest other.
 
-LLC, every task (grokcore.progress.llc; devinterp's estimator):
+LLC, every task (grokcore.progress.llc; devinterp's estimator), at every ProgressSettings.llc_every-th
+(2nd) progress evaluation, i.e. at epochs that are multiples of llc_every * progress_every; NaN in the
+rows between:
 
 - `llc/mean`, `llc/std`: over chains; `llc/init_loss`: the training loss at the weights;
   `llc/nbeta`: n * beta used; `llc/failed_chains`: chains whose loss went non-finite (excluded).
 
-Default cost: SGLDSettings() is 2 chains x (10 burn-in + 20 draws) steps of 512 examples. For the
-Nanda model (p 113, 3830 training pairs) that is ~8 training epochs of work, plus ~2 for the grid;
-at `progress_every: 500` about 2% of training (benchmarks/progress.py measures it).
+Default cost: SGLDSettings() is 2 chains x (20 burn-in + 30 draws) steps of up to 512 examples:
+100 x min(512, n) / n training epochs of the pack for a training set of n examples (~13 for the
+Nanda model, p 113 and 3830 training pairs; 100 below 512 pairs); the other measures cost a few
+epochs (~6 for the Nanda model, most of it the forward over the p x p grid). At `progress_every: 500`
+with the LLC every 1000 epochs that is ~2% for the Nanda model and ~11% for a model with fewer than
+512 training examples; benchmarks/progress.py measures it.
 """
 
 # Lazy exports: `grokcore.progress.columns` (the column names analysis reads) must stay importable

@@ -50,12 +50,30 @@ class ProgressSettings:
     """Store each operand token's coordinates on the embedding's first two principal components
     (2 x operand_range columns, for drawing the circle; at most MAX_COORD_TOKENS tokens)."""
     llc: bool = True
+    llc_every: int = 2
+    """The LLC only at every llc_every-th progress evaluation: at epochs that are multiples of
+    llc_every * progress_every (its columns are NaN in the other rows). It costs most of a measurement
+    (2 chains x 50 SGLD steps of up to 512 examples: ~100 training epochs of a model with fewer than
+    512 training examples), the other measures a few epochs. measure_pack called at an epoch that is
+    not a multiple of progress_every (or with progress_every 0) always includes it."""
     key_fraction: float = 0.25
     """A frequency is key when its embedding norm is at least this fraction of the largest."""
     neuron_threshold: float = 0.85
     """A neuron is clustered on a frequency when that frequency explains at least this fraction of
     its variance."""
     sgld: SGLDSettings = field(default_factory=SGLDSettings)
+
+    def __post_init__(self) -> None:
+        if self.llc_every < 1:
+            raise ValueError(f"llc_every must be >= 1 (llc=False turns the LLC off), got {self.llc_every}")
+
+    def llc_due(self, epoch: int, progress_every: int) -> bool:
+        """Whether measure_pack estimates the LLC at `epoch` of a pack measured every `progress_every`."""
+        if not self.llc:
+            return False
+        if progress_every <= 0 or epoch % progress_every:
+            return True  # called by hand, off the trainer's cadence
+        return epoch % (progress_every * self.llc_every) == 0
 
 
 def measure_pack(trainer: PackTrainer, settings: ProgressSettings | None = None) -> list[dict[str, float]]:
@@ -75,8 +93,10 @@ def measure_pack(trainer: PackTrainer, settings: ProgressSettings | None = None)
                 columns |= {name: _nan(trainer) for name in col.MAX_COLUMNS}
         elif settings.fourier:
             columns |= fourier_measures(trainer, weights, settings)
-    if settings.llc:
+    if settings.llc_due(trainer.epoch, arch.progress_every):
         columns |= llc_columns(estimate_llc(trainer, settings.sgld))
+    elif settings.llc:  # the same columns in every row of a pack that measures the LLC at all
+        columns |= {name: _nan(trainer) for name in col.LLC_COLUMNS}
     names = list(columns)
     table = torch.stack([columns[n].detach().to("cpu", torch.float64) for n in names], dim=1)
     return [dict(zip(names, row)) for row in table.tolist()]

@@ -34,7 +34,7 @@ def test_report_holds_spec_members_fits_and_figures(report_html):
     assert "phase__train_fraction__weight_decay__grok_epoch" in ids
     assert "phase__train_fraction__weight_decay__fraction_grokked" in ids
     assert "curve__weight_decay__grok_epoch" in ids and "curve__train_fraction__fraction_grokked" in ids
-    assert {"curves__comprehension", "curves__grokking", "curves__memorisation", "progress"} <= set(ids)
+    assert {"curves__comprehension", "curves__grokking", "curves__memorisation", "progress__loss"} <= set(ids)
 
 
 def test_report_is_self_contained(report_html):

@@ -72,6 +72,11 @@ def test_llc_curves_band_and_mean():
     assert list(mean.y) == [100.0 - e / 10 for e in EPOCHS]
     band = next(t for t in fig.data if (t.meta or {}).get("band"))
     assert max(band.y) == pytest.approx(100.0 - 10 + 2.0) and min(band.y) == pytest.approx(50.0 - 2.0)
+    # rows without an estimate (llc_every > 1) are skipped, not drawn as gaps or zeros
+    thinned = progress.copy()
+    thinned.loc[thinned["epoch"].isin([100, 300, 500]), [col.LLC_MEAN, col.LLC_STD]] = math.nan
+    mean = next(t for t in llc_curves(thinned, metrics, ["a"]).data if (t.meta or {}).get("column") == col.LLC_MEAN)
+    assert list(mean.x) == [200, 400] and list(mean.y) == [80.0, 60.0]
 
 
 def test_frequency_spectrum_and_bars_show_the_key_frequencies():

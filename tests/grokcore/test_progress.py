@@ -28,7 +28,7 @@ from grokcore.progress.llc import member_generator
 from grokcore.records import METRIC_COLUMNS
 
 NO_LLC = ProgressSettings(llc=False)
-FAST_LLC = ProgressSettings(sgld=SGLDSettings(chains=2, burnin=2, draws=3))
+FAST_LLC = ProgressSettings(llc_every=1, sgld=SGLDSettings(chains=2, burnin=2, draws=3))
 TINY = RunConfig(p=13, d_model=16, n_heads=2, d_mlp=32, train_fraction=0.5, epochs=40, eval_every=10)
 
 
@@ -161,6 +161,25 @@ def test_neuron_fve_single_frequency_and_mixtures():
     assert fve[0, 3].item() == pytest.approx(1.0, abs=1e-12) and fve[0].sum().item() == pytest.approx(1.0, abs=1e-12)
     assert fve[1, 1].item() == pytest.approx(0.75, abs=1e-12) and fve[1, 4].item() == pytest.approx(0.25, abs=1e-12)
     assert fve[2].isnan().all()
+
+
+def test_restricted_loss_falls_before_test_loss_on_a_real_grokking_run():
+    """The README's small adder (memorises by ~100, groks by ~575): restricted loss reaches 0.1 well before test
+    loss does, excluded loss rises after memorisation as the circuit forms, and the key frequencies thin out."""
+    cfg = RunConfig(p=31, train_fraction=0.5, d_model=64, d_mlp=128, lr=3e-3, weight_decay=3.0, epochs=700,
+                    eval_every=25, progress_every=25)
+    trainer = PackTrainer([cfg])
+    trainer.progress_settings = NO_LLC
+    test, rows = {}, {}
+    for report in trainer.run():
+        test |= {m["epoch"]: m["test/loss"] for m in report.metrics}
+        rows |= {r["epoch"]: r for r in report.progress}
+    restricted_at = min(e for e, r in rows.items() if r[col.RESTRICTED_LOSS] <= 0.1)
+    test_at = min(e for e, v in test.items() if v <= 0.1)
+    assert restricted_at + 150 <= test_at, (restricted_at, test_at)
+    assert rows[400][col.EXCLUDED_LOSS] > rows[100][col.EXCLUDED_LOSS] + 1
+    assert rows[700][col.N_KEY] <= 5 < rows[100][col.N_KEY]
+    assert rows[700][col.LOGIT_COS_FVE] > 0.8 > 0.1 > rows[100][col.LOGIT_COS_FVE]
 
 
 # ---- max of two --------------------------------------------------------------------------------------
@@ -301,6 +320,23 @@ def test_progress_on_equals_off_bit_for_bit_and_leaves_the_rng_alone(batch_size)
     for a, b in zip(on_metrics, off_metrics):
         assert same({k: v for k, v in a.items() if k != "run_id"}, {k: v for k, v in b.items() if k != "run_id"})
     assert all(math.isfinite(p[col.RESTRICTED_LOSS]) and math.isfinite(p[col.LLC_MEAN]) for p in progress)
+
+
+def test_llc_every_thins_the_llc_to_its_own_cadence():
+    """Default llc_every 2: the LLC at multiples of 2 x progress_every, NaN (same columns) in between;
+    the other measures at every progress epoch. Called by hand off the cadence, it always runs."""
+    trainer = PackTrainer([dataclasses.replace(TINY, epochs=60, progress_every=10)])
+    trainer.progress_settings = dataclasses.replace(FAST_LLC, llc_every=2)
+    rows = [row for report in trainer.run() for row in report.progress]
+    assert [r["epoch"] for r in rows] == [10, 20, 30, 40, 50, 60]
+    assert [math.isfinite(r[col.LLC_MEAN]) for r in rows] == [False, True, False, True, False, True]
+    assert all(set(col.LLC_COLUMNS) <= set(r) and math.isfinite(r[col.RESTRICTED_LOSS]) for r in rows)
+    assert ProgressSettings().llc_every == 2
+    assert ProgressSettings().llc_due(1000, 500) and not ProgressSettings().llc_due(1500, 500)
+    assert ProgressSettings().llc_due(1234, 500) and ProgressSettings().llc_due(700, 0)
+    assert not ProgressSettings(llc=False).llc_due(1000, 500)
+    with pytest.raises(ValueError, match="llc_every"):
+        ProgressSettings(llc_every=0)
 
 
 def test_measure_pack_leaves_weights_grads_and_optimizer_untouched():

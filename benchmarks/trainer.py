@@ -2,6 +2,7 @@
 
     python benchmarks/trainer.py                 # CPU: naive loop, 1 member, packs of 8 and 64
     python benchmarks/trainer.py --device cuda --packs 1,8,64,256
+    python benchmarks/trainer.py --device cuda --tf32 --compile   # the fast opt-ins of PackTrainer
 
 Rows:
   naive      the seed notebooks' loop: one nn.Module + torch.optim.AdamW, all positions,
@@ -78,13 +79,16 @@ def naive_epoch(device: torch.device):
     return epoch
 
 
-def pack_epoch(k: int, device: torch.device):
+def pack_epoch(k: int, device: torch.device, tf32: bool, torch_compile: bool):
     """A closure training one epoch of a K-member pack, the executed FLOPs per member-epoch, and
     the evaluation's share of an epoch (one evaluation every eval_every epochs)."""
     members = [dataclasses.replace(NANDA, seed=s) for s in range(k)]
-    trainer = PackTrainer(members, device=device)
+    trainer = PackTrainer(members, device=device, tf32=tf32)
     with FlopCounterMode(display=False) as counter:
         trainer._train_epoch()
+    if torch_compile:  # count the eager step's FLOPs (the same work), then time the compiled one
+        trainer = PackTrainer(members, device=device, tf32=tf32, torch_compile=True)
+        trainer._train_epoch()  # compiles
     evaluate_seconds = timed(trainer._metrics, device, 0.0, min_reps=2)
     return trainer._train_epoch, counter.get_total_flops() / k, evaluate_seconds / NANDA.eval_every
 
@@ -102,11 +106,10 @@ def main(argv: list[str] | None = None) -> dict:
                         "1,8,64,256 on CUDA)")
     parser.add_argument("--min-seconds", type=float, default=3.0, help="time each row at least this long")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; each row keeps its best")
-    parser.add_argument("--tf32", action="store_true", help="allow TF32 matmuls on CUDA")
+    parser.add_argument("--tf32", action="store_true", help="allow TF32 matmuls on CUDA (the matmul row too)")
+    parser.add_argument("--compile", action="store_true", help="grokcore rows with torch_compile=True")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
-    if args.tf32:
-        torch.backends.cuda.matmul.allow_tf32 = True
     packs = [int(k) for k in (args.packs or ("1,8,64,256" if device.type == "cuda" else "1,8,64")).split(",")]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
 
@@ -114,7 +117,7 @@ def main(argv: list[str] | None = None) -> dict:
     # so a burst of load elsewhere cannot favour one row over another.
     runners = {"naive": (naive_epoch(device), None, 0.0, 1)}
     for k in packs:
-        fn, flops, eval_share = pack_epoch(k, device)
+        fn, flops, eval_share = pack_epoch(k, device, args.tf32, args.compile)
         runners[f"grokcore_k{k}"] = (fn, flops, eval_share, k)
     best = {key: float("inf") for key in runners}
     best_matmul = 0.0
@@ -132,7 +135,8 @@ def main(argv: list[str] | None = None) -> dict:
         rows[key] = {"model_epochs_per_s": rate, "gflops": rate * flops / 1e9,
                      "flops_per_model_epoch": flops, "vs_naive": rate / naive}
 
-    print(f"device: {name}   torch {torch.__version__}   Nanda config p=113 frac=0.3 d_model=128 d_mlp=512")
+    mode = ", ".join(m for m, on in (("tf32", args.tf32), ("torch.compile", args.compile)) if on) or "float32, eager"
+    print(f"device: {name}   torch {torch.__version__}   Nanda config p=113 frac=0.3 d_model=128 d_mlp=512   {mode}")
     print(f"{'run':<16}{'model-epochs/s':>16}{'x naive':>10}{'GFLOP/s':>10}{'% matmul':>10}")
     print(f"{'naive':<16}{naive:>16.2f}{1.0:>10.1f}{'':>10}{'':>10}")
     for key, row in rows.items():
@@ -141,7 +145,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{key:<16}{row['model_epochs_per_s']:>16.2f}{row['vs_naive']:>10.1f}{row['gflops']:>10.1f}"
               f"{100 * row['gflops'] / roofline:>9.0f}%")
     print(f"{'matmul':<16}{'':>16}{'':>10}{roofline:>10.1f}{100:>9.0f}%")
-    result = {"device": name, "torch": torch.__version__, "matmul_gflops": roofline, **rows}
+    result = {"device": name, "torch": torch.__version__, "tf32": args.tf32, "compile": args.compile,
+              "matmul_gflops": roofline, **rows}
     print(json.dumps(result))
     return result
 

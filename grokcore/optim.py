@@ -62,7 +62,7 @@ class BatchedAdamW:
     """AdamW with per-member lr, weight decay, betas and eps, all members sharing the step count."""
 
     def __init__(self, flat: FlatParams, lr: Sequence[float], weight_decay: Sequence[float],
-                 beta1: Sequence[float], beta2: Sequence[float], eps: Sequence[float]):
+                 beta1: Sequence[float], beta2: Sequence[float], eps: Sequence[float], torch_compile: bool = False):
         self.flat = flat
         device = flat.data.device
 
@@ -75,20 +75,20 @@ class BatchedAdamW:
         self.exp_avg = torch.zeros_like(flat.data)
         self.exp_avg_sq = torch.zeros_like(flat.data)
         self.step_count = 0
+        # Compiled, the update is one fused pass over (params, grads, moments) instead of about
+        # a dozen element-wise kernels; the step count enters as tensors, so nothing recompiles.
+        self._update = torch.compile(_adamw_update, dynamic=None) if torch_compile else _adamw_update
 
     @torch.no_grad()
     def step(self) -> None:
         self.step_count += 1
         dtype = self.flat.data.dtype
-        p, g = self.flat.data, self.flat.grad
-        p.mul_((1 - self.lr * self.weight_decay).to(dtype))
-        self.exp_avg.lerp_(g, (1 - self.beta1).to(dtype))
-        self.exp_avg_sq.mul_(self.beta2.to(dtype)).add_(g * g * (1 - self.beta2).to(dtype))
         bias_correction1 = 1 - self.beta1**self.step_count
         bias_correction2 = 1 - self.beta2**self.step_count
-        step_size = (self.lr / bias_correction1).to(dtype)
-        denom = (self.exp_avg_sq.sqrt() / bias_correction2.sqrt().to(dtype)).add_(self.eps.to(dtype))
-        p.sub_(step_size * self.exp_avg / denom)
+        self._update(self.flat.data, self.flat.grad, self.exp_avg, self.exp_avg_sq,
+                     (1 - self.lr * self.weight_decay).to(dtype), (1 - self.beta1).to(dtype),
+                     self.beta2.to(dtype), (1 - self.beta2).to(dtype), (self.lr / bias_correction1).to(dtype),
+                     bias_correction2.sqrt().to(dtype), self.eps.to(dtype))
 
     def zero_grad(self) -> None:
         self.flat.grad.zero_()
@@ -98,3 +98,14 @@ class BatchedAdamW:
         self.flat.select(keep)
         for name in ("lr", "weight_decay", "beta1", "beta2", "eps", "exp_avg", "exp_avg_sq"):
             setattr(self, name, getattr(self, name)[keep])
+
+
+def _adamw_update(p: Tensor, g: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, decay: Tensor, one_minus_beta1: Tensor,
+                  beta2: Tensor, one_minus_beta2: Tensor, step_size: Tensor, sqrt_bias_correction2: Tensor,
+                  eps: Tensor) -> None:
+    """torch.optim.AdamW's update in place, with (member, 1) hyperparameters in p's dtype."""
+    p.mul_(decay)
+    exp_avg.lerp_(g, one_minus_beta1)
+    exp_avg_sq.mul_(beta2).add_(g * g * one_minus_beta2)
+    denom = (exp_avg_sq.sqrt() / sqrt_bias_correction2).add_(eps)
+    p.sub_(step_size * exp_avg / denom)

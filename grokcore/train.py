@@ -98,7 +98,13 @@ class _Tracker:
 
 
 class PackTrainer:
-    def __init__(self, configs: Sequence[RunConfig], device: str | torch.device = "cpu", tf32: bool = False):
+    def __init__(self, configs: Sequence[RunConfig], device: str | torch.device = "cpu", tf32: bool = False,
+                 torch_compile: bool = False):
+        """`tf32` allows TF32 matmuls on CUDA (a process-wide torch setting). `torch_compile` runs the
+        training loss and the optimizer update through torch.compile (Inductor): ~1.5x model-epochs/s
+        for large packs on a GPU, after a compile of seconds to a minute on the first epoch (and once
+        more when the pack first shrinks); results agree with the eager step to float rounding, not
+        bit for bit. Off by default: on CPU it gains little and needs a C++ compiler."""
         if not configs:
             raise ValueError("a pack needs at least one member")
         keys = {c.shape_key() for c in configs}
@@ -121,7 +127,10 @@ class PackTrainer:
         self.model: PackedModel = build_model(self.arch, [init_member(c) for c in self.configs]).to(self.device)
         self.flat = FlatParams(self.model.named_member_params())
         self.optimizer = BatchedAdamW(self.flat, *[[getattr(c, h) for c in self.configs]
-                                                   for h in ("lr", "weight_decay", "beta1", "beta2", "eps")])
+                                                   for h in ("lr", "weight_decay", "beta1", "beta2", "eps")],
+                                      torch_compile=torch_compile)
+        self.torch_compile = torch_compile
+        self._compiled_loss = torch.compile(self._loss, dynamic=None) if torch_compile else None
         self.loss_dtype = torch.float64 if self.arch.loss_dtype == "float64" else torch.float32
 
     # ---- data ---------------------------------------------------------------------------------
@@ -175,6 +184,15 @@ class PackTrainer:
         nll = -logits.log_softmax(-1).gather(-1, labels.unsqueeze(-1)).squeeze(-1)
         return (nll * weight).sum(-1)
 
+    def _train_loss(self, tokens: Tensor, labels: Tensor, weight: Tensor) -> Tensor:
+        if self._compiled_loss is None:
+            return self._loss(tokens, labels, weight)
+        # Members leave, so the member dimension of the parameters shrinks: let the compiled loss
+        # treat it as dynamic (one recompile at the first shrink) instead of recompiling at every
+        # shrink until torch._dynamo's recompile limit silently falls back to eager.
+        with torch._dynamo.config.patch(force_parameter_static_shapes=False):
+            return self._compiled_loss(tokens, labels, weight)
+
     def _train_epoch(self) -> None:
         d = self.data
         if self.arch.batch_size is None:
@@ -183,7 +201,7 @@ class PackTrainer:
             batches = self._minibatches()
         for tokens, labels, weight in batches:
             self.optimizer.zero_grad()
-            self._loss(tokens, labels, weight).sum().backward()
+            self._train_loss(tokens, labels, weight).sum().backward()
             self.optimizer.step()
 
     def _minibatches(self) -> list[tuple[Tensor, Tensor, Tensor]]:
@@ -389,14 +407,16 @@ class PackTrainer:
         return directory
 
     @classmethod
-    def load(cls, directory: str | os.PathLike, device: str | torch.device = "cpu", tf32: bool = False) -> PackTrainer:
+    def load(cls, directory: str | os.PathLike, device: str | torch.device = "cpu", tf32: bool = False,
+             torch_compile: bool = False) -> PackTrainer:
         from safetensors.torch import load_file
 
         directory = Path(directory)
         state = json.loads((directory / "state.json").read_text())
         if state.get("format") != STATE_FORMAT:
             raise ValueError(f"{directory}: unknown checkpoint format {state.get('format')}")
-        trainer = cls([RunConfig.from_dict(c) for c in state["configs"]], device=device, tf32=tf32)
+        trainer = cls([RunConfig.from_dict(c) for c in state["configs"]], device=device, tf32=tf32,
+                      torch_compile=torch_compile)
         state["tensors"] = load_file(directory / "state.safetensors", device=str(trainer.device))
         trainer.load_state_dict(state)
         return trainer
@@ -409,11 +429,11 @@ def _mean_weights(mask: Tensor) -> Tensor:
 
 
 def train_pack(configs: Sequence[RunConfig], device: str | torch.device = "cpu",
-               tf32: bool = False) -> tuple[list[dict[str, Any]], list[MemberOutcome]]:
+               tf32: bool = False, torch_compile: bool = False) -> tuple[list[dict[str, Any]], list[MemberOutcome]]:
     """Train to the end; returns (metrics rows, outcomes). For notebooks and quick looks."""
     metrics: list[dict[str, Any]] = []
     outcomes: list[MemberOutcome] = []
-    for report in PackTrainer(configs, device=device, tf32=tf32).run():
+    for report in PackTrainer(configs, device=device, tf32=tf32, torch_compile=torch_compile).run():
         metrics.extend(report.metrics)
         outcomes.extend(report.finished)
     return metrics, outcomes

@@ -121,6 +121,9 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--results", help="also write the Parquet tables here (under the spec's name, or 'train')")
     p.add_argument("--every", type=int, default=1, help="print every N-th evaluation")
+    p.add_argument("--tf32", action="store_true", help="allow TF32 matmuls on CUDA (or the spec's tf32: true)")
+    p.add_argument("--compile", action="store_true", help="compile the training step with torch.compile "
+                   "(or the spec's torch_compile: true)")
     docs = field_docs()
     group = p.add_argument_group("RunConfig fields (YAML values: 0.3, 1e-3, null, [0, 1, 2])")
     for name in config_fields():
@@ -157,9 +160,11 @@ def _train(args: argparse.Namespace) -> int:
                                                        "members as it goes: run it with grok sweep")
             members = spec.members()
             name, pack_size, gpus = spec.name, spec.pack_size, 0.0
+            options = {"tf32": spec.tf32 or targs.tf32, "torch_compile": spec.torch_compile or targs.compile}
         else:
             members = [RunConfig(**{**overrides, "seed": overrides.get("seed", 0) + r}) for r in range(targs.seeds)]
             name, pack_size, gpus = "train", None, 0.0
+            options = {"tf32": targs.tf32, "torch_compile": targs.compile}
     except (SpecError, ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_SPEC
@@ -175,12 +180,12 @@ def _train(args: argparse.Namespace) -> int:
         start = time.monotonic()
         if targs.results:
             settings = PackSettings(results=targs.results, name=name, device=device, checkpoints=False,
-                                    checkpoint_every_s=30.0, report_every_s=2.0)
+                                    checkpoint_every_s=30.0, report_every_s=2.0, **options)
             final = run_pack(pack, settings, report=lambda m: print(_progress_line(m)))
             print(_progress_line(final))
             print(f"rows written under {settings.results}/{name}")
         else:
-            _train_in_memory(pack, device, targs.every)
+            _train_in_memory(pack, device, targs.every, options)
         print(f"{time.monotonic() - start:.1f} s")
     return EXIT_OK
 
@@ -191,10 +196,10 @@ def _progress_line(m: dict) -> str:
             f"grokked {m['members_grokked']:>4}  test acc {'-' if acc is None else f'{acc:.3f}'}")
 
 
-def _train_in_memory(pack, device: str, every: int) -> None:
+def _train_in_memory(pack, device: str, every: int, options: dict[str, bool]) -> None:
     from grokcore import PackTrainer
 
-    trainer = PackTrainer(list(pack.members), device=device)
+    trainer = PackTrainer(list(pack.members), device=device, **options)
     outcomes = []
     for i, rep in enumerate(trainer.run()):
         outcomes.extend(rep.finished)

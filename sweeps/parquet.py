@@ -292,16 +292,16 @@ class SweepStore:
                             destination_filesystem=self.fs)
             self.fs.move(hidden, target)
 
-    def load_trainer(self, pack_id: str, name: str, device: Any, tf32: bool = False) -> Any:
+    def load_trainer(self, pack_id: str, name: str, device: Any, **trainer_options: Any) -> Any:
         from grokcore import PackTrainer
 
         source = self.path(self.pack_dir(pack_id), name)
         if self.local:
-            return PackTrainer.load(source, device=device, tf32=tf32)
+            return PackTrainer.load(source, device=device, **trainer_options)
         with tempfile.TemporaryDirectory() as tmp:
             pafs.copy_files(source, str(Path(tmp) / name), source_filesystem=self.fs,
                             destination_filesystem=pafs.LocalFileSystem())
-            return PackTrainer.load(Path(tmp) / name, device=device, tf32=tf32)
+            return PackTrainer.load(Path(tmp) / name, device=device, **trainer_options)
 
     def delete_trainers(self, pack_id: str, keep: str | None = None) -> None:
         selector = pafs.FileSelector(self.path(self.pack_dir(pack_id)), allow_not_found=True)

@@ -33,6 +33,7 @@ class PackSettings:
     report_every_s: float = 5.0
     device: str = "auto"
     tf32: bool = False
+    torch_compile: bool = False
     cpus: float = 1.0
     gpus: float = 0.0
     fault: dict[str, Any] | None = None
@@ -42,11 +43,16 @@ class PackSettings:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def trainer_options(self) -> dict[str, bool]:
+        """PackTrainer's keyword arguments beyond the members and the device."""
+        return {"tf32": self.tf32, "torch_compile": self.torch_compile}
+
     @classmethod
     def from_spec(cls, spec: Any, results: str | None = None) -> PackSettings:
         return cls(results=results or spec.results, name=spec.name, checkpoints=spec.checkpoints,
                    checkpoint_every_s=spec.checkpoint_every_s, report_every_s=spec.report_every_s,
-                   device=spec.device, tf32=spec.tf32, cpus=spec.cpus, gpus=spec.gpus)
+                   device=spec.device, tf32=spec.tf32, torch_compile=spec.torch_compile, cpus=spec.cpus,
+                   gpus=spec.gpus)
 
 
 def pick_device(setting: str, gpus: float) -> str:
@@ -153,7 +159,7 @@ def run_pack(pack: Pack, settings: PackSettings, trial_id: str = "local",
 
     trainer = None
     if record is not None and record.get("trainer") and not record.get("abandoned") and settings.checkpoints:
-        trainer = store.load_trainer(pid, record["trainer"], device, settings.tf32)
+        trainer = store.load_trainer(pid, record["trainer"], device, **settings.trainer_options())
         live = {c.run_id for c in trainer.configs}
         progress.finished.update(r for r in pack.run_ids if r not in live)
         _grokked_from_runs(store, pid, progress)
@@ -173,7 +179,7 @@ def run_pack(pack: Pack, settings: PackSettings, trial_id: str = "local",
                     if part.seq is not None:
                         store.purge_rows(part, ids)
         if to_train:
-            trainer = PackTrainer(to_train, device=device, tf32=settings.tf32)
+            trainer = PackTrainer(to_train, device=device, **settings.trainer_options())
 
     buffers: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLES}
     extra = {"pack_id": pid, "trial_id": trial_id, "optuna_trial": None, **(extra_row or {})}

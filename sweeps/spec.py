@@ -62,6 +62,7 @@ SPEC_DEFAULTS: dict[str, Any] = {
     "resources": {"cpus": 1, "gpus": 0},
     "device": "auto",
     "tf32": False,
+    "torch_compile": False,
     "results": "results",
     "checkpoints": True,
     "checkpoint_every_s": 60.0,
@@ -82,6 +83,8 @@ SPEC_DOCS: dict[str, str] = {
     "resources": "per trial: {cpus: number > 0, gpus: number >= 0 (a fraction shares a GPU)}",
     "device": "auto (cuda when the trial has a GPU), cpu or cuda",
     "tf32": "allow TF32 matmuls on CUDA (true/false)",
+    "torch_compile": "compile the training step with torch.compile: faster large packs on a GPU after a "
+                     "compile on the first epoch (true/false)",
     "results": "where the tables go: a local path, a shared mount or a pyarrow URI (s3://, gs://)",
     "checkpoints": "save each pack's trainer state so resumes and retries continue (true/false)",
     "checkpoint_every_s": "write rows and checkpoint each pack at most this often, in seconds (> 0)",
@@ -282,6 +285,7 @@ class SweepSpec:
     gpus: float = 0.0
     device: str = "auto"
     tf32: bool = False
+    torch_compile: bool = False
     results: str = "results"
     checkpoints: bool = True
     checkpoint_every_s: float = 60.0
@@ -462,7 +466,7 @@ def _build(data: dict[str, Any], text: str, source: str) -> SweepSpec:
     for key in ("checkpoint_every_s", "report_every_s"):
         if not _is_number(get[key]) or get[key] <= 0:
             raise bad(key, "a number > 0 (seconds)")
-    for key in ("tf32", "checkpoints"):
+    for key in ("tf32", "torch_compile", "checkpoints"):
         if not isinstance(get[key], bool):
             raise bad(key, "true or false")
     if not isinstance(get["results"], str) or not get["results"]:
@@ -524,7 +528,8 @@ def _build(data: dict[str, Any], text: str, source: str) -> SweepSpec:
     spec = SweepSpec(
         name=name, source=source, text=text, base=dict(base), axes=axes, description=get["description"],
         samples=get["samples"], sample_seed=get["sample_seed"], replicates=get["replicates"], pack_size=pack_size,
-        cpus=float(cpus), gpus=float(gpus), device=get["device"], tf32=get["tf32"], results=get["results"],
+        cpus=float(cpus), gpus=float(gpus), device=get["device"], tf32=get["tf32"],
+        torch_compile=get["torch_compile"], results=get["results"],
         checkpoints=get["checkpoints"], checkpoint_every_s=float(get["checkpoint_every_s"]),
         report_every_s=float(get["report_every_s"]), max_failures=get["max_failures"], search=search,
     )

@@ -37,6 +37,7 @@ BAD = {
     "bad_resources": (BASE + "resources: {cpus: 1, gpu: 1}\n", "resources.gpu: unknown resource", "gpus"),
     "seed_axis_and_replicates": (BASE + "axes:\n  seed: [0, 1]\nreplicates: 2\n", "replicates: a seed axis", None),
     "combination": (BASE + "axes:\n  noise_n: [2, 4]\n", "axes.noise_n: only used with noise: binomial", None),
+    "bad_torch_compile": (BASE + "torch_compile: yes please\n", "torch_compile: must be true or false", None),
     "missing_name": ("base: {p: 23}\n", "name: required", None),
     "not_yaml": (BASE + "axes: [\n", "not valid YAML", None),
 }
@@ -144,3 +145,14 @@ def test_examples_cover_the_seed_experiments():
     assert {"add", "add_mul", "pow", "max"} <= tasks
     quick = load_spec(EXAMPLES / "quick.yaml")
     assert quick.gpus == 0 and len(quick.members()) <= 64
+
+
+def test_trainer_options_reach_the_pack_settings(tmp_path):
+    from sweeps.runner import PackSettings
+
+    path = tmp_path / "s.yaml"
+    path.write_text(BASE + "tf32: true\ntorch_compile: true\n")
+    spec = load_spec(path)
+    assert PackSettings.from_spec(spec).trainer_options() == {"tf32": True, "torch_compile": True}
+    path.write_text(BASE)
+    assert PackSettings.from_spec(load_spec(path)).trainer_options() == {"tf32": False, "torch_compile": False}

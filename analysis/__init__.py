@@ -17,7 +17,7 @@ _EXPORTS = {
                "classify_phases", "critical_train_fraction", "power_law_fit", "weight_decay_exponent",
                "representative_members", "applicable_views", "trainer_disagreements"),
     "axes": ("swept_axes", "replicate_axes", "axis_scale"),
-    "figures": ("phase_diagram", "axis_curve", "training_curves", "progress_curves"),
+    "figures": ("phase_diagram", "phase_scatter", "axis_curve", "training_curves", "progress_curves"),
     "report": ("write_report", "main"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

@@ -63,6 +63,8 @@ DRAWN_ELSEWHERE = (col.RESTRICTED_LOSS, col.EXCLUDED_LOSS, col.GRID_LOSS, "llc/"
 
 MAX_PAIRS = 10
 """At most this many axis pairs get phase diagrams (each pair: two figures per view)."""
+MIN_SAMPLED_VALUES = 8
+"""An axis with at least this many distinct numeric values and no grid partner is drawn as a scatter."""
 MAX_COLOR_VALUES = 8
 PNG_WIDTH = 1000
 
@@ -275,9 +277,21 @@ def _add_group(report: Report, times: pd.DataFrame, label: str, views: list[str]
     if len(pairs) > MAX_PAIRS:
         report.notes.append(f"{prefix}{len(pairs)} pairs of swept axes; phase diagrams drawn for the first {MAX_PAIRS}")
         pairs = pairs[:MAX_PAIRS]
-    if not pairs:
+    # Sampled axes (random draws, an Optuna search) share no grid cells: each member is a point.
+    sampled = [_orient(a, b) for a, b in itertools.combinations(axes, 2)
+               if not _crossed(times, a, b) and _sampled(times, a) and _sampled(times, b)][:MAX_PAIRS]
+    if not pairs and not sampled:
         report.notes.append(f"{prefix}phase diagrams need two crossed swept axes besides the seed; swept: "
                             f"{', '.join(axes) or 'none'}")
+    for view in views:
+        for x, y in sampled:
+            fig = F.phase_scatter(times, x, y, view=view)
+            if label:
+                fig.update_layout(title=dict(text=f"{label}: {fig.layout.title.text}"))
+            report.figures.append(ReportFigure(
+                slug=_slug("scatter", label, view, x, y), section=f"{prefix}Phase diagrams", figure=fig,
+                caption=f"{prefix}{axis_title(y)} × {axis_title(x)}: the phase of each member (sampled axes)"
+                        + (f", view '{view}'" if view else "")))
     for view in views:
         for x, y in pairs:
             for value in ("grok_epoch", "fraction_grokked") if not view else ("grok_epoch",):
@@ -312,6 +326,11 @@ def _crossed(times: pd.DataFrame, a: str, b: str) -> bool:
     keys = times[[a, b]].map(lambda v: v if not isinstance(v, list) else tuple(v))
     combos = len(keys.drop_duplicates())
     return combos > max(keys[a].nunique(dropna=False), keys[b].nunique(dropna=False))
+
+
+def _sampled(times: pd.DataFrame, axis: str) -> bool:
+    """A numeric axis with many distinct values: drawn at random (or by a search), not a grid."""
+    return axis_scale(times[axis]) != "category" and times[axis].nunique() >= MIN_SAMPLED_VALUES
 
 
 def _orient(a: str, b: str) -> tuple[str, str]:

@@ -126,3 +126,20 @@ def test_report_says_when_the_tables_disagree(tmp_path):
                              extra_runs_columns={"epoch_train_99": 100})
     page = write_report(synthetic.write_sweep(tmp_path, "odd", [wrong]), png=False).read_text(encoding="utf-8")
     assert "1 member(s) have derived times that differ from the trainer&#x27;s epoch_train_99" in page
+
+
+def test_sampled_axes_get_a_phase_scatter_not_a_heatmap(tmp_path):
+    """Random or Optuna axes share no grid cells: the report draws each member as a point, by phase."""
+    from analysis.load import load_sweep
+    from analysis.report import build_report
+    from analysis.derive import Thresholds
+
+    members = synthetic.sampled_members()
+    sweep_dir = synthetic.write_sweep(tmp_path, "sampled", members)
+    report = build_report(load_sweep(sweep_dir), Thresholds())
+    kinds = {f.slug: f.figure.layout.meta["kind"] for f in report.figures if f.section == "Phase diagrams"}
+    assert kinds == {"scatter__train_fraction__weight_decay": "phase_scatter"}
+    fig = next(f.figure for f in report.figures if f.slug == "scatter__train_fraction__weight_decay")
+    assert fig.layout.meta["members"] == len(members)
+    assert sum(len(t.x) for t in fig.data) == len(members)
+    assert not any("phase diagrams need two crossed" in n for n in report.notes)

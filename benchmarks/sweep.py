@@ -17,6 +17,8 @@ directory (the spec's own results are never touched). Per run it prints
   startup   wall - the time inside Tune: planning, starting the local Ray, final bookkeeping (fixed)
   in-Tune   1 - train / (tune * slots): trial start-up, Parquet writes, checkpoints, reports and idle
             slots at the tail; this is what packs amortise
+  packs' train s  the fastest and slowest pack's training time: with as many packs as slots, their
+            difference is a slot left idle at the tail (concurrent trials share the machine unevenly)
 
 and last one JSON line with every figure. The goal (issue 3): overhead below 10% for the quick
 spec on a 2-core CPU, falling as packs grow (fewer trials, the same training).
@@ -35,6 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sweeps.launch import run_sweep  # noqa: E402
+from sweeps.parquet import SweepStore  # noqa: E402
 from sweeps.spec import load_spec  # noqa: E402
 
 QUICK = Path(__file__).resolve().parents[1] / "sweeps" / "examples" / "quick.yaml"
@@ -45,6 +48,8 @@ def measure(spec, pack_size: int, num_cpus: int) -> dict:
     members = spec.members()
     with tempfile.TemporaryDirectory(prefix="grok-bench-") as results:
         result = run_sweep(spec, results=results, verbose=0, num_cpus=num_cpus)
+        store = SweepStore(results, spec.name)
+        pack_train = sorted(float((store.read_record(p) or {}).get("train_seconds", 0.0)) for p in result.done_packs)
     if not result.ok:
         raise SystemExit(f"pack size {pack_size}: the sweep did not finish: failed {result.failed_packs}, "
                          f"unfinished {result.unfinished_packs}")
@@ -57,7 +62,12 @@ def measure(spec, pack_size: int, num_cpus: int) -> dict:
         "startup_s": result.wall_seconds - result.tune_seconds,
         "in_tune_overhead": 1.0 - result.train_seconds / (result.tune_seconds * slots),
         "model_epochs": sum(m.epochs for m in members),
+        "pack_train_s": pack_train,
     }
+
+
+def _spread(values: list[float]) -> str:
+    return f"{values[0]:.1f}-{values[-1]:.1f}" if values else "-"
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -82,7 +92,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         rows.append(row)
         print(f"{row['pack_size']:>9} {row['packs']:>5} {row['slots']:>5} {row['wall_s']:>8.1f} "
               f"{row['train_s']:>8.1f} {100 * row['overhead']:>8.1f}% {row['startup_s']:>9.1f} "
-              f"{100 * row['in_tune_overhead']:>7.1f}%", flush=True)
+              f"{100 * row['in_tune_overhead']:>7.1f}%   packs' train s {_spread(row['pack_train_s'])}", flush=True)
     print(json.dumps({"benchmark": "sweep", "spec": spec.name, "num_cpus": args.num_cpus, "goal_overhead": 0.10,
                       "runs": rows}))
     return rows

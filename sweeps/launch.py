@@ -348,12 +348,17 @@ def run_sweep(spec: SweepSpec, results: str | None = None, address: str | None =
     if verbose:
         print(f"\n{spec.name}: {len(done)} of {len(the_plan.to_run)} packs finished in {result.wall_seconds:.0f} s"
               f" -> {store.uri}", file=out)
-        for pid, err in failed.items():
-            print(f"  FAILED {pid}: {err.strip().splitlines()[-1] if err.strip() else err}", file=out)
-        if unfinished:
-            print(f"  {len(unfinished)} pack(s) unfinished (interrupted?): run the same command again to continue",
-                  file=out)
+        print_unfinished(failed, unfinished, out)
     return result
+
+
+def print_unfinished(failed: dict[str, str], unfinished: list[str], out) -> None:
+    """The end of a sweep's summary: each failed pack's last error line, and how to continue."""
+    for pid, err in failed.items():
+        print(f"  FAILED {pid}: {err.strip().splitlines()[-1] if err.strip() else err}", file=out)
+    if unfinished:
+        print(f"  {len(unfinished)} pack(s) unfinished (interrupted?): run the same command again to continue",
+              file=out)
 
 
 def write_failed_rows(store: SweepStore, pack: Pack, error: str, record: dict[str, Any] | None = None,

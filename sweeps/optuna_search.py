@@ -607,11 +607,7 @@ def run_search(spec: SweepSpec, results: str | None = None, address: str | None 
               f"study {study_name(spec)}: {c.get('complete', 0)} complete, {c.get('pruned', 0)} pruned, "
               f"{c.get('fail', 0)} failed, {c.get('running', 0)} running -> {store.uri}", file=out)
         _print_best(driver, out)
-        for pid, err in failed.items():
-            print(f"  FAILED {pid}: {err.strip().splitlines()[-1] if err.strip() else err}", file=out)
-        if unfinished:
-            print(f"  {len(unfinished)} pack(s) unfinished (interrupted?): run the same command again to continue",
-                  file=out)
+        launch.print_unfinished(failed, unfinished, out)
     return result
 
 

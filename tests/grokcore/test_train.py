@@ -117,21 +117,26 @@ def test_training_steps_never_sync_with_the_device(batch_size):
         torch.cuda.set_sync_debug_mode("default")
 
 
-def _has_cxx_compiler() -> bool:
-    import shutil
+def _compiles_on(device: str) -> bool:
+    """Inductor on a CPU needs a C++ toolchain and Python's headers; a machine without them skips."""
+    try:
+        torch.compile(lambda x: torch.relu(x) * 2)(torch.ones(3, device=device))
+        return True
+    except Exception:  # noqa: BLE001  (Inductor reports a missing toolchain in several ways)
+        return False
 
-    return any(shutil.which(c) for c in ("g++", "c++", "clang++"))
 
-
-@pytest.mark.skipif(not _has_cxx_compiler(), reason="torch.compile on CPU needs a C++ compiler")
 @pytest.mark.parametrize("device", ["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
 def test_torch_compile_matches_eager_while_the_pack_shrinks(device):
     """The compiled loss and optimizer follow the eager step to float rounding, also after members
     leave (the member dimension changes shape, so the compiled step must cope with a smaller pack)."""
+    if not _compiles_on(device):
+        pytest.skip(f"torch.compile cannot build kernels on {device} here")
     base = RunConfig(p=17, d_model=16, n_heads=2, d_mlp=32, train_fraction=0.5, epochs=60, eval_every=10)
     members = [dataclasses.replace(base, seed=s, lr=1e-3 * (1 + s), weight_decay=0.5 * s,
                                    epochs=60 - 20 * (s == 1) - 30 * (s == 2)) for s in range(4)]
     eager, eager_out = train_pack(members, device=device)
+    torch._dynamo.utils.counters.clear()
     compiled, compiled_out = train_pack(members, device=device, torch_compile=True)
     assert [(m["run_id"], m["epoch"]) for m in compiled] == [(m["run_id"], m["epoch"]) for m in eager]
     assert [o.status for o in compiled_out] == [o.status for o in eager_out]
@@ -139,4 +144,4 @@ def test_torch_compile_matches_eager_while_the_pack_shrinks(device):
         assert a["train/loss"] == pytest.approx(b["train/loss"], rel=1e-4, abs=1e-6)
         assert a["test/loss"] == pytest.approx(b["test/loss"], rel=1e-4, abs=1e-6)
     # the training run really went through Inductor, not an eager fallback
-    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 2
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 2  # the loss and the AdamW update

@@ -129,7 +129,6 @@ class PackTrainer:
         self.optimizer = BatchedAdamW(self.flat, *[[getattr(c, h) for c in self.configs]
                                                    for h in ("lr", "weight_decay", "beta1", "beta2", "eps")],
                                       torch_compile=torch_compile)
-        self.torch_compile = torch_compile
         self._compiled_loss = torch.compile(self._loss, dynamic=None) if torch_compile else None
         self.loss_dtype = torch.float64 if self.arch.loss_dtype == "float64" else torch.float32
 

@@ -20,6 +20,26 @@ max_failures: 0
 TINY_MEMBERS, TINY_PACKS, TINY_EVALS = 8, 2, 10
 
 
+def assert_bad_spec(directory: Path, text: str, fragment: str, allowed: str | None, expand: bool = True) -> None:
+    """The spec fails with one line `<file>: <field>: ...` holding `fragment` (and `allowed`, if given);
+    `expand` also expands its members, where grid errors are found."""
+    import pytest
+
+    from sweeps.spec import SpecError, load_spec
+
+    path = write_spec(directory, text, "bad.yaml")
+    with pytest.raises(SpecError) as info:
+        spec = load_spec(path)
+        if expand:
+            spec.members()
+    message = str(info.value)
+    assert message.startswith(f"{path}: "), message
+    assert fragment in message, message
+    if allowed:
+        assert allowed in message, message
+    assert "\n" not in message
+
+
 def write_spec(directory: Path, text: str, name: str = "spec.yaml") -> Path:
     path = directory / name
     path.write_text(text)

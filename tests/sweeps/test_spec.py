@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from sweeps.spec import SpecError, load_spec, parse_spec
+from sweeps_testing import assert_bad_spec
 
 EXAMPLES = Path(__file__).parents[2] / "sweeps" / "examples"
 BASE = "name: t\nbase: {task: add, p: 23, epochs: 100, eval_every: 10}\n"
@@ -45,17 +46,7 @@ BAD = {
 
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_bad_spec_message_names_file_and_field(tmp_path, case):
-    text, fragment, allowed = BAD[case]
-    path = tmp_path / "bad.yaml"
-    path.write_text(text)
-    with pytest.raises(SpecError) as info:
-        load_spec(path).members()
-    message = str(info.value)
-    assert message.startswith(f"{path}: "), message
-    assert fragment in message, message
-    if allowed:
-        assert allowed in message, message
-    assert "\n" not in message
+    assert_bad_spec(tmp_path, *BAD[case])
 
 
 @pytest.mark.parametrize("case", ["out_of_range", "two_axes_one_field", "axis_not_a_field", "unknown_field"])

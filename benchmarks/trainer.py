@@ -29,7 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from grokcore import PackTrainer, RunConfig
 from grokcore.export import reference_state_dict
-from grokcore.model import init_member
+from grokcore.packed import init_member
 from grokcore.reference import ReferenceTransformer, make_optimizer, reference_loss
 from grokcore.tasks import build_pool, make_split
 

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from grokcore.config import RunConfig
-from grokcore.model import param_shapes
+from grokcore.packed import param_shapes
 
 WEIGHTS_FILE = "weights.safetensors"
 CONFIG_FILE = "config.json"

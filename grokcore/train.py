@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from grokcore.config import RunConfig
-from grokcore.model import PackedModel, build_model, init_member
+from grokcore.packed import PackedModel, build_packed, init_member
 from grokcore.optim import BatchedAdamW, FlatParams
 from grokcore.records import METRIC_COLUMNS
 from grokcore.tasks import ADD, MUL, ExamplePool, build_pool, make_split
@@ -124,13 +124,25 @@ class PackTrainer:
         self.trackers = [_Tracker(end_epoch=c.epochs) for c in self.configs]
         self._pending: list[MemberOutcome] = []
         self._build_data()
-        self.model: PackedModel = build_model(self.arch, [init_member(c) for c in self.configs]).to(self.device)
-        self.flat = FlatParams(self.model.named_member_params())
+        self.net: PackedModel = build_packed(self.arch, [init_member(c) for c in self.configs]).to(self.device)
+        self._hooked: PackedModel | None = None
+        self.flat = FlatParams(self.net.named_member_params())
         self.optimizer = BatchedAdamW(self.flat, *[[getattr(c, h) for c in self.configs]
                                                    for h in ("lr", "weight_decay", "beta1", "beta2", "eps")],
                                       torch_compile=torch_compile)
         self._compiled_loss = torch.compile(self._loss, dynamic=None) if torch_compile else None
         self.loss_dtype = torch.float64 if self.arch.loss_dtype == "float64" else torch.float32
+
+    @property
+    def model(self) -> PackedModel:
+        """The pack with TransformerLens hook points (`run_with_cache`, `run_with_hooks`), sharing the
+        trainer's parameters. Built on first use: training itself runs `net`, without hooks, so a
+        process that only trains never imports transformer_lens."""
+        if self._hooked is None:
+            from grokcore.model import hooked
+
+            self._hooked = hooked(self.net)
+        return self._hooked
 
     # ---- data ---------------------------------------------------------------------------------
     def _build_data(self) -> None:
@@ -179,7 +191,7 @@ class PackTrainer:
     # ---- training -----------------------------------------------------------------------------
     def _loss(self, tokens: Tensor, labels: Tensor, weight: Tensor) -> Tensor:
         """Per-member weighted mean cross-entropy at the last position, (member,)."""
-        logits = self.model.train_logits(tokens).to(self.loss_dtype)
+        logits = self.net.train_logits(tokens).to(self.loss_dtype)
         nll = -logits.log_softmax(-1).gather(-1, labels.unsqueeze(-1)).squeeze(-1)
         return (nll * weight).sum(-1)
 
@@ -248,7 +260,7 @@ class PackTrainer:
         chunk = max(1, EVAL_CHUNK_ELEMENTS // (K * width))
         outs: list[list[Tensor]] = [[], [], [], []]
         for s in range(0, N, chunk):
-            lp = self.model.train_logits(tokens[:, s:s + chunk]).to(self.loss_dtype).log_softmax(-1)
+            lp = self.net.train_logits(tokens[:, s:s + chunk]).to(self.loss_dtype).log_softmax(-1)
             pred = lp.argmax(-1)
             for i, lab in enumerate((labels, clean)):
                 if lab is None:
@@ -353,7 +365,6 @@ class PackTrainer:
             return
         self.data = {k: v[index] for k, v in self.data.items()}
         self.optimizer.select(index)
-        self.model.n_members = len(keep)
 
     # ---- weights of one member ----------------------------------------------------------------
     def member_weights(self, run_id: str) -> dict[str, Tensor]:

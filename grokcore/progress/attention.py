@@ -16,7 +16,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from grokcore.config import RunConfig
-from grokcore.model import layer_norm
+from grokcore.packed import layer_norm
 
 
 def qk_ov_summaries(weights: dict[str, Tensor], cfg: RunConfig) -> dict[str, Float[Tensor, " member"]]:

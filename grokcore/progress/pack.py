@@ -84,7 +84,7 @@ def measure_pack(trainer: PackTrainer, settings: ProgressSettings | None = None)
     arch: RunConfig = trainer.arch
     columns: dict[str, Tensor] = {}
     with torch.no_grad():
-        weights = {name: p.detach() for name, p in trainer.model.named_member_params().items()}
+        weights = {name: p.detach() for name, p in trainer.net.named_member_params().items()}
         columns |= embedding_geometry(weights["embed.W_E"][:, : arch.operand_range], settings.embed_coords)
         if arch.task == "max":
             if arch.model == "transformer":
@@ -300,7 +300,7 @@ def estimate_llc(trainer: PackTrainer, settings: SGLDSettings | None = None) -> 
     generators = [member_generator(c.sub_seed("progress"), trainer.epoch, device) for c in configs]
     nbeta = torch.tensor([settings.nbeta(n) for n in counts], dtype=torch.float64, device=device)
     theta0 = flat.data.detach().clone()
-    path = _TrainPath(trainer.model)
+    path = _TrainPath(trainer.net)
     shapes, offsets = flat.shapes, flat.offsets
     loss_dtype = trainer.loss_dtype
 

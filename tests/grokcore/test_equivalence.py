@@ -7,7 +7,7 @@ import torch
 
 from grokcore import PackTrainer, RunConfig, train_pack
 from grokcore.export import reference_state_dict
-from grokcore.model import init_member
+from grokcore.packed import init_member
 from grokcore.reference import ReferenceTransformer, make_optimizer, reference_loss
 from grokcore.tasks import build_pool, make_split
 

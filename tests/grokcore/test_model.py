@@ -8,7 +8,8 @@ import torch
 from grokcore import PackTrainer, RunConfig
 from grokcore.export import (hooked_transformer_config, hooked_transformer_state_dict, load_member,
                              reference_state_dict, save_member)
-from grokcore.model import build_model, init_member, param_shapes
+from grokcore.model import build_model
+from grokcore.packed import init_member, param_shapes
 from grokcore.reference import ReferenceTransformer
 from grokcore.tasks import build_pool
 
@@ -107,6 +108,46 @@ def test_exported_member_reloads_and_matches_hooked_transformer_semantics(tmp_pa
     reference = ReferenceTransformer(cfg_back, sd)
     packed = trainer.model(tokens.expand(2, -1, -1))[1]
     torch.testing.assert_close(reference(tokens), packed, rtol=1e-5, atol=1e-5)
+
+
+def test_trainer_model_is_a_hooked_twin_that_follows_training_and_leaving_members():
+    """trainer.model shares the trained parameters: after steps and after a member leaves, its
+    instrumented forward (hooks and all) still equals the training path of the live members."""
+    cfg = dataclasses.replace(ARCHS[1], epochs=30, eval_every=10)
+    members = [dataclasses.replace(cfg, seed=s) for s in range(3)]
+    trainer = PackTrainer(members)
+    run = trainer.run()
+    next(run)
+    tokens = build_pool(cfg).inputs[:6].expand(3, -1, -1)
+    # no_grad: a graph kept alive across a change of the member set would pin the parameters' old shapes
+    with torch.no_grad():
+        logits, cache = trainer.model.run_with_cache(tokens)
+        torch.testing.assert_close(logits[:, :, -1], trainer.net.train_logits(tokens), rtol=1e-5, atol=1e-5)
+    assert "blocks.1.mlp.hook_post" in cache
+    trainer.drop([members[0].run_id])
+    next(run)  # 10 more epochs with two members
+    assert trainer.model.n_members == 2 and trainer.model.params is trainer.net.params
+    with torch.no_grad():
+        logits = trainer.model(tokens[:2])[:, :, -1]
+        torch.testing.assert_close(logits, trainer.net.train_logits(tokens[:2]), rtol=1e-5, atol=1e-5)
+    weights = trainer.member_weights(members[2].run_id)
+    assert torch.equal(trainer.model.w("blocks.0.attn.W_Q")[1], weights["blocks.0.attn.W_Q"])
+
+
+def test_training_alone_does_not_import_transformer_lens():
+    """Ray trials only train; transformer_lens costs a new process about as much as torch."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from grokcore import PackTrainer, RunConfig\n"
+            "import sweeps.runner\n"
+            "trainer = PackTrainer([RunConfig(p=7, d_model=8, n_heads=2, d_mlp=16, epochs=4, eval_every=2)])\n"
+            "reports = list(trainer.run())\n"
+            "assert reports[-1].finished, reports\n"
+            "print('transformer_lens' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr
 
 
 def test_load_member_rejects_mismatched_weights(tmp_path):

@@ -20,8 +20,10 @@ directory (the spec's own results are never touched). Per run it prints
   packs' train s  the fastest and slowest pack's training time: with as many packs as slots, their
             difference is a slot left idle at the tail (concurrent trials share the machine unevenly)
 
-and last one JSON line with every figure. The goal (issue 3): overhead below 10% for the quick
-spec on a 2-core CPU, falling as packs grow (fewer trials, the same training).
+and last one JSON line with every figure. With `--repeat N` each pack size runs N times (the
+sizes interleaved, so a slow spell of a shared machine does not land on one size alone) and a
+last table gives each size's median and worst overhead. The goal (issue 3): overhead below 10%
+for the quick spec on a 2-core CPU, falling as packs grow (fewer trials, the same training).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import argparse
 import dataclasses
 import json
 import os
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -76,6 +79,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--pack-sizes", default="3,9,18,36", help="comma-separated pack sizes to compare")
     parser.add_argument("--epochs", type=int, default=None, help="override the spec's epoch budget")
     parser.add_argument("--num-cpus", type=int, default=os.cpu_count() or 1, help="CPUs of the local Ray")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each pack size (median and worst shown)")
     args = parser.parse_args(argv)
 
     spec = load_spec(args.spec)
@@ -87,12 +91,19 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(f"{'pack size':>9} {'packs':>5} {'slots':>5} {'wall s':>8} {'train s':>8} {'overhead':>9} "
           f"{'startup s':>9} {'in-Tune':>8}")
     rows = []
-    for size in sizes:
-        row = measure(spec, size, args.num_cpus)
-        rows.append(row)
-        print(f"{row['pack_size']:>9} {row['packs']:>5} {row['slots']:>5} {row['wall_s']:>8.1f} "
-              f"{row['train_s']:>8.1f} {100 * row['overhead']:>8.1f}% {row['startup_s']:>9.1f} "
-              f"{100 * row['in_tune_overhead']:>7.1f}%   packs' train s {_spread(row['pack_train_s'])}", flush=True)
+    for _ in range(max(1, args.repeat)):
+        for size in sizes:
+            row = measure(spec, size, args.num_cpus)
+            rows.append(row)
+            print(f"{row['pack_size']:>9} {row['packs']:>5} {row['slots']:>5} {row['wall_s']:>8.1f} "
+                  f"{row['train_s']:>8.1f} {100 * row['overhead']:>8.1f}% {row['startup_s']:>9.1f} "
+                  f"{100 * row['in_tune_overhead']:>7.1f}%   packs' train s {_spread(row['pack_train_s'])}", flush=True)
+    if args.repeat > 1:
+        print(f"\n{'pack size':>9} {'runs':>5} {'median overhead':>16} {'worst':>7}")
+        for size in sizes:
+            overheads = [r["overhead"] for r in rows if r["pack_size"] == size]
+            print(f"{size:>9} {len(overheads):>5} {100 * statistics.median(overheads):>15.1f}% "
+                  f"{100 * max(overheads):>6.1f}%")
     print(json.dumps({"benchmark": "sweep", "spec": spec.name, "num_cpus": args.num_cpus, "goal_overhead": 0.10,
                       "runs": rows}))
     return rows

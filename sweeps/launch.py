@@ -175,14 +175,14 @@ def connect_ray(address: str | None = None, num_cpus: int | None = None) -> bool
         return False
     kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True}
     try:
-        if address:
+        if address or os.environ.get("RAY_ADDRESS"):  # RAY_ADDRESS: set under `ray job submit`
             ray.init(address=address, **kwargs)
         else:
-            # no address: honour RAY_ADDRESS (set under `ray job submit`), else start a local Ray
-            # Workers that Ray starts ahead import the trainer's modules while the driver plans the
-            # sweep, so a trial's start does not pay torch's and transformer_lens' imports (~2.5 s).
+            # A local Ray, without the workers Ray would start ahead for tasks: Tune's trial actors
+            # never use them (they carry a runtime_env of their own, so each gets a fresh process),
+            # and on a small machine their start-up competes with the trials' (~1 CPU-second each).
             ray.init(include_dashboard=False, dashboard_host="127.0.0.1", num_cpus=num_cpus,
-                     runtime_env={"worker_process_setup_hook": "sweeps.launch.import_trainer_modules"}, **kwargs)
+                     _system_config={"prestart_worker_first_driver": False}, **kwargs)
     except Exception as e:
         if type(e).__name__ == "AuthenticationError" or "authentication" in str(e).lower():
             raise RuntimeError(
@@ -190,12 +190,6 @@ def connect_ray(address: str | None = None, num_cpus: int | None = None) -> bool
                 "(or copy the head's ~/.ray/auth_token; `ray get-auth-token` prints it).") from e
         raise
     return True
-
-
-def import_trainer_modules() -> None:
-    """Ray's worker_process_setup_hook for a local Ray: import what every trial imports."""
-    import grokcore.model  # noqa: F401  (torch, transformer_lens)
-    import sweeps.runner  # noqa: F401  (pyarrow through the Parquet store)
 
 
 def check_shared_storage(store: SweepStore) -> None:

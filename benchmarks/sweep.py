@@ -19,6 +19,8 @@ directory (the spec's own results are never touched). Per run it prints
             slots at the tail; this is what packs amortise
   packs' train s  the fastest and slowest pack's training time: with as many packs as slots, their
             difference is a slot left idle at the tail (concurrent trials share the machine unevenly)
+  1st epoch s  seconds from the call to the first epoch of the first pack: starting Ray and Tune,
+            the first trial's process and its imports
 
 and last one JSON line with every figure. With `--repeat N` each pack size runs N times (the
 sizes interleaved, so a slow spell of a shared machine does not land on one size alone) and a
@@ -35,6 +37,7 @@ import os
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -50,9 +53,12 @@ def measure(spec, pack_size: int, num_cpus: int) -> dict:
     spec = dataclasses.replace(spec, pack_size=pack_size)
     members = spec.members()
     with tempfile.TemporaryDirectory(prefix="grok-bench-") as results:
+        called = time.time()
         result = run_sweep(spec, results=results, verbose=0, num_cpus=num_cpus)
         store = SweepStore(results, spec.name)
-        pack_train = sorted(float((store.read_record(p) or {}).get("train_seconds", 0.0)) for p in result.done_packs)
+        records = [store.read_record(p) or {} for p in result.done_packs]
+        pack_train = sorted(float(r.get("train_seconds", 0.0)) for r in records)
+        started = [r["training_started"] for r in records if r.get("training_started")]
     if not result.ok:
         raise SystemExit(f"pack size {pack_size}: the sweep did not finish: failed {result.failed_packs}, "
                          f"unfinished {result.unfinished_packs}")
@@ -66,11 +72,16 @@ def measure(spec, pack_size: int, num_cpus: int) -> dict:
         "in_tune_overhead": 1.0 - result.train_seconds / (result.tune_seconds * slots),
         "model_epochs": sum(m.epochs for m in members),
         "pack_train_s": pack_train,
+        "first_epoch_s": min(started) - called if started else None,
     }
 
 
 def _spread(values: list[float]) -> str:
     return f"{values[0]:.1f}-{values[-1]:.1f}" if values else "-"
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -97,7 +108,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             rows.append(row)
             print(f"{row['pack_size']:>9} {row['packs']:>5} {row['slots']:>5} {row['wall_s']:>8.1f} "
                   f"{row['train_s']:>8.1f} {100 * row['overhead']:>8.1f}% {row['startup_s']:>9.1f} "
-                  f"{100 * row['in_tune_overhead']:>7.1f}%   packs' train s {_spread(row['pack_train_s'])}", flush=True)
+                  f"{100 * row['in_tune_overhead']:>7.1f}%   packs' train s {_spread(row['pack_train_s'])}"
+                  f"   1st epoch s {_seconds(row['first_epoch_s'])}", flush=True)
     if args.repeat > 1:
         print(f"\n{'pack size':>9} {'runs':>5} {'median overhead':>16} {'worst':>7}")
         for size in sizes:

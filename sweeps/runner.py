@@ -192,6 +192,8 @@ def run_pack(pack: Pack, settings: PackSettings, trial_id: str = "local",
         if table is not None:
             on_eval.history([r for r in table.to_pylist() if r["run_id"] in live])
 
+    training_started = None  # wall clock at this attempt's first epoch (the record keeps it for benchmarks)
+
     def commit(final: bool) -> None:
         nonlocal seq
         if buffers["runs"]:
@@ -208,7 +210,7 @@ def run_pack(pack: Pack, settings: PackSettings, trial_id: str = "local",
         store.write_record(pid, {
             "pack_id": pid, "members": pack.run_ids, "seq": seq + 1, "trainer": name, "done": final,
             "epoch": progress.epoch, "trial_id": trial_id, "train_seconds": progress.train_seconds,
-            "updated": time.time(), "node": node or socket.gethostname(),
+            "updated": time.time(), "node": node or socket.gethostname(), "training_started": training_started,
         })
         store.delete_trainers(pid, keep=name)
         seq += 1
@@ -217,6 +219,7 @@ def run_pack(pack: Pack, settings: PackSettings, trial_id: str = "local",
 
     last_commit = last_report = time.monotonic()
     if trainer is not None:
+        training_started = time.time()
         progress.live = trainer.live
         progress.epoch = trainer.epoch
         if report is not None:

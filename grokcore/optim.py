@@ -50,8 +50,13 @@ class FlatParams:
             p.grad = self.grad[:, start:end].view(K, *self.shapes[name])
 
     def select(self, keep: Tensor) -> None:
+        """Keep only the members at `keep`, as new Parameter objects (the owner installs them, see
+        PackedModel.set_member_params): a graph still alive from a forward before the change (a
+        user's look at the model between reports) holds the old parameters' gradient
+        accumulators, which expect the old member count and would fail the next backward."""
         self.data = self.data[keep]
         self.grad = torch.zeros_like(self.data)
+        self.params = {name: nn.Parameter(torch.empty(0, device=self.data.device)) for name in self.params}
         self.bind()
 
     def member_tensors(self, member: int) -> dict[str, Tensor]:

@@ -171,6 +171,12 @@ class PackedModel(nn.Module):
         """Parameters under their TransformerLens names, each (member, *shape)."""
         return {k.replace("__", "."): v for k, v in self.params.items()}
 
+    def set_member_params(self, params: dict[str, nn.Parameter]) -> None:
+        """Install these parameters (TransformerLens names) in place of the current ones, in the
+        shared ParameterDict, so a hooked twin sees them too."""
+        for name, p in params.items():
+            self.params[name.replace(".", "__")] = p
+
     def act(self, x: Tensor) -> Tensor:
         return F.relu(x) if self.cfg.act == "relu" else F.gelu(x)
 

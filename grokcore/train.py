@@ -365,6 +365,7 @@ class PackTrainer:
             return
         self.data = {k: v[index] for k, v in self.data.items()}
         self.optimizer.select(index)
+        self.net.set_member_params(self.flat.params)
 
     # ---- weights of one member ----------------------------------------------------------------
     def member_weights(self, run_id: str) -> dict[str, Tensor]:

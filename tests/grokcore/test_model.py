@@ -112,20 +112,19 @@ def test_exported_member_reloads_and_matches_hooked_transformer_semantics(tmp_pa
 
 def test_trainer_model_is_a_hooked_twin_that_follows_training_and_leaving_members():
     """trainer.model shares the trained parameters: after steps and after a member leaves, its
-    instrumented forward (hooks and all) still equals the training path of the live members."""
+    instrumented forward (hooks and all) still equals the training path of the live members, and a
+    graph kept from a look between reports does not break the steps after the pack shrinks."""
     cfg = dataclasses.replace(ARCHS[1], epochs=30, eval_every=10)
     members = [dataclasses.replace(cfg, seed=s) for s in range(3)]
     trainer = PackTrainer(members)
     run = trainer.run()
     next(run)
     tokens = build_pool(cfg).inputs[:6].expand(3, -1, -1)
-    # no_grad: a graph kept alive across a change of the member set would pin the parameters' old shapes
-    with torch.no_grad():
-        logits, cache = trainer.model.run_with_cache(tokens)
-        torch.testing.assert_close(logits[:, :, -1], trainer.net.train_logits(tokens), rtol=1e-5, atol=1e-5)
-    assert "blocks.1.mlp.hook_post" in cache
+    logits, cache = trainer.model.run_with_cache(tokens)  # with grad: the graph stays alive below
+    torch.testing.assert_close(logits[:, :, -1], trainer.net.train_logits(tokens), rtol=1e-5, atol=1e-5)
+    assert "blocks.1.mlp.hook_post" in cache and logits.requires_grad
     trainer.drop([members[0].run_id])
-    next(run)  # 10 more epochs with two members
+    next(run)  # 10 more epochs with two members, while that three-member graph is still referenced
     assert trainer.model.n_members == 2 and trainer.model.params is trainer.net.params
     with torch.no_grad():
         logits = trainer.model(tokens[:2])[:, :, -1]

@@ -187,8 +187,8 @@ class PackedTransformer(PackedModel):
         super().__init__(cfg, member_params, params=params)
         self.hook_embed = hook_point()
         self.hook_pos_embed = hook_point()
-        self.blocks = nn.ModuleList([_BlockHooks(hook_point) for _ in range(cfg.n_layers)])
-        self.ln_final = _LNHooks(hook_point)
+        self.blocks = nn.ModuleList([_block_hooks(hook_point) for _ in range(cfg.n_layers)])
+        self.ln_final = _HookGroup(hook_point, LN_HOOKS)
         self.hook_logits = hook_point()
         # Every example of grokcore.tasks ends in '=' in layouts that end in '=' (train_logits relies on it).
         self.fixed_last_token = cfg.eq_token if cfg.token_layout.split()[-1] == "=" else None
@@ -224,7 +224,7 @@ class PackedTransformer(PackedModel):
         x = self._ln(resid, "ln_final", self.ln_final)
         return self.hook_logits(add_bias(bmm(x, self.w("unembed.W_U")), self.w("unembed.b_U")))
 
-    def _ln(self, x: Tensor, prefix: str, hooks: _LNHooks) -> Tensor:
+    def _ln(self, x: Tensor, prefix: str, hooks: _HookGroup) -> Tensor:
         if self.cfg.normalization == "none":
             return x
         centred = x - x.mean(-1, keepdim=True)
@@ -326,7 +326,7 @@ class PackedMLP(PackedModel):
                  params: nn.ParameterDict | None = None, hook_point: HookPointClass = nn.Identity):
         super().__init__(cfg, member_params, params=params)
         self.hook_embed = hook_point()
-        self.mlp = _MLPHooks(hook_point)
+        self.mlp = _HookGroup(hook_point, MLP_HOOKS)
         self.hook_logits = hook_point()
 
     def forward(self, tokens: Int[Tensor, "member batch pos"]) -> Float[Tensor, "member batch d_vocab_out"]:
@@ -346,36 +346,28 @@ class PackedMLP(PackedModel):
         return add_bias(bmm(self.act(pre), self.w("unembed.W_U")), self.w("unembed.b_U"))
 
 
-class _LNHooks(nn.Module):
-    def __init__(self, hook_point: HookPointClass) -> None:
-        super().__init__()
-        self.hook_scale = hook_point()
-        self.hook_normalized = hook_point()
+LN_HOOKS = ("hook_scale", "hook_normalized")
+ATTN_HOOKS = ("hook_q", "hook_k", "hook_v", "hook_attn_scores", "hook_pattern", "hook_z")
+MLP_HOOKS = ("hook_pre", "hook_post")
+BLOCK_HOOKS = ("hook_resid_pre", "hook_attn_out", "hook_resid_mid", "hook_mlp_out", "hook_resid_post")
 
 
-class _AttnHooks(nn.Module):
-    def __init__(self, hook_point: HookPointClass) -> None:
+class _HookGroup(nn.Module):
+    """Hook points under these names, with these sub-groups: TransformerLens' module layout
+    (`blocks.0.ln1.hook_scale`, `blocks.0.attn.hook_q`, ...)."""
+
+    def __init__(self, hook_point: HookPointClass, names: Sequence[str], **groups: nn.Module) -> None:
         super().__init__()
-        for name in ("hook_q", "hook_k", "hook_v", "hook_attn_scores", "hook_pattern", "hook_z"):
+        for name, group in groups.items():  # sub-groups first: the registration order the model had
+            setattr(self, name, group)
+        for name in names:
             setattr(self, name, hook_point())
 
 
-class _MLPHooks(nn.Module):
-    def __init__(self, hook_point: HookPointClass) -> None:
-        super().__init__()
-        self.hook_pre = hook_point()
-        self.hook_post = hook_point()
-
-
-class _BlockHooks(nn.Module):
-    def __init__(self, hook_point: HookPointClass) -> None:
-        super().__init__()
-        self.ln1 = _LNHooks(hook_point)
-        self.attn = _AttnHooks(hook_point)
-        self.ln2 = _LNHooks(hook_point)
-        self.mlp = _MLPHooks(hook_point)
-        for name in ("hook_resid_pre", "hook_attn_out", "hook_resid_mid", "hook_mlp_out", "hook_resid_post"):
-            setattr(self, name, hook_point())
+def _block_hooks(hook_point: HookPointClass) -> _HookGroup:
+    return _HookGroup(hook_point, BLOCK_HOOKS, ln1=_HookGroup(hook_point, LN_HOOKS),
+                      attn=_HookGroup(hook_point, ATTN_HOOKS), ln2=_HookGroup(hook_point, LN_HOOKS),
+                      mlp=_HookGroup(hook_point, MLP_HOOKS))
 
 
 def build_packed(cfg: RunConfig, member_params: Sequence[dict[str, Tensor]]) -> PackedModel:

@@ -109,18 +109,31 @@ def rows_to_table(rows: Sequence[dict[str, Any]], schema: pa.Schema) -> pa.Table
 
 
 # ---- filesystems ---------------------------------------------------------------------------------
+def results_location(location: str) -> str:
+    """The one spelling of a results location that every process agrees on: a local path made
+    absolute against THIS process's working directory (`~` expanded, `file://` stripped), or an
+    object-store URI unchanged. The driver calls it once and hands the answer to every trial:
+    a trial resolving `results` itself would do so inside Tune's trial directory, and its rows
+    would land under Ray's session folder instead of where the user asked."""
+    location = location.strip()
+    if location.startswith("file://"):
+        location = location[len("file://"):]
+    if "://" in location:
+        return location.rstrip("/")
+    return str(Path(location).expanduser().resolve())
+
+
 def resolve(location: str) -> tuple[pafs.FileSystem, str]:
     """A local path (made absolute) or a URI -> (filesystem, path on it)."""
+    location = results_location(location)
     if "://" in location:
         fs, path = pafs.FileSystem.from_uri(location)
         return fs, path.rstrip("/")
-    return pafs.LocalFileSystem(), str(Path(location).expanduser().resolve())
+    return pafs.LocalFileSystem(), location
 
 
 def sweep_uri(results: str, name: str) -> str:
-    if "://" in results:
-        return f"{results.rstrip('/')}/{name}"
-    return str(Path(results).expanduser().resolve() / name)
+    return f"{results_location(results)}/{name}"
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from grokcore.records import METRIC_COLUMNS
 from sweeps.packing import Pack
-from sweeps.parquet import TABLES, SweepStore, metrics_schema, progress_schema, runs_schema
+from sweeps.parquet import TABLES, SweepStore, metrics_schema, progress_schema, results_location, runs_schema
 
 GROK_ACC = 0.99
 
@@ -49,7 +49,8 @@ class PackSettings:
 
     @classmethod
     def from_spec(cls, spec: Any, results: str | None = None) -> PackSettings:
-        return cls(results=results or spec.results, name=spec.name, checkpoints=spec.checkpoints,
+        # resolved here, on the driver: see results_location
+        return cls(results=results_location(results or spec.results), name=spec.name, checkpoints=spec.checkpoints,
                    checkpoint_every_s=spec.checkpoint_every_s, report_every_s=spec.report_every_s,
                    device=spec.device, tf32=spec.tf32, torch_compile=spec.torch_compile, cpus=spec.cpus,
                    gpus=spec.gpus)

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sweeps_testing import TINY_EVALS, TINY_MEMBERS, TINY_PACKS
+from sweeps_testing import TINY, TINY_EVALS, TINY_MEMBERS, TINY_PACKS
 from grokcore.config import config_fields
 from grokcore.records import METRIC_COLUMNS, OUTCOME_COLUMNS, RUN_KEYS
 from sweeps.cli import main
@@ -110,3 +110,20 @@ def test_rerun_with_another_pack_size_keeps_rows_unique(ray_session, tiny_spec, 
     result = run_sweep(wider, results=str(results), verbose=0)
     assert result.ok
     assert_complete(results, spec)
+
+
+@pytest.mark.parametrize("how", ["--results results", "spec default", "--results ./out/../results",
+                                 "--results file://{cwd}/results"])
+def test_relative_results_land_where_the_user_asked(ray_session, tmp_path, monkeypatch, how):
+    """From the user's working directory, with the results location as a user types it: every row
+    lands in <cwd>/results/<name>, not inside Tune's trial directories (a trial must never resolve
+    a relative location itself)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "spec.yaml").write_text(TINY)
+    args = ["sweep", "spec.yaml", "-q"]
+    if how != "spec default":
+        args += how.format(cwd=tmp_path).split()
+    assert main(args) == 0
+    spec = load_spec(tmp_path / "spec.yaml")
+    assert_complete(tmp_path / "results", spec)
+    assert main(["status", "results/tiny"]) == 0

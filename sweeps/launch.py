@@ -263,6 +263,20 @@ def _progress_reporter(total_members: int, report_every_s: float) -> Any:
                          max_progress_rows=20, max_column_length=24)
 
 
+def quiet_tune_logs() -> None:
+    """Tune's own advice on an interrupted run ("Resume experiment with: Tuner.restore(...)") is
+    wrong for a grok sweep, which resumes by running the same command; keep it from our users."""
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    tune_log = logging.getLogger("ray.tune.tune")
+    if not any(isinstance(f, _DropRestoreHint) for f in tune_log.filters):
+        tune_log.addFilter(_DropRestoreHint())
+
+
+class _DropRestoreHint(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tuner.restore" not in record.getMessage()
+
+
 # ---- running ---------------------------------------------------------------------------------------
 @dataclass
 class SweepResult:
@@ -380,35 +394,24 @@ def _error_text(error: BaseException, limit: int = 4000) -> str:
 
 
 def _tune(prep: Prepared, results: str, verbose: int, fault: dict[str, Any] | None = None) -> Any:
-    """Build (or restore) the Tune experiment for the plan and run it."""
+    """Build a Tune experiment of exactly the packs still to run, and run it.
+
+    A rerun never restores the previous Tune experiment: its trials may all have ended (say,
+    their rows never arrived) and a restored experiment would then run nothing, every time.
+    Nothing is lost by starting afresh, since every pack continues from its own commit record
+    and checkpoint."""
     from ray import tune
 
     spec, store, the_plan = prep.spec, prep.store, prep.plan
     settings = {**PackSettings.from_spec(spec, results).to_dict(), "fault": fault}
     resources = {"cpu": spec.cpus, "gpu": spec.gpus}
     runnable = tune.with_resources(trainable, resources)
-    # the experiment is named by the full pack list, so a rerun of the same spec restores it
+    # named by the full pack list: one experiment folder per sweep plan, reused by its reruns
     exp_name = "tune-" + hashlib.sha256(" ".join(sorted(p.pack_id for p in the_plan.packs)).encode()).hexdigest()[:12]
     storage = store.uri.rstrip("/") + "/tune"
-    exp_path = f"{storage}/{exp_name}"
-    run_ids_file = f"tune/{exp_name}.packs.json"
     reporter = _progress_reporter(the_plan.members_to_run, spec.report_every_s)
-    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    quiet_tune_logs()
 
-    known = store.read_json(run_ids_file)
-    restorable = known is not None and {p.pack_id for p in the_plan.to_run} <= set(known)
-    if restorable:
-        try:
-            if tune.Tuner.can_restore(exp_path):
-                if verbose:
-                    print(f"  restoring the Tune experiment {exp_path}", file=sys.stdout)
-                tuner = tune.Tuner.restore(exp_path, trainable=runnable, resume_unfinished=True,
-                                           restart_errored=True)
-                return tuner.fit()
-        except Exception as e:  # restoring is a convenience; the packs resume from their records anyway
-            log.warning("could not restore the Tune experiment at %s (%s); starting a new one", exp_path, e)
-
-    store.write_json(run_ids_file, [p.pack_id for p in the_plan.to_run])
     trials = [{"pack_id": p.pack_id, "size": len(p.members), **p.to_dict()} for p in the_plan.to_run]
     tuner = tune.Tuner(
         runnable,

@@ -560,7 +560,7 @@ def run_search(spec: SweepSpec, results: str | None = None, address: str | None 
         from ray import tune
 
         searcher = _searcher_class()(driver, _slots(spec))
-        logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+        launch.quiet_tune_logs()
         t0 = time.monotonic()
         tuner = tune.Tuner(
             tune.with_resources(launch.trainable, {"cpu": spec.cpus, "gpu": spec.gpus}),

@@ -127,3 +127,18 @@ def test_relative_results_land_where_the_user_asked(ray_session, tmp_path, monke
     spec = load_spec(tmp_path / "spec.yaml")
     assert_complete(tmp_path / "results", spec)
     assert main(["status", "results/tiny"]) == 0
+
+
+def test_rerun_retrains_packs_whose_rows_never_arrived(ray_session, tiny_spec, tmp_path):
+    """An earlier attempt whose trials ended without committing rows (lost, or written elsewhere)
+    is trained again by the next run, which must never loop on 'unfinished' forever."""
+    import shutil
+
+    results = tmp_path / "results"
+    spec = load_spec(tiny_spec)
+    assert run_sweep(spec, results=str(results), verbose=0).ok
+    for folder in ("runs", "metrics", "checkpoints"):
+        shutil.rmtree(results / spec.name / folder)
+    again = run_sweep(spec, results=str(results), verbose=0)
+    assert again.ok and again.ran_packs == TINY_PACKS
+    assert_complete(results, spec)

@@ -67,8 +67,14 @@ def _sweep(args: argparse.Namespace) -> int:
     except SpecError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_SPEC
-    from sweeps.launch import describe, prepare, run_sweep
+    from sweeps.launch import check_local_resources, describe, on_local_ray, prepare, run_sweep
 
+    if on_local_ray(args.address):
+        try:
+            check_local_resources(spec, args.num_cpus)
+        except SpecError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return EXIT_SPEC
     if args.dry_run:
         if spec.search is not None:
             from sweeps.optuna_search import describe_search

@@ -24,7 +24,7 @@ from grokcore.config import RunConfig
 from sweeps.packing import Pack, Plan, plan
 from sweeps.parquet import TABLES, SweepStore, runs_schema
 from sweeps.runner import PackSettings, run_pack
-from sweeps.spec import SweepSpec
+from sweeps.spec import SpecError, SweepSpec
 
 log = logging.getLogger("sweeps")
 
@@ -192,6 +192,36 @@ def connect_ray(address: str | None = None, num_cpus: int | None = None) -> bool
     return True
 
 
+def on_local_ray(address: str | None) -> bool:
+    """True when `grok sweep` would start its own Ray on this machine (no address, no RAY_ADDRESS)."""
+    return not (address or os.environ.get("RAY_ADDRESS"))
+
+
+def check_local_resources(spec: SweepSpec, num_cpus: int | None = None) -> None:
+    """On a local Ray, a trial can use only this machine: refuse a spec that asks more of one
+    trial than the machine has, as a spec error, before anything is started or written.
+    (Against a cluster, check_resources warns instead: an autoscaler may still add nodes.)"""
+    cpus = num_cpus or os.cpu_count() or 1
+    if spec.cpus > cpus:
+        raise SpecError(spec.source, "resources.cpus",
+                        f"{spec.cpus:g} CPUs per trial, but this machine's local Ray has {cpus}; lower it, "
+                        "or run against a cluster that has them (--address)")
+    if spec.gpus > 0:
+        gpus = local_gpu_count()
+        if spec.gpus > gpus:
+            raise SpecError(spec.source, "resources.gpus",
+                            f"{spec.gpus:g} GPU{'s' if spec.gpus != 1 else ''} per trial, but this machine has "
+                            f"{gpus}; set resources.gpus: 0 to train on the CPU, or run against a cluster "
+                            "that has GPUs (--address)")
+
+
+def local_gpu_count() -> int:
+    """The GPUs a local Ray would see (CUDA_VISIBLE_DEVICES honoured, as Ray does)."""
+    import torch
+
+    return torch.cuda.device_count()
+
+
 def check_shared_storage(store: SweepStore) -> None:
     """Every node writes rows straight to the results location, so a local path must be a mount
     that every node sees. Checked with a marker file and one tiny task pinned to each node."""
@@ -308,6 +338,8 @@ def run_sweep(spec: SweepSpec, results: str | None = None, address: str | None =
                           out=out, fault=fault)
     out = out or sys.stdout
     start = time.monotonic()
+    if on_local_ray(address):
+        check_local_resources(spec, num_cpus)
     prep = prepare(spec, results, retry_failed=retry_failed)
     store, the_plan = prep.store, prep.plan
     if verbose:

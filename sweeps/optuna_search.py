@@ -531,6 +531,8 @@ def run_search(spec: SweepSpec, results: str | None = None, address: str | None 
 
     out = out or sys.stdout
     start = time.monotonic()
+    if launch.on_local_ray(address):
+        launch.check_local_resources(spec, num_cpus)
     store = SweepStore(results or spec.results, spec.name)
     try:
         spec.search.storage_url(store.uri)

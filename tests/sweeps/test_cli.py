@@ -80,3 +80,26 @@ def test_report_hands_over_to_analysis(monkeypatch, tmp_path):
     monkeypatch.setattr(analysis, "report", fake, raising=False)
     assert main(["report", str(tmp_path), "--no-png"]) == 0
     assert calls == [[str(tmp_path), "--no-png"]]
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_more_gpus_than_the_machine_has_is_a_spec_error_before_anything_starts(tmp_path, capsys, monkeypatch,
+                                                                                dry_run):
+    """This machine has no GPU: a spec asking one per trial exits 2 with the field named, starts no
+    Ray and writes nothing, in a real run and in a dry run alike."""
+    import ray
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    ray_before = ray.is_initialized()
+    spec = write_spec(tmp_path, TINY + "resources: {cpus: 1, gpus: 1}\n")
+    assert main(["sweep", str(spec), "--results", str(tmp_path / "r"), *(["--dry-run"] if dry_run else [])]) == 2
+    err = capsys.readouterr().err
+    assert f"{spec}: resources.gpus: 1 GPU per trial, but this machine has 0" in err
+    assert not (tmp_path / "r").exists()
+    assert ray.is_initialized() == ray_before
+
+
+def test_more_cpus_than_the_local_ray_has_is_a_spec_error(tmp_path, capsys):
+    spec = write_spec(tmp_path, TINY + "resources: {cpus: 4, gpus: 0}\n")
+    assert main(["sweep", str(spec), "--results", str(tmp_path / "r"), "--num-cpus", "2", "--dry-run"]) == 2
+    assert "resources.cpus: 4 CPUs per trial, but this machine's local Ray has 2" in capsys.readouterr().err

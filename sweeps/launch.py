@@ -76,14 +76,11 @@ def prepare(spec: SweepSpec, results: str | None = None, members: Sequence[RunCo
     members = list(members) if members is not None else spec.members()
     store = SweepStore(results or spec.results, spec.name)
     records = store.records()
-    cleaned = {"uncommitted parts": 0, "failed rows retried": 0, "orphan rows": 0}
+    cleaned = {"uncommitted parts": 0, "half-written files": 0, "failed rows retried": 0, "orphan rows": 0}
 
-    # 1. parts above their pack's committed seq (or of packs never committed) are crash leftovers
+    # 1. crash leftovers: uncommitted parts and half-written files
     if write:
-        for table in TABLES:
-            stale = [p for p in store.parts(table) if p.seq is not None
-                     and (p.pack_id not in records or p.seq >= int(records[p.pack_id].get("seq", 0)))]
-            cleaned["uncommitted parts"] += store.delete_parts(stale)
+        cleaned.update(store.delete_crash_leftovers(records))
 
     # 2. members with a runs row are finished (failed ones are retried unless asked not to)
     finished: dict[str, str] = {}

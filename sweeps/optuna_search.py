@@ -623,11 +623,8 @@ def _slots(spec: SweepSpec) -> int:
 
 
 def _tidy(store: SweepStore) -> None:
-    """Parts above their pack's committed seq are crash leftovers (as in sweeps.launch.prepare)."""
-    records = store.records()
-    for table in TABLES:
-        store.delete_parts(p for p in store.parts(table) if p.seq is not None
-                           and (p.pack_id not in records or p.seq >= int(records[p.pack_id].get("seq", 0))))
+    """Crash leftovers go before a search (re)starts its packs, as in sweeps.launch.prepare."""
+    store.delete_crash_leftovers()
 
 
 def _print_best(driver: StudyDriver, out) -> None:

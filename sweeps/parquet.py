@@ -203,6 +203,42 @@ class SweepStore:
         text = self.read_text(rel)
         return None if text is None else json.loads(text)
 
+    def uncommitted(self, table: str, records: dict[str, dict[str, Any]] | None = None) -> list[Part]:
+        """Parts at or above their pack's committed seq, or of packs never committed: the leftovers
+        of a crash between writing parts and committing (see the module docstring)."""
+        records = self.records() if records is None else records
+        return [p for p in self.parts(table) if p.seq is not None
+                and (p.pack_id not in records or p.seq >= int(records[p.pack_id].get("seq", 0)))]
+
+    def delete_crash_leftovers(self, records: dict[str, dict[str, Any]] | None = None) -> dict[str, int]:
+        """Before a sweep (re)starts its packs: remove uncommitted parts and half-written files."""
+        records = self.records() if records is None else records
+        return {"uncommitted parts": sum(self.delete_parts(self.uncommitted(t, records)) for t in TABLES),
+                "half-written files": self.delete_temporaries()}
+
+    def delete_temporaries(self) -> int:
+        """Remove the hidden temporaries (`.<name>.tmp-*`, `.trainer-*`) that a process killed
+        mid-write leaves behind. Only while no pack of the sweep is running (the driver, before
+        it starts trials): a live writer's temporary would go too."""
+        dirs = [self.root, *(self.path(t) for t in TABLES), self.path("specs")]
+        packs = pafs.FileSelector(self.path("checkpoints", "packs"), allow_not_found=True)
+        dirs += [i.path for i in self.fs.get_file_info(packs) if i.type == pafs.FileType.Directory]
+        removed = 0
+        for directory in dirs:
+            for info in self.fs.get_file_info(pafs.FileSelector(directory, allow_not_found=True)):
+                name = info.base_name
+                if not name.startswith(".") or not (".tmp-" in name or name.startswith(".trainer-")):
+                    continue
+                if info.type == pafs.FileType.Directory:
+                    self._delete_dir(info.path)
+                else:
+                    try:
+                        self.fs.delete_file(info.path)
+                    except FileNotFoundError:
+                        continue
+                removed += 1
+        return removed
+
     # ---- parts ---------------------------------------------------------------------------------------
     @staticmethod
     def part_name(pack_id: str, seq: int | None) -> str:

@@ -58,3 +58,37 @@ def test_uri_locations(tmp_path):
     store = SweepStore(f"file://{tmp_path}", "s")
     store.write_json("x.json", {"a": 1})
     assert (tmp_path / "s" / "x.json").exists() and store.read_json("x.json") == {"a": 1}
+
+
+def test_a_resumed_sweep_removes_what_a_killed_writer_left_half_written(tmp_path):
+    """A driver or trial killed mid-write leaves hidden temporaries; the next run removes them all
+    (and only them), and a dry run touches nothing."""
+    from sweeps.launch import prepare
+    from sweeps.spec import load_spec
+    from sweeps_testing import TINY, write_spec
+
+    spec = load_spec(write_spec(tmp_path, TINY))
+    store = SweepStore(str(tmp_path / "r"), spec.name)
+    cfg = RunConfig(p=11)
+    kept = store.write_part("metrics", "pack-x", 0, [{"run_id": cfg.run_id, "epoch": 1}], metrics_schema())
+    store.write_record("pack-x", {"seq": 1, "members": [cfg.run_id]})
+    leftovers = [f"{t}/.part-pack-x-000001.parquet.tmp-0123abcd" for t in ("runs", "metrics")]
+    leftovers += [".plan.json.tmp-89abcdef", "checkpoints/packs/pack-x/.state.json.tmp-00ff00ff",
+                  "checkpoints/packs/pack-x/.trainer-000002.k3j4/state.json"]
+    sweep = tmp_path / "r" / spec.name
+
+    def leave_leftovers() -> None:
+        for rel in leftovers:
+            (sweep / rel).parent.mkdir(parents=True, exist_ok=True)
+            (sweep / rel).write_bytes(b"PAR1 half")
+
+    leave_leftovers()
+    assert store.delete_crash_leftovers() == {"uncommitted parts": 0, "half-written files": len(leftovers)}
+    assert not any((sweep / rel).exists() for rel in leftovers)
+    assert (sweep / "metrics" / kept.rsplit("/", 1)[-1]).exists() and store.read_record("pack-x")["seq"] == 1
+
+    leave_leftovers()
+    prepare(spec, str(tmp_path / "r"), write=False)
+    assert all((sweep / rel).exists() for rel in leftovers)
+    assert prepare(spec, str(tmp_path / "r")).cleaned["half-written files"] == len(leftovers)
+    assert not any((sweep / rel).exists() for rel in leftovers)

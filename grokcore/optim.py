@@ -60,7 +60,11 @@ class FlatParams:
         self.bind()
 
     def member_tensors(self, member: int) -> dict[str, Tensor]:
-        return {name: self.data[member, s:e].view(self.shapes[name]).clone() for name, (s, e) in self.offsets.items()}
+        return self.unflatten(self.data[member])
+
+    def unflatten(self, row: Tensor) -> dict[str, Tensor]:
+        """One member's flat row (n_params,) -> its tensors by name (copies)."""
+        return {name: row[s:e].view(self.shapes[name]).clone() for name, (s, e) in self.offsets.items()}
 
 
 class BatchedAdamW:

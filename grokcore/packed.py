@@ -163,6 +163,18 @@ class PackedModel(nn.Module):
     def n_members(self) -> int:
         return next(iter(self.params.values())).shape[0]
 
+    def check_tokens(self, tokens: Tensor) -> None:
+        """The instrumented path's input check: a wrong member count would otherwise surface deep
+        inside as an opaque reshape error."""
+        n_ctx = self.cfg.n_ctx
+        if tokens.dim() != 3 or tokens.shape[0] != self.n_members or tokens.shape[-1] > n_ctx:
+            raise ValueError(
+                f"tokens must be (member, batch, pos) with member = {self.n_members} (the pack's live members, "
+                f"in trainer.configs order) and pos <= {n_ctx}; got shape {tuple(tokens.shape)}. For one "
+                "member's inputs x (batch, pos), pass x.expand(n_members, -1, -1) and read that member's row")
+        if tokens.dtype not in (torch.int64, torch.int32):
+            raise ValueError(f"tokens must be integer token ids, got dtype {tokens.dtype}")
+
     def w(self, name: str) -> Tensor | None:
         key = name.replace(".", "__")
         return self.params[key] if key in self.params else None
@@ -195,6 +207,7 @@ class PackedTransformer(PackedModel):
 
     # ---- instrumented path --------------------------------------------------------------------
     def forward(self, tokens: Int[Tensor, "member batch pos"]) -> Float[Tensor, "member batch pos d_vocab_out"]:
+        self.check_tokens(tokens)
         cfg = self.cfg
         T = tokens.shape[-1]
         embed = self.hook_embed(gather_rows(self.w("embed.W_E"), tokens))
@@ -330,6 +343,7 @@ class PackedMLP(PackedModel):
         self.hook_logits = hook_point()
 
     def forward(self, tokens: Int[Tensor, "member batch pos"]) -> Float[Tensor, "member batch d_vocab_out"]:
+        self.check_tokens(tokens)
         embed = self.hook_embed(gather_rows(self.w("embed.W_E"), tokens))  # (member, batch, pos, d_model)
         pre = self.mlp.hook_pre(add_bias(bmm(embed.flatten(-2), self.w("mlp.W_in")), self.w("mlp.b_in")))
         post = self.mlp.hook_post(self.act(pre))

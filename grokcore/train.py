@@ -17,6 +17,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -123,6 +124,9 @@ class PackTrainer:
         self.train_seconds = 0.0
         self.trackers = [_Tracker(end_epoch=c.epochs) for c in self.configs]
         self._pending: list[MemberOutcome] = []
+        # Final weights of members that left the batch, as flat rows on the host: the batch shrinks,
+        # but a member's trained weights stay reachable (member_weights) and are checkpointed.
+        self.departed: dict[str, Tensor] = {}
         self._build_data()
         self.net: PackedModel = build_packed(self.arch, [init_member(c) for c in self.configs]).to(self.device)
         self._hooked: PackedModel | None = None
@@ -275,23 +279,31 @@ class PackTrainer:
     def live(self) -> int:
         return len(self.configs)
 
-    def run(self) -> Iterator[Report]:
-        """Train until every member has ended, yielding at each evaluation."""
+    def run(self, progress: bool | None = None) -> Iterator[Report]:
+        """Train until every member has ended, yielding at each evaluation. `progress` shows a bar
+        (epoch, members live/finished/generalised, model-epochs/s, ETA) in a terminal or a notebook;
+        None: only when stderr is a terminal or this runs in a notebook (never in a Ray worker)."""
+        bar = ProgressBar(self, progress)
         every = self.arch.eval_every
-        while self.configs:
-            target = min((self.epoch // every + 1) * every, min(t.end_epoch for t in self.trackers))
-            start = time.perf_counter()
-            while self.epoch < target:
-                self._train_epoch()
-                self.epoch += 1
-            values = self._metrics()  # syncs, so the timing below is honest
-            self.train_seconds += time.perf_counter() - start
-            progress, progress_seconds = self._progress()
-            report = self._report(values)
-            report.progress, report.progress_seconds = progress, progress_seconds
-            yield report
-        if self._pending:
-            yield Report(self.epoch, [], self._take_pending(), 0, self.train_seconds)
+        try:
+            while self.configs:
+                target = min((self.epoch // every + 1) * every, min(t.end_epoch for t in self.trackers))
+                start = time.perf_counter()
+                live, first = self.live, self.epoch
+                while self.epoch < target:
+                    self._train_epoch()
+                    self.epoch += 1
+                values = self._metrics()  # syncs, so the timing below is honest
+                self.train_seconds += time.perf_counter() - start
+                progress_rows, progress_seconds = self._progress()
+                report = self._report(values)
+                report.progress, report.progress_seconds = progress_rows, progress_seconds
+                bar.update(report, model_epochs=live * (self.epoch - first))
+                yield report
+            if self._pending:
+                yield Report(self.epoch, [], self._take_pending(), 0, self.train_seconds)
+        finally:
+            bar.close()
 
     def _progress(self) -> tuple[list[dict[str, Any]], float]:
         """Progress measures of the live members (before any of them leave at this epoch)."""
@@ -359,6 +371,11 @@ class PackTrainer:
     def _select(self, keep: list[int]) -> None:
         """Keep only these members: the batch shrinks, so cost follows the live members."""
         index = torch.tensor(keep, dtype=torch.long, device=self.device)
+        kept = set(keep)
+        leaving = [k for k in range(len(self.configs)) if k not in kept]
+        if leaving:
+            rows = self.flat.data[torch.tensor(leaving, device=self.device)].detach().cpu()
+            self.departed.update({self.configs[k].run_id: row for k, row in zip(leaving, rows)})
         self.configs = [self.configs[k] for k in keep]
         self.trackers = [self.trackers[k] for k in keep]
         if not keep:
@@ -369,11 +386,14 @@ class PackTrainer:
 
     # ---- weights of one member ----------------------------------------------------------------
     def member_weights(self, run_id: str) -> dict[str, Tensor]:
-        """One live member's weights under TransformerLens names, no member axis."""
+        """One member's weights under TransformerLens names, no member axis: its current weights
+        while it trains, its final weights (on the host) once it has left the batch."""
         ids = [c.run_id for c in self.configs]
-        if run_id not in ids:
-            raise KeyError(f"{run_id} is not a live member of this pack")
-        return self.flat.member_tensors(ids.index(run_id))
+        if run_id in ids:
+            return self.flat.member_tensors(ids.index(run_id))
+        if run_id in self.departed:
+            return self.flat.unflatten(self.departed[run_id])
+        raise KeyError(f"{run_id} is not a member of this pack")
 
     # ---- checkpoints --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -384,8 +404,10 @@ class PackTrainer:
             "train_seconds": self.train_seconds,
             "configs": [c.to_dict() for c in self.configs],
             "trackers": [vars(t) for t in self.trackers],
+            "departed": list(self.departed),
             "tensors": {"params": self.flat.data, "exp_avg": self.optimizer.exp_avg,
-                        "exp_avg_sq": self.optimizer.exp_avg_sq},
+                        "exp_avg_sq": self.optimizer.exp_avg_sq,
+                        **({"departed": torch.stack(list(self.departed.values()))} if self.departed else {})},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -398,6 +420,8 @@ class PackTrainer:
         self.flat.data.copy_(t["params"])
         self.optimizer.exp_avg.copy_(t["exp_avg"])
         self.optimizer.exp_avg_sq.copy_(t["exp_avg_sq"])
+        departed = state.get("departed", [])  # absent in checkpoints written before it was kept
+        self.departed = dict(zip(departed, t["departed"].cpu())) if departed else {}
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write the full state under `directory` atomically (a temporary sibling, then rename)."""
@@ -440,11 +464,58 @@ def _mean_weights(mask: Tensor) -> Tensor:
 
 
 def train_pack(configs: Sequence[RunConfig], device: str | torch.device = "cpu",
-               tf32: bool = False, torch_compile: bool = False) -> tuple[list[dict[str, Any]], list[MemberOutcome]]:
-    """Train to the end; returns (metrics rows, outcomes). For notebooks and quick looks."""
+               tf32: bool = False, torch_compile: bool = False,
+               progress: bool | None = None) -> tuple[list[dict[str, Any]], list[MemberOutcome]]:
+    """Train to the end; returns (metrics rows, outcomes). For notebooks and quick looks.
+    `progress`: as PackTrainer.run's (a bar in a terminal or a notebook by default)."""
     metrics: list[dict[str, Any]] = []
     outcomes: list[MemberOutcome] = []
-    for report in PackTrainer(configs, device=device, tf32=tf32, torch_compile=torch_compile).run():
+    for report in PackTrainer(configs, device=device, tf32=tf32, torch_compile=torch_compile).run(progress):
         metrics.extend(report.metrics)
         outcomes.extend(report.finished)
     return metrics, outcomes
+
+
+class ProgressBar:
+    """A tqdm bar over epochs for PackTrainer.run: live / finished / generalised members and
+    model-epochs per second beside it, the ETA from the epoch budget (stop rules may end sooner)."""
+
+    def __init__(self, trainer: PackTrainer, enabled: bool | None):
+        self.trainer = trainer
+        self.bar = None
+        self.finished = 0
+        self.generalised: set[str] = set()
+        self.last_update = time.perf_counter()
+        if enabled is None:
+            enabled = interactive()
+        if not enabled or not trainer.configs:
+            return
+        from tqdm.auto import tqdm
+
+        budget = max(t.end_epoch for t in trainer.trackers)
+        self.bar = tqdm(total=budget, initial=trainer.epoch, unit="epoch", dynamic_ncols=True,
+                        desc=f"{len(trainer.configs)} member{'s' if len(trainer.configs) != 1 else ''}")
+
+    def update(self, report: Report, model_epochs: int) -> None:
+        if self.bar is None:
+            return
+        self.finished += len(report.finished)
+        self.generalised.update(o.run_id for o in report.finished if o.epoch_test_99 is not None)
+        self.generalised.update(c.run_id for c, t in zip(self.trainer.configs, self.trainer.trackers)
+                                if t.epoch_test_99 is not None)
+        now = time.perf_counter()
+        rate, self.last_update = model_epochs / max(now - self.last_update, 1e-9), now
+        self.bar.set_postfix(live=report.live, finished=self.finished, generalised=len(self.generalised),
+                             model_epochs_s=f"{rate:,.0f}", refresh=False)
+        self.bar.update(report.epoch - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def interactive() -> bool:
+    """stderr is a terminal, or this runs in a Jupyter kernel (where tqdm.auto draws a widget)."""
+    if "ipykernel" in sys.modules:
+        return True
+    return bool(getattr(sys.stderr, "isatty", lambda: False)())

@@ -52,10 +52,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = {"sweep": _sweep, "status": _status, "train": _train, "report": _report}[args.command]
     try:
-        return command(args)
+        code = command(args)
+        sys.stdout.flush()  # inside the try: a reader that left (`| head`) shows up here, not at exit
+        return code
     except KeyboardInterrupt:
-        print("\ninterrupted; run the same command again to continue", file=sys.stderr)
+        print(f"\ninterrupted; {_after_interrupt(args)}", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `grok status DIR | head`: the reader left; that is not an error
+        _silence_stdout()
+        return EXIT_OK
+
+
+def _after_interrupt(args: argparse.Namespace) -> str:
+    """What a Ctrl-C leaves, per command: only sweeps and `grok train --results` can continue."""
+    if args.command == "sweep":
+        return "run the same command again to continue (committed work is kept)"
+    if args.command == "train":
+        if any(a == "--results" or a.startswith("--results=") for a in args.args):
+            return "run the same command again to continue from the last checkpoint"
+        return ("nothing was kept: without --results, grok train keeps no rows or checkpoints (add --results DIR "
+                "to keep them and continue by running the same command again)")
+    return "nothing to continue"
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe, point stdout at devnull so the interpreter's final flush is quiet."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def _sweep(args: argparse.Namespace) -> int:
@@ -148,10 +173,16 @@ def _train(args: argparse.Namespace) -> int:
     from grokcore import RunConfig
     from grokcore.config import ConfigError
     from sweeps.packing import Pack, cut_packs
+    from grokcore.train import interactive
+    from sweeps.parquet import results_location
     from sweeps.runner import PackSettings, pick_device, run_pack
     from sweeps.spec import SpecError, _Loader, load_spec
 
-    targs = _train_parser().parse_args(args.args)
+    parser = _train_parser()
+    targs, unknown = parser.parse_known_args(args.args)
+    if unknown:
+        print(f"error: {_unknown_options(parser, unknown)}", file=sys.stderr)
+        return EXIT_SPEC
     overrides = {}
     for key, value in vars(targs).items():
         if key.startswith("field_") and value is not None:
@@ -182,18 +213,37 @@ def _train(args: argparse.Namespace) -> int:
         packs = packs[:1]
     for pack in packs:
         print(f"{pack.pack_id}: {len(pack.members)} members, {pack.members[0].task} p={pack.members[0].p}, "
-              f"{max(m.epochs for m in pack.members)} epochs at most, on {device}")
+              f"{max(m.epochs for m in pack.members)} epochs at most, on {device}", flush=True)
         start = time.monotonic()
         if targs.results:
-            settings = PackSettings(results=targs.results, name=name, device=device, checkpoints=False,
-                                    checkpoint_every_s=30.0, report_every_s=2.0, **options)
-            final = run_pack(pack, settings, report=lambda m: print(_progress_line(m)))
+            # checkpointed, so that running the same command again continues the pack
+            settings = PackSettings(results=results_location(targs.results), name=name, device=device,
+                                    checkpoints=True, checkpoint_every_s=30.0, report_every_s=2.0, **options)
+            bar = interactive()
+            final = run_pack(pack, settings, report=None if bar else lambda m: print(_progress_line(m), flush=True),
+                             progress_bar=bar)
             print(_progress_line(final))
             print(f"rows written under {settings.results}/{name}")
         else:
             _train_in_memory(pack, device, targs.every, options)
         print(f"{time.monotonic() - start:.1f} s")
     return EXIT_OK
+
+
+def _unknown_options(parser: argparse.ArgumentParser, unknown: list[str]) -> str:
+    """`--weight_decy 1` -> "unknown option --weight_decy (did you mean --weight_decay?)"."""
+    import difflib
+    import re
+
+    known = sorted(set(re.findall(r"--[A-Za-z0-9_-]+", parser.format_help())))
+    flags = [u.split("=", 1)[0] for u in unknown if u.startswith("-")]
+    if not flags:
+        return f"unexpected argument(s) {' '.join(unknown)}; grok train takes one spec and --FIELD VALUE options"
+    parts = []
+    for flag in flags:
+        close = difflib.get_close_matches(flag, known, n=1, cutoff=0.7)
+        parts.append(f"unknown option {flag}" + (f" (did you mean {close[0]}?)" if close else ""))
+    return "; ".join(parts) + " (grok train --help lists them)"
 
 
 def _progress_line(m: dict) -> str:
@@ -204,17 +254,19 @@ def _progress_line(m: dict) -> str:
 
 def _train_in_memory(pack, device: str, every: int, options: dict[str, bool]) -> None:
     from grokcore import PackTrainer
+    from grokcore.train import interactive
 
     trainer = PackTrainer(list(pack.members), device=device, **options)
     outcomes = []
-    for i, rep in enumerate(trainer.run()):
+    bar = interactive()  # a terminal gets the trainer's progress bar, a log gets a line per evaluation
+    for i, rep in enumerate(trainer.run(progress=bar)):
         outcomes.extend(rep.finished)
-        if rep.metrics and (i % max(every, 1) == 0 or rep.live == 0):
+        if not bar and rep.metrics and (i % max(every, 1) == 0 or rep.live == 0):
             n = len(rep.metrics)
             tr = sum(r["train/acc"] for r in rep.metrics) / n
             te = sum(r["test/acc"] for r in rep.metrics) / n
             print(f"  epoch {rep.epoch:>6}  live {rep.live:>4}  train acc {tr:.3f}  test acc {te:.3f}  "
-                  f"({rep.train_seconds:.1f} s)")
+                  f"({rep.train_seconds:.1f} s)", flush=True)
     print(f"  {'run_id':<24} {'status':<9} {'train99':>8} {'test99':>8} {'test acc':>9}")
     for o in outcomes:
         row = o.to_row()

@@ -14,9 +14,11 @@ import hashlib
 import logging
 import os
 import re
+import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -268,6 +270,34 @@ def check_resources(spec: SweepSpec, autoscaling: bool) -> None:
     log.warning("%s; trials will wait until nodes with these resources join", message)
 
 
+DRIVER_FILE = "driver.json"
+
+
+@contextmanager
+def sweep_session(spec: SweepSpec, store: SweepStore, address: str | None, num_cpus: int | None) -> Iterator[None]:
+    """Ray for one run of a sweep: connect (or start a local Ray), check the cluster, mark the
+    sweep's driver as running (`grok status` tells running packs from interrupted ones by it), and
+    on the way out, Ctrl-C and errors included, mark it ended and shut down what it started."""
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # no CSV/JSON/TensorBoard per trial
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the new output ignores our CLIReporter columns
+    started = connect_ray(address, num_cpus=num_cpus)
+    store.write_json(DRIVER_FILE, {"state": "running", "pid": os.getpid(), "host": socket.gethostname(),
+                                   "started": time.time()})
+    try:
+        check_resources(spec, autoscaling=not on_local_ray(address))
+        check_shared_storage(store)
+        yield
+    finally:
+        try:
+            store.write_json(DRIVER_FILE, {**(store.read_json(DRIVER_FILE) or {}), "state": "ended",
+                                           "ended": time.time()})
+        finally:
+            if started:
+                import ray
+
+                ray.shutdown()
+
+
 def _progress_reporter(total_members: int, report_every_s: float) -> Any:
     from ray import tune
 
@@ -348,12 +378,7 @@ def run_sweep(spec: SweepSpec, results: str | None = None, address: str | None =
             print(f"nothing to run: all {len(prep.members)} members have a runs row", file=out)
         return SweepResult(spec.name, store.uri, len(prep.members), 0, [], {}, [], time.monotonic() - start, 0.0, 0.0)
 
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # no CSV/JSON/TensorBoard per trial
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the new output ignores our CLIReporter columns
-    started = connect_ray(address, num_cpus=num_cpus)
-    try:
-        check_resources(spec, autoscaling=address is not None or bool(os.environ.get("RAY_ADDRESS")))
-        check_shared_storage(store)
+    with sweep_session(spec, store, address, num_cpus):
         t0 = time.monotonic()
         grid = _tune(prep, results or spec.results, verbose, fault)
         tune_seconds = time.monotonic() - t0
@@ -362,11 +387,6 @@ def run_sweep(spec: SweepSpec, results: str | None = None, address: str | None =
             pid = (r.config or {}).get("pack", {}).get("pack_id")
             if r.error is not None and pid is not None:
                 errors[pid] = _error_text(r.error)
-    finally:
-        if started:
-            import ray
-
-            ray.shutdown()
 
     # packs whose trial failed for good: their members without a runs row get a failed row
     done, failed, unfinished, train_seconds = [], {}, [], 0.0

@@ -552,13 +552,8 @@ def run_search(spec: SweepSpec, results: str | None = None, address: str | None 
             print(f"nothing to run: the study has its {spec.search.members} members", file=out)
         return launch.SweepResult(spec.name, store.uri, spec.search.members, 0, [], {}, [],
                                   time.monotonic() - start, 0.0, 0.0)
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    started = launch.connect_ray(address, num_cpus=num_cpus)
     errors: dict[str, str] = {}
-    try:
-        launch.check_resources(spec, autoscaling=address is not None or bool(os.environ.get("RAY_ADDRESS")))
-        launch.check_shared_storage(store)
+    with launch.sweep_session(spec, store, address, num_cpus):
         from ray import tune
 
         searcher = _searcher_class()(driver, _slots(spec))
@@ -582,11 +577,6 @@ def run_search(spec: SweepSpec, results: str | None = None, address: str | None 
             pid = (r.config or {}).get("pack", {}).get("pack_id")
             if r.error is not None and pid is not None:
                 errors[pid] = launch._error_text(r.error)
-    finally:
-        if started:
-            import ray
-
-            ray.shutdown()
 
     done, failed, unfinished, train_seconds = [], {}, [], 0.0
     for pid, handed in driver.handed.items():
@@ -791,12 +781,7 @@ def _run_tune_optuna(spec: SweepSpec, store: SweepStore, settings: dict[str, Any
         "base": spec.base, "fields": [a.field for a in spec.axes], "metric": sched.metric if sched else None,
         "objective": {"metric": search.objective.metric, "penalty": search.objective.penalty,
                       "require": search.objective.require}}}
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    started = launch.connect_ray(address, num_cpus=num_cpus)
-    try:
-        launch.check_resources(spec, autoscaling=address is not None or bool(os.environ.get("RAY_ADDRESS")))
-        launch.check_shared_storage(store)
+    with launch.sweep_session(spec, store, address, num_cpus):
         t0 = time.monotonic()
         tuner = tune.Tuner(
             tune.with_resources(member_trainable, {"cpu": spec.cpus, "gpu": spec.gpus}),
@@ -811,11 +796,6 @@ def _run_tune_optuna(spec: SweepSpec, store: SweepStore, settings: dict[str, Any
         )
         grid = tuner.fit()
         tune_seconds = time.monotonic() - t0
-    finally:
-        if started:
-            import ray
-
-            ray.shutdown()
 
     done, failed, unfinished, train_seconds = [], {}, [], 0.0
     stopped = searcher.stopped

@@ -128,11 +128,12 @@ def run_pack(pack: Pack, settings: PackSettings, trial_id: str = "local",
              report: Callable[[dict[str, Any]], None] | None = None,
              extra_row: dict[str, Any] | None = None, node: str = "",
              member_extra: dict[str, dict[str, Any]] | None = None,
-             on_eval: EvalHook | None = None) -> dict[str, Any]:
+             on_eval: EvalHook | None = None, progress_bar: bool = False) -> dict[str, Any]:
     """Train the pack to the end (or continue it), writing its rows; returns the final progress.
     `node` names where it runs (the Ray node id), for the pack's record. `extra_row` adds columns
     to every runs row, `member_extra` (run_id -> columns) to one member's; `on_eval` may end
-    members at an evaluation (a search's pruning; see EvalHook).
+    members at an evaluation (a search's pruning; see EvalHook). `progress_bar` draws the trainer's
+bar (grok train in a terminal; never in a trial, which reports to Tune).
 
     Exceptions propagate (Tune retries the trial); nothing is committed for work after the last
     checkpoint, so a retry redoes exactly that work.
@@ -225,7 +226,7 @@ def run_pack(pack: Pack, settings: PackSettings, trial_id: str = "local",
         progress.epoch = trainer.epoch
         if report is not None:
             report(progress.metrics())
-        for rep in trainer.run():
+        for rep in trainer.run(progress=progress_bar):
             for row in rep.metrics:
                 buffers["metrics"].append({k: row.get(k) for k in ("run_id", "epoch", *METRIC_COLUMNS)})
             buffers["progress"].extend(getattr(rep, "progress", None) or [])

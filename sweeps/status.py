@@ -21,7 +21,9 @@ class SweepStatus:
     by_status: dict[str, int] = field(default_factory=dict)
     grokked: int = 0  # test accuracy reached 0.99 (epoch_test_99 set)
     memorised_only: int = 0  # train 0.99 but never test 0.99
-    training: int = 0  # members of packs with an unfinished record (started, not ended)
+    training: int = 0  # members of started, unfinished packs while a driver runs (or none is known)
+    interrupted: int = 0  # members of started, unfinished packs whose driver has ended or died
+    driver: str | None = None  # running | ended | dead (driver.json; None for `grok train --results`)
     waiting: int = 0  # planned, no row, pack not started
     packs_done: int = 0
     packs_started: int = 0
@@ -95,12 +97,37 @@ def sweep_status(location: str) -> SweepStatus:
         elif not rec.get("abandoned"):
             st.packs_started += 1
             started.update(r for r in rec.get("members", []) if r not in rows)
-    st.training = len(started)
+    st.driver = driver_state(store)
+    if st.driver in ("ended", "dead"):
+        st.interrupted = len(started)
+    else:
+        st.training = len(started)
     if planned is not None:
         st.waiting = len([r for r in planned if r not in rows and r not in started])
     metrics = store.read_table("metrics", columns=["run_id"])
     st.metric_rows = 0 if metrics is None else metrics.num_rows
     return st
+
+
+def driver_state(store: SweepStore) -> str | None:
+    """running, ended, or dead (marked running by a process on this host that no longer exists:
+    a killed driver); None where no driver ever ran (packs trained by `grok train --results`)."""
+    import os
+    import socket
+
+    driver = store.read_json("driver.json")
+    if driver is None:
+        return None
+    if driver.get("state") != "running":
+        return "ended"
+    if driver.get("host") == socket.gethostname():
+        try:
+            os.kill(int(driver["pid"]), 0)
+        except ProcessLookupError:
+            return "dead"
+        except (PermissionError, KeyError, ValueError, TypeError):
+            pass
+    return "running"
 
 
 def format_status(st: SweepStatus) -> str:
@@ -111,7 +138,10 @@ def format_status(st: SweepStatus) -> str:
         f"  members   {total} planned; {st.with_row} ended ({ended})",
         f"  grokked   {st.grokked}  (test acc >= 0.99); memorised only {st.memorised_only}",
         f"  failed    {st.by_status.get('failed', 0)}",
-        f"  running   {st.training} in {st.packs_started} started pack(s); {st.waiting} waiting",
+        (f"  running   {st.training} in {st.packs_started} started pack(s); {st.waiting} waiting"
+         if not st.interrupted else
+         f"  stopped   {st.interrupted} in {st.packs_started} unfinished pack(s), no driver running "
+         f"(grok sweep again continues them); {st.waiting} waiting"),
         f"  packs     {st.packs_done} done" + (f" of {st.packs_planned}" if st.packs_planned else ""),
         f"  metrics   {st.metric_rows} rows",
     ]

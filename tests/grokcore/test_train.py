@@ -145,3 +145,42 @@ def test_torch_compile_matches_eager_while_the_pack_shrinks(device):
         assert a["test/loss"] == pytest.approx(b["test/loss"], rel=1e-4, abs=1e-6)
     # the training run really went through Inductor, not an eager fallback
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 2  # the loss and the AdamW update
+
+
+def test_a_member_that_left_the_batch_keeps_its_final_weights(tmp_path):
+    """Once a member ends, its final weights stay reachable (host memory, checkpointed): equal to the
+    same member's weights at that epoch while it was still training, in a pack where it outlives."""
+    base = RunConfig(p=17, d_model=16, n_heads=2, d_mlp=32, train_fraction=0.5, epochs=60, eval_every=10)
+    short, long_ = dataclasses.replace(base, epochs=30), dataclasses.replace(base, seed=1)
+    twin = dataclasses.replace(short, epochs=60)  # same numbers as `short` up to epoch 30
+
+    trainer = PackTrainer([short, long_])
+    run = trainer.run()
+    reports = [next(run) for _ in range(3)]
+    assert [o.run_id for o in reports[-1].finished] == [short.run_id] and trainer.live == 1
+    left = trainer.member_weights(short.run_id)
+    assert all(t.device.type == "cpu" for t in left.values())
+
+    alive = PackTrainer([twin, long_])
+    it = alive.run()
+    for _ in range(3):
+        next(it)
+    expected = alive.member_weights(twin.run_id)
+    assert left.keys() == expected.keys()
+    assert all(torch.equal(left[k], expected[k]) for k in left)
+    assert not torch.equal(left["embed.W_E"], trainer.member_weights(long_.run_id)["embed.W_E"])
+
+    trainer.save(tmp_path / "ckpt")
+    restored = PackTrainer.load(tmp_path / "ckpt")
+    assert all(torch.equal(restored.member_weights(short.run_id)[k], left[k]) for k in left)
+    with pytest.raises(KeyError, match="not a member of this pack"):
+        trainer.member_weights("add-nope")
+
+
+def test_run_with_cache_names_the_member_count_it_needs():
+    trainer = PackTrainer([GROKS, dataclasses.replace(GROKS, seed=1)])
+    tokens = trainer.data["test_tokens"][:1, :5]  # one member's tokens for a pack of two
+    with pytest.raises(ValueError, match=r"member = 2 .*got shape \(1, 5, 3\)"):
+        trainer.model.run_with_cache(tokens)
+    logits, cache = trainer.model.run_with_cache(tokens.expand(2, -1, -1))
+    assert logits.shape[:2] == (2, 5) and "blocks.0.attn.hook_pattern" in cache

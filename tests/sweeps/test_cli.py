@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import types
@@ -103,3 +104,49 @@ def test_more_cpus_than_the_local_ray_has_is_a_spec_error(tmp_path, capsys):
     spec = write_spec(tmp_path, TINY + "resources: {cpus: 4, gpus: 0}\n")
     assert main(["sweep", str(spec), "--results", str(tmp_path / "r"), "--num-cpus", "2", "--dry-run"]) == 2
     assert "resources.cpus: 4 CPUs per trial, but this machine's local Ray has 2" in capsys.readouterr().err
+
+
+def test_status_after_the_driver_stopped_says_stopped_not_running(tmp_path, capsys):
+    """A sweep whose driver ended (Ctrl-C) or died (kill -9) has no pack running, whatever its
+    records say: `grok status` says so and how to continue."""
+    import json
+    import socket
+
+    spec = load_spec(write_spec(tmp_path, TINY))
+    prepare(spec, str(tmp_path / "r"))
+    first, second = cut_packs(spec.members(), spec.pack_size)
+    settings = PackSettings(results=str(tmp_path / "r"), name=spec.name, checkpoint_every_s=0, report_every_s=0)
+
+    def stop(metrics):
+        if metrics["epoch"] >= 100:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_pack(second, settings, report=stop)
+    sweep = tmp_path / "r" / spec.name
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    for driver, state in (({"state": "running", "pid": os.getpid(), "host": socket.gethostname()}, "running"),
+                          ({"state": "ended", "pid": 1, "host": socket.gethostname()}, "ended"),
+                          ({"state": "running", "pid": int(dead), "host": socket.gethostname()}, "dead")):
+        (sweep / "driver.json").write_text(json.dumps(driver))
+        st = sweep_status(str(sweep))
+        assert st.driver == state
+        assert (st.training, st.interrupted) == ((4, 0) if state == "running" else (0, 4))
+    assert main(["status", str(sweep)]) == 0
+    assert "stopped   4 in 1 unfinished pack(s), no driver running (grok sweep again continues them)" in \
+        capsys.readouterr().out
+
+
+def test_status_into_a_closed_pipe_is_quiet(tmp_path):
+    """`grok status DIR | head -1`: no BrokenPipeError traceback (the output is longer than a pipe's
+    buffer, so the writer is still writing when the reader leaves)."""
+    import shutil
+
+    spec = load_spec(write_spec(tmp_path, TINY))
+    prepare(spec, str(tmp_path / "r"))
+    for i in range(300):
+        shutil.copytree(tmp_path / "r" / spec.name, tmp_path / "r" / f"copy-{i:03d}")
+    done = subprocess.run(f"{sys.executable} -m sweeps.cli status {tmp_path / 'r'} | head -c 1", shell=True,
+                          capture_output=True, text=True, cwd=Path(__file__).parents[2])
+    assert done.stdout == "c" and done.stderr == ""

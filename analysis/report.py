@@ -349,22 +349,41 @@ def _slug(*parts: str) -> str:
 
 
 def export_pngs(figures: list[ReportFigure], directory: Path) -> str | None:
-    """Write every figure as a PNG with one kaleido/Chromium session; return a warning if that is impossible."""
+    """Write every figure as a PNG with one kaleido/Chromium session and check that each file is
+    there and non-empty (kaleido has been seen to skip one under load without an error): the
+    missing ones are tried once more, and any still missing are named in the returned warning."""
     if not figures:
         return None
     import plotly.io as pio
 
     directory.mkdir(parents=True, exist_ok=True)
     paths = [directory / f"{f.slug}.png" for f in figures]
-    heights = [int(f.figure.layout.height or 450) for f in figures]
+    for path in paths:  # a stale PNG from an earlier report must not pass for a new one
+        path.unlink(missing_ok=True)
+
+    def write(todo: list[int]) -> None:
+        pio.write_images([figures[i].figure for i in todo], [paths[i] for i in todo], width=PNG_WIDTH,
+                         height=[int(figures[i].figure.layout.height or 450) for i in todo])
+
+    def missing() -> list[int]:
+        return [i for i, p in enumerate(paths) if not (p.is_file() and p.stat().st_size > 0)]
+
     try:
-        pio.write_images([f.figure for f in figures], paths, width=PNG_WIDTH, height=heights)
+        write(list(range(len(figures))))
+        if missing():
+            write(missing())
     except Exception as exc:  # kaleido reports a missing browser in several ways; the HTML must still be written
         reason = " ".join(str(exc).split())[:300]
         return (f"PNG export unavailable ({type(exc).__name__}: {reason}). The HTML report is complete; for PNGs "
                 "install Chromium (Debian: apt-get install chromium) or set BROWSER_PATH to a Chrome/Chromium binary.")
-    for fig, path in zip(figures, paths):
-        fig.png = f"png/{path.name}"
+    absent = missing()
+    for i, (fig, path) in enumerate(zip(figures, paths)):
+        if i not in absent:
+            fig.png = f"png/{path.name}"
+    if absent:
+        names = ", ".join(figures[i].slug for i in absent)
+        return (f"no PNG for {len(absent)} of {len(figures)} figures ({names}): kaleido wrote no file, twice. "
+                "The HTML report has them all; run grok report again for the PNGs.")
     return None
 
 

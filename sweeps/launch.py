@@ -302,17 +302,27 @@ def _progress_reporter(total_members: int, report_every_s: float) -> Any:
     from ray import tune
 
     class SweepReporter(tune.CLIReporter):
-        """Tune's table of trials plus one line for the whole sweep."""
+        """Tune's table of trials plus one line for the whole sweep: members ended, generalised,
+        training and waiting, the share of the epoch budget done and an ETA from its pace."""
+
+        started = time.monotonic()
 
         def report(self, trials: list, done: bool, *sys_info: str) -> None:
-            live = fin = grok = 0
+            live = fin = gen = 0
+            budget_done = 0.0  # in members: a finished member counts 1, a live one its epochs / budget
             for t in trials:
                 r = t.last_result or {}
-                live += r.get("members_live", 0) or 0
-                fin += r.get("members_finished", 0) or 0
-                grok += r.get("members_grokked", 0) or 0
-            line = (f"Members (this run): {fin} finished ({grok} grokked), {live} training, "
-                    f"{max(total_members - fin - live, 0)} waiting")
+                n_live, n_fin = r.get("members_live", 0) or 0, r.get("members_finished", 0) or 0
+                live, fin = live + n_live, fin + n_fin
+                gen += r.get("members_grokked", 0) or 0
+                if r.get("epochs_budget"):
+                    budget_done += n_fin + n_live * min(1.0, (r.get("epoch") or 0) / r["epochs_budget"])
+            share = budget_done / total_members if total_members else 1.0
+            elapsed = time.monotonic() - self.started
+            eta = f", ETA {_duration(elapsed * (1 - share) / share)}" if 0.02 < share < 1 else ""
+            line = (f"Members (this run): {fin} of {total_members} ended ({gen} generalised), {live} training, "
+                    f"{max(total_members - fin - live, 0)} waiting; {share:.0%} of the epoch budget done{eta} "
+                    "(stop rules may end sooner)")
             super().report(trials, done, line, *sys_info)
 
     return SweepReporter(metric_columns=PROGRESS_COLUMNS, parameter_columns={"pack/size": "members"},
@@ -435,6 +445,15 @@ def write_failed_rows(store: SweepStore, pack: Pack, error: str, record: dict[st
     if rows:
         store.write_part("runs", pack.pack_id, None, rows, runs_schema())
     return len(rows)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 def _error_text(error: BaseException, limit: int = 4000) -> str:

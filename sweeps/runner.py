@@ -79,6 +79,7 @@ class _Progress:
 
     def __init__(self, pack: Pack):
         self.size = len(pack.members)
+        self.epochs_budget = max(m.epochs for m in pack.members)
         self.grokked: set[str] = set()
         self.finished: set[str] = set()
         self.pruned: set[str] = set()
@@ -119,6 +120,7 @@ class _Progress:
             "train_acc_latest": None if math.isnan(self.train_acc) else round(self.train_acc, 4),
             "test_loss_latest": None if math.isnan(self.test_loss) else round(self.test_loss, 6),
             "epoch": self.epoch,
+            "epochs_budget": self.epochs_budget,
             "train_seconds": round(self.train_seconds, 3),
             "pack_done": done,
         }

@@ -184,3 +184,16 @@ def test_run_with_cache_names_the_member_count_it_needs():
         trainer.model.run_with_cache(tokens)
     logits, cache = trainer.model.run_with_cache(tokens.expand(2, -1, -1))
     assert logits.shape[:2] == (2, 5) and "blocks.0.attn.hook_pattern" in cache
+
+
+def test_long_training_shows_progress_where_asked(capsys):
+    """A bar with the epoch, members live/finished/generalised, model-epochs/s and an ETA when asked
+    (or in a terminal / notebook); nothing at all when not (a Ray worker's logs stay clean)."""
+    members = [dataclasses.replace(GROKS, epochs=100, eval_every=50, seed=s) for s in range(2)]
+    train_pack(members, progress=True)
+    err = capsys.readouterr().err
+    assert "2 members: 100%" in err and "100/100" in err
+    assert "live=0" in err and "finished=2" in err and "generalised=" in err and "model_epochs_s=" in err
+    assert "<00:00" in err  # tqdm's ETA field
+    train_pack(members, progress=None)  # pytest's captured stderr is no terminal
+    assert capsys.readouterr().err == ""

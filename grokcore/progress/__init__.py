@@ -81,7 +81,8 @@ _EXPORTS = {
     "fourier": ("excluded_loss", "fourier_basis", "frequency_norms", "key_frequencies", "logit_cos_coefficients",
                 "neuron_frequency_fve", "restricted_loss"),
     "llc": ("LLCResult", "SGLDSettings", "sgld_llc"),
-    "pack": ("ProgressSettings", "embedding_geometry", "estimate_llc", "grid_outputs", "grid_tokens", "measure_pack"),
+    "pack": ("ProgressSettings", "embedding_geometry", "estimate_llc", "estimate_member_llc", "grid_outputs", "grid_tokens",
+             "measure_pack"),
     "attention": ("qk_ov_summaries",),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

@@ -378,3 +378,56 @@ def test_a_member_measures_the_same_alone_or_in_a_pack():
     row_pack = measure_pack(pack, FAST_LLC)[1]
     for k, v in row_alone.items():
         assert row_pack[k] == pytest.approx(v, rel=1e-4, abs=1e-6, nan_ok=True), k
+
+
+# ---- the LLC of a member's weights, without a live trainer ----------------------------------------
+
+
+@pytest.mark.parametrize("batch_size", [None, 16])
+def test_member_llc_from_weights_equals_the_live_pack(tmp_path, batch_size):
+    """estimate_member_llc on a member's weights (from the live pack, and read back with load_member) at the
+    pack's epoch gives the pack's estimate for that member: bit for bit for a pack of one, to float rounding
+    for a member of a larger pack (its matmuls are batched with the others')."""
+    from grokcore.export import load_member, save_member
+    from grokcore.progress import estimate_member_llc
+
+    settings = SGLDSettings(chains=3, burnin=3, draws=5, batch_size=batch_size)
+    members = [dataclasses.replace(TINY, seed=s, lr=3e-3) for s in range(2)]
+    pack, alone = PackTrainer(members), PackTrainer(members[1:])
+    for trainer in (pack, alone):
+        next(trainer.run())  # epoch 10
+    live_pack, live_alone = estimate_llc(pack, settings), estimate_llc(alone, settings)
+    cfg, weights = load_member(save_member(tmp_path / "m1", members[1], pack.member_weights(members[1].run_id)))
+    assert cfg == members[1]
+    from_file = estimate_member_llc(cfg, weights, settings, epoch=10)
+    from_trainer = estimate_member_llc(members[1], pack.member_weights(members[1].run_id), settings, epoch=10)
+    for field in ("llc", "trace", "init_loss", "nbeta"):
+        assert torch.equal(getattr(from_file, field), getattr(live_alone, field)), field
+        assert torch.equal(getattr(from_trainer, field), getattr(from_file, field)), field
+        torch.testing.assert_close(getattr(from_file, field)[0], getattr(live_pack, field)[1], rtol=1e-5, atol=1e-7)
+    assert not torch.equal(live_pack.llc[0], live_pack.llc[1])  # the two members' estimates differ
+    # another epoch seeds other noise: the estimate is not a constant of the weights
+    assert not torch.equal(estimate_member_llc(cfg, weights, settings, epoch=20).llc, from_file.llc)
+
+
+def test_member_llc_on_other_data_and_bad_weights():
+    """data=(tokens, labels) measures on other labels: init_loss is the loss on them (the clean labels of a
+    noisy member give its train_clean/loss); weights that do not fit the config are refused by name."""
+    from grokcore.data import member_data
+    from grokcore.progress import estimate_member_llc
+
+    cfg = dataclasses.replace(TINY, noise="uniform", noise_fraction=0.5, lr=3e-3)
+    trainer = PackTrainer([cfg])
+    report = next(trainer.run())
+    data = member_data(cfg)
+    weights = trainer.member_weights(cfg.run_id)
+    settings = SGLDSettings(chains=1, burnin=0, draws=2)
+    noisy = estimate_member_llc(cfg, weights, settings)
+    clean = estimate_member_llc(cfg, weights, settings, data=(data.train_tokens, data.train_clean_labels))
+    assert noisy.init_loss.item() == pytest.approx(report.metrics[0]["train/loss"], rel=1e-6)
+    assert clean.init_loss.item() == pytest.approx(report.metrics[0]["train_clean/loss"], rel=1e-6)
+    assert noisy.nbeta.item() == pytest.approx(len(data.train_labels) / math.log(len(data.train_labels)))
+    with pytest.raises(ValueError, match="embed.W_E"):
+        estimate_member_llc(cfg, weights | {"embed.W_E": torch.zeros(3, 3)}, settings)
+    with pytest.raises(ValueError, match="unembed.W_U"):
+        estimate_member_llc(cfg, {k: v for k, v in weights.items() if k != "unembed.W_U"}, settings)

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from jaxtyping import Float, Int
+from torch import Tensor, nn
 
 from grokcore.config import RunConfig
-from grokcore.packed import param_shapes
+from grokcore.packed import PackedModel, build_packed, param_shapes
 
 WEIGHTS_FILE = "weights.safetensors"
 CONFIG_FILE = "config.json"
@@ -47,6 +48,20 @@ def load_member(directory: str | os.PathLike) -> tuple[RunConfig, dict[str, Tens
         if name not in weights or tuple(weights[name].shape) != shape:
             raise ValueError(f"{directory / WEIGHTS_FILE}: {name} missing or not of shape {shape}")
     return cfg, weights
+
+
+class MemberModule(nn.Module):
+    """One member as a plain torch module: the function the trainer fits, for tools that take an
+    nn.Module (devinterp's samplers, a hand-written loop). Parameters are `pack.params.<name>` with a
+    leading member axis of 1; no hooks, so transformer_lens is not imported."""
+
+    def __init__(self, cfg: RunConfig, weights: dict[str, Tensor]):
+        super().__init__()
+        self.pack: PackedModel = build_packed(cfg, [{k: v.detach().clone() for k, v in weights.items()}])
+
+    def forward(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch n_classes"]:
+        """Logits at the last position (the only ones trained), as the trainer computes them."""
+        return self.pack.train_logits(tokens.unsqueeze(0))[0]
 
 
 def hooked_transformer_config(cfg: RunConfig) -> dict[str, Any]:

@@ -7,6 +7,7 @@ exporting it leaves every global random generator as it was."""
 import dataclasses
 import random
 from importlib.metadata import version
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,8 +34,11 @@ CONFIGS = {
 }
 
 
-def test_this_is_transformer_lens_3():
+def test_this_is_transformer_lens_3_and_this_checkout():
     assert version("transformer_lens").startswith("3."), version("transformer_lens")
+    import grokcore
+
+    assert Path(grokcore.__file__).resolve().parents[1] == Path(__file__).resolve().parents[2], grokcore.__file__
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,9 @@
 """TransformerLens 3.x interop, in the default test run: the project depends on TransformerLens 4, which
 removed HookedTransformer, so the checks in check_tl3.py run in a second environment built here from
-tests/interop/requirements-tl3.txt (a virtual environment over the system site packages, so torch and
-the rest are the project's own; ~42 MB and ~20 s of pip on the 2-core machine, once: it is cached under
-.venvs/ by the requirements file's hash, or at $GROK_TL3_VENV).
+tests/interop/requirements-tl3.txt: a virtual environment that sees the running environment's
+site-packages after its own (a .pth file), so torch and the rest are the project's own, installed
+once, and only TransformerLens 3.x and what it lacks are added (~42 MB and ~20 s of pip on the 2-core
+machine when idle). It is cached under .venvs/ by the requirements file's hash, or at $GROK_TL3_VENV.
 
 Outside CI a machine that cannot reach a package index skips with pip's message; in CI (CI=true) it fails.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import site
 import subprocess
 import sys
 from pathlib import Path
@@ -32,7 +34,13 @@ def tl3_environment() -> Path:
     if marker.exists() and python.exists():
         return python
     shutil.rmtree(venv, ignore_errors=True)
-    steps = [[sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
+    # Not --system-site-packages: from inside a virtual environment that would mean the base Python's
+    # packages, without the project's torch, and pip would fetch a multi-GB torch.
+    project_sites = [p for p in [*site.getsitepackages(), site.getusersitepackages()] if Path(p).is_dir()]
+    link = "".join(f"import site; site.addsitedir({p!r})\n" for p in project_sites)
+    steps = [[sys.executable, "-m", "venv", str(venv)],
+             [str(python), "-c", f"import sysconfig, pathlib; pathlib.Path(sysconfig.get_paths()['purelib'], "
+                                 f"'grok_project_env.pth').write_text({link!r})"],
              [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r", str(REQUIREMENTS)]]
     for step in steps:
         done = subprocess.run(step, capture_output=True, text=True, timeout=900)

@@ -4,6 +4,7 @@ puts the rows in `Report.progress`; sweeps writes them to `progress/` Parquet).
 
     rows = measure_pack(trainer)               # one flat {column: float} per live member
     rows = measure_pack(trainer, ProgressSettings(llc=False))
+    result = estimate_member_llc(cfg, weights)  # one member's LLC from its config and weights, no trainer
 
 Nothing here changes training: weights are read (functional_call on copies), no .grad is written,
 randomness comes from per-member generators seeded by the member's `progress` sub-seed and the epoch.

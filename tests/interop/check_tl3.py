@@ -4,7 +4,6 @@
 An exported member loaded into TransformerLens 3.x's HookedTransformer gives grokcore's logits, and
 exporting it leaves every global random generator as it was."""
 
-import dataclasses
 import random
 from importlib.metadata import version
 from pathlib import Path

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from jaxtyping import Float, Int
+from torch import Tensor, nn
 
 from grokcore.config import RunConfig
-from grokcore.packed import param_shapes
+from grokcore.packed import PackedModel, build_packed, param_shapes
 
 WEIGHTS_FILE = "weights.safetensors"
 CONFIG_FILE = "config.json"
@@ -49,8 +50,32 @@ def load_member(directory: str | os.PathLike) -> tuple[RunConfig, dict[str, Tens
     return cfg, weights
 
 
+class MemberModule(nn.Module):
+    """One member as a plain torch module: the function the trainer fits, for tools that take an
+    nn.Module (devinterp's samplers, a hand-written loop). Parameters are `pack.params.<name>` with a
+    leading member axis of 1; no hooks, so transformer_lens is not imported."""
+
+    def __init__(self, cfg: RunConfig, weights: dict[str, Tensor]):
+        super().__init__()
+        self.pack: PackedModel = build_packed(cfg, [{k: v.detach().clone() for k, v in weights.items()}])
+
+    def forward(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch n_classes"]:
+        """Logits at the last position (the only ones trained), as the trainer computes them."""
+        return self.pack.train_logits(tokens.unsqueeze(0))[0]
+
+
 def hooked_transformer_config(cfg: RunConfig) -> dict[str, Any]:
-    """Arguments of TransformerLens 2.x/3.x `HookedTransformerConfig` for this member."""
+    """Arguments of TransformerLens 2.x/3.x `HookedTransformerConfig` for this member.
+
+    `seed` is None and `init_weights` False on purpose: HookedTransformerConfig with a seed calls
+    torch.manual_seed, random.seed and np.random.seed (resetting the caller's global generators), and
+    HookedTransformer initialises weights from the global torch generator; the weights come from
+    `hooked_transformer_state_dict` anyway, so building the model draws nothing and leaves all global
+    random state as it was.
+
+    The vocabulary is grokcore's: d_vocab = operand range + 3 (operands, then '=', '+', '*'), 116 at
+    p = 113 where the seed notebooks had 114; d_vocab_out = p. Token ids are those of
+    `grokcore.data.member_data`."""
     if cfg.model != "transformer":
         raise ValueError("only transformer members have a HookedTransformer equivalent")
     return {
@@ -67,8 +92,25 @@ def hooked_transformer_config(cfg: RunConfig) -> dict[str, Any]:
         "attn_only": cfg.attn_only,
         "positional_embedding_type": "standard",
         "default_prepend_bos": False,
-        "seed": cfg.seed,
+        "seed": None,
+        "init_weights": False,
     }
+
+
+def hooked_transformer(cfg: RunConfig, weights: dict[str, Tensor], device: torch.device | str = "cpu") -> nn.Module:
+    """The member as a TransformerLens 2.x/3.x `HookedTransformer` (TransformerLens 4 has none: install
+    3.x in its own environment, e.g. tests/interop/requirements-tl3.txt), weights loaded strictly. Its
+    logits on a member's tokens are grokcore's (tests/interop); global random state is left alone."""
+    try:
+        from transformer_lens import HookedTransformer, HookedTransformerConfig
+    except ImportError as error:
+        from importlib.metadata import version
+
+        raise ImportError(f"transformer_lens {version('transformer_lens')} has no HookedTransformer (removed in "
+                          "4.0); use TransformerLens 2.x or 3.x") from error
+    model = HookedTransformer(HookedTransformerConfig(**hooked_transformer_config(cfg), device=str(device)))
+    model.load_state_dict(hooked_transformer_state_dict(cfg, weights), strict=True)  # copies onto its device
+    return model
 
 
 def hooked_transformer_state_dict(cfg: RunConfig, weights: dict[str, Tensor]) -> dict[str, Tensor]:

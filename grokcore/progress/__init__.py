@@ -4,6 +4,7 @@ puts the rows in `Report.progress`; sweeps writes them to `progress/` Parquet).
 
     rows = measure_pack(trainer)               # one flat {column: float} per live member
     rows = measure_pack(trainer, ProgressSettings(llc=False))
+    result = estimate_member_llc(cfg, weights)  # one member's LLC from its config and weights, no trainer
 
 Nothing here changes training: weights are read (functional_call on copies), no .grad is written,
 randomness comes from per-member generators seeded by the member's `progress` sub-seed and the epoch.
@@ -81,7 +82,8 @@ _EXPORTS = {
     "fourier": ("excluded_loss", "fourier_basis", "frequency_norms", "key_frequencies", "logit_cos_coefficients",
                 "neuron_frequency_fve", "restricted_loss"),
     "llc": ("LLCResult", "SGLDSettings", "sgld_llc"),
-    "pack": ("ProgressSettings", "embedding_geometry", "estimate_llc", "grid_outputs", "grid_tokens", "measure_pack"),
+    "pack": ("ProgressSettings", "embedding_geometry", "estimate_llc", "estimate_member_llc", "grid_outputs", "grid_tokens",
+             "measure_pack"),
     "attention": ("qk_ov_summaries",),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

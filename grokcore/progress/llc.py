@@ -1,20 +1,29 @@
 """The local learning coefficient (LLC) by SGLD, batched over members and chains.
 
-The estimator is devinterp's (Lau et al. 2023; devinterp `estimate_learning_coefficient` / 2.x
-`slt.llc`): around the point w* whose LLC is wanted, run SGLD chains on the localised, tempered
+The estimator is devinterp's (Lau et al. 2023; devinterp 1.3 `estimate_learning_coeff_with_summary`,
+2.x `slt.llc`): around the point w* whose LLC is wanted, run SGLD chains on the localised, tempered
 posterior
 
     w <- w - (eps / 2) * (nbeta * grad L_batch(w) + gamma * (w - w*)) + sqrt(eps) * sigma * N(0, I)
 
 (eps the step size, gamma the localisation, nbeta = n * beta the inverse temperature times the
-number of training examples, sigma = 1 the noise level; see SGLDSettings for the defaults), record the batch loss at every step after
-the burn-in (a "draw", taken before that step's update, as devinterp records it) and estimate
+number of training examples, sigma = 1 the noise level; see SGLDSettings for the defaults), record
+the batch loss at every step after the burn-in (a "draw", taken before that step's update, as
+devinterp records it) and estimate
 
     llc = nbeta * (mean loss over the draws - L(w*))
 
-per chain; `llc/mean` and `llc/std` are the mean and the standard deviation (ddof 0, as devinterp's
-xarray reduction) over chains. devinterp 2.x averages over every step including its burn-in; with
-burnin = 0 the two are the same estimator.
+per chain, L(w*) the loss over the whole training set; `llc/mean` and `llc/std` are the mean and the
+standard deviation (ddof 0) over chains.
+
+Where devinterp differs (the README's "LLC and interop" has the recipes both ways): its default nbeta
+is batch_size / log(batch_size), ours n / log n; its step size and localisation are absolute, ours by
+default scale with nbeta; 1.3's init loss is the mean over the first `num_chains` minibatches (pass
+`init_loss` to use ours) and its `llc/std` has ddof 1 (torch.std); 2.x averages over every step
+including its burn-in (with burnin = 0 the two are the same estimator), by default feeds every chain
+the same minibatch sequence, and returns the stored result at `output_path` when called again with
+the same settings. The estimator agrees with devinterp 1.3.2's on a trained member with matched
+settings (tests/grokcore/test_progress.py).
 
 Like devinterp, this module knows nothing of the task: the caller passes the loss of a batch of
 parameter rows. Every member has its own torch.Generator (noise and batches), so a member's
@@ -58,6 +67,9 @@ class SGLDSettings:
     inverse_temperature: float | None = None
     """beta; nbeta = beta * n with n the member's number of training examples. None: 1 / log(n)
     (Watanabe's WBIC temperature, so nbeta = n / log n)."""
+    fixed_nbeta: float | None = None
+    """nbeta itself, whatever n is (devinterp's `nbeta` / `n_beta` argument; its default is
+    batch_size / log(batch_size)); overrides inverse_temperature. For reproducing a devinterp number."""
     chains: int = 2
     draws: int = 30
     """Recorded steps per chain (after the burn-in)."""
@@ -79,6 +91,8 @@ class SGLDSettings:
             raise ValueError(f"localization must be >= 0 or None, got {self.localization}")
         if self.inverse_temperature is not None and not self.inverse_temperature > 0:
             raise ValueError(f"inverse_temperature must be > 0 or None, got {self.inverse_temperature}")
+        if self.fixed_nbeta is not None and not self.fixed_nbeta > 0:
+            raise ValueError(f"fixed_nbeta must be > 0 or None, got {self.fixed_nbeta}")
         if self.chains < 1 or self.draws < 1 or self.burnin < 0:
             raise ValueError("chains and draws must be >= 1 and burnin >= 0")
         if self.batch_size is not None and self.batch_size < 1:
@@ -86,6 +100,8 @@ class SGLDSettings:
 
     def nbeta(self, n: int) -> float:
         """n * beta for a training set of n examples."""
+        if self.fixed_nbeta is not None:
+            return self.fixed_nbeta
         if self.inverse_temperature is not None:
             return self.inverse_temperature * n
         return n / math.log(n) if n > 1 else 1.0

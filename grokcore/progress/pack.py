@@ -290,19 +290,67 @@ class _TrainPath(nn.Module):
 def estimate_llc(trainer: PackTrainer, settings: SGLDSettings | None = None) -> LLCResult:
     """The LLC of every live member at its current weights (see grokcore.progress.llc), on the
     member's training set and labels (what it is trained on), the loss in the trainer's loss dtype.
-    The batch of each step and the noise come from the member's generator at this epoch."""
-    settings = settings or SGLDSettings()
-    data, flat = trainer.data, trainer.flat
-    configs = trainer.configs
+    The batch of each step and the noise come from the member's generator at this epoch.
+    `estimate_member_llc` gives the same numbers from a member's config and weights alone."""
+    data = trainer.data
+    return _sgld_llc_of_pack(trainer.net, trainer.flat.data, trainer.configs, data["train_tokens"],
+                             data["train_labels"], data["train_weight"], data["train_count"].tolist(), trainer.epoch,
+                             settings or SGLDSettings(), trainer.loss_dtype)
+
+
+def estimate_member_llc(cfg: RunConfig, weights: dict[str, Tensor], settings: SGLDSettings | None = None, *,
+                        data: tuple[Tensor, Tensor] | None = None, epoch: int = 0,
+                        device: torch.device | str = "cpu") -> LLCResult:
+    """The LLC of one member from its config and weights (TransformerLens names, no member axis): what
+    `PackTrainer.member_weights`, `grokcore.export.load_member` (and checkpoints of single members)
+    give, so no live trainer is needed. Results have a member axis of length 1.
+
+    `data` is (tokens (n, pos), labels (n,)); None: the member's training set and the labels it was
+    trained on, `grokcore.data.member_data(cfg).train_tokens / .train_labels` (noisy under label
+    noise; pass `.train_clean_labels` to measure against the clean ones). `epoch` seeds the SGLD
+    noise and batches as the trainer's measure at that epoch does, so with the trainer's data and
+    epoch this reproduces `estimate_llc(trainer)` for the member (to float rounding: the pack
+    batches its members' matmuls together)."""
+    from grokcore.data import member_data
+    from grokcore.packed import build_packed, param_shapes
+
+    expected = param_shapes(cfg)
+    wrong = sorted(name for name, shape in expected.items()
+                   if name not in weights or tuple(weights[name].shape) != shape)
+    if wrong or set(weights) - set(expected):
+        raise ValueError(f"weights do not match the config's parameters (name or shape): "
+                         f"{wrong + sorted(set(weights) - set(expected))}")
+    if data is None:
+        split = member_data(cfg)
+        data = (split.train_tokens, split.train_labels)
+    tokens, labels = (t.to(device) for t in data)
+    if tokens.ndim != 2 or labels.shape != tokens.shape[:1]:
+        raise ValueError(f"data: tokens (n, pos) and labels (n,), got {tuple(tokens.shape)} and {tuple(labels.shape)}")
+    net = build_packed(cfg, [{name: w.detach().to(device) for name, w in weights.items()}])
+    theta0 = torch.cat([p.detach().reshape(1, -1) for p in net.named_member_params().values()], dim=1)
+    n = tokens.shape[0]
+    weight = torch.full((1, n), 1.0 / n, dtype=torch.float64, device=tokens.device)
+    loss_dtype = torch.float64 if cfg.loss_dtype == "float64" else torch.float32
+    return _sgld_llc_of_pack(net, theta0, [cfg], tokens.unsqueeze(0), labels.unsqueeze(0), weight, [n], epoch,
+                             settings or SGLDSettings(), loss_dtype)
+
+
+def _sgld_llc_of_pack(net: nn.Module, theta0: Tensor, configs: list[RunConfig], tokens_all: Tensor,
+                      labels_all: Tensor, weight_all: Tensor, counts: list[int], epoch: int,
+                      settings: SGLDSettings, loss_dtype: torch.dtype) -> LLCResult:
+    """SGLD around the rows of theta0 (member, n_params; laid out as net.named_member_params()), on each
+    member's examples (member, n, ...; padded rows have zero weight, `counts` real ones)."""
     K, C = len(configs), settings.chains
-    device = flat.data.device
-    counts = data["train_count"].tolist()
-    generators = [member_generator(c.sub_seed("progress"), trainer.epoch, device) for c in configs]
+    device = theta0.device
+    generators = [member_generator(c.sub_seed("progress"), epoch, device) for c in configs]
     nbeta = torch.tensor([settings.nbeta(n) for n in counts], dtype=torch.float64, device=device)
-    theta0 = flat.data.detach().clone()
-    path = _TrainPath(trainer.net)
-    shapes, offsets = flat.shapes, flat.offsets
-    loss_dtype = trainer.loss_dtype
+    theta0 = theta0.detach().clone()
+    path = _TrainPath(net)
+    shapes = {name: tuple(p.shape[1:]) for name, p in net.named_member_params().items()}
+    offsets, start = {}, 0
+    for name, shape in shapes.items():
+        offsets[name] = (start, start + math.prod(shape))
+        start += math.prod(shape)
 
     def logits_of(theta: Tensor, tokens: Tensor) -> Tensor:
         rows = theta.shape[0]
@@ -314,7 +362,6 @@ def estimate_llc(trainer: PackTrainer, settings: SGLDSettings | None = None) -> 
         lp = logits_of(theta, tokens).to(loss_dtype).log_softmax(-1)
         return -(lp.gather(-1, labels.unsqueeze(-1)).squeeze(-1) * weight).sum(-1)
 
-    tokens_all, labels_all, weight_all = data["train_tokens"], data["train_labels"], data["train_weight"]
     with torch.no_grad():
         init_loss = batch_loss(theta0, tokens_all, labels_all, weight_all)
     B = settings.batch_size

@@ -161,3 +161,17 @@ def test_reference_state_dict_for_mlp_has_biases():
     cfg = ARCHS[-1]
     sd = reference_state_dict(dataclasses.replace(cfg, bias=False), init_member(dataclasses.replace(cfg, bias=False)))
     assert sd["mlp.b_in"].shape == (16,) and not sd["mlp.b_in"].any()
+
+
+def test_hooked_transformer_export_names_transformer_lens_4_as_the_reason():
+    """The project's TransformerLens 4 has no HookedTransformer: the helper says so (tests/interop runs it on 3.x)."""
+    from importlib.metadata import version
+
+    from grokcore.export import hooked_transformer
+
+    if not version("transformer_lens").startswith("4."):
+        pytest.skip("checked against TransformerLens 4 only")
+    cfg = ARCHS[0]
+    with pytest.raises(ImportError, match="removed in 4.0"):
+        hooked_transformer(cfg, init_member(cfg))
+    assert hooked_transformer_config(cfg)["seed"] is None and hooked_transformer_config(cfg)["init_weights"] is False

@@ -272,3 +272,23 @@ def test_init_default_keeps_run_ids_and_kaiming_changes_them():
     assert "init" in cfg.to_dict()
     assert RunConfig(p=23, init="tl").run_id == cfg.run_id == "add-p23-" + cfg.run_id.rsplit("-", 1)[1]
     assert RunConfig(p=23, init="kaiming").run_id != cfg.run_id
+
+
+def test_readme_user_task_example_works(tmp_path, monkeypatch):
+    """The README's user-task example, as written there, loads and labels as it says."""
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    start = readme.index("# mytasks.py")
+    (tmp_path / "mytasks.py").write_text(readme[start:readme.index("```", start)])
+    monkeypatch.syspath_prepend(str(tmp_path))
+    load_user_task.cache_clear()
+    try:
+        cfg = RunConfig(task="mytasks:affine(k=3)", p=31, train_fraction=0.5)
+        assert cfg.run_id.startswith("mytasks-affine-k-3-p31-")
+        pairs, labels, _ = pairs_and_labels(cfg)
+        assert labels == [(3 * x + y) % 31 for x, y in pairs]
+        assert FOURIER in cfg.task_def.measures
+    finally:
+        sys.modules.pop("mytasks", None)
+        load_user_task.cache_clear()

@@ -91,3 +91,28 @@ def min_fraction_figure(runs: pd.DataFrame, min_share: float = 0.5, title: str |
         barmode="overlay", template="plotly_white", height=max(300, 40 * len(ops) + 120),
         legend=dict(orientation="h", y=-0.2))
     return fig
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m analysis.tasks_figure RESULTS... [--min-share S] [--html FILE]`: print the table of
+    the sweeps under RESULTS (a sweep folder or a results folder), optionally write the figure."""
+    import argparse
+
+    from analysis.load import load_sweep
+
+    parser = argparse.ArgumentParser(prog="python -m analysis.tasks_figure", description=main.__doc__)
+    parser.add_argument("results", nargs="+", help="sweep folders, or results folders holding sweeps")
+    parser.add_argument("--min-share", type=float, default=0.5, help="share of members that must generalise")
+    parser.add_argument("--html", help="also write the figure here")
+    args = parser.parse_args(argv)
+    runs = load_sweep(args.results).runs
+    table = smallest_generalising_fraction(runs, args.min_share)
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(table.drop(columns=["task", "p"]).to_string(index=False))
+    if args.html:
+        min_fraction_figure(runs, args.min_share).write_html(args.html, include_plotlyjs="cdn")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -624,6 +624,12 @@ def check_task(task: Any, name: str) -> None:
     need(set(task.measures) <= set(MEASURES), f"measures must be a subset of {list(MEASURES)}, got {set(task.measures)}")
     need(FOURIER not in task.measures or isinstance(task.modulus, int),
          f"the {FOURIER} measures need the task's modulus (operands are residues mod it)")
+    need(ADDITION not in task.measures or (isinstance(task.modulus, int) and "add" in task.ops),
+         f"the {ADDITION} measures score the (x + y) mod p grid: they need a modulus and an op named 'add'")
+    try:
+        hash(task)  # the trainer keys example pools by task
+    except TypeError:
+        raise TaskError(f"{name}: a Task must be hashable (make it a frozen dataclass)") from None
     ex = task.examples()
     n = task.n_examples
     for part in ("x", "y", "labels", "op", "subtask"):

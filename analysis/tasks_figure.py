@@ -20,15 +20,17 @@ import plotly.graph_objects as go
 from analysis.errors import AnalysisError
 
 REQUIRED = ("task", "p", "train_fraction", "epoch_test_99")
+FINAL_TEST_ACC = "final/test/acc"
 OPERATION_COLUMNS = ("operation", "task", "p", "min_train_fraction", "fractions_tried", "largest_fraction",
-                     "members", "generalised")
+                     "members", "generalised", "best_final_test_acc")
 
 
 def smallest_generalising_fraction(runs: pd.DataFrame, min_share: float = 0.5) -> pd.DataFrame:
     """Per operation (task, p): the smallest train_fraction at which at least `min_share` of the
     members generalised within their budget (NaN when no fraction did), how many fractions and
     members were tried, and how many members generalised. Sorted from the most data needed (no
-    fraction generalised counts as the most) to the least."""
+    fraction generalised counts as the most) to the least. `best_final_test_acc` (the best final test
+    accuracy of any member, NaN without that column) tells apart operations that never generalised."""
     missing = [c for c in REQUIRED if c not in runs.columns]
     if missing:
         raise AnalysisError(f"the runs table lacks {missing}; smallest_generalising_fraction needs {list(REQUIRED)}")
@@ -36,8 +38,10 @@ def smallest_generalising_fraction(runs: pd.DataFrame, min_share: float = 0.5) -
         raise AnalysisError(f"min_share must be in (0, 1], got {min_share}")
     data = runs.loc[:, list(REQUIRED)].copy()
     data["generalised"] = data["epoch_test_99"].notna()
-    cells = (data.groupby(["task", "p", "train_fraction"], sort=True)["generalised"]
-             .agg(share="mean", members="size", generalised="sum").reset_index())
+    data["final_acc"] = runs[FINAL_TEST_ACC].astype(float) if FINAL_TEST_ACC in runs.columns else math.nan
+    cells = (data.groupby(["task", "p", "train_fraction"], sort=True)
+             .agg(share=("generalised", "mean"), members=("generalised", "size"), generalised=("generalised", "sum"),
+                  best_acc=("final_acc", "max")).reset_index())
     rows = []
     for (task, p), group in cells.groupby(["task", "p"], sort=True):
         ok = group.loc[group["share"] >= min_share, "train_fraction"]
@@ -50,6 +54,7 @@ def smallest_generalising_fraction(runs: pd.DataFrame, min_share: float = 0.5) -
             "largest_fraction": float(group["train_fraction"].max()),
             "members": int(group["members"].sum()),
             "generalised": int(group["generalised"].sum()),
+            "best_final_test_acc": float(group["best_acc"].max()),
         })
     table = pd.DataFrame(rows, columns=list(OPERATION_COLUMNS))
     hardness = table["min_train_fraction"].fillna(math.inf)

@@ -14,7 +14,8 @@ NAN = math.nan
 
 def runs_table(cells: dict) -> pd.DataFrame:
     """cells: (task, p, fraction) -> list of epoch_test_99 per member (None: never generalised)."""
-    rows = [{"task": t, "p": p, "train_fraction": f, "epoch_test_99": e, "status": "done"}
+    rows = [{"task": t, "p": p, "train_fraction": f, "epoch_test_99": e, "status": "done",
+             "final/test/acc": 1.0 if e is not None else f / 2}  # those that never generalised: half the fraction
             for (t, p, f), epochs in cells.items() for e in epochs]
     return pd.DataFrame(rows).astype({"epoch_test_99": "Int64"})
 
@@ -39,6 +40,7 @@ def test_known_answers_and_order():
     assert list(table.operation) == ["perm (p=4)", "quad (p=23)", "add (p=23)", "perm (p=3)"]
     quad = table.set_index("operation").loc["quad (p=23)"]
     assert (quad.members, quad.generalised, quad.fractions_tried) == (6, 1, 3)
+    assert table.set_index("operation").loc["perm (p=4)", "best_final_test_acc"] == 0.25
 
 
 def test_share_rule():

@@ -29,7 +29,7 @@ def smallest_generalising_fraction(runs: pd.DataFrame, min_share: float = 0.5) -
     """Per operation (task, p): the smallest train_fraction at which at least `min_share` of the
     members generalised within their budget (NaN when no fraction did), how many fractions and
     members were tried, and how many members generalised. Sorted from the most data needed (no
-    fraction generalised counts as the most) to the least. `best_final_test_acc` (the best final test
+    fraction generalised counts as the most, and among those the lowest best accuracy) to the least. `best_final_test_acc` (the best final test
     accuracy of any member, NaN without that column) tells apart operations that never generalised."""
     missing = [c for c in REQUIRED if c not in runs.columns]
     if missing:
@@ -57,8 +57,10 @@ def smallest_generalising_fraction(runs: pd.DataFrame, min_share: float = 0.5) -
             "best_final_test_acc": float(group["best_acc"].max()),
         })
     table = pd.DataFrame(rows, columns=list(OPERATION_COLUMNS))
+    # hardest first: no fraction generalised, the least accurate of those first; then by the fraction
     hardness = table["min_train_fraction"].fillna(math.inf)
-    return table.assign(_h=hardness).sort_values(["_h", "operation"], ascending=[False, True]) \
+    return table.assign(_h=hardness).sort_values(["_h", "best_final_test_acc", "operation"],
+                                                 ascending=[False, True, True], na_position="first") \
         .drop(columns="_h").reset_index(drop=True)
 
 

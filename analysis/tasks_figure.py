@@ -28,9 +28,10 @@ OPERATION_COLUMNS = ("operation", "task", "p", "min_train_fraction", "fractions_
 def smallest_generalising_fraction(runs: pd.DataFrame, min_share: float = 0.5) -> pd.DataFrame:
     """Per operation (task, p): the smallest train_fraction at which at least `min_share` of the
     members generalised within their budget (NaN when no fraction did), how many fractions and
-    members were tried, and how many members generalised. Sorted from the most data needed (no
-    fraction generalised counts as the most, and among those the lowest best accuracy) to the least. `best_final_test_acc` (the best final test
-    accuracy of any member, NaN without that column) tells apart operations that never generalised."""
+    members were tried, and how many members generalised. `best_final_test_acc` (the best final
+    test accuracy of any member, NaN without that column) tells apart operations that never
+    generalised. Sorted from the most data needed to the least: first the operations that
+    generalised at no fraction, the least accurate first, then by their smallest fraction."""
     missing = [c for c in REQUIRED if c not in runs.columns]
     if missing:
         raise AnalysisError(f"the runs table lacks {missing}; smallest_generalising_fraction needs {list(REQUIRED)}")

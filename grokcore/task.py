@@ -33,7 +33,7 @@ import itertools
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -621,7 +621,8 @@ def check_task(task: Any, name: str) -> None:
     need(task.n_examples <= MAX_EXAMPLES, f"{task.n_examples:,} examples is more than {MAX_EXAMPLES:,}")
     need(task.default_layout in LAYOUTS, f"default_layout must be one of {list(LAYOUTS)}, got {task.default_layout!r}")
     need(isinstance(task.ops, tuple) and len(task.ops) >= 1, f"ops must be a non-empty tuple, got {task.ops!r}")
-    need(set(task.measures) <= set(MEASURES), f"measures must be a subset of {list(MEASURES)}, got {set(task.measures)}")
+    need(set(task.measures) <= set(MEASURES),
+         f"measures must be a subset of {list(MEASURES)}, got {set(task.measures)}")
     need(FOURIER not in task.measures or isinstance(task.modulus, int),
          f"the {FOURIER} measures need the task's modulus (operands are residues mod it)")
     need(ADDITION not in task.measures or (isinstance(task.modulus, int) and "add" in task.ops),

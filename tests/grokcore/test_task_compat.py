@@ -4,6 +4,7 @@ are pinned here to the values the code gave before the Task abstraction (compute
 17676a5). A change to any of them would make a rerun of an old sweep retrain finished members or
 continue a checkpoint on different data."""
 
+import dataclasses
 import hashlib
 
 import pytest
@@ -71,3 +72,26 @@ def test_pins_can_fail():
     moved = RunConfig(**{**kwargs, "seed": 3})
     assert moved.run_id != run_id
     assert digest(make_split(moved, build_pool(moved)).train_idx) != train_idx
+
+
+def test_checkpoint_written_before_new_config_fields_continues(tmp_path):
+    """A pack checkpoint from before `init` existed (its configs lack the key) still loads."""
+    import json
+
+    from grokcore import PackTrainer
+
+    cfg = RunConfig(p=7, train_fraction=0.5, d_model=16, n_heads=2, d_mlp=32, epochs=20, eval_every=10)
+    trainer = PackTrainer([cfg])
+    next(trainer.run())
+    trainer.save(tmp_path / "ckpt")
+    state_file = tmp_path / "ckpt" / "state.json"
+    state = json.loads(state_file.read_text())
+    for member in state["configs"]:
+        del member["init"]
+    state_file.write_text(json.dumps(state))
+    loaded = PackTrainer.load(tmp_path / "ckpt")
+    assert loaded.epoch == 10 and loaded.configs == [cfg]
+    assert torch.equal(loaded.flat.data, trainer.flat.data)
+    other = PackTrainer([dataclasses.replace(cfg, seed=1)])  # a different member is still refused
+    with pytest.raises(ValueError, match="differ"):
+        other.load_state_dict({**state, "tensors": {}})

@@ -15,23 +15,21 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin, get_type_hints
 
-TaskName = Literal["add", "mul", "add_mul", "pow", "max"]
+from grokcore import task as _task
+
+if TYPE_CHECKING:
+    from grokcore.task import Task
+
 Layout = Literal["a b =", "a op b", "a op b =", "a b"]
 NoiseKind = Literal["none", "binomial", "uniform"]
 ModelKind = Literal["transformer", "mlp"]
 Activation = Literal["relu", "gelu"]
+Init = Literal["tl", "kaiming"]
 Normalization = Literal["none", "ln"]
 LossDtype = Literal["float64", "float32"]
-
-DEFAULT_LAYOUT: dict[str, str] = {
-    "add": "a b =",
-    "mul": "a op b",
-    "add_mul": "a op b",
-    "pow": "a b =",
-    "max": "a b =",
-}
 
 
 class ConfigError(ValueError):
@@ -47,13 +45,14 @@ class RunConfig:
     """Everything that defines one training run ("member")."""
 
     # ---- task -------------------------------------------------------------
-    task: TaskName = "add"
-    """add: (a+b) mod p; mul: (a*b) mod p; add_mul: a mixture of both marked by an op token;
-    pow: (a^m + b^n) mod p; max: max(a, b) for a, b < p."""
+    task: str = "add"
+    """A built-in task (grokcore.task.BUILTIN): add, mul, add_mul, pow, max (the seed experiments);
+    sub, div, sq_sum, quad, quad_x, cube_xy, cube_xy2_y, add_or_sub, add_or_mul (mod p, Power et al.);
+    perm, perm_conj, perm_xyx (S_p), dihedral (D_p); or a user task 'package.module:factory(arg=value, ...)'."""
     p: int = 113
-    """Modulus (add, mul, add_mul, pow) or the operand range (max)."""
+    """Modulus (modular tasks), the operand range (max), or n of the group S_n / D_n (perm*, dihedral)."""
     train_fraction: float = 0.3
-    """Fraction of all pairs used for training, in (0, 1]. Not used by max (see force_adjacent)."""
+    """Fraction of all examples used for training, in (0, 1]. Not used by max (see force_adjacent)."""
     max_num: int | None = None
     """mul / add_mul: operands run over 0..max_num-1 (may exceed p); None means p."""
     addition_fraction: float = 0.5
@@ -65,7 +64,8 @@ class RunConfig:
     force_adjacent: tuple[int, ...] = (0, 1, 2, 17)
     """max: the training set is every pair (a, a +- i) for i in this set; the test set is all pairs."""
     layout: Layout | None = None
-    """Token layout; None picks the task's default ('a b =' or 'a op b')."""
+    """Token layout; None picks the task's default ('a b =' for add, pow, max; 'a op b' for mul, add_mul;
+    'a op b =' for the others, as Power et al.)."""
 
     # ---- label noise ------------------------------------------------------
     noise: NoiseKind = "none"
@@ -93,6 +93,10 @@ class RunConfig:
     attn_only: bool = False
     bias: bool = False
     """Train biases; the seed transformers froze them at zero."""
+    init: Init = "tl"
+    """tl: TransformerLens' initialisation (transformer: N(0, 0.8/sqrt(d_model)) for every W_*; mlp: W_in and
+    W_U N(0, 1/sqrt(fan_in))); kaiming: Kaiming-normal, N(0, 2/fan_in) for every W_*, as the grokking-MLP
+    seed. Biases start at zero either way."""
 
     # ---- optimiser --------------------------------------------------------
     lr: float = 1e-3
@@ -130,6 +134,10 @@ class RunConfig:
         _check_types(self)
         if isinstance(self.force_adjacent, list):
             object.__setattr__(self, "force_adjacent", tuple(self.force_adjacent))
+        try:  # one spelling per user task, so equal tasks get equal run_ids
+            object.__setattr__(self, "task", _task.canonical_task(self.task))
+        except _task.TaskError as e:
+            raise ConfigError("task", str(e)) from None
         self.validate()
 
     def validate(self) -> None:
@@ -138,23 +146,13 @@ class RunConfig:
                 raise ConfigError(field_name, message)
 
         need(self.p >= 2, "p", f"must be an integer >= 2, got {self.p}")
-        if self.task in ("add", "mul", "add_mul", "pow"):
+        task = self.task_def  # raises ConfigError('task', ...) for unknown or unusable tasks
+        if task.uses_train_fraction:
             need(0 < self.train_fraction <= 1, "train_fraction", f"must be in (0, 1], got {self.train_fraction}")
-        if self.task in ("mul", "add_mul"):
-            need(self.max_num is None or self.max_num >= 2, "max_num", f"must be >= 2 or null, got {self.max_num}")
-        if self.task == "add_mul":
-            need(0 <= self.addition_fraction <= 1, "addition_fraction",
-                 f"must be in [0, 1], got {self.addition_fraction}")
-        if self.task == "pow":
-            need(self.exp_m >= 1, "exp_m", f"must be an integer >= 1, got {self.exp_m}")
-            need(self.exp_n >= 1, "exp_n", f"must be an integer >= 1, got {self.exp_n}")
-        if self.task == "max":
-            need(len(self.force_adjacent) > 0, "force_adjacent", "must name at least one offset")
-            need(all(0 <= i < self.p for i in self.force_adjacent), "force_adjacent",
-                 f"offsets must lie in [0, p={self.p}), got {list(self.force_adjacent)}")
-        if self.task == "add_mul":
+        task.check(self)
+        if task.needs_op_token:
             need("op" in self.token_layout, "layout",
-                 f"add_mul needs an op token: one of 'a op b', 'a op b ='; got '{self.token_layout}'")
+                 f"{self.task} needs an op token: one of 'a op b', 'a op b ='; got '{self.token_layout}'")
         if self.noise == "binomial":
             need(self.noise_n >= 0 and self.noise_n % 2 == 0, "noise_n",
                  f"must be an even integer >= 0 (noise = Binomial(n, 1/2) - n/2), got {self.noise_n}")
@@ -192,9 +190,22 @@ class RunConfig:
         check_split(self)  # an empty train or test set is a config error too
 
     # ---- derived ----------------------------------------------------------
+    @cached_property
+    def task_def(self) -> Task:
+        """The Task object (grokcore.task): vocabulary, examples, split, subtasks, progress measures.
+        Cached per config instance; configs are frozen, and dataclasses.replace builds a new one."""
+        try:
+            return _task.task_for(self)
+        except _task.TaskError as e:
+            raise ConfigError("task", str(e)) from None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A user task may hold a lambda; send the fields, the receiver resolves the task again.
+        return {k: v for k, v in self.__dict__.items() if k != "task_def"}
+
     @property
     def token_layout(self) -> str:
-        return self.layout if self.layout is not None else DEFAULT_LAYOUT[self.task]
+        return self.layout if self.layout is not None else self.task_def.default_layout
 
     @property
     def n_ctx(self) -> int:
@@ -203,26 +214,25 @@ class RunConfig:
     @property
     def operand_range(self) -> int:
         """Operands a, b run over range(operand_range)."""
-        if self.task in ("mul", "add_mul") and self.max_num is not None:
-            return self.max_num
-        return self.p
+        return self.task_def.n_operands
 
     @property
     def n_classes(self) -> int:
         """Output classes (labels lie in range(n_classes))."""
-        return self.p
+        return self.task_def.n_classes
 
     @property
     def d_vocab(self) -> int:
-        """Operand tokens, then '=' and the op tokens ('+' then '*')."""
-        return self.operand_range + 3
+        """Operand tokens, then '=', then the task's op tokens (the seed tasks: '+' then '*')."""
+        return self.operand_range + 1 + len(self.task_def.ops)
 
     @property
     def eq_token(self) -> int:
         return self.operand_range
 
-    def op_token(self, op: Literal["add", "mul"]) -> int:
-        return self.operand_range + (1 if op == "add" else 2)
+    def op_token(self, op: str) -> int:
+        """The token of the task's op `op` (one of task_def.ops)."""
+        return self.operand_range + 1 + self.task_def.ops.index(op)
 
     @property
     def d_head_(self) -> int:
@@ -256,9 +266,10 @@ class RunConfig:
     @property
     def run_id(self) -> str:
         """Readable prefix plus a stable hash of every field that changes the numbers."""
-        hashed = {k: v for k, v in self.to_dict().items() if k not in ID_EXCLUDED_FIELDS}
+        hashed = {k: v for k, v in self.to_dict().items()
+                  if k not in ID_EXCLUDED_FIELDS and not (k in ID_NEW_FIELDS and v == ID_NEW_FIELDS[k])}
         digest = hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:12]
-        return f"{self.task}-p{self.p}-{digest}"
+        return f"{_task.run_id_prefix(self.task)}-p{self.p}-{digest}"
 
     def sub_seed(self, purpose: Literal["split", "init", "noise", "batch", "progress"]) -> int:
         """A named sub-seed, so that changing one axis does not reshuffle another."""
@@ -268,34 +279,24 @@ class RunConfig:
 
 def split_sizes(cfg: RunConfig) -> tuple[int, int]:
     """(n_train, n_test) without building anything, so bad configs fail before any training."""
-    n_pairs = cfg.operand_range**2
-    if cfg.task == "max":
-        return len(adjacent_pairs(cfg)), n_pairs
-    n_train = round(cfg.train_fraction * n_pairs)
-    if cfg.task == "add_mul":
-        n_add = round(cfg.addition_fraction * n_train)
-        return n_train, 2 * (n_pairs - max(n_add, n_train - n_add))
-    return n_train, n_pairs - n_train
+    return cfg.task_def.split_sizes(cfg)
 
 
 def check_split(cfg: RunConfig) -> None:
     n_train, n_test = split_sizes(cfg)
     if n_train == 0:
-        raise ConfigError("train_fraction", f"{cfg.train_fraction} of {cfg.operand_range ** 2} pairs is an empty train set")
+        raise ConfigError("train_fraction",
+                          f"{cfg.train_fraction} of {cfg.task_def.n_examples} examples is an empty train set")
     if n_test == 0:
         raise ConfigError("train_fraction",
                           f"{cfg.train_fraction} leaves an empty test set; use a fraction below 1")
 
 
-def adjacent_pairs(cfg: RunConfig) -> list[tuple[int, int]]:
-    n = cfg.operand_range
-    pairs = {(a, a + s * i) for a in range(n) for i in cfg.force_adjacent for s in (1, -1) if 0 <= a + s * i < n}
-    pairs |= {(b, a) for a, b in pairs}
-    return sorted(pairs)
-
-
 # Fields that never change a run's numbers.
 ID_EXCLUDED_FIELDS = frozenset({"name"})
+# Fields added after run_ids were first handed out, with their defaults: left out of the hash while
+# at the default, so configs that existed before them keep their run_ids (and old sweeps resume).
+ID_NEW_FIELDS: dict[str, Any] = {"init": "tl"}
 
 
 def config_fields() -> list[str]:

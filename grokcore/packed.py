@@ -83,9 +83,12 @@ def init_member(cfg: RunConfig) -> dict[str, Tensor]:
     """One member's initial weights (float32, CPU), from its own `init` sub-seed, so a member
     starts identically whether it trains alone or in any pack.
 
-    Transformer: HookedTransformer's default (GPT-2 style) initialisation, N(0, 0.8/sqrt(d_model))
-    for every W_*, zero biases, unit LayerNorm weights. MLP: W_E as the transformer; W_in and W_U
-    N(0, 1/sqrt(fan_in)).
+    `init: tl` (the default): HookedTransformer's default (GPT-2 style) initialisation for the
+    transformer, N(0, 0.8/sqrt(d_model)) for every W_*; the MLP: W_E as the transformer, W_in and
+    W_U N(0, 1/sqrt(fan_in)). `init: kaiming`: every W_* Kaiming-normal, N(0, 2/fan_in), with fan_in
+    as torch.nn.init.kaiming_normal_ computes it on the matching nn.Embedding / nn.Linear weight
+    (see kaiming_fan_in), as the grokking-MLP seed initialised. Either way zero biases and unit
+    LayerNorm weights, and the same random draws (only their scale differs).
     """
     g = torch.Generator().manual_seed(cfg.sub_seed("init"))
     std = 0.8 / math.sqrt(cfg.d_model)
@@ -93,13 +96,30 @@ def init_member(cfg: RunConfig) -> dict[str, Tensor]:
     for name, shape in param_shapes(cfg).items():
         leaf = name.rsplit(".", 1)[1]
         if leaf.startswith("W_"):
-            s = std if cfg.model == "transformer" or leaf == "W_E" else 1 / math.sqrt(shape[0])
+            if cfg.init == "kaiming":
+                s = math.sqrt(2.0 / kaiming_fan_in(leaf, shape))
+            else:
+                s = std if cfg.model == "transformer" or leaf == "W_E" else 1 / math.sqrt(shape[0])
             params[name] = torch.randn(shape, generator=g) * s
         elif leaf == "w":
             params[name] = torch.ones(shape)
         else:
             params[name] = torch.zeros(shape)
     return params
+
+
+def kaiming_fan_in(leaf: str, shape: tuple[int, ...]) -> int:
+    """fan_in of a weight as torch's kaiming_normal_ sees the layer it stands for: an embedding
+    table (W_E, W_pos; nn.Embedding.weight is (num, dim)) has fan_in = dim; W_Q/W_K/W_V (head,
+    d_model, d_head) read d_model; W_O (head, d_head, d_model) reads head * d_head; W_in, W_out,
+    W_U are stored (in, out), so fan_in = in."""
+    if leaf in ("W_E", "W_pos"):
+        return shape[-1]
+    if leaf in ("W_Q", "W_K", "W_V"):
+        return shape[1]
+    if leaf == "W_O":
+        return shape[0] * shape[1]
+    return shape[0]
 
 
 # ---------------------------------------------------------------------------------------------

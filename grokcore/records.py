@@ -27,9 +27,9 @@ METRIC_COLUMNS = (
     "train_clean/acc",
     "test/loss",         # held-out pairs, clean labels
     "test/acc",
-    "test_add/loss",     # add_mul only: the addition part of the test set
+    "test_add/loss",     # mixtures with an 'add' subtask (add_mul, add_or_sub, add_or_mul): its test part
     "test_add/acc",
-    "test_mul/loss",     # add_mul only: the multiplication part
+    "test_mul/loss",     # mixtures with a 'mul' subtask (add_mul, add_or_mul): its test part
     "test_mul/acc",
     "weight_norm",       # L2 norm of all of the member's weights
 )

@@ -32,9 +32,12 @@ from grokcore.config import RunConfig
 from grokcore.packed import PackedModel, build_packed, init_member
 from grokcore.optim import BatchedAdamW, FlatParams
 from grokcore.records import METRIC_COLUMNS
-from grokcore.tasks import ADD, MUL, ExamplePool, build_pool, make_split
+from grokcore.task import Task
+from grokcore.tasks import ExamplePool, build_pool, make_split
 
 STATE_FORMAT = 1
+# Subtasks with their own test metric columns (records.METRIC_COLUMNS: test_add/*, test_mul/*).
+SUBTASK_COLUMNS = ("add", "mul")
 # Upper bound on (member x example x widest activation) floats evaluated at once.
 EVAL_CHUNK_ELEMENTS = 1 << 27
 
@@ -151,12 +154,13 @@ class PackTrainer:
     # ---- data ---------------------------------------------------------------------------------
     def _build_data(self) -> None:
         """Per-member train and test examples, padded to the pack's longest with zero weight."""
-        # Inputs are shared by the pack, labels are not: pow members differ in their exponents.
-        pools: dict[tuple[int, int], ExamplePool] = {}
+        # Inputs are shared by the pack, labels may not be (pow members differ in their exponents):
+        # one pool per distinct Task (tasks are frozen dataclasses, equal when their labels are).
+        pools: dict[Task, ExamplePool] = {}
         for c in self.configs:
-            if (c.exp_m, c.exp_n) not in pools:
-                pools[(c.exp_m, c.exp_n)] = build_pool(c)
-        member_pools = [pools[(c.exp_m, c.exp_n)] for c in self.configs]
+            if c.task_def not in pools:
+                pools[c.task_def] = build_pool(c)
+        member_pools = [pools[c.task_def] for c in self.configs]
         pool = member_pools[0]
         if self.arch.token_layout.endswith("=") and not bool((pool.inputs[:, -1] == self.arch.eq_token).all()):
             # PackedTransformer.train_logits scores a fixed last token once per pack, not per example
@@ -177,6 +181,7 @@ class PackTrainer:
         test_idx, test_mask = padded([s.test_idx for s in splits])
         noisy, _ = padded([s.train_idx for s in splits], [s.train_labels for s in splits])
         dev = self.device
+        subtasks = self.arch.task_def.subtasks if len(self.arch.task_def.subtasks) > 1 else ()
         self.data = {
             "train_tokens": pool.inputs[train_idx],  # (member, n_train, pos)
             "train_labels": noisy,
@@ -185,12 +190,11 @@ class PackTrainer:
             "test_tokens": pool.inputs[test_idx],
             "test_labels": clean_labels.gather(1, test_idx),
             "test_weight": _mean_weights(test_mask),
-            "test_add_weight": _mean_weights(test_mask & (pool.subtask[test_idx] == ADD)),
-            "test_mul_weight": _mean_weights(test_mask & (pool.subtask[test_idx] == MUL)),
+            **{f"test_{name}_weight": _mean_weights(test_mask & (pool.subtask[test_idx] == i))
+               for i, name in enumerate(subtasks) if name in SUBTASK_COLUMNS},
             "train_count": train_mask.sum(1),
         }
         self.data = {k: v.to(dev) for k, v in self.data.items()}
-        self.has_subtasks = self.arch.task == "add_mul"
 
     # ---- training -----------------------------------------------------------------------------
     def _loss(self, tokens: Tensor, labels: Tensor, weight: Tensor) -> Tensor:
@@ -249,11 +253,10 @@ class PackTrainer:
 
         w_tr, w_te = d["train_weight"], d["test_weight"]
         nan = torch.full_like(self.flat.data[:, 0], math.nan, dtype=torch.float64)
-        if self.has_subtasks:
-            w_add, w_mul = d["test_add_weight"], d["test_mul_weight"]
-            sub = [mean(te_nll, w_add), mean(te_ok, w_add), mean(te_nll, w_mul), mean(te_ok, w_mul)]
-        else:
-            sub = [nan, nan, nan, nan]
+        sub = []  # test_add/*, test_mul/*: a mixture's subtasks of those names, NaN otherwise
+        for name in SUBTASK_COLUMNS:
+            w = d.get(f"test_{name}_weight")
+            sub += [nan, nan] if w is None else [mean(te_nll, w), mean(te_ok, w)]
         columns = [mean(tr_nll, w_tr), mean(tr_ok, w_tr), mean(cl_nll, w_tr), mean(cl_ok, w_tr),
                    mean(te_nll, w_te), mean(te_ok, w_te), *sub, self.flat.data.double().norm(dim=1)]
         return torch.stack([c.double() for c in columns], dim=1).cpu()
@@ -411,7 +414,8 @@ class PackTrainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if [c.to_dict() for c in self.configs] != state["configs"]:
+        # Compared as configs, not dicts: a checkpoint written before a config field existed lacks it.
+        if self.configs != [RunConfig.from_dict(c) for c in state["configs"]]:
             raise ValueError("checkpoint members differ from this trainer's")
         self.epoch, self.train_seconds = state["epoch"], state["train_seconds"]
         self.optimizer.step_count = state["step"]

@@ -19,8 +19,9 @@ Embedding geometry, every task (operand tokens 0 .. operand_range-1, centred ove
   ProgressSettings.embed_coords): token t's coordinates on the first two principal components, each
   component's sign fixed so that its largest coordinate is positive. The circle of a grokked adder.
 
-Fourier (tasks with a modulus p: add, mul, add_mul, pow; not max). The basis is the real Fourier
-basis of Z_p; frequency k means angle 2 pi k x / p, k = 1 .. p // 2.
+Fourier (tasks whose Task declares the `fourier` measure: every modular task, whose operands are
+residues mod p; not max, not the groups). The basis is the real Fourier basis of Z_p; frequency k
+means angle 2 pi k x / p, k = 1 .. p // 2.
 
 - `fourier/embed_norm_{k}` for k = 1 .. p // 2: norm of the (cos k, sin k) part of the embedding of
   tokens 0 .. p-1 in the Fourier basis.
@@ -31,7 +32,8 @@ basis of Z_p; frequency k means angle 2 pi k x / p, k = 1 .. p // 2.
   fewer). All key-frequency measures below use these (the strongest 8 when n_key > 8).
 - `fourier/embed_key_frac`: fraction of the embedding's non-constant Fourier energy in them.
 
-Addition members only (add; add_mul on its addition inputs; pow with m = n = 1), over the p x p grid
+Addition members only (the `addition` measure: add; add_mul on its addition inputs; pow with
+m = n = 1), over the p x p grid
 of inputs (a, b < p, op '+'), logits at the last position:
 
 - `fourier/grid_loss`: cross-entropy of the unmodified logits over the whole grid (clean labels).
@@ -51,7 +53,8 @@ of inputs (a, b < p, op '+'), logits at the last position:
   fraction of live neurons so clustered on one of the key frequencies; `fourier/neuron_frac_key_{i}`:
   on key slot i. (Per-neuron values are not stored.) NaN for attention-only models.
 
-Other modular tasks (mul, pow with m or n > 1) get the embedding columns above and NaN here.
+Other modular tasks (mul, pow with m or n > 1, sub, div, ...) get the embedding columns above and NaN
+here; groups get no fourier/ columns at all.
 
 Max of two (transformer; see grokcore.progress.attention):
 

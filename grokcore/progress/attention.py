@@ -52,7 +52,8 @@ def qk_ov_summaries(weights: dict[str, Tensor], cfg: RunConfig) -> dict[str, Flo
     out: dict[str, Tensor] = {}
     last = layout[-1]
     if last in ("=", "op"):
-        token = cfg.eq_token if last == "=" else cfg.op_token("mul" if cfg.task == "mul" else "add")
+        task = cfg.task_def
+        token = cfg.eq_token if last == "=" else cfg.op_token(task.ops[task.example_op])
         query = (W_E[:, token] + W_pos[:, len(layout) - 1]).unsqueeze(1)  # (member, 1, d_model)
         if ln:
             query = layer_norm(query, weights["blocks.0.ln1.w"], weights["blocks.0.ln1.b"])

@@ -30,6 +30,7 @@ from grokcore.progress.fourier import (
     restricted_loss,
 )
 from grokcore.progress.llc import LLCResult, SGLDSettings, member_generator, sgld_llc
+from grokcore.task import ADDITION, FOURIER, MAX_CIRCUIT
 
 if TYPE_CHECKING:
     from grokcore.train import PackTrainer
@@ -86,12 +87,13 @@ def measure_pack(trainer: PackTrainer, settings: ProgressSettings | None = None)
     with torch.no_grad():
         weights = {name: p.detach() for name, p in trainer.net.named_member_params().items()}
         columns |= embedding_geometry(weights["embed.W_E"][:, : arch.operand_range], settings.embed_coords)
-        if arch.task == "max":
+        measures = arch.task_def.measures
+        if MAX_CIRCUIT in measures:
             if arch.model == "transformer":
                 columns |= qk_ov_summaries(weights, arch)
             else:
                 columns |= {name: _nan(trainer) for name in col.MAX_COLUMNS}
-        elif settings.fourier:
+        elif settings.fourier and FOURIER in measures:
             columns |= fourier_measures(trainer, weights, settings)
     if settings.llc_due(trainer.epoch, arch.progress_every):
         columns |= llc_columns(estimate_llc(trainer, settings.sgld))
@@ -137,13 +139,14 @@ def embedding_geometry(embed: Tensor, coords: bool = True) -> dict[str, Tensor]:
 
 
 def is_addition(cfg: RunConfig) -> bool:
-    """Members whose task includes (a + b) mod p, so the Nanda et al. measures apply."""
-    return cfg.task in ("add", "add_mul") or (cfg.task == "pow" and cfg.exp_m == 1 and cfg.exp_n == 1)
+    """Members whose task includes (a + b) mod p, so the Nanda et al. measures apply (add, add_mul's
+    addition, pow with m = n = 1: the task says so)."""
+    return ADDITION in cfg.task_def.measures
 
 
 def grid_tokens(cfg: RunConfig, device: torch.device | str = "cpu") -> Tensor:
     """All p x p addition inputs (a, b < p) in the member's layout, row a * p + b: (p * p, n_ctx)."""
-    p = cfg.p
+    p = cfg.task_def.modulus
     a = torch.arange(p, device=device).repeat_interleave(p)
     b = torch.arange(p, device=device).repeat(p)
     fill = {"a": a, "b": b, "=": torch.full_like(a, cfg.eq_token), "op": torch.full_like(a, cfg.op_token("add"))}
@@ -165,7 +168,7 @@ def train_grid_index(cfg: RunConfig, tokens: Tensor, weight: Tensor) -> tuple[Te
 
 def fourier_measures(trainer: PackTrainer, weights: dict[str, Tensor], settings: ProgressSettings) -> dict[str, Tensor]:
     arch = trainer.arch
-    p, K = arch.p, len(trainer.configs)
+    p, K = arch.task_def.modulus, len(trainer.configs)
     device = trainer.device
     f64 = torch.float64
     norms = frequency_norms(weights["embed.W_E"][:, :p].to(f64))  # (member, freq)

@@ -26,7 +26,12 @@ def pack_of(cfg, k=3):
     return build_model(cfg, [init_member(dataclasses.replace(cfg, seed=s)) for s in range(k)])
 
 
-@pytest.mark.parametrize("cfg", ARCHS + [RunConfig(p=13, layout="a b", d_model=16, n_heads=2, d_mlp=32)])
+# tasks of the catalogue with their own vocabulary (one op token) and classes (group elements)
+CATALOGUE = [RunConfig(task="perm_conj", p=4, d_model=16, n_heads=2, d_mlp=32),
+             RunConfig(task="div", p=11, model="mlp", d_model=8, d_mlp=16, init="kaiming")]
+
+
+@pytest.mark.parametrize("cfg", ARCHS + CATALOGUE + [RunConfig(p=13, layout="a b", d_model=16, n_heads=2, d_mlp=32)])
 def test_training_path_equals_instrumented_path(cfg):
     """On examples of the task (the training path may assume the layout: a fixed '=' last scores once)."""
     model = pack_of(cfg)

@@ -81,3 +81,15 @@ def test_plan_skips_finished_and_continues_packs():
     assert shrunk.orphans == [other[0].pack_id]
     ids = [r for p in shrunk.to_run for r in p.run_ids]
     assert len(ids) == len(set(ids)) == 9 and not set(ids) & set(finished)
+
+
+def test_task_axis_packs_one_task_per_pack():
+    """Tasks are sweep axes; members of different tasks never share a pack (their examples differ),
+    members of one task with different hyperparameters do."""
+    tasks = ["add", "sub", "quad", "add_or_mul", "dihedral"]
+    ms = parse_spec("name: t\nbase: {p: 7, train_fraction: 0.5, d_mlp: 64, epochs: 100, eval_every: 10}\n"
+                    f"axes:\n  task: [{', '.join(tasks)}]\n  weight_decay: [0.3, 1]\n").members()
+    packs = cut_packs(ms, None)
+    check_partition(ms, packs)
+    assert sorted(p.members[0].task for p in packs) == sorted(tasks)
+    assert {len(p.members) for p in packs} == {2}

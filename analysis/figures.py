@@ -54,11 +54,11 @@ PHASE_LABELS = {
     "undecided": "?",
 }
 VALUE_TITLES = {
-    "grok_epoch": "generalisation (grokking) epoch",
+    "gen_epoch": "generalisation (grokking) epoch",
     "mem_epoch": "memorisation epoch",
     "delay": "delay (grok − mem epochs)",
-    "fraction_grokked": "fraction of replicates that generalised",
-    "fraction_grokking": "fraction of replicates in the grokking phase",
+    "fraction_generalised": "fraction of replicates that generalised",
+    "fraction_grokked": "fraction of replicates in the grokking phase",
     "phase": "phase of most replicates",
 }
 DIAGRAM_VALUES = (*TIME_COLUMNS, *FRACTION_COLUMNS, "phase")
@@ -69,14 +69,14 @@ MEMBER_COLORS = qualitative.Plotly
 # ---- phase diagrams -------------------------------------------------------------------------
 
 
-def phase_diagram(times: pd.DataFrame, x: str, y: str, value: str = "grok_epoch", view: str = "",
+def phase_diagram(times: pd.DataFrame, x: str, y: str, value: str = "gen_epoch", view: str = "",
                   where: Mapping[str, object] | None = None, title: str | None = None) -> go.Figure:
     """A heatmap over two swept axes of `value` per cell, with each cell's majority phase written in it.
 
     `times` is analysis.derive.member_times(...). Replicates (seeds) of a cell are aggregated; other swept
     axes are pooled unless fixed with `where` ({axis: value}), and the title says which were pooled.
-    `value`: grok_epoch, mem_epoch or delay (the replicate median; colour on a log scale when the medians are
-    positive and span a factor of 10 or more), fraction_grokked, fraction_grokking, or phase (colour = phase).
+    `value`: gen_epoch, mem_epoch or delay (the replicate median; colour on a log scale when the medians are
+    positive and span a factor of 10 or more), fraction_generalised, fraction_grokked, or phase (colour = phase).
     Axes are log when their values are log-spaced (analysis.axes.axis_scale).
     """
     if value not in DIAGRAM_VALUES:
@@ -102,11 +102,11 @@ def phase_diagram(times: pd.DataFrame, x: str, y: str, value: str = "grok_epoch"
                 continue
             get = dict(zip(columns, row)).get
             phase = get("phase")
-            base = value if value in TIME_COLUMNS else "grok_epoch"
+            base = value if value in TIME_COLUMNS else "gen_epoch"
             median, q25, q75 = (_num(get(f"{base}_{s}")) for s in ("median", "q25", "q75"))
             text[i][j] = PHASE_LABELS[phase]
             custom[i][j] = [phase, int(get("n_members")), int(get("n_decided")), get("phase_counts"),
-                            median, q25, q75, _num(get("fraction_grokked")),
+                            median, q25, q75, _num(get("fraction_generalised")),
                             resolution.get((_key(xv), _key(yv)))]
             if value in TIME_COLUMNS:
                 raw[i, j] = median if median is not None else np.nan
@@ -141,7 +141,7 @@ def phase_diagram(times: pd.DataFrame, x: str, y: str, value: str = "grok_epoch"
     heatmap["hovertemplate"] = (
         f"{x}=%{{x}}<br>{y}=%{{y}}<br>phase: %{{customdata[0]}} (%{{customdata[3]}})"
         "<br>members: %{customdata[1]}, decided: %{customdata[2]}"
-        f"<br>{'grok_epoch' if value not in TIME_COLUMNS else value} median %{{customdata[4]}}"
+        f"<br>{'gen_epoch' if value not in TIME_COLUMNS else value} median %{{customdata[4]}}"
         " [q25 %{customdata[5]}, q75 %{customdata[6]}], ± eval interval %{customdata[8]}"
         "<br>fraction generalised: %{customdata[7]:.2f}<extra></extra>"
     )
@@ -168,14 +168,14 @@ def phase_scatter(times: pd.DataFrame, x: str, y: str, view: str = "",
 
     A heatmap needs cells that replicates share; sampled values are all distinct, so here each member stands
     alone. The points of each phase can be read back from the traces (`name` = phase, `customdata` =
-    [run_id, grok_epoch, mem_epoch]).
+    [run_id, gen_epoch, mem_epoch]).
     """
     if x == y:
         raise AnalysisError(f"phase_scatter needs two different axes, got x = y = '{x}'")
     data = select(times, where)
     require_axes(data, [x, y])
     vw = view_named(view)
-    phase_col, grok_col, mem_col = vw.column("phase"), vw.column("grok_epoch"), vw.column("mem_epoch")
+    phase_col, grok_col, mem_col = vw.column("phase"), vw.column("gen_epoch"), vw.column("mem_epoch")
     data = data[data[phase_col].notna()] if phase_col in data.columns else data.iloc[:0]
     fig = go.Figure()
     for phase in PHASES:
@@ -213,13 +213,13 @@ def _sample_scale(values: pd.Series) -> str:
 # ---- one axis -------------------------------------------------------------------------------
 
 
-def axis_curve(times: pd.DataFrame, x: str, value: str = "grok_epoch", fit: str | None = None, view: str = "",
+def axis_curve(times: pd.DataFrame, x: str, value: str = "gen_epoch", fit: str | None = None, view: str = "",
                color: str | None = None, where: Mapping[str, object] | None = None) -> go.Figure:
     """`value` against one swept axis: replicate median with q25–q75 error bars (times) or the fraction, one
     line per value of `color` (another axis) if given, every member as a faint dot, and optionally a fit:
 
     - fit="power": log-log least squares of the median (Omnigrok: grokking time ∝ weight_decay^-1);
-    - fit="critical": the axis value where fraction_grokked crosses 0.5 (critical train fraction).
+    - fit="critical": the axis value where fraction_generalised crosses 0.5 (critical train fraction).
     """
     if value not in (*TIME_COLUMNS, *FRACTION_COLUMNS):
         raise AnalysisError(f"axis_curve value must be one of {', '.join((*TIME_COLUMNS, *FRACTION_COLUMNS))}, "
@@ -364,11 +364,11 @@ def training_curves(metrics: pd.DataFrame, runs: pd.DataFrame, run_ids: Sequence
                     positive = rows[metric][rows[metric] > 0]
                     if len(positive):
                         loss_range = [min(loss_range[0], positive.min()), max(loss_range[1], positive.max())]
-        mem, grok = times.at[run_id, vw.column("mem_epoch")], times.at[run_id, vw.column("grok_epoch")]
-        marks[run_id] = {"mem_epoch": _num(mem), "grok_epoch": _num(grok), "phase": times.at[run_id, vw.column("phase")]}
+        mem, grok = times.at[run_id, vw.column("mem_epoch")], times.at[run_id, vw.column("gen_epoch")]
+        marks[run_id] = {"mem_epoch": _num(mem), "gen_epoch": _num(grok), "phase": times.at[run_id, vw.column("phase")]}
     for k, run_id in enumerate(run_ids):
         color = MEMBER_COLORS[k % len(MEMBER_COLORS)]
-        for which, word in (("mem_epoch", "memorised"), ("grok_epoch", "generalised")):
+        for which, word in (("mem_epoch", "memorised"), ("gen_epoch", "generalised")):
             epoch = marks[run_id][which]
             if epoch is None or epoch <= 0:
                 continue

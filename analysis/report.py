@@ -294,7 +294,7 @@ def _add_group(report: Report, times: pd.DataFrame, label: str, views: list[str]
                         + (f", view '{view}'" if view else "")))
     for view in views:
         for x, y in pairs:
-            for value in ("grok_epoch", "fraction_grokked") if not view else ("grok_epoch",):
+            for value in ("gen_epoch", "fraction_generalised") if not view else ("gen_epoch",):
                 fig = F.phase_diagram(times, x, y, value=value, view=view)
                 if label:
                     fig.update_layout(title=dict(text=f"{label}: {fig.layout.title.text}"))
@@ -311,7 +311,7 @@ def _add_group(report: Report, times: pd.DataFrame, label: str, views: list[str]
         color = others[0] if len(others) == 1 and times[others[0]].nunique() <= MAX_COLOR_VALUES else None
         fit_time = "power" if x == "weight_decay" else None
         fit_fraction = "critical" if x == "train_fraction" else None
-        for value, fit in (("grok_epoch", fit_time), ("fraction_grokked", fit_fraction)):
+        for value, fit in (("gen_epoch", fit_time), ("fraction_generalised", fit_fraction)):
             fig = F.axis_curve(times, x, value=value, fit=fit, color=color if fit is None else None)
             if label:
                 fig.update_layout(title=dict(text=f"{label}: {fig.layout.title.text}"))
@@ -454,7 +454,7 @@ def _counts_table(times: pd.DataFrame) -> str:
 
 def _members_table(times: pd.DataFrame) -> str:
     axes = swept_axes(times, include_seed=True)
-    derived = [c for c in times.columns if c.split("/")[-1] in ("mem_epoch", "grok_epoch", "delay", "phase")]
+    derived = [c for c in times.columns if c.split("/")[-1] in ("mem_epoch", "gen_epoch", "delay", "phase")]
     columns = ["run_id", *axes, "status", "epochs_trained", "last_epoch", "resolution", *derived]
     columns = [c for c in dict.fromkeys(columns) if c in times.columns]
     table = times[columns].sort_values([*axes, "run_id"] if axes else ["run_id"], na_position="last")

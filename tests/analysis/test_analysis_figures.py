@@ -59,7 +59,7 @@ def test_phase_diagram_axes_values_and_phases(grid_times):
 
 
 def test_phase_diagram_of_fraction_and_of_phase(grid_times):
-    fractions = phase_diagram(grid_times, "train_fraction", "weight_decay", value="fraction_grokked")
+    fractions = phase_diagram(grid_times, "train_fraction", "weight_decay", value="fraction_generalised")
     assert [cell(fractions, tf, 1.0)[0] for tf in synthetic.TRAIN_FRACTIONS] == pytest.approx([0, 0, 2 / 3, 1, 1])
     assert (fractions.data[0].zmin, fractions.data[0].zmax) == (0, 1)
     phases = phase_diagram(grid_times, "train_fraction", "weight_decay", value="phase")
@@ -144,7 +144,7 @@ def test_axis_curve_with_the_power_fit(grid_times):
 
 
 def test_axis_curve_with_the_critical_fraction(grid_times):
-    fig = axis_curve(grid_times, "train_fraction", value="fraction_grokked", fit="critical")
+    fig = axis_curve(grid_times, "train_fraction", value="fraction_generalised", fit="critical")
     assert fig.layout.xaxis.type == "linear"
     median = next(t for t in fig.data if t.meta["role"] == "median")
     assert list(median.y) == pytest.approx([0, 0, 2 / 3, 1, 1])
@@ -154,7 +154,7 @@ def test_axis_curve_with_the_critical_fraction(grid_times):
 
 
 def test_axis_curve_one_line_per_colour(grid_times):
-    fig = axis_curve(grid_times, "train_fraction", value="fraction_grokked", color="weight_decay")
+    fig = axis_curve(grid_times, "train_fraction", value="fraction_generalised", color="weight_decay")
     lines = [t for t in fig.data if t.meta["role"] == "median"]
     assert [t.meta["group"] for t in lines] == list(synthetic.WEIGHT_DECAYS)
     with pytest.raises(AnalysisError, match="fit must be one of"):
@@ -172,7 +172,7 @@ def test_training_curves_mark_the_derived_epochs(grid_sweep, grid_times):
     for run_id in run_ids:
         expected = chosen.set_index("run_id").loc[run_id]
         got = {t.meta["mark"]: t.meta["epoch"] for t in marks if t.meta["run_id"] == run_id}
-        assert got == {"mem_epoch": expected["mem_epoch"], "grok_epoch": expected["grok_epoch"]}
+        assert got == {"mem_epoch": expected["mem_epoch"], "gen_epoch": expected["gen_epoch"]}
         assert fig.layout.meta["marks"][run_id]["phase"] == "grokking"
     curves = {(t.meta["run_id"], t.meta["metric"]) for t in fig.data if t.meta and "metric" in t.meta}
     assert curves == {(r, m) for r in run_ids for m in ("train/loss", "train/acc", "test/loss", "test/acc")}
@@ -209,6 +209,6 @@ def test_phase_scatter_places_every_sampled_member_by_phase(tmp_path):
         if m.config["train_fraction"] < 0.4:
             assert phase == "memorisation" and grok is None
         else:
-            assert phase in ("grokking", "comprehension") and grok == m.grok_epoch
+            assert phase in ("grokking", "comprehension") and grok == m.gen_epoch
     with pytest.raises(AnalysisError, match="not swept|not a column"):
         phase_scatter(times, "train_fraction", "lr")

@@ -31,9 +31,9 @@ def test_report_holds_spec_members_fits_and_figures(report_html):
     # The fits, computed from the data: the critical fraction and the 1/wd exponent.
     assert "<td>0.275</td>" in page and "<td>-1</td>" in page
     ids = figure_ids(page)
-    assert "phase__train_fraction__weight_decay__grok_epoch" in ids
-    assert "phase__train_fraction__weight_decay__fraction_grokked" in ids
-    assert "curve__weight_decay__grok_epoch" in ids and "curve__train_fraction__fraction_grokked" in ids
+    assert "phase__train_fraction__weight_decay__gen_epoch" in ids
+    assert "phase__train_fraction__weight_decay__fraction_generalised" in ids
+    assert "curve__weight_decay__gen_epoch" in ids and "curve__train_fraction__fraction_generalised" in ids
     assert {"curves__comprehension", "curves__grokking", "curves__memorisation", "progress__loss"} <= set(ids)
 
 
@@ -101,7 +101,7 @@ def test_report_pngs(tmp_path):
     pngs = sorted(p.stem for p in (index.parent / "png").glob("*.png"))
     assert pngs == sorted(ids)
     assert "PNG export unavailable" not in page and page.count('">PNG</a>') == len(ids)
-    image = read_png(index.parent / "png" / "phase__exp_m__exp_n__grok_epoch.png")
+    image = read_png(index.parent / "png" / "phase__exp_m__exp_n__gen_epoch.png")
     assert image.shape[1] == 1000                      # PNG_WIDTH
     nonwhite, colours = ink(image)
     assert nonwhite > 0.2 and colours > 50             # a heatmap, not a blank canvas
@@ -113,16 +113,16 @@ def test_several_sweeps_are_drawn_one_sweep_at_a_time(tmp_path):
     page = write_report(tmp_path, png=False).read_text(encoding="utf-8")
     ids = set(figure_ids(page))
     # Each sweep's own axes; never an axis of one sweep against an axis of the other.
-    assert {"phase__pow__exp_m__exp_n__grok_epoch", "phase__noise__train_fraction__noise_n__grok_epoch"} <= ids
+    assert {"phase__pow__exp_m__exp_n__gen_epoch", "phase__noise__train_fraction__noise_n__gen_epoch"} <= ids
     assert not any("exp_m" in i and "noise" in i for i in ids)
     # The clean-label view only where there was label noise.
-    assert "phase__noise__clean__train_fraction__noise_n__grok_epoch" in ids
+    assert "phase__noise__clean__train_fraction__noise_n__gen_epoch" in ids
     assert not any(i.startswith("phase__pow__clean") for i in ids)
     assert "<h2>pow: Phase diagrams</h2>" in page and "<h2>noise: Phase diagrams</h2>" in page
 
 
 def test_report_says_when_the_tables_disagree(tmp_path):
-    wrong = synthetic.Member(config=synthetic.SMALL, mem_epoch=200, grok_epoch=800,
+    wrong = synthetic.Member(config=synthetic.SMALL, mem_epoch=200, gen_epoch=800,
                              extra_runs_columns={"epoch_train_99": 100})
     page = write_report(synthetic.write_sweep(tmp_path, "odd", [wrong]), png=False).read_text(encoding="utf-8")
     assert "1 member(s) have derived times that differ from the trainer&#x27;s epoch_train_99" in page

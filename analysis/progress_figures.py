@@ -28,7 +28,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from analysis.axes import axis_scale, axis_title
+from analysis.axes import axis_scale, axis_title, label_log_axes
 from analysis.errors import AnalysisError
 from grokcore.progress import columns as col
 
@@ -133,6 +133,7 @@ def loss_and_progress(progress: pd.DataFrame, metrics: pd.DataFrame, run_ids: Se
         title=f"train (dashed), test (solid), restricted (dotted), excluded (dash-dot) loss; "
               f"circles: first epoch at or below {threshold:g}",
         height=480, meta=dict(kind="loss_and_progress", run_ids=run_ids, threshold=threshold, crossings=crossings))
+    label_log_axes(fig)
     return fig
 
 
@@ -167,6 +168,7 @@ def llc_curves(progress: pd.DataFrame, metrics: pd.DataFrame, run_ids: Sequence[
     fig.update_yaxes(title="LLC", row=2, col=1)
     fig.update_layout(title="local learning coefficient over training", height=640,
                       meta=dict(kind="llc_curves", run_ids=run_ids))
+    label_log_axes(fig)
     return fig
 
 
@@ -211,6 +213,7 @@ def frequency_spectrum(progress: pd.DataFrame, run_id: str, label: str | None = 
     fig.update_layout(title=f"embedding Fourier spectrum of {label or run_id} (x: key frequencies)", height=520,
                       meta=dict(kind="frequency_spectrum", run_id=run_id, epochs=[int(e) for e in epochs],
                                 key_frequencies=keys_by_epoch))
+    label_log_axes(fig)
     return fig
 
 
@@ -242,6 +245,7 @@ def frequency_bars(progress: pd.DataFrame, run_ids: Sequence[str], epoch: int | 
     fig.update_yaxes(title="norm of the embedding's (cos k, sin k) part")
     fig.update_layout(title="key-frequency spectra of the embedding (outlined: key frequencies)", barmode="group",
                       height=420, meta=dict(kind="frequency_bars", run_ids=run_ids, shown=shown))
+    label_log_axes(fig)
     return fig
 
 
@@ -305,6 +309,7 @@ def embedding_circle(progress: pd.DataFrame, run_id: str, epochs: Sequence[int] 
                       height=420, width=max(500, 360 * len(epochs)),
                       meta=dict(kind="embedding_circle", run_id=run_id, epochs=[int(e) for e in epochs],
                                 order_freq=order_by, modulus=modulus))
+    label_log_axes(fig)
     return fig
 
 
@@ -370,6 +375,7 @@ def progress_phase_diagram(progress: pd.DataFrame, runs: pd.DataFrame, x: str, y
         meta=dict(kind="progress_phase_diagram", x=x, y=y, column=column, epoch=epoch, below=below,
                   x_values=[_plain(v) for v in xs], y_values=[_plain(v) for v in ys],
                   x_scale=axis_scale(xs), y_scale=axis_scale(ys), pooled=pooled, log_color=bool(log_color)))
+    label_log_axes(fig)
     return fig
 
 

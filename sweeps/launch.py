@@ -32,7 +32,7 @@ log = logging.getLogger("sweeps")
 PROGRESS_COLUMNS = {
     "members_live": "live",
     "members_finished": "finished",
-    "members_grokked": "grokked",
+    "members_generalised": "generalised",
     "test_acc_latest": "test acc",
     "epoch": "epoch",
 }
@@ -248,13 +248,13 @@ def _progress_reporter(total_members: int, report_every_s: float) -> Any:
         """Tune's table of trials plus one line for the whole sweep."""
 
         def report(self, trials: list, done: bool, *sys_info: str) -> None:
-            live = fin = grok = 0
+            live = fin = gen = 0
             for t in trials:
                 r = t.last_result or {}
                 live += r.get("members_live", 0) or 0
                 fin += r.get("members_finished", 0) or 0
-                grok += r.get("members_grokked", 0) or 0
-            line = (f"Members (this run): {fin} finished ({grok} grokked), {live} training, "
+                gen += r.get("members_generalised", r.get("members_grokked", 0)) or 0  # older trials' key
+            line = (f"Members (this run): {fin} finished ({gen} generalised), {live} training, "
                     f"{max(total_members - fin - live, 0)} waiting")
             super().report(trials, done, line, *sys_info)
 

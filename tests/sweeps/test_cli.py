@@ -55,6 +55,7 @@ def test_status_of_a_half_done_sweep(tmp_path, capsys):
     assert main(["status", str(tmp_path / "r" / spec.name)]) == 0
     out = capsys.readouterr().out
     assert "8 planned; 4 ended (4 done)" in out and "running   4 in 1 started pack(s)" in out
+    assert f"generalised {st.generalised}  (test acc reached 0.99" in out and "grokked " not in out
     assert main(["status", str(tmp_path / "nothing")]) == 1
 
 
@@ -65,6 +66,7 @@ def test_train_without_ray(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.count("add-p11-") == 3 and "epoch     60" in out
     assert main([*args, "--results", str(tmp_path)]) == 0
+    assert "generalised    0" in capsys.readouterr().out    # the run_pack progress line: 60 epochs, nobody
     assert len(list((tmp_path / "train" / "runs").glob("part-*.parquet"))) >= 1
     assert main(["train", "--p", "1"]) == 2  # RunConfig's validation, one clear message
     assert "p: must be an integer >= 2" in capsys.readouterr().err

@@ -55,7 +55,7 @@ def test_local_sweep_end_to_end(ray_session, tiny_spec, tmp_path, capsys):
     assert (results / spec.name / "sweep.yaml").read_text() == tiny_spec.read_text()
 
     out = capsys.readouterr().out
-    assert "members_live" not in out and "live" in out and "grokked" in out  # the progress table
+    assert "members_live" not in out and "live" in out and "generalised" in out  # the progress table
 
     status = sweep_status(str(results / spec.name))
     assert status.planned == TINY_MEMBERS and status.by_status == {"done": TINY_MEMBERS}

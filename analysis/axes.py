@@ -148,17 +148,17 @@ def decades(lo: float, hi: float) -> list[float]:
     return [10.0 ** k for k in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)]
 
 
-def value_ticks(values: Iterable, scale: Scale) -> dict:
+def value_ticks(values: Iterable, scale: Scale, decade_grid: bool = True) -> dict:
     """Axis settings that label every swept value exactly (and only those); on a log axis, decades are
-    drawn as unlabelled grid lines for context."""
+    drawn as unlabelled grid lines for context (`decade_grid`; a heatmap's cells would hide them)."""
     shown = [v for v in values if not _is_missing(v)]
     if scale == "category" or not shown:
         return {}
     settings = dict(tickmode="array", tickvals=list(shown), ticktext=[format_value(v) for v in shown])
-    if scale == "log":
+    if scale == "log" and decade_grid:
         numbers = [float(v) for v in shown]
         settings["minor"] = dict(tickmode="array", tickvals=decades(min(numbers), max(numbers)), showgrid=True,
-                                 gridcolor="#e4e4e4", ticks="outside", ticklen=4)
+                                 gridcolor="#d0d0d0", griddash="dot", ticks="")
     return settings
 
 

@@ -208,11 +208,15 @@ def phase_diagram(times: pd.DataFrame, x: str, y: str, value: str = "phase", vie
         dark = np.nan_to_num(position, nan=0.0) > 0.55  # Viridis_r is dark at its high end
 
     fig = go.Figure(go.Heatmap(**heatmap))
-    text_colors = ["white" if dark[ys.index(b), xs.index(a)] else "black" for a, b in zip(text_x, text_y)]
-    fig.add_trace(go.Scatter(
-        x=_plot_values(text_x, x_scale), y=_plot_values(text_y, y_scale), text=texts, mode="text",
-        textfont=dict(size=11, color=text_colors), hoverinfo="skip", showlegend=False,
-        meta=dict(role="cell_text")))
+    on_dark = [bool(dark[ys.index(b), xs.index(a)]) for a, b in zip(text_x, text_y)]
+    # One text trace per text colour (white on dark cells): an array of colours is not drawn by every renderer.
+    for color, wanted in (("black", False), ("white", True)):
+        keep = [k for k, d in enumerate(on_dark) if d == wanted]
+        if keep or not wanted:
+            fig.add_trace(go.Scatter(
+                x=_plot_values([text_x[k] for k in keep], x_scale), y=_plot_values([text_y[k] for k in keep], y_scale),
+                text=[texts[k] for k in keep], mode="text", textfont=dict(size=11, color=color), hoverinfo="skip",
+                showlegend=False, meta=dict(role="cell_text")))
     if value == "phase":
         for phase in present:  # a legend of the categories drawn (the heatmap itself has only a colour bar)
             fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=phase,
@@ -229,8 +233,10 @@ def phase_diagram(times: pd.DataFrame, x: str, y: str, value: str = "phase", vie
     subtitle = (f"pooled over {', '.join(pooled)}; " if pooled else "") + what
     fig.update_layout(
         title=dict(text=f"{title or VALUE_TITLES[value]}{view_note}<br><sup>{subtitle}</sup>"),
-        xaxis=dict(title=dict(text=axis_title(x)), type=x_scale, showgrid=False, **value_ticks(xs, x_scale)),
-        yaxis=dict(title=dict(text=axis_title(y)), type=y_scale, showgrid=False, **value_ticks(ys, y_scale)),
+        xaxis=dict(title=dict(text=axis_title(x)), type=x_scale, showgrid=False,
+                   **value_ticks(xs, x_scale, decade_grid=False)),
+        yaxis=dict(title=dict(text=axis_title(y)), type=y_scale, showgrid=False,
+                   **value_ticks(ys, y_scale, decade_grid=False)),
         height=520, legend=dict(title=dict(text="phase")), plot_bgcolor="white",
         meta=dict(kind="phase_diagram", color_scale=color_scale, phases=present, cells=cell_meta, **meta),
     )
@@ -341,7 +347,7 @@ def axis_curve(times: pd.DataFrame, x: str, value: str = "gen_epoch", fit: str |
         part = part.sort_values(x)
         name = f"{color}={format_value(key)}" if color else "pooled" if pooled else "all members"
         style = dict(color=MEMBER_COLORS[k % len(MEMBER_COLORS)], dash=LINE_DASHES[k % len(LINE_DASHES)],
-                     width=2 + 1.5 * (n_lines - 1 - k))       # the first drawn is the widest: never hidden
+                     width=1.5 + min(n_lines - 1 - k, 5))     # the first drawn is the widest: never hidden
         symbol = MARKER_SYMBOLS[k % len(MARKER_SYMBOLS)]
         xs = _plot_values(list(part[x]), x_scale)
         if value in TIME_COLUMNS:

@@ -18,8 +18,9 @@ def cell(fig, x, y):
     """(z, text, customdata) of the heatmap cell at axis values x, y; the text is the one drawn on the cell."""
     trace = fig.data[0]
     j, i = list(trace.x).index(x), list(trace.y).index(y)
-    texts = next(t for t in fig.data if t.meta and t.meta.get("role") == "cell_text")
-    text = next((t for tx, ty, t in zip(texts.x, texts.y, texts.text) if (tx, ty) == (x, y)), None)
+    drawn = [(tx, ty, t) for trace in fig.data if trace.meta and trace.meta.get("role") == "cell_text"
+             for tx, ty, t in zip(trace.x, trace.y, trace.text)]
+    text = next((t for tx, ty, t in drawn if (tx, ty) == (x, y)), None)
     return trace.z[i][j], text, trace.customdata[i][j]
 
 
@@ -102,9 +103,16 @@ def test_every_swept_value_is_labelled_on_its_axis(tmp_path):
     assert list(fig.layout.yaxis.tickvals) == [0.03, 0.1, 0.3, 1.0, 3.0]
     assert list(fig.layout.yaxis.ticktext) == ["0.03", "0.1", "0.3", "1", "3"]
     assert list(fig.layout.xaxis.ticktext) == ["0.3", "0.5", "0.7"]
-    assert list(fig.layout.yaxis.minor.tickvals) == [0.01, 0.1, 1.0, 10.0]        # decades, unlabelled
     curve = axis_curve(times, "weight_decay", value="fraction_generalised")
     assert list(curve.layout.xaxis.ticktext) == ["0.03", "0.1", "0.3", "1", "3"]
+    assert list(curve.layout.xaxis.minor.tickvals) == [0.01, 0.1, 1.0, 10.0]      # decades: unlabelled grid lines
+
+
+def test_cell_text_is_white_on_dark_cells(grid_times):
+    fig = phase_diagram(grid_times, "train_fraction", "weight_decay", value="gen_epoch")
+    white = next(t for t in fig.data if t.meta and t.meta.get("role") == "cell_text" and t.textfont.color == "white")
+    # Viridis_r is darkest at the longest times: 5000 and 15000 epochs (weight decay 0.3 and 0.1).
+    assert set(white.y) == {0.1, 0.3} and len(white.x) == 6
 
 
 def test_phase_diagram_pools_other_axes_and_says_so(grid_times):

@@ -666,14 +666,5 @@ def _other_axes(times: pd.DataFrame, axis: str, by: Sequence[str] | None) -> lis
     return list(by)
 
 
-def _groups(agg: pd.DataFrame, by: list[str]):
-    if not by:
-        yield {}, agg
-        return
-    for key, group in agg.groupby(by, dropna=False, sort=True):
-        key = key if isinstance(key, tuple) else (key,)
-        yield dict(zip(by, key)), group
-
-
 def is_log_spaced(values) -> bool:
     return axis_scale(values) == "log"

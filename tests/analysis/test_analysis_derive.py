@@ -8,7 +8,6 @@ import pytest
 
 import analysis_synthetic as synthetic
 from analysis.derive import (
-    PHASES,
     Thresholds,
     aggregate,
     critical_train_fraction,

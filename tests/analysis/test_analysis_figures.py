@@ -7,7 +7,6 @@ import pytest
 
 import analysis_synthetic as synthetic
 from analysis.axes import axis_scale
-from analysis.derive import PHASES
 from analysis.errors import AnalysisError
 from analysis.figures import PHASE_COLORS, axis_curve, phase_diagram, progress_curves, training_curves
 from analysis.load import load_sweep

@@ -35,6 +35,7 @@ from analysis.axes import (
 from analysis.derive import (
     CELL_PHASES,
     FRACTION_COLUMNS,
+    MIN_FIT_POINTS,
     MIXED,
     PHASES,
     TIME_COLUMNS,
@@ -371,8 +372,19 @@ def axis_curve(times: pd.DataFrame, x: str, value: str = "gen_epoch", fit: str |
             unknown = ~np.isfinite(median) & part[f"{value}_censored_at"].notna().to_numpy()
             if unknown.any():
                 at = part[f"{value}_censored_at"].to_numpy(dtype="float64")[unknown]
+                # Lines censored at the same budget would stack their triangles exactly: dodge them sideways
+                # (a few percent on a log axis, of the smallest step on a linear one); hover keeps the value.
+                true_x = [v for v, u in zip(xs, unknown) if u]
+                offset = k - (n_lines - 1) / 2
+                if x_scale == "log":
+                    shown_x = [v * 10 ** (0.02 * offset) for v in true_x]
+                elif x_scale == "linear" and len(xs) > 1:
+                    step = float(np.min(np.diff(sorted(float(v) for v in xs))))
+                    shown_x = [v + 0.04 * step * offset for v in true_x]
+                else:
+                    shown_x = true_x
                 fig.add_trace(go.Scatter(
-                    x=[v for v, u in zip(xs, unknown) if u], y=at.tolist(), mode="markers+text",
+                    x=shown_x, y=at.tolist(), mode="markers+text", hovertext=[f"{x}={v}" for v in true_x],
                     name=f"{name}: median beyond the budget", text=[f"> {format_value(v)}<br>{c}" for v, c in
                                                                     zip(at, np.asarray(counts)[unknown])],
                     textposition="bottom center", textfont=dict(size=10, color=style["color"]),
@@ -455,7 +467,8 @@ def axis_curve(times: pd.DataFrame, x: str, value: str = "gen_epoch", fit: str |
     subtitle = [f"pooled over {', '.join(pooled)}" if pooled else ""]
     if fit is not None:
         subtitle.append(f"{fit} fit drawn for {n_drawn} of {len(fit_rows)} group(s)" if n_drawn else
-                        f"no {fit} fit: " + "; ".join(sorted({r['note'] for r in fit_rows if r.get('note')})))
+                        f"no {fit} fit drawn: fewer than {MIN_FIT_POINTS} usable points in every group (the fits "
+                        "table says why)" if fit == "power" else f"no {fit} fit drawn (the fits table says why)")
     subtitle_text = "; ".join(t for t in subtitle if t)
     fig.update_layout(
         title=dict(text=f"{VALUE_TITLES[value]} against {axis_title(x)}{view_note}"

@@ -208,7 +208,8 @@ def test_axis_curve_fit_below_three_points_is_not_drawn_and_says_why(grid_times)
     two = grid_times[grid_times["weight_decay"].isin([1.0, 3.0])]
     fig = axis_curve(two, "weight_decay", fit="power", where={"train_fraction": 0.5})
     assert not [t for t in fig.data if t.meta["role"] == "fit"] and fig.layout.meta["fits_drawn"] == 0
-    assert "no power fit: needs medians at 3 or more positive weight_decay values; has 2" in fig.layout.title.text
+    assert "no power fit drawn: fewer than 3 usable points" in fig.layout.title.text
+    assert "needs medians at 3 or more positive weight_decay values; has 2" in fig.layout.meta["fit_result"][0]["note"]
 
 
 def test_nothing_generalised_gives_a_sentence_not_blank_axes(grid_times):

@@ -45,6 +45,7 @@ def test_report_renders_in_headless_chromium(grid_sweep_dir, tmp_path):
         assert drawn, f"figure {figure_id} was not drawn"
     assert dom.stdout.count('class="main-svg"') >= len(ids)
     assert "heatmaplayer" in dom.stdout  # the phase diagrams are heatmaps
+    assert '<span id="members-shown">60 of 60 members shown</span>' in dom.stdout  # the table's script ran
 
     shot = tmp_path / "report.png"
     screenshot = load_page(index, tmp_path / "profile-shot", screenshot=shot)
@@ -116,3 +117,36 @@ def test_tick_labels_and_cell_texts_read_back_from_the_rendered_page(tmp_path):
     for axis in ("xtick", "x2tick", "ytick"):
         labels = [float(t) for t in _rendered(curve, axis)]
         assert len(labels) >= 2 and labels == sorted(labels) and len(set(labels)) == len(labels), (axis, labels)
+
+
+def test_members_table_sorts_and_filters_in_the_browser(grid_times, tmp_path):
+    """Click the gen_epoch header, then type a phase into the filter, in Chromium: the page's own script
+    sorts numerically with missing values last and keeps only matching rows."""
+    from analysis.report import _members_section
+
+    drive = """
+    <script>
+      var headers = Array.prototype.slice.call(document.querySelectorAll('#members thead th'));
+      var col = headers.findIndex(function (th) { return th.textContent === 'gen_epoch'; });
+      headers[col].click();
+      var rows = Array.prototype.slice.call(document.querySelectorAll('#members tbody tr'));
+      var first = rows.slice(0, 2).map(function (r) { return r.cells[col].textContent; });
+      var last = rows[rows.length - 1].cells[col].textContent;
+      var input = document.getElementById('members-filter');
+      input.value = 'memorisation';
+      input.dispatchEvent(new Event('input'));
+      var shown = rows.filter(function (r) { return r.style.display !== 'none'; }).length;
+      var out = document.createElement('pre');
+      out.id = 'result';
+      out.textContent = first.join(',') + '|' + last + '|' + shown;
+      document.body.appendChild(out);
+    </script>"""
+    page = tmp_path / "members.html"
+    page.write_text(f'<html><head><meta charset="utf-8"></head><body>{_members_section(grid_times)}{drive}'
+                    "</body></html>", encoding="utf-8")
+    dom = load_page(page, tmp_path / "profile", dump_dom=True)
+    assert dom.console == [], dom.console
+    first, last, shown = re.search(r'<pre id="result">([^<]*)</pre>', dom.stdout).group(1).split("|")
+    # The earliest generalisation is 500 epochs (weight decay 3); members that never generalised sort last.
+    assert first == "500,500" and last == "—"
+    assert shown == "28"            # the 28 memorising members of the grid

@@ -32,8 +32,8 @@ def test_help_is_light():
 def test_dry_run_prints_the_expansion_and_writes_nothing(tmp_path, capsys):
     assert main(["sweep", str(QUICK), "--results", str(tmp_path / "r"), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "members      36" in out and "packs        2" in out and "2 to run, 36 members" in out
-    assert "144,000" in out  # model-epochs: 36 members x 4000 epochs
+    assert "members      27" in out and "packs        2" in out and "2 to run, 27 members" in out
+    assert "81,000" in out  # model-epochs: 3 train fractions x 3 weight decays x 3 replicates x 3000 epochs
     assert not (tmp_path / "r").exists()
 
 

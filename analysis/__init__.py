@@ -5,18 +5,19 @@ is cheap; the submodules (and pandas / plotly) load on first use:
 
     from analysis import load_sweep, member_times, aggregate, phase_diagram, write_report
     sweep = load_sweep("results/grid")
-    times = member_times(sweep.metrics, sweep.runs)      # one row per member: mem/grok epochs, phase
-    phase_diagram(times, "train_fraction", "weight_decay").show()
+    times = member_times(sweep.metrics, sweep.runs)      # one row per member: mem/gen epochs, delay, phase
+    phase_diagram(times, "train_fraction", "weight_decay").show()   # the phase map; value="gen_epoch" for times
 """
 
 from analysis.errors import AnalysisError
 
 _EXPORTS = {
     "load": ("Sweep", "load_sweep"),
-    "derive": ("PHASES", "Thresholds", "View", "VIEWS", "member_times", "aggregate", "first_epoch_reaching",
+    "derive": ("PHASES", "MIXED", "Thresholds", "View", "VIEWS", "member_times", "aggregate", "first_epoch_reaching",
+               "survival_quantiles",
                "classify_phases", "critical_train_fraction", "power_law_fit", "weight_decay_exponent",
                "representative_members", "applicable_views", "trainer_disagreements"),
-    "axes": ("swept_axes", "replicate_axes", "axis_scale"),
+    "axes": ("swept_axes", "replicate_axes", "axis_scale", "value_ticks", "log_ticks"),
     "figures": ("phase_diagram", "phase_scatter", "axis_curve", "training_curves", "progress_curves"),
     "report": ("write_report", "main"),
 }

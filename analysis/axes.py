@@ -8,6 +8,7 @@ differs between them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Literal
 
@@ -121,3 +122,78 @@ def _is_missing(value) -> bool:
         return bool(pd.isna(value))
     except (TypeError, ValueError):  # tuples and arrays are never "missing"
         return False
+
+
+# ---- tick labels that say the data's values ------------------------------------------------------
+#
+# Why not plotly's own log ticks: on a log axis it labels minor ticks with a lone digit ("2", "5"), so a
+# weight decay of 0.3 reads "3" and an epoch axis reads "5, 100, 2, 5, 1000, 2". Every function below
+# returns explicit tick values with full labels; decades stay visible as unlabelled grid lines.
+
+MAX_LOG_TICKS = 12
+
+
+def format_value(value) -> str:
+    """A tick or cell label: the value as written in a spec (0.3, 1e-05, 4000), never a lone mantissa."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return str(value)
+    number = float(value)
+    if number.is_integer() and abs(number) < 1e6:
+        return str(int(number))
+    return f"{number:.4g}"
+
+
+def decades(lo: float, hi: float) -> list[float]:
+    """Powers of ten from the one at or below `lo` to the one at or above `hi`."""
+    return [10.0 ** k for k in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)]
+
+
+def value_ticks(values: Iterable, scale: Scale, decade_grid: bool = True) -> dict:
+    """Axis settings that label every swept value exactly (and only those); on a log axis, decades are
+    drawn as unlabelled grid lines for context (`decade_grid`; a heatmap's cells would hide them)."""
+    shown = [v for v in values if not _is_missing(v)]
+    if scale == "category" or not shown:
+        return {}
+    settings = dict(tickmode="array", tickvals=list(shown), ticktext=[format_value(v) for v in shown])
+    if scale == "log" and decade_grid:
+        numbers = [float(v) for v in shown]
+        settings["minor"] = dict(tickmode="array", tickvals=decades(min(numbers), max(numbers)), showgrid=True,
+                                 gridcolor="#d0d0d0", griddash="dot", ticks="")
+    return settings
+
+
+def log_ticks(lo: float, hi: float) -> dict:
+    """Axis settings for a continuous log axis (epochs, losses) from `lo` to `hi` > 0: ticks at 1, 2, 5 per
+    decade with full labels (only the decades when that would be more than MAX_LOG_TICKS)."""
+    if not (np.isfinite(lo) and np.isfinite(hi)) or lo <= 0 or hi <= 0:
+        return {}
+    lo, hi = min(lo, hi), max(lo, hi)
+    steps = [d * m for d in decades(lo, hi) for m in (1, 2, 5)]
+    ticks = [t for t in steps if lo / 1.0001 <= t <= hi * 1.0001]
+    if len(ticks) > MAX_LOG_TICKS:
+        ticks = [t for t in decades(lo, hi) if lo / 1.0001 <= t <= hi * 1.0001]
+    if len(ticks) < 2:  # less than a factor of two in range: label its ends
+        ticks = sorted({lo, hi})
+    return dict(tickmode="array", tickvals=ticks, ticktext=[format_value(t) for t in ticks])
+
+
+def label_log_axes(fig) -> None:
+    """Give every log axis of `fig` that has no explicit ticks the labels of log_ticks over its data."""
+    layout = fig.layout
+    for name in [k for k in layout.to_plotly_json() if k.startswith(("xaxis", "yaxis"))]:
+        axis = layout[name]
+        if axis.type != "log" or axis.tickvals is not None:
+            continue
+        letter, suffix = name[0], name[5:]
+        ref = f"{letter}{suffix}"
+        values = []
+        for trace in fig.data:
+            if (getattr(trace, f"{letter}axis", None) or letter) != ref:
+                continue
+            data = getattr(trace, letter, None)
+            if data is None:
+                continue
+            numbers = pd.to_numeric(pd.Series(list(data)), errors="coerce").to_numpy(dtype="float64")
+            values.extend(numbers[np.isfinite(numbers) & (numbers > 0)])
+        if values:
+            axis.update(**log_ticks(min(values), max(values)))

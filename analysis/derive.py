@@ -1,32 +1,44 @@
-"""Grokking times, phases, replicate aggregates and the fits the literature reports.
+"""Generalisation times, phases, replicate aggregates and the fits the literature reports.
 
-Everything here is computed from the metrics table, never typed in: a time is
-the first *evaluated* epoch at which an accuracy is at or above its threshold,
-so it is known only to within the evaluation interval (`resolution` column:
-the true crossing lies after the previous evaluation and at or before the
-reported epoch).
+Vocabulary, the same in the CLI, the Tune table, the columns and the report:
 
-Phases follow Liu et al. 2022 ("Towards understanding grokking"), within the
-member's epoch budget:
+- memorised: train accuracy reached its threshold (`mem_epoch`);
+- generalised: test accuracy reached its threshold (`gen_epoch`) and did not fall back below it by the
+  member's last evaluation;
+- grokked: generalised at least `grok_delay` epochs after memorising (`delay` = gen - mem), and, when
+  `grok_ratio` is set, at least that multiple of the memorisation epoch later (`relative_delay` =
+  delay / mem_epoch).
 
-- comprehension: train and test both reach their thresholds, test less than
-  `grok_delay` epochs after train;
-- grokking: both reach them, test `grok_delay` or more epochs after train;
-- memorisation: train reaches it, test never does;
+Everything here is computed from the metrics table, never typed in: a time is the first *evaluated* epoch
+from which an accuracy stays at or above its threshold for `hold` consecutive evaluations (or until the
+last one), so it is known only to within the evaluation interval (`resolution` column: the true crossing
+lies after the previous evaluation and at or before the reported epoch).
+
+Phases follow Liu et al. 2022 ("Towards understanding grokking"), within the member's epoch budget:
+
+- comprehension: generalised and memorised, not grokked (test soon after train);
+- grokking: grokked;
+- memorisation: train reaches its threshold, test never does;
 - confusion: neither does.
 
-Three outcomes Liu et al. do not need, because real sweeps have them:
+Outcomes Liu et al. do not need, because real sweeps have them:
 
-- test_only: test reaches the threshold but train never does (under label
-  noise a model that generalises does not fit the noisy labels; see the
-  "clean" view, which measures train accuracy against the clean labels);
+- unstable: an accuracy reached its threshold (and held `hold` evaluations) but is below it again at the
+  member's last evaluation: it is flagged rather than given a phase its end state contradicts;
+- test_only: test reaches the threshold but train never does (under label noise a model that generalises
+  does not fit the noisy labels; see the "clean" view, which measures train accuracy against the clean
+  labels);
 - diverged: the trainer reported the loss went NaN/inf before both were reached;
-- undecided: the member ended (stopped, pruned, failed) or is still running
-  before its budget without both times, so its phase is not known yet.
+- undecided: the member ended (stopped, pruned, failed) or is still running before its budget without both
+  times, so its phase is not known yet.
 
-Views: the same times per subtask (add_mul: generalisation on the addition or
-multiplication test pairs) and on clean labels under label noise. Their
-columns carry a prefix: `add/grok_epoch`, `clean/phase`.
+Time statistics over replicates treat a member that did not reach a time within its budget (or before it
+ended) as right-censored at its last evaluation, never as absent: medians and quartiles are Kaplan-Meier
+estimates, NaN when more than that share of the replicates is censored ("not reached within the budget"),
+and every median comes with how many reached it and how many are censored.
+
+Views: the same times per subtask (add_mul: generalisation on the addition or multiplication test pairs)
+and on clean labels under label noise. Their columns carry a prefix: `add/gen_epoch`, `clean/phase`.
 """
 
 from __future__ import annotations
@@ -41,15 +53,22 @@ from analysis.axes import axis_scale, replicate_axes, require_axes
 from analysis.columns import REQUIRED_METRICS_COLUMNS, REQUIRED_RUNS_COLUMNS, RUNNING_STATUS
 from analysis.errors import AnalysisError
 
-PHASES = ("comprehension", "grokking", "memorisation", "confusion", "test_only", "diverged", "undecided")
-"""Every phase a member can get; ties in the majority phase of a cell are broken in this order."""
+PHASES = ("comprehension", "grokking", "memorisation", "confusion", "unstable", "test_only", "diverged",
+          "undecided")
+"""Every phase a member can get."""
+MIXED = "mixed"
+"""The phase of a cell whose replicates tie between phases: no tie is broken silently."""
+CELL_PHASES = (*PHASES, MIXED)
 UNDECIDED = "undecided"
 DECIDED_PHASES = tuple(p for p in PHASES if p != UNDECIDED)
-GENERALISED_PHASES = ("comprehension", "grokking", "test_only")
 
-TIME_COLUMNS = ("mem_epoch", "grok_epoch", "delay")
-"""Per-member times: memorisation epoch, generalisation (grokking) epoch, and grok - mem."""
-FRACTION_COLUMNS = ("fraction_grokked", "fraction_grokking")
+TIME_COLUMNS = ("mem_epoch", "gen_epoch", "delay")
+"""Per-member times: memorisation epoch, generalisation epoch, and gen - mem."""
+FRACTION_COLUMNS = ("fraction_generalised", "fraction_grokked")
+MIN_FIT_POINTS = 3
+"""A fit through fewer points than this is neither drawn nor scored: two points always give r² = 1."""
+BOOTSTRAP_SAMPLES = 400
+CI_LEVEL = 0.95
 
 
 @dataclass(frozen=True)
@@ -61,10 +80,15 @@ class Thresholds:
     test_acc: float = 0.99
     """Generalisation: test accuracy at or above this."""
     grok_delay: int = 1000
-    """A generalisation this many epochs or more after memorisation is grokking; less is comprehension."""
-    hold: int = 1
-    """An accuracy counts only if it stays at or above its threshold for this many consecutive evaluations
-    (1: the first crossing counts); 0: it must stay there until the member's last evaluation."""
+    """Grokked: generalised this many epochs or more after memorising; less is comprehension."""
+    grok_ratio: float | None = None
+    """Also required for grokked when set: the delay is at least this multiple of the memorisation epoch
+    (relative_delay = delay / mem_epoch), so the rule scales with how long a setting takes to memorise."""
+    hold: int = 3
+    """An accuracy counts from the first evaluation where it stays at or above its threshold for this many
+    consecutive evaluations (or until the member's last one); 1: the first crossing counts; 0: it must stay
+    there until the last evaluation. Default 3: a lone evaluation above the threshold during a loss spike
+    does not count, and a clean crossing keeps its epoch (the time is the streak's first evaluation)."""
     budget: int | None = None
     """Judge every member within this many epochs (evaluations after it are ignored); None: each member's
     own `epochs`. A member's own budget still applies when it is smaller."""
@@ -76,21 +100,32 @@ class Thresholds:
                 raise AnalysisError(f"threshold {name} must be in (0, 1], got {value!r}")
         if not (isinstance(self.grok_delay, (int, float)) and self.grok_delay >= 0):
             raise AnalysisError(f"grok_delay must be a number of epochs >= 0, got {self.grok_delay!r}")
+        if self.grok_ratio is not None and not (isinstance(self.grok_ratio, (int, float)) and self.grok_ratio >= 0):
+            raise AnalysisError(f"grok_ratio must be a multiple of the memorisation epoch >= 0 or None, "
+                                f"got {self.grok_ratio!r}")
         if not (isinstance(self.hold, int) and self.hold >= 0):
             raise AnalysisError(f"hold must be an integer >= 0 (0: until the last evaluation), got {self.hold!r}")
         if self.budget is not None and not (isinstance(self.budget, int) and self.budget >= 1):
             raise AnalysisError(f"budget must be a positive number of epochs or None, got {self.budget!r}")
 
+    def grok_rule(self) -> str:
+        ratio = (f" and at least {self.grok_ratio:g}× its memorisation epoch later" if self.grok_ratio is not None
+                 else "")
+        return f"generalised {self.grok_delay:g} or more epochs after memorising{ratio}"
+
     def describe(self) -> str:
         """One sentence for the report, so a reader knows exactly what was counted."""
         hold = ("the first evaluation at or above it counts" if self.hold == 1
                 else "it must then hold until the member's last evaluation" if self.hold == 0
-                else f"it must hold for {self.hold} consecutive evaluations")
+                else f"it counts from the first of {self.hold} consecutive evaluations at or above it "
+                     "(or of the evaluations left, if fewer)")
         budget = (f"within {self.budget} epochs (or the member's own budget if smaller)" if self.budget
                   else "within each member's own epoch budget")
-        return (f"Memorised: train accuracy ≥ {self.train_acc}; generalised: test accuracy ≥ {self.test_acc}; "
-                f"{hold}; judged {budget}. Grokking: generalised {self.grok_delay} or more epochs after memorising; "
-                f"comprehension: less.")
+        return (f"Memorised: train accuracy ≥ {self.train_acc}; generalised: test accuracy ≥ {self.test_acc} "
+                f"and not below it again at the member's last evaluation; {hold}; judged {budget}. "
+                f"Grokked (the grokking phase): {self.grok_rule()}; comprehension: generalised sooner. "
+                "A member whose train or test accuracy reached its threshold and is below it again at its last "
+                "evaluation is flagged unstable instead of given a phase.")
 
 
 @dataclass(frozen=True)
@@ -98,7 +133,7 @@ class View:
     """A pair of accuracy columns that define memorisation and generalisation."""
 
     name: str
-    """'' for the main view; otherwise the prefix of its columns ('add' -> 'add/grok_epoch')."""
+    """'' for the main view; otherwise the prefix of its columns ('add' -> 'add/gen_epoch')."""
     train_col: str
     test_col: str
     description: str
@@ -144,8 +179,10 @@ def applicable_views(metrics: pd.DataFrame) -> list[View]:
 
 
 def first_epoch_reaching(metrics: pd.DataFrame, column: str, threshold: float, hold: int = 1) -> pd.Series:
-    """Per run_id, the first evaluated epoch with `column` >= threshold (held for `hold` evaluations; 0: to
-    the end). Members that never reach it are absent. `metrics` must be sorted by run_id, then epoch."""
+    """Per run_id, the first evaluated epoch with `column` >= threshold, held for `hold` consecutive
+    evaluations or until the member's last one (a streak cut short by the end of training is all there is
+    to see); hold 0: until the last one. Members that never reach it are absent. `metrics` must be sorted
+    by run_id, then epoch."""
     if column not in metrics.columns or not len(metrics):
         return pd.Series(dtype="float64")
     run = metrics["run_id"].to_numpy()
@@ -157,12 +194,10 @@ def first_epoch_reaching(metrics: pd.DataFrame, column: str, threshold: float, h
     streak_start = np.flatnonzero(new_streak)                  # (streak,)
     streak_len = np.diff(np.r_[streak_start, n])               # (streak,)
     remaining = streak_len[streak_id] - (np.arange(n) - streak_start[streak_id])  # evaluations left in the streak
-    if hold == 0:
-        run_index = np.cumsum(new_run) - 1
-        last_row_of_run = np.r_[np.flatnonzero(new_run)[1:] - 1, n - 1]
-        qualifies = ok & (streak_id == streak_id[last_row_of_run][run_index])
-    else:
-        qualifies = ok & (remaining >= hold)
+    run_index = np.cumsum(new_run) - 1
+    last_row_of_run = np.r_[np.flatnonzero(new_run)[1:] - 1, n - 1]
+    to_the_end = streak_id == streak_id[last_row_of_run][run_index]
+    qualifies = ok & to_the_end if hold == 0 else ok & ((remaining >= hold) | to_the_end)
     epochs = metrics["epoch"].to_numpy(dtype="float64")[qualifies]
     return pd.Series(epochs, index=run[qualifies]).groupby(level=0).min()
 
@@ -174,7 +209,7 @@ def member_times(metrics: pd.DataFrame, runs: pd.DataFrame, thresholds: Threshol
     Derived: `status` ("running" for members with metrics but no runs row), `budget` (epochs it is judged
     within), `last_epoch` (last evaluation within it), `resolution` (evaluation interval: each time is known
     to within this many epochs), `finished` (budget spent, so a missing time means never), and per view
-    `mem_epoch`, `grok_epoch`, `delay` and `phase` (NaN / None where the view does not apply).
+    `mem_epoch`, `gen_epoch`, `delay` and `phase` (NaN / None where the view does not apply).
     """
     th = thresholds or Thresholds()
     _require_columns(metrics, REQUIRED_METRICS_COLUMNS, "metrics table")
@@ -218,31 +253,60 @@ def member_times(metrics: pd.DataFrame, runs: pd.DataFrame, thresholds: Threshol
         else:
             applies = ids.map(has_values).fillna(False).astype(bool).to_numpy()
         mem = ids.map(first_epoch_reaching(m, view.train_col, th.train_acc, th.hold)).astype("float64")
-        grok = ids.map(first_epoch_reaching(m, view.test_col, th.test_acc, th.hold)).astype("float64")
+        gen = ids.map(first_epoch_reaching(m, view.test_col, th.test_acc, th.hold)).astype("float64")
         mem[~applies] = np.nan
-        grok[~applies] = np.nan
+        gen[~applies] = np.nan
+        # Fell back: reached (and held) its threshold, yet below it again at the last evaluation judged.
+        train_last = ids.map(_last_value(m, view.train_col)).astype("float64")
+        test_last = ids.map(_last_value(m, view.test_col)).astype("float64")
+        train_fell = (mem.notna() & ~(train_last >= th.train_acc)).to_numpy()
+        test_fell = (gen.notna() & ~(test_last >= th.test_acc)).to_numpy()
         times[view.column("mem_epoch")] = mem
-        times[view.column("grok_epoch")] = grok
-        times[view.column("delay")] = grok - mem
-        phase = classify_phases(mem.to_numpy(), grok.to_numpy(), times["finished"].to_numpy(), diverged,
-                                th.grok_delay)
+        times[view.column("gen_epoch")] = gen
+        if view is MAIN_VIEW:  # the first crossings, whatever `hold` says: what hold changed, and the trainer's
+            times["mem_epoch_first"] = ids.map(first_epoch_reaching(m, view.train_col, th.train_acc)).astype("float64")
+            times["gen_epoch_first"] = ids.map(first_epoch_reaching(m, view.test_col, th.test_acc)).astype("float64")
+        times[view.column("delay")] = gen - mem
+        times[view.column("relative_delay")] = (gen - mem) / mem.where(mem > 0)
+        times[view.column("train_fell_back")] = np.where(applies, train_fell, False)
+        times[view.column("test_fell_back")] = np.where(applies, test_fell, False)
+        phase = classify_phases(mem.to_numpy(), gen.to_numpy(), times["finished"].to_numpy(), diverged,
+                                th.grok_delay, fell_back=train_fell | test_fell, grok_ratio=th.grok_ratio)
         times[view.column("phase")] = pd.Series(np.where(applies, phase, None), dtype=object)
+        # Generalised for good: the count behind fraction_generalised and the events of the censored medians.
+        times[view.column("generalised")] = np.where(applies, gen.notna().to_numpy() & ~test_fell, False)
     times.attrs["thresholds"] = th
     times.attrs["views"] = [v.name for v in views]
     return times
 
 
-def classify_phases(mem: np.ndarray, grok: np.ndarray, finished: np.ndarray, diverged: np.ndarray,
-                    grok_delay: float) -> np.ndarray:
+def _last_value(metrics: pd.DataFrame, column: str) -> pd.Series:
+    """Per run_id, `column` at its last evaluation (NaN where that evaluation has none)."""
+    if column not in metrics.columns or not len(metrics):
+        return pd.Series(dtype="float64")
+    last = metrics.drop_duplicates("run_id", keep="last")  # sorted by run_id, then epoch
+    return pd.Series(last[column].to_numpy(dtype="float64"), index=last["run_id"].to_numpy())
+
+
+def classify_phases(mem: np.ndarray, gen: np.ndarray, finished: np.ndarray, diverged: np.ndarray,
+                    grok_delay: float, fell_back: np.ndarray | None = None,
+                    grok_ratio: float | None = None) -> np.ndarray:
     """Liu et al. phases from the two times; a member that has not spent its budget is undecided unless both
-    times are already there (more training cannot undo a time that happened)."""
+    times are already there (more training cannot undo a time that happened). A member whose accuracy fell
+    back below a threshold it had reached is unstable when its budget is spent, undecided before."""
+    fell_back = np.zeros(len(mem), dtype=bool) if fell_back is None else np.asarray(fell_back, dtype=bool)
     has_mem = ~np.isnan(mem)
-    has_grok = ~np.isnan(grok)
-    both = has_mem & has_grok
-    delay = grok - mem
+    has_gen = ~np.isnan(gen)
+    both = has_mem & has_gen
+    delay = gen - mem
+    grokked = delay >= grok_delay
+    if grok_ratio is not None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            grokked &= (mem > 0) & (delay / np.where(mem > 0, mem, 1.0) >= grok_ratio)
+    unstable = fell_back & ~diverged
     return np.select(
-        [both & (delay < grok_delay), both, diverged, ~finished, has_mem, has_grok],
-        ["comprehension", "grokking", "diverged", UNDECIDED, "memorisation", "test_only"],
+        [unstable & finished, unstable, both & ~grokked, both, diverged, ~finished, has_mem, has_gen],
+        ["unstable", UNDECIDED, "comprehension", "grokking", "diverged", UNDECIDED, "memorisation", "test_only"],
         default="confusion",
     ).astype(object)
 
@@ -267,16 +331,16 @@ def _require_columns(table: pd.DataFrame, required: Sequence[str], what: str) ->
 
 
 def trainer_disagreements(times: pd.DataFrame) -> pd.DataFrame | None:
-    """Members whose derived times differ from the trainer's own `epoch_train_99` / `epoch_test_99`.
+    """Members whose first crossings of 0.99 differ from the trainer's own `epoch_train_99` / `epoch_test_99`.
 
-    A check on the data, not a second source: both should be the first evaluation at or above 0.99. Only
-    meaningful when the times were derived with those definitions (thresholds 0.99, hold 1, no budget);
-    returns None otherwise or when the runs table lacks the columns.
+    A check on the data, not a second source: both should be the first evaluation at or above 0.99
+    (`mem_epoch_first`, `gen_epoch_first`, whatever `hold` is). Only meaningful with thresholds 0.99 and no
+    budget; returns None otherwise or when the runs table lacks the columns.
     """
     th = times.attrs.get("thresholds")
-    if th is None or (th.train_acc, th.test_acc, th.hold, th.budget) != (0.99, 0.99, 1, None):
+    if th is None or (th.train_acc, th.test_acc, th.budget) != (0.99, 0.99, None):
         return None
-    if not {"epoch_train_99", "epoch_test_99"} <= set(times.columns):
+    if not {"epoch_train_99", "epoch_test_99", "mem_epoch_first"} <= set(times.columns):
         return None
     ended = times[times["status"] != RUNNING_STATUS]
 
@@ -285,62 +349,111 @@ def trainer_disagreements(times: pd.DataFrame) -> pd.DataFrame | None:
         b = pd.to_numeric(ended[reported], errors="coerce").astype("float64")
         return ~((a == b) | (a.isna() & b.isna()))
 
-    bad = differs("mem_epoch", "epoch_train_99") | differs("grok_epoch", "epoch_test_99")
-    return ended.loc[bad, ["run_id", "mem_epoch", "epoch_train_99", "grok_epoch", "epoch_test_99"]]
+    bad = differs("mem_epoch_first", "epoch_train_99") | differs("gen_epoch_first", "epoch_test_99")
+    return ended.loc[bad, ["run_id", "mem_epoch_first", "epoch_train_99", "gen_epoch_first", "epoch_test_99"]]
 
 
 # ---- over replicates ------------------------------------------------------------------------
 
 
+def survival_quantiles(durations: np.ndarray, observed: np.ndarray,
+                       quantiles: Sequence[float] = (0.25, 0.5, 0.75)) -> list[float]:
+    """Kaplan-Meier quantiles of a time some members never reached: `durations` are the epochs at which
+    each member reached it (observed) or was last seen without it (censored). The q-quantile is the first
+    time by which a share q of the members is estimated to have reached it; NaN when the censored ones
+    leave that unknown (e.g. the median when half never reached it within their budget). With nothing
+    censored these are the lower empirical quantiles (the median of 200, 300, 400 is 300)."""
+    durations = np.asarray(durations, dtype="float64")
+    observed = np.asarray(observed, dtype=bool)
+    keep = np.isfinite(durations)
+    durations, observed = durations[keep], observed[keep]
+    if not len(durations):
+        return [np.nan] * len(quantiles)
+    event_times = np.unique(durations[observed])
+    reached = np.zeros(len(event_times))
+    surviving = 1.0
+    for k, t in enumerate(event_times):
+        at_risk = np.count_nonzero(durations >= t)  # a member censored at t was still at risk at t
+        events = np.count_nonzero((durations == t) & observed)
+        surviving *= 1.0 - events / at_risk
+        reached[k] = 1.0 - surviving
+    out = []
+    for q in quantiles:
+        hit = np.flatnonzero(reached >= q - 1e-12)
+        out.append(float(event_times[hit[0]]) if len(hit) else np.nan)
+    return out
+
+
+def _durations(frame: pd.DataFrame, view: View, base: str) -> tuple[np.ndarray, np.ndarray]:
+    """(duration, observed) of each member for one time: the time if reached for good, else censored at
+    the member's last evaluation (delay: counted from memorisation; undefined without it)."""
+    mem = frame[view.column("mem_epoch")].to_numpy(dtype="float64")
+    gen = frame[view.column("gen_epoch")].to_numpy(dtype="float64")
+    last = frame["last_epoch"].to_numpy(dtype="float64")
+    generalised = frame[view.column("generalised")].to_numpy(dtype=bool)
+    memorised = ~np.isnan(mem) & ~frame[view.column("train_fell_back")].to_numpy(dtype=bool)
+    if base == "mem_epoch":
+        return np.where(memorised, mem, last), memorised
+    if base == "gen_epoch":
+        return np.where(generalised, gen, last), generalised
+    has_mem = ~np.isnan(mem)
+    return np.where(has_mem, np.where(generalised, gen, last) - mem, np.nan), has_mem & generalised
+
+
 def aggregate(times: pd.DataFrame, by: Sequence[str] | None = None, view: str = "") -> pd.DataFrame:
     """One row per point of the sweep (by default every swept axis but the seed): replicate statistics.
 
-    Columns: the `by` axes; `n_members`, `n_decided`, `n_undecided`; for each of mem_epoch, grok_epoch and
-    delay its `_median`, `_q25`, `_q75` over the members that reached it and `_n`, how many did;
-    `fraction_grokked` (decided members that generalised: comprehension, grokking or test_only) and
-    `fraction_grokking` (decided members in the grokking phase); `count/<phase>` for every phase;
-    `phase`, the phase most decided members fall in (ties: the order of PHASES; "undecided" only when no
-    member is decided); `phase_counts`, the counts as text for hover labels.
+    Columns: the `by` axes; `n_members`, `n_decided`, `n_undecided`; for each of mem_epoch, gen_epoch and
+    delay its censored (Kaplan-Meier) `_median`, `_q25`, `_q75` (members that did not reach it count as
+    censored at their last evaluation; NaN where too many are censored to know), `_n` (how many reached
+    it), `_censored` (how many did not) and `_censored_at` (the latest epoch a censored one was seen);
+    `fraction_generalised` (decided members that generalised for good) and `fraction_grokked` (decided
+    members in the grokking phase); `count/<phase>` for every phase; `phase`, the phase more decided members
+    fall in than any other, "mixed" when phases tie, "undecided" when no member is decided; `phase_count`
+    (members in that phase) and `phase_counts` (all counts as text).
     Members still running without a runs row have no config and are left out.
     """
     vw = view_named(view)
-    columns = {base: vw.column(base) for base in (*TIME_COLUMNS, "phase")}
-    _require_columns(times, list(columns.values()), f"member times (view '{view or 'main'}')")
+    needed = [vw.column(c) for c in (*TIME_COLUMNS, "phase", "generalised", "train_fell_back")]
+    _require_columns(times, needed, f"member times (view '{view or 'main'}')")
     by = list(by) if by is not None else replicate_axes(times)
     if by:
         require_axes(times, by, what="aggregation axis")
     placed = times[times["status"] != RUNNING_STATUS] if "status" in times.columns else times
-    placed = placed[placed[columns["phase"]].notna()]
-    work = pd.DataFrame({base: placed[col].to_numpy() for base, col in columns.items()}, index=placed.index)
+    placed = placed[placed[vw.column("phase")].notna()]
     keys = by or ["__all__"]
-    for axis in by:
-        work[axis] = placed[axis]
-    if not by:
-        work["__all__"] = 0
-    grouped = work.groupby(keys, dropna=False, sort=True)
-
-    out = grouped.size().rename("n_members").to_frame()
-    counts = work.groupby([*keys, "phase"], dropna=False, sort=True).size().unstack("phase", fill_value=0)
-    counts = counts.reindex(index=out.index, columns=list(PHASES), fill_value=0)
-    out["n_undecided"] = counts[UNDECIDED]
-    out["n_decided"] = out["n_members"] - out["n_undecided"]
-    for base in TIME_COLUMNS:
-        col = grouped[base]
-        out[f"{base}_median"] = col.median()
-        out[f"{base}_q25"] = col.quantile(0.25)
-        out[f"{base}_q75"] = col.quantile(0.75)
-        out[f"{base}_n"] = col.count()
-    decided = out["n_decided"].where(out["n_decided"] > 0)
-    out["fraction_grokked"] = counts[list(GENERALISED_PHASES)].sum(axis=1) / decided
-    out["fraction_grokking"] = counts["grokking"] / decided
-    for phase in PHASES:
-        out[f"count/{phase}"] = counts[phase]
-    decided_counts = counts[list(DECIDED_PHASES)]
-    out["phase"] = np.where(decided_counts.sum(axis=1) > 0, decided_counts.idxmax(axis=1), UNDECIDED)
-    out["phase_counts"] = [
-        ", ".join(f"{phase} {int(n)}" for phase, n in row.items() if n) for _, row in counts.iterrows()
-    ]
-    out = out.reset_index()
+    work = placed.assign(__all__=0) if not by else placed
+    rows = []
+    for key, members in work.groupby(keys, dropna=False, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        phases = members[vw.column("phase")]
+        counts = {phase: int((phases == phase).sum()) for phase in PHASES}
+        n_decided = len(members) - counts[UNDECIDED]
+        row = dict(zip(keys, key))
+        row.update(n_members=len(members), n_decided=n_decided, n_undecided=counts[UNDECIDED])
+        for base in TIME_COLUMNS:
+            durations, observed = _durations(members, vw, base)
+            q25, median, q75 = survival_quantiles(durations, observed)
+            censored = np.isfinite(durations) & ~observed
+            row.update({f"{base}_median": median, f"{base}_q25": q25, f"{base}_q75": q75,
+                        f"{base}_n": int(observed.sum()), f"{base}_censored": int(censored.sum()),
+                        f"{base}_censored_at": float(durations[censored].max()) if censored.any() else np.nan})
+        decided = phases != UNDECIDED
+        generalised = members[vw.column("generalised")].to_numpy(dtype=bool) & decided.to_numpy()
+        row["fraction_generalised"] = generalised.sum() / n_decided if n_decided else np.nan
+        row["n_generalised"] = int(generalised.sum())
+        row["fraction_grokked"] = counts["grokking"] / n_decided if n_decided else np.nan
+        for phase in PHASES:
+            row[f"count/{phase}"] = counts[phase]
+        top = max((counts[p] for p in DECIDED_PHASES), default=0)
+        leaders = [p for p in DECIDED_PHASES if counts[p] == top]
+        row["phase"] = UNDECIDED if top == 0 else leaders[0] if len(leaders) == 1 else MIXED
+        row["phase_count"] = counts[UNDECIDED] if top == 0 else top
+        row["phase_counts"] = ", ".join(f"{phase} {n}" for phase, n in counts.items() if n)
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    if not len(out):
+        out = pd.DataFrame(columns=[*keys, "n_members", "phase"])
     if not by:
         out = out.drop(columns="__all__")
     out.attrs["by"] = by
@@ -352,7 +465,7 @@ def representative_members(times: pd.DataFrame, view: str = "", per_phase: int =
     """For each phase present, the member(s) in the middle of that phase by grokking epoch, then memorisation
     epoch, then run_id: typical examples for training-curve figures, chosen by the data."""
     vw = view_named(view)
-    phase_col, grok_col, mem_col = vw.column("phase"), vw.column("grok_epoch"), vw.column("mem_epoch")
+    phase_col, grok_col, mem_col = vw.column("phase"), vw.column("gen_epoch"), vw.column("mem_epoch")
     chosen = []
     for phase in PHASES:
         members = times[times[phase_col] == phase].sort_values([grok_col, mem_col, "run_id"], na_position="last")
@@ -369,81 +482,181 @@ def representative_members(times: pd.DataFrame, view: str = "", per_phase: int =
 # ---- fits -----------------------------------------------------------------------------------
 
 
+def _scope(times: pd.DataFrame, x: str, by: list[str]) -> str:
+    """What a fit row stands for: one value of each `by` axis, pooled over the other swept axes (said)."""
+    pooled = [a for a in replicate_axes(times) if a not in (x, *by)]
+    if by:
+        return "per " + ", ".join(by) + (f" (pooled over {', '.join(pooled)})" if pooled else "")
+    return f"pooled over {', '.join(pooled)}" if pooled else "all members"
+
+
+@dataclass(frozen=True)
+class _Point:
+    """The members of one point of a fit as arrays (fast to resample): each one's duration and whether it
+    was observed, for the fitted time, and whether it is decided and generalised, for the fraction."""
+
+    durations: np.ndarray
+    observed: np.ndarray
+    decided: np.ndarray
+    generalised: np.ndarray
+
+    def take(self, index: np.ndarray) -> "_Point":
+        return _Point(self.durations[index], self.observed[index], self.decided[index], self.generalised[index])
+
+    def __len__(self) -> int:
+        return len(self.decided)
+
+
+def _point_groups(times: pd.DataFrame, x: str, by: list[str], view: str, base: str = "gen_epoch"):
+    """For each group of the `by` axes: its {x value: _Point} (placed members with a phase in `view`)."""
+    vw = view_named(view)
+    placed = times[times["status"] != RUNNING_STATUS] if "status" in times.columns else times
+    placed = placed[placed[vw.column("phase")].notna()]
+    for key, group in (placed.groupby(by, dropna=False, sort=True) if by else [((), placed)]):
+        key = key if isinstance(key, tuple) else (key,)
+        points = {}
+        for xv, members in group.groupby(x, dropna=False, sort=True):
+            durations, observed = _durations(members, vw, base)
+            decided = (members[vw.column("phase")] != UNDECIDED).to_numpy()
+            points[xv] = _Point(durations, observed, decided,
+                                members[vw.column("generalised")].to_numpy(dtype=bool) & decided)
+        yield dict(zip(by, key)), points
+
+
+def _bootstrap(statistic, points: dict, n_boot: int, seed: int) -> np.ndarray:
+    """`statistic` of resampled points: the members of each point drawn with replacement (replicates are
+    the unit of noise), each point keeping its own number of members. NaN where the statistic is undefined."""
+    rng = np.random.default_rng(seed)
+    out = np.full(n_boot, np.nan)
+    for b in range(n_boot):
+        out[b] = statistic({xv: pt.take(rng.integers(0, len(pt), len(pt))) for xv, pt in points.items()})
+    return out
+
+
+def _interval(samples: np.ndarray) -> tuple[float, float, int]:
+    ok = samples[np.isfinite(samples)]
+    if len(ok) < len(samples) / 2:  # undefined in most resamples: an interval from the rest would flatter
+        return np.nan, np.nan, len(ok)
+    tail = (1 - CI_LEVEL) / 2 * 100
+    return float(np.percentile(ok, tail)), float(np.percentile(ok, 100 - tail)), len(ok)
+
+
 def critical_train_fraction(times: pd.DataFrame, axis: str = "train_fraction", by: Sequence[str] | None = None,
-                            level: float = 0.5, view: str = "") -> pd.DataFrame:
-    """The train fraction below which members stop generalising within the budget, per group of the other axes.
+                            level: float = 0.5, view: str = "", n_boot: int = BOOTSTRAP_SAMPLES,
+                            seed: int = 0) -> pd.DataFrame:
+    """The train fraction below which members stop generalising within the budget, per group of the other axes
+    (by default every other swept axis; `by=[]` pools them all, and the `scope` column says which).
 
     Walking down from the largest swept fraction, `upper` is the smallest fraction at and above which every
-    point has fraction_grokked >= level, `lower` the next fraction below it (fraction_grokked < level), and
-    `critical` the fraction where fraction_grokked crosses `level` on the straight line between them.
-    Rows: the `by` axes, critical, lower, upper, level, n_points, note (why critical is NaN, if it is).
+    point has fraction_generalised >= level, `lower` the next fraction below it (fraction_generalised <
+    level), and `critical` the fraction where fraction_generalised crosses `level` on the straight line between
+    them. Needs MIN_FIT_POINTS points or more; `critical_lo`, `critical_hi`: the 95% bootstrap interval over
+    replicates (NaN when most resamples do not cross). Rows: the `by` axes, scope, critical, critical_lo,
+    critical_hi, lower, upper, level, n_points, n_members, note (why critical is NaN, if it is).
     """
     by = _other_axes(times, axis, by)
-    agg = aggregate(times, by=[*by, axis], view=view)
     rows = []
-    for key, group in _groups(agg, by):
-        group = group.dropna(subset=["fraction_grokked"]).sort_values(axis)
-        x = group[axis].to_numpy(dtype="float64")
-        frac = group["fraction_grokked"].to_numpy(dtype="float64")
-        row = {**key, "critical": np.nan, "lower": np.nan, "upper": np.nan, "level": level,
-               "n_points": len(x), "note": ""}
-        if len(x) == 0:
-            row["note"] = "no decided members"
-        elif frac[-1] < level:
-            row["lower"] = x[-1]
-            row["note"] = f"no point reaches fraction_grokked {level}: critical above the largest {axis} swept"
-        else:
-            i = len(x) - 1
-            while i > 0 and frac[i - 1] >= level:
-                i -= 1
-            row["upper"] = x[i]
-            if i == 0:
-                row["note"] = f"every point reaches fraction_grokked {level}: critical below the smallest {axis} swept"
-            else:
-                row["lower"] = x[i - 1]
-                x0, x1, f0, f1 = x[i - 1], x[i], frac[i - 1], frac[i]
-                row["critical"] = x0 + (level - f0) * (x1 - x0) / (f1 - f0)
-        rows.append(row)
-    return pd.DataFrame(rows, columns=[*by, "critical", "lower", "upper", "level", "n_points", "note"])
+
+    def crossing(points: dict) -> tuple[float, float, float, str]:
+        xs, fracs = [], []
+        for xv, pt in sorted(points.items()):
+            if pt.decided.any():
+                xs.append(float(xv))
+                fracs.append(pt.generalised.sum() / pt.decided.sum())
+        x, frac = np.asarray(xs), np.asarray(fracs)
+        if len(x) < MIN_FIT_POINTS:
+            return np.nan, np.nan, np.nan, (f"needs decided members at {MIN_FIT_POINTS} or more {axis} values; "
+                                            f"has {len(x)}")
+        if frac[-1] < level:
+            return np.nan, x[-1], np.nan, (f"no point reaches fraction_generalised {level}: critical above the "
+                                           f"largest {axis} swept")
+        i = len(x) - 1
+        while i > 0 and frac[i - 1] >= level:
+            i -= 1
+        if i == 0:
+            return np.nan, np.nan, x[0], (f"every point reaches fraction_generalised {level}: critical below the "
+                                          f"smallest {axis} swept")
+        x0, x1, f0, f1 = x[i - 1], x[i], frac[i - 1], frac[i]
+        return x0 + (level - f0) * (x1 - x0) / (f1 - f0), x0, x1, ""
+
+    for key, points in _point_groups(times, axis, by, view):
+        critical, lower, upper, note = crossing(points)
+        lo = hi = np.nan
+        if np.isfinite(critical) and n_boot:
+            lo, hi, _ = _interval(_bootstrap(lambda pts: crossing(pts)[0], points, n_boot, seed))
+        rows.append({**key, "scope": _scope(times, axis, by), "critical": critical, "critical_lo": lo,
+                     "critical_hi": hi, "lower": lower, "upper": upper, "level": level,
+                     "n_points": len(points), "n_members": sum(len(pt) for pt in points.values()), "note": note})
+    return pd.DataFrame(rows, columns=[*by, "scope", "critical", "critical_lo", "critical_hi", "lower", "upper",
+                                       "level", "n_points", "n_members", "note"])
 
 
-def power_law_fit(times: pd.DataFrame, x: str, value: str = "grok_epoch", by: Sequence[str] | None = None,
-                  view: str = "") -> pd.DataFrame:
-    """Least-squares fit of log(median value) = log(prefactor) + exponent * log(x), per group of other axes.
+def power_law_fit(times: pd.DataFrame, x: str, value: str = "gen_epoch", by: Sequence[str] | None = None,
+                  view: str = "", n_boot: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> pd.DataFrame:
+    """Least-squares fit of log(median value) = log(prefactor) + exponent * log(x), per group of the other axes
+    (by default every other swept axis; `by=[]` pools them all, and the `scope` column says which).
 
-    Uses the replicate medians of points with x > 0 and a positive median. Rows: the `by` axes, exponent,
-    prefactor, r2, n_points, x_min, x_max, note.
+    The medians are the censored (Kaplan-Meier) replicate medians of `aggregate`, so members that never
+    reached the time count; a point whose median is unknown (half or more censored) is left out and
+    counted in `n_censored_points`. Fewer than MIN_FIT_POINTS points: no fit (two points always give r² = 1).
+    `exponent_lo`, `exponent_hi`: the 95% bootstrap interval over replicates. Rows: the `by` axes, scope,
+    exponent, exponent_lo, exponent_hi, prefactor, r2, n_points, n_censored_points, n_members, x_min,
+    x_max, note.
     """
     if value not in TIME_COLUMNS:
         raise AnalysisError(f"power_law_fit value must be one of {', '.join(TIME_COLUMNS)}, got '{value}'")
     by = _other_axes(times, x, by)
-    agg = aggregate(times, by=[*by, x], view=view)
+
+    def medians(points: dict) -> tuple[np.ndarray, np.ndarray, int]:
+        xs, ys, unknown = [], [], 0
+        for xv, pt in points.items():
+            xf = float(xv) if isinstance(xv, (int, float, np.integer, np.floating)) else np.nan
+            if not (np.isfinite(xf) and xf > 0):
+                continue
+            median = survival_quantiles(pt.durations, pt.observed, quantiles=(0.5,))[0]
+            if np.isfinite(median) and median > 0:
+                xs.append(float(xf))
+                ys.append(median)
+            else:
+                unknown += 1
+        return np.asarray(xs), np.asarray(ys), unknown
+
+    def fit(xs: np.ndarray, ys: np.ndarray) -> tuple[float, float, float]:
+        if len(np.unique(xs)) < MIN_FIT_POINTS:
+            return np.nan, np.nan, np.nan
+        lx, ly = np.log(xs), np.log(ys)
+        slope, intercept = np.polyfit(lx, ly, 1)
+        residual = ly - (intercept + slope * lx)
+        total = ((ly - ly.mean()) ** 2).sum()
+        return float(slope), float(np.exp(intercept)), (1 - (residual ** 2).sum() / total if total > 0 else 1.0)
+
     rows = []
-    for key, group in _groups(agg, by):
-        xs = pd.to_numeric(group[x], errors="coerce").to_numpy(dtype="float64")
-        ys = group[f"{value}_median"].to_numpy(dtype="float64")
-        keep = np.isfinite(xs) & np.isfinite(ys) & (xs > 0) & (ys > 0)
-        xs, ys = xs[keep], ys[keep]
-        row = {**key, "exponent": np.nan, "prefactor": np.nan, "r2": np.nan, "n_points": len(xs),
+    for key, points in _point_groups(times, x, by, view, base=value):
+        xs, ys, unknown = medians(points)
+        exponent, prefactor, r2 = fit(xs, ys)
+        row = {**key, "scope": _scope(times, x, by), "exponent": exponent, "exponent_lo": np.nan,
+               "exponent_hi": np.nan, "prefactor": prefactor, "r2": r2, "n_points": len(xs),
+               "n_censored_points": unknown, "n_members": sum(len(pt) for pt in points.values()),
                "x_min": xs.min() if len(xs) else np.nan, "x_max": xs.max() if len(xs) else np.nan, "note": ""}
-        if len(np.unique(xs)) < 2:
-            row["note"] = f"needs medians at two or more positive {x} values; has {len(np.unique(xs))}"
-        else:
-            lx, ly = np.log(xs), np.log(ys)
-            slope, intercept = np.polyfit(lx, ly, 1)
-            residual = ly - (intercept + slope * lx)
-            total = ((ly - ly.mean()) ** 2).sum()
-            row.update(exponent=slope, prefactor=float(np.exp(intercept)),
-                       r2=1 - (residual ** 2).sum() / total if total > 0 else 1.0)
+        if not np.isfinite(exponent):
+            row["note"] = (f"needs medians at {MIN_FIT_POINTS} or more positive {x} values; has "
+                           f"{len(np.unique(xs))}" + (f" ({unknown} more with half or more of the replicates "
+                                                      "censored)" if unknown else ""))
+        elif n_boot:
+            lo, hi, ok = _interval(_bootstrap(lambda pts: fit(*medians(pts)[:2])[0], points, n_boot, seed))
+            row.update(exponent_lo=lo, exponent_hi=hi)
+            if not np.isfinite(lo):
+                row["note"] = f"no interval: only {ok} of {n_boot} resamples had {MIN_FIT_POINTS} medians"
         rows.append(row)
-    return pd.DataFrame(rows, columns=[*by, "exponent", "prefactor", "r2", "n_points", "x_min", "x_max", "note"])
+    return pd.DataFrame(rows, columns=[*by, "scope", "exponent", "exponent_lo", "exponent_hi", "prefactor", "r2",
+                                       "n_points", "n_censored_points", "n_members", "x_min", "x_max", "note"])
 
 
-def weight_decay_exponent(times: pd.DataFrame, by: Sequence[str] | None = None, value: str = "grok_epoch",
-                          view: str = "") -> pd.DataFrame:
-    """The exponent of grokking time against weight decay; Omnigrok (Liu et al. 2023) reports time ∝ 1/wd,
-    i.e. an exponent near -1."""
-    return power_law_fit(times, x="weight_decay", value=value, by=by, view=view)
+def weight_decay_exponent(times: pd.DataFrame, by: Sequence[str] | None = None, value: str = "gen_epoch",
+                          view: str = "", n_boot: int = BOOTSTRAP_SAMPLES) -> pd.DataFrame:
+    """The exponent of generalisation time against weight decay; Omnigrok (Liu et al. 2023) reports time ∝
+    1/wd, i.e. an exponent near -1."""
+    return power_law_fit(times, x="weight_decay", value=value, by=by, view=view, n_boot=n_boot)
 
 
 def _other_axes(times: pd.DataFrame, axis: str, by: Sequence[str] | None) -> list[str]:
@@ -451,15 +664,6 @@ def _other_axes(times: pd.DataFrame, axis: str, by: Sequence[str] | None) -> lis
     if by is None:
         return [a for a in replicate_axes(times) if a != axis]
     return list(by)
-
-
-def _groups(agg: pd.DataFrame, by: list[str]):
-    if not by:
-        yield {}, agg
-        return
-    for key, group in agg.groupby(by, dropna=False, sort=True):
-        key = key if isinstance(key, tuple) else (key,)
-        yield dict(zip(by, key)), group
 
 
 def is_log_spaced(values) -> bool:

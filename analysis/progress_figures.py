@@ -28,7 +28,8 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from analysis.axes import axis_scale, axis_title
+from analysis.axes import axis_scale, axis_title, label_log_axes
+from analysis.derive import survival_quantiles
 from analysis.errors import AnalysisError
 from grokcore.progress import columns as col
 
@@ -133,6 +134,7 @@ def loss_and_progress(progress: pd.DataFrame, metrics: pd.DataFrame, run_ids: Se
         title=f"train (dashed), test (solid), restricted (dotted), excluded (dash-dot) loss; "
               f"circles: first epoch at or below {threshold:g}",
         height=480, meta=dict(kind="loss_and_progress", run_ids=run_ids, threshold=threshold, crossings=crossings))
+    label_log_axes(fig)
     return fig
 
 
@@ -167,6 +169,7 @@ def llc_curves(progress: pd.DataFrame, metrics: pd.DataFrame, run_ids: Sequence[
     fig.update_yaxes(title="LLC", row=2, col=1)
     fig.update_layout(title="local learning coefficient over training", height=640,
                       meta=dict(kind="llc_curves", run_ids=run_ids))
+    label_log_axes(fig)
     return fig
 
 
@@ -211,6 +214,7 @@ def frequency_spectrum(progress: pd.DataFrame, run_id: str, label: str | None = 
     fig.update_layout(title=f"embedding Fourier spectrum of {label or run_id} (x: key frequencies)", height=520,
                       meta=dict(kind="frequency_spectrum", run_id=run_id, epochs=[int(e) for e in epochs],
                                 key_frequencies=keys_by_epoch))
+    label_log_axes(fig)
     return fig
 
 
@@ -242,6 +246,7 @@ def frequency_bars(progress: pd.DataFrame, run_ids: Sequence[str], epoch: int | 
     fig.update_yaxes(title="norm of the embedding's (cos k, sin k) part")
     fig.update_layout(title="key-frequency spectra of the embedding (outlined: key frequencies)", barmode="group",
                       height=420, meta=dict(kind="frequency_bars", run_ids=run_ids, shown=shown))
+    label_log_axes(fig)
     return fig
 
 
@@ -305,6 +310,7 @@ def embedding_circle(progress: pd.DataFrame, run_id: str, epochs: Sequence[int] 
                       height=420, width=max(500, 360 * len(epochs)),
                       meta=dict(kind="embedding_circle", run_id=run_id, epochs=[int(e) for e in epochs],
                                 order_freq=order_by, modulus=modulus))
+    label_log_axes(fig)
     return fig
 
 
@@ -344,24 +350,45 @@ def progress_phase_diagram(progress: pd.DataFrame, runs: pd.DataFrame, x: str, y
         raise AnalysisError(f"no member has both a runs row and progress column {column}"
                             + (f" with {dict(where)}" if where else ""))
     value_name = values.name
-    cells = joined.groupby([x, y], dropna=False)[value_name].agg(["median", "count"]).reset_index()
+    if below is not None:
+        # A first epoch is a time: members that never fell below are censored at their last progress row, not
+        # dropped (analysis.derive.survival_quantiles), and the text says how many got there.
+        last = progress[progress["epoch"] > 0].groupby("run_id")["epoch"].max()
+        joined["__reached"] = joined[value_name].notna()
+        joined["__duration"] = joined[value_name].fillna(joined.index.to_series().map(last))
+
+        def censored(group: pd.DataFrame) -> pd.Series:
+            median = survival_quantiles(group["__duration"].to_numpy(), group["__reached"].to_numpy(),
+                                        quantiles=(0.5,))[0]
+            return pd.Series({"median": median, "count": len(group), "reached": int(group["__reached"].sum()),
+                              "censored_at": group.loc[~group["__reached"], "__duration"].max()})
+
+        cells = joined.groupby([x, y], dropna=False)[["__duration", "__reached"]].apply(censored).reset_index()
+    else:
+        cells = joined.groupby([x, y], dropna=False)[value_name].agg(["median", "count"]).reset_index()
     xs = sorted(cells[x].unique(), key=_sort_key)
     ys = sorted(cells[y].unique(), key=_sort_key)
     z = np.full((len(ys), len(xs)), np.nan)
     counts = np.zeros((len(ys), len(xs)), dtype=int)
+    text = [["" for _ in xs] for _ in ys]
     for _, cell in cells.iterrows():
         i, j = ys.index(cell[y]), xs.index(cell[x])
         z[i, j], counts[i, j] = cell["median"], cell["count"]
+        shown_value = "" if not np.isfinite(z[i, j]) else f"{z[i, j]:.3g}"
+        if below is None:
+            text[i][j] = shown_value + f" (n={counts[i, j]})"
+        else:
+            if not shown_value and pd.notna(cell["censored_at"]):
+                shown_value = f"> {cell['censored_at']:g}"
+            text[i][j] = f"{shown_value} ({int(cell['reached'])}/{counts[i, j]} reached)"
     log_color = below is not None and np.nanmin(z, initial=np.inf) > 0 and np.nanmax(z, initial=0) >= 10 * np.nanmin(z, initial=np.inf)
     shown = np.log10(z) if log_color else z
-    text = [[("" if not np.isfinite(z[i, j]) else f"{z[i, j]:.3g}") + f" (n={counts[i, j]})" for j in range(len(xs))]
-            for i in range(len(ys))]
     fig = go.Figure(go.Heatmap(x=[str(v) for v in xs], y=[str(v) for v in ys], z=shown, text=text,
                                texttemplate="%{text}", customdata=z, colorscale="Viridis",
                                colorbar=dict(title=("log10 " if log_color else "") + "median"),
                                hovertemplate=f"{x}=%{{x}}, {y}=%{{y}}: %{{customdata:.4g}}<extra></extra>"))
     pooled = [a for a in _swept(table, exclude=(x, y, "seed", *(where or {})))]
-    what = value_name if below is not None else f"{column} at " + (f"epoch <= {epoch}" if epoch is not None else "the last epoch")
+    what = f"{value_name} (censored median: members that never got there count)" if below is not None else f"{column} at " + (f"epoch <= {epoch}" if epoch is not None else "the last epoch")
     fig.update_xaxes(title=axis_title(x), type="category")
     fig.update_yaxes(title=axis_title(y), type="category")
     fig.update_layout(
@@ -370,6 +397,7 @@ def progress_phase_diagram(progress: pd.DataFrame, runs: pd.DataFrame, x: str, y
         meta=dict(kind="progress_phase_diagram", x=x, y=y, column=column, epoch=epoch, below=below,
                   x_values=[_plain(v) for v in xs], y_values=[_plain(v) for v in ys],
                   x_scale=axis_scale(xs), y_scale=axis_scale(ys), pooled=pooled, log_color=bool(log_color)))
+    label_log_axes(fig)
     return fig
 
 

@@ -31,7 +31,7 @@ import yaml
 
 from analysis import figures as F
 from analysis import progress_figures as PF
-from analysis.axes import axis_scale, axis_title, replicate_axes, swept_axes
+from analysis.axes import axis_scale, axis_title, format_value, replicate_axes, swept_axes
 from analysis.columns import RUNNING_STATUS, SWEEP_COLUMN
 from analysis.derive import (
     PHASES,
@@ -108,6 +108,10 @@ def write_report(sweep_dir: str | Path | Sequence[str | Path], out_dir: str | Pa
         if warning:
             report.notes.append(warning)
             print(f"warning: {warning}", file=sys.stderr)
+    members = members_frame(report.times)
+    tmp_csv = out / f".{MEMBERS_FILE}.tmp"
+    members.to_csv(tmp_csv, index=False)
+    os.replace(tmp_csv, out / MEMBERS_FILE)
     index = out / "index.html"
     tmp = out / ".index.html.tmp"
     tmp.write_text(render_html(report), encoding="utf-8")
@@ -131,15 +135,23 @@ def build_report(sweep: Sweep, thresholds: Thresholds) -> Report:
     """Every figure and table the swept axes allow. Several sweeps loaded together are drawn one sweep at a time
     (their axes need not be crossed with each other's), and a pair of axes gets a phase diagram only if its
     values are crossed (not one axis determined by the other, as task and noise kind may be)."""
-    times = sweep.member_times(thresholds)
+    times = _with_final_metrics(sweep.member_times(thresholds), sweep.metrics)
     report = Report(sweep=sweep, thresholds=thresholds, times=times, notes=list(sweep.notes))
     placed = times[times["status"] != RUNNING_STATUS]
     disagreements = trainer_disagreements(times)
     if disagreements is not None and len(disagreements):
         shown = ", ".join(disagreements["run_id"].head(5))
         report.notes.append(
-            f"{len(disagreements)} member(s) have derived times that differ from the trainer's epoch_train_99 / "
-            f"epoch_test_99 (e.g. {shown}): the metrics table and the runs table disagree; see the members table")
+            f"{len(disagreements)} member(s) have first crossings of 0.99 that differ from the trainer's "
+            f"epoch_train_99 / epoch_test_99 (e.g. {shown}): the metrics table and the runs table disagree; see "
+            "the members table")
+    unstable = times[times["phase"] == "unstable"]
+    if len(unstable):
+        report.notes.append(
+            f"{len(unstable)} member(s) are flagged unstable: an accuracy reached its threshold and was below it "
+            f"again at their last evaluation (train: {int(unstable['train_fell_back'].sum())}, test: "
+            f"{int(unstable['test_fell_back'].sum())}); they count as decided but in no Liu et al. phase, and "
+            "filtering the members table for 'unstable' lists them")
     if SWEEP_COLUMN in replicate_axes(times):
         groups = [(str(name), {SWEEP_COLUMN: name}) for name in sorted(placed[SWEEP_COLUMN].dropna().unique())]
     else:
@@ -156,11 +168,29 @@ def build_report(sweep: Sweep, thresholds: Thresholds) -> Report:
         fig.update_layout(title=dict(text=f"a typical member in the {phase} phase: {run_id}"))
         report.figures.append(ReportFigure(
             slug=_slug("curves", phase), section="Training curves of representative members", figure=fig,
-            caption=f"{phase}: the member in the middle of its phase by grokking epoch"))
+            caption=f"{phase}: the member in the middle of its phase by generalisation epoch, then memorisation "
+                    "epoch; dotted lines: its memorisation and generalisation epochs as counted above"))
 
     if len(sweep.progress) and len(sweep.progress.columns) > 2:
         _add_progress(report, placed, representatives)
     return report
+
+
+FINAL_METRICS = ("train/loss", "train/acc", "test/loss", "test/acc")
+
+
+def _with_final_metrics(times: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
+    """`final/<metric>` for every member: the runs row's when it has one, else (still running) the last
+    evaluation's, so the members table shows where each member ended or stands."""
+    last = metrics.drop_duplicates("run_id", keep="last").set_index("run_id")
+    out = times.copy()
+    for metric in FINAL_METRICS:
+        column = f"final/{metric}"
+        latest = out["run_id"].map(last[metric]) if metric in last.columns else pd.Series(float("nan"), index=out.index)
+        known = pd.to_numeric(out[column], errors="coerce") if column in out.columns else latest * float("nan")
+        out[column] = known.fillna(latest).astype("float64")
+    out.attrs.update(times.attrs)
+    return out
 
 
 def _finite(table: pd.DataFrame, column: str) -> bool:
@@ -260,17 +290,33 @@ def _config_value(times: pd.DataFrame, run_id: str, column: str):
     return rows[column].iloc[0]
 
 
+def _fit_table(times: pd.DataFrame, fit, axis: str) -> pd.DataFrame:
+    """A fit per value of the other swept axes and the same fit pooled over them, one table, each row
+    saying which it is (`group`), so the table and the figure's legend name the same numbers."""
+    per_group = fit(times)
+    others = [c for c in per_group.columns[:list(per_group.columns).index("scope")]]
+    pooled = fit(times, by=[]) if others else per_group.iloc[:0]
+    rows = []
+    for frame in (per_group, pooled):
+        for row in frame.to_dict("records"):
+            group = ", ".join(f"{a} = {format_value(row[a])}" for a in others if a in row and not pd.isna(row[a]))
+            rows.append({"group": group or row["scope"], **{k: v for k, v in row.items() if k not in others}})
+    table = pd.DataFrame(rows)
+    return table
+
+
 def _add_group(report: Report, times: pd.DataFrame, label: str, views: list[str]) -> None:
     """Fits, phase diagrams and one-axis curves of one sweep (or of everything loaded, when `label` is '')."""
     axes = [a for a in replicate_axes(times) if a != SWEEP_COLUMN]
     prefix = f"{label}: " if label else ""
 
-    # Fits the literature reports, when their axis was swept.
+    # Fits the literature reports, when their axis was swept: per value of the other axes, and pooled.
     if "train_fraction" in axes:
-        report.tables[f"{prefix}critical train fraction (fraction generalised crosses 0.5)"] = \
-            critical_train_fraction(times)
+        report.tables[f"{prefix}critical train fraction: where the fraction of replicates that generalised "
+                      f"crosses 0.5"] = _fit_table(times, critical_train_fraction, "train_fraction")
     if "weight_decay" in axes:
-        report.tables[f"{prefix}grokking epoch ∝ weight_decay^exponent (Omnigrok: −1)"] = weight_decay_exponent(times)
+        report.tables[f"{prefix}generalisation epoch ∝ weight_decay^exponent (Omnigrok: −1), fitted to censored "
+                      f"medians"] = _fit_table(times, weight_decay_exponent, "weight_decay")
 
     # Phase diagrams over every crossed pair of swept axes, in each view.
     pairs = [_orient(a, b) for a, b in itertools.combinations(axes, 2) if _crossed(times, a, b)]
@@ -290,20 +336,19 @@ def _add_group(report: Report, times: pd.DataFrame, label: str, views: list[str]
                 fig.update_layout(title=dict(text=f"{label}: {fig.layout.title.text}"))
             report.figures.append(ReportFigure(
                 slug=_slug("scatter", label, view, x, y), section=f"{prefix}Phase diagrams", figure=fig,
-                caption=f"{prefix}{axis_title(y)} × {axis_title(x)}: the phase of each member (sampled axes)"
-                        + (f", view '{view}'" if view else "")))
+                caption=f"{prefix}{axis_title(y)} × {axis_title(x)}: the phase of each member (sampled axes), "
+                        f"{fig.layout.meta['members']} members" + (f", view '{view}'" if view else "")))
     for view in views:
         for x, y in pairs:
-            for value in ("grok_epoch", "fraction_grokked") if not view else ("grok_epoch",):
+            for value in ("phase", "gen_epoch", "fraction_generalised") if not view else ("phase", "gen_epoch"):
                 fig = F.phase_diagram(times, x, y, value=value, view=view)
-                if label:
+                if label and not fig.layout.meta.get("empty"):
                     fig.update_layout(title=dict(text=f"{label}: {fig.layout.title.text}"))
                 report.figures.append(ReportFigure(
                     slug=_slug("phase", label, view, x, y, value), section=f"{prefix}Phase diagrams", figure=fig,
-                    caption=f"{prefix}{axis_title(y)} × {axis_title(x)}: {F.VALUE_TITLES[value]}"
-                            + (f", view '{view}'" if view else "")))
+                    caption=_diagram_caption(fig, prefix, view)))
 
-    # One-axis curves, with the fits drawn where they apply.
+    # One-axis curves, with the fits drawn where they apply, per line when there is one other axis.
     for x in axes:
         if axis_scale(times[x]) == "category":
             continue
@@ -311,14 +356,49 @@ def _add_group(report: Report, times: pd.DataFrame, label: str, views: list[str]
         color = others[0] if len(others) == 1 and times[others[0]].nunique() <= MAX_COLOR_VALUES else None
         fit_time = "power" if x == "weight_decay" else None
         fit_fraction = "critical" if x == "train_fraction" else None
-        for value, fit in (("grok_epoch", fit_time), ("fraction_grokked", fit_fraction)):
-            fig = F.axis_curve(times, x, value=value, fit=fit, color=color if fit is None else None)
-            if label:
+        for value, fit in (("gen_epoch", fit_time), ("fraction_generalised", fit_fraction)):
+            fig = F.axis_curve(times, x, value=value, fit=fit, color=color)
+            if label and not fig.layout.meta.get("empty"):
                 fig.update_layout(title=dict(text=f"{label}: {fig.layout.title.text}"))
             report.figures.append(ReportFigure(
                 slug=_slug("curve", label, x, value), section=f"{prefix}One-axis curves", figure=fig,
-                caption=f"{prefix}{F.VALUE_TITLES[value]} against {axis_title(x)}"
-                        + (f" with the {fit} fit" if fit else "")))
+                caption=_curve_caption(fig, prefix)))
+
+
+def _diagram_caption(fig, prefix: str, view: str) -> str:
+    """What the phase diagram draws, read from the figure itself (so the words cannot drift from it)."""
+    meta = fig.layout.meta
+    if meta.get("empty"):
+        return f"{prefix}{meta['empty']}"
+    what = {"phase": "phase of the replicates (cell: the phase more replicates fall in than any other, 'mixed' on "
+                     "a tie, with members in it / members)",
+            "gen_epoch": "censored median generalisation epoch (cell: the median, or '> E' when half or more had "
+                         "not generalised by their last evaluation E, and how many generalised)",
+            "fraction_generalised": "fraction of decided replicates that generalised (cell: how many of how many)",
+            }.get(meta["value"], F.VALUE_TITLES[meta["value"]])
+    pooled = f"; pooled over {', '.join(meta['pooled_over'])}" if meta["pooled_over"] else ""
+    return (f"{prefix}{axis_title(meta['y'])} × {axis_title(meta['x'])}: {what}{pooled}"
+            + (f"; view '{view}'" if view else ""))
+
+
+def _curve_caption(fig, prefix: str) -> str:
+    meta = fig.layout.meta
+    if meta.get("empty"):
+        return f"{prefix}{meta['empty']}"
+    lines = f", one line per {meta['color']}" if meta["color"] else ""
+    pooled = f", pooled over {', '.join(meta['pooled_over'])}" if meta["pooled_over"] else ""
+    text = f"{prefix}{F.VALUE_TITLES[meta['value']]} against {axis_title(meta['x'])}{lines}{pooled}"
+    if meta["fit"]:
+        drawn, total = meta["fits_drawn"], len(meta["fit_result"])
+        kind = "power-law fit" if meta["fit"] == "power" else "critical train fraction"
+        if drawn:
+            scope = meta["fit_result"][0].get("scope", "")
+            text += (f"; {kind} drawn for {drawn} of {total} line(s) ({scope}; the same rows as the fits table, "
+                     "95% bootstrap interval over replicates in the legend)")
+        else:
+            notes = sorted({r.get("note") for r in meta["fit_result"] if r.get("note")})
+            text += f"; no {kind} drawn: {'; '.join(notes) or 'nothing to fit'}"
+    return text
 
 
 def _crossed(times: pd.DataFrame, a: str, b: str) -> bool:
@@ -352,6 +432,7 @@ def export_pngs(figures: list[ReportFigure], directory: Path) -> str | None:
     """Write every figure as a PNG with one kaleido/Chromium session and check that each file is
     there and non-empty (kaleido has been seen to skip one under load without an error): the
     missing ones are tried once more, and any still missing are named in the returned warning."""
+    figures = [f for f in figures if not f.figure.layout.meta.get("empty")]  # a sentence needs no picture
     if not figures:
         return None
     import plotly.io as pio
@@ -397,7 +478,59 @@ table { border-collapse: collapse; font-size: 0.85em; } td, th { border: 1px sol
 th { background: #f3f3f3; } .figure { margin: 1.5em 0; } .caption { color: #555; font-size: 0.9em; }
 .note { background: #fff6dd; padding: 0.4em 0.8em; border-left: 3px solid #e0b000; }
 pre { background: #f6f6f6; padding: 1em; overflow-x: auto; } .members { max-height: 40em; overflow-y: auto; }
+.empty { background: #f3f3f3; padding: 0.8em; border-left: 3px solid #999; }
+#members th { cursor: pointer; position: sticky; top: 0; } #members-filter { width: 40em; margin: 0.5em 0; }
 """
+
+# Why a few lines of our own script, not a table library: the page must stay self-contained and offline.
+MEMBERS_SCRIPT = """
+(function () {
+  var table = document.getElementById('members');
+  if (!table) return;
+  var body = table.tBodies[0];
+  var rows = Array.prototype.slice.call(body.rows);
+  var input = document.getElementById('members-filter');
+  var shown = document.getElementById('members-shown');
+  function filter() {
+    var terms = input.value.toLowerCase().split(/\\s+/).filter(function (t) { return t; });
+    var n = 0;
+    rows.forEach(function (row) {
+      var text = row.textContent.toLowerCase();
+      var keep = terms.every(function (t) { return text.indexOf(t) >= 0; });
+      row.style.display = keep ? '' : 'none';
+      if (keep) n += 1;
+    });
+    shown.textContent = n + ' of ' + rows.length + ' members shown';
+  }
+  input.addEventListener('input', filter);
+  Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th, col) {
+    th.title = 'click to sort';
+    th.addEventListener('click', function () {
+      var ascending = th.getAttribute('data-sort') !== 'asc';
+      Array.prototype.forEach.call(table.tHead.rows[0].cells, function (c) { c.removeAttribute('data-sort'); });
+      th.setAttribute('data-sort', ascending ? 'asc' : 'desc');
+      function key(row) {
+        var text = row.cells[col].textContent.trim();
+        if (text === '\u2014' || text === '') return null;
+        var number = Number(text);
+        return isNaN(number) ? text.toLowerCase() : number;
+      }
+      rows.sort(function (a, b) {
+        var x = key(a), y = key(b);
+        if (x === null || y === null) return x === y ? 0 : x === null ? 1 : -1;  // missing values last
+        var order = (typeof x === typeof y) ? (x < y ? -1 : x > y ? 1 : 0) : (typeof x === 'number' ? -1 : 1);
+        return ascending ? order : -order;
+      });
+      rows.forEach(function (row) { body.appendChild(row); });
+    });
+  });
+  filter();
+})();
+"""
+MAX_INLINE_MEMBERS = 3000
+"""Beyond this many members the table is linked as members.csv instead of inlined: a page of tens of thousands
+of rows is slow to open and to sort."""
+MEMBERS_FILE = "members.csv"
 
 
 def render_html(report: Report) -> str:
@@ -414,7 +547,7 @@ def render_html(report: Report) -> str:
         f"<p>Read from {', '.join(f'<code>{esc(loc)}</code>' for loc in sweep.locations)}.</p>",
         "<h2>What was counted</h2>", f"<p>{esc(th.describe())}</p>",
         f"<p>{esc(_resolution_sentence(times))}</p>",
-        f"<p>Phases (Liu et al. 2022): {esc(_phase_legend())}</p>",
+        f"<p>Phases (Liu et al. 2022): {esc(_phase_legend(th))}</p>",
     ]
     for note in report.notes:
         parts.append(f'<p class="note">{esc(note)}</p>')
@@ -435,13 +568,16 @@ def render_html(report: Report) -> str:
         if fig.section != section:
             section = fig.section
             parts.append(f"<h2>{esc(section)}</h2>")
+        if fig.figure.layout.meta.get("empty"):
+            parts.append(f'<p class="empty" id="{esc(fig.slug)}">{esc(fig.caption)}</p>')
+            continue
         div = pio.to_html(fig.figure, full_html=False, include_plotlyjs=False, div_id=fig.slug,
                           config={"responsive": True, "displaylogo": False})
         link = f' — <a href="{esc(fig.png)}">PNG</a>' if fig.png else ""
         parts.append(f'<div class="figure">{div}<div class="caption">{esc(fig.caption)}{link}</div></div>')
 
     parts.append("<h2>Table of members</h2>")
-    parts.append(f'<div class="members">{_members_table(times)}</div>')
+    parts.append(_members_section(times))
     parts.append("<h2>Sweep spec as run</h2>")
     parts.append(f"<pre>{esc(yaml.safe_dump(sweep.spec, sort_keys=False, allow_unicode=True) or '(no sweep.yaml)')}</pre>")
     parts.append("</body></html>")
@@ -451,33 +587,60 @@ def render_html(report: Report) -> str:
 def _resolution_sentence(times: pd.DataFrame) -> str:
     intervals = sorted({int(v) for v in times["resolution"].dropna()})
     shown = ", ".join(str(v) for v in intervals) or "unknown"
-    return (f"Resolution: members were evaluated every {shown} epochs, so each time is the first evaluated epoch "
-            "at or above the threshold and is known to within that interval (the crossing happened after the "
-            "previous evaluation).")
+    return (f"Resolution: members were evaluated every {shown} epochs, so each time is an evaluated epoch and is "
+            "known to within that interval (the crossing happened after the previous evaluation). Medians over "
+            "replicates are censored (Kaplan-Meier): a replicate that never reached a time counts as not yet "
+            "there at its last evaluation, so a median is '> E' when half or more never reached it, and every "
+            "median is shown with how many replicates reached it.")
 
 
-def _phase_legend() -> str:
-    return ("comprehension: both thresholds reached, generalisation soon after memorisation; grokking: both, "
-            "generalisation long after; memorisation: train only; confusion: neither, within the budget; "
-            "test_only: test reached but not train (label noise); diverged: the loss diverged first; "
-            "undecided: ended or still running before its budget without both times.")
+def _phase_legend(th: Thresholds) -> str:
+    return (f"grokking: generalised and grokked ({th.grok_rule()}); comprehension: generalised and memorised, "
+            "sooner than that; memorisation: train only; confusion: neither, within the budget; unstable: an "
+            "accuracy reached its threshold but was below it again at the last evaluation; test_only: test "
+            "reached but not train (label noise); diverged: the loss diverged first; undecided: ended or still "
+            "running before its budget without both times. A cell of a phase diagram is 'mixed' when its "
+            "replicates tie between phases.")
 
 
 def _counts_table(times: pd.DataFrame) -> str:
     by_status = times["status"].astype(str).value_counts()
     by_phase = times["phase"].value_counts().reindex(list(PHASES)).dropna().astype(int)
+
     rows = "".join(f"<tr><td>status</td><td>{html.escape(k)}</td><td>{v}</td></tr>" for k, v in by_status.items())
     rows += "".join(f"<tr><td>phase</td><td>{html.escape(k)}</td><td>{v}</td></tr>" for k, v in by_phase.items())
+    rows += (f"<tr><td>generalised</td><td>test accuracy reached its threshold and held it to the end</td>"
+             f"<td>{int(times['generalised'].sum())}</td></tr>")
     return f"<table><tr><th></th><th>value</th><th>members</th></tr>{rows}</table>"
 
 
-def _members_table(times: pd.DataFrame) -> str:
+MEMBER_TIME_COLUMNS = ("phase", "mem_epoch", "gen_epoch", "delay", "relative_delay", "train_fell_back",
+                       "test_fell_back")
+
+
+def members_frame(times: pd.DataFrame) -> pd.DataFrame:
+    """The members table: swept values, outcome, final train/test loss and accuracy, and the derived times
+    (every view's), sorted by the swept values."""
     axes = swept_axes(times, include_seed=True)
-    derived = [c for c in times.columns if c.split("/")[-1] in ("mem_epoch", "grok_epoch", "delay", "phase")]
-    columns = ["run_id", *axes, "status", "epochs_trained", "last_epoch", "resolution", *derived]
+    finals = [f"final/{m}" for m in FINAL_METRICS]
+    derived = [c for c in times.columns if c.split("/")[-1] in MEMBER_TIME_COLUMNS]
+    columns = ["run_id", *axes, "status", *derived, *finals, "epochs_trained", "last_epoch", "resolution"]
     columns = [c for c in dict.fromkeys(columns) if c in times.columns]
-    table = times[columns].sort_values([*axes, "run_id"] if axes else ["run_id"], na_position="last")
-    return table.to_html(index=False, na_rep="—", float_format=lambda v: f"{v:g}", border=0)
+    return times[columns].sort_values([*axes, "run_id"] if axes else ["run_id"], na_position="last")
+
+
+def _members_section(times: pd.DataFrame) -> str:
+    table = members_frame(times)
+    link = f'<a href="{MEMBERS_FILE}">{MEMBERS_FILE}</a>'
+    if len(table) > MAX_INLINE_MEMBERS:
+        return (f"<p>{len(table)} members: more than {MAX_INLINE_MEMBERS}, so the table is the file {link} beside "
+                "this page (one row per member, the columns described here) rather than inlined.</p>")
+    html_table = table.to_html(index=False, na_rep="—", float_format=lambda v: f"{v:.4g}", border=0,
+                               table_id="members")
+    return (f'<p>Click a column header to sort; type in the box to keep rows containing every word (e.g. '
+            f'"grokking 0.3"). Also as {link}. <span id="members-shown"></span></p>'
+            '<input id="members-filter" type="search" placeholder="filter members">'
+            f'<div class="members">{html_table}</div><script>{MEMBERS_SCRIPT}</script>')
 
 
 # ---- command line ---------------------------------------------------------------------------
@@ -502,11 +665,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--test-threshold", type=float, default=None,
                         help=f"generalisation: test accuracy at or above this (default {defaults.test_acc})")
     parser.add_argument("--grok-delay", type=int, default=defaults.grok_delay,
-                        help="epochs between memorisation and generalisation from which a member counts as "
-                             f"grokking rather than comprehension (default {defaults.grok_delay})")
+                        help="grokked: generalised at least this many epochs after memorising; sooner is "
+                             f"comprehension (default {defaults.grok_delay})")
+    parser.add_argument("--grok-ratio", type=float, default=defaults.grok_ratio,
+                        help="grokked also needs the delay to be at least this multiple of the memorisation epoch "
+                             "(relative delay); with --grok-delay 0 only the ratio counts (default: not required)")
     parser.add_argument("--hold", type=int, default=defaults.hold,
-                        help="evaluations an accuracy must stay above its threshold to count; 0: until the end "
-                             f"(default {defaults.hold})")
+                        help="an accuracy counts from the first of this many consecutive evaluations at or above its "
+                             "threshold (or of those left); 1: the first crossing; 0: it must hold until the last "
+                             f"evaluation (default {defaults.hold})")
     parser.add_argument("--budget", type=int, default=None,
                         help="judge every member within this many epochs (default: each member's own budget)")
     args = parser.parse_args(argv)
@@ -515,7 +682,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         thresholds = Thresholds(
             train_acc=args.train_threshold if args.train_threshold is not None else base or defaults.train_acc,
             test_acc=args.test_threshold if args.test_threshold is not None else base or defaults.test_acc,
-            grok_delay=args.grok_delay, hold=args.hold, budget=args.budget,
+            grok_delay=args.grok_delay, grok_ratio=args.grok_ratio, hold=args.hold,
+            budget=args.budget,
         )
         index = write_report(args.dirs, out_dir=args.out, png=not args.no_png, thresholds=thresholds)
     except AnalysisError as exc:

@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-retry-failed", action="store_true", help="keep members that failed before as failed")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress table")
 
-    p = sub.add_parser("status", help="members done, grokked, failed and running, from the Parquet tables")
+    p = sub.add_parser("status", help="members done, generalised, failed and running, from the Parquet tables")
     p.add_argument("dir", help="<results>/<name> of a sweep (or <results> for every sweep in it)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -249,7 +249,7 @@ def _unknown_options(parser: argparse.ArgumentParser, unknown: list[str]) -> str
 def _progress_line(m: dict) -> str:
     acc = m.get("test_acc_latest")
     return (f"  epoch {m['epoch']:>6}  live {m['members_live']:>4}  finished {m['members_finished']:>4}  "
-            f"grokked {m['members_grokked']:>4}  test acc {'-' if acc is None else f'{acc:.3f}'}")
+            f"generalised {m['members_generalised']:>4}  test acc {'-' if acc is None else f'{acc:.3f}'}")
 
 
 def _train_in_memory(pack, device: str, every: int, options: dict[str, bool]) -> None:

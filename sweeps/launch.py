@@ -34,7 +34,7 @@ log = logging.getLogger("sweeps")
 PROGRESS_COLUMNS = {
     "members_live": "live",
     "members_finished": "finished",
-    "members_grokked": "grokked",
+    "members_generalised": "generalised",
     "test_acc_latest": "test acc",
     "epoch": "epoch",
 }
@@ -314,7 +314,7 @@ def _progress_reporter(total_members: int, report_every_s: float) -> Any:
                 r = t.last_result or {}
                 n_live, n_fin = r.get("members_live", 0) or 0, r.get("members_finished", 0) or 0
                 live, fin = live + n_live, fin + n_fin
-                gen += r.get("members_grokked", 0) or 0
+                gen += r.get("members_generalised", r.get("members_grokked", 0)) or 0  # older trials' key
                 if r.get("epochs_budget"):
                     budget_done += n_fin + n_live * min(1.0, (r.get("epoch") or 0) / r["epochs_budget"])
             share = budget_done / total_members if total_members else 1.0

@@ -75,12 +75,13 @@ class EvalHook(Protocol):
 
 
 class _Progress:
-    """What the trial tells Tune (and `grok train` prints): members live, finished, grokked."""
+    """What the trial tells Tune (and `grok train` prints): members live, finished, generalised (test accuracy
+    reached GROK_ACC; whether that was late enough to call grokking is the report's question)."""
 
     def __init__(self, pack: Pack):
         self.size = len(pack.members)
         self.epochs_budget = max(m.epochs for m in pack.members)
-        self.grokked: set[str] = set()
+        self.generalised: set[str] = set()
         self.finished: set[str] = set()
         self.pruned: set[str] = set()
         self.live = 0
@@ -96,7 +97,7 @@ class _Progress:
             return
         for r in rows:
             if r.get("test/acc", 0) >= GROK_ACC:
-                self.grokked.add(r["run_id"])
+                self.generalised.add(r["run_id"])
         self.test_acc = sum(r["test/acc"] for r in rows) / len(rows)
         self.test_loss = sum(r["test/loss"] for r in rows) / len(rows)
         self.train_acc = sum(r["train/acc"] for r in rows) / len(rows)
@@ -107,14 +108,14 @@ class _Progress:
             if r.get("status") == "pruned":
                 self.pruned.add(r["run_id"])
             if r.get("epoch_test_99") is not None:
-                self.grokked.add(r["run_id"])
+                self.generalised.add(r["run_id"])
 
     def metrics(self, done: bool = False) -> dict[str, Any]:
         return {
             "members": self.size,
             "members_live": 0 if done else self.live,
             "members_finished": len(self.finished),
-            "members_grokked": len(self.grokked),
+            "members_generalised": len(self.generalised),
             "members_pruned": len(self.pruned),
             "test_acc_latest": None if math.isnan(self.test_acc) else round(self.test_acc, 4),
             "train_acc_latest": None if math.isnan(self.train_acc) else round(self.train_acc, 4),
@@ -148,7 +149,7 @@ bar (grok train in a terminal; never in a trial, which reports to Tune).
     record = store.read_record(pid)
     if record is not None and record.get("done"):
         progress.finished.update(pack.run_ids)
-        _grokked_from_runs(store, pid, progress)
+        _generalised_from_runs(store, pid, progress)
         return progress.metrics(done=True)
 
     seq = int(record["seq"]) if record else 0
@@ -166,14 +167,14 @@ bar (grok train in a terminal; never in a trial, which reports to Tune).
         trainer = store.load_trainer(pid, record["trainer"], device, **settings.trainer_options())
         live = {c.run_id for c in trainer.configs}
         progress.finished.update(r for r in pack.run_ids if r not in live)
-        _grokked_from_runs(store, pid, progress)
+        _generalised_from_runs(store, pid, progress)
         for cfg, tracker in zip(trainer.configs, getattr(trainer, "trackers", [])):
             if getattr(tracker, "epoch_test_99", None) is not None:
-                progress.grokked.add(cfg.run_id)
+                progress.generalised.add(cfg.run_id)
     else:
         # no checkpoint: members already committed here stay; the rest start over, so their
         # committed metrics rows from an earlier attempt go first
-        committed = _grokked_from_runs(store, pid, progress)
+        committed = _generalised_from_runs(store, pid, progress)
         progress.finished.update(committed)
         to_train = [m for m in pack.members if m.run_id not in committed]
         if seq > 0 and to_train:
@@ -271,8 +272,8 @@ def _maybe_fault(store: SweepStore, pack_id: str, epoch: int, fault: dict[str, A
     raise RuntimeError(f"injected fault in {pack_id} at epoch {epoch}")
 
 
-def _grokked_from_runs(store: SweepStore, pack_id: str, progress: _Progress) -> set[str]:
-    """run_ids with a committed runs row in this pack's parts; adds those that grokked."""
+def _generalised_from_runs(store: SweepStore, pack_id: str, progress: _Progress) -> set[str]:
+    """run_ids with a committed runs row in this pack's parts; adds those that generalised."""
     parts = [p for p in store.parts("runs", pack_id) if p.seq is not None]
     table = store.read_table("runs", columns=["run_id", "epoch_test_99"], parts=parts)
     if table is None:
@@ -280,7 +281,7 @@ def _grokked_from_runs(store: SweepStore, pack_id: str, progress: _Progress) -> 
     ids = table.column("run_id").to_pylist()
     for rid, epoch in zip(ids, table.column("epoch_test_99").to_pylist()):
         if epoch is not None:
-            progress.grokked.add(rid)
+            progress.generalised.add(rid)
     return set(ids)
 
 

@@ -152,7 +152,8 @@ SAMPLER_PACKAGES = {"gp": ("scipy", "torch"), "cmaes": ("cmaes",)}  # imported b
 PRUNERS = {"median": "MedianPruner", "percentile": "PercentilePruner"}
 SCHEDULERS = ("asha",)
 DIRECTIONS = ("minimize", "maximize")
-REQUIREMENTS = {"grokked": "epoch_test_99", "memorised": "epoch_train_99"}
+REQUIREMENTS = {"generalised": "epoch_test_99", "memorised": "epoch_train_99",
+                "grokked": "epoch_test_99"}  # `grokked`: the older word for generalised, kept so old specs read
 # Outcomes of a runs row an objective can use; grok_delay = epoch_test_99 - epoch_train_99.
 OUTCOME_METRICS = ("epoch_test_99", "epoch_train_99", "grok_delay", "epochs_trained", "final/test/loss",
                    "final/test/acc", "final/train/loss", "final/train/acc", "wall_seconds")
@@ -169,7 +170,7 @@ SEARCH_DOCS: dict[str, str] = {
     "kind": "optuna (packs: each Tune trial asks Optuna for `batch` members) or tune-optuna (Ray's OptunaSearch, "
             "one member per trial, optional Tune scheduler)",
     "objective": "{metric: an outcome or numeric config field, penalty: value of members without it, "
-                 "require: grokked | memorised}",
+                 "require: generalised | memorised}",
     "direction": "minimize or maximize",
     "members": "members to try in all (the budget; integer >= 1)",
     "batch": "members asked at once and trained as one pack (kind optuna; default 8)",
@@ -197,7 +198,7 @@ class Objective:
 
     metric: str
     penalty: float | None = None
-    require: str | None = None  # grokked | memorised
+    require: str | None = None  # generalised | memorised (grokked: an alias of generalised)
 
     def value(self, row: dict[str, Any]) -> float | None:
         if self.require is not None and row.get(REQUIREMENTS[self.require]) is None:

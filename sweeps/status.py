@@ -19,7 +19,7 @@ class SweepStatus:
     planned: int | None  # members in plan.json (None: no plan written yet)
     with_row: int  # members with a runs row
     by_status: dict[str, int] = field(default_factory=dict)
-    grokked: int = 0  # test accuracy reached 0.99 (epoch_test_99 set)
+    generalised: int = 0  # test accuracy reached 0.99 (epoch_test_99 set); grokked is the report's word for late
     memorised_only: int = 0  # train 0.99 but never test 0.99
     training: int = 0  # members of started, unfinished packs while a driver runs (or none is known)
     interrupted: int = 0  # members of started, unfinished packs whose driver has ended or died
@@ -78,7 +78,7 @@ def sweep_status(location: str) -> SweepStatus:
     for row in rows.values():
         st.by_status[row["status"]] = st.by_status.get(row["status"], 0) + 1
         if row["epoch_test_99"] is not None:
-            st.grokked += 1
+            st.generalised += 1
         elif row["epoch_train_99"] is not None:
             st.memorised_only += 1
     records = store.records()
@@ -136,7 +136,8 @@ def format_status(st: SweepStatus) -> str:
     lines = [
         f"{st.name}  ({st.uri})",
         f"  members   {total} planned; {st.with_row} ended ({ended})",
-        f"  grokked   {st.grokked}  (test acc >= 0.99); memorised only {st.memorised_only}",
+        f"  generalised {st.generalised}  (test acc reached 0.99; `grok report` says which grokked); "
+        f"memorised only {st.memorised_only}",
         f"  failed    {st.by_status.get('failed', 0)}",
         (f"  running   {st.training} in {st.packs_started} started pack(s); {st.waiting} waiting"
          if not st.interrupted else

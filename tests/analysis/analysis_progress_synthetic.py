@@ -29,7 +29,7 @@ SEEDS = (0, 1)
 LOSS = 0.1
 
 
-def grok_epoch(tf: float, wd: float) -> int | None:
+def gen_epoch(tf: float, wd: float) -> int | None:
     if tf == 0.3 and wd == 0.5:
         return None
     return int(1000 / wd * (1 if tf == 0.5 else 2))
@@ -52,7 +52,7 @@ def members() -> list[synthetic.Member]:
                     config={"task": "add", "p": P, "train_fraction": tf, "weight_decay": wd, "seed": seed,
                             "epochs": EPOCHS, "eval_every": EVERY, "progress_every": EVERY,
                             "d_model": 8, "n_heads": 2, "d_mlp": 16},
-                    mem_epoch=200, grok_epoch=grok_epoch(tf, wd)))
+                    mem_epoch=200, gen_epoch=gen_epoch(tf, wd)))
     return out
 
 
@@ -62,7 +62,7 @@ def test_loss(epoch: int, grok: int | None) -> float:
 
 def progress_rows(member: synthetic.Member) -> list[dict]:
     cfg = member.run_config
-    grok = member.grok_epoch
+    grok = member.gen_epoch
     k_key = key_frequency(cfg.seed)
     rows = []
     for epoch in range(EVERY, cfg.epochs + 1, EVERY):

@@ -32,7 +32,7 @@ class Member:
     """RunConfig overrides (task, p, train_fraction, weight_decay, seed, epochs, eval_every, ...)."""
     mem_epoch: int | None
     """First evaluation with train/acc >= 0.99; None: never."""
-    grok_epoch: int | None
+    gen_epoch: int | None
     """First evaluation with test/acc >= 0.99; None: never."""
     status: str = "done"
     epochs_trained: int | None = None
@@ -44,6 +44,10 @@ class Member:
     """First evaluation with train_clean/acc >= 0.99; -1: same as mem_epoch (no label noise)."""
     test_dips: tuple[int, ...] = ()
     """Evaluation epochs at which test accuracy drops back to 0.5 (to test `hold`)."""
+    train_dips: tuple[int, ...] = ()
+    """Evaluation epochs at which train accuracy drops back to 0.93 (a member that falls back)."""
+    test_reached_then: tuple[int, int] | None = None
+    """(reached, lost): test accuracy is 0.995 from `reached` until before `lost`, then 0.6 to the end."""
     write_runs_row: bool = True
     """False: the member is still running (metrics only)."""
     progress: bool = False
@@ -76,8 +80,11 @@ def metrics_rows(member: Member) -> list[dict]:
     clean_epoch = member.mem_epoch if member.clean_epoch == -1 else member.clean_epoch
     rows = []
     for epoch in epochs:
-        train = accuracy(epoch, member.mem_epoch)
-        test = 0.5 if epoch in member.test_dips else accuracy(epoch, member.grok_epoch)
+        train = 0.93 if epoch in member.train_dips else accuracy(epoch, member.mem_epoch)
+        test = 0.5 if epoch in member.test_dips else accuracy(epoch, member.gen_epoch)
+        if member.test_reached_then is not None:
+            reached, lost = member.test_reached_then
+            test = 0.995 if reached <= epoch < lost else 0.6 if epoch >= lost else 0.3
         clean = accuracy(epoch, clean_epoch)
         row = {name: math.nan for name in METRIC_COLUMNS}
         row.update({
@@ -104,7 +111,7 @@ def runs_row(member: Member, index: int) -> dict:
     row.update({
         "status": member.status, "error": "" if member.status != "failed" else "synthetic failure",
         "epochs_trained": last["epoch"],
-        "epoch_train_99": member.mem_epoch, "epoch_test_99": member.grok_epoch,
+        "epoch_train_99": member.mem_epoch, "epoch_test_99": member.gen_epoch,
         "final/train/loss": last["train/loss"], "final/train/acc": last["train/acc"],
         "final/test/loss": last["test/loss"], "final/test/acc": last["test/acc"],
         "wall_seconds": 1.5, "device": "cpu", "optuna_trial": None,
@@ -163,7 +170,7 @@ GROK_CONSTANT = 1500.0
 """Grokking epoch = GROK_CONSTANT / weight_decay, rounded to the evaluation interval (Omnigrok's 1/wd)."""
 
 
-def constructed_grok_epoch(train_fraction: float, weight_decay: float, seed: int) -> int | None:
+def constructed_gen_epoch(train_fraction: float, weight_decay: float, seed: int) -> int | None:
     """Known answer: no member with train fraction <= 0.2 generalises; the others at C/wd, except that at
     train fraction 0.3 only seeds 0 and 1 do (fraction grokked 2/3)."""
     if train_fraction <= 0.2 or (train_fraction == 0.3 and seed == 2):
@@ -184,7 +191,7 @@ def grid_members() -> list[Member]:
                     config={"task": "add", "p": 13, "train_fraction": tf, "weight_decay": wd, "seed": seed,
                             "epochs": EPOCHS, "eval_every": EVAL_EVERY, "d_model": 8, "n_heads": 2, "d_mlp": 16},
                     mem_epoch=constructed_mem_epoch(tf, wd, seed),
-                    grok_epoch=constructed_grok_epoch(tf, wd, seed),
+                    gen_epoch=constructed_gen_epoch(tf, wd, seed),
                     progress=(tf == 0.5 and seed == 0),
                 ))
     return members
@@ -210,7 +217,7 @@ def pow_members() -> list[Member]:
         for n in (1, 2, 3):
             grok = None if m == n == 3 else 1000 * (m + n)
             members.append(Member(config={**SMALL, "task": "pow", "exp_m": m, "exp_n": n},
-                                  mem_epoch=100, grok_epoch=grok))
+                                  mem_epoch=100, gen_epoch=grok))
     return members
 
 
@@ -225,7 +232,7 @@ def add_mul_members() -> list[Member]:
             mul = 800 * (1 + i) if af < 1 else None
             both = max(add, mul) if add is not None and mul is not None else None
             members.append(Member(config={**SMALL, "task": "add_mul", "train_fraction": tf, "addition_fraction": af},
-                                  mem_epoch=200, grok_epoch=both, add_epoch=add, mul_epoch=mul))
+                                  mem_epoch=200, gen_epoch=both, add_epoch=add, mul_epoch=mul))
     return members
 
 
@@ -238,7 +245,7 @@ def noise_members() -> list[Member]:
         for n in (0, 2, 4):
             members.append(Member(
                 config={**SMALL, "task": "add", "train_fraction": tf, "noise": "binomial", "noise_n": n},
-                mem_epoch=200 if n == 0 else None, clean_epoch=200 if n == 0 else 300, grok_epoch=1000 + 500 * n))
+                mem_epoch=200 if n == 0 else None, clean_epoch=200 if n == 0 else 300, gen_epoch=1000 + 500 * n))
     return members
 
 
@@ -258,5 +265,5 @@ def sampled_members(n: int = 24) -> list[Member]:
         members.append(Member(
             config={"task": "add", "p": 13, "train_fraction": tf, "weight_decay": wd, "seed": i,
                     "epochs": 200_000, "eval_every": EVAL_EVERY, "d_model": 8, "n_heads": 2, "d_mlp": 16},
-            mem_epoch=min(200, grok or 200), grok_epoch=grok))
+            mem_epoch=min(200, grok or 200), gen_epoch=grok))
     return members

@@ -7,17 +7,20 @@ import pytest
 
 import analysis_synthetic as synthetic
 from analysis.axes import axis_scale
-from analysis.derive import PHASES
 from analysis.errors import AnalysisError
-from analysis.figures import axis_curve, phase_diagram, progress_curves, training_curves
+from analysis.figures import PHASE_COLORS, axis_curve, phase_diagram, progress_curves, training_curves
 from analysis.load import load_sweep
+from analysis_synthetic import Member
 
 
 def cell(fig, x, y):
-    """(z, text, customdata) of the heatmap cell at axis values x, y."""
+    """(z, text, customdata) of the heatmap cell at axis values x, y; the text is the one drawn on the cell."""
     trace = fig.data[0]
     j, i = list(trace.x).index(x), list(trace.y).index(y)
-    return trace.z[i][j], trace.text[i][j], trace.customdata[i][j]
+    drawn = [(tx, ty, t) for trace in fig.data if trace.meta and trace.meta.get("role") == "cell_text"
+             for tx, ty, t in zip(trace.x, trace.y, trace.text)]
+    text = next((t for tx, ty, t in drawn if (tx, ty) == (x, y)), None)
+    return trace.z[i][j], text, trace.customdata[i][j]
 
 
 @pytest.mark.parametrize("values, scale", [
@@ -37,7 +40,7 @@ def test_axis_scale(values, scale):
 
 
 def test_phase_diagram_axes_values_and_phases(grid_times):
-    fig = phase_diagram(grid_times, "train_fraction", "weight_decay")
+    fig = phase_diagram(grid_times, "train_fraction", "weight_decay", value="gen_epoch")
     trace = fig.data[0]
     assert fig.layout.xaxis.type == "linear" and fig.layout.yaxis.type == "log"
     assert fig.layout.xaxis.title.text == "train fraction" and fig.layout.yaxis.title.text == "weight decay"
@@ -48,24 +51,67 @@ def test_phase_diagram_axes_values_and_phases(grid_times):
             z, text, custom = cell(fig, tf, wd)
             phase, n_members = custom[0], custom[1]
             assert n_members == 3
-            if tf <= 0.2:
-                assert z is None and phase == "memorisation" and text == "mem"
+            if tf <= 0.2:  # nobody generalised within 20000 epochs: no colour, and the text says so
+                assert z is None and phase == "memorisation" and text == "> 20000<br>0/3 generalised"
             else:
                 assert z == pytest.approx(math.log10(synthetic.GROK_CONSTANT / wd))
-                assert custom[4] == pytest.approx(synthetic.GROK_CONSTANT / wd)    # the median in epochs
+                gen = synthetic.GROK_CONSTANT / wd
+                assert text == f"{gen:g}<br>{2 if tf == 0.3 else 3}/3 generalised"
                 assert phase == ("comprehension" if wd == 3.0 else "grokking")
-            assert custom[8] == synthetic.EVAL_EVERY                                # resolution in the hover
-    assert cell(fig, 0.3, 1.0)[2][3] == "grokking 2, memorisation 1"
+    assert cell(fig, 0.3, 1.0)[2][2] == "grokking 2, memorisation 1"
 
 
 def test_phase_diagram_of_fraction_and_of_phase(grid_times):
-    fractions = phase_diagram(grid_times, "train_fraction", "weight_decay", value="fraction_grokked")
+    fractions = phase_diagram(grid_times, "train_fraction", "weight_decay", value="fraction_generalised")
     assert [cell(fractions, tf, 1.0)[0] for tf in synthetic.TRAIN_FRACTIONS] == pytest.approx([0, 0, 2 / 3, 1, 1])
+    assert [cell(fractions, tf, 1.0)[1] for tf in synthetic.TRAIN_FRACTIONS] == ["0/3", "0/3", "2/3", "3/3", "3/3"]
     assert (fractions.data[0].zmin, fractions.data[0].zmax) == (0, 1)
-    phases = phase_diagram(grid_times, "train_fraction", "weight_decay", value="phase")
-    assert cell(phases, 0.1, 0.1)[0] == PHASES.index("memorisation")
-    assert cell(phases, 0.5, 3.0)[0] == PHASES.index("comprehension")
-    assert list(phases.data[0].colorbar.ticktext) == list(PHASES)
+    phases = phase_diagram(grid_times, "train_fraction", "weight_decay")     # the default: the phase map
+    assert phases.layout.meta["value"] == "phase"
+    present = phases.layout.meta["phases"]
+    assert present == ["comprehension", "grokking", "memorisation"]
+    assert cell(phases, 0.1, 0.1)[:2] == (present.index("memorisation"), "memorisation 3/3")
+    assert cell(phases, 0.5, 3.0)[:2] == (present.index("comprehension"), "comprehension 3/3")
+    assert cell(phases, 0.3, 1.0)[1] == "grokking 2/3"
+    # Categorical colours with a legend: one legend entry per phase drawn, in its colour.
+    legend = {t.name: t.marker.color for t in phases.data if t.meta and t.meta.get("role") == "legend"}
+    assert legend == {p: PHASE_COLORS[p] for p in present}
+    assert phases.data[0].showscale is False
+
+
+def test_phase_map_shows_ties_as_mixed(tmp_path):
+    # One cell of two replicates: one grokking, one memorising. Nothing breaks the tie toward either.
+    members = [Member(config={**synthetic.SMALL, "train_fraction": tf, "weight_decay": wd, "seed": s},
+                      mem_epoch=100, gen_epoch=(2000 if s == 0 or tf == 0.5 else None))
+               for tf in (0.3, 0.5) for wd in (0.1, 1.0) for s in (0, 1)]
+    times = load_sweep(synthetic.write_sweep(tmp_path, "tie", members)).member_times()
+    fig = phase_diagram(times, "train_fraction", "weight_decay")
+    z, text, _ = cell(fig, 0.3, 0.1)
+    assert text == "mixed<br>grokking 1/2<br>memorisation 1/2" and fig.layout.meta["phases"][int(z)] == "mixed"
+    assert cell(fig, 0.5, 0.1)[1] == "grokking 2/2"
+    assert PHASE_COLORS["mixed"] in {t.marker.color for t in fig.data if t.meta and t.meta.get("role") == "legend"}
+
+
+def test_every_swept_value_is_labelled_on_its_axis(tmp_path):
+    # Weight decays 0.03 ... 3: plotly's own log ticks would label 0.3 as "3" and leave 0.03 between ticks.
+    members = [Member(config={**synthetic.SMALL, "train_fraction": tf, "weight_decay": wd}, mem_epoch=100,
+                      gen_epoch=1000) for tf in (0.3, 0.5, 0.7) for wd in (0.03, 0.1, 0.3, 1.0, 3.0)]
+    times = load_sweep(synthetic.write_sweep(tmp_path, "ticks", members)).member_times()
+    fig = phase_diagram(times, "train_fraction", "weight_decay")
+    assert fig.layout.yaxis.type == "log"
+    assert list(fig.layout.yaxis.tickvals) == [0.03, 0.1, 0.3, 1.0, 3.0]
+    assert list(fig.layout.yaxis.ticktext) == ["0.03", "0.1", "0.3", "1", "3"]
+    assert list(fig.layout.xaxis.ticktext) == ["0.3", "0.5", "0.7"]
+    curve = axis_curve(times, "weight_decay", value="fraction_generalised")
+    assert list(curve.layout.xaxis.ticktext) == ["0.03", "0.1", "0.3", "1", "3"]
+    assert list(curve.layout.xaxis.minor.tickvals) == [0.01, 0.1, 1.0, 10.0]      # decades: unlabelled grid lines
+
+
+def test_cell_text_is_white_on_dark_cells(grid_times):
+    fig = phase_diagram(grid_times, "train_fraction", "weight_decay", value="gen_epoch")
+    white = next(t for t in fig.data if t.meta and t.meta.get("role") == "cell_text" and t.textfont.color == "white")
+    # Viridis_r is darkest at the longest times: 5000 and 15000 epochs (weight decay 0.3 and 0.1).
+    assert set(white.y) == {0.1, 0.3} and len(white.x) == 6
 
 
 def test_phase_diagram_pools_other_axes_and_says_so(grid_times):
@@ -74,12 +120,12 @@ def test_phase_diagram_pools_other_axes_and_says_so(grid_times):
     assert "pooled over weight_decay" in fig.layout.title.text
     fixed = phase_diagram(grid_times, "train_fraction", "seed", where={"weight_decay": 3.0})
     assert fixed.layout.meta["pooled_over"] == []
-    assert cell(fixed, 0.3, 2)[2][0] == "memorisation" and cell(fixed, 0.3, 1)[2][0] == "comprehension"
+    assert cell(fixed, 0.3, 2)[1] == "memorisation 1/1" and cell(fixed, 0.3, 1)[1] == "comprehension 1/1"
 
 
 def test_exponent_grid(tmp_path):
     times = load_sweep(synthetic.write_sweep(tmp_path, "pow", synthetic.pow_members())).member_times()
-    fig = phase_diagram(times, "exp_m", "exp_n")
+    fig = phase_diagram(times, "exp_m", "exp_n", value="gen_epoch")
     assert fig.layout.xaxis.type == "linear" and fig.layout.yaxis.type == "linear"
     assert list(fig.data[0].x) == [1, 2, 3] and list(fig.data[0].y) == [1, 2, 3]
     assert fig.layout.meta["color_scale"] == "linear"  # 2000 ... 5000: less than 10x
@@ -94,8 +140,8 @@ def test_exponent_grid(tmp_path):
 
 def test_addition_fraction_by_train_fraction(tmp_path):
     times = load_sweep(synthetic.write_sweep(tmp_path, "am", synthetic.add_mul_members())).member_times()
-    mul = phase_diagram(times, "train_fraction", "addition_fraction", view="mul")
-    add = phase_diagram(times, "train_fraction", "addition_fraction", view="add")
+    mul = phase_diagram(times, "train_fraction", "addition_fraction", value="gen_epoch", view="mul")
+    add = phase_diagram(times, "train_fraction", "addition_fraction", value="gen_epoch", view="add")
     assert list(mul.data[0].y) == [0.0, 0.5, 1.0] and mul.layout.meta["view"] == "mul"
     for i, tf in enumerate((0.2, 0.4, 0.6)):
         assert cell(mul, tf, 1.0)[2][0] == "memorisation"      # no multiplication trained on
@@ -112,7 +158,8 @@ def test_noise_by_train_fraction(tmp_path):
         assert cell(main, tf, 0)[2][0] == "comprehension"
         assert cell(main, tf, 4)[2][0] == "test_only"          # never fits the noisy labels
         assert cell(clean, tf, 4)[2][0] == "grokking"          # fits the clean ones at 300, test at 3000
-        assert cell(clean, tf, 4)[2][4] == 3000
+        assert cell(phase_diagram(times, "train_fraction", "noise_n", value="gen_epoch", view="clean"),
+                    tf, 4)[1] == "3000<br>1/1 generalised"
 
 
 def test_phase_diagram_bad_input(grid_times):
@@ -138,23 +185,58 @@ def test_axis_curve_with_the_power_fit(grid_times):
     fit = next(t for t in fig.data if t.meta["role"] == "fit")
     assert fit.meta["exponent"] == pytest.approx(-1.0)
     assert np.asarray(fit.y) == pytest.approx(synthetic.GROK_CONSTANT / np.asarray(fit.x))
-    assert "^-1" in fit.name
+    assert "^-1.00 [-1.00, -1.00], n=4" in fit.name and fit.meta["n_points"] == 4
+    assert list(median.text) == ["3/3"] * 4                       # the generalised fraction beside every median
     members = next(t for t in fig.data if t.meta["role"] == "members")
     assert len(members.x) == 12  # every member of the 4 weight decays x 3 seeds generalised
 
 
 def test_axis_curve_with_the_critical_fraction(grid_times):
-    fig = axis_curve(grid_times, "train_fraction", value="fraction_grokked", fit="critical")
+    fig = axis_curve(grid_times, "train_fraction", value="fraction_generalised", fit="critical")
     assert fig.layout.xaxis.type == "linear"
     median = next(t for t in fig.data if t.meta["role"] == "median")
     assert list(median.y) == pytest.approx([0, 0, 2 / 3, 1, 1])
     fit = next(t for t in fig.data if t.meta["role"] == "fit")
     assert list(fit.x) == pytest.approx([0.275, 0.275]) and fit.meta["lower"] == 0.2 and fit.meta["upper"] == 0.3
     assert fig.layout.meta["fit_result"][0]["critical"] == pytest.approx(0.275)
+    # Pooled over weight decay, and the figure says so in the legend, the subtitle and its meta.
+    assert fit.name.startswith("pooled over weight_decay: critical train_fraction ≈ 0.275")
+    assert fit.meta["scope"] == "pooled over weight_decay" and "pooled over weight_decay" in fig.layout.title.text
+
+
+def test_axis_curve_fit_below_three_points_is_not_drawn_and_says_why(grid_times):
+    two = grid_times[grid_times["weight_decay"].isin([1.0, 3.0])]
+    fig = axis_curve(two, "weight_decay", fit="power", where={"train_fraction": 0.5})
+    assert not [t for t in fig.data if t.meta["role"] == "fit"] and fig.layout.meta["fits_drawn"] == 0
+    assert "no power fit drawn: fewer than 3 usable points" in fig.layout.title.text
+    assert "needs medians at 3 or more positive weight_decay values; has 2" in fig.layout.meta["fit_result"][0]["note"]
+
+
+def test_nothing_generalised_gives_a_sentence_not_blank_axes(grid_times):
+    never = grid_times[grid_times["train_fraction"] <= 0.2]
+    curve = axis_curve(never, "weight_decay", fit="power")
+    assert curve.layout.meta["empty"].startswith("No member generalised within its budget of 20000 epochs")
+    assert not curve.data and curve.layout.annotations[0].text == curve.layout.meta["empty"]
+    diagram = phase_diagram(never, "train_fraction", "weight_decay", value="gen_epoch")
+    assert "No member generalised" in diagram.layout.meta["empty"]
+    # The phase map still has something to say: every cell memorised.
+    assert cell(phase_diagram(never, "train_fraction", "weight_decay"), 0.1, 0.1)[1] == "memorisation 3/3"
+
+
+def test_a_line_lying_on_another_stays_visible(tmp_path):
+    # Identical outcomes at both train fractions: the two lines coincide exactly.
+    members = [Member(config={**synthetic.SMALL, "train_fraction": tf, "weight_decay": wd}, mem_epoch=100,
+                      gen_epoch=int(1000 / wd)) for tf in (0.3, 0.5) for wd in (0.5, 1.0, 2.0)]
+    times = load_sweep(synthetic.write_sweep(tmp_path, "same", members)).member_times()
+    fig = axis_curve(times, "weight_decay", color="train_fraction")
+    lines = [t for t in fig.data if t.meta["role"] == "median"]
+    assert list(lines[0].y) == list(lines[1].y)
+    assert lines[0].line.width > lines[1].line.width                     # the first drawn shows around the second
+    assert lines[0].line.dash != lines[1].line.dash and lines[0].marker.symbol != lines[1].marker.symbol
 
 
 def test_axis_curve_one_line_per_colour(grid_times):
-    fig = axis_curve(grid_times, "train_fraction", value="fraction_grokked", color="weight_decay")
+    fig = axis_curve(grid_times, "train_fraction", value="fraction_generalised", color="weight_decay")
     lines = [t for t in fig.data if t.meta["role"] == "median"]
     assert [t.meta["group"] for t in lines] == list(synthetic.WEIGHT_DECAYS)
     with pytest.raises(AnalysisError, match="fit must be one of"):
@@ -172,7 +254,7 @@ def test_training_curves_mark_the_derived_epochs(grid_sweep, grid_times):
     for run_id in run_ids:
         expected = chosen.set_index("run_id").loc[run_id]
         got = {t.meta["mark"]: t.meta["epoch"] for t in marks if t.meta["run_id"] == run_id}
-        assert got == {"mem_epoch": expected["mem_epoch"], "grok_epoch": expected["grok_epoch"]}
+        assert got == {"mem_epoch": expected["mem_epoch"], "gen_epoch": expected["gen_epoch"]}
         assert fig.layout.meta["marks"][run_id]["phase"] == "grokking"
     curves = {(t.meta["run_id"], t.meta["metric"]) for t in fig.data if t.meta and "metric" in t.meta}
     assert curves == {(r, m) for r in run_ids for m in ("train/loss", "train/acc", "test/loss", "test/acc")}
@@ -209,6 +291,6 @@ def test_phase_scatter_places_every_sampled_member_by_phase(tmp_path):
         if m.config["train_fraction"] < 0.4:
             assert phase == "memorisation" and grok is None
         else:
-            assert phase in ("grokking", "comprehension") and grok == m.grok_epoch
+            assert phase in ("grokking", "comprehension") and grok == m.gen_epoch
     with pytest.raises(AnalysisError, match="not swept|not a column"):
         phase_scatter(times, "train_fraction", "lr")

@@ -29,10 +29,10 @@ def test_load_one_sweep(grid_sweep, grid_sweep_dir):
 
 
 def test_load_a_results_directory_with_two_sweeps(tmp_path):
-    shared = Member(config={**SMALL, "seed": 9}, mem_epoch=200, grok_epoch=900)
-    synthetic.write_sweep(tmp_path, "first", [Member(config={**SMALL, "lr": 1e-3}, mem_epoch=200, grok_epoch=800),
+    shared = Member(config={**SMALL, "seed": 9}, mem_epoch=200, gen_epoch=900)
+    synthetic.write_sweep(tmp_path, "first", [Member(config={**SMALL, "lr": 1e-3}, mem_epoch=200, gen_epoch=800),
                                               shared])
-    synthetic.write_sweep(tmp_path, "second", [Member(config={**SMALL, "lr": 3e-3}, mem_epoch=100, grok_epoch=400),
+    synthetic.write_sweep(tmp_path, "second", [Member(config={**SMALL, "lr": 3e-3}, mem_epoch=100, gen_epoch=400),
                                                shared])
     sweep = load_sweep(tmp_path)
     assert sweep.name == "first+second" and set(sweep.specs) == {"first", "second"}
@@ -52,8 +52,8 @@ def test_load_through_a_filesystem_uri(grid_sweep_dir):
 
 
 def test_a_sweep_still_running(tmp_path):
-    done = Member(config={**SMALL, "seed": 0}, mem_epoch=200, grok_epoch=800)
-    running = Member(config={**SMALL, "seed": 1}, mem_epoch=200, grok_epoch=None, epochs_trained=700,
+    done = Member(config={**SMALL, "seed": 0}, mem_epoch=200, gen_epoch=800)
+    running = Member(config={**SMALL, "seed": 1}, mem_epoch=200, gen_epoch=None, epochs_trained=700,
                      write_runs_row=False)
     sweep = load_sweep(synthetic.write_sweep(tmp_path, "live", [done, running]))
     assert sweep.running_run_ids == [running.run_id]
@@ -64,7 +64,7 @@ def test_a_sweep_still_running(tmp_path):
 
 
 def test_a_sweep_with_metrics_only(tmp_path):
-    running = Member(config=SMALL, mem_epoch=200, grok_epoch=None, epochs_trained=300, write_runs_row=False)
+    running = Member(config=SMALL, mem_epoch=200, gen_epoch=None, epochs_trained=300, write_runs_row=False)
     sweep = load_sweep(synthetic.write_sweep(tmp_path, "started", [running]))
     assert len(sweep.runs) == 0 and sweep.running_run_ids == [running.run_id]
 
@@ -84,7 +84,7 @@ def test_a_sweep_with_no_results_yet(tmp_path):
 
 
 def test_a_table_with_a_missing_column(tmp_path):
-    sweep_dir = synthetic.write_sweep(tmp_path, "broken", [Member(config=SMALL, mem_epoch=200, grok_epoch=800)],
+    sweep_dir = synthetic.write_sweep(tmp_path, "broken", [Member(config=SMALL, mem_epoch=200, gen_epoch=800)],
                                       n_parts=1)
     part = sweep_dir / "metrics" / "part-00000.parquet"
     table = pq.read_table(part)
@@ -98,7 +98,7 @@ def test_a_table_with_a_missing_column(tmp_path):
 
 
 def test_a_newer_schema_version_is_refused(tmp_path):
-    sweep_dir = synthetic.write_sweep(tmp_path, "future", [Member(config=SMALL, mem_epoch=200, grok_epoch=800)],
+    sweep_dir = synthetic.write_sweep(tmp_path, "future", [Member(config=SMALL, mem_epoch=200, gen_epoch=800)],
                                       n_parts=1)
     part = sweep_dir / "runs" / "part-00000.parquet"
     table = pq.read_table(part)
@@ -109,7 +109,7 @@ def test_a_newer_schema_version_is_refused(tmp_path):
 
 
 def test_a_part_that_is_not_parquet(tmp_path):
-    sweep_dir = synthetic.write_sweep(tmp_path, "garbled", [Member(config=SMALL, mem_epoch=200, grok_epoch=800)])
+    sweep_dir = synthetic.write_sweep(tmp_path, "garbled", [Member(config=SMALL, mem_epoch=200, gen_epoch=800)])
     (sweep_dir / "runs" / "part-99999.parquet").write_bytes(b"not parquet")
     with pytest.raises(AnalysisError, match=r"part-99999\.parquet: not a readable Parquet file"):
         load_sweep(sweep_dir)
@@ -117,13 +117,13 @@ def test_a_part_that_is_not_parquet(tmp_path):
 
 def test_half_written_files_are_not_read(tmp_path):
     # Writers write elsewhere, then rename: a temporary file beside the parts is not a part.
-    sweep_dir = synthetic.write_sweep(tmp_path, "tmpfile", [Member(config=SMALL, mem_epoch=200, grok_epoch=800)])
+    sweep_dir = synthetic.write_sweep(tmp_path, "tmpfile", [Member(config=SMALL, mem_epoch=200, gen_epoch=800)])
     (sweep_dir / "runs" / ".part-00002.parquet.tmp").write_bytes(b"half")
     assert len(load_sweep(sweep_dir).runs) == 1
 
 
 def test_bad_spec_yaml(tmp_path):
-    sweep_dir = synthetic.write_sweep(tmp_path, "badspec", [Member(config=SMALL, mem_epoch=200, grok_epoch=800)])
+    sweep_dir = synthetic.write_sweep(tmp_path, "badspec", [Member(config=SMALL, mem_epoch=200, gen_epoch=800)])
     (sweep_dir / "sweep.yaml").write_text("name: [unclosed\n")
     with pytest.raises(AnalysisError, match=r"badspec/sweep\.yaml: not valid YAML"):
         load_sweep(sweep_dir)
@@ -131,7 +131,7 @@ def test_bad_spec_yaml(tmp_path):
 
 def test_parts_with_different_columns_are_combined(tmp_path):
     # A progress measure added by a later trainer version appears in some parts only.
-    sweep_dir = synthetic.write_sweep(tmp_path, "mixed", [Member(config=SMALL, mem_epoch=200, grok_epoch=800)])
+    sweep_dir = synthetic.write_sweep(tmp_path, "mixed", [Member(config=SMALL, mem_epoch=200, gen_epoch=800)])
     extra = pa.table({"run_id": ["x"], "epoch": [0], "llc/mean": [1.5]})
     extra = extra.replace_schema_metadata({"grok.schema_version": "1"})
     (sweep_dir / "progress").mkdir()
@@ -145,7 +145,7 @@ def test_parts_with_different_columns_are_combined(tmp_path):
 
 def test_a_retried_member_keeps_its_successful_row(tmp_path):
     # The driver wrote a failed row for the member; the retry then finished it: the done row counts.
-    member = Member(config=SMALL, mem_epoch=200, grok_epoch=800)
+    member = Member(config=SMALL, mem_epoch=200, gen_epoch=800)
     sweep_dir = synthetic.write_sweep(tmp_path, "retried", [member], n_parts=1)
     failed = {**synthetic.runs_row(member, 0), "status": "failed", "error": "boom", "epochs_trained": 300}
     synthetic.write_parts(sweep_dir / "runs-failed", [failed], 1)
@@ -156,10 +156,10 @@ def test_a_retried_member_keeps_its_successful_row(tmp_path):
 
 
 def test_plan_json_counts_members_not_started(tmp_path):
-    ended = Member(config={**SMALL, "seed": 0}, mem_epoch=200, grok_epoch=800)
-    running = Member(config={**SMALL, "seed": 1}, mem_epoch=200, grok_epoch=None, epochs_trained=300,
+    ended = Member(config={**SMALL, "seed": 0}, mem_epoch=200, gen_epoch=800)
+    running = Member(config={**SMALL, "seed": 1}, mem_epoch=200, gen_epoch=None, epochs_trained=300,
                      write_runs_row=False)
-    waiting = Member(config={**SMALL, "seed": 2}, mem_epoch=200, grok_epoch=None)
+    waiting = Member(config={**SMALL, "seed": 2}, mem_epoch=200, gen_epoch=None)
     sweep_dir = synthetic.write_sweep(tmp_path, "planned", [ended, running])
     (sweep_dir / "plan.json").write_text(json.dumps({"name": "planned",
                                                      "members": [ended.run_id, running.run_id, waiting.run_id]}))
@@ -184,6 +184,6 @@ def test_tables_written_by_the_sweeps_writer(tmp_path):
     times = sweep.member_times().set_index("run_id")
     for m in members:
         assert times.loc[m.run_id, "mem_epoch"] == m.mem_epoch
-        assert (times.loc[m.run_id, "grok_epoch"] == m.grok_epoch
-                or (m.grok_epoch is None and np.isnan(times.loc[m.run_id, "grok_epoch"])))
+        assert (times.loc[m.run_id, "gen_epoch"] == m.gen_epoch
+                or (m.gen_epoch is None and np.isnan(times.loc[m.run_id, "gen_epoch"])))
     assert len(sweep.progress) == len(synthetic.progress_rows(members[0]))

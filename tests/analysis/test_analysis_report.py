@@ -32,9 +32,10 @@ def test_report_holds_spec_members_fits_and_figures(report_html):
     # The fits, computed from the data: the critical fraction and the 1/wd exponent.
     assert "<td>0.275</td>" in page and "<td>-1</td>" in page
     ids = figure_ids(page)
-    assert "phase__train_fraction__weight_decay__grok_epoch" in ids
-    assert "phase__train_fraction__weight_decay__fraction_grokked" in ids
-    assert "curve__weight_decay__grok_epoch" in ids and "curve__train_fraction__fraction_grokked" in ids
+    assert "phase__train_fraction__weight_decay__phase" in ids
+    assert "phase__train_fraction__weight_decay__gen_epoch" in ids
+    assert "phase__train_fraction__weight_decay__fraction_generalised" in ids
+    assert "curve__weight_decay__gen_epoch" in ids and "curve__train_fraction__fraction_generalised" in ids
     assert {"curves__comprehension", "curves__grokking", "curves__memorisation", "progress__loss"} <= set(ids)
 
 
@@ -102,7 +103,7 @@ def test_report_pngs(tmp_path):
     pngs = sorted(p.stem for p in (index.parent / "png").glob("*.png"))
     assert pngs == sorted(ids)
     assert "PNG export unavailable" not in page and page.count('">PNG</a>') == len(ids)
-    image = read_png(index.parent / "png" / "phase__exp_m__exp_n__grok_epoch.png")
+    image = read_png(index.parent / "png" / "phase__exp_m__exp_n__gen_epoch.png")
     assert image.shape[1] == 1000                      # PNG_WIDTH
     nonwhite, colours = ink(image)
     assert nonwhite > 0.2 and colours > 50             # a heatmap, not a blank canvas
@@ -114,19 +115,19 @@ def test_several_sweeps_are_drawn_one_sweep_at_a_time(tmp_path):
     page = write_report(tmp_path, png=False).read_text(encoding="utf-8")
     ids = set(figure_ids(page))
     # Each sweep's own axes; never an axis of one sweep against an axis of the other.
-    assert {"phase__pow__exp_m__exp_n__grok_epoch", "phase__noise__train_fraction__noise_n__grok_epoch"} <= ids
+    assert {"phase__pow__exp_m__exp_n__gen_epoch", "phase__noise__train_fraction__noise_n__gen_epoch"} <= ids
     assert not any("exp_m" in i and "noise" in i for i in ids)
     # The clean-label view only where there was label noise.
-    assert "phase__noise__clean__train_fraction__noise_n__grok_epoch" in ids
+    assert "phase__noise__clean__train_fraction__noise_n__gen_epoch" in ids
     assert not any(i.startswith("phase__pow__clean") for i in ids)
     assert "<h2>pow: Phase diagrams</h2>" in page and "<h2>noise: Phase diagrams</h2>" in page
 
 
 def test_report_says_when_the_tables_disagree(tmp_path):
-    wrong = synthetic.Member(config=synthetic.SMALL, mem_epoch=200, grok_epoch=800,
+    wrong = synthetic.Member(config=synthetic.SMALL, mem_epoch=200, gen_epoch=800,
                              extra_runs_columns={"epoch_train_99": 100})
     page = write_report(synthetic.write_sweep(tmp_path, "odd", [wrong]), png=False).read_text(encoding="utf-8")
-    assert "1 member(s) have derived times that differ from the trainer&#x27;s epoch_train_99" in page
+    assert "1 member(s) have first crossings of 0.99 that differ from the trainer&#x27;s epoch_train_99" in page
 
 
 def test_sampled_axes_get_a_phase_scatter_not_a_heatmap(tmp_path):
@@ -176,3 +177,57 @@ def test_a_png_kaleido_skipped_is_retried_once_then_named(tmp_path, monkeypatch,
         assert len(pngs) == n - 1 and page.count('">PNG</a>') == n - 1
         assert f"no PNG for 1 of {n} figures (" in page
         assert f"warning: no PNG for 1 of {n} figures" in capsys.readouterr().err
+
+
+def test_members_table_shows_finals_and_swept_values_sorts_filters_and_has_a_file(grid_sweep_dir, tmp_path):
+    import pandas as pd
+
+    index = write_report(grid_sweep_dir, out_dir=tmp_path / "r", png=False)
+    page = index.read_text(encoding="utf-8")
+    header = re.search(r'<table[^>]*id="members"[^>]*>\s*<thead>(.*?)</thead>', page, re.S).group(1)
+    columns = re.findall(r"<th>(.*?)</th>", header)
+    for column in ("train_fraction", "weight_decay", "seed", "phase", "gen_epoch", "relative_delay",
+                   "final/train/loss", "final/train/acc", "final/test/loss", "final/test/acc"):
+        assert column in columns
+    assert 'id="members-filter"' in page and "click to sort" in page
+    csv = pd.read_csv(index.parent / "members.csv")
+    assert len(csv) == 60 and set(columns) == set(csv.columns)
+    # A member that never generalised ends at test accuracy 0.3 (the synthetic plateau).
+    assert (csv.loc[csv["train_fraction"] == 0.1, "final/test/acc"] == 0.3).all()
+
+
+def test_a_large_sweep_links_its_members_table_instead_of_inlining_it(grid_sweep_dir, tmp_path, monkeypatch):
+    import analysis.report as report
+
+    monkeypatch.setattr(report, "MAX_INLINE_MEMBERS", 10)
+    page = write_report(grid_sweep_dir, out_dir=tmp_path / "r", png=False).read_text(encoding="utf-8")
+    assert 'id="members"' not in page
+    assert "60 members: more than 10, so the table is the file" in page and 'href="members.csv"' in page
+
+
+def test_fit_tables_hold_per_group_and_pooled_rows_that_the_figures_repeat(grid_sweep):
+    from analysis.derive import Thresholds
+    from analysis.report import build_report
+
+    report = build_report(grid_sweep, Thresholds())
+    wd_table = next(t for title, t in report.tables.items() if "weight_decay^exponent" in title)
+    assert list(wd_table["group"]) == [f"train_fraction = {tf:g}" for tf in synthetic.TRAIN_FRACTIONS] + [
+        "pooled over train_fraction"]
+    curve = next(f for f in report.figures if f.slug == "curve__weight_decay__gen_epoch")
+    fits = [t for t in curve.figure.data if t.meta and t.meta.get("role") == "fit"]
+    drawn = {round(t.meta["exponent"], 6) for t in fits}
+    per_group = wd_table[wd_table["group"].str.startswith("train_fraction")]
+    assert drawn == {round(e, 6) for e in per_group["exponent"].dropna()}
+    assert "power-law fit drawn for 3 of 5 line(s) (per train_fraction" in curve.caption
+    critical = next(f for f in report.figures if f.slug == "curve__train_fraction__fraction_generalised")
+    assert "critical train fraction drawn for 4 of 4 line(s)" in critical.caption
+
+
+def test_an_empty_figure_becomes_one_sentence(tmp_path):
+    members = [synthetic.Member(config={**synthetic.SMALL, "train_fraction": tf, "weight_decay": wd},
+                                mem_epoch=100, gen_epoch=None)
+               for tf in (0.2, 0.3, 0.4) for wd in (0.1, 1.0, 10.0)]
+    page = write_report(synthetic.write_sweep(tmp_path, "never", members), png=False).read_text(encoding="utf-8")
+    assert '<p class="empty" id="phase__train_fraction__weight_decay__gen_epoch">No member generalised' in page
+    assert '<p class="empty" id="curve__weight_decay__gen_epoch">No member generalised' in page
+    assert "phase__train_fraction__weight_decay__phase" in figure_ids(page)   # the phase map still says why

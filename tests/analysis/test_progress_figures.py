@@ -127,8 +127,14 @@ def test_progress_phase_diagram_medians_and_first_epochs():
         math.isnan(firsts["r0"]) and firsts.drop("r0").to_dict() == {"r1": 300.0, "r2": 200.0, "r3": 200.0, "r4": 100.0})
     below = progress_phase_diagram(progress, runs, "train_fraction", "weight_decay", col.RESTRICTED_LOSS, below=1 / 450)
     assert below.layout.meta["below"] == pytest.approx(1 / 450)
-    cell = below.data[0].customdata[list(below.data[0].y).index("1.0")][0]  # tf 0.3, wd 1.0: NaN and 300
-    assert cell == 300
+    row = list(below.data[0].y).index("1.0")
+    # tf 0.3, wd 1.0: r0 never fell below (censored at its last row, 300), r1 at 300: half by 300.
+    assert below.data[0].customdata[row][0] == 300 and below.data[0].text[row][0] == "300 (1/2 reached)"
+    # Censoring, not dropping: without r1's row the cell's median is unknown, shown as "> 300".
+    alone = progress_phase_diagram(progress[progress["run_id"] != "r1"], runs, "train_fraction", "weight_decay",
+                                   col.RESTRICTED_LOSS, below=1 / 450)
+    row = list(alone.data[0].y).index("1.0")
+    assert alone.data[0].text[row][0] == "> 300 (0/1 reached)"
     with pytest.raises(AnalysisError, match="not a column"):
         progress_phase_diagram(progress, runs, "lr", "weight_decay", col.LLC_MEAN)
 

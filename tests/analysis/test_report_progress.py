@@ -51,7 +51,7 @@ def test_restricted_loss_falls_before_test_loss(report):
     assert len(crossings) == 3  # one representative per phase: comprehension, grokking, memorisation
     for run_id, c in crossings.items():
         cfg = config_of(run_id)
-        grok = ps.grok_epoch(cfg["train_fraction"], cfg["weight_decay"])
+        grok = ps.gen_epoch(cfg["train_fraction"], cfg["weight_decay"])
         if grok is None:
             assert c["restricted"] is None and c["restricted_lead"] is None
         else:

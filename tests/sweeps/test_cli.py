@@ -33,8 +33,8 @@ def test_help_is_light():
 def test_dry_run_prints_the_expansion_and_writes_nothing(tmp_path, capsys):
     assert main(["sweep", str(QUICK), "--results", str(tmp_path / "r"), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "members      36" in out and "packs        2" in out and "2 to run, 36 members" in out
-    assert "144,000" in out  # model-epochs: 36 members x 4000 epochs
+    assert "members      27" in out and "packs        2" in out and "2 to run, 27 members" in out
+    assert "81,000" in out  # model-epochs: 3 train fractions x 3 weight decays x 3 replicates x 3000 epochs
     assert not (tmp_path / "r").exists()
 
 
@@ -56,6 +56,7 @@ def test_status_of_a_half_done_sweep(tmp_path, capsys):
     assert main(["status", str(tmp_path / "r" / spec.name)]) == 0
     out = capsys.readouterr().out
     assert "8 planned; 4 ended (4 done)" in out and "running   4 in 1 started pack(s)" in out
+    assert f"generalised {st.generalised}  (test acc reached 0.99" in out and "grokked " not in out
     assert main(["status", str(tmp_path / "nothing")]) == 1
 
 
@@ -66,6 +67,7 @@ def test_train_without_ray(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.count("add-p11-") == 3 and "epoch     60" in out
     assert main([*args, "--results", str(tmp_path)]) == 0
+    assert "generalised    0" in capsys.readouterr().out    # the run_pack progress line: 60 epochs, nobody
     assert len(list((tmp_path / "train" / "runs").glob("part-*.parquet"))) >= 1
     assert main(["train", "--p", "1"]) == 2  # RunConfig's validation, one clear message
     assert "p: must be an integer >= 2" in capsys.readouterr().err

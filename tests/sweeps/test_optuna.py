@@ -204,6 +204,10 @@ def test_objective_values():
     smallest = Objective("train_fraction", penalty=1.0, require="grokked")
     assert smallest.value({"train_fraction": 0.3, "epoch_test_99": 900}) == 0.3
     assert smallest.value({"train_fraction": 0.2, "epoch_test_99": None}) == 1.0
+    # `generalised` is the word now; `grokked` stays as its alias, so old specs score the same.
+    generalised = Objective("train_fraction", penalty=1.0, require="generalised")
+    for row in ({"train_fraction": 0.3, "epoch_test_99": 900}, {"train_fraction": 0.2, "epoch_test_99": None}):
+        assert generalised.value(row) == smallest.value(row)
     delay = Objective("grok_delay", penalty=1e4)
     assert delay.value({"epoch_train_99": 100, "epoch_test_99": 700}) == 600.0
     assert delay.value({"epoch_train_99": 100, "epoch_test_99": None}) == 1e4

@@ -55,7 +55,7 @@ def test_local_sweep_end_to_end(ray_session, tiny_spec, tmp_path, capsys):
     assert (results / spec.name / "sweep.yaml").read_text() == tiny_spec.read_text()
 
     out = capsys.readouterr().out
-    assert "members_live" not in out and "live" in out and "grokked" in out  # the progress table
+    assert "members_live" not in out and "live" in out and "generalised" in out  # the progress table
     assert f"{TINY_MEMBERS} of {TINY_MEMBERS} ended" in out and "100% of the epoch budget done" in out
 
     status = sweep_status(str(results / spec.name))

@@ -161,6 +161,8 @@ def build_report(sweep: Sweep, thresholds: Thresholds) -> Report:
         views = [v.name for v in applicable_views(sweep.metrics[sweep.metrics["run_id"].isin(group["run_id"])])]
         _add_group(report, group, label, views)
 
+    _add_operations(report, placed)
+
     # Training curves of members the data picks as typical of each phase.
     representatives = representative_members(placed)
     for run_id, phase in zip(representatives["run_id"], representatives["phase"]):
@@ -174,6 +176,26 @@ def build_report(sweep: Sweep, thresholds: Thresholds) -> Report:
     if len(sweep.progress) and len(sweep.progress.columns) > 2:
         _add_progress(report, placed, representatives)
     return report
+
+
+def _add_operations(report: Report, placed: pd.DataFrame) -> None:
+    """Power et al.'s figure where a sweep crosses operations (tasks) with train fractions: the smallest
+    fraction that generalises within the budget, per operation, counted by this report's rule (a
+    held threshold: the `gen_epoch` above), not the trainer's first crossing."""
+    from analysis.tasks_figure import min_fraction_figure, smallest_generalising_fraction
+
+    needed = {"task", "p", "train_fraction", "gen_epoch"}
+    if not needed <= set(placed.columns) or placed["task"].nunique() < 2 or placed["train_fraction"].nunique() < 2:
+        return
+    runs = placed.assign(epoch_test_99=placed["gen_epoch"])
+    table = smallest_generalising_fraction(runs)
+    report.tables["Smallest train fraction that generalises, per operation"] = table
+    hardest = table.iloc[0]
+    report.figures.append(ReportFigure(
+        slug="operations__min_train_fraction", section="Operations: the data each needs",
+        figure=min_fraction_figure(runs),
+        caption=f"{len(table)} operations; a fraction counts when at least half of its members generalised "
+                f"(test accuracy {report.thresholds.test_acc:g} held); the hardest here: {hardest['operation']}"))
 
 
 FINAL_METRICS = ("train/loss", "train/acc", "test/loss", "test/acc")

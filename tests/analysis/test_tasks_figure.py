@@ -62,3 +62,28 @@ def test_figure_reads_back():
 def test_missing_columns_are_named():
     with pytest.raises(AnalysisError, match="epoch_test_99"):
         smallest_generalising_fraction(pd.DataFrame({"task": ["add"], "p": [7], "train_fraction": [0.5]}))
+
+
+def test_the_report_draws_the_operations_figure_by_its_own_rule(tmp_path):
+    """A sweep over task x train_fraction: the report gets Power et al.'s per-operation figure and table,
+    counted with the report's held threshold, and a sweep of one task does not."""
+    import analysis_synthetic as synthetic
+    from analysis.derive import Thresholds
+    from analysis.load import load_sweep
+    from analysis.report import build_report
+
+    needs = {"add": 0.5, "sub": 0.7, "quad": None}  # the smallest fraction that generalises; None: never
+    members = [synthetic.Member(config={**synthetic.SMALL, "task": task, "train_fraction": tf, "seed": seed},
+                                mem_epoch=100, gen_epoch=2000 if need is not None and tf >= need else None)
+               for task, need in needs.items() for tf in (0.3, 0.5, 0.7) for seed in (0, 1)]
+    sweep = synthetic.write_sweep(tmp_path, "ops", members, axes={"task": list(needs), "train_fraction": [0.3, 0.5, 0.7]})
+    report = build_report(load_sweep(sweep), Thresholds())
+    table = report.tables["Smallest train fraction that generalises, per operation"]
+    found = dict(zip(table["task"], table["min_train_fraction"]))
+    assert found["add"] == 0.5 and found["sub"] == 0.7 and found["quad"] != found["quad"]  # NaN: never
+    assert list(table["task"]) == ["quad", "sub", "add"]  # hardest first
+    figure = next(f for f in report.figures if f.slug == "operations__min_train_fraction")
+    assert "the hardest here: quad (p=13)" in figure.caption
+
+    one_task = synthetic.write_sweep(tmp_path, "one", [m for m in members if m.config["task"] == "add"])
+    assert not any(f.slug.startswith("operations") for f in build_report(load_sweep(one_task), Thresholds()).figures)

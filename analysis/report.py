@@ -160,8 +160,7 @@ def build_report(sweep: Sweep, thresholds: Thresholds) -> Report:
         group = select(times, where)
         views = [v.name for v in applicable_views(sweep.metrics[sweep.metrics["run_id"].isin(group["run_id"])])]
         _add_group(report, group, label, views)
-
-    _add_operations(report, placed)
+        _add_operations(report, group[group["status"] != RUNNING_STATUS], label)
 
     # Training curves of members the data picks as typical of each phase.
     representatives = representative_members(placed)
@@ -178,22 +177,25 @@ def build_report(sweep: Sweep, thresholds: Thresholds) -> Report:
     return report
 
 
-def _add_operations(report: Report, placed: pd.DataFrame) -> None:
+def _add_operations(report: Report, placed: pd.DataFrame, label: str) -> None:
     """Power et al.'s figure where a sweep crosses operations (tasks) with train fractions: the smallest
     fraction that generalises within the budget, per operation, counted by this report's rule (a
     held threshold: the `gen_epoch` above), not the trainer's first crossing."""
     from analysis.tasks_figure import min_fraction_figure, smallest_generalising_fraction
 
-    needed = {"task", "p", "train_fraction", "gen_epoch"}
-    if not needed <= set(placed.columns) or placed["task"].nunique() < 2 or placed["train_fraction"].nunique() < 2:
+    axes = replicate_axes(placed)
+    if not {"task", "train_fraction"} <= set(axes) or "gen_epoch" not in placed.columns:
         return
+    prefix = f"{label}: " if label else ""
     runs = placed.assign(epoch_test_99=placed["gen_epoch"])
     table = smallest_generalising_fraction(runs)
-    report.tables["Smallest train fraction that generalises, per operation"] = table
+    report.tables[f"{prefix}Smallest train fraction that generalises, per operation"] = table
     hardest = table.iloc[0]
+    figure = min_fraction_figure(runs)
+    figure.update_layout(meta={"kind": "operations"})
     report.figures.append(ReportFigure(
-        slug="operations__min_train_fraction", section="Operations: the data each needs",
-        figure=min_fraction_figure(runs),
+        slug=_slug(label, "operations__min_train_fraction"),
+        section=f"{prefix}Operations: the data each needs", figure=figure,
         caption=f"{len(table)} operations; a fraction counts when at least half of its members generalised "
                 f"(test accuracy {report.thresholds.test_acc:g} held); the hardest here: {hardest['operation']}"))
 
@@ -454,7 +456,7 @@ def export_pngs(figures: list[ReportFigure], directory: Path) -> str | None:
     """Write every figure as a PNG with one kaleido/Chromium session and check that each file is
     there and non-empty (kaleido has been seen to skip one under load without an error): the
     missing ones are tried once more, and any still missing are named in the returned warning."""
-    figures = [f for f in figures if not f.figure.layout.meta.get("empty")]  # a sentence needs no picture
+    figures = [f for f in figures if not (f.figure.layout.meta or {}).get("empty")]  # a sentence needs no picture
     if not figures:
         return None
     import plotly.io as pio
@@ -590,7 +592,7 @@ def render_html(report: Report) -> str:
         if fig.section != section:
             section = fig.section
             parts.append(f"<h2>{esc(section)}</h2>")
-        if fig.figure.layout.meta.get("empty"):
+        if (fig.figure.layout.meta or {}).get("empty"):
             parts.append(f'<p class="empty" id="{esc(fig.slug)}">{esc(fig.caption)}</p>')
             continue
         div = pio.to_html(fig.figure, full_html=False, include_plotlyjs=False, div_id=fig.slug,

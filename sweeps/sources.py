@@ -75,6 +75,7 @@ SEARCH_KINDS: dict[str, SearchKind] = {
                          "sweeps.optuna_source:trial_hooks"),
     "tune-optuna": SearchKind("sweeps.optuna_spec:parse_search", "sweeps.optuna_source:OptunaSource",
                               "sweeps.optuna_source:trial_hooks"),
+    "bisection": SearchKind("sweeps.bisection_source:parse_search", "sweeps.bisection_source:BisectionSource"),
 }
 
 

@@ -94,12 +94,30 @@ def _round(x: float) -> float:
 
 
 # ---- the spec -----------------------------------------------------------------------------------
+def _setting(default: Any, check: Any, must: str, **metadata: Any) -> Any:
+    """A SweepSpec field whose spec value `check` accepts; otherwise `<key>: must be <must>, got ...`."""
+    return field(default=default, metadata={"check": check, "must": must, **metadata})
+
+
+def _int_at_least(default: int, low: int) -> Any:
+    return _setting(default, lambda v: is_int(v) and v >= low, f"an integer >= {low}")
+
+
+def _seconds(default: float) -> Any:
+    return _setting(default, lambda v: is_number(v) and v > 0, "a number > 0 (seconds)")
+
+
+def _flag(default: bool) -> Any:
+    return _setting(default, lambda v: isinstance(v, bool), "true or false")
+
+
 @dataclass(frozen=True)
 class SweepSpec:
     """A validated spec. Its fields are the one list of spec settings: the docstring under each is
     what `grok sweep --help` shows, SPEC_DEFAULTS and SPEC_DOCS are read from them, and PackSettings
     takes the trial's settings from them by name. `key` in a field's metadata is its spec key where
-    that differs from the field's name; `spec_default` how the default reads in YAML."""
+    that differs from the field's name; `spec_default` how the default reads in YAML; `check` and
+    `must` the plain settings' validation (the rest, which depend on each other, in _build)."""
 
     name: str
     """the sweep's name: its folder under the results location ([A-Za-z0-9._-])"""
@@ -109,13 +127,13 @@ class SweepSpec:
     """RunConfig fields shared by every member"""
     axes: tuple[Axis, ...] = field(metadata={"spec_default": {}})
     """field: [grid values] or {uniform|loguniform|integers: [low, high]} or {choice: [values]}"""
-    description: str = ""
+    description: str = _setting("", lambda v: isinstance(v, str), "a string")
     """free text for people"""
-    samples: int = 1
+    samples: int = _int_at_least(1, 1)
     """random draws of the random axes, each crossed with the whole grid (integer >= 1)"""
-    sample_seed: int = 0
+    sample_seed: int = _int_at_least(0, 0)
     """seed of the random draws (integer >= 0)"""
-    replicates: int = 1
+    replicates: int = _int_at_least(1, 1)
     """members per point, with seeds base.seed, base.seed + 1, ... (integer >= 1)"""
     pack_size: int | None = field(default=None, metadata={"spec_default": "auto"})
     """members trained together as one batched model: auto, or an integer >= 1"""
@@ -123,22 +141,22 @@ class SweepSpec:
     """CPU cores per trial (= per pack), a number > 0"""
     gpus: float = field(default=0.0, metadata={"key": "resources.gpus", "spec_default": 0})
     """GPUs per trial, a number >= 0 (a fraction shares a GPU; Ray's fractions do not split its memory)"""
-    device: str = "auto"
+    device: str = _setting("auto", lambda v: v in ("auto", "cpu", "cuda"), "one of auto, cpu, cuda")
     """auto (cuda when the trial has a GPU), cpu or cuda"""
-    tf32: bool = False
+    tf32: bool = _flag(False)
     """allow TF32 matmuls on CUDA (true/false)"""
-    torch_compile: bool = False
+    torch_compile: bool = _flag(False)
     """compile the training step with torch.compile: faster large packs on a GPU after a compile on the
     first epoch (true/false)"""
-    results: str = "results"
+    results: str = _setting("results", lambda v: isinstance(v, str) and bool(v), "a path or a URI")
     """where the tables go: a local path, a shared mount or a pyarrow URI (s3://, gs://)"""
-    checkpoints: bool = True
+    checkpoints: bool = _flag(True)
     """save each pack's trainer state so resumes and retries continue (true/false)"""
-    checkpoint_every_s: float = 60.0
+    checkpoint_every_s: float = _seconds(60.0)
     """write rows and checkpoint each pack at most this often, in seconds (> 0)"""
-    report_every_s: float = 5.0
+    report_every_s: float = _seconds(5.0)
     """report progress to Tune at most this often, in seconds (> 0)"""
-    max_failures: int = 2
+    max_failures: int = _int_at_least(2, 0)
     """retries of a pack whose worker or node dies (integer >= 0)"""
     search: Any = None  # the search block its kind's parser read (sweeps/sources.py), or None
     """optional: {kind: optuna | tune-optuna | bisection, ...}: a search picks the members, the axes are its
@@ -359,22 +377,9 @@ def _build(data: dict[str, Any], text: str, source: str) -> SweepSpec:
     name = data.get("name")
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise SpecError(source, "name", f"required: a name of letters, digits, '.', '_' or '-', got {name!r}")
-    if not isinstance(get["description"], str):
-        raise bad("description", "a string")
-    ints = {"samples": 1, "sample_seed": 0, "replicates": 1, "max_failures": 0}
-    for key, low in ints.items():
-        if not is_int(get[key]) or get[key] < low:
-            raise bad(key, f"an integer >= {low}")
-    for key in ("checkpoint_every_s", "report_every_s"):
-        if not is_number(get[key]) or get[key] <= 0:
-            raise bad(key, "a number > 0 (seconds)")
-    for key in ("tf32", "torch_compile", "checkpoints"):
-        if not isinstance(get[key], bool):
-            raise bad(key, "true or false")
-    if not isinstance(get["results"], str) or not get["results"]:
-        raise bad("results", "a path or a URI")
-    if get["device"] not in ("auto", "cpu", "cuda"):
-        raise bad("device", "one of auto, cpu, cuda")
+    for f in dataclasses.fields(SweepSpec):  # the plain settings check themselves (their field's `check`)
+        if "check" in f.metadata and not f.metadata["check"](get[f.name]):
+            raise bad(f.name, f.metadata["must"])
     pack_size = get["pack_size"]
     if pack_size == "auto":
         pack_size = None

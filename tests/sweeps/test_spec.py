@@ -255,3 +255,28 @@ def test_sweep_help_lists_every_spec_setting_from_the_one_settings_object(capsys
     # PackSettings takes its values from the spec by name: every shared field is a spec field
     spec_fields = {f.name for f in dataclasses.fields(SweepSpec)}
     assert {f.name for f in dataclasses.fields(PackSettings)} - spec_fields == {"fault"}
+
+
+def test_every_plain_setting_is_checked_by_its_field(tmp_path):
+    """A bad value of each plain setting, through --set, fails with the words its SweepSpec field
+    gives (`must`), so the check and the docs cannot drift apart."""
+    import dataclasses
+
+    from sweeps.spec import SweepSpec
+
+    path = tmp_path / "s.yaml"
+    path.write_text(BASE)
+    checked = [f for f in dataclasses.fields(SweepSpec) if "check" in f.metadata]
+    assert {f.name for f in checked} >= {"samples", "replicates", "max_failures", "device", "tf32", "report_every_s"}
+    for f in checked:
+        bad = "''" if f.name == "results" else ("3" if f.name == "description" else "-1")
+        with pytest.raises(SpecError) as info:
+            load_spec(path, [f"{f.name}={bad}"])
+        assert str(info.value).startswith(f"{path}: {f.name}: must be {f.metadata['must']}, got "), str(info.value)
+        load_spec(path, [f"{f.name}={yaml_default(f.default)}"])  # its own default passes its check
+
+
+def yaml_default(value) -> str:
+    import yaml
+
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip() or "''"

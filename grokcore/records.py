@@ -34,6 +34,10 @@ METRIC_COLUMNS = (
     "weight_norm",       # L2 norm of all of the member's weights
 )
 
+# The accuracy behind epoch_train_99 / epoch_test_99: the first evaluated epoch at or above it.
+# The one home of that rule (grokcore.train's tracker; the sweeps' progress counts import it).
+ACC_THRESHOLD = 0.99
+
 # Outcome of one member, in its runs row.
 STATUS_VALUES = ("done", "stopped", "diverged", "failed", "pruned")
 OUTCOME_COLUMNS = (

@@ -31,13 +31,14 @@ from torch import Tensor
 from grokcore.config import RunConfig
 from grokcore.packed import PackedModel, build_packed, init_member
 from grokcore.optim import BatchedAdamW, FlatParams
-from grokcore.records import METRIC_COLUMNS
+from grokcore.records import ACC_THRESHOLD, METRIC_COLUMNS
 from grokcore.task import Task
 from grokcore.tasks import ExamplePool, build_pool, make_split
 
 STATE_FORMAT = 1
 # Subtasks with their own test metric columns (records.METRIC_COLUMNS: test_add/*, test_mul/*).
 SUBTASK_COLUMNS = ("add", "mul")
+FINAL_KEYS = ("train/loss", "train/acc", "test/loss", "test/acc")  # the runs row's final/* columns
 # Upper bound on (member x example x widest activation) floats evaluated at once.
 EVAL_CHUNK_ELEMENTS = 1 << 27
 
@@ -48,20 +49,27 @@ class MemberOutcome:
 
     config: RunConfig
     status: str
-    epochs_trained: int
+    epochs_trained: int | None  # None: a failed member whose pack never committed an epoch
     epoch_train_99: int | None
     epoch_test_99: int | None
-    final: dict[str, float]
-    wall_seconds: float
-    device: str
+    final: dict[str, float | None]
+    wall_seconds: float | None
+    device: str | None
     error: str = ""
 
     @property
     def run_id(self) -> str:
         return self.config.run_id
 
+    @classmethod
+    def failed(cls, config: RunConfig, error: str, epochs_trained: int | None = None) -> MemberOutcome:
+        """A member whose pack failed for good (a sweep's driver records it): nothing was measured."""
+        return cls(config=config, status="failed", epochs_trained=epochs_trained, epoch_train_99=None,
+                   epoch_test_99=None, final=dict.fromkeys(FINAL_KEYS), wall_seconds=None, device=None, error=error)
+
     def to_row(self) -> dict[str, Any]:
-        """Every config field, then the outcome columns the trainer knows."""
+        """A runs row: every config field, then the outcome columns the trainer knows. The one place
+        runs rows are built (trainers, and sweeps' failed rows through `failed`)."""
         return {
             "run_id": self.run_id,
             **self.config.to_dict(),
@@ -70,7 +78,7 @@ class MemberOutcome:
             "epochs_trained": self.epochs_trained,
             "epoch_train_99": self.epoch_train_99,
             "epoch_test_99": self.epoch_test_99,
-            **{f"final/{k}": self.final.get(k, math.nan) for k in ("train/loss", "train/acc", "test/loss", "test/acc")},
+            **{f"final/{k}": self.final.get(k, math.nan) for k in FINAL_KEYS},
             "wall_seconds": self.wall_seconds,
             "device": self.device,
         }
@@ -342,9 +350,9 @@ class PackTrainer:
         return Report(epoch, metrics, finished, self.live, self.train_seconds)
 
     def _update_tracker(self, cfg: RunConfig, tr: _Tracker, row: dict[str, float], epoch: int) -> None:
-        if tr.epoch_train_99 is None and row["train/acc"] >= 0.99:
+        if tr.epoch_train_99 is None and row["train/acc"] >= ACC_THRESHOLD:
             tr.epoch_train_99 = epoch
-        if tr.epoch_test_99 is None and row["test/acc"] >= 0.99:
+        if tr.epoch_test_99 is None and row["test/acc"] >= ACC_THRESHOLD:
             tr.epoch_test_99 = epoch
         if cfg.stop_acc is not None and not tr.stop_fired:
             tr.streak = tr.streak + 1 if row["test/acc"] >= cfg.stop_acc else 0

@@ -24,7 +24,7 @@ _EXPORTS = {
     "SweepStore": "sweeps.parquet",
     "PackSettings": "sweeps.runner",
     "run_pack": "sweeps.runner",
-    "prepare": "sweeps.launch",
+    "prepare": "sweeps.grid_source",
     "run_sweep": "sweeps.launch",
     "sweep_status": "sweeps.status",
 }

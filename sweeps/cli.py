@@ -26,9 +26,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sweep", help="run (or continue) a sweep from a YAML spec",
                        description="Run every member of a sweep spec as packs on Ray Tune. Running it again on "
                                    "the same results continues: finished members are skipped, unfinished packs "
-                                   "continue from their checkpoints.")
+                                   "continue from their checkpoints.",
+                       epilog=_spec_settings_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("spec", help="the sweep spec (YAML); see sweeps/examples/")
     p.add_argument("--results", help="results location (path, shared mount or s3:// URI); overrides the spec's")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="change a spec setting, checked like the file (repeatable): --set base.lr=3e-3 "
+                        "--set resources.cpus=2 --set axes.weight_decay=[0.3,1]")
     p.add_argument("--address", help="a running Ray cluster (e.g. ray://head:10001 or head:6379); "
                                      "default: RAY_ADDRESS if set, else a local Ray started here")
     p.add_argument("--dry-run", action="store_true", help="print members, packs, trials and model-epochs, then exit")
@@ -46,6 +50,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="write the analysis report of a sweep (analysis.report)", prefix_chars="\0")
     p.add_argument("args", nargs=argparse.REMAINDER, help="DIR [options of analysis.report]")
     return parser
+
+
+def _spec_settings_help() -> str:
+    """The spec's settings with their defaults, from SweepSpec's field docstrings (one list)."""
+    import textwrap
+
+    from sweeps.spec import SPEC_DEFAULTS, SPEC_DOCS
+
+    lines = ["spec settings (YAML keys; --set KEY=VALUE changes one):"]
+    for key, doc in SPEC_DOCS.items():
+        top, _, sub = key.partition(".")
+        default = SPEC_DEFAULTS[top] if not sub else SPEC_DEFAULTS[top][sub]
+        shown = "required" if default is None and key == "name" else f"default {default!r}"
+        lines += textwrap.wrap(f"{key} ({shown}): {doc}", width=100, initial_indent="  ", subsequent_indent="      ")
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -87,12 +106,13 @@ def _sweep(args: argparse.Namespace) -> int:
     from sweeps.spec import SpecError, load_spec
 
     try:
-        spec = load_spec(args.spec)
-        members = spec.members() if spec.search is None else None
+        spec = load_spec(args.spec, args.overrides)
+        if spec.search is None:
+            spec.members()  # a grid's members are checked before anything starts (a search's as it asks)
     except SpecError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_SPEC
-    from sweeps.launch import check_local_resources, describe, on_local_ray, prepare, run_sweep
+    from sweeps.launch import check_local_resources, dry_run, on_local_ray, run_sweep
 
     if on_local_ray(args.address):
         try:
@@ -101,13 +121,7 @@ def _sweep(args: argparse.Namespace) -> int:
             print(f"error: {e}", file=sys.stderr)
             return EXIT_SPEC
     if args.dry_run:
-        if spec.search is not None:
-            from sweeps.optuna_search import describe_search
-            from sweeps.parquet import SweepStore
-
-            print(describe_search(spec, SweepStore(args.results or spec.results, spec.name)))
-            return EXIT_OK
-        print(describe(prepare(spec, args.results, members=members, write=False)))
+        print(dry_run(spec, args.results))
         return EXIT_OK
     try:
         result = run_sweep(spec, results=args.results, address=args.address, verbose=0 if args.quiet else 1,

@@ -1,8 +1,13 @@
-"""The driver: plan a sweep against what is on disk, fan its packs out as Ray Tune trials, and
-record packs that failed for good.
+"""The driver: every sweep, grid or search, runs here the same way.
 
     result = run_sweep(load_spec("sweeps/examples/quick.yaml"))             # a local Ray
     result = run_sweep(spec, address="ray://head:10001")                    # a running cluster
+
+run_sweep opens the spec's pack source (sweeps/sources.py: the grid, an Optuna search, a
+bisection), connects to Ray and checks the cluster (`sweep_session`), runs one Tuner whose one
+searcher asks the source for the next pack when a trial slot is free and tells it when a pack
+ended, shuts Ray down, then sorts the packs handed out into done, failed and unfinished, writes
+failed rows for packs that failed for good, and prints the summary.
 
 Running the same spec on the same results again continues the sweep (members with a runs row
 are skipped, unfinished packs continue from their checkpoints). One driver per sweep at a time.
@@ -10,22 +15,23 @@ are skipped, unfinished packs continue from their checkpoints). One driver per s
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
 import socket
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from grokcore.config import RunConfig
-from sweeps.packing import Pack, Plan, plan
-from sweeps.parquet import TABLES, SweepStore, runs_schema
+from grokcore.train import MemberOutcome
+from sweeps import sources
+from sweeps.packing import Pack
+from sweeps.parquet import SweepStore, results_location, runs_schema
 from sweeps.runner import PackSettings, run_pack
+from sweeps.sources import PackSource
 from sweeps.spec import SpecError, SweepSpec
 
 log = logging.getLogger("sweeps")
@@ -43,7 +49,8 @@ FINAL_STATUSES = ("done", "stopped", "diverged", "pruned")
 
 # ---- the trainable ------------------------------------------------------------------------------
 def trainable(config: dict[str, Any]) -> None:
-    """One Tune trial = one pack. Thin on purpose: the work is sweeps.runner.run_pack."""
+    """One Tune trial = one pack. Thin on purpose: the work is sweeps.runner.run_pack; a search's
+    source may add hooks (trial numbers for the runs rows, pruning at each evaluation)."""
     import ray
     from ray import tune
 
@@ -51,112 +58,9 @@ def trainable(config: dict[str, Any]) -> None:
     settings = PackSettings(**config["settings"])
     trial_id = tune.get_context().get_trial_id() or "unknown"
     node = ray.get_runtime_context().get_node_id()
-    hooks = {}
-    if config.get("optuna"):  # a pack of an Optuna search: trial numbers and pruning
-        from sweeps.optuna_search import trial_hooks
-
-        hooks = trial_hooks(config["optuna"], pack, settings)
+    hooks = sources.trial_hooks(config.get("hooks"), pack, settings)
     final = run_pack(pack, settings, trial_id=trial_id, report=tune.report, node=node, **hooks)
     tune.report(final)
-
-
-# ---- planning against what is on disk ---------------------------------------------------------------
-@dataclass
-class Prepared:
-    spec: SweepSpec
-    store: SweepStore
-    members: list[RunConfig]
-    plan: Plan
-    finished: dict[str, str]  # run_id -> pack_id of every member with a final runs row
-    cleaned: dict[str, int] = field(default_factory=dict)  # what the clean-up removed, for the log
-
-
-def prepare(spec: SweepSpec, results: str | None = None, members: Sequence[RunConfig] | None = None,
-            write: bool = True, retry_failed: bool = True) -> Prepared:
-    """Plan the sweep; with write=True also tidy what an interrupted run left and write sweep.yaml
-    and plan.json. Call with write=False for a dry run (reads only)."""
-    members = list(members) if members is not None else spec.members()
-    store = SweepStore(results or spec.results, spec.name)
-    records = store.records()
-    cleaned = {"uncommitted parts": 0, "half-written files": 0, "failed rows retried": 0, "orphan rows": 0}
-
-    # 1. crash leftovers: uncommitted parts and half-written files
-    if write:
-        cleaned.update(store.delete_crash_leftovers(records))
-
-    # 2. members with a runs row are finished (failed ones are retried unless asked not to)
-    finished: dict[str, str] = {}
-    failed_ids: set[str] = set()
-    runs = store.read_table("runs", columns=["run_id", "pack_id", "status"])
-    if runs is not None:
-        for rid, pid, status in zip(*(runs.column(c).to_pylist() for c in ("run_id", "pack_id", "status"))):
-            if status == "failed":
-                failed_ids.add(rid)
-            else:
-                finished[rid] = pid
-    expanded = {m.run_id for m in members}
-    retry = (failed_ids & expanded) if retry_failed else set()
-    if not retry_failed:
-        finished.update({rid: "failed" for rid in failed_ids})
-    if write and retry:
-        for part in store.parts("runs"):
-            if part.seq is None:
-                cleaned["failed rows retried"] += store.purge_rows(part, retry)
-
-    # 3. cut packs; packs not continued by this plan give up their unfinished members' rows
-    the_plan = plan(members, spec.pack_size, spec.gpus, finished=finished, records=records)
-    if write:
-        for pid in the_plan.orphans:
-            record = records[pid]
-            unfinished = {r for r in record.get("members", []) if r not in finished}
-            for table in ("metrics", "progress"):
-                for part in store.parts(table, pid):
-                    cleaned["orphan rows"] += store.purge_rows(part, unfinished)
-            store.delete_trainers(pid)
-            store.write_record(pid, {**record, "trainer": None, "abandoned": True})
-        _write_spec(store, spec)
-        store.write_json("plan.json", {
-            "name": spec.name, "members": [m.run_id for m in members],
-            "packs": {p.pack_id: p.run_ids for p in the_plan.packs},
-            "to_run": [p.pack_id for p in the_plan.to_run], "updated": time.time(),
-        })
-    return Prepared(spec, store, members, the_plan, finished, cleaned)
-
-
-def _write_spec(store: SweepStore, spec: SweepSpec) -> None:
-    """sweep.yaml is the spec as run; an earlier, different spec is kept as specs/sweep-<hash>.yaml."""
-    old = store.read_text("sweep.yaml")
-    if old is not None and old != spec.text:
-        digest = hashlib.sha256(old.encode()).hexdigest()[:12]
-        store.write_text(f"specs/sweep-{digest}.yaml", old)
-    if old != spec.text:
-        store.write_text("sweep.yaml", spec.text)
-
-
-def describe(prep: Prepared) -> str:
-    """The dry-run text: members, packs, trials and estimated model-epochs."""
-    spec, p = prep.spec, prep.plan
-    n_done = sum(1 for m in prep.members if m.run_id in prep.finished)
-    sizes = sorted({len(x.members) for x in p.packs})
-    run_epochs = sum(x.model_epochs for x in p.to_run)
-    shapes = len({m.shape_key() for m in prep.members})
-    lines = [
-        f"sweep {spec.name}  ({spec.source})",
-        f"  results      {prep.store.uri}",
-        f"  axes         " + ("; ".join(f"{a.field}: {a.describe()}" for a in spec.axes) or "none"),
-        f"  members      {len(prep.members)}  (samples {spec.samples} x grid "
-        f"{len(prep.members) // (spec.samples * spec.replicates)} x replicates {spec.replicates})",
-        f"  packs        {len(p.packs)} in {shapes} shape group(s); pack size "
-        f"{'auto' if spec.pack_size is None else spec.pack_size} -> {sizes[0]}"
-        + (f"..{sizes[-1]}" if len(sizes) > 1 else ""),
-        f"  already done {n_done} members, {len(p.done)} packs",
-        f"  trials       {len(p.to_run)} to run, {p.members_to_run} members, each with "
-        f"{spec.cpus:g} CPU{'s' if spec.cpus != 1 else ''}"
-        + (f" and {spec.gpus:g} GPU" if spec.gpus else ""),
-        f"  model-epochs {run_epochs:,} to run (at most; stop rules end members early), "
-        f"{sum(x.model_epochs for x in p.packs):,} in the whole sweep",
-    ]
-    return "\n".join(lines)
 
 
 # ---- Ray --------------------------------------------------------------------------------------------
@@ -363,58 +267,61 @@ class SweepResult:
         return not self.failed_packs and not self.unfinished_packs
 
 
+def dry_run(spec: SweepSpec, results: str | None = None) -> str:
+    """What `grok sweep --dry-run` prints: the source's description, from what is on disk (reads only)."""
+    location = results_location(results or spec.results)
+    settings = PackSettings.from_spec(spec, location).to_dict()
+    return sources.open_source(spec, SweepStore(location, spec.name), settings, write=False).describe()
+
+
 def run_sweep(spec: SweepSpec, results: str | None = None, address: str | None = None, *,
               verbose: int = 1, num_cpus: int | None = None, retry_failed: bool = True,
               out=None, fault: dict[str, Any] | None = None) -> SweepResult:
     """Run (or continue) a sweep to the end; see the module docstring. `fault` is for resilience
-    tests only (see PackSettings.fault). A spec with a search runs sweeps.optuna_search.run_search."""
-    if spec.search is not None:
-        from sweeps.optuna_search import run_search
-
-        return run_search(spec, results, address, verbose=verbose, num_cpus=num_cpus, retry_failed=retry_failed,
-                          out=out, fault=fault)
+    tests only (see PackSettings.fault)."""
     out = out or sys.stdout
     start = time.monotonic()
     if on_local_ray(address):
         check_local_resources(spec, num_cpus)
-    prep = prepare(spec, results, retry_failed=retry_failed)
-    store, the_plan = prep.store, prep.plan
+    # resolved once, here: every trial receives the absolute location (see results_location)
+    location = results_location(results or spec.results)
+    store = SweepStore(location, spec.name)
+    settings = {**PackSettings.from_spec(spec, location).to_dict(), "fault": fault}
+    source = sources.open_source(spec, store, settings, retry_failed=retry_failed)
     if verbose:
-        print(describe(prep), file=out)
-        if any(prep.cleaned.values()):
-            print("  resumed: removed " + ", ".join(f"{v} {k}" for k, v in prep.cleaned.items() if v), file=out)
-    if not the_plan.to_run:
+        print(source.describe(), file=out)
+    nothing = source.nothing_to_run()
+    if nothing is not None:
         if verbose:
-            print(f"nothing to run: all {len(prep.members)} members have a runs row", file=out)
-        return SweepResult(spec.name, store.uri, len(prep.members), 0, [], {}, [], time.monotonic() - start, 0.0, 0.0)
+            print(nothing, file=out)
+        return SweepResult(spec.name, store.uri, source.n_members, 0, [], {}, [], time.monotonic() - start, 0.0, 0.0)
 
     with sweep_session(spec, store, address, num_cpus):
         t0 = time.monotonic()
-        grid = _tune(prep, results or spec.results, verbose, fault)
+        errors = _tune(spec, store, source, settings, verbose)
         tune_seconds = time.monotonic() - t0
-        errors = {}
-        for r in grid:
-            pid = (r.config or {}).get("pack", {}).get("pack_id")
-            if r.error is not None and pid is not None:
-                errors[pid] = _error_text(r.error)
 
-    # packs whose trial failed for good: their members without a runs row get a failed row
+    # every pack handed out is done, failed for good (its members get failed rows), or unfinished
     done, failed, unfinished, train_seconds = [], {}, [], 0.0
-    for pack in the_plan.to_run:
+    handed = source.handed_out()
+    for pack in handed:
         record = store.read_record(pack.pack_id) or {}
         train_seconds += float(record.get("train_seconds", 0.0))
         if record.get("done"):
             done.append(pack.pack_id)
         elif pack.pack_id in errors:
             failed[pack.pack_id] = errors[pack.pack_id]
-            write_failed_rows(store, pack, errors[pack.pack_id], record)
+            write_failed_rows(store, pack, errors[pack.pack_id], record, source.member_extra(pack))
         else:
             unfinished.append(pack.pack_id)
-    result = SweepResult(spec.name, store.uri, len(prep.members), len(the_plan.to_run), done, failed, unfinished,
+        source.pack_finished(pack.pack_id)  # idempotent: tells what the searcher has not told yet
+    result = SweepResult(spec.name, store.uri, source.n_members, len(handed), done, failed, unfinished,
                          time.monotonic() - start, train_seconds, tune_seconds)
     if verbose:
-        print(f"\n{spec.name}: {len(done)} of {len(the_plan.to_run)} packs finished in {result.wall_seconds:.0f} s"
+        print(f"\n{spec.name}: {len(done)} of {len(handed)} packs finished in {result.wall_seconds:.0f} s"
               f" -> {store.uri}", file=out)
+        for line in source.summary():
+            print(line, file=out)
         print_unfinished(failed, unfinished, out)
     return result
 
@@ -432,15 +339,13 @@ def write_failed_rows(store: SweepStore, pack: Pack, error: str, record: dict[st
                       member_extra: dict[str, dict[str, Any]] | None = None) -> int:
     """Runs rows with status failed for the pack's members that have no committed runs row
     (`member_extra`: run_id -> more columns, such as the Optuna trial number)."""
-    committed_seq = int((record or {}).get("seq", 0))
-    for table in TABLES:  # uncommitted leftovers of the failed attempt
-        store.delete_parts(p for p in store.parts(table, pack.pack_id) if p.seq is not None and p.seq >= committed_seq)
+    store.delete_uncommitted(pack.pack_id, record)  # leftovers of the failed attempt
     parts = [p for p in store.parts("runs", pack.pack_id) if p.seq is not None]
     have = store.read_table("runs", columns=["run_id"], parts=parts)
     have_ids = set(have.column("run_id").to_pylist()) if have is not None else set()
-    rows = [{"run_id": m.run_id, "pack_id": pack.pack_id, "trial_id": (record or {}).get("trial_id"),
-             **m.to_dict(), "status": "failed", "error": error, "epochs_trained": (record or {}).get("epoch"),
-             "device": None, "optuna_trial": None, **(member_extra or {}).get(m.run_id, {})}
+    record = record or {}
+    rows = [{**MemberOutcome.failed(m, error, record.get("epoch")).to_row(), "pack_id": pack.pack_id,
+             "trial_id": record.get("trial_id"), "optuna_trial": None, **(member_extra or {}).get(m.run_id, {})}
             for m in pack.members if m.run_id not in have_ids]
     if rows:
         store.write_part("runs", pack.pack_id, None, rows, runs_schema())
@@ -461,38 +366,87 @@ def _error_text(error: BaseException, limit: int = 4000) -> str:
     return text if len(text) <= limit else "..." + text[-limit:]
 
 
-def _tune(prep: Prepared, results: str, verbose: int, fault: dict[str, Any] | None = None) -> Any:
-    """Build a Tune experiment of exactly the packs still to run, and run it.
+def _slots(spec: SweepSpec) -> int:
+    """Trials the cluster can run at once (as it is now)."""
+    import ray
+
+    total = ray.cluster_resources()
+    slots = [int(total.get("CPU", 1) // spec.cpus)] + ([int(total.get("GPU", 0) // spec.gpus)] if spec.gpus else [])
+    return max(1, min(slots))
+
+
+def _searcher(source: PackSource, settings: dict[str, Any], max_in_flight: int | None) -> Any:
+    """Tune's view of a pack source: one suggestion = one pack. A source that learns is asked only
+    once a slot is free (Tune keeps a trial pending besides those running), so the pack it hands out
+    is guided by every pack that ended meanwhile."""
+    from ray.tune.search import Searcher
+
+    class PackSearcher(Searcher):
+        def __init__(self):
+            super().__init__(metric=None, mode=None)
+            self.in_flight: dict[str, str] = {}  # Tune trial id -> pack id, until the trial completes
+
+        def set_search_properties(self, metric, mode, config, **spec) -> bool:
+            return True
+
+        def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+            if max_in_flight is not None and len(self.in_flight) >= max_in_flight:
+                return None
+            pack = source.next_pack()
+            if pack is None:  # nothing now: wait for the packs in flight, or end when there are none
+                return None if self.in_flight else Searcher.FINISHED
+            self.in_flight[trial_id] = pack.pack_id
+            return {"pack": {"pack_id": pack.pack_id, "size": len(pack.members), **pack.to_dict()},
+                    "settings": settings, "hooks": source.trial_hooks(pack)}
+
+        def on_trial_result(self, trial_id: str, result: dict) -> None:
+            pass
+
+        def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+            pid = self.in_flight.pop(trial_id, None)
+            if pid is not None and not error:  # a failed pack is told after fit, once its failed rows exist
+                source.pack_finished(pid)
+
+        def save(self, checkpoint_path: str) -> None:  # the source's state is on disk; nothing to save here
+            with open(checkpoint_path, "w") as f:
+                f.write("{}")
+
+        def restore(self, checkpoint_path: str) -> None:
+            pass
+
+    return PackSearcher()
+
+
+def _tune(spec: SweepSpec, store: SweepStore, source: PackSource, settings: dict[str, Any], verbose: int) -> dict[str, str]:
+    """One Tuner with one searcher over the source's packs; returns the error text of every pack
+    whose trial failed for good.
 
     A rerun never restores the previous Tune experiment: its trials may all have ended (say,
     their rows never arrived) and a restored experiment would then run nothing, every time.
     Nothing is lost by starting afresh, since every pack continues from its own commit record
-    and checkpoint."""
+    and checkpoint, and a search's source keeps its state in the study or on disk."""
     from ray import tune
 
-    spec, store, the_plan = prep.spec, prep.store, prep.plan
-    settings = {**PackSettings.from_spec(spec, results).to_dict(), "fault": fault}
-    resources = {"cpu": spec.cpus, "gpu": spec.gpus}
-    runnable = tune.with_resources(trainable, resources)
-    # named by the full pack list: one experiment folder per sweep plan, reused by its reruns
-    exp_name = "tune-" + hashlib.sha256(" ".join(sorted(p.pack_id for p in the_plan.packs)).encode()).hexdigest()[:12]
-    storage = store.uri.rstrip("/") + "/tune"
-    reporter = _progress_reporter(the_plan.members_to_run, spec.report_every_s)
     quiet_tune_logs()
-
-    trials = [{"pack_id": p.pack_id, "size": len(p.members), **p.to_dict()} for p in the_plan.to_run]
+    searcher = _searcher(source, settings, _slots(spec) if source.learns else None)
     tuner = tune.Tuner(
-        runnable,
-        param_space={"pack": tune.grid_search(trials), "settings": settings},
+        tune.with_resources(trainable, {"cpu": spec.cpus, "gpu": spec.gpus}),
+        param_space={},
         tune_config=tune.TuneConfig(
-            reuse_actors=True,
+            search_alg=searcher, num_samples=-1, reuse_actors=True,
             trial_name_creator=lambda t: t.config["pack"]["pack_id"],
             trial_dirname_creator=lambda t: t.config["pack"]["pack_id"],
         ),
         run_config=tune.RunConfig(
-            name=exp_name, storage_path=storage, callbacks=[], verbose=verbose, progress_reporter=reporter,
+            name=source.name, storage_path=store.uri.rstrip("/") + "/tune", callbacks=[], verbose=verbose,
+            progress_reporter=_progress_reporter(source.members_to_run, spec.report_every_s),
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         ),
     )
-    return tuner.fit()
+    errors = {}
+    for r in tuner.fit():
+        pid = (r.config or {}).get("pack", {}).get("pack_id")
+        if r.error is not None and pid is not None:
+            errors[pid] = _error_text(r.error)
+    return errors

@@ -22,6 +22,7 @@ into place, so readers see whole files or none; pyarrow and pandas skip hidden n
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -203,18 +204,38 @@ class SweepStore:
         text = self.read_text(rel)
         return None if text is None else json.loads(text)
 
-    def uncommitted(self, table: str, records: dict[str, dict[str, Any]] | None = None) -> list[Part]:
+    def uncommitted(self, table: str, records: dict[str, dict[str, Any]] | None = None,
+                    pack_id: str | None = None) -> list[Part]:
         """Parts at or above their pack's committed seq, or of packs never committed: the leftovers
-        of a crash between writing parts and committing (see the module docstring)."""
+        of a crash between writing parts and committing (see the module docstring). The one home of
+        that rule: the driver before a (re)start, a pack before it continues, failed rows."""
         records = self.records() if records is None else records
-        return [p for p in self.parts(table) if p.seq is not None
+        return [p for p in self.parts(table, pack_id) if p.seq is not None
                 and (p.pack_id not in records or p.seq >= int(records[p.pack_id].get("seq", 0)))]
+
+    def delete_uncommitted(self, pack_id: str, record: dict[str, Any] | None) -> int:
+        """Remove one pack's crash leftovers (its record as read now; None: never committed)."""
+        records = {} if record is None else {pack_id: record}
+        return sum(self.delete_parts(self.uncommitted(t, records, pack_id)) for t in TABLES)
 
     def delete_crash_leftovers(self, records: dict[str, dict[str, Any]] | None = None) -> dict[str, int]:
         """Before a sweep (re)starts its packs: remove uncommitted parts and half-written files."""
         records = self.records() if records is None else records
         return {"uncommitted parts": sum(self.delete_parts(self.uncommitted(t, records)) for t in TABLES),
                 "half-written files": self.delete_temporaries()}
+
+    def purge_failed_rows(self, run_ids: set[str]) -> int:
+        """Members about to train again after their pack failed for good lose their failed rows."""
+        return sum(self.purge_rows(part, run_ids) for part in self.parts("runs") if part.seq is None)
+
+    def write_spec(self, text: str) -> None:
+        """sweep.yaml is the spec as run; an earlier, different spec is kept as specs/sweep-<hash>.yaml."""
+        old = self.read_text("sweep.yaml")
+        if old is not None and old != text:
+            digest = hashlib.sha256(old.encode()).hexdigest()[:12]
+            self.write_text(f"specs/sweep-{digest}.yaml", old)
+        if old != text:
+            self.write_text("sweep.yaml", text)
 
     def delete_temporaries(self) -> int:
         """Remove the hidden temporaries (`.<name>.tmp-*`, `.trainer-*`) that a process killed

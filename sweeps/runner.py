@@ -12,14 +12,14 @@ import math
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Protocol
 
-from grokcore.records import METRIC_COLUMNS
+from grokcore.records import ACC_THRESHOLD, METRIC_COLUMNS
 from sweeps.packing import Pack
 from sweeps.parquet import TABLES, SweepStore, metrics_schema, progress_schema, results_location, runs_schema
 
-GROK_ACC = 0.99
+GROK_ACC = ACC_THRESHOLD  # grokcore's epoch_test_99 rule, so the live count agrees with the runs rows
 
 
 @dataclass(frozen=True)
@@ -49,11 +49,10 @@ class PackSettings:
 
     @classmethod
     def from_spec(cls, spec: Any, results: str | None = None) -> PackSettings:
-        # resolved here, on the driver: see results_location
-        return cls(results=results_location(results or spec.results), name=spec.name, checkpoints=spec.checkpoints,
-                   checkpoint_every_s=spec.checkpoint_every_s, report_every_s=spec.report_every_s,
-                   device=spec.device, tf32=spec.tf32, torch_compile=spec.torch_compile, cpus=spec.cpus,
-                   gpus=spec.gpus)
+        """The trial's settings, taken by name from the spec's (SweepSpec is their one list); the
+        results location is resolved here, on the driver: see results_location."""
+        shared = {f.name: getattr(spec, f.name) for f in fields(cls) if f.name not in ("results", "name", "fault")}
+        return cls(results=results_location(results or spec.results), name=spec.name, **shared)
 
 
 def pick_device(setting: str, gpus: float) -> str:
@@ -154,8 +153,7 @@ bar (grok train in a terminal; never in a trial, which reports to Tune).
 
     seq = int(record["seq"]) if record else 0
     # parts at or above the committed seq come from a crash before their commit: redo that work
-    for table in TABLES:
-        store.delete_parts(p for p in store.parts(table, pid) if p.seq is not None and p.seq >= seq)
+    store.delete_uncommitted(pid, record)
     device = pick_device(settings.device, settings.gpus)
     if device == "cpu":
         import torch

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sweeps.cli import main
-from sweeps.launch import prepare
+from sweeps.grid_source import prepare
 from sweeps.packing import cut_packs
 from sweeps.runner import PackSettings, run_pack
 from sweeps.spec import load_spec

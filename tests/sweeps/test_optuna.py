@@ -15,11 +15,12 @@ import pytest
 
 from grokcore.config import RunConfig
 from sweeps.launch import run_sweep
-from sweeps.optuna_search import MemberPruner, StudyDriver, open_study
+from sweeps.optuna_source import MemberPruner, OptunaSource, open_study
 from sweeps.packing import Pack
 from sweeps.parquet import SweepStore
 from sweeps.runner import PackSettings, run_pack
-from sweeps.spec import Objective, parse_spec
+from sweeps.optuna_spec import Objective
+from sweeps.spec import parse_spec
 from sweeps_testing import assert_bad_spec, write_spec
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -288,7 +289,7 @@ def test_interrupted_search_resumes_the_same_study_and_prunes(ray_session, tmp_p
     on the way end with status pruned, as PRUNED trials, and no metrics rows after."""
     results = tmp_path / "results"
     spec = parse_spec(search_text(name="resumed", members=16, batch=4, sampler="random"))
-    real_finish = StudyDriver.finish
+    real_finish = OptunaSource.pack_finished
     told = []
 
     def interrupting_finish(self, pack_id):
@@ -297,9 +298,9 @@ def test_interrupted_search_resumes_the_same_study_and_prunes(ray_session, tmp_p
             told.append(pack_id)
             os.kill(os.getpid(), signal.SIGUSR1)
 
-    monkeypatch.setattr(StudyDriver, "finish", interrupting_finish)
+    monkeypatch.setattr(OptunaSource, "pack_finished", interrupting_finish)
     first = run_sweep(spec, results=str(results), verbose=0)
-    monkeypatch.setattr(StudyDriver, "finish", real_finish)
+    monkeypatch.setattr(OptunaSource, "pack_finished", real_finish)
     assert first.unfinished_packs and not first.failed_packs
     study = study_of(spec, results)
     before = {t.number: t.state.name for t in study.get_trials()}
@@ -347,7 +348,7 @@ GRACE_TUNE = 60
 
 @pytest.mark.parametrize("sampler", ["tpe", "gp", "cmaes", "random", "grid"])
 def test_every_sampler_asks_in_the_space(sampler):
-    from sweeps.optuna_search import distributions, make_sampler
+    from sweeps.optuna_source import distributions, make_sampler
 
     for package in {"gp": ["scipy"], "cmaes": ["cmaes"]}.get(sampler, []):
         pytest.importorskip(package)

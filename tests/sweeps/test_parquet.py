@@ -63,7 +63,7 @@ def test_uri_locations(tmp_path):
 def test_a_resumed_sweep_removes_what_a_killed_writer_left_half_written(tmp_path):
     """A driver or trial killed mid-write leaves hidden temporaries; the next run removes them all
     (and only them), and a dry run touches nothing."""
-    from sweeps.launch import prepare
+    from sweeps.grid_source import prepare
     from sweeps.spec import load_spec
     from sweeps_testing import TINY, write_spec
 

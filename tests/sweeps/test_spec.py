@@ -151,3 +151,136 @@ def test_trainer_options_reach_the_pack_settings(tmp_path):
     assert PackSettings.from_spec(spec).trainer_options() == {"tf32": True, "torch_compile": True}
     path.write_text(BASE)
     assert PackSettings.from_spec(load_spec(path)).trainer_options() == {"tf32": False, "torch_compile": False}
+
+
+def loaded_modules(spec_path: Path) -> list[str]:
+    """The search modules and libraries a fresh interpreter has imported after loading a spec."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom sweeps.spec import load_spec\nload_spec(sys.argv[1])\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('optuna', 'ray', 'torch')\n"
+            "             or m in ('sweeps.optuna_spec', 'sweeps.optuna_source', 'sweeps.bisection_source')))")
+    root = str(Path(__file__).parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", code, str(spec_path)], capture_output=True, text=True, check=True,
+                         env=env, cwd=root).stdout
+    return eval(out)  # a printed list of module names
+
+
+def test_a_grid_spec_never_imports_a_search():
+    """Loading a grid spec imports no search module, no optuna and no ray; loading an Optuna search
+    spec does reach its parser (the control: the check can see an import)."""
+    assert loaded_modules(EXAMPLES / "quick.yaml") == []
+    assert "sweeps.optuna_spec" in loaded_modules(EXAMPLES / "optuna_min_train_fraction.yaml")
+
+
+def test_sweeps_modules_import_each_other_without_cycles():
+    """Every import between sweeps modules, at module level or inside a function, points one way."""
+    import ast
+
+    package = Path(__file__).parents[2] / "sweeps"
+    graph: dict[str, set[str]] = {}
+    for path in package.glob("*.py"):
+        name = path.stem
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "sweeps":
+                deps |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sweeps."):
+                deps.add(node.module.split(".")[1])
+            elif isinstance(node, ast.Import):
+                deps |= {a.name.split(".")[1] for a in node.names if a.name.startswith("sweeps.")}
+        graph[name] = {d for d in deps if d != name and (package / f"{d}.py").exists()}
+    assert graph["launch"] and graph["spec"]  # the walk sees imports
+
+    def cycle_from(node: str, path: list[str]) -> list[str] | None:
+        if node in path:
+            return path[path.index(node):] + [node]
+        for dep in sorted(graph.get(node, ())):
+            found = cycle_from(dep, [*path, node])
+            if found:
+                return found
+        return None
+
+    cycles = [c for n in sorted(graph) if n != "__init__" and (c := cycle_from(n, []))]
+    assert not cycles, cycles
+
+
+def test_set_overrides_are_checked_like_the_file(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(BASE + "axes:\n  weight_decay: [0.3, 1]\n")
+    spec = load_spec(path, ["base.lr=3e-3", "resources.cpus=2", "axes.weight_decay=[0.1, 0.3, 1]"])
+    assert spec.base["lr"] == 3e-3 and spec.cpus == 2.0 and len(spec.members()) == 3
+    assert spec.text.startswith(f"# {path} with --set base.lr=3e-3 --set resources.cpus=2 --set axes.weight_decay=")
+    # sweep.yaml (spec.text) is the spec as run: read back, it is the same sweep
+    again = parse_spec(spec.text)
+    assert [m.run_id for m in again.members()] == [m.run_id for m in spec.members()] and again.cpus == 2.0
+    assert load_spec(path).text == path.read_text()  # no overrides: the file exactly
+    for overrides, message in (
+            (["base.p=twenty"], "base.p: must be an integer, got 'twenty'"),
+            (["resources.cpu=2"], "resources.cpu: unknown resource; did you mean 'cpus'?"),
+            (["replicate=3"], "replicate: unknown key; did you mean 'replicates'?"),
+            (["base.lr"], "--set base.lr: expected KEY=VALUE"),
+            (["name.x=1"], "name: is 't', not a mapping")):
+        with pytest.raises(SpecError) as info:
+            load_spec(path, overrides)
+        assert str(info.value).startswith(f"{path}: {message}"), (overrides, str(info.value))
+
+
+def test_grok_sweep_set_reaches_the_dry_run_and_a_bad_one_launches_nothing(tmp_path, capsys):
+    from sweeps.cli import EXIT_SPEC, main
+
+    quick = EXAMPLES / "quick.yaml"
+    results = tmp_path / "r"
+    assert main(["sweep", str(quick), "--results", str(results), "--dry-run", "--set", "base.epochs=100"]) == 0
+    assert "model-epochs 2,700 to run" in capsys.readouterr().out  # 27 members x 100 epochs
+    assert main(["sweep", str(quick), "--results", str(results), "--set", "base.epochs=-1"]) == EXIT_SPEC
+    assert "quick.yaml: base.epochs: must be" in capsys.readouterr().err
+    assert not results.exists()
+
+
+def test_sweep_help_lists_every_spec_setting_from_the_one_settings_object(capsys):
+    import dataclasses
+
+    from sweeps.cli import main
+    from sweeps.runner import PackSettings
+    from sweeps.spec import SPEC_DEFAULTS, SPEC_DOCS, SweepSpec
+
+    with pytest.raises(SystemExit):
+        main(["sweep", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    keys = [f.metadata.get("key", f.name) for f in dataclasses.fields(SweepSpec) if not f.metadata.get("internal")]
+    assert list(SPEC_DOCS) == keys and SPEC_DEFAULTS["resources"] == {"cpus": 1, "gpus": 0}
+    for key in keys:
+        assert f"{key} (" in text, key
+    assert "resources.cpus (default 1): CPU cores per trial" in text and "--set KEY=VALUE" in text
+    # PackSettings takes its values from the spec by name: every shared field is a spec field
+    spec_fields = {f.name for f in dataclasses.fields(SweepSpec)}
+    assert {f.name for f in dataclasses.fields(PackSettings)} - spec_fields == {"fault"}
+
+
+def test_every_plain_setting_is_checked_by_its_field(tmp_path):
+    """A bad value of each plain setting, through --set, fails with the words its SweepSpec field
+    gives (`must`), so the check and the docs cannot drift apart."""
+    import dataclasses
+
+    from sweeps.spec import SweepSpec
+
+    path = tmp_path / "s.yaml"
+    path.write_text(BASE)
+    checked = [f for f in dataclasses.fields(SweepSpec) if "check" in f.metadata]
+    assert {f.name for f in checked} >= {"samples", "replicates", "max_failures", "device", "tf32", "report_every_s"}
+    for f in checked:
+        bad = "''" if f.name == "results" else ("3" if f.name == "description" else "-1")
+        with pytest.raises(SpecError) as info:
+            load_spec(path, [f"{f.name}={bad}"])
+        assert str(info.value).startswith(f"{path}: {f.name}: must be {f.metadata['must']}, got "), str(info.value)
+        load_spec(path, [f"{f.name}={yaml_default(f.default)}"])  # its own default passes its check
+
+
+def yaml_default(value) -> str:
+    import yaml
+
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip() or "''"

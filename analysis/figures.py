@@ -376,17 +376,21 @@ def axis_curve(times: pd.DataFrame, x: str, value: str = "gen_epoch", fit: str |
                 # (a few percent on a log axis, of the smallest step on a linear one); hover keeps the value.
                 true_x = [v for v, u in zip(xs, unknown) if u]
                 offset = k - (n_lines - 1) / 2
+                # The budget is the marker's height; the text holds only the count, so the labels of
+                # dodged triangles sit side by side instead of printing "> budget" over each other.
                 if x_scale == "log":
-                    shown_x = [v * 10 ** (0.02 * offset) for v in true_x]
+                    shown_x = [v * 10 ** (0.06 * offset) for v in true_x]
                 elif x_scale == "linear" and len(xs) > 1:
                     step = float(np.min(np.diff(sorted(float(v) for v in xs))))
-                    shown_x = [v + 0.04 * step * offset for v in true_x]
+                    shown_x = [v + 0.12 * step * offset for v in true_x]
                 else:
                     shown_x = true_x
+                shown_counts = np.asarray(counts)[unknown]
                 fig.add_trace(go.Scatter(
-                    x=shown_x, y=at.tolist(), mode="markers+text", hovertext=[f"{x}={v}" for v in true_x],
-                    name=f"{name}: median beyond the budget", text=[f"> {format_value(v)}<br>{c}" for v, c in
-                                                                    zip(at, np.asarray(counts)[unknown])],
+                    x=shown_x, y=at.tolist(), mode="markers+text",
+                    hovertext=[f"{x}={v}: median > {format_value(b)} ({c})" for v, b, c in zip(true_x, at, shown_counts)],
+                    name=f"{name}: median beyond the budget (triangle at the budget)",
+                    text=[str(c) for c in shown_counts],
                     textposition="bottom center", textfont=dict(size=10, color=style["color"]),
                     marker=dict(symbol="triangle-up-open", size=11, color=style["color"]),
                     meta=dict(role="censored", group=_jsonable(key)),

@@ -140,6 +140,13 @@ def snapshot_tensors(snapshots: Sequence[Snapshot], configs: dict[str, RunConfig
     return tensors, metadata
 
 
+def header_metadata(data: bytes) -> dict[str, str]:
+    """The `__metadata__` of a safetensors file's bytes (the format: an 8-byte little-endian header
+    length, then the JSON header), without decoding its tensors."""
+    length = int.from_bytes(data[:8], "little")
+    return json.loads(data[8:8 + length]).get("__metadata__", {})
+
+
 def read_index(path: str | os.PathLike) -> tuple[list[dict[str, Any]], dict[str, RunConfig]]:
     """A snapshot file's index and configs, without reading its tensors."""
     from safetensors import safe_open

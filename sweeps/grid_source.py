@@ -19,6 +19,7 @@ from typing import Any
 from grokcore.config import RunConfig
 from sweeps.packing import Pack, Plan, plan
 from sweeps.parquet import SweepStore
+from sweeps.snapshots import describe_storage
 
 
 @dataclass
@@ -104,7 +105,8 @@ def describe(prep: Prepared) -> str:
         f"  model-epochs {run_epochs:,} to run (at most; stop rules end members early), "
         f"{sum(x.model_epochs for x in p.packs):,} in the whole sweep",
     ]
-    return "\n".join(lines)
+    storage = describe_storage(spec.snapshots, prep.members)
+    return "\n".join(lines + ([storage] if storage else []))
 
 
 class GridSource:

@@ -111,3 +111,25 @@ def test_spec_snapshots_setting_and_dry_run_estimate(tmp_path):
     (tmp_path / "bad.yaml").write_text(text.replace("[end]", "[grokked]"))
     with pytest.raises(SpecError, match="snapshots.*grokked"):
         load_spec(tmp_path / "bad.yaml")
+
+
+def test_grok_train_keeps_snapshots_and_grok_export_writes_one(tmp_path, capsys, monkeypatch):
+    from grokcore.export import MemberModule, load_member
+    from grokcore.data import member_data
+    from grokcore import RunConfig
+    from sweeps.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    fields = ["--p", "11", "--d_model", "16", "--n_heads", "2", "--d_mlp", "32", "--epochs", "60", "--eval_every", "20"]
+    assert main(["train", *fields, "--results", "res", "--snapshots", "{epochs: [7], events: [end]}"]) == 0
+    cfg = RunConfig(p=11, d_model=16, n_heads=2, d_mlp=32, epochs=60, eval_every=20)
+    assert [(e["epoch"], e["event"]) for e in list_snapshots(tmp_path / "res" / "train")] == [(7, "epoch"), (60, "end")]
+    assert main(["export", "res/train", cfg.run_id, "--epoch", "7"]) == 0
+    exported_cfg, weights = load_member(tmp_path / f"export-{cfg.run_id}-7")
+    _, snap = load_snapshot(tmp_path / "res" / "train", cfg.run_id, 7)
+    assert exported_cfg == cfg and all(torch.equal(weights[k], snap[k]) for k in snap)
+    tokens = member_data(cfg).test_tokens
+    assert torch.equal(MemberModule(cfg, weights)(tokens), MemberModule(cfg, snap)(tokens))
+    assert main(["export", "res/train", cfg.run_id, "--epoch", "8"]) == 1
+    assert "it has [7, 60]" in capsys.readouterr().err
+    assert main(["train", *fields, "--snapshots", "every 100"]) == 2

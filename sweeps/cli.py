@@ -5,6 +5,7 @@
     grok train [SPEC] [--FIELD VALUE ...] [--seeds N]
     grok report DIR
     grok export DIR RUN_ID [--epoch E] [--out FOLDER]
+    grok measure DIR [--measures fourier,llc,embed_coords] [--epochs E,...]
 
 Imports stay inside the subcommands so that `grok --help` is instant (no torch, ray, optuna).
 """
@@ -57,6 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epoch", type=int, help="the snapshot's epoch (default: the member's last snapshot)")
     p.add_argument("--out", help="the folder to write (default: export-<run_id>-<epoch> here)")
 
+    p = sub.add_parser("measure", help="recompute progress measures offline from a sweep's snapshots",
+                       description="Measure every snapshot that has no progress row yet (sweeps/measure.py); rows "
+                                   "go to the progress table with its columns.")
+    p.add_argument("dir", help="<results>/<name> of a sweep with snapshots (a local path or mount)")
+    p.add_argument("--measures", default="fourier,llc,embed_coords",
+                   help="comma-separated: fourier, llc, embed_coords (the embedding's geometry is always measured)")
+    p.add_argument("--epochs", help="comma-separated snapshot epochs (default: all)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+
     p = sub.add_parser("report", help="write the analysis report of a sweep (analysis.report)", prefix_chars="\0")
     p.add_argument("args", nargs=argparse.REMAINDER, help="DIR [options of analysis.report]")
     return parser
@@ -80,7 +90,7 @@ def _spec_settings_help() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = {"sweep": _sweep, "status": _status, "train": _train, "report": _report,
-               "export": _export}[args.command]
+               "export": _export, "measure": _measure}[args.command]
     try:
         code = command(args)
         sys.stdout.flush()  # inside the try: a reader that left (`| head`) shows up here, not at exit
@@ -332,6 +342,20 @@ def _export(args: argparse.Namespace) -> int:
         args.epoch = list_snapshots(args.dir, args.run_id)[-1]["epoch"]
     out = save_member(args.out or f"export-{args.run_id}-{args.epoch}", cfg, weights)
     print(f"{args.run_id} at epoch {args.epoch} -> {out} (grokcore.export.load_member)")
+    return EXIT_OK
+
+
+def _measure(args: argparse.Namespace) -> int:
+    from sweeps.measure import measure_snapshots
+
+    measures = [m.strip() for m in args.measures.split(",") if m.strip()]
+    try:
+        epochs = [int(e) for e in args.epochs.split(",")] if args.epochs else None
+        n = measure_snapshots(args.dir, measures, epochs, device=args.device)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_SPEC
+    print(f"{n} progress rows written under {args.dir}/progress")
     return EXIT_OK
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from grokcore.config import RunConfig
 from sweeps.packing import Pack, Plan, plan
 from sweeps.parquet import SweepStore
-from sweeps.snapshots import describe_storage
+from sweeps.snapshots import describe_storage, purge_snapshots
 
 
 @dataclass
@@ -71,6 +71,7 @@ def prepare(spec: Any, results: str | None = None, members: Sequence[RunConfig] 
             for table in ("metrics", "progress"):
                 for part in store.parts(table, pid):
                     cleaned["orphan rows"] += store.purge_rows(part, unfinished)
+            purge_snapshots(store, pid, unfinished)  # they train again in another pack
             store.delete_trainers(pid)
             store.write_record(pid, {**record, "trainer": None, "abandoned": True})
         store.write_spec(spec.text)

@@ -62,4 +62,4 @@ def test_transformer_lens_3_hooked_transformer_equals_grokcore():
     done = subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning",
                            str(CHECKS)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
-    assert "10 passed" in done.stdout, done.stdout[-2000:]  # every check ran: none skipped or deselected
+    assert "11 passed" in done.stdout, done.stdout[-2000:]  # every check ran: none skipped or deselected

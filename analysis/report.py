@@ -174,7 +174,35 @@ def build_report(sweep: Sweep, thresholds: Thresholds) -> Report:
 
     if len(sweep.progress) and len(sweep.progress.columns) > 2:
         _add_progress(report, placed, representatives)
+    _add_snapshots(report, representatives)
     return report
+
+
+def _add_snapshots(report: Report, representatives: pd.DataFrame) -> None:
+    """Representative members' snapshots over training (analysis.snapshot_figures), where the sweep kept
+    any (its snapshots/ folder, local). The weights are read by grokcore.snapshots, imported only here:
+    analysis itself stays free of torch."""
+    locations = [Path(loc) for loc in report.sweep.locations if (Path(loc) / "snapshots").is_dir()]
+    if not locations:
+        return
+    from analysis import snapshot_figures as SF
+    from grokcore.snapshots import snapshot_views
+
+    phase_of = dict(zip(representatives["run_id"], representatives["phase"]))
+    for location in locations:
+        spectrum, attention = (pd.DataFrame(rows) for rows in snapshot_views(location, list(phase_of)))
+        for run_id, phase in phase_of.items():
+            label = f"{phase}: {run_id}"
+            for rows, draw, what, shows in (
+                    (spectrum, SF.spectrum_over_snapshots, "spectrum", "the embedding's Fourier spectrum"),
+                    (attention, SF.attention_over_snapshots, "attention", "the first layer's attention from the "
+                                                                           "last position")):
+                if len(rows) and (rows["run_id"] == run_id).any():
+                    report.figures.append(ReportFigure(
+                        slug=_slug("snapshots", what, phase), section="Snapshots of representative members",
+                        figure=draw(rows, run_id, label),
+                        caption=f"{label}: {shows} at each snapshot epoch (grok export DIR {run_id} --epoch E "
+                                "writes one snapshot out)"))
 
 
 def _add_operations(report: Report, placed: pd.DataFrame, label: str) -> None:

@@ -32,6 +32,7 @@ from grokcore.config import RunConfig
 from grokcore.packed import PackedModel, build_packed, init_member
 from grokcore.optim import BatchedAdamW, FlatParams
 from grokcore.records import ACC_THRESHOLD, METRIC_COLUMNS
+from grokcore.snapshots import SCHEDULED, Snapshot, SnapshotSchedule
 from grokcore.task import Task
 from grokcore.tasks import ExamplePool, build_pool, make_split
 
@@ -95,6 +96,8 @@ class Report:
     """Rows of progress measures ({"run_id", "epoch", "fourier/...", "llc/...": ...}) at
     multiples of progress_every; empty otherwise."""
     progress_seconds: float = 0.0
+    snapshots: list[Snapshot] = field(default_factory=list)
+    """Weights kept by the trainer's SnapshotSchedule since the previous report."""
 
 
 @dataclass
@@ -111,8 +114,9 @@ class _Tracker:
 
 class PackTrainer:
     def __init__(self, configs: Sequence[RunConfig], device: str | torch.device = "cpu", tf32: bool = False,
-                 torch_compile: bool = False):
-        """`tf32` allows TF32 matmuls on CUDA (a process-wide torch setting). `torch_compile` runs the
+                 torch_compile: bool = False, snapshots: SnapshotSchedule | None = None):
+        """`snapshots` keeps members' weights at its epochs and events (Report.snapshots); it only reads
+        the weights, so the numbers are those of a trainer without it. `tf32` allows TF32 matmuls on CUDA (a process-wide torch setting). `torch_compile` runs the
         training loss and the optimizer update through torch.compile (Inductor): ~1.5x model-epochs/s
         for large packs on a GPU, after a compile of seconds to a minute on the first epoch (and once
         more when the pack first shrinks); results agree with the eager step to float rounding, not
@@ -135,6 +139,11 @@ class PackTrainer:
         self.train_seconds = 0.0
         self.trackers = [_Tracker(end_epoch=c.epochs) for c in self.configs]
         self._pending: list[MemberOutcome] = []
+        self.snapshots = snapshots
+        self._snapshot_epochs = {c.run_id: snapshots.scheduled_epochs(c.epochs) for c in self.configs} \
+            if snapshots is not None else {}
+        self._any_snapshot_epoch = frozenset().union(*self._snapshot_epochs.values())
+        self._taken: dict[tuple[str, int], Snapshot] = {}  # since the last report, by (run_id, epoch)
         # Final weights of members that left the batch, as flat rows on the host: the batch shrinks,
         # but a member's trained weights stay reachable (member_weights) and are checkpointed.
         self.departed: dict[str, Tensor] = {}
@@ -304,6 +313,9 @@ class PackTrainer:
                 while self.epoch < target:
                     self._train_epoch()
                     self.epoch += 1
+                    if self.epoch in self._any_snapshot_epoch:  # a device sync, at snapshot epochs only
+                        self._snapshot([k for k, c in enumerate(self.configs)
+                                        if self.epoch in self._snapshot_epochs[c.run_id]], SCHEDULED)
                 values = self._metrics()  # syncs, so the timing below is honest
                 self.train_seconds += time.perf_counter() - start
                 progress_rows, progress_seconds = self._progress()
@@ -312,7 +324,8 @@ class PackTrainer:
                 bar.update(report, model_epochs=live * (self.epoch - first))
                 yield report
             if self._pending:
-                yield Report(self.epoch, [], self._take_pending(), 0, self.train_seconds)
+                yield Report(self.epoch, [], self._take_pending(), 0, self.train_seconds,
+                             snapshots=self._take_snapshots())
         finally:
             bar.close()
 
@@ -339,15 +352,39 @@ class PackTrainer:
             if due:
                 metrics.append({"run_id": cfg.run_id, "epoch": epoch, **row})
                 tr.last = row
+                before = (tr.epoch_train_99, tr.epoch_test_99)
                 self._update_tracker(cfg, tr, row, epoch)
+                if before[0] is None and tr.epoch_train_99 is not None:
+                    self._snapshot([k], "memorised")
+                if before[1] is None and tr.epoch_test_99 is not None:
+                    self._snapshot([k], "generalised")
             if diverged or epoch >= tr.end_epoch:
                 status = "diverged" if diverged else ("stopped" if tr.stop_fired else "done")
                 finished.append(self._outcome(cfg, tr, status))
+                self._snapshot([k], "end")
             else:
                 keep.append(k)
         if len(keep) < len(self.configs):
             self._select(keep)
-        return Report(epoch, metrics, finished, self.live, self.train_seconds)
+        return Report(epoch, metrics, finished, self.live, self.train_seconds, snapshots=self._take_snapshots())
+
+    def _snapshot(self, members: list[int], event: str) -> None:
+        """Copy these live members' weights to the host (in the schedule's dtype) as snapshots of
+        this epoch; an event at an epoch already kept adds its label to that snapshot."""
+        if self.snapshots is None or not members or (event != SCHEDULED and event not in self.snapshots.events):
+            return
+        rows = self.flat.data[torch.tensor(members, device=self.device)].detach().to(
+            "cpu", dtype=self.snapshots.torch_dtype)
+        for k, row in zip(members, rows):
+            key = (self.configs[k].run_id, self.epoch)
+            if key in self._taken:
+                self._taken[key] = self._taken[key].with_event(event)
+            else:
+                self._taken[key] = Snapshot(key[0], self.epoch, event, self.flat.unflatten(row))
+
+    def _take_snapshots(self) -> list[Snapshot]:
+        taken, self._taken = list(self._taken.values()), {}
+        return taken
 
     def _update_tracker(self, cfg: RunConfig, tr: _Tracker, row: dict[str, float], epoch: int) -> None:
         if tr.epoch_train_99 is None and row["train/acc"] >= ACC_THRESHOLD:
@@ -377,6 +414,7 @@ class PackTrainer:
         for k, (cfg, tr) in enumerate(zip(self.configs, self.trackers)):
             if cfg.run_id in drop:
                 self._pending.append(self._outcome(cfg, tr, status))
+                self._snapshot([k], "end")
         self._select(keep)
 
     def _select(self, keep: list[int]) -> None:
@@ -455,7 +493,7 @@ class PackTrainer:
 
     @classmethod
     def load(cls, directory: str | os.PathLike, device: str | torch.device = "cpu", tf32: bool = False,
-             torch_compile: bool = False) -> PackTrainer:
+             torch_compile: bool = False, snapshots: SnapshotSchedule | None = None) -> PackTrainer:
         from safetensors.torch import load_file
 
         directory = Path(directory)
@@ -463,7 +501,7 @@ class PackTrainer:
         if state.get("format") != STATE_FORMAT:
             raise ValueError(f"{directory}: unknown checkpoint format {state.get('format')}")
         trainer = cls([RunConfig.from_dict(c) for c in state["configs"]], device=device, tf32=tf32,
-                      torch_compile=torch_compile)
+                      torch_compile=torch_compile, snapshots=snapshots)
         state["tensors"] = load_file(directory / "state.safetensors", device=str(trainer.device))
         trainer.load_state_dict(state)
         return trainer

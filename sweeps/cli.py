@@ -4,6 +4,8 @@
     grok status DIR
     grok train [SPEC] [--FIELD VALUE ...] [--seeds N]
     grok report DIR
+    grok export DIR RUN_ID [--epoch E] [--out FOLDER]
+    grok measure DIR [--measures fourier,llc,embed_coords] [--epochs E,...]
 
 Imports stay inside the subcommands so that `grok --help` is instant (no torch, ray, optuna).
 """
@@ -47,6 +49,24 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("train", help="train one pack without Ray, for quick looks (grok train --help)", add_help=False,
                    prefix_chars="\0").add_argument("args", nargs=argparse.REMAINDER)
 
+    p = sub.add_parser("export", help="write one member's snapshot as grokcore's export (safetensors + config.json)",
+                       description="Write a member's weights at a snapshot epoch to a folder that "
+                                   "grokcore.export.load_member reads (and hooked_transformer turns into a "
+                                   "TransformerLens 2.x/3.x HookedTransformer). Needs the sweep's snapshots: setting.")
+    p.add_argument("dir", help="<results>/<name> of a sweep (a local path or mount)")
+    p.add_argument("run_id", help="the member (see grok status or the runs table)")
+    p.add_argument("--epoch", type=int, help="the snapshot's epoch (default: the member's last snapshot)")
+    p.add_argument("--out", help="the folder to write (default: export-<run_id>-<epoch> here)")
+
+    p = sub.add_parser("measure", help="recompute progress measures offline from a sweep's snapshots",
+                       description="Measure every snapshot that has no progress row yet (sweeps/measure.py); rows "
+                                   "go to the progress table with its columns.")
+    p.add_argument("dir", help="<results>/<name> of a sweep with snapshots (a local path or mount)")
+    p.add_argument("--measures", default="fourier,llc,embed_coords",
+                   help="comma-separated: fourier, llc, embed_coords (the embedding's geometry is always measured)")
+    p.add_argument("--epochs", help="comma-separated snapshot epochs (default: all)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+
     p = sub.add_parser("report", help="write the analysis report of a sweep (analysis.report)", prefix_chars="\0")
     p.add_argument("args", nargs=argparse.REMAINDER, help="DIR [options of analysis.report]")
     return parser
@@ -69,7 +89,8 @@ def _spec_settings_help() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    command = {"sweep": _sweep, "status": _status, "train": _train, "report": _report}[args.command]
+    command = {"sweep": _sweep, "status": _status, "train": _train, "report": _report,
+               "export": _export, "measure": _measure}[args.command]
     try:
         code = command(args)
         sys.stdout.flush()  # inside the try: a reader that left (`| head`) shows up here, not at exit
@@ -169,6 +190,8 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--tf32", action="store_true", help="allow TF32 matmuls on CUDA (or the spec's tf32: true)")
     p.add_argument("--compile", action="store_true", help="compile the training step with torch.compile "
                    "(or the spec's torch_compile: true)")
+    p.add_argument("--snapshots", metavar="YAML", help="keep members' weights under --results (or the spec's "
+                   "snapshots:), e.g. '{every: 100, events: [memorised, generalised, end], dtype: bfloat16}'")
     docs = field_docs()
     group = p.add_argument_group("RunConfig fields (YAML values: 0.3, 1e-3, null, [0, 1, 2])")
     for name in config_fields():
@@ -212,13 +235,24 @@ def _train(args: argparse.Namespace) -> int:
             members = spec.members()
             name, pack_size, gpus = spec.name, spec.pack_size, 0.0
             options = {"tf32": spec.tf32 or targs.tf32, "torch_compile": spec.torch_compile or targs.compile}
+            snapshots = spec.snapshots
         else:
             members = [RunConfig(**{**overrides, "seed": overrides.get("seed", 0) + r}) for r in range(targs.seeds)]
             name, pack_size, gpus = "train", None, 0.0
             options = {"tf32": targs.tf32, "torch_compile": targs.compile}
-    except (SpecError, ConfigError) as e:
+            snapshots = None
+        if targs.snapshots:
+            from grokcore.snapshots import SnapshotSchedule
+
+            given = yaml.load(targs.snapshots, Loader=_Loader)
+            if not isinstance(given, dict):
+                raise ValueError(f"--snapshots: a mapping like '{{every: 100, events: [end]}}', got {targs.snapshots!r}")
+            snapshots = SnapshotSchedule.from_dict(given).to_dict()
+    except (SpecError, ConfigError, ValueError, TypeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_SPEC
+    if snapshots and not targs.results:
+        print("note: snapshots are kept only with --results DIR", file=sys.stderr)
     if targs.limit:
         members = members[: targs.limit]
     device = pick_device("auto", 1.0) if targs.device == "auto" else targs.device
@@ -232,7 +266,8 @@ def _train(args: argparse.Namespace) -> int:
         if targs.results:
             # checkpointed, so that running the same command again continues the pack
             settings = PackSettings(results=results_location(targs.results), name=name, device=device,
-                                    checkpoints=True, checkpoint_every_s=30.0, report_every_s=2.0, **options)
+                                    checkpoints=True, checkpoint_every_s=30.0, report_every_s=2.0,
+                                    snapshots=snapshots, **options)
             bar = interactive()
             final = run_pack(pack, settings, report=None if bar else lambda m: print(_progress_line(m), flush=True),
                              progress_bar=bar)
@@ -290,6 +325,38 @@ def _train_in_memory(pack, device: str, every: int, options: dict[str, bool]) ->
 
 def _epoch(e) -> str:
     return "-" if e is None else str(e)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from grokcore.export import save_member
+    from grokcore.snapshots import load_snapshot
+
+    try:
+        cfg, weights = load_snapshot(args.dir, args.run_id, args.epoch)
+    except (KeyError, FileNotFoundError) as e:
+        print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.epoch is None:  # the last snapshot's epoch, for the folder's name
+        from grokcore.snapshots import list_snapshots
+
+        args.epoch = list_snapshots(args.dir, args.run_id)[-1]["epoch"]
+    out = save_member(args.out or f"export-{args.run_id}-{args.epoch}", cfg, weights)
+    print(f"{args.run_id} at epoch {args.epoch} -> {out} (grokcore.export.load_member)")
+    return EXIT_OK
+
+
+def _measure(args: argparse.Namespace) -> int:
+    from sweeps.measure import measure_snapshots
+
+    measures = [m.strip() for m in args.measures.split(",") if m.strip()]
+    try:
+        epochs = [int(e) for e in args.epochs.split(",")] if args.epochs else None
+        n = measure_snapshots(args.dir, measures, epochs, device=args.device)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_SPEC
+    print(f"{n} progress rows written under {args.dir}/progress")
+    return EXIT_OK
 
 
 def _report(args: argparse.Namespace) -> int:

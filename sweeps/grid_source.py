@@ -19,6 +19,7 @@ from typing import Any
 from grokcore.config import RunConfig
 from sweeps.packing import Pack, Plan, plan
 from sweeps.parquet import SweepStore
+from sweeps.snapshots import describe_storage, purge_snapshots
 
 
 @dataclass
@@ -70,6 +71,7 @@ def prepare(spec: Any, results: str | None = None, members: Sequence[RunConfig] 
             for table in ("metrics", "progress"):
                 for part in store.parts(table, pid):
                     cleaned["orphan rows"] += store.purge_rows(part, unfinished)
+            purge_snapshots(store, pid, unfinished)  # they train again in another pack
             store.delete_trainers(pid)
             store.write_record(pid, {**record, "trainer": None, "abandoned": True})
         store.write_spec(spec.text)
@@ -104,7 +106,8 @@ def describe(prep: Prepared) -> str:
         f"  model-epochs {run_epochs:,} to run (at most; stop rules end members early), "
         f"{sum(x.model_epochs for x in p.packs):,} in the whole sweep",
     ]
-    return "\n".join(lines)
+    storage = describe_storage(spec.snapshots, prep.members)
+    return "\n".join(lines + ([storage] if storage else []))
 
 
 class GridSource:

@@ -7,11 +7,12 @@ Layout under `<results>/<name>/` (see grokcore/records.py for the columns):
     runs/part-<pack>-failed.parquet      members of a pack that failed for good (written by the driver)
     metrics/part-<pack>-<seq>.parquet    one row per (run_id, epoch) evaluated
     progress/part-<pack>-<seq>.parquet   progress measures, when the trainer reports any
+    snapshots/part-<pack>-<seq>.safetensors   members' weights, when the spec asks (sweeps/snapshots.py)
     checkpoints/packs/<pack>/state.json  the pack's commit record
     checkpoints/packs/<pack>/trainer-<seq>/   its trainer checkpoint (when checkpoints are on)
 
 Invariant that keeps rows from duplicating across crashes, retries and resumes: a pack writes
-its parts with consecutive sequence numbers, and after each batch of parts (same seq in each
+its parts (snapshot files included) with consecutive sequence numbers, and after each batch of parts (same seq in each
 table) it saves its trainer checkpoint and then rewrites its commit record with `seq + 1`. Parts
 with seq below the record's `seq` are committed and describe exactly the work up to the
 checkpoint the record names; parts at or above it (at most one batch, from a crash between
@@ -41,7 +42,11 @@ from grokcore.config import RunConfig, config_fields
 from grokcore.records import METRIC_COLUMNS, OUTCOME_COLUMNS, RUN_KEYS, SCHEMA_METADATA_KEY, SCHEMA_VERSION
 
 TABLES = ("runs", "metrics", "progress")
-_PART_RE = re.compile(r"^part-(?P<pack>.+)-(?P<seq>\d{6}|failed)\.parquet$")
+# Folders whose parts follow the commit invariant: the tables, and member snapshots
+# (sweeps/snapshots.py: part-<pack>-<seq>.safetensors, written with the same seq as the parts).
+SNAPSHOT_DIR = "snapshots"  # grokcore.snapshots reads it by the same name (a test keeps them equal)
+COMMITTED_DIRS = (*TABLES, SNAPSHOT_DIR)
+_PART_RE = re.compile(r"^part-(?P<pack>.+)-(?P<seq>\d{6}|failed)\.(?:parquet|safetensors)$")
 
 _OUTCOME_TYPES: dict[str, pa.DataType] = {
     "status": pa.string(),
@@ -188,6 +193,21 @@ class SweepStore:
 
         self._atomic(self.path(rel), write)
 
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        def write(tmp: str) -> None:
+            with self.fs.open_output_stream(tmp) as f:
+                f.write(data)
+
+        self._atomic(self.path(rel), write)
+
+    def read_bytes(self, path: str) -> bytes | None:
+        """A file by its full path (a Part's), or None if it is gone."""
+        try:
+            with self.fs.open_input_stream(path) as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+
     def read_text(self, rel: str) -> str | None:
         try:
             with self.fs.open_input_stream(self.path(rel)) as f:
@@ -216,12 +236,12 @@ class SweepStore:
     def delete_uncommitted(self, pack_id: str, record: dict[str, Any] | None) -> int:
         """Remove one pack's crash leftovers (its record as read now; None: never committed)."""
         records = {} if record is None else {pack_id: record}
-        return sum(self.delete_parts(self.uncommitted(t, records, pack_id)) for t in TABLES)
+        return sum(self.delete_parts(self.uncommitted(t, records, pack_id)) for t in COMMITTED_DIRS)
 
     def delete_crash_leftovers(self, records: dict[str, dict[str, Any]] | None = None) -> dict[str, int]:
         """Before a sweep (re)starts its packs: remove uncommitted parts and half-written files."""
         records = self.records() if records is None else records
-        return {"uncommitted parts": sum(self.delete_parts(self.uncommitted(t, records)) for t in TABLES),
+        return {"uncommitted parts": sum(self.delete_parts(self.uncommitted(t, records)) for t in COMMITTED_DIRS),
                 "half-written files": self.delete_temporaries()}
 
     def purge_failed_rows(self, run_ids: set[str]) -> int:
@@ -241,7 +261,7 @@ class SweepStore:
         """Remove the hidden temporaries (`.<name>.tmp-*`, `.trainer-*`) that a process killed
         mid-write leaves behind. Only while no pack of the sweep is running (the driver, before
         it starts trials): a live writer's temporary would go too."""
-        dirs = [self.root, *(self.path(t) for t in TABLES), self.path("specs")]
+        dirs = [self.root, *(self.path(t) for t in COMMITTED_DIRS), self.path("specs")]
         packs = pafs.FileSelector(self.path("checkpoints", "packs"), allow_not_found=True)
         dirs += [i.path for i in self.fs.get_file_info(packs) if i.type == pafs.FileType.Directory]
         removed = 0

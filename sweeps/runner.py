@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from grokcore.records import ACC_THRESHOLD, METRIC_COLUMNS
 from sweeps.packing import Pack
 from sweeps.parquet import TABLES, SweepStore, metrics_schema, progress_schema, results_location, runs_schema
+from sweeps.snapshots import purge_snapshots, write_snapshots
 
 GROK_ACC = ACC_THRESHOLD  # grokcore's epoch_test_99 rule, so the live count agrees with the runs rows
 
@@ -36,6 +37,8 @@ class PackSettings:
     torch_compile: bool = False
     cpus: float = 1.0
     gpus: float = 0.0
+    snapshots: dict[str, Any] | None = None
+    """The spec's snapshot schedule (grokcore.snapshots.SnapshotSchedule.to_dict), or None: keep no weights."""
     fault: dict[str, Any] | None = None
     """For resilience tests only: {"epoch": N, "times": k, "kind": "raise" | "exit", "packs": [ids] (all if
     absent)} makes the first k attempts of a pack fail once they reach epoch N (counted with marker files)."""
@@ -43,9 +46,12 @@ class PackSettings:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def trainer_options(self) -> dict[str, bool]:
+    def trainer_options(self) -> dict[str, Any]:
         """PackTrainer's keyword arguments beyond the members and the device."""
-        return {"tf32": self.tf32, "torch_compile": self.torch_compile}
+        from grokcore.snapshots import SnapshotSchedule
+
+        schedule = SnapshotSchedule.from_dict(self.snapshots) if self.snapshots else None
+        return {"tf32": self.tf32, "torch_compile": self.torch_compile, "snapshots": schedule}
 
     @classmethod
     def from_spec(cls, spec: Any, results: str | None = None) -> PackSettings:
@@ -181,10 +187,12 @@ bar (grok train in a terminal; never in a trial, which reports to Tune).
                 for part in store.parts(table, pid):
                     if part.seq is not None:
                         store.purge_rows(part, ids)
+            purge_snapshots(store, pid, ids)
         if to_train:
             trainer = PackTrainer(to_train, device=device, **settings.trainer_options())
 
     buffers: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLES}
+    snapshots: list = []  # grokcore.snapshots.Snapshot since the last commit
     extra = {"pack_id": pid, "trial_id": trial_id, "optuna_trial": None, **(extra_row or {})}
     member_extra = member_extra or {}
     if on_eval is not None and trainer is not None and seq > 0:
@@ -206,6 +214,9 @@ bar (grok train in a terminal; never in a trial, which reports to Tune).
         if buffers["progress"]:
             columns = {k for r in buffers["progress"] for k in r} - {"run_id", "epoch"}
             store.write_part("progress", pid, seq, buffers["progress"], progress_schema(columns))
+        if snapshots:  # under the same seq as the parts: committed, or removed as a leftover, together
+            write_snapshots(store, pid, seq, snapshots, {c.run_id: c for c in pack.members})
+            snapshots.clear()
         name = None
         if settings.checkpoints and not final and trainer is not None:
             name = f"trainer-{seq:06d}"
@@ -231,6 +242,7 @@ bar (grok train in a terminal; never in a trial, which reports to Tune).
             for row in rep.metrics:
                 buffers["metrics"].append({k: row.get(k) for k in ("run_id", "epoch", *METRIC_COLUMNS)})
             buffers["progress"].extend(getattr(rep, "progress", None) or [])
+            snapshots.extend(rep.snapshots)
             rows = [{**o.to_row(), **extra, **member_extra.get(o.run_id, {})} for o in rep.finished]
             buffers["runs"].extend(rows)
             progress.see_metrics(rep.metrics)

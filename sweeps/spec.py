@@ -158,6 +158,9 @@ class SweepSpec:
     """report progress to Tune at most this often, in seconds (> 0)"""
     max_failures: int = _int_at_least(2, 0)
     """retries of a pack whose worker or node dies (integer >= 0)"""
+    snapshots: dict[str, Any] | None = None
+    """optional: members' weights to keep, {every: N, epochs: [..], log_points: N, events: [memorised,
+    generalised, end], dtype: float32 | float16 | bfloat16}; stored under snapshots/ (grokcore/snapshots.py)"""
     search: Any = None  # the search block its kind's parser read (sweeps/sources.py), or None
     """optional: {kind: optuna | tune-optuna | bisection, ...}: a search picks the members, the axes are its
     search space (sweeps/optuna_spec.py, sweeps/bisection_source.py)"""
@@ -432,6 +435,17 @@ def _build(data: dict[str, Any], text: str, source: str) -> SweepSpec:
     elif get["samples"] > 1 and not any(a.is_random for a in axes):
         raise SpecError(source, "samples", "draws of random axes, but no axis is random; use replicates for seeds")
 
+    snapshots = None
+    if get["snapshots"] is not None:  # checked by the schedule itself, then kept as plain values for Tune
+        from grokcore.snapshots import SnapshotSchedule
+
+        if not isinstance(get["snapshots"], dict):
+            raise bad("snapshots", "a mapping {every, epochs, log_points, events, dtype}")
+        try:
+            snapshots = SnapshotSchedule.from_dict(get["snapshots"]).to_dict()
+        except (ValueError, TypeError) as e:
+            raise SpecError(source, "snapshots", str(e).removeprefix("snapshots")) from None
+
     spec = SweepSpec(
         name=name, source=source, text=text, base=dict(base), axes=axes, description=get["description"],
         samples=get["samples"], sample_seed=get["sample_seed"], replicates=get["replicates"], pack_size=pack_size,
@@ -439,6 +453,7 @@ def _build(data: dict[str, Any], text: str, source: str) -> SweepSpec:
         torch_compile=get["torch_compile"], results=get["results"],
         checkpoints=get["checkpoints"], checkpoint_every_s=float(get["checkpoint_every_s"]),
         report_every_s=float(get["report_every_s"]), max_failures=get["max_failures"], search=search,
+        snapshots=snapshots,
     )
     if search is not None:
         spec = dataclasses.replace(spec, pack_size=search.batch)

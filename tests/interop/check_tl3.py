@@ -103,3 +103,26 @@ def test_a_seeded_config_would_reset_the_generators():
     torch.manual_seed(1234)
     HookedTransformerConfig(**(hooked_transformer_config(cfg) | {"seed": cfg.seed}))
     assert torch.initial_seed() == cfg.seed != 1234
+
+
+def test_a_stored_snapshot_loads_into_hooked_transformer_with_the_live_models_logits(tmp_path):
+    """A snapshot at a non-evaluation epoch, stored as a sweep stores it and read back with load_snapshot,
+    gives in HookedTransformer the logits of the live model at that epoch, bit for bit."""
+    import dataclasses
+
+    from grokcore.snapshots import SnapshotSchedule, load_snapshot
+    from sweeps.parquet import SweepStore
+    from sweeps.snapshots import write_snapshots
+
+    cfg = CONFIGS["LN, gelu, biases, 2 layers, d_head 8"]
+    snaps = [s for r in PackTrainer([cfg], snapshots=SnapshotSchedule(epochs=(13,))).run() for s in r.snapshots]
+    write_snapshots(SweepStore(str(tmp_path), "s"), "pack", 0, snaps, {cfg.run_id: cfg})
+    loaded_cfg, weights = load_snapshot(tmp_path / "s", cfg.run_id, 13)
+    twin = dataclasses.replace(cfg, eval_every=1)  # evaluates (so can be read) at every epoch; same numbers
+    trainer = PackTrainer([twin])
+    live = next(trainer.member_weights(twin.run_id) for r in trainer.run() if r.epoch == 13)
+    tokens = torch.cat([member_data(cfg).train_tokens, member_data(cfg).test_tokens])
+    with torch.no_grad():
+        theirs = hooked_transformer(loaded_cfg, weights)(tokens)
+        ours = build_model(cfg, [live])(tokens.unsqueeze(0))[0]
+    assert loaded_cfg == cfg and torch.equal(theirs, ours), (theirs - ours).abs().max()

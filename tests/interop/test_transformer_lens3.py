@@ -56,10 +56,11 @@ def tl3_environment() -> Path:
 
 def test_transformer_lens_3_hooked_transformer_equals_grokcore():
     """check_tl3.py in the TransformerLens 3.x environment: six exported configurations give grokcore's logits
-    bit for bit in HookedTransformer, and the export leaves torch, random and numpy generators alone."""
+    bit for bit in HookedTransformer, the export leaves torch, random and numpy generators alone, and a stored
+    snapshot loads into it with the live model's logits."""
     python = tl3_environment()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     done = subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning",
                            str(CHECKS)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
-    assert "10 passed" in done.stdout, done.stdout[-2000:]  # every check ran: none skipped or deselected
+    assert "11 passed" in done.stdout, done.stdout[-2000:]  # every check ran: none skipped or deselected

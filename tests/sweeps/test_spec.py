@@ -148,9 +148,15 @@ def test_trainer_options_reach_the_pack_settings(tmp_path):
     path = tmp_path / "s.yaml"
     path.write_text(BASE + "tf32: true\ntorch_compile: true\n")
     spec = load_spec(path)
-    assert PackSettings.from_spec(spec).trainer_options() == {"tf32": True, "torch_compile": True}
+    assert PackSettings.from_spec(spec).trainer_options() == {"tf32": True, "torch_compile": True, "snapshots": None}
     path.write_text(BASE)
-    assert PackSettings.from_spec(load_spec(path)).trainer_options() == {"tf32": False, "torch_compile": False}
+    assert PackSettings.from_spec(load_spec(path)).trainer_options() == {"tf32": False, "torch_compile": False,
+                                                                         "snapshots": None}
+    from grokcore.snapshots import SnapshotSchedule
+
+    path.write_text(BASE + "snapshots: {log_points: 5, events: [end]}\n")
+    assert PackSettings.from_spec(load_spec(path)).trainer_options()["snapshots"] == \
+        SnapshotSchedule(log_points=5, events=("end",))
 
 
 def loaded_modules(spec_path: Path) -> list[str]:

@@ -1,0 +1,135 @@
+"""Snapshots in a sweep's results: written under the commit invariant, so a crash at any point and
+a rerun keep exactly the snapshots of an uninterrupted run, readable without Ray."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+import grokcore.snapshots as gsnap
+from grokcore.snapshots import list_snapshots, load_snapshot
+from sweeps.parquet import SNAPSHOT_DIR, SweepStore
+from sweeps.runner import run_pack
+from test_runner import Crash, settings, tiny_pack
+
+# every 20: each commit (one per evaluation here) has snapshots; 5 and 133 fall between evaluations
+SCHEDULE = {"every": 20, "epochs": [5, 133], "log_points": 0, "events": ["memorised", "generalised", "end"],
+            "dtype": "float32"}
+
+
+def kept(tmp_path, name):
+    """{(run_id, epoch): event} of a sweep folder, failing on a duplicate."""
+    entries = list_snapshots(tmp_path / name)
+    out = {(e["run_id"], e["epoch"]): e["event"] for e in entries}
+    assert len(out) == len(entries), "a snapshot is stored twice"
+    return out
+
+
+def test_folder_name_agrees_with_grokcore():
+    assert gsnap.SNAPSHOT_DIR == SNAPSHOT_DIR
+
+
+@pytest.mark.parametrize("checkpoints", [True, False], ids=["checkpoints", "no-checkpoints"])
+@pytest.mark.parametrize("where", ["after-commit", "before-commit"])
+def test_crash_then_rerun_keeps_every_snapshot_once(tmp_path, monkeypatch, checkpoints, where):
+    pack = tiny_pack()
+    run_pack(pack, settings(tmp_path, "ref", checkpoints=checkpoints, snapshots=SCHEDULE))
+    ref = kept(tmp_path, "ref")
+    for m in pack.members:  # the schedule's epochs and the end are all there
+        epochs = {e for (r, e) in ref if r == m.run_id}
+        assert {5, *range(20, m.epochs + 1, 20)} | ({133} if m.epochs >= 133 else set()) <= epochs
+        assert "end" in ref[m.run_id, m.epochs]
+
+    calls = {"n": 0}
+    if where == "after-commit":
+        def report(metrics):
+            calls["n"] += 1
+            if calls["n"] == 8:
+                raise Crash
+        with pytest.raises(Crash):
+            run_pack(pack, settings(tmp_path, "x", checkpoints=checkpoints, snapshots=SCHEDULE), report=report)
+    else:
+        original = SweepStore.write_record
+
+        def write_record(self, pack_id, record):  # dies between writing parts and committing them
+            calls["n"] += 1
+            if calls["n"] == 7:
+                raise Crash
+            return original(self, pack_id, record)
+
+        monkeypatch.setattr(SweepStore, "write_record", write_record)
+        with pytest.raises(Crash):
+            run_pack(pack, settings(tmp_path, "x", checkpoints=checkpoints, snapshots=SCHEDULE))
+        monkeypatch.setattr(SweepStore, "write_record", original)
+        store = SweepStore(str(tmp_path), "x")
+        record = store.read_record(pack.pack_id)
+        assert any(p.seq >= record["seq"] for p in store.parts(SNAPSHOT_DIR))  # an uncommitted file is on disk
+    assert 0 < len(kept(tmp_path, "x")) < len(ref) or where == "before-commit"
+
+    run_pack(pack, settings(tmp_path, "x", checkpoints=checkpoints, snapshots=SCHEDULE))
+    assert kept(tmp_path, "x") == ref  # none lost, none duplicated, same events
+    for (run_id, epoch) in ref:  # the same weights, bit for bit
+        cfg, w = load_snapshot(tmp_path / "x", run_id, epoch)
+        _, w_ref = load_snapshot(tmp_path / "ref", run_id, epoch)
+        assert cfg.run_id == run_id
+        assert all(torch.equal(w[k], w_ref[k]) for k in w_ref), (run_id, epoch)
+
+
+def test_load_snapshot_names_what_exists(tmp_path):
+    pack = tiny_pack()
+    schedule = {**SCHEDULE, "dtype": "bfloat16", "events": []}
+    run_pack(pack, settings(tmp_path, "s", snapshots=schedule))
+    run_id = pack.run_ids[0]
+    cfg, weights = load_snapshot(tmp_path / "s", run_id, 40, dtype=None)
+    assert weights["embed.W_E"].dtype == torch.bfloat16 and cfg == pack.members[0]
+    with pytest.raises(KeyError, match="it has \\[5, 20, 40, 60, 80, 100\\]"):
+        load_snapshot(tmp_path / "s", run_id, 31)
+    # no snapshots without the setting
+    run_pack(pack, settings(tmp_path, "none"))
+    assert list_snapshots(tmp_path / "none") == []
+
+
+def test_spec_snapshots_setting_and_dry_run_estimate(tmp_path):
+    from sweeps.launch import dry_run
+    from sweeps.spec import SpecError, load_spec
+
+    text = ("name: snap\nbase: {p: 11, d_model: 16, n_heads: 2, d_mlp: 32, epochs: 100}\n"
+            "axes: {seed: [0, 1]}\nsnapshots: {every: 50, events: [end], dtype: float16}\n")
+    (tmp_path / "s.yaml").write_text(text)
+    spec = load_spec(tmp_path / "s.yaml")
+    assert spec.snapshots == {"every": 50, "epochs": [], "log_points": 0, "events": ["end"], "dtype": "float16"}
+    members = spec.members()
+    assert len({m.run_id for m in members}) == 2
+    # the setting does not change run_ids
+    (tmp_path / "plain.yaml").write_text(text.replace("snapshots: {every: 50, events: [end], dtype: float16}\n", ""))
+    assert [m.run_id for m in load_spec(tmp_path / "plain.yaml").members()] == [m.run_id for m in members]
+    # 2 members x (2 scheduled + 1 event) x params x 2 bytes
+    n = gsnap.SnapshotSchedule().bytes_per_snapshot(members[0]) // 4
+    assert f"at most 6 (3 per member, float16), {6 * n * 2 / 1000:.1f} KB" in dry_run(spec, str(tmp_path / "r"))
+    (tmp_path / "bad.yaml").write_text(text.replace("[end]", "[grokked]"))
+    with pytest.raises(SpecError, match="snapshots.*grokked"):
+        load_spec(tmp_path / "bad.yaml")
+
+
+def test_grok_train_keeps_snapshots_and_grok_export_writes_one(tmp_path, capsys, monkeypatch):
+    from grokcore.export import MemberModule, load_member
+    from grokcore.data import member_data
+    from grokcore import RunConfig
+    from sweeps.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    fields = ["--p", "11", "--d_model", "16", "--n_heads", "2", "--d_mlp", "32", "--epochs", "60", "--eval_every", "20"]
+    assert main(["train", *fields, "--results", "res", "--snapshots", "{epochs: [7], events: [end]}"]) == 0
+    cfg = RunConfig(p=11, d_model=16, n_heads=2, d_mlp=32, epochs=60, eval_every=20)
+    assert [(e["epoch"], e["event"]) for e in list_snapshots(tmp_path / "res" / "train")] == [(7, "epoch"), (60, "end")]
+    assert main(["export", "res/train", cfg.run_id, "--epoch", "7"]) == 0
+    exported_cfg, weights = load_member(tmp_path / f"export-{cfg.run_id}-7")
+    _, snap = load_snapshot(tmp_path / "res" / "train", cfg.run_id, 7)
+    assert exported_cfg == cfg and all(torch.equal(weights[k], snap[k]) for k in snap)
+    tokens = member_data(cfg).test_tokens
+    assert torch.equal(MemberModule(cfg, weights)(tokens), MemberModule(cfg, snap)(tokens))
+    assert main(["export", "res/train", cfg.run_id, "--epoch", "8"]) == 1
+    assert "it has [7, 60]" in capsys.readouterr().err
+    assert main(["train", *fields, "--snapshots", "every 100"]) == 2

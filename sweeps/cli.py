@@ -209,7 +209,7 @@ def _train(args: argparse.Namespace) -> int:
 
     from grokcore import RunConfig
     from grokcore.config import ConfigError
-    from sweeps.packing import Pack, cut_packs
+    from sweeps.packing import cut_packs
     from grokcore.train import interactive
     from sweeps.parquet import results_location
     from sweeps.runner import PackSettings, pick_device, run_pack

@@ -93,7 +93,7 @@ def describe(prep: Prepared) -> str:
     lines = [
         f"sweep {spec.name}  ({spec.source})",
         f"  results      {prep.store.uri}",
-        f"  axes         " + ("; ".join(f"{a.field}: {a.describe()}" for a in spec.axes) or "none"),
+        "  axes         " + ("; ".join(f"{a.field}: {a.describe()}" for a in spec.axes) or "none"),
         f"  members      {len(prep.members)}  (samples {spec.samples} x grid "
         f"{len(prep.members) // (spec.samples * spec.replicates)} x replicates {spec.replicates})",
         f"  packs        {len(p.packs)} in {shapes} shape group(s); pack size "

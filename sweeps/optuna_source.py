@@ -540,7 +540,7 @@ def describe_search(spec: SweepSpec, store: SweepStore, driver: OptunaSource | N
         f"  results      {store.uri}",
         f"  search       {s.kind}: {s.direction} {s.objective.describe()} with {s.sampler}"
         + (f" {s.sampler_options}" if s.sampler_options else "") + f", seed {s.seed}",
-        f"  space        " + "; ".join(f"{a.field}: {a.describe()}" for a in spec.axes),
+        "  space        " + "; ".join(f"{a.field}: {a.describe()}" for a in spec.axes),
         f"  members      {s.members}" + (f" in packs of {s.batch}" if s.kind == "optuna" else ", one per trial"),
         f"  study        {study_name(spec)} in {url}",
     ]

@@ -31,13 +31,13 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from typing import Any, Union, get_args, get_origin
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from grokcore.config import RunConfig, config_fields
+from grokcore.config import config_fields, config_hints
 from grokcore.records import METRIC_COLUMNS, OUTCOME_COLUMNS, RUN_KEYS, SCHEMA_METADATA_KEY, SCHEMA_VERSION
 
 TABLES = ("runs", "metrics", "progress")
@@ -74,7 +74,7 @@ def _arrow_type(hint: Any) -> pa.DataType:
 
 def runs_schema() -> pa.Schema:
     """RUN_KEYS, every RunConfig field under its own name, then OUTCOME_COLUMNS."""
-    hints = get_type_hints(RunConfig)
+    hints = config_hints()
     fields = [pa.field(k, pa.string()) for k in RUN_KEYS]
     fields += [pa.field(name, _arrow_type(hints[name])) for name in config_fields()]
     # final/* are floats; any outcome column this module does not know yet is stored as float64

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import yaml
@@ -269,42 +270,64 @@ def _read_spec(fs: pafs.FileSystem, path: str, shown: str) -> dict:
 
 
 def _read_table(fs: pafs.FileSystem, path: str, shown: str, table: str) -> pd.DataFrame | None:
-    """All part files of one table, checked against the schema version and the required columns."""
-    parts = sorted(
-        (i for i in _list(fs, f"{path}/{table}")
-         if i.type == pafs.FileType.File and fnmatch.fnmatch(i.base_name, PART_PATTERN)),
-        key=lambda i: i.base_name,
-    )
-    if not parts:
-        return None
-    arrow_tables = []
-    for part in parts:
-        where = f"{shown.rstrip('/')}/{table}/{part.base_name}"
+    """All part files of one table, checked against the schema version and the required columns.
+
+    Read as one pyarrow dataset: its schema unites the parts' columns (a newer trainer may add
+    some), and pyarrow reads the files concurrently, which is what matters when a sweep holds
+    thousands of parts or lives on an object store where each file costs a round trip."""
+    for _ in range(3):
+        parts = sorted(
+            (i for i in _list(fs, f"{path}/{table}")
+             if i.type == pafs.FileType.File and fnmatch.fnmatch(i.base_name, PART_PATTERN)),
+            key=lambda i: i.base_name,
+        )
+        if not parts:
+            return None
         try:
-            arrow_table = pq.read_table(part.path, filesystem=fs)
+            return _read_parts(fs, [p.path for p in parts], shown, table)
         except FileNotFoundError:
-            continue  # replaced between listing and reading (files are written whole, then renamed)
-        except (pa.ArrowException, OSError) as exc:
-            raise AnalysisError(f"{where}: not a readable Parquet file ({exc})") from exc
-        _check_schema_version(arrow_table, where)
-        missing = [c for c in REQUIRED_COLUMNS[table] if c not in arrow_table.column_names]
+            continue  # a part replaced between listing and reading (written whole, then renamed): list again
+    raise AnalysisError(f"{shown}/{table}: part files keep changing while being read; try again")
+
+
+def _read_parts(fs: pafs.FileSystem, paths: list[str], shown: str, table: str) -> pd.DataFrame:
+    try:
+        factory = ds.FileSystemDatasetFactory(fs, paths, ds.ParquetFileFormat())
+        schema = factory.inspect(promote_options="permissive", fragments=None)
+        dataset = factory.finish(schema)
+    except FileNotFoundError:
+        raise
+    except (pa.ArrowException, OSError, TypeError) as exc:
+        for part in paths:  # name the file at fault, if one alone is
+            try:
+                pq.read_schema(part, filesystem=fs)
+            except FileNotFoundError:
+                raise
+            except (pa.ArrowException, OSError) as one:
+                where = f"{shown.rstrip('/')}/{table}/{part.rsplit('/', 1)[-1]}"
+                raise AnalysisError(f"{where}: not a readable Parquet file ({one})") from one
+        raise AnalysisError(f"{shown}/{table}: part files have incompatible column types ({exc})") from exc
+    for fragment in dataset.get_fragments():  # footers only: each file's version and columns
+        where = f"{shown.rstrip('/')}/{table}/{fragment.path.rsplit('/', 1)[-1]}"
+        _check_schema_version(fragment.physical_schema, where)
+        names = fragment.physical_schema.names
+        missing = [c for c in REQUIRED_COLUMNS[table] if c not in names]
         if missing:
             raise AnalysisError(
                 f"{where}: missing column(s) {', '.join(repr(c) for c in missing)}; a {table} table needs "
-                f"{', '.join(REQUIRED_COLUMNS[table])}. Columns found: {', '.join(arrow_table.column_names)}"
+                f"{', '.join(REQUIRED_COLUMNS[table])}. Columns found: {', '.join(names)}"
             )
-        arrow_tables.append(arrow_table.replace_schema_metadata(None))
-    if not arrow_tables:
-        return None
     try:
-        combined = pa.concat_tables(arrow_tables, promote_options="permissive")
-    except (pa.ArrowException, TypeError) as exc:
-        raise AnalysisError(f"{shown}/{table}: part files have incompatible column types ({exc})") from exc
-    return _to_pandas(combined)
+        combined = dataset.to_table()
+    except FileNotFoundError:
+        raise
+    except (pa.ArrowException, OSError) as exc:
+        raise AnalysisError(f"{shown}/{table}: part files could not be read ({exc})") from exc
+    return _to_pandas(combined.replace_schema_metadata(None))
 
 
-def _check_schema_version(arrow_table: pa.Table, where: str) -> None:
-    metadata = arrow_table.schema.metadata or {}
+def _check_schema_version(schema: pa.Schema, where: str) -> None:
+    metadata = schema.metadata or {}
     raw = metadata.get(SCHEMA_METADATA_KEY.encode())
     if raw is None:
         return  # written by another tool: read it by its column names

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
@@ -301,15 +302,43 @@ class SweepStore:
         except FileNotFoundError:
             return None  # deleted meanwhile (an uncommitted part being cleaned up)
 
+    def dataset(self, parts: Sequence[Part]) -> ds.Dataset:
+        """Parts as one pyarrow dataset. Its schema unites every part's columns (a table's parts may
+        differ: progress measures, columns a newer trainer adds); reading through it projects
+        columns and reads the files concurrently, which matters with thousands of parts or an
+        object store, where each file costs a round trip."""
+        factory = ds.FileSystemDatasetFactory(self.fs, [p.path for p in parts], ds.ParquetFileFormat())
+        return factory.finish(factory.inspect(promote_options="permissive", fragments=None))
+
+    def _through_dataset(self, table: str, parts: Sequence[Part] | None, read):
+        """read(dataset) over the table's parts (or these parts); a part deleted between listing and
+        reading (an uncommitted one being cleaned up, or merged by compaction) means: list again."""
+        for _ in range(5):
+            chosen = self.parts(table) if parts is None else [p for p in parts if self.fs.get_file_info(
+                p.path).type == pafs.FileType.File]
+            if not chosen:
+                return None
+            try:
+                return read(self.dataset(chosen))
+            except FileNotFoundError:
+                continue
+        raise OSError(f"{self.path(table)}: parts keep changing while being read")
+
     def read_table(self, table: str, columns: Sequence[str] | None = None,
                    parts: Sequence[Part] | None = None) -> pa.Table | None:
         """All parts of a table concatenated (None if there are none). Readable while a sweep runs;
-        right after a crash it may briefly include an uncommitted part that the resume removes."""
-        tables = [t for p in (self.parts(table) if parts is None else parts)
-                  if (t := self.read_part(p, columns)) is not None and t.num_rows]
-        if not tables:
-            return None
-        return pa.concat_tables(tables, promote_options="permissive")
+        right after a crash it may briefly include an uncommitted part that the resume removes.
+        Requested columns that no part has are left out."""
+        def read(dataset: ds.Dataset) -> pa.Table | None:
+            names = None if columns is None else [c for c in columns if c in dataset.schema.names]
+            data = dataset.to_table(columns=names)
+            return data if data.num_rows else None
+
+        return self._through_dataset(table, parts, read)
+
+    def count_rows(self, table: str) -> int:
+        """Rows in a table's parts, from their footers (no column is read)."""
+        return self._through_dataset(table, None, lambda dataset: dataset.count_rows()) or 0
 
     def purge_rows(self, part: Part, run_ids: set[str]) -> int:
         """Rewrite a part without the rows of these members (atomically); returns rows removed."""

@@ -183,7 +183,9 @@ def _open(location: str | Path) -> tuple[pafs.FileSystem, str, str]:
     text = str(location)
     if "://" in text:
         try:
-            fs, path = pafs.FileSystem.from_uri(text)
+            # s3: small files as one PutObject, not a multipart upload (as sweeps.parquet.resolve)
+            opened = f"{text}?allow_delayed_open=true" if text.startswith("s3://") and "?" not in text else text
+            fs, path = pafs.FileSystem.from_uri(opened)
         except (pa.ArrowException, ValueError, OSError) as exc:
             raise AnalysisError(f"{text}: not a path or a filesystem URI that pyarrow can open ({exc})") from exc
         return fs, path.rstrip("/") or "/", text.rstrip("/")

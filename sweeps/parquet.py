@@ -136,9 +136,19 @@ def resolve(location: str) -> tuple[pafs.FileSystem, str]:
     """A local path (made absolute) or a URI -> (filesystem, path on it)."""
     location = results_location(location)
     if "://" in location:
-        fs, path = pafs.FileSystem.from_uri(location)
+        fs, path = pafs.FileSystem.from_uri(_small_writes_in_one_request(location))
         return fs, path.rstrip("/")
     return pafs.LocalFileSystem(), location
+
+
+def _small_writes_in_one_request(uri: str) -> str:
+    """s3:// URIs open with allow_delayed_open, so a file smaller than one upload part (every
+    record, most parts) goes up as one PutObject instead of a three-request multipart upload;
+    S3-compatible servers such as moto's also mishandle completing a multipart upload of one part.
+    analysis/load.py opens URIs the same way (it does not import sweeps)."""
+    if uri.startswith("s3://") and "?" not in uri:
+        return f"{uri}?allow_delayed_open=true"
+    return uri
 
 
 def sweep_uri(results: str, name: str) -> str:
@@ -413,18 +423,19 @@ class SweepStore:
         return out
 
     def save_trainer(self, trainer: Any, pack_id: str, name: str) -> None:
-        """trainer.save() writes a directory atomically; off the local disk we save to a temporary
-        directory and upload it under a hidden name, then move it into place."""
+        """trainer.save() writes a directory atomically. Off the local disk we save to a temporary
+        directory and upload its files straight to their place: an object store cannot rename a
+        directory (S3 moves single objects only), and none is needed, since nothing reads a
+        trainer folder until the pack's record names it, which is written after the upload; a
+        folder a crash left half-uploaded is never named and goes with the next delete_trainers."""
         target = self.path(self.pack_dir(pack_id), name)
         if self.local:
             trainer.save(target)
             return
         with tempfile.TemporaryDirectory() as tmp:
             trainer.save(Path(tmp) / name)
-            hidden = self.path(self.pack_dir(pack_id), f".{name}.tmp-{uuid.uuid4().hex[:8]}")
-            pafs.copy_files(str(Path(tmp) / name), hidden, source_filesystem=pafs.LocalFileSystem(),
+            pafs.copy_files(str(Path(tmp) / name), target, source_filesystem=pafs.LocalFileSystem(),
                             destination_filesystem=self.fs)
-            self.fs.move(hidden, target)
 
     def load_trainer(self, pack_id: str, name: str, device: Any, **trainer_options: Any) -> Any:
         from grokcore import PackTrainer
@@ -433,6 +444,7 @@ class SweepStore:
         if self.local:
             return PackTrainer.load(source, device=device, **trainer_options)
         with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / name).mkdir()  # copying onto the local disk does not create the folder
             pafs.copy_files(source, str(Path(tmp) / name), source_filesystem=self.fs,
                             destination_filesystem=pafs.LocalFileSystem())
             return PackTrainer.load(Path(tmp) / name, device=device, **trainer_options)

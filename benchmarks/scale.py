@@ -8,7 +8,8 @@ Each size is a synthetic sweep in the project's own layout, written with its own
 (SweepStore.write_part with runs_schema / metrics_schema, commit records, plan.json from the
 grid source's prepare): a 10 x 10 grid of train fraction x weight decay with N / 100 replicates,
 packs of `--pack-size` members, each pack committed in `--commits` batches of parts (what a pack
-that checkpoints every few minutes leaves), `--evals` metric rows per member. No training runs.
+that checkpoints every few minutes leaves, then compacted as a finished pack is; `--no-compact`
+keeps them), `--evals` metric rows per member. No training runs.
 
 Every step runs in a fresh process, as a user would run it, and is timed from outside (imports
 included); its peak memory is that process's max RSS. Printed per size:
@@ -50,7 +51,7 @@ def spec_text(n_members: int, pack_size: int) -> str:
             f"replicates: {replicates}\npack_size: {pack_size}\nresources: {{cpus: 1, gpus: 0}}\n")
 
 
-def build(spec_path: Path, results: Path, commits: int, evals: int) -> None:
+def build(spec_path: Path, results: Path, commits: int, evals: int, compact: bool = True) -> None:
     """Write the finished sweep: every pack's parts in `commits` batches, its records, plan.json."""
     import random
 
@@ -95,6 +96,8 @@ def build(spec_path: Path, results: Path, commits: int, evals: int) -> None:
         store.write_record(pack.pack_id, {"pack_id": pack.pack_id, "members": pack.run_ids, "seq": commits,
                                           "trainer": None, "done": True, "epoch": evals * 50, "trial_id": "t0",
                                           "train_seconds": 60.0, "updated": time.time(), "node": "bench"})
+        if compact:
+            store.compact_pack(pack.pack_id)  # as run_pack does when a pack finishes
     store.write_json("driver.json", {"state": "ended"})
 
 
@@ -122,7 +125,7 @@ def measure(n: int, work: Path, args: argparse.Namespace) -> dict:
     if not (sweep / "plan.json").exists():
         spec_path.write_text(spec_text(n, args.pack_size))
         start = time.perf_counter()
-        build(spec_path, results, args.commits, args.evals)
+        build(spec_path, results, args.commits, args.evals, compact=not args.no_compact)
         built = time.perf_counter() - start
     plan_s, _ = timed(["sweeps.cli", "sweep", str(spec_path), "--results", str(results), "--dry-run"], env)
     status_s, _ = timed(["sweeps.cli", "status", str(sweep)], env)
@@ -142,6 +145,8 @@ def main() -> None:
     parser.add_argument("--pack-size", type=int, default=64, help="members per pack")
     parser.add_argument("--commits", type=int, default=4, help="batches of parts each pack writes")
     parser.add_argument("--evals", type=int, default=20, help="metric rows per member")
+    parser.add_argument("--no-compact", action="store_true",
+                        help="leave every commit's parts, as sweeps did before compaction (issue 17)")
     parser.add_argument("--keep", help="build the sweeps here and keep them (default: a temporary directory)")
     parser.add_argument("--load", help=argparse.SUPPRESS)  # the load_sweep step, in its own process
     args = parser.parse_args()

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import yaml
@@ -78,8 +79,8 @@ class Sweep:
     @property
     def running_run_ids(self) -> list[str]:
         """Members that have metrics but no runs row yet: still training (or their pack died before writing it)."""
-        ended = set(self.runs["run_id"])
-        return sorted(set(self.metrics["run_id"]) - ended)
+        ended = set(self.runs["run_id"].unique())
+        return sorted(set(self.metrics["run_id"].unique()) - ended)
 
     def swept_axes(self, include_seed: bool = False) -> list[str]:
         from analysis.axes import swept_axes
@@ -163,8 +164,8 @@ def load_sweep(locations: str | Path | Iterable[str | Path]) -> Sweep:
     )
     planned = {r for one in loaded for r in one["planned"]}
     if planned:
-        started = set(runs["run_id"]) | set(metrics["run_id"])
-        sweep.notes.append(f"{len(planned)} member(s) planned: {len(planned & set(runs['run_id']))} ended, "
+        started = set(runs["run_id"].unique()) | set(metrics["run_id"].unique())
+        sweep.notes.append(f"{len(planned)} member(s) planned: {len(planned & set(runs['run_id'].unique()))} ended, "
                            f"{len(planned - started)} not started yet")
     running = sweep.running_run_ids
     if running:
@@ -182,7 +183,9 @@ def _open(location: str | Path) -> tuple[pafs.FileSystem, str, str]:
     text = str(location)
     if "://" in text:
         try:
-            fs, path = pafs.FileSystem.from_uri(text)
+            # s3: small files as one PutObject, not a multipart upload (as sweeps.parquet.resolve)
+            opened = f"{text}?allow_delayed_open=true" if text.startswith("s3://") and "?" not in text else text
+            fs, path = pafs.FileSystem.from_uri(opened)
         except (pa.ArrowException, ValueError, OSError) as exc:
             raise AnalysisError(f"{text}: not a path or a filesystem URI that pyarrow can open ({exc})") from exc
         return fs, path.rstrip("/") or "/", text.rstrip("/")
@@ -269,42 +272,64 @@ def _read_spec(fs: pafs.FileSystem, path: str, shown: str) -> dict:
 
 
 def _read_table(fs: pafs.FileSystem, path: str, shown: str, table: str) -> pd.DataFrame | None:
-    """All part files of one table, checked against the schema version and the required columns."""
-    parts = sorted(
-        (i for i in _list(fs, f"{path}/{table}")
-         if i.type == pafs.FileType.File and fnmatch.fnmatch(i.base_name, PART_PATTERN)),
-        key=lambda i: i.base_name,
-    )
-    if not parts:
-        return None
-    arrow_tables = []
-    for part in parts:
-        where = f"{shown.rstrip('/')}/{table}/{part.base_name}"
+    """All part files of one table, checked against the schema version and the required columns.
+
+    Read as one pyarrow dataset: its schema unites the parts' columns (a newer trainer may add
+    some), and pyarrow reads the files concurrently, which is what matters when a sweep holds
+    thousands of parts or lives on an object store where each file costs a round trip."""
+    for _ in range(3):
+        parts = sorted(
+            (i for i in _list(fs, f"{path}/{table}")
+             if i.type == pafs.FileType.File and fnmatch.fnmatch(i.base_name, PART_PATTERN)),
+            key=lambda i: i.base_name,
+        )
+        if not parts:
+            return None
         try:
-            arrow_table = pq.read_table(part.path, filesystem=fs)
+            return _read_parts(fs, [p.path for p in parts], shown, table)
         except FileNotFoundError:
-            continue  # replaced between listing and reading (files are written whole, then renamed)
-        except (pa.ArrowException, OSError) as exc:
-            raise AnalysisError(f"{where}: not a readable Parquet file ({exc})") from exc
-        _check_schema_version(arrow_table, where)
-        missing = [c for c in REQUIRED_COLUMNS[table] if c not in arrow_table.column_names]
+            continue  # a part replaced between listing and reading (written whole, then renamed): list again
+    raise AnalysisError(f"{shown}/{table}: part files keep changing while being read; try again")
+
+
+def _read_parts(fs: pafs.FileSystem, paths: list[str], shown: str, table: str) -> pd.DataFrame:
+    try:
+        factory = ds.FileSystemDatasetFactory(fs, paths, ds.ParquetFileFormat())
+        schema = factory.inspect(promote_options="permissive", fragments=None)
+        dataset = factory.finish(schema)
+    except FileNotFoundError:
+        raise
+    except (pa.ArrowException, OSError, TypeError) as exc:
+        for part in paths:  # name the file at fault, if one alone is
+            try:
+                pq.read_schema(part, filesystem=fs)
+            except FileNotFoundError:
+                raise
+            except (pa.ArrowException, OSError) as one:
+                where = f"{shown.rstrip('/')}/{table}/{part.rsplit('/', 1)[-1]}"
+                raise AnalysisError(f"{where}: not a readable Parquet file ({one})") from one
+        raise AnalysisError(f"{shown}/{table}: part files have incompatible column types ({exc})") from exc
+    for fragment in dataset.get_fragments():  # footers only: each file's version and columns
+        where = f"{shown.rstrip('/')}/{table}/{fragment.path.rsplit('/', 1)[-1]}"
+        _check_schema_version(fragment.physical_schema, where)
+        names = fragment.physical_schema.names
+        missing = [c for c in REQUIRED_COLUMNS[table] if c not in names]
         if missing:
             raise AnalysisError(
                 f"{where}: missing column(s) {', '.join(repr(c) for c in missing)}; a {table} table needs "
-                f"{', '.join(REQUIRED_COLUMNS[table])}. Columns found: {', '.join(arrow_table.column_names)}"
+                f"{', '.join(REQUIRED_COLUMNS[table])}. Columns found: {', '.join(names)}"
             )
-        arrow_tables.append(arrow_table.replace_schema_metadata(None))
-    if not arrow_tables:
-        return None
     try:
-        combined = pa.concat_tables(arrow_tables, promote_options="permissive")
-    except (pa.ArrowException, TypeError) as exc:
-        raise AnalysisError(f"{shown}/{table}: part files have incompatible column types ({exc})") from exc
-    return _to_pandas(combined)
+        combined = dataset.to_table()
+    except FileNotFoundError:
+        raise
+    except (pa.ArrowException, OSError) as exc:
+        raise AnalysisError(f"{shown}/{table}: part files could not be read ({exc})") from exc
+    return _to_pandas(combined.replace_schema_metadata(None))
 
 
-def _check_schema_version(arrow_table: pa.Table, where: str) -> None:
-    metadata = arrow_table.schema.metadata or {}
+def _check_schema_version(schema: pa.Schema, where: str) -> None:
+    metadata = schema.metadata or {}
     raw = metadata.get(SCHEMA_METADATA_KEY.encode())
     if raw is None:
         return  # written by another tool: read it by its column names

@@ -11,6 +11,7 @@ stored, so a `dataclasses.replace` can never leave them stale.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -200,8 +201,9 @@ class RunConfig:
             raise ConfigError("task", str(e)) from None
 
     def __getstate__(self) -> dict[str, Any]:
-        # A user task may hold a lambda; send the fields, the receiver resolves the task again.
-        return {k: v for k, v in self.__dict__.items() if k != "task_def"}
+        # A user task may hold a lambda; send the fields, the receiver resolves the task again
+        # (and recomputes the cached run_id rather than trusting one from elsewhere).
+        return {k: v for k, v in self.__dict__.items() if k not in ("task_def", "run_id")}
 
     @property
     def token_layout(self) -> str:
@@ -263,9 +265,11 @@ class RunConfig:
             raise ConfigError(unknown[0], f"unknown config field; allowed: {', '.join(config_fields())}")
         return cls(**data)
 
-    @property
+    @cached_property
     def run_id(self) -> str:
-        """Readable prefix plus a stable hash of every field that changes the numbers."""
+        """Readable prefix plus a stable hash of every field that changes the numbers. Cached: the
+        config is frozen, and a sweep asks for each member's id many times (planning, packing,
+        skipping finished members); hashing anew each time dominated planning 100k members."""
         hashed = {k: v for k, v in self.to_dict().items()
                   if k not in ID_EXCLUDED_FIELDS and not (k in ID_NEW_FIELDS and v == ID_NEW_FIELDS[k])}
         digest = hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:12]
@@ -317,9 +321,16 @@ def field_docs() -> dict[str, str]:
     return docs
 
 
+@functools.cache
+def config_hints() -> dict[str, Any]:
+    """RunConfig's field annotations, resolved once: `get_type_hints` evaluates every string
+    annotation anew on each call, and every RunConfig checks its types with them."""
+    return get_type_hints(RunConfig)
+
+
 def allowed_values(field_name: str) -> tuple | None:
     """The closed set of values of a Literal field, else None."""
-    hint = get_type_hints(RunConfig)[field_name]
+    hint = config_hints()[field_name]
     for candidate in (hint, *get_args(hint)):
         if get_origin(candidate) is Literal:
             return get_args(candidate)
@@ -327,7 +338,7 @@ def allowed_values(field_name: str) -> tuple | None:
 
 
 def _check_types(cfg: RunConfig) -> None:
-    hints = get_type_hints(RunConfig)
+    hints = config_hints()
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
         hint = hints[f.name]

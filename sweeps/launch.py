@@ -267,6 +267,14 @@ class SweepResult:
         return not self.failed_packs and not self.unfinished_packs
 
 
+def _tune_storage(store: SweepStore) -> dict[str, Any]:
+    """Tune's experiment folder under the sweep's; off the local disk through the store's own
+    filesystem, opened as the store opens it (sweeps.parquet.resolve), not as Tune would."""
+    if store.local:
+        return {"storage_path": store.path("tune")}
+    return {"storage_path": store.path("tune"), "storage_filesystem": store.fs}
+
+
 def dry_run(spec: SweepSpec, results: str | None = None) -> str:
     """What `grok sweep --dry-run` prints: the source's description, from what is on disk (reads only)."""
     location = results_location(results or spec.results)
@@ -438,7 +446,7 @@ def _tune(spec: SweepSpec, store: SweepStore, source: PackSource, settings: dict
             trial_dirname_creator=lambda t: t.config["pack"]["pack_id"],
         ),
         run_config=tune.RunConfig(
-            name=source.name, storage_path=store.uri.rstrip("/") + "/tune", callbacks=[], verbose=verbose,
+            name=source.name, callbacks=[], verbose=verbose, **_tune_storage(store),
             progress_reporter=_progress_reporter(source.members_to_run, spec.report_every_s),
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),

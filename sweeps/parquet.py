@@ -17,7 +17,9 @@ table) it saves its trainer checkpoint and then rewrites its commit record with 
 with seq below the record's `seq` are committed and describe exactly the work up to the
 checkpoint the record names; parts at or above it (at most one batch, from a crash between
 writing parts and committing) are deleted before the pack runs again, which then redoes that
-work. Every file (part, record, checkpoint) is written under a temporary hidden name and moved
+work. When a pack is done its parts are merged into one per table (`SweepStore.compact_pack`):
+the merged part takes the next seq, and the record's `compacted` says the parts below it are
+superseded. Every file (part, record, checkpoint) is written under a temporary hidden name and moved
 into place, so readers see whole files or none; pyarrow and pandas skip hidden names.
 """
 
@@ -32,13 +34,14 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from typing import Any, Union, get_args, get_origin
 
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from grokcore.config import RunConfig, config_fields
+from grokcore.config import config_fields, config_hints
 from grokcore.records import METRIC_COLUMNS, OUTCOME_COLUMNS, RUN_KEYS, SCHEMA_METADATA_KEY, SCHEMA_VERSION
 
 TABLES = ("runs", "metrics", "progress")
@@ -79,7 +82,7 @@ def _arrow_type(hint: Any) -> pa.DataType:
 
 def runs_schema() -> pa.Schema:
     """RUN_KEYS, every RunConfig field under its own name, then OUTCOME_COLUMNS."""
-    hints = get_type_hints(RunConfig)
+    hints = config_hints()
     fields = [pa.field(k, pa.string()) for k in RUN_KEYS]
     fields += [pa.field(name, _arrow_type(hints[name])) for name in config_fields()]
     # final/* are floats; any outcome column this module does not know yet is stored as float64
@@ -114,6 +117,11 @@ def rows_to_table(rows: Sequence[dict[str, Any]], schema: pa.Schema) -> pa.Table
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=schema.metadata))
 
 
+def _committed(seq: int, record: dict[str, Any]) -> bool:
+    """A part of this seq holds committed rows under its pack's record (module docstring)."""
+    return int(record.get("compacted", 0)) <= seq < int(record.get("seq", 0))
+
+
 # ---- filesystems ---------------------------------------------------------------------------------
 def results_location(location: str) -> str:
     """The one spelling of a results location that every process agrees on: a local path made
@@ -133,9 +141,19 @@ def resolve(location: str) -> tuple[pafs.FileSystem, str]:
     """A local path (made absolute) or a URI -> (filesystem, path on it)."""
     location = results_location(location)
     if "://" in location:
-        fs, path = pafs.FileSystem.from_uri(location)
+        fs, path = pafs.FileSystem.from_uri(_small_writes_in_one_request(location))
         return fs, path.rstrip("/")
     return pafs.LocalFileSystem(), location
+
+
+def _small_writes_in_one_request(uri: str) -> str:
+    """s3:// URIs open with allow_delayed_open, so a file smaller than one upload part (every
+    record, most parts) goes up as one PutObject instead of a three-request multipart upload;
+    S3-compatible servers such as moto's also mishandle completing a multipart upload of one part.
+    analysis/load.py opens URIs the same way (it does not import sweeps)."""
+    if uri.startswith("s3://") and "?" not in uri:
+        return f"{uri}?allow_delayed_open=true"
+    return uri
 
 
 def sweep_uri(results: str, name: str) -> str:
@@ -227,11 +245,12 @@ class SweepStore:
     def uncommitted(self, table: str, records: dict[str, dict[str, Any]] | None = None,
                     pack_id: str | None = None) -> list[Part]:
         """Parts at or above their pack's committed seq, or of packs never committed: the leftovers
-        of a crash between writing parts and committing (see the module docstring). The one home of
+        of a crash between writing parts and committing (see the module docstring); and parts a
+        compaction merged (below the record's `compacted`) that a crash left behind. The one home of
         that rule: the driver before a (re)start, a pack before it continues, failed rows."""
         records = self.records() if records is None else records
         return [p for p in self.parts(table, pack_id) if p.seq is not None
-                and (p.pack_id not in records or p.seq >= int(records[p.pack_id].get("seq", 0)))]
+                and (p.pack_id not in records or not _committed(p.seq, records[p.pack_id]))]
 
     def delete_uncommitted(self, pack_id: str, record: dict[str, Any] | None) -> int:
         """Remove one pack's crash leftovers (its record as read now; None: never committed)."""
@@ -321,15 +340,43 @@ class SweepStore:
         except FileNotFoundError:
             return None  # deleted meanwhile (an uncommitted part being cleaned up)
 
+    def dataset(self, parts: Sequence[Part]) -> ds.Dataset:
+        """Parts as one pyarrow dataset. Its schema unites every part's columns (a table's parts may
+        differ: progress measures, columns a newer trainer adds); reading through it projects
+        columns and reads the files concurrently, which matters with thousands of parts or an
+        object store, where each file costs a round trip."""
+        factory = ds.FileSystemDatasetFactory(self.fs, [p.path for p in parts], ds.ParquetFileFormat())
+        return factory.finish(factory.inspect(promote_options="permissive", fragments=None))
+
+    def _through_dataset(self, table: str, parts: Sequence[Part] | None, read):
+        """read(dataset) over the table's parts (or these parts); a part deleted between listing and
+        reading (an uncommitted one being cleaned up, or merged by compaction) means: list again."""
+        for _ in range(5):
+            chosen = self.parts(table) if parts is None else [p for p in parts if self.fs.get_file_info(
+                p.path).type == pafs.FileType.File]
+            if not chosen:
+                return None
+            try:
+                return read(self.dataset(chosen))
+            except FileNotFoundError:
+                continue
+        raise OSError(f"{self.path(table)}: parts keep changing while being read")
+
     def read_table(self, table: str, columns: Sequence[str] | None = None,
                    parts: Sequence[Part] | None = None) -> pa.Table | None:
         """All parts of a table concatenated (None if there are none). Readable while a sweep runs;
-        right after a crash it may briefly include an uncommitted part that the resume removes."""
-        tables = [t for p in (self.parts(table) if parts is None else parts)
-                  if (t := self.read_part(p, columns)) is not None and t.num_rows]
-        if not tables:
-            return None
-        return pa.concat_tables(tables, promote_options="permissive")
+        right after a crash it may briefly include an uncommitted part that the resume removes.
+        Requested columns that no part has are left out."""
+        def read(dataset: ds.Dataset) -> pa.Table | None:
+            names = None if columns is None else [c for c in columns if c in dataset.schema.names]
+            data = dataset.to_table(columns=names)
+            return data if data.num_rows else None
+
+        return self._through_dataset(table, parts, read)
+
+    def count_rows(self, table: str) -> int:
+        """Rows in a table's parts, from their footers (no column is read)."""
+        return self._through_dataset(table, None, lambda dataset: dataset.count_rows()) or 0
 
     def purge_rows(self, part: Part, run_ids: set[str]) -> int:
         """Rewrite a part without the rows of these members (atomically); returns rows removed."""
@@ -346,6 +393,33 @@ class SweepStore:
         kept = data.filter(pa.array(keep))
         self._atomic(part.path, lambda tmp: pq.write_table(kept, tmp, filesystem=self.fs))
         return removed
+
+    def compact_pack(self, pack_id: str) -> int:
+        """Merge a finished pack's committed parts into one part per table; returns parts removed.
+
+        A pack commits a batch of parts every few minutes, so a long sweep leaves thousands of
+        small files, and on an object store every file costs a round trip to list and read.
+        Under the commit invariant: the merged parts are written at the next seq S (uncommitted,
+        so a crash now leaves only leftovers that the resume deletes), then the record moves to
+        seq S + 1 with `compacted: S` (parts below S are merged; they become leftovers, see
+        `uncommitted`), then they are deleted. A reader between the last two steps may see a
+        member's rows twice; analysis and `grok status` keep one row per run_id (and epoch)."""
+        record = self.read_record(pack_id)
+        if record is None or not record.get("done"):
+            return 0
+        by_table = {t: [p for p in self.parts(t, pack_id) if p.seq is not None and _committed(p.seq, record)]
+                    for t in TABLES}
+        if all(len(parts) <= 1 for parts in by_table.values()):
+            return 0  # already one file per table
+        merged_seq = int(record["seq"])
+        for table, parts in by_table.items():
+            data = self.read_table(table, parts=parts) if parts else None
+            if data is None:
+                continue
+            path = self.path(table, self.part_name(pack_id, merged_seq))
+            self._atomic(path, lambda tmp: pq.write_table(data, tmp, filesystem=self.fs))
+        self.write_record(pack_id, {**record, "seq": merged_seq + 1, "compacted": merged_seq})
+        return self.delete_parts(p for parts in by_table.values() for p in parts)
 
     # ---- pack records and checkpoints ----------------------------------------------------------------
     @staticmethod
@@ -369,18 +443,19 @@ class SweepStore:
         return out
 
     def save_trainer(self, trainer: Any, pack_id: str, name: str) -> None:
-        """trainer.save() writes a directory atomically; off the local disk we save to a temporary
-        directory and upload it under a hidden name, then move it into place."""
+        """trainer.save() writes a directory atomically. Off the local disk we save to a temporary
+        directory and upload its files straight to their place: an object store cannot rename a
+        directory (S3 moves single objects only), and none is needed, since nothing reads a
+        trainer folder until the pack's record names it, which is written after the upload; a
+        folder a crash left half-uploaded is never named and goes with the next delete_trainers."""
         target = self.path(self.pack_dir(pack_id), name)
         if self.local:
             trainer.save(target)
             return
         with tempfile.TemporaryDirectory() as tmp:
             trainer.save(Path(tmp) / name)
-            hidden = self.path(self.pack_dir(pack_id), f".{name}.tmp-{uuid.uuid4().hex[:8]}")
-            pafs.copy_files(str(Path(tmp) / name), hidden, source_filesystem=pafs.LocalFileSystem(),
+            pafs.copy_files(str(Path(tmp) / name), target, source_filesystem=pafs.LocalFileSystem(),
                             destination_filesystem=self.fs)
-            self.fs.move(hidden, target)
 
     def load_trainer(self, pack_id: str, name: str, device: Any, **trainer_options: Any) -> Any:
         from grokcore import PackTrainer
@@ -389,6 +464,7 @@ class SweepStore:
         if self.local:
             return PackTrainer.load(source, device=device, **trainer_options)
         with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / name).mkdir()  # copying onto the local disk does not create the folder
             pafs.copy_files(source, str(Path(tmp) / name), source_filesystem=self.fs,
                             destination_filesystem=pafs.LocalFileSystem())
             return PackTrainer.load(Path(tmp) / name, device=device, **trainer_options)

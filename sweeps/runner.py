@@ -153,6 +153,7 @@ bar (grok train in a terminal; never in a trial, which reports to Tune).
     progress = _Progress(pack)
     record = store.read_record(pid)
     if record is not None and record.get("done"):
+        store.compact_pack(pid)  # a crash may have come between its commit and its compaction
         progress.finished.update(pack.run_ids)
         _generalised_from_runs(store, pid, progress)
         return progress.metrics(done=True)
@@ -264,6 +265,7 @@ bar (grok train in a terminal; never in a trial, which reports to Tune).
                 report(progress.metrics())
                 last_report = now
     commit(final=True)
+    store.compact_pack(pid)  # one file per table for a finished pack, not one per commit
     return progress.metrics(done=True)
 
 

@@ -104,8 +104,7 @@ def sweep_status(location: str) -> SweepStatus:
         st.training = len(started)
     if planned is not None:
         st.waiting = len([r for r in planned if r not in rows and r not in started])
-    metrics = store.read_table("metrics", columns=["run_id"])
-    st.metric_rows = 0 if metrics is None else metrics.num_rows
+    st.metric_rows = store.count_rows("metrics")
     return st
 
 

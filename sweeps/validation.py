@@ -11,9 +11,9 @@ import difflib
 import math
 import types
 from collections.abc import Iterable
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from typing import Any, Union, get_args, get_origin
 
-from grokcore.config import ConfigError, RunConfig, allowed_values
+from grokcore.config import ConfigError, RunConfig, allowed_values, config_hints
 
 
 class SpecError(ValueError):
@@ -41,7 +41,7 @@ def is_number(x: Any) -> bool:
 
 def field_kind(field: str) -> str:
     """int, float, bool, str, literal, list or other, from RunConfig's annotation."""
-    hint = get_type_hints(RunConfig)[field]
+    hint = config_hints()[field]
     union = get_origin(hint) in (Union, types.UnionType)
     options = [h for h in (get_args(hint) if union else (hint,)) if h is not type(None)]
     if allowed_values(field) is not None:

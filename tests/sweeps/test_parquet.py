@@ -92,3 +92,54 @@ def test_a_resumed_sweep_removes_what_a_killed_writer_left_half_written(tmp_path
     assert all((sweep / rel).exists() for rel in leftovers)
     assert prepare(spec, str(tmp_path / "r")).cleaned["half-written files"] == len(leftovers)
     assert not any((sweep / rel).exists() for rel in leftovers)
+
+
+def _three_commits(store: SweepStore, pack_id: str = "pack-x") -> None:
+    """A finished pack as the runner leaves it: a batch of parts per commit, then its done record."""
+    for seq in range(3):
+        store.write_part("metrics", pack_id, seq, [{"run_id": r, "epoch": 10 * (seq + 1)} for r in ("a", "b")],
+                         metrics_schema())
+        store.write_part("runs", pack_id, seq, [{"run_id": "ab"[seq] if seq < 2 else "c", "status": "done"}],
+                         runs_schema())
+    store.write_record(pack_id, {"pack_id": pack_id, "seq": 3, "done": True})
+
+
+def _rows(store: SweepStore, table: str) -> list[tuple]:
+    data = store.read_table(table, columns=["run_id", "epoch"] if table == "metrics" else ["run_id"])
+    return sorted(zip(*(data.column(c).to_pylist() for c in data.column_names)))
+
+
+def test_compaction_leaves_one_part_per_table_with_the_same_rows(tmp_path):
+    store = SweepStore(str(tmp_path), "s")
+    _three_commits(store)
+    before = {t: _rows(store, t) for t in ("runs", "metrics")}
+    assert store.compact_pack("pack-x") == 6
+    assert [p.name for p in store.parts("metrics")] == ["part-pack-x-000003.parquet"]
+    assert [p.name for p in store.parts("runs")] == ["part-pack-x-000003.parquet"]
+    assert {t: _rows(store, t) for t in ("runs", "metrics")} == before
+    assert len(before["metrics"]) == 6 and store.count_rows("metrics") == 6
+    record = store.read_record("pack-x")
+    assert record["seq"] == 4 and record["compacted"] == 3
+    assert store.compact_pack("pack-x") == 0  # done once: nothing left to merge
+    assert store.delete_crash_leftovers() == {"uncommitted parts": 0, "half-written files": 0}
+
+
+def test_compaction_killed_at_either_step_loses_and_duplicates_nothing(tmp_path):
+    # killed after writing the merged parts, before the record: they are uncommitted leftovers
+    store = SweepStore(str(tmp_path), "early")
+    _three_commits(store)
+    before = _rows(store, "metrics")
+    merged = store.read_table("metrics")
+    store.write_part("metrics", "pack-x", 3, merged.to_pylist(), metrics_schema())
+    assert len(_rows(store, "metrics")) == 12  # what a reader sees in between: twice each row
+    assert store.delete_crash_leftovers()["uncommitted parts"] == 1
+    assert _rows(store, "metrics") == before and len(store.parts("metrics")) == 3
+
+    # killed after the record, before deleting the merged-away parts: those are the leftovers
+    store = SweepStore(str(tmp_path), "late")
+    _three_commits(store)
+    store.write_part("metrics", "pack-x", 3, store.read_table("metrics").to_pylist(), metrics_schema())
+    store.write_part("runs", "pack-x", 3, store.read_table("runs").to_pylist(), runs_schema())
+    store.write_record("pack-x", {"pack_id": "pack-x", "seq": 4, "done": True, "compacted": 3})
+    assert store.delete_crash_leftovers()["uncommitted parts"] == 6
+    assert _rows(store, "metrics") == before and [p.seq for p in store.parts("metrics")] == [3]

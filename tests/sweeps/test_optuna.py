@@ -282,13 +282,9 @@ def test_guided_search_beats_random(ray_session, tmp_path):
     assert guided["mean"] < 0.6 * rand["mean"] and guided["good"] > rand["good"], found
 
 
-def test_interrupted_search_resumes_the_same_study_and_prunes(ray_session, tmp_path, monkeypatch):
-    """Stopped as by Ctrl+C once its first pack was told (Tune's own interrupt: SIGUSR1 does what
-    SIGINT does, without pytest's handler), with other packs still training; the same command
-    again continues the same study to exactly its budget, with no duplicate rows. Members pruned
-    on the way end with status pruned, as PRUNED trials, and no metrics rows after."""
-    results = tmp_path / "results"
-    spec = parse_spec(search_text(name="resumed", members=16, batch=4, sampler="random"))
+def run_interrupted(spec, results, monkeypatch):
+    """Run the search and stop it as Ctrl+C would once its first pack was told (Tune's own interrupt:
+    SIGUSR1 does what SIGINT does, without pytest's handler)."""
     real_finish = OptunaSource.pack_finished
     told = []
 
@@ -299,8 +295,20 @@ def test_interrupted_search_resumes_the_same_study_and_prunes(ray_session, tmp_p
             os.kill(os.getpid(), signal.SIGUSR1)
 
     monkeypatch.setattr(OptunaSource, "pack_finished", interrupting_finish)
-    first = run_sweep(spec, results=str(results), verbose=0)
-    monkeypatch.setattr(OptunaSource, "pack_finished", real_finish)
+    try:
+        return run_sweep(spec, results=str(results), verbose=0)
+    finally:
+        monkeypatch.setattr(OptunaSource, "pack_finished", real_finish)
+
+
+def test_interrupted_search_resumes_the_same_study_and_prunes(ray_session, tmp_path, monkeypatch):
+    """Stopped as by Ctrl+C once its first pack was told (Tune's own interrupt: SIGUSR1 does what
+    SIGINT does, without pytest's handler), with other packs still training; the same command
+    again continues the same study to exactly its budget, with no duplicate rows. Members pruned
+    on the way end with status pruned, as PRUNED trials, and no metrics rows after."""
+    results = tmp_path / "results"
+    spec = parse_spec(search_text(name="resumed", members=16, batch=4, sampler="random"))
+    first = run_interrupted(spec, results, monkeypatch)
     assert first.unfinished_packs and not first.failed_packs
     study = study_of(spec, results)
     before = {t.number: t.state.name for t in study.get_trials()}

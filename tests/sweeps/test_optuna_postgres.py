@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -15,9 +14,8 @@ from pathlib import Path
 import pytest
 
 from sweeps.launch import run_sweep
-from sweeps.optuna_source import OptunaSource
 from sweeps.spec import parse_spec
-from test_optuna import check_rows, search_text, study_of, tables
+from test_optuna import check_rows, run_interrupted, search_text, study_of, tables
 
 SERVER_BINARIES = ("initdb", "pg_ctl", "postgres")
 pytestmark = [
@@ -65,18 +63,7 @@ def test_a_search_on_postgres_is_interrupted_and_resumed(ray_session, tmp_path, 
     text = search_text(name="on_postgres", members=8, batch=4, sampler="random", pruning="", epochs=100)
     spec = parse_spec(text.replace("  kind: optuna\n", f"  kind: optuna\n  storage: {postgres_url}\n"))
     assert spec.search.storage_url(str(results)) == postgres_url
-    real_finish = OptunaSource.pack_finished
-    told = []
-
-    def interrupting_finish(self, pack_id):  # Tune's own interrupt once the first pack is told
-        real_finish(self, pack_id)
-        if not told:
-            told.append(pack_id)
-            os.kill(os.getpid(), signal.SIGUSR1)
-
-    monkeypatch.setattr(OptunaSource, "pack_finished", interrupting_finish)
-    first = run_sweep(spec, results=str(results), verbose=0)
-    monkeypatch.setattr(OptunaSource, "pack_finished", real_finish)
+    first = run_interrupted(spec, results, monkeypatch)
     assert first.unfinished_packs
     study = study_of(spec, results)
     before = {t.number: t.state.name for t in study.get_trials()}

@@ -55,7 +55,35 @@ def test_run_pack_writes_every_row_once(tmp_path):
 
 
 class Crash(Exception):
-    pass
+    """A worker dying at a chosen moment."""
+
+
+def crash_pack(pack, pack_settings: PackSettings, where: str, monkeypatch) -> None:
+    """Train the pack and let it die: "after-commit" right after its 7th evaluation's commit (epoch
+    140), "before-commit" between writing its 7th batch of parts and committing them."""
+    calls = {"n": 0}
+
+    def count_to(limit: int) -> None:
+        calls["n"] += 1
+        if calls["n"] == limit:
+            raise Crash
+
+    if where == "after-commit":
+        with pytest.raises(Crash):
+            run_pack(pack, pack_settings, report=lambda metrics: count_to(8))
+        return
+    original = SweepStore.write_record
+
+    def write_record(self, pack_id, record):
+        count_to(7)
+        return original(self, pack_id, record)
+
+    monkeypatch.setattr(SweepStore, "write_record", write_record)
+    try:
+        with pytest.raises(Crash):
+            run_pack(pack, pack_settings)
+    finally:
+        monkeypatch.setattr(SweepStore, "write_record", original)
 
 
 @pytest.mark.parametrize("checkpoints", [True, False], ids=["checkpoints", "no-checkpoints"])
@@ -65,27 +93,8 @@ def test_crash_then_rerun_equals_uninterrupted(tmp_path, monkeypatch, checkpoint
     run_pack(pack, settings(tmp_path, "ref", checkpoints=checkpoints))
     ref_runs, ref_metrics = tables(tmp_path, "ref")
 
-    calls = {"n": 0}
-    if where == "after-commit":
-        def report(metrics):  # the worker dies right after a commit (7th evaluation, epoch 140)
-            calls["n"] += 1
-            if calls["n"] == 8:
-                raise Crash
-        with pytest.raises(Crash):
-            run_pack(pack, settings(tmp_path, "x", checkpoints=checkpoints), report=report)
-    else:
-        original = SweepStore.write_record
-
-        def write_record(self, pack_id, record):  # dies between writing parts and committing them
-            calls["n"] += 1
-            if calls["n"] == 7:
-                raise Crash
-            return original(self, pack_id, record)
-
-        monkeypatch.setattr(SweepStore, "write_record", write_record)
-        with pytest.raises(Crash):
-            run_pack(pack, settings(tmp_path, "x", checkpoints=checkpoints))
-        monkeypatch.setattr(SweepStore, "write_record", original)
+    crash_pack(pack, settings(tmp_path, "x", checkpoints=checkpoints), where, monkeypatch)
+    if where == "before-commit":
         store = SweepStore(str(tmp_path), "x")
         record = store.read_record(pack.pack_id)
         assert any(p.seq >= record["seq"] for p in store.parts("metrics"))  # an uncommitted part is on disk

@@ -3,7 +3,6 @@ a rerun keep exactly the snapshots of an uninterrupted run, readable without Ray
 
 from __future__ import annotations
 
-import dataclasses
 
 import pytest
 import torch
@@ -12,7 +11,7 @@ import grokcore.snapshots as gsnap
 from grokcore.snapshots import list_snapshots, load_snapshot
 from sweeps.parquet import SNAPSHOT_DIR, SweepStore
 from sweeps.runner import run_pack
-from test_runner import Crash, settings, tiny_pack
+from test_runner import crash_pack, settings, tiny_pack
 
 # every 20: each commit (one per evaluation here) has snapshots; 5 and 133 fall between evaluations
 SCHEDULE = {"every": 20, "epochs": [5, 133], "log_points": 0, "events": ["memorised", "generalised", "end"],
@@ -42,27 +41,8 @@ def test_crash_then_rerun_keeps_every_snapshot_once(tmp_path, monkeypatch, check
         assert {5, *range(20, m.epochs + 1, 20)} | ({133} if m.epochs >= 133 else set()) <= epochs
         assert "end" in ref[m.run_id, m.epochs]
 
-    calls = {"n": 0}
-    if where == "after-commit":
-        def report(metrics):
-            calls["n"] += 1
-            if calls["n"] == 8:
-                raise Crash
-        with pytest.raises(Crash):
-            run_pack(pack, settings(tmp_path, "x", checkpoints=checkpoints, snapshots=SCHEDULE), report=report)
-    else:
-        original = SweepStore.write_record
-
-        def write_record(self, pack_id, record):  # dies between writing parts and committing them
-            calls["n"] += 1
-            if calls["n"] == 7:
-                raise Crash
-            return original(self, pack_id, record)
-
-        monkeypatch.setattr(SweepStore, "write_record", write_record)
-        with pytest.raises(Crash):
-            run_pack(pack, settings(tmp_path, "x", checkpoints=checkpoints, snapshots=SCHEDULE))
-        monkeypatch.setattr(SweepStore, "write_record", original)
+    crash_pack(pack, settings(tmp_path, "x", checkpoints=checkpoints, snapshots=SCHEDULE), where, monkeypatch)
+    if where == "before-commit":
         store = SweepStore(str(tmp_path), "x")
         record = store.read_record(pack.pack_id)
         assert any(p.seq >= record["seq"] for p in store.parts(SNAPSHOT_DIR))  # an uncommitted file is on disk

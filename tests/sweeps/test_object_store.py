@@ -19,7 +19,7 @@ import pytest
 from sweeps.parquet import SweepStore
 from sweeps.spec import load_spec
 from sweeps_testing import SLOW, SLOW_EVALS, SLOW_MEMBERS, write_spec
-from test_resume import session_processes
+from test_resume import kill_once_packs_committed
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None,
@@ -81,17 +81,7 @@ def test_a_sweep_on_s3_is_killed_resumed_and_read_back(s3_env, tmp_path):
                              "-q"], start_new_session=True, env=s3_env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and proc.poll() is None:  # kill once both packs committed work
-            recs = list(store.records().values())
-            if len(recs) == 2 and all(r["seq"] >= 2 for r in recs):
-                break
-            time.sleep(0.5)
-        assert proc.poll() is None, "the sweep ended before it could be interrupted"
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        while session_processes(proc.pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
+        kill_once_packs_committed(proc, lambda: store.records().values(), timeout_s=300)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

@@ -16,6 +16,22 @@ from sweeps.launch import run_sweep
 from sweeps.spec import load_spec
 from sweeps_testing import SLOW, SLOW_EVALS, assert_rows_once, records, write_spec
 
+def kill_once_packs_committed(proc: subprocess.Popen, read_records, timeout_s: float, packs: int = 2) -> None:
+    """Kill a `grok sweep` started in its own session (its local Ray and workers with it) once each
+    of its packs has committed some work, before they finish; then wait for its processes to go."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        recs = list(read_records())
+        if len(recs) == packs and all(r["seq"] >= 2 for r in recs):
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the sweep finished before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    while session_processes(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)  # the local Ray's reaper takes its workers down
+
+
 def session_processes(sid: int) -> list[int]:
     """Live (not zombie) processes of a session: the driver, its local Ray and its workers."""
     pids = []
@@ -38,18 +54,7 @@ def test_killed_driver_resumes_without_duplicates(ray_session, tmp_path):
                              "-q"], start_new_session=True, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 240
-        # kill once both packs have committed some work, before they finish
-        while time.monotonic() < deadline and proc.poll() is None:
-            recs = records(sweep)
-            if len(recs) == 2 and all(r["seq"] >= 2 for r in recs):
-                break
-            time.sleep(0.2)
-        assert proc.poll() is None, "the sweep finished before it could be interrupted"
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        while session_processes(proc.pid) and time.monotonic() < deadline:
-            time.sleep(0.2)  # the local Ray's reaper takes its workers down
+        kill_once_packs_committed(proc, lambda: records(sweep), timeout_s=240)
         assert not session_processes(proc.pid)
     finally:
         if proc.poll() is None:

@@ -113,3 +113,17 @@ def test_grok_train_keeps_snapshots_and_grok_export_writes_one(tmp_path, capsys,
     assert main(["export", "res/train", cfg.run_id, "--epoch", "8"]) == 1
     assert "it has [7, 60]" in capsys.readouterr().err
     assert main(["train", *fields, "--snapshots", "every 100"]) == 2
+
+
+def test_compaction_keeps_snapshot_files_committed(tmp_path):
+    # a finished pack's tables are merged at a new seq; its snapshot files keep their seqs, and the
+    # driver's leftover sweep before a rerun must not take them for merged-away parts
+    pack = tiny_pack()
+    run_pack(pack, settings(tmp_path, "s", snapshots=SCHEDULE))
+    store = SweepStore(str(tmp_path), "s")
+    record = store.read_record(pack.pack_id)
+    before = kept(tmp_path, "s")
+    assert record["compacted"] > min(p.seq for p in store.parts(SNAPSHOT_DIR))  # files below the merged seq
+    assert store.delete_crash_leftovers() == {"uncommitted parts": 0, "half-written files": 0}
+    run_pack(pack, settings(tmp_path, "s", snapshots=SCHEDULE))
+    assert kept(tmp_path, "s") == before

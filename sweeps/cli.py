@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Write a member's weights at a snapshot epoch to a folder that "
                                    "grokcore.export.load_member reads (and hooked_transformer turns into a "
                                    "TransformerLens 2.x/3.x HookedTransformer). Needs the sweep's snapshots: setting.")
-    p.add_argument("dir", help="<results>/<name> of a sweep (a local path or mount)")
+    p.add_argument("dir", help="<results>/<name> of a sweep (a path, mount or s3:// URI)")
     p.add_argument("run_id", help="the member (see grok status or the runs table)")
     p.add_argument("--epoch", type=int, help="the snapshot's epoch (default: the member's last snapshot)")
     p.add_argument("--out", help="the folder to write (default: export-<run_id>-<epoch> here)")

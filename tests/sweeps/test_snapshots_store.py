@@ -127,3 +127,29 @@ def test_compaction_keeps_snapshot_files_committed(tmp_path):
     assert store.delete_crash_leftovers() == {"uncommitted parts": 0, "half-written files": 0}
     run_pack(pack, settings(tmp_path, "s", snapshots=SCHEDULE))
     assert kept(tmp_path, "s") == before
+
+
+@pytest.mark.parametrize("search", ["optuna", "bisection"])
+def test_search_dry_runs_print_the_snapshot_storage_of_their_budget(tmp_path, capsys, search):
+    from grokcore import RunConfig
+    from sweeps.cli import main
+
+    base = "base: {p: 11, n_heads: 2, d_mlp: 32, eval_every: 20}\n"
+    if search == "optuna":  # the costliest point: d_model 32 with epochs 200 (4 scheduled + the end)
+        text = (f"name: s\n{base}axes: {{d_model: [16, 32], epochs: {{integers: [100, 200]}}, "
+                "lr: {loguniform: [0.001, 0.01]}}\n"
+                "search: {kind: optuna, objective: {metric: final/test/loss}, direction: minimize, members: 6, batch: 3}\n")
+        budget, worst = 6, RunConfig(p=11, d_model=32, n_heads=2, d_mlp=32, epochs=200)
+    else:  # lines over epochs: 2 lines x (2 ends + 1 step) x 2 seeds, the longest 200 epochs
+        text = (f"name: s\n{base[:-2]}, d_model: 16}}\naxes: {{epochs: [100, 200], "
+                "train_fraction: {uniform: [0.2, 0.8]}}\n"
+                "search: {kind: bisection, seeds: 2, steps: 1}\n")
+        budget, worst = 12, RunConfig(p=11, d_model=16, n_heads=2, d_mlp=32, epochs=200)
+    text += "snapshots: {every: 50, events: [end], dtype: bfloat16}\n"
+    (tmp_path / "s.yaml").write_text(text)
+    assert main(["sweep", str(tmp_path / "s.yaml"), "--results", str(tmp_path / "r"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    size = budget * 5 * gsnap.SnapshotSchedule().bytes_per_snapshot(worst) // 2
+    assert f"at most {budget * 5} (5 per member at most, bfloat16), {size / 1000:.1f} KB under snapshots/ " \
+           f"for {budget} members" in out, out
+    assert not (tmp_path / "r").exists()

@@ -153,3 +153,50 @@ def test_search_dry_runs_print_the_snapshot_storage_of_their_budget(tmp_path, ca
     assert f"at most {budget * 5} (5 per member at most, bfloat16), {size / 1000:.1f} KB under snapshots/ " \
            f"for {budget} members" in out, out
     assert not (tmp_path / "r").exists()
+
+
+class PruneAt:
+    """An on_eval hook (a search's pruner) that ends one member at one evaluation."""
+
+    def __init__(self, run_id: str, epoch: int):
+        self.run_id, self.epoch = run_id, epoch
+
+    def __call__(self, epoch, rows):
+        return [self.run_id] if epoch == self.epoch else []
+
+    def history(self, rows):
+        pass
+
+
+class Crash(Exception):
+    pass
+
+
+@pytest.mark.parametrize("how", ["pruned", "stopped"])
+def test_a_member_that_leaves_early_keeps_its_end_snapshot_through_a_crash(tmp_path, how):
+    import dataclasses
+
+    from sweeps.packing import Pack
+
+    pack = tiny_pack()
+    leaver = pack.members[0]
+    schedule = {**SCHEDULE, "events": ["end"]}
+    hook = PruneAt(leaver.run_id, 60) if how == "pruned" else None
+    if how == "stopped":  # test accuracy reaches 0.01 at once: it stops at its first evaluation + 10 epochs
+        leaver = dataclasses.replace(leaver, stop_acc=0.01, stop_patience=1, stop_extra_epochs=10)
+        pack = Pack.of([leaver, *pack.members[1:]])
+    end = 60 if how == "pruned" else 30
+    run_pack(pack, settings(tmp_path, "ref", snapshots=schedule), on_eval=hook)
+    ref = kept(tmp_path, "ref")
+    assert max(e for (r, e) in ref if r == leaver.run_id) == end and "end" in ref[leaver.run_id, end]
+
+    def die_after_it_left(metrics):  # the report after the commit that follows the member's leaving
+        if metrics["epoch"] == (60 if how == "pruned" else 40):
+            raise Crash
+
+    with pytest.raises(Crash):
+        run_pack(pack, settings(tmp_path, "x", snapshots=schedule), on_eval=hook, report=die_after_it_left)
+    run_pack(pack, settings(tmp_path, "x", snapshots=schedule), on_eval=hook)
+    assert kept(tmp_path, "x") == ref
+    runs = SweepStore(str(tmp_path), "x").read_table("runs").to_pandas().set_index("run_id")
+    assert runs.loc[leaver.run_id, "status"] == how and len(runs) == len(pack.members)

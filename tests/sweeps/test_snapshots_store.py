@@ -50,11 +50,17 @@ def test_crash_then_rerun_keeps_every_snapshot_once(tmp_path, monkeypatch, check
 
     run_pack(pack, settings(tmp_path, "x", checkpoints=checkpoints, snapshots=SCHEDULE))
     assert kept(tmp_path, "x") == ref  # none lost, none duplicated, same events
-    for (run_id, epoch) in ref:  # the same weights, bit for bit
+    for (run_id, epoch) in ref:  # the same weights: bit for bit from a checkpoint; without one, the
+        # members that restart from epoch 0 train in a smaller pack, whose batched matmuls may round
+        # differently on some CPUs (seen here: 6e-8 at epoch 5, 6e-6 by epoch 160)
         cfg, w = load_snapshot(tmp_path / "x", run_id, epoch)
         _, w_ref = load_snapshot(tmp_path / "ref", run_id, epoch)
         assert cfg.run_id == run_id
-        assert all(torch.equal(w[k], w_ref[k]) for k in w_ref), (run_id, epoch)
+        for k in w_ref:
+            if checkpoints:
+                assert torch.equal(w[k], w_ref[k]), (run_id, epoch, k)
+            else:
+                torch.testing.assert_close(w[k], w_ref[k], rtol=1e-4, atol=1e-4, msg=f"{run_id} {epoch} {k}")
 
 
 def test_load_snapshot_names_what_exists(tmp_path):

@@ -27,7 +27,13 @@ def save(fig: go.Figure, name: str) -> Path:
     path = HERE / "figures" / f"{name}.png"
     path.parent.mkdir(exist_ok=True)
     fig.update_layout(**SIZE, title_font_size=13, margin=dict(l=70, r=20, t=70, b=50))
-    fig.write_image(path, **SIZE)
+    for attempt in range(3):  # kaleido's browser page sometimes fails to start under load; again works
+        try:
+            fig.write_image(path, **SIZE)
+            break
+        except Exception:
+            if attempt == 2:
+                raise
     return path
 
 

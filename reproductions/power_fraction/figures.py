@@ -26,8 +26,16 @@ SIZE = dict(width=800, height=500)
 def save(fig: go.Figure, name: str) -> Path:
     path = HERE / "figures" / f"{name}.png"
     path.parent.mkdir(exist_ok=True)
-    fig.update_layout(**SIZE, title_font_size=13, margin=dict(l=70, r=20, t=80, b=50))
-    fig.write_image(path, **SIZE)
+    # the legend under the plot: beside it, the fit labels took a third of the width
+    fig.update_layout(**SIZE, title_font_size=13, margin=dict(l=70, r=20, t=80, b=110),
+                      legend=dict(orientation="h", yanchor="top", y=-0.18, x=0))
+    for attempt in range(3):  # kaleido's browser page sometimes fails to start under load; again works
+        try:
+            fig.write_image(path, **SIZE)
+            break
+        except Exception:
+            if attempt == 2:
+                raise
     return path
 
 

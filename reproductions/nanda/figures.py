@@ -122,9 +122,12 @@ def main(argv: list[str] | None = None) -> int:
 
     run_ids = list(table["run_id"])
     labels = {r: f"seed {s}" for r, s in zip(table["run_id"], table["seed"])}
-    middle = table.sort_values("generalised (test acc held 0.99)")["run_id"].iloc[len(table) // 2]
-    written = [
-        save(loss_and_progress(sweep.progress, sweep.metrics, [middle], LOSS_LEVEL, labels=labels), "losses"),
+    by_gen = table.sort_values("generalised (test acc held 0.99)", na_position="last")
+    middle, slowest = by_gen["run_id"].iloc[len(table) // 2], by_gen["run_id"].iloc[-1]
+    # one member per figure: four curves each, and the slowest seed shows the phases furthest apart
+    written = [save(loss_and_progress(sweep.progress, sweep.metrics, [run_id], LOSS_LEVEL, labels=labels),
+                    f"losses_{labels[run_id].replace(' ', '')}") for run_id in dict.fromkeys([middle, slowest])]
+    written += [
         save(norm_and_keys(sweep, run_ids, labels), "weight_norm_keys"),
         save(frequency_bars(sweep.progress, run_ids, labels=labels), "key_frequencies"),
     ]

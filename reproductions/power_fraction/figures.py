@@ -60,8 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     print(critical[["critical", "critical_lo", "critical_hi", "lower", "upper", "n_points", "n_members", "note"]]
           .to_string(index=False, float_format=lambda v: f"{v:.3g}"))
 
+    gen = axis_curve(times, "train_fraction", "gen_epoch")
+    gen.update_yaxes(title="generalisation epoch (median of seeds)")  # the default title is longer than the plot
     written = [
-        save(axis_curve(times, "train_fraction", "gen_epoch"), "gen_epoch_vs_fraction"),
+        save(gen, "gen_epoch_vs_fraction"),
         save(axis_curve(times, "train_fraction", "fraction_generalised", fit="critical"), "critical_fraction"),
     ]
     for path in written:

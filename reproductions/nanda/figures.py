@@ -20,7 +20,6 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from analysis import load_sweep
-from analysis.figures import member_labels
 from analysis.progress_figures import first_epoch_below, frequency_bars, frequency_spectrum, loss_and_progress
 from grokcore.progress import columns as col
 

@@ -1,0 +1,113 @@
+"""Figures and numbers of the Omnigrok weight-decay reproduction, read from a finished sweep.
+
+    python reproductions/omnigrok_wd/figures.py results/repro-omnigrok_wd [--theory-max 0.6]
+
+Fits time = c * wd^exponent (analysis.derive.power_law_fit: least squares on the censored medians over
+seeds, 95% bootstrap interval over seeds) to the raw generalisation epoch and to the delay after
+memorisation (generalised epoch - memorised epoch), over the whole weight-decay range and over the
+range where the delay dominates (wd <= --theory-max). Prints per-member times and the weight norm at
+memorisation and generalisation. Writes figures/*.png next to this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from analysis import axis_curve, load_sweep, power_law_fit
+from sweeps.spec import load_spec
+
+HERE = Path(__file__).resolve().parent
+SIZE = dict(width=800, height=500)
+
+
+def save(fig: go.Figure, name: str) -> Path:
+    path = HERE / "figures" / f"{name}.png"
+    path.parent.mkdir(exist_ok=True)
+    # the legend under the plot: beside it, the fit labels took a third of the width
+    fig.update_layout(**SIZE, title_font_size=13, margin=dict(l=70, r=20, t=80, b=110),
+                      legend=dict(orientation="h", yanchor="top", y=-0.18, x=0))
+    for attempt in range(3):  # kaleido's browser page sometimes fails to start under load; again works
+        try:
+            fig.write_image(path, **SIZE)
+            break
+        except Exception:
+            if attempt == 2:
+                raise
+    return path
+
+
+def norm_at(metrics: pd.DataFrame, run_id: str, epoch: float) -> float:
+    if not np.isfinite(epoch):
+        return np.nan
+    rows = metrics[(metrics["run_id"] == run_id) & (metrics["epoch"] <= epoch)]
+    return float(rows.sort_values("epoch")["weight_norm"].iloc[-1]) if len(rows) else np.nan
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sweep", help="the sweep folder, e.g. results/repro-omnigrok_wd")
+    parser.add_argument("--theory-max", type=float, default=0.6,
+                        help="largest weight decay of the delay-dominated range (default 0.6)")
+    args = parser.parse_args(argv)
+    sweep = load_sweep(args.sweep)
+    times = sweep.member_times()
+    # Members without a runs row (the run was stopped before they ended) have no config columns; the
+    # spec's own expansion names them.
+    planned = {c.run_id: c for c in load_spec(HERE / "spec.yaml").members()}
+    for run_id in sweep.running_run_ids:
+        rows = sweep.metrics[sweep.metrics["run_id"] == run_id].sort_values("epoch")
+        cfg, last = planned.get(run_id), rows.iloc[-1]
+        where = f"wd {cfg.weight_decay:g} seed {cfg.seed}" if cfg else run_id
+        print(f"unfinished: {where}, last evaluation epoch {last['epoch']:.0f}: train acc {last['train/acc']:.3f}, "
+              f"test acc {last['test/acc']:.3f}, max train acc {rows['train/acc'].max():.3f}")
+    times = times[times["status"] != "running"]
+    times["norm_at_mem"] = [norm_at(sweep.metrics, r, e) for r, e in zip(times["run_id"], times["mem_epoch"])]
+    times["norm_at_gen"] = [norm_at(sweep.metrics, r, e) for r, e in zip(times["run_id"], times["gen_epoch"])]
+    pd.set_option("display.width", 200)
+    print("per member:")
+    print(times.sort_values(["weight_decay", "seed"])[
+        ["weight_decay", "seed", "phase", "mem_epoch", "gen_epoch", "delay", "norm_at_mem", "norm_at_gen",
+         "last_epoch"]].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+
+    theory = times[times["weight_decay"] <= args.theory_max]
+    fits = []
+    for label, subset in (("all wd", times), (f"wd <= {args.theory_max:g}", theory)):
+        for value in ("gen_epoch", "delay"):
+            fit = power_law_fit(subset, "weight_decay", value=value, by=[])
+            fits.append(fit.assign(range=label, value=value))
+    table = pd.concat(fits, ignore_index=True)
+    per_seed = pd.concat([power_law_fit(times, "weight_decay", value=v, by=["seed"], n_boot=0).assign(value=v)
+                          for v in ("gen_epoch", "delay")], ignore_index=True)
+    print("\nper seed, all weight decays:")
+    print(per_seed[["value", "seed", "exponent", "r2", "n_points"]].to_string(index=False,
+                                                                             float_format=lambda v: f"{v:.3g}"))
+    print("\npower-law fits, time = prefactor * wd^exponent (95% bootstrap interval over seeds):")
+    print(table[["range", "value", "exponent", "exponent_lo", "exponent_hi", "r2", "n_points",
+                 "n_censored_points", "x_min", "x_max", "note"]].to_string(index=False,
+                                                                            float_format=lambda v: f"{v:.3g}"))
+    swept = sorted({c.weight_decay for c in planned.values()})
+    fitted = times.loc[times["generalised"].astype(bool), "weight_decay"]
+    print(f"\nweight decay swept over {np.log10(swept[-1] / swept[0]):.2f} decades ({swept[0]:g} to {swept[-1]:g}); "
+          f"medians known over {np.log10(fitted.max() / fitted.min()):.2f} ({fitted.min():g} to {fitted.max():g}); "
+          f"delay-dominated range (wd <= {args.theory_max:g}) {np.log10(args.theory_max / fitted.min()):.2f}")
+
+    gen = axis_curve(times, "weight_decay", "gen_epoch", fit="power")
+    delay_theory = axis_curve(theory, "weight_decay", "delay", fit="power")
+    delay_all = axis_curve(times, "weight_decay", "delay", fit="power")
+    for fig, what in ((gen, "generalisation epoch"), (delay_theory, "delay"), (delay_all, "delay")):
+        fig.update_yaxes(title=f"{what} (median of seeds)")  # the default title is longer than the plot
+    written = [save(gen, "gen_epoch_vs_wd"), save(delay_theory, "delay_vs_wd_theory_range"),
+               save(delay_all, "delay_vs_wd")]
+    for path in written:
+        print(f"wrote {path.relative_to(HERE.parent.parent)} ({path.stat().st_size // 1024} KB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Figures and numbers of the Power et al. (2022) train-fraction reproduction, read from a finished sweep.
+
+    python reproductions/power_fraction/figures.py results/repro-power_fraction
+
+Per train fraction: the censored (Kaplan-Meier) median generalisation and memorisation epochs over
+seeds and how many seeds generalised; the critical fraction where the share that generalised crosses
+one half (analysis.derive.critical_train_fraction, 95% bootstrap interval over seeds). Writes
+figures/*.png next to this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from analysis import aggregate, axis_curve, critical_train_fraction, load_sweep
+
+HERE = Path(__file__).resolve().parent
+SIZE = dict(width=800, height=500)
+
+
+def save(fig: go.Figure, name: str) -> Path:
+    path = HERE / "figures" / f"{name}.png"
+    path.parent.mkdir(exist_ok=True)
+    # the legend under the plot: beside it, the fit labels took a third of the width
+    fig.update_layout(**SIZE, title_font_size=13, margin=dict(l=70, r=20, t=80, b=110),
+                      legend=dict(orientation="h", yanchor="top", y=-0.18, x=0))
+    for attempt in range(3):  # kaleido's browser page sometimes fails to start under load; again works
+        try:
+            fig.write_image(path, **SIZE)
+            break
+        except Exception:
+            if attempt == 2:
+                raise
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sweep", help="the sweep folder, e.g. results/repro-power_fraction")
+    args = parser.parse_args(argv)
+    sweep = load_sweep(args.sweep)
+    times = sweep.member_times()
+    points = aggregate(times, by=["train_fraction"])
+    pd.set_option("display.width", 200)
+    print("per train fraction (epochs: Kaplan-Meier medians and quartiles over seeds; NaN: unknown, half or "
+          "more censored):")
+    print(points[["train_fraction", "n_members", "n_generalised", "fraction_generalised", "mem_epoch_median",
+                  "gen_epoch_median", "gen_epoch_q25", "gen_epoch_q75", "gen_epoch_censored_at", "phase_counts"]]
+          .to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    per_seed = times.pivot(index="train_fraction", columns="seed", values="gen_epoch")
+    print("\ngeneralisation epoch per seed (NaN: not within the budget):")
+    print(per_seed.to_string(float_format=lambda v: f"{v:.0f}"))
+    critical = critical_train_fraction(times, by=[])
+    print("\ncritical train fraction (share generalised crosses 0.5):")
+    print(critical[["critical", "critical_lo", "critical_hi", "lower", "upper", "n_points", "n_members", "note"]]
+          .to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+
+    gen = axis_curve(times, "train_fraction", "gen_epoch")
+    gen.update_yaxes(title="generalisation epoch (median of seeds)")  # the default title is longer than the plot
+    written = [
+        save(gen, "gen_epoch_vs_fraction"),
+        save(axis_curve(times, "train_fraction", "fraction_generalised", fit="critical"), "critical_fraction"),
+    ]
+    for path in written:
+        print(f"wrote {path.relative_to(HERE.parent.parent)} ({path.stat().st_size // 1024} KB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -17,13 +17,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-import plotly.io as pio
 
 from analysis import load_sweep
 from analysis.derive import aggregate
 
 HERE = Path(__file__).resolve().parent
-WIDTH, HEIGHT = 800, 500
+sys.path.insert(0, str(HERE.parent))  # reproductions/_png.py, shared by the scripts
+
+from _png import HEIGHT, WIDTH, save_png  # noqa: E402
 COLOURS = {"kaiming": "#d62728", "tl": "#1f77b4"}
 
 
@@ -76,8 +77,8 @@ def main(sweep_dir: str) -> None:
     times = times[times["status"] != "running"]
     out = HERE / "figures"
     out.mkdir(exist_ok=True)
-    pio.write_image(gen_figure(times), out / "gen_epoch.png", width=WIDTH, height=HEIGHT)
-    pio.write_image(curves_figure(sweep.metrics, sweep.runs), out / "curves.png", width=WIDTH, height=HEIGHT)
+    save_png(gen_figure(times), out / "gen_epoch.png")
+    save_png(curves_figure(sweep.metrics, sweep.runs), out / "curves.png")
 
     # Only swept axes can group (analysis refuses a constant one); the CPU spec fixes weight decay.
     cell = [a for a in ("weight_decay", "lr") if times[a].nunique() > 1]

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-import plotly.io as pio
 import torch
 
 from analysis import load_sweep
@@ -27,7 +26,9 @@ from grokcore.progress.attention import qk_ov_summaries
 from grokcore.snapshots import load_snapshot
 
 HERE = Path(__file__).resolve().parent
-WIDTH, HEIGHT = 800, 500
+sys.path.insert(0, str(HERE.parent))  # reproductions/_png.py, shared by the scripts
+
+from _png import HEIGHT, WIDTH, save_png  # noqa: E402
 
 
 def pair_table(sweep_dir: str, runs: pd.DataFrame) -> pd.DataFrame:
@@ -98,10 +99,9 @@ def main(sweep_dir: str) -> None:
 
     out = HERE / "figures"
     out.mkdir(exist_ok=True)
-    pio.write_image(curves_figure(sweep.metrics, runs), out / "curves.png", width=WIDTH, height=HEIGHT)
-    pio.write_image(gap_figure(pairs, trained_gaps), out / "errors_by_gap.png", width=WIDTH, height=HEIGHT)
-    pio.write_image(error_map_figure(pairs, int(runs["p"].iloc[0])), out / "error_map.png", width=WIDTH,
-                    height=HEIGHT)
+    save_png(curves_figure(sweep.metrics, runs), out / "curves.png")
+    save_png(gap_figure(pairs, trained_gaps), out / "errors_by_gap.png")
+    save_png(error_map_figure(pairs, int(runs["p"].iloc[0])), out / "error_map.png")
 
     print("final test accuracy per member (weight decay, seed: acc):")
     final = runs.set_index(["weight_decay", "seed"])["final/test/acc"].unstack()

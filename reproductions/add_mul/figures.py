@@ -10,6 +10,7 @@ test loss over epochs), and prints the numbers the README quotes.
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -27,7 +28,7 @@ TASKS = {"add": "#1f77b4", "mul": "#d62728"}
 
 def final_rows(metrics: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     last = metrics.sort_values("epoch").groupby("run_id").last().reset_index()
-    return last.merge(runs[["run_id", "addition_fraction", "seed"]], on="run_id")
+    return last.merge(runs[["run_id", "addition_fraction", "seed", "p"]], on="run_id")
 
 
 def per_task_figure(final: pd.DataFrame, metric: str) -> go.Figure:
@@ -43,11 +44,17 @@ def per_task_figure(final: pd.DataFrame, metric: str) -> go.Figure:
     fig.add_scatter(x=final["addition_fraction"], y=final["train/" + metric], mode="markers", name="train (both)",
                     marker={"color": "grey", "symbol": "x", "size": 6})
     log = metric == "loss"
-    fig.update_layout(title=f"Add/mul mixture, p = 31: final test {metric} per task (mean, min-max over 3 seeds)",
+    p = int(final["p"].iloc[0])
+    chance = math.log(p) if log else 1 / p
+    # A trace, not add_hline: an hline's annotation on a log axis is placed at 10**y and stretches the range.
+    xs = sorted(final["addition_fraction"].unique())
+    fig.add_scatter(x=[xs[0], xs[-1]], y=[chance, chance], mode="lines", line={"dash": "dot", "color": "grey"},
+                    name=f"uniform guess: {'ln p' if log else '1/p'} = {chance:.3g}")
+    fig.update_layout(title=f"Add/mul mixture, p = {p}: final test {metric} per task (mean, min-max over 3 seeds)",
                       xaxis={"title": "addition fraction of the training set",
                              "tickvals": sorted(final["addition_fraction"].unique())},
                       yaxis={"title": f"test {metric} at the last epoch", "type": "log" if log else "linear"},
-                      width=WIDTH, height=HEIGHT, legend={"x": 0.35, "y": 0.98})
+                      width=WIDTH, height=HEIGHT, legend={"x": 0.3, "y": 0.45 if log else 0.9})
     return fig
 
 

@@ -1,6 +1,9 @@
 """Label noise: accuracy on the noisy labels trained on against the clean labels, over the noise n.
 
-Usage (from the repository root): python reproductions/label_noise/figures.py results/repro-label_noise
+Usage (from the repository root):
+    python reproductions/label_noise/figures.py results/repro-label_noise [results/repro-label_noise-gen]
+Each sweep folder (one recipe each: spec.yaml, spec_generalising.yaml) gets its own figures, named
+with the sweep name's suffix after repro-label_noise (accuracy_vs_noise.png, accuracy_vs_noise_gen.png).
 
 train/acc is against the noisy training labels, train_clean/acc against the clean labels of the same
 inputs, test/acc against the clean labels of held-out inputs. The share of training labels the noise
@@ -41,7 +44,12 @@ def final_rows(metrics: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     return last.merge(runs[["run_id", "noise_n", "seed", "unchanged"]], on="run_id")
 
 
-def accuracy_figure(final: pd.DataFrame) -> go.Figure:
+def recipe(runs: pd.DataFrame) -> str:
+    r = runs.iloc[0]
+    return f"p = {r.p}, lr {r.lr:g}, weight decay {r.weight_decay:g}"
+
+
+def accuracy_figure(final: pd.DataFrame, title: str) -> go.Figure:
     fig = go.Figure()
     for col, name in SERIES.items():
         stats = final.groupby("noise_n")[col].agg(["mean", "min", "max"]).reset_index()
@@ -51,7 +59,7 @@ def accuracy_figure(final: pd.DataFrame) -> go.Figure:
     n = np.array(sorted(final["noise_n"].unique()))
     fig.add_scatter(x=n, y=[comb(int(k), int(k) // 2) / 2 ** int(k) for k in n], mode="lines",
                     line={"dash": "dot", "color": "grey"}, name="P(noise = 0) = C(n, n/2) / 2^n")
-    fig.update_layout(title="Label noise, (a + b) mod 31, MLP: final accuracy (mean, min-max over 3 seeds)",
+    fig.update_layout(title=f"Label noise, MLP, {title}: final accuracy (mean, min-max over seeds)",
                       xaxis={"title": "noise n (Binomial(n, 1/2) - n/2 added to train labels)",
                              "tickvals": list(n)},
                       yaxis={"title": "accuracy at the last epoch", "range": [0, 1.05]},
@@ -59,7 +67,7 @@ def accuracy_figure(final: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def curves_figure(metrics: pd.DataFrame, runs: pd.DataFrame) -> go.Figure:
+def curves_figure(metrics: pd.DataFrame, runs: pd.DataFrame, title: str) -> go.Figure:
     m = metrics.merge(runs[["run_id", "noise_n"]], on="run_id")
     fig = go.Figure()
     dashes = {"train/acc": "dot", "train_clean/acc": "dash", "test/acc": "solid"}
@@ -70,7 +78,7 @@ def curves_figure(metrics: pd.DataFrame, runs: pd.DataFrame) -> go.Figure:
             fig.add_scatter(x=mean.index, y=mean[col], mode="lines", name=f"n {n}: {SERIES[col]}",
                             line={"dash": dashes[col], "color": colours[i % len(colours)]},
                             showlegend=col == "test/acc" or i == 0)
-    fig.update_layout(title="Over training, mean of seeds (dotted: noisy train, dashed: clean train, solid: test)",
+    fig.update_layout(title=f"{title}, mean of seeds (dotted: noisy train, dashed: clean train, solid: test)",
                       xaxis={"title": "epoch", "type": "log"}, yaxis_title="accuracy", width=WIDTH, height=HEIGHT,
                       legend={"font": {"size": 9}})
     return fig
@@ -83,8 +91,11 @@ def main(sweep_dir: str) -> None:
     final = final_rows(sweep.metrics, runs)
     out = HERE / "figures"
     out.mkdir(exist_ok=True)
-    save_png(accuracy_figure(final), out / "accuracy_vs_noise.png")
-    save_png(curves_figure(sweep.metrics, sweep.runs), out / "curves.png")
+    suffix = sweep.name.removeprefix("repro-label_noise").replace("-", "_")
+    title = recipe(runs)
+    print(f"== {sweep.name}: {title}")
+    save_png(accuracy_figure(final, title), out / f"accuracy_vs_noise{suffix}.png")
+    save_png(curves_figure(sweep.metrics, sweep.runs, title), out / f"curves{suffix}.png")
 
     cols = ["train/acc", "train_clean/acc", "test/acc", "unchanged"]
     print("final accuracies per noise n (mean [min, max] over seeds); unchanged: share of train labels the "
@@ -103,6 +114,7 @@ def main(sweep_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python reproductions/label_noise/figures.py results/repro-label_noise")
-    main(sys.argv[1])
+    if len(sys.argv) < 2:
+        sys.exit("usage: python reproductions/label_noise/figures.py results/repro-label_noise [more sweep folders]")
+    for folder in sys.argv[1:]:
+        main(folder)

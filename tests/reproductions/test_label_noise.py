@@ -1,7 +1,7 @@
 """Label noise, miniature of reproductions/label_noise: the seed's MLP on (a + b + noise) mod 31,
 noise = Binomial(n, 1/2) - n/2. The claim measured there, in the memorising regime: the model fits
-the noisy labels it is trained on, so against the clean labels of the same inputs it is right
-exactly where the noise left the label alone, and the test set (clean) gains nothing."""
+the noisy labels it is trained on (so against the clean labels of the same inputs it is right only
+where the noise left the label alone), and the test set (clean labels) stays near chance."""
 
 import dataclasses
 

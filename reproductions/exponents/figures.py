@@ -62,13 +62,13 @@ def twin_share(cfg: RunConfig) -> float:
     return float(np.mean([k in seen for k in test]))
 
 
-def final_acc_figure(agg: pd.DataFrame) -> go.Figure:
+def final_acc_figure(agg: pd.DataFrame, p: int) -> go.Figure:
     ms, ns = sorted(agg["exp_m"].unique()), sorted(agg["exp_n"].unique())
     z = agg.pivot_table(index="exp_n", columns="exp_m", values="final_test_acc").reindex(index=ns, columns=ms)
     fig = go.Figure(go.Heatmap(x=[str(m) for m in ms], y=[str(n) for n in ns], z=z.to_numpy(), zmin=0, zmax=1,
                                colorscale="Viridis", text=np.vectorize(lambda v: f"{v:.3f}")(z.to_numpy()),
                                texttemplate="%{text}", colorbar={"title": "test acc"}))
-    fig.update_layout(title="Final test accuracy, mean of seeds (m even: x^m not one-to-one mod 47)",
+    fig.update_layout(title=f"Final test accuracy, mean of seeds (m even: x^m not one-to-one mod {p})",
                       xaxis_title="m (exponent of a)", yaxis_title="n (exponent of b)", width=WIDTH, height=HEIGHT)
     return fig
 
@@ -97,7 +97,7 @@ def main(sweep_dir: str) -> None:
     save_png(phase_diagram(times, "exp_m", "exp_n", value="gen_epoch",
                                   title=f"(a^m + b^n) mod {p}: median epoch test accuracy reaches 0.99"),
                     out / "gen_epoch.png")
-    save_png(final_acc_figure(agg), out / "final_test_acc.png")
+    save_png(final_acc_figure(agg, p), out / "final_test_acc.png")
 
     cols = ["exp_m", "exp_n", "one_to_one", "n_members", "mem_epoch_median", "gen_epoch_median", "n_generalised",
             "final_test_acc", "twin_share", "phase_counts"]

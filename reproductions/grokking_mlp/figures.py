@@ -65,7 +65,7 @@ def curves_figure(metrics: pd.DataFrame, runs: pd.DataFrame) -> go.Figure:
             fig.add_scatter(x=wide.index, y=wide.mean(axis=1), mode="lines",
                             name=f"{init}, {cell_label(wd, lr)}",
                             line={"color": COLOURS.get(init), "dash": dashes[i % len(dashes)]})
-    fig.update_layout(title="Test accuracy, mean of 3 seeds: Kaiming (red) against tl (blue)",
+    fig.update_layout(title=f"Test accuracy, mean of {runs['seed'].nunique()} seeds: Kaiming (red) against tl (blue)",
                       xaxis={"title": "epoch", "type": "log"}, yaxis_title="test accuracy",
                       width=WIDTH, height=HEIGHT, legend={"font": {"size": 10}})
     return fig

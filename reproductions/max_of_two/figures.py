@@ -53,6 +53,7 @@ def pair_table(sweep_dir: str, runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def curves_figure(metrics: pd.DataFrame, runs: pd.DataFrame) -> go.Figure:
+    p, seeds = int(runs["p"].iloc[0]), runs["seed"].nunique()
     m = metrics.merge(runs[["run_id", "weight_decay"]], on="run_id")
     fig = go.Figure()
     for wd, group in m.groupby("weight_decay"):
@@ -60,13 +61,13 @@ def curves_figure(metrics: pd.DataFrame, runs: pd.DataFrame) -> go.Figure:
         fig.add_scatter(x=stats["epoch"], y=stats["mean"], mode="lines", name=f"wd {wd:g} (mean of seeds)")
         fig.add_scatter(x=np.r_[stats["epoch"], stats["epoch"][::-1]], y=np.r_[stats["max"], stats["min"][::-1]],
                         fill="toself", opacity=0.15, line={"width": 0}, showlegend=False, hoverinfo="skip")
-    fig.update_layout(title="Max of two (p = 64, attention only): test accuracy, all 4,096 pairs",
-                      xaxis_title="epoch", yaxis_title="test accuracy (band: min-max over 4 seeds)",
+    fig.update_layout(title=f"Max of two (p = {p}, attention only): test accuracy, all {p * p:,} pairs",
+                      xaxis_title="epoch", yaxis_title=f"test accuracy (band: min-max over {seeds} seeds)",
                       yaxis_range=[0.5, 1.0], width=WIDTH, height=HEIGHT, legend={"x": 0.6, "y": 0.1})
     return fig
 
 
-def gap_figure(pairs: pd.DataFrame, trained_gaps: list[int]) -> go.Figure:
+def gap_figure(pairs: pd.DataFrame, trained_gaps: list[int], epoch: int) -> go.Figure:
     by_gap = pairs.groupby(["weight_decay", "gap"])["correct"].mean().reset_index()
     fig = go.Figure()
     for wd, group in by_gap.groupby("weight_decay"):
@@ -75,17 +76,17 @@ def gap_figure(pairs: pd.DataFrame, trained_gaps: list[int]) -> go.Figure:
     for g in trained_gaps:
         fig.add_vline(x=g, line={"dash": "dot", "color": "grey"})
     fig.update_layout(title=f"Final accuracy by |a - b| (dotted: the trained gaps {trained_gaps})",
-                      xaxis_title="|a - b|", yaxis_title="accuracy at epoch 3000 (4 seeds pooled)",
+                      xaxis_title="|a - b|", yaxis_title=f"accuracy at epoch {epoch} ({pairs['seed'].nunique()} seeds pooled)",
                       width=WIDTH, height=HEIGHT, legend={"x": 0.8, "y": 0.1})
     return fig
 
 
-def error_map_figure(pairs: pd.DataFrame, n: int) -> go.Figure:
+def error_map_figure(pairs: pd.DataFrame, n: int, epoch: int) -> go.Figure:
     rate = (~pairs["correct"]).groupby([pairs["b"], pairs["a"]]).mean().unstack().reindex(index=range(n),
                                                                                          columns=range(n))
     fig = go.Figure(go.Heatmap(z=rate.to_numpy(), x=list(range(n)), y=list(range(n)), colorscale="Reds", zmin=0,
                                zmax=1, colorbar={"title": "error rate"}))
-    fig.update_layout(title="Share of the 16 members wrong on (a, b) at epoch 3000",
+    fig.update_layout(title=f"Share of the {pairs['run_id'].nunique()} members wrong on (a, b) at epoch {epoch}",
                       xaxis={"title": "a", "range": [-0.5, n - 0.5]},
                       yaxis={"title": "b", "range": [-0.5, n - 0.5]}, width=WIDTH, height=HEIGHT)
     return fig
@@ -96,12 +97,13 @@ def main(sweep_dir: str) -> None:
     runs = sweep.runs.sort_values(["weight_decay", "seed"])
     trained_gaps = sorted(int(g) for g in runs["force_adjacent"].iloc[0])
     pairs = pair_table(sweep_dir, runs)
+    epoch = int(runs["epochs_trained"].max())  # the snapshot the pairs are scored at: the last
 
     out = HERE / "figures"
     out.mkdir(exist_ok=True)
     save_png(curves_figure(sweep.metrics, runs), out / "curves.png")
-    save_png(gap_figure(pairs, trained_gaps), out / "errors_by_gap.png")
-    save_png(error_map_figure(pairs, int(runs["p"].iloc[0])), out / "error_map.png")
+    save_png(gap_figure(pairs, trained_gaps, epoch), out / "errors_by_gap.png")
+    save_png(error_map_figure(pairs, int(runs["p"].iloc[0]), epoch), out / "error_map.png")
 
     print("final test accuracy per member (weight decay, seed: acc):")
     final = runs.set_index(["weight_decay", "seed"])["final/test/acc"].unstack()
@@ -134,7 +136,7 @@ def main(sweep_dir: str) -> None:
                                           qk_monotonic=("max/qk_monotonic_frac", "first"),
                                           qk_min_gap=("max/qk_min_gap", "first"),
                                           ov_copy=("max/ov_copy_frac", "first"))
-    print("\nper member: wrong pairs and the QK / OV summaries (grokcore.progress.attention) at epoch 3000:")
+    print(f"\nper member: wrong pairs and the QK / OV summaries (grokcore.progress.attention) at epoch {epoch}:")
     print(circuit.sort_values("wrong").round(4).to_string(index=False))
     print(f"  Spearman correlation of wrong pairs with qk_monotonic: "
           f"{circuit['wrong'].corr(circuit['qk_monotonic'], method='spearman'):.2f}")

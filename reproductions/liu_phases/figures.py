@@ -20,6 +20,8 @@ import plotly.graph_objects as go
 from analysis import aggregate, load_sweep, phase_diagram
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # reproductions/_png.py, shared by the scripts
+from _png import save_png  # noqa: E402
 SIZE = dict(width=800, height=500)
 
 
@@ -27,13 +29,7 @@ def save(fig: go.Figure, name: str) -> Path:
     path = HERE / "figures" / f"{name}.png"
     path.parent.mkdir(exist_ok=True)
     fig.update_layout(**SIZE, title_font_size=13, margin=dict(l=70, r=20, t=70, b=50))
-    for attempt in range(3):  # kaleido's browser page sometimes fails to start under load; again works
-        try:
-            fig.write_image(path, **SIZE)
-            break
-        except Exception:
-            if attempt == 2:
-                raise
+    save_png(fig, path, **SIZE)
     return path
 
 

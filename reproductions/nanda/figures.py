@@ -24,6 +24,8 @@ from analysis.progress_figures import first_epoch_below, frequency_bars, frequen
 from grokcore.progress import columns as col
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # reproductions/_png.py, shared by the scripts
+from _png import save_png  # noqa: E402
 SIZE = dict(width=800, height=500)
 LOSS_LEVEL = 0.1  # the level Nanda et al.'s restricted / test loss curves are read at
 
@@ -32,13 +34,7 @@ def save(fig: go.Figure, name: str) -> Path:
     path = HERE / "figures" / f"{name}.png"
     path.parent.mkdir(exist_ok=True)
     fig.update_layout(**SIZE, title_font_size=13, margin=dict(l=60, r=20, t=60, b=50))
-    for attempt in range(3):  # kaleido's browser page sometimes fails to start under load; again works
-        try:
-            fig.write_image(path, **SIZE)
-            break
-        except Exception:
-            if attempt == 2:
-                raise
+    save_png(fig, path, **SIZE)
     return path
 
 

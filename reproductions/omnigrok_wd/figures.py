@@ -23,6 +23,8 @@ from analysis import axis_curve, load_sweep, power_law_fit
 from sweeps.spec import load_spec
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # reproductions/_png.py, shared by the scripts
+from _png import save_png  # noqa: E402
 SIZE = dict(width=800, height=500)
 
 
@@ -32,13 +34,7 @@ def save(fig: go.Figure, name: str) -> Path:
     # the legend under the plot: beside it, the fit labels took a third of the width
     fig.update_layout(**SIZE, title_font_size=13, margin=dict(l=70, r=20, t=80, b=110),
                       legend=dict(orientation="h", yanchor="top", y=-0.18, x=0))
-    for attempt in range(3):  # kaleido's browser page sometimes fails to start under load; again works
-        try:
-            fig.write_image(path, **SIZE)
-            break
-        except Exception:
-            if attempt == 2:
-                raise
+    save_png(fig, path, **SIZE)
     return path
 
 

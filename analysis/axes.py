@@ -45,7 +45,9 @@ def axis_title(axis: str) -> str:
 def _placed(table: pd.DataFrame) -> pd.DataFrame:
     """Rows whose config is known: members still running without a runs row have none."""
     if "status" in table.columns:
-        return table[table["status"] != RUNNING_STATUS]
+        running = table["status"] == RUNNING_STATUS
+        if running.any():  # a finished sweep has none: no copy of every column then
+            return table[~running]
     return table
 
 
@@ -69,6 +71,13 @@ def _varies(column: pd.Series) -> bool:
     column some sixty times, which at 100k members took seconds."""
     if len(column) < 2:
         return False
+    if column.dtype.kind in "iufb" and not isinstance(column.dtype, pd.api.extensions.ExtensionDtype):
+        values = column.to_numpy()  # plain numpy: pandas' per-operation overhead was most of the cost
+        if values.dtype.kind == "f":
+            missing = np.isnan(values)
+            if missing.any():
+                return not missing.all()
+        return bool((values[1:] != values[0]).any())
     missing = column.isna()
     if missing.any():
         return not missing.all()  # a null beside a value is a value of its own

@@ -222,7 +222,7 @@ def member_times(metrics: pd.DataFrame, runs: pd.DataFrame, thresholds: Threshol
     m = m.reset_index(drop=True)
 
     ended = runs.drop_duplicates("run_id", keep="last")
-    running_ids = sorted(set(m["run_id"].unique()) - set(ended["run_id"].unique()))
+    running_ids = sorted(set(m["run_id"].unique().tolist()) - set(ended["run_id"].unique().tolist()))
     running = pd.DataFrame({"run_id": pd.Series(running_ids, dtype=object), "status": RUNNING_STATUS})
     times = pd.concat([ended, running], ignore_index=True, sort=False) if running_ids else ended.copy()
     times = times.reset_index(drop=True)

@@ -500,7 +500,7 @@ def training_curves(metrics: pd.DataFrame, runs: pd.DataFrame, run_ids: Sequence
     run_ids = list(dict.fromkeys(run_ids))
     if not run_ids:
         raise AnalysisError("training_curves needs at least one run_id")
-    known = set(metrics["run_id"].unique())
+    known = set(metrics["run_id"].unique().tolist())
     unknown = [r for r in run_ids if r not in known]
     if unknown:
         raise AnalysisError(f"run_id(s) {', '.join(unknown[:5])} have no metrics rows; "

@@ -79,8 +79,8 @@ class Sweep:
     @property
     def running_run_ids(self) -> list[str]:
         """Members that have metrics but no runs row yet: still training (or their pack died before writing it)."""
-        ended = set(self.runs["run_id"].unique())
-        return sorted(set(self.metrics["run_id"].unique()) - ended)
+        ended = set(self.runs["run_id"].unique().tolist())
+        return sorted(set(self.metrics["run_id"].unique().tolist()) - ended)
 
     def swept_axes(self, include_seed: bool = False) -> list[str]:
         from analysis.axes import swept_axes
@@ -164,8 +164,8 @@ def load_sweep(locations: str | Path | Iterable[str | Path]) -> Sweep:
     )
     planned = {r for one in loaded for r in one["planned"]}
     if planned:
-        started = set(runs["run_id"].unique()) | set(metrics["run_id"].unique())
-        sweep.notes.append(f"{len(planned)} member(s) planned: {len(planned & set(runs['run_id'].unique()))} ended, "
+        started = set(runs["run_id"].unique().tolist()) | set(metrics["run_id"].unique().tolist())
+        sweep.notes.append(f"{len(planned)} member(s) planned: {len(planned & set(runs['run_id'].unique().tolist()))} ended, "
                            f"{len(planned - started)} not started yet")
     running = sweep.running_run_ids
     if running:

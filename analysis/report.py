@@ -257,7 +257,7 @@ def _add_progress(report: Report, placed: pd.DataFrame, representatives: pd.Data
     final LLC."""
     sweep, section = report.sweep, "Progress measures"
     progress = sweep.progress
-    with_progress = set(progress["run_id"].unique())
+    with_progress = set(progress["run_id"].unique().tolist())
     phase_of = dict(zip(representatives["run_id"], representatives["phase"]))
     chosen = [r for r in representatives["run_id"] if r in with_progress][:MAX_PROGRESS_MEMBERS]
     if not chosen:

@@ -550,15 +550,6 @@ def _draws(points: dict, n_boot: int, seed: int, chunk: int = 50):
         yield start, draws
 
 
-def _bootstrap(statistic, points: dict, n_boot: int, seed: int) -> np.ndarray:
-    """`statistic` of each resample of the points (`_draws`). NaN where the statistic is undefined."""
-    out = np.full(n_boot, np.nan)
-    for start, draws in _draws(points, n_boot, seed):
-        for b in range(len(next(iter(draws.values())))):
-            out[start + b] = statistic({xv: pt.take(draws[xv][b]) for xv, pt in points.items()})
-    return out
-
-
 def _resampled_survival_quantile(durations: np.ndarray, observed: np.ndarray, draws: np.ndarray,
                                  q: float) -> np.ndarray:
     """survival_quantiles(durations[d], observed[d], (q,))[0] for every row d of `draws`, all at once:
@@ -618,6 +609,28 @@ def critical_train_fraction(times: pd.DataFrame, axis: str = "train_fraction", b
             if pt.decided.any():
                 xs.append(float(xv))
                 fracs.append(pt.generalised.sum() / pt.decided.sum())
+        return crossing_of(xs, fracs)
+
+    def resampled_crossings(points: dict) -> np.ndarray:
+        """crossing(resample)[0] for each of `_draws`' resamples: a resample's decided and generalised
+        counts per point are its member counts times the point's 0/1 columns (the same integers
+        crossing() sums, hence the same fractions)."""
+        order = sorted(points)
+        out = np.full(n_boot, np.nan)
+        for start, draws in _draws(points, n_boot, seed):
+            tallies = {}
+            for xv in order:
+                pt, rows = points[xv], draws[xv]
+                counts = np.bincount((rows + len(pt) * np.arange(len(rows))[:, None]).ravel(),
+                                     minlength=len(rows) * len(pt)).reshape(len(rows), len(pt))
+                tallies[xv] = (counts @ pt.decided.astype(np.int64), counts @ pt.generalised.astype(np.int64))
+            for b in range(len(next(iter(draws.values())))):
+                kept = [xv for xv in order if tallies[xv][0][b] > 0]
+                out[start + b] = crossing_of([float(xv) for xv in kept],
+                                             [tallies[xv][1][b] / tallies[xv][0][b] for xv in kept])[0]
+        return out
+
+    def crossing_of(xs: list[float], fracs: list[float]) -> tuple[float, float, float, str]:
         x, frac = np.asarray(xs), np.asarray(fracs)
         if len(x) < MIN_FIT_POINTS:
             return np.nan, np.nan, np.nan, (f"needs decided members at {MIN_FIT_POINTS} or more {axis} values; "
@@ -638,7 +651,7 @@ def critical_train_fraction(times: pd.DataFrame, axis: str = "train_fraction", b
         critical, lower, upper, note = crossing(points)
         lo = hi = np.nan
         if np.isfinite(critical) and n_boot:
-            lo, hi, _ = _interval(_bootstrap(lambda pts: crossing(pts)[0], points, n_boot, seed))
+            lo, hi, _ = _interval(resampled_crossings(points))
         rows.append({**key, "scope": _scope(times, axis, by), "critical": critical, "critical_lo": lo,
                      "critical_hi": hi, "lower": lower, "upper": upper, "level": level,
                      "n_points": len(points), "n_members": sum(len(pt) for pt in points.values()), "note": note})

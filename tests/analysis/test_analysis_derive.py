@@ -435,3 +435,16 @@ def test_vectorised_bootstrap_gives_the_intervals_of_one_resample_at_a_time(tmp_
             one_by_one = [survival_quantiles(durations[d], observed[d], (q,))[0] for d in draws]
             assert np.array_equal(_resampled_survival_quantile(durations, observed, draws, q), one_by_one,
                                   equal_nan=True)
+
+
+def test_vectorised_critical_fraction_bootstrap_gives_the_interval_of_one_resample_at_a_time(tmp_path):
+    """critical_train_fraction's bootstrap counts each resample's decided and generalised members per point
+    with one matrix product (issue 17); its interval is the one main's code at 888fdeb gave here."""
+    from analysis.derive import critical_train_fraction
+
+    members = [Member(config={**SMALL, "epochs": 2000, "train_fraction": tf, "seed": s}, mem_epoch=100,
+                      gen_epoch=(500 if (s * 3 + int(tf * 10)) % 7 < int(tf * 12) else None))
+               for tf in (0.2, 0.3, 0.4, 0.5, 0.6) for s in range(6)]
+    times = load_sweep(synthetic.write_sweep(tmp_path, "crit", members)).member_times()
+    row = critical_train_fraction(times, n_boot=200).iloc[0]
+    assert (row["critical"], row["critical_lo"], row["critical_hi"]) == (0.4, 0.25775000000000003, 0.5)

@@ -69,7 +69,7 @@ def sweep_status(location: str) -> SweepStatus:
     planned = plan.get("members")
     runs = store.read_table("runs", columns=["run_id", "status", "epoch_train_99", "epoch_test_99"])
     kept = one_row_per_member(runs)
-    rows = set(kept["run_id"].tolist()) if kept is not None else set()
+    rows = set(kept["run_id"].array.tolist()) if kept is not None else set()
     st = SweepStatus(name=name, uri=store.uri, planned=len(planned) if planned is not None else None,
                      with_row=len(rows))
     if kept is not None:
@@ -114,6 +114,8 @@ def one_row_per_member(runs: pa.Table | None) -> pd.DataFrame | None:
     frame = runs.to_pandas()
     failed = (frame["status"] == "failed").to_numpy()
     real = frame[~failed].drop_duplicates("run_id", keep="first")
+    if not failed.any():
+        return real
     only_failed = frame[failed & ~frame["run_id"].isin(real["run_id"]).to_numpy()].drop_duplicates("run_id", keep="last")
     return pd.concat([real, only_failed]) if len(only_failed) else real
 

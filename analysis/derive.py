@@ -185,10 +185,52 @@ def first_epoch_reaching(metrics: pd.DataFrame, column: str, threshold: float, h
     by run_id, then epoch."""
     if column not in metrics.columns or not len(metrics):
         return pd.Series(dtype="float64")
-    run = metrics["run_id"].to_numpy()
-    ok = (metrics[column] >= threshold).to_numpy(dtype=bool, na_value=False)
+    runs = _Runs(metrics)
+    first = runs.first_reaching(metrics, column, threshold, hold)
+    reached = ~np.isnan(first)
+    return pd.Series(first[reached], index=runs.labels[reached])
+
+
+class _Runs:
+    """The members of a metrics table sorted by run_id, then epoch, as contiguous row ranges: per-member
+    values are reductions over those ranges, found by integer codes rather than by grouping or mapping
+    strings (what member_times spent most of its time on at 100k members)."""
+
+    def __init__(self, metrics: pd.DataFrame):
+        codes, labels = pd.factorize(metrics["run_id"], sort=False)
+        self.new_run = np.r_[True, codes[1:] != codes[:-1]] if len(codes) else np.zeros(0, dtype=bool)
+        self.starts = np.flatnonzero(self.new_run)
+        self.labels = np.asarray(labels, dtype=object)[codes[self.starts]]  # the run_id of each range
+        self.run_index = np.cumsum(self.new_run) - 1
+
+    def per_member(self, ids: pd.Series, per_run: np.ndarray, missing) -> np.ndarray:
+        """per_run (one value per run, in table order) at each of `ids`; `missing` where an id has no rows."""
+        where = pd.Index(self.labels).get_indexer(ids.to_numpy(dtype=object))
+        out = np.full(len(ids), missing, dtype=per_run.dtype)
+        out[where >= 0] = per_run[where[where >= 0]]
+        return out
+
+    def last_values(self, metrics: pd.DataFrame, column: str) -> np.ndarray:
+        if column not in metrics.columns:
+            return np.full(len(self.starts), np.nan)
+        ends = np.r_[self.starts[1:] - 1, len(metrics) - 1] if len(self.starts) else self.starts
+        return metrics[column].to_numpy(dtype="float64", na_value=np.nan)[ends]
+
+    def first_reaching(self, metrics: pd.DataFrame, column: str, threshold: float, hold: int = 1) -> np.ndarray:
+        """Per run, first_epoch_reaching's epoch, NaN where it is never reached."""
+        out = np.full(len(self.starts), np.inf)
+        if column not in metrics.columns or not len(metrics):
+            return np.full(len(self.starts), np.nan)
+        ok = (metrics[column] >= threshold).to_numpy(dtype=bool, na_value=False)
+        qualifies = _qualifying_rows(ok, self.new_run, hold)
+        np.minimum.at(out, self.run_index[qualifies], metrics["epoch"].to_numpy(dtype="float64")[qualifies])
+        out[np.isinf(out)] = np.nan
+        return out
+
+
+def _qualifying_rows(ok: np.ndarray, new_run: np.ndarray, hold: int) -> np.ndarray:
+    """Rows at or above the threshold that start a streak held long enough (see first_epoch_reaching)."""
     n = len(ok)
-    new_run = np.r_[True, run[1:] != run[:-1]]
     new_streak = new_run | np.r_[True, ok[1:] != ok[:-1]]
     streak_id = np.cumsum(new_streak) - 1                      # (row,) which streak each row is in
     streak_start = np.flatnonzero(new_streak)                  # (streak,)
@@ -197,9 +239,7 @@ def first_epoch_reaching(metrics: pd.DataFrame, column: str, threshold: float, h
     run_index = np.cumsum(new_run) - 1
     last_row_of_run = np.r_[np.flatnonzero(new_run)[1:] - 1, n - 1]
     to_the_end = streak_id == streak_id[last_row_of_run][run_index]
-    qualifies = ok & to_the_end if hold == 0 else ok & ((remaining >= hold) | to_the_end)
-    epochs = metrics["epoch"].to_numpy(dtype="float64")[qualifies]
-    return pd.Series(epochs, index=run[qualifies]).groupby(level=0).min()
+    return ok & to_the_end if hold == 0 else ok & ((remaining >= hold) | to_the_end)
 
 
 def member_times(metrics: pd.DataFrame, runs: pd.DataFrame, thresholds: Thresholds | None = None,
@@ -228,8 +268,10 @@ def member_times(metrics: pd.DataFrame, runs: pd.DataFrame, thresholds: Threshol
     times = times.reset_index(drop=True)
     ids = times["run_id"]
 
-    last_epoch = m.groupby("run_id")["epoch"].max()
-    times["last_epoch"] = ids.map(last_epoch).astype("float64")
+    member_runs = _Runs(m)
+    epochs = m["epoch"].to_numpy(dtype="float64")
+    last_epoch = np.maximum.reduceat(epochs, member_runs.starts) if len(m) else np.zeros(0)
+    times["last_epoch"] = member_runs.per_member(ids, last_epoch, np.nan)
     times["resolution"] = _resolution(times, m)
 
     own_budget = pd.to_numeric(times["epochs"], errors="coerce").astype("float64")
@@ -245,27 +287,31 @@ def member_times(metrics: pd.DataFrame, runs: pd.DataFrame, thresholds: Threshol
     times["finished"] = (finished & times["last_epoch"].notna()).astype(bool)
     diverged = (status == "diverged").to_numpy()
 
+    def per_member(per_run: np.ndarray, missing=np.nan) -> pd.Series:
+        return pd.Series(member_runs.per_member(ids, per_run, missing), index=times.index)
+
     for view in views:
-        has_values = (m[view.test_col].notna().groupby(m["run_id"]).any() if view.test_col in m.columns
-                      else pd.Series(dtype=bool))
         if view is MAIN_VIEW:
             applies = np.ones(len(ids), dtype=bool)  # every member has a main-view phase, if only "undecided"
+        elif view.test_col in m.columns and len(m):
+            has_values = np.logical_or.reduceat(m[view.test_col].notna().to_numpy(), member_runs.starts)
+            applies = member_runs.per_member(ids, has_values, False)
         else:
-            applies = ids.map(has_values).fillna(False).astype(bool).to_numpy()
-        mem = ids.map(first_epoch_reaching(m, view.train_col, th.train_acc, th.hold)).astype("float64")
-        gen = ids.map(first_epoch_reaching(m, view.test_col, th.test_acc, th.hold)).astype("float64")
+            applies = np.zeros(len(ids), dtype=bool)
+        mem = per_member(member_runs.first_reaching(m, view.train_col, th.train_acc, th.hold))
+        gen = per_member(member_runs.first_reaching(m, view.test_col, th.test_acc, th.hold))
         mem[~applies] = np.nan
         gen[~applies] = np.nan
         # Fell back: reached (and held) its threshold, yet below it again at the last evaluation judged.
-        train_last = ids.map(_last_value(m, view.train_col)).astype("float64")
-        test_last = ids.map(_last_value(m, view.test_col)).astype("float64")
+        train_last = per_member(member_runs.last_values(m, view.train_col))
+        test_last = per_member(member_runs.last_values(m, view.test_col))
         train_fell = (mem.notna() & ~(train_last >= th.train_acc)).to_numpy()
         test_fell = (gen.notna() & ~(test_last >= th.test_acc)).to_numpy()
         times[view.column("mem_epoch")] = mem
         times[view.column("gen_epoch")] = gen
         if view is MAIN_VIEW:  # the first crossings, whatever `hold` says: what hold changed, and the trainer's
-            times["mem_epoch_first"] = ids.map(first_epoch_reaching(m, view.train_col, th.train_acc)).astype("float64")
-            times["gen_epoch_first"] = ids.map(first_epoch_reaching(m, view.test_col, th.test_acc)).astype("float64")
+            times["mem_epoch_first"] = per_member(member_runs.first_reaching(m, view.train_col, th.train_acc))
+            times["gen_epoch_first"] = per_member(member_runs.first_reaching(m, view.test_col, th.test_acc))
         times[view.column("delay")] = gen - mem
         times[view.column("relative_delay")] = (gen - mem) / mem.where(mem > 0)
         times[view.column("train_fell_back")] = np.where(applies, train_fell, False)
@@ -278,14 +324,6 @@ def member_times(metrics: pd.DataFrame, runs: pd.DataFrame, thresholds: Threshol
     times.attrs["thresholds"] = th
     times.attrs["views"] = [v.name for v in views]
     return times
-
-
-def _last_value(metrics: pd.DataFrame, column: str) -> pd.Series:
-    """Per run_id, `column` at its last evaluation (NaN where that evaluation has none)."""
-    if column not in metrics.columns or not len(metrics):
-        return pd.Series(dtype="float64")
-    last = metrics.drop_duplicates("run_id", keep="last")  # sorted by run_id, then epoch
-    return pd.Series(last[column].to_numpy(dtype="float64"), index=last["run_id"].to_numpy())
 
 
 def classify_phases(mem: np.ndarray, gen: np.ndarray, finished: np.ndarray, diverged: np.ndarray,

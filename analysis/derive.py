@@ -685,12 +685,13 @@ def critical_train_fraction(times: pd.DataFrame, axis: str = "train_fraction", b
         x0, x1, f0, f1 = x[i - 1], x[i], frac[i - 1], frac[i]
         return x0 + (level - f0) * (x1 - x0) / (f1 - f0), x0, x1, ""
 
+    scope = _scope(times, axis, by)  # the same for every group (and it scans every config column)
     for key, points in _point_groups(times, axis, by, view):
         critical, lower, upper, note = crossing(points)
         lo = hi = np.nan
         if np.isfinite(critical) and n_boot:
             lo, hi, _ = _interval(resampled_crossings(points))
-        rows.append({**key, "scope": _scope(times, axis, by), "critical": critical, "critical_lo": lo,
+        rows.append({**key, "scope": scope, "critical": critical, "critical_lo": lo,
                      "critical_hi": hi, "lower": lower, "upper": upper, "level": level,
                      "n_points": len(points), "n_members": sum(len(pt) for pt in points.values()), "note": note})
     return pd.DataFrame(rows, columns=[*by, "scope", "critical", "critical_lo", "critical_hi", "lower", "upper",
@@ -752,10 +753,11 @@ def power_law_fit(times: pd.DataFrame, x: str, value: str = "gen_epoch", by: Seq
         return out
 
     rows = []
+    scope = _scope(times, x, by)  # the same for every group (and it scans every config column)
     for key, points in _point_groups(times, x, by, view, base=value):
         xs, ys, unknown = medians(points)
         exponent, prefactor, r2 = fit(xs, ys)
-        row = {**key, "scope": _scope(times, x, by), "exponent": exponent, "exponent_lo": np.nan,
+        row = {**key, "scope": scope, "exponent": exponent, "exponent_lo": np.nan,
                "exponent_hi": np.nan, "prefactor": prefactor, "r2": r2, "n_points": len(xs),
                "n_censored_points": unknown, "n_members": sum(len(pt) for pt in points.values()),
                "x_min": xs.min() if len(xs) else np.nan, "x_max": xs.max() if len(xs) else np.nan, "note": ""}

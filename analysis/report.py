@@ -180,9 +180,9 @@ def build_report(sweep: Sweep, thresholds: Thresholds) -> Report:
 
 def _add_snapshots(report: Report, representatives: pd.DataFrame) -> None:
     """Representative members' snapshots over training (analysis.snapshot_figures), where the sweep kept
-    any (its snapshots/ folder, local). The weights are read by grokcore.snapshots, imported only here:
-    analysis itself stays free of torch."""
-    locations = [Path(loc) for loc in report.sweep.locations if (Path(loc) / "snapshots").is_dir()]
+    any (its snapshots/ folder, local or on an object store). The weights are read by grokcore.snapshots,
+    imported only here: analysis itself stays free of torch."""
+    locations = [loc for loc in report.sweep.locations if _has_snapshots(loc)]
     if not locations:
         return
     from analysis import snapshot_figures as SF
@@ -203,6 +203,18 @@ def _add_snapshots(report: Report, representatives: pd.DataFrame) -> None:
                         figure=draw(rows, run_id, label),
                         caption=f"{label}: {shows} at each snapshot epoch (grok export DIR {run_id} --epoch E "
                                 "writes one snapshot out)"))
+
+
+def _has_snapshots(location: str) -> bool:
+    """Whether a sweep folder (a path or a filesystem URI, as load_sweep shows it) has snapshots/;
+    asked with pyarrow, so a sweep without them never imports torch."""
+    if "://" not in str(location):
+        return (Path(location) / "snapshots").is_dir()
+    import pyarrow.fs as pafs
+
+    fs, path = pafs.FileSystem.from_uri(str(location))
+    selector = pafs.FileSelector(f"{path.rstrip('/')}/snapshots", allow_not_found=True)
+    return any(i.base_name.endswith(".safetensors") for i in fs.get_file_info(selector))
 
 
 def _add_operations(report: Report, placed: pd.DataFrame, label: str) -> None:

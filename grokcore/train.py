@@ -408,7 +408,7 @@ class PackTrainer:
 
     def drop(self, run_ids: Sequence[str], status: str = "pruned") -> None:
         """End these members now (e.g. pruned by a search); they come back in the next report's
-        `finished` with this status and leave the batch immediately."""
+        `finished` with this status (or from `departures()` at once) and leave the batch immediately."""
         drop = set(run_ids)
         keep = [k for k, c in enumerate(self.configs) if c.run_id not in drop]
         for k, (cfg, tr) in enumerate(zip(self.configs, self.trackers)):
@@ -416,6 +416,13 @@ class PackTrainer:
                 self._pending.append(self._outcome(cfg, tr, status))
                 self._snapshot([k], "end")
         self._select(keep)
+
+    def departures(self) -> tuple[list[MemberOutcome], list[Snapshot]]:
+        """The outcomes and end snapshots of members dropped since the last report, taken now instead
+        of with the next report. A checkpoint does not hold them (the members are gone from the
+        batch), so a caller that checkpoints between drop() and the next report takes them first and
+        commits them with that checkpoint; save() refuses while any are pending."""
+        return self._take_pending(), self._take_snapshots()
 
     def _select(self, keep: list[int]) -> None:
         """Keep only these members: the batch shrinks, so cost follows the live members."""
@@ -446,6 +453,9 @@ class PackTrainer:
 
     # ---- checkpoints --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        if self._pending:
+            raise ValueError(f"{len(self._pending)} dropped member(s) not reported yet: take departures() (or the "
+                             "next report) first, or a checkpoint would lose their outcomes and end snapshots")
         return {
             "format": STATE_FORMAT,
             "epoch": self.epoch,

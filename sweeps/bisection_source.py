@@ -34,6 +34,7 @@ from typing import Any
 from grokcore.config import RunConfig
 from sweeps.packing import Pack, plan
 from sweeps.parquet import SweepStore
+from sweeps.snapshots import describe_search_storage
 from sweeps.validation import SpecError, coerce, is_int, is_number, unknown
 
 RESULT_FILE = "bisection.json"
@@ -266,7 +267,8 @@ class BisectionSource:
         settled = sum(line.state != "open" for line in self.lines)
         if self.rows:
             lines.append(f"  so far       {settled} of {len(self.lines)} lines settled")
-        return "\n".join(lines)
+        storage = describe_search_storage(spec.snapshots, spec, s.members)
+        return "\n".join(lines + ([storage] if storage else []))
 
     def summary(self) -> list[str]:
         s = self.search

@@ -5,7 +5,7 @@
     grok train [SPEC] [--FIELD VALUE ...] [--seeds N]
     grok report DIR
     grok export DIR RUN_ID [--epoch E] [--out FOLDER]
-    grok measure DIR [--measures fourier,llc,embed_coords] [--epochs E,...]
+    grok measure DIR [--measures fourier,llc,embed_coords] [--epochs E,...] [--replace] [--llc-every N]
 
 Imports stay inside the subcommands so that `grok --help` is instant (no torch, ray, optuna).
 """
@@ -53,18 +53,26 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Write a member's weights at a snapshot epoch to a folder that "
                                    "grokcore.export.load_member reads (and hooked_transformer turns into a "
                                    "TransformerLens 2.x/3.x HookedTransformer). Needs the sweep's snapshots: setting.")
-    p.add_argument("dir", help="<results>/<name> of a sweep (a local path or mount)")
+    p.add_argument("dir", help="<results>/<name> of a sweep (a path, mount or s3:// URI)")
     p.add_argument("run_id", help="the member (see grok status or the runs table)")
     p.add_argument("--epoch", type=int, help="the snapshot's epoch (default: the member's last snapshot)")
     p.add_argument("--out", help="the folder to write (default: export-<run_id>-<epoch> here)")
 
     p = sub.add_parser("measure", help="recompute progress measures offline from a sweep's snapshots",
-                       description="Measure every snapshot that has no progress row yet (sweeps/measure.py); rows "
-                                   "go to the progress table with its columns.")
-    p.add_argument("dir", help="<results>/<name> of a sweep with snapshots (a local path or mount)")
+                       description="Measure the snapshots of a sweep's finished packs (sweeps/measure.py) and merge "
+                                   "the rows into the progress table, one row per member and epoch: epochs with no "
+                                   "row gain one, rows lacking a measure gain its columns; --replace overwrites "
+                                   "the measured columns (e.g. a finer LLC). A rerun writes nothing twice.")
+    p.add_argument("dir", help="<results>/<name> of a sweep with snapshots (a path, mount or s3:// URI)")
     p.add_argument("--measures", default="fourier,llc,embed_coords",
                    help="comma-separated: fourier, llc, embed_coords (the embedding's geometry is always measured)")
     p.add_argument("--epochs", help="comma-separated snapshot epochs (default: all)")
+    p.add_argument("--replace", action="store_true",
+                   help="overwrite the measured columns of rows that have them (default: only fill what is missing)")
+    p.add_argument("--llc-every", type=int, metavar="N",
+                   help="the LLC at every N-th progress epoch, as online (default 2); 1: at every snapshot epoch")
+    p.add_argument("--sgld", metavar="KEY=VALUE,...",
+                   help="SGLD settings of the LLC (grokcore.progress.SGLDSettings), e.g. chains=8,draws=100")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
 
     p = sub.add_parser("report", help="write the analysis report of a sweep (analysis.report)", prefix_chars="\0")
@@ -351,12 +359,35 @@ def _measure(args: argparse.Namespace) -> int:
     measures = [m.strip() for m in args.measures.split(",") if m.strip()]
     try:
         epochs = [int(e) for e in args.epochs.split(",")] if args.epochs else None
-        n = measure_snapshots(args.dir, measures, epochs, device=args.device)
-    except ValueError as e:
+        sgld = dict(_sgld_setting(kv) for kv in args.sgld.split(",") if kv.strip()) if args.sgld else None
+        result = measure_snapshots(args.dir, measures, epochs, device=args.device, replace_values=args.replace,
+                                   llc_every=args.llc_every, sgld=sgld)
+    except (ValueError, TypeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_SPEC
-    print(f"{n} progress rows written under {args.dir}/progress")
+    print(f"{result.rows_added} progress rows added, {result.rows_changed} changed, in {result.packs_rewritten} "
+          f"pack(s), under {args.dir}/progress")
+    if result.skipped_unfinished:
+        print(f"left out: {sum(result.skipped_unfinished.values())} snapshots of {len(result.skipped_unfinished)} "
+              "unfinished pack(s); measure them once the sweep has finished them", file=sys.stderr)
     return EXIT_OK
+
+
+def _sgld_setting(text: str) -> tuple[str, float | int | None]:
+    """'chains=8' -> ('chains', 8): numbers, or none for a setting left to its rule."""
+    key, sep, value = text.strip().partition("=")
+    if not sep:
+        raise ValueError(f"--sgld: KEY=VALUE pairs separated by commas, got {text!r}")
+    value = value.strip()
+    if value.lower() in ("none", "null"):
+        return key.strip(), None
+    try:
+        return key.strip(), int(value)
+    except ValueError:
+        try:
+            return key.strip(), float(value)
+        except ValueError:
+            raise ValueError(f"--sgld {key.strip()}: a number or none, got {value!r}") from None
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -49,6 +49,7 @@ from sweeps.optuna_spec import PRUNERS, SAMPLERS, Pruning, metric_direction
 from sweeps.packing import Pack
 from sweeps.parquet import SweepStore
 from sweeps.runner import PackSettings
+from sweeps.snapshots import describe_search_storage
 from sweeps.validation import SpecError, coerce
 
 if TYPE_CHECKING:
@@ -558,7 +559,8 @@ def describe_search(spec: SweepSpec, store: SweepStore, driver: OptunaSource | N
                      f"{c.get('fail', 0)} failed; {driver.resumed} pack(s) to continue; {driver.left} to ask")
     lines.append(f"  trials       each with {spec.cpus:g} CPU{'s' if spec.cpus != 1 else ''}"
                  + (f" and {spec.gpus:g} GPU" if spec.gpus else ""))
-    return "\n".join(lines)
+    storage = describe_search_storage(spec.snapshots, spec, s.members)
+    return "\n".join(lines + ([storage] if storage else []))
 
 
 def scheduler_pruning(scheduler: Any) -> Pruning | None:

@@ -18,8 +18,9 @@ with seq below the record's `seq` are committed and describe exactly the work up
 checkpoint the record names; parts at or above it (at most one batch, from a crash between
 writing parts and committing) are deleted before the pack runs again, which then redoes that
 work. When a pack is done its parts are merged into one per table (`SweepStore.compact_pack`):
-the merged part takes the next seq, and the record's `compacted` says the parts below it are
-superseded. Every file (part, record, checkpoint) is written under a temporary hidden name and moved
+the merged part takes the next seq, and the record's `compacted` says the table parts below it
+are superseded (snapshot files are not merged and keep their seqs). `grok measure` changes a
+finished pack's progress rows the same way (compact_pack's `rewrite`). Every file (part, record, checkpoint) is written under a temporary hidden name and moved
 into place, so readers see whole files or none; pyarrow and pandas skip hidden names.
 """
 
@@ -31,7 +32,7 @@ import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin
@@ -117,9 +118,12 @@ def rows_to_table(rows: Sequence[dict[str, Any]], schema: pa.Schema) -> pa.Table
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=schema.metadata))
 
 
-def _committed(seq: int, record: dict[str, Any]) -> bool:
-    """A part of this seq holds committed rows under its pack's record (module docstring)."""
-    return int(record.get("compacted", 0)) <= seq < int(record.get("seq", 0))
+def _committed(seq: int, record: dict[str, Any], folder: str = "") -> bool:
+    """A part of this seq in this folder holds committed rows under its pack's record (module
+    docstring). Compaction merges the tables only, so `compacted` does not apply to snapshot files:
+    they keep their seqs (merging them would hold a pack's weights in memory at once)."""
+    lower = 0 if folder == SNAPSHOT_DIR else int(record.get("compacted", 0))
+    return lower <= seq < int(record.get("seq", 0))
 
 
 # ---- filesystems ---------------------------------------------------------------------------------
@@ -251,7 +255,7 @@ class SweepStore:
         that rule: the driver before a (re)start, a pack before it continues, failed rows."""
         records = self.records() if records is None else records
         return [p for p in self.parts(table, pack_id) if p.seq is not None
-                and (p.pack_id not in records or not _committed(p.seq, records[p.pack_id]))]
+                and (p.pack_id not in records or not _committed(p.seq, records[p.pack_id], table))]
 
     def delete_uncommitted(self, pack_id: str, record: dict[str, Any] | None) -> int:
         """Remove one pack's crash leftovers (its record as read now; None: never committed)."""
@@ -396,8 +400,13 @@ class SweepStore:
         self._atomic(part.path, lambda tmp: pq.write_table(kept, tmp, filesystem=self.fs))
         return removed
 
-    def compact_pack(self, pack_id: str) -> int:
+    def compact_pack(self, pack_id: str, rewrite: dict[str, Callable[[pa.Table | None], pa.Table | None]] | None = None
+                     ) -> int:
         """Merge a finished pack's committed parts into one part per table; returns parts removed.
+        `rewrite` (table -> function of its merged rows, None where it has none) changes a table's
+        rows in the same step, so a finished pack's rows are changed under this one rule (how
+        `grok measure` replaces or adds progress columns); with it, a pack already compacted is
+        merged again.
 
         A pack commits a batch of parts every few minutes, so a long sweep leaves thousands of
         small files, and on an object store every file costs a round trip to list and read.
@@ -411,11 +420,13 @@ class SweepStore:
             return 0
         by_table = {t: [p for p in self.parts(t, pack_id) if p.seq is not None and _committed(p.seq, record)]
                     for t in TABLES}
-        if all(len(parts) <= 1 for parts in by_table.values()):
+        if not rewrite and all(len(parts) <= 1 for parts in by_table.values()):
             return 0  # already one file per table
         merged_seq = int(record["seq"])
         for table, parts in by_table.items():
             data = self.read_table(table, parts=parts) if parts else None
+            if rewrite and table in rewrite:
+                data = rewrite[table](data)
             if data is None:
                 continue
             path = self.path(table, self.part_name(pack_id, merged_seq))

@@ -193,9 +193,28 @@ bar (grok train in a terminal; never in a trial, which reports to Tune).
             trainer = PackTrainer(to_train, device=device, **settings.trainer_options())
 
     buffers: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLES}
-    snapshots: list = []  # grokcore.snapshots.Snapshot since the last commit
+    # grokcore.snapshots.Snapshot since the last commit, by (run_id, epoch): a member pruned at an
+    # evaluation gets its end snapshot after that evaluation's report gave its scheduled one
+    snapshots: dict[tuple[str, int], Any] = {}
+
     extra = {"pack_id": pid, "trial_id": trial_id, "optuna_trial": None, **(extra_row or {})}
     member_extra = member_extra or {}
+
+    def keep_snapshots(taken: list) -> None:
+        for snap in taken:
+            key = (snap.run_id, snap.epoch)
+            if key in snapshots:  # one snapshot, both labels
+                merged = snapshots[key]
+                for label in snap.event.split("+"):
+                    merged = merged.with_event(label)
+                snap = merged
+            snapshots[key] = snap
+
+    def finished_rows(outcomes: list) -> None:
+        rows = [{**o.to_row(), **extra, **member_extra.get(o.run_id, {})} for o in outcomes]
+        buffers["runs"].extend(rows)
+        progress.see_finished(rows)
+
     if on_eval is not None and trainer is not None and seq > 0:
         # continuing: the hook sees what the live members reported before (committed rows only)
         live = {c.run_id for c in trainer.configs}
@@ -216,7 +235,7 @@ bar (grok train in a terminal; never in a trial, which reports to Tune).
             columns = {k for r in buffers["progress"] for k in r} - {"run_id", "epoch"}
             store.write_part("progress", pid, seq, buffers["progress"], progress_schema(columns))
         if snapshots:  # under the same seq as the parts: committed, or removed as a leftover, together
-            write_snapshots(store, pid, seq, snapshots, {c.run_id: c for c in pack.members})
+            write_snapshots(store, pid, seq, list(snapshots.values()), {c.run_id: c for c in pack.members})
             snapshots.clear()
         name = None
         if settings.checkpoints and not final and trainer is not None:
@@ -243,16 +262,17 @@ bar (grok train in a terminal; never in a trial, which reports to Tune).
             for row in rep.metrics:
                 buffers["metrics"].append({k: row.get(k) for k in ("run_id", "epoch", *METRIC_COLUMNS)})
             buffers["progress"].extend(getattr(rep, "progress", None) or [])
-            snapshots.extend(rep.snapshots)
-            rows = [{**o.to_row(), **extra, **member_extra.get(o.run_id, {})} for o in rep.finished]
-            buffers["runs"].extend(rows)
+            keep_snapshots(rep.snapshots)
+            finished_rows(rep.finished)
             progress.see_metrics(rep.metrics)
-            progress.see_finished(rows)
             if on_eval is not None and rep.live > 0:
                 live = {c.run_id for c in trainer.configs}
                 drop = [r for r in on_eval(rep.epoch, [m for m in rep.metrics if m["run_id"] in live]) if r in live]
-                if drop:  # their runs rows (status pruned) come with the next report; no metrics after this epoch
-                    trainer.drop(drop, "pruned")
+                if drop:  # no metrics after this epoch; their runs rows (status pruned) and end snapshots
+                    trainer.drop(drop, "pruned")  # go with the commit below, beside the checkpoint without them
+                    outcomes, taken = trainer.departures()
+                    finished_rows(outcomes)
+                    keep_snapshots(taken)
                     progress.live = trainer.live
             progress.live, progress.epoch, progress.train_seconds = rep.live, rep.epoch, rep.train_seconds
             if settings.fault:

@@ -12,6 +12,7 @@ grokcore.snapshots' (readable with safetensors alone, grokcore.snapshots.load_sn
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -83,6 +84,50 @@ def describe_storage(schedule: dict[str, Any] | None, members: Sequence[RunConfi
     n, size = storage_estimate(schedule, members)
     return (f"  snapshots    at most {n:,} ({n / max(len(members), 1):.0f} per member, {schedule['dtype']}), "
             f"{_bytes(size)} under snapshots/")
+
+
+def search_storage(schedule: dict[str, Any] | None, spec: Any, budget: int) -> tuple[int, int]:
+    """(snapshots, bytes) at most for a search of `budget` members over the spec's axes: each member
+    costs at most what the costliest point of the space costs. A member's cost depends only on its
+    shape and epoch budget, which grow with their fields, so the points tried are every combination
+    of each axis's values (a range: its two ends) over the axes that change the cost at all; points
+    that are no valid config are left out."""
+    if not schedule:
+        return 0, 0
+    from grokcore.snapshots import SnapshotSchedule
+
+    s = SnapshotSchedule.from_dict(schedule)
+
+    def cost(params: dict[str, Any]) -> tuple[int, int] | None:
+        try:
+            m = spec.member(params)
+        except ValueError:  # SpecError, ConfigError: not a valid member
+            return None
+        n = s.max_snapshots(m)
+        return n, n * s.bytes_per_snapshot(m)
+
+    def candidates(axis: Any) -> list[Any]:
+        if axis.kind in ("grid", "choice"):
+            return list(axis.values)
+        return list(axis.values[:2])  # (low, high)
+
+    base = cost({})
+    varying = [a for a in spec.axes if any(cost({a.field: v}) not in (base, None) for v in candidates(a))]
+    worst = (0, 0)  # base alone is no point of the space: its axes' fields may be unset there
+    for values in itertools.islice(itertools.product(*(candidates(a) for a in varying)), 4096):
+        c = cost({a.field: v for a, v in zip(varying, values)})
+        if c is not None:
+            worst = max(worst, c, key=lambda t: t[1])
+    return budget * worst[0], budget * worst[1]
+
+
+def describe_search_storage(schedule: dict[str, Any] | None, spec: Any, budget: int) -> str | None:
+    """A search's dry-run line on snapshot storage (its budget of members), or None without snapshots."""
+    if not schedule:
+        return None
+    n, size = search_storage(schedule, spec, budget)
+    return (f"  snapshots    at most {n:,} ({n / max(budget, 1):.0f} per member at most, {schedule['dtype']}), "
+            f"{_bytes(size)} under snapshots/ for {budget} members")
 
 
 def _bytes(n: float) -> str:

@@ -108,6 +108,51 @@ def test_a_sweep_on_s3_is_killed_resumed_and_read_back(s3_env, tmp_path):
     assert "resumable" in html and members[0] in html
 
 
+def test_snapshots_on_s3_are_listed_loaded_exported_measured_and_drawn(s3_env, tmp_path):
+    """A pack trained straight into s3:// (run_pack, as a trial does) keeps its snapshots there; every
+    snapshot reader gets what the same pack gives on the local disk."""
+    import pandas as pd
+    import torch
+
+    from grokcore.export import load_member
+    from grokcore.snapshots import list_snapshots, load_snapshot
+    from sweeps.runner import run_pack
+    from test_measure import LLC, drop_columns, measured_pack, progress
+    from test_runner import settings
+
+    pack = measured_pack()
+    results = f"s3://{BUCKET}/results"
+    uri = f"{results}/snap"
+    assert list_snapshots(uri) == []  # negative control: nothing there yet
+    run_pack(pack, settings(tmp_path, "local", snapshots={"every": 20, "events": ["end"]}))
+    run_pack(pack, settings(results, "snap", snapshots={"every": 20, "events": ["end"]}))
+
+    local = list_snapshots(tmp_path / "local")
+    remote = list_snapshots(uri)
+    assert [(e["run_id"], e["epoch"], e["event"]) for e in remote] == \
+        [(e["run_id"], e["epoch"], e["event"]) for e in local] and len(remote) == 8
+    assert remote[0]["file"].startswith(f"{BUCKET}/results/snap/snapshots/part-")
+    run_id = pack.run_ids[1]
+    cfg, weights = load_snapshot(uri, run_id, 40)
+    _, expected = load_snapshot(tmp_path / "local", run_id, 40)
+    assert cfg == pack.members[1] and all(torch.equal(weights[k], expected[k]) for k in expected)
+
+    # grok export, measure and report, each its own process reaching moto over HTTP
+    _grok(s3_env, "export", uri, run_id, "--epoch", "40", "--out", str(tmp_path / "export"))
+    exported_cfg, exported = load_member(tmp_path / "export")
+    assert exported_cfg == cfg and all(torch.equal(exported[k], weights[k]) for k in weights)
+
+    store = SweepStore(results, "snap")
+    online = progress(store)
+    drop_columns(store, pack.pack_id, LLC)
+    assert "8 changed" in _grok(s3_env, "measure", uri, "--measures", "llc")
+    pd.testing.assert_frame_equal(progress(store)[online.columns], online, check_exact=True)
+
+    out = tmp_path / "report"
+    _grok(s3_env, "report", uri, "--no-png", "--out", str(out))
+    assert "Snapshots of representative members" in (out / "index.html").read_text()
+
+
 def _requests_per_part(log_text: str) -> dict[tuple[str, str], list[str]]:
     """(method, table) -> the part files each request of moto's log named (werkzeug's access lines)."""
     import re

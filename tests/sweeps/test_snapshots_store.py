@@ -50,11 +50,17 @@ def test_crash_then_rerun_keeps_every_snapshot_once(tmp_path, monkeypatch, check
 
     run_pack(pack, settings(tmp_path, "x", checkpoints=checkpoints, snapshots=SCHEDULE))
     assert kept(tmp_path, "x") == ref  # none lost, none duplicated, same events
-    for (run_id, epoch) in ref:  # the same weights, bit for bit
+    for (run_id, epoch) in ref:  # the same weights: bit for bit from a checkpoint; without one, the
+        # members that restart from epoch 0 train in a smaller pack, whose batched matmuls may round
+        # differently on some CPUs (seen here: 6e-8 at epoch 5, 6e-6 by epoch 160)
         cfg, w = load_snapshot(tmp_path / "x", run_id, epoch)
         _, w_ref = load_snapshot(tmp_path / "ref", run_id, epoch)
         assert cfg.run_id == run_id
-        assert all(torch.equal(w[k], w_ref[k]) for k in w_ref), (run_id, epoch)
+        for k in w_ref:
+            if checkpoints:
+                assert torch.equal(w[k], w_ref[k]), (run_id, epoch, k)
+            else:
+                torch.testing.assert_close(w[k], w_ref[k], rtol=1e-4, atol=1e-4, msg=f"{run_id} {epoch} {k}")
 
 
 def test_load_snapshot_names_what_exists(tmp_path):
@@ -113,3 +119,90 @@ def test_grok_train_keeps_snapshots_and_grok_export_writes_one(tmp_path, capsys,
     assert main(["export", "res/train", cfg.run_id, "--epoch", "8"]) == 1
     assert "it has [7, 60]" in capsys.readouterr().err
     assert main(["train", *fields, "--snapshots", "every 100"]) == 2
+
+
+def test_compaction_keeps_snapshot_files_committed(tmp_path):
+    # a finished pack's tables are merged at a new seq; its snapshot files keep their seqs, and the
+    # driver's leftover sweep before a rerun must not take them for merged-away parts
+    pack = tiny_pack()
+    run_pack(pack, settings(tmp_path, "s", snapshots=SCHEDULE))
+    store = SweepStore(str(tmp_path), "s")
+    record = store.read_record(pack.pack_id)
+    before = kept(tmp_path, "s")
+    assert record["compacted"] > min(p.seq for p in store.parts(SNAPSHOT_DIR))  # files below the merged seq
+    assert store.delete_crash_leftovers() == {"uncommitted parts": 0, "half-written files": 0}
+    run_pack(pack, settings(tmp_path, "s", snapshots=SCHEDULE))
+    assert kept(tmp_path, "s") == before
+
+
+@pytest.mark.parametrize("search", ["optuna", "bisection"])
+def test_search_dry_runs_print_the_snapshot_storage_of_their_budget(tmp_path, capsys, search):
+    from grokcore import RunConfig
+    from sweeps.cli import main
+
+    base = "base: {p: 11, n_heads: 2, d_mlp: 32, eval_every: 20}\n"
+    if search == "optuna":  # the costliest point: d_model 32 with epochs 200 (4 scheduled + the end)
+        text = (f"name: s\n{base}axes: {{d_model: [16, 32], epochs: {{integers: [100, 200]}}, "
+                "lr: {loguniform: [0.001, 0.01]}}\n"
+                "search: {kind: optuna, objective: {metric: final/test/loss}, direction: minimize, members: 6, batch: 3}\n")
+        budget, worst = 6, RunConfig(p=11, d_model=32, n_heads=2, d_mlp=32, epochs=200)
+    else:  # lines over epochs: 2 lines x (2 ends + 1 step) x 2 seeds, the longest 200 epochs
+        text = (f"name: s\n{base[:-2]}, d_model: 16}}\naxes: {{epochs: [100, 200], "
+                "train_fraction: {uniform: [0.2, 0.8]}}\n"
+                "search: {kind: bisection, seeds: 2, steps: 1}\n")
+        budget, worst = 12, RunConfig(p=11, d_model=16, n_heads=2, d_mlp=32, epochs=200)
+    text += "snapshots: {every: 50, events: [end], dtype: bfloat16}\n"
+    (tmp_path / "s.yaml").write_text(text)
+    assert main(["sweep", str(tmp_path / "s.yaml"), "--results", str(tmp_path / "r"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    size = budget * 5 * gsnap.SnapshotSchedule().bytes_per_snapshot(worst) // 2
+    assert f"at most {budget * 5} (5 per member at most, bfloat16), {size / 1000:.1f} KB under snapshots/ " \
+           f"for {budget} members" in out, out
+    assert not (tmp_path / "r").exists()
+
+
+class PruneAt:
+    """An on_eval hook (a search's pruner) that ends one member at one evaluation."""
+
+    def __init__(self, run_id: str, epoch: int):
+        self.run_id, self.epoch = run_id, epoch
+
+    def __call__(self, epoch, rows):
+        return [self.run_id] if epoch == self.epoch else []
+
+    def history(self, rows):
+        pass
+
+
+class Crash(Exception):
+    pass
+
+
+@pytest.mark.parametrize("how", ["pruned", "stopped"])
+def test_a_member_that_leaves_early_keeps_its_end_snapshot_through_a_crash(tmp_path, how):
+    import dataclasses
+
+    from sweeps.packing import Pack
+
+    pack = tiny_pack()
+    leaver = pack.members[0]
+    schedule = {**SCHEDULE, "events": ["end"]}
+    hook = PruneAt(leaver.run_id, 60) if how == "pruned" else None
+    if how == "stopped":  # test accuracy reaches 0.01 at once: it stops at its first evaluation + 10 epochs
+        leaver = dataclasses.replace(leaver, stop_acc=0.01, stop_patience=1, stop_extra_epochs=10)
+        pack = Pack.of([leaver, *pack.members[1:]])
+    end = 60 if how == "pruned" else 30
+    run_pack(pack, settings(tmp_path, "ref", snapshots=schedule), on_eval=hook)
+    ref = kept(tmp_path, "ref")
+    assert max(e for (r, e) in ref if r == leaver.run_id) == end and "end" in ref[leaver.run_id, end]
+
+    def die_after_it_left(metrics):  # the report after the commit that follows the member's leaving
+        if metrics["epoch"] == (60 if how == "pruned" else 40):
+            raise Crash
+
+    with pytest.raises(Crash):
+        run_pack(pack, settings(tmp_path, "x", snapshots=schedule), on_eval=hook, report=die_after_it_left)
+    run_pack(pack, settings(tmp_path, "x", snapshots=schedule), on_eval=hook)
+    assert kept(tmp_path, "x") == ref
+    runs = SweepStore(str(tmp_path), "x").read_table("runs").to_pandas().set_index("run_id")
+    assert runs.loc[leaver.run_id, "status"] == how and len(runs) == len(pack.members)

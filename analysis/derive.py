@@ -185,10 +185,52 @@ def first_epoch_reaching(metrics: pd.DataFrame, column: str, threshold: float, h
     by run_id, then epoch."""
     if column not in metrics.columns or not len(metrics):
         return pd.Series(dtype="float64")
-    run = metrics["run_id"].to_numpy()
-    ok = (metrics[column] >= threshold).to_numpy(dtype=bool, na_value=False)
+    runs = _Runs(metrics)
+    first = runs.first_reaching(metrics, column, threshold, hold)
+    reached = ~np.isnan(first)
+    return pd.Series(first[reached], index=runs.labels[reached])
+
+
+class _Runs:
+    """The members of a metrics table sorted by run_id, then epoch, as contiguous row ranges: per-member
+    values are reductions over those ranges, found by integer codes rather than by grouping or mapping
+    strings (what member_times spent most of its time on at 100k members)."""
+
+    def __init__(self, metrics: pd.DataFrame):
+        codes, labels = pd.factorize(metrics["run_id"], sort=False)
+        self.new_run = np.r_[True, codes[1:] != codes[:-1]] if len(codes) else np.zeros(0, dtype=bool)
+        self.starts = np.flatnonzero(self.new_run)
+        self.labels = np.asarray(labels, dtype=object)[codes[self.starts]]  # the run_id of each range
+        self.run_index = np.cumsum(self.new_run) - 1
+
+    def per_member(self, ids: pd.Series, per_run: np.ndarray, missing) -> np.ndarray:
+        """per_run (one value per run, in table order) at each of `ids`; `missing` where an id has no rows."""
+        where = pd.Index(self.labels).get_indexer(ids.to_numpy(dtype=object))
+        out = np.full(len(ids), missing, dtype=per_run.dtype)
+        out[where >= 0] = per_run[where[where >= 0]]
+        return out
+
+    def last_values(self, metrics: pd.DataFrame, column: str) -> np.ndarray:
+        if column not in metrics.columns:
+            return np.full(len(self.starts), np.nan)
+        ends = np.r_[self.starts[1:] - 1, len(metrics) - 1] if len(self.starts) else self.starts
+        return metrics[column].to_numpy(dtype="float64", na_value=np.nan)[ends]
+
+    def first_reaching(self, metrics: pd.DataFrame, column: str, threshold: float, hold: int = 1) -> np.ndarray:
+        """Per run, first_epoch_reaching's epoch, NaN where it is never reached."""
+        out = np.full(len(self.starts), np.inf)
+        if column not in metrics.columns or not len(metrics):
+            return np.full(len(self.starts), np.nan)
+        ok = (metrics[column] >= threshold).to_numpy(dtype=bool, na_value=False)
+        qualifies = _qualifying_rows(ok, self.new_run, hold)
+        np.minimum.at(out, self.run_index[qualifies], metrics["epoch"].to_numpy(dtype="float64")[qualifies])
+        out[np.isinf(out)] = np.nan
+        return out
+
+
+def _qualifying_rows(ok: np.ndarray, new_run: np.ndarray, hold: int) -> np.ndarray:
+    """Rows at or above the threshold that start a streak held long enough (see first_epoch_reaching)."""
     n = len(ok)
-    new_run = np.r_[True, run[1:] != run[:-1]]
     new_streak = new_run | np.r_[True, ok[1:] != ok[:-1]]
     streak_id = np.cumsum(new_streak) - 1                      # (row,) which streak each row is in
     streak_start = np.flatnonzero(new_streak)                  # (streak,)
@@ -197,9 +239,7 @@ def first_epoch_reaching(metrics: pd.DataFrame, column: str, threshold: float, h
     run_index = np.cumsum(new_run) - 1
     last_row_of_run = np.r_[np.flatnonzero(new_run)[1:] - 1, n - 1]
     to_the_end = streak_id == streak_id[last_row_of_run][run_index]
-    qualifies = ok & to_the_end if hold == 0 else ok & ((remaining >= hold) | to_the_end)
-    epochs = metrics["epoch"].to_numpy(dtype="float64")[qualifies]
-    return pd.Series(epochs, index=run[qualifies]).groupby(level=0).min()
+    return ok & to_the_end if hold == 0 else ok & ((remaining >= hold) | to_the_end)
 
 
 def member_times(metrics: pd.DataFrame, runs: pd.DataFrame, thresholds: Thresholds | None = None,
@@ -222,14 +262,16 @@ def member_times(metrics: pd.DataFrame, runs: pd.DataFrame, thresholds: Threshol
     m = m.reset_index(drop=True)
 
     ended = runs.drop_duplicates("run_id", keep="last")
-    running_ids = sorted(set(m["run_id"].unique()) - set(ended["run_id"].unique()))
+    running_ids = sorted(set(m["run_id"].unique().tolist()) - set(ended["run_id"].unique().tolist()))
     running = pd.DataFrame({"run_id": pd.Series(running_ids, dtype=object), "status": RUNNING_STATUS})
     times = pd.concat([ended, running], ignore_index=True, sort=False) if running_ids else ended.copy()
     times = times.reset_index(drop=True)
     ids = times["run_id"]
 
-    last_epoch = m.groupby("run_id")["epoch"].max()
-    times["last_epoch"] = ids.map(last_epoch).astype("float64")
+    member_runs = _Runs(m)
+    epochs = m["epoch"].to_numpy(dtype="float64")
+    last_epoch = np.maximum.reduceat(epochs, member_runs.starts) if len(m) else np.zeros(0)
+    times["last_epoch"] = member_runs.per_member(ids, last_epoch, np.nan)
     times["resolution"] = _resolution(times, m)
 
     own_budget = pd.to_numeric(times["epochs"], errors="coerce").astype("float64")
@@ -245,27 +287,31 @@ def member_times(metrics: pd.DataFrame, runs: pd.DataFrame, thresholds: Threshol
     times["finished"] = (finished & times["last_epoch"].notna()).astype(bool)
     diverged = (status == "diverged").to_numpy()
 
+    def per_member(per_run: np.ndarray, missing=np.nan) -> pd.Series:
+        return pd.Series(member_runs.per_member(ids, per_run, missing), index=times.index)
+
     for view in views:
-        has_values = (m[view.test_col].notna().groupby(m["run_id"]).any() if view.test_col in m.columns
-                      else pd.Series(dtype=bool))
         if view is MAIN_VIEW:
             applies = np.ones(len(ids), dtype=bool)  # every member has a main-view phase, if only "undecided"
+        elif view.test_col in m.columns and len(m):
+            has_values = np.logical_or.reduceat(m[view.test_col].notna().to_numpy(), member_runs.starts)
+            applies = member_runs.per_member(ids, has_values, False)
         else:
-            applies = ids.map(has_values).fillna(False).astype(bool).to_numpy()
-        mem = ids.map(first_epoch_reaching(m, view.train_col, th.train_acc, th.hold)).astype("float64")
-        gen = ids.map(first_epoch_reaching(m, view.test_col, th.test_acc, th.hold)).astype("float64")
+            applies = np.zeros(len(ids), dtype=bool)
+        mem = per_member(member_runs.first_reaching(m, view.train_col, th.train_acc, th.hold))
+        gen = per_member(member_runs.first_reaching(m, view.test_col, th.test_acc, th.hold))
         mem[~applies] = np.nan
         gen[~applies] = np.nan
         # Fell back: reached (and held) its threshold, yet below it again at the last evaluation judged.
-        train_last = ids.map(_last_value(m, view.train_col)).astype("float64")
-        test_last = ids.map(_last_value(m, view.test_col)).astype("float64")
+        train_last = per_member(member_runs.last_values(m, view.train_col))
+        test_last = per_member(member_runs.last_values(m, view.test_col))
         train_fell = (mem.notna() & ~(train_last >= th.train_acc)).to_numpy()
         test_fell = (gen.notna() & ~(test_last >= th.test_acc)).to_numpy()
         times[view.column("mem_epoch")] = mem
         times[view.column("gen_epoch")] = gen
         if view is MAIN_VIEW:  # the first crossings, whatever `hold` says: what hold changed, and the trainer's
-            times["mem_epoch_first"] = ids.map(first_epoch_reaching(m, view.train_col, th.train_acc)).astype("float64")
-            times["gen_epoch_first"] = ids.map(first_epoch_reaching(m, view.test_col, th.test_acc)).astype("float64")
+            times["mem_epoch_first"] = per_member(member_runs.first_reaching(m, view.train_col, th.train_acc))
+            times["gen_epoch_first"] = per_member(member_runs.first_reaching(m, view.test_col, th.test_acc))
         times[view.column("delay")] = gen - mem
         times[view.column("relative_delay")] = (gen - mem) / mem.where(mem > 0)
         times[view.column("train_fell_back")] = np.where(applies, train_fell, False)
@@ -278,14 +324,6 @@ def member_times(metrics: pd.DataFrame, runs: pd.DataFrame, thresholds: Threshol
     times.attrs["thresholds"] = th
     times.attrs["views"] = [v.name for v in views]
     return times
-
-
-def _last_value(metrics: pd.DataFrame, column: str) -> pd.Series:
-    """Per run_id, `column` at its last evaluation (NaN where that evaluation has none)."""
-    if column not in metrics.columns or not len(metrics):
-        return pd.Series(dtype="float64")
-    last = metrics.drop_duplicates("run_id", keep="last")  # sorted by run_id, then epoch
-    return pd.Series(last[column].to_numpy(dtype="float64"), index=last["run_id"].to_numpy())
 
 
 def classify_phases(mem: np.ndarray, gen: np.ndarray, finished: np.ndarray, diverged: np.ndarray,
@@ -420,23 +458,29 @@ def aggregate(times: pd.DataFrame, by: Sequence[str] | None = None, view: str = 
     placed = placed[placed[vw.column("phase")].notna()]
     keys = by or ["__all__"]
     work = placed.assign(__all__=0) if not by else placed
+    # Columns as arrays once, then each group's rows by index: slicing a DataFrame per group, and
+    # comparing its phases with each phase name, were most of a 100k-member report (issue 17).
+    groups = work.groupby(keys, dropna=False, sort=True)
+    phase_codes = pd.Categorical(work[vw.column("phase")], categories=PHASES).codes.astype(np.int64) + 1
+    times_of = {base: _durations(work, vw, base) for base in TIME_COLUMNS}
+    generalised_all = work[vw.column("generalised")].to_numpy(dtype=bool)
     rows = []
-    for key, members in work.groupby(keys, dropna=False, sort=True):
+    for key, index in _group_rows(groups):
         key = key if isinstance(key, tuple) else (key,)
-        phases = members[vw.column("phase")]
-        counts = {phase: int((phases == phase).sum()) for phase in PHASES}
-        n_decided = len(members) - counts[UNDECIDED]
+        tally = np.bincount(phase_codes[index], minlength=len(PHASES) + 1)[1:]  # 0: a phase not in PHASES
+        counts = {phase: int(n) for phase, n in zip(PHASES, tally)}
+        n_decided = len(index) - counts[UNDECIDED]
         row = dict(zip(keys, key))
-        row.update(n_members=len(members), n_decided=n_decided, n_undecided=counts[UNDECIDED])
+        row.update(n_members=len(index), n_decided=n_decided, n_undecided=counts[UNDECIDED])
         for base in TIME_COLUMNS:
-            durations, observed = _durations(members, vw, base)
+            durations, observed = (a[index] for a in times_of[base])
             q25, median, q75 = survival_quantiles(durations, observed)
             censored = np.isfinite(durations) & ~observed
             row.update({f"{base}_median": median, f"{base}_q25": q25, f"{base}_q75": q75,
                         f"{base}_n": int(observed.sum()), f"{base}_censored": int(censored.sum()),
                         f"{base}_censored_at": float(durations[censored].max()) if censored.any() else np.nan})
-        decided = phases != UNDECIDED
-        generalised = members[vw.column("generalised")].to_numpy(dtype=bool) & decided.to_numpy()
+        decided = phase_codes[index] != PHASES.index(UNDECIDED) + 1
+        generalised = generalised_all[index] & decided
         row["fraction_generalised"] = generalised.sum() / n_decided if n_decided else np.nan
         row["n_generalised"] = int(generalised.sum())
         row["fraction_grokked"] = counts["grokking"] / n_decided if n_decided else np.nan
@@ -456,6 +500,15 @@ def aggregate(times: pd.DataFrame, by: Sequence[str] | None = None, view: str = 
     out.attrs["by"] = by
     out.attrs["view"] = view
     return out
+
+
+def _group_rows(groups) -> list[tuple[object, np.ndarray]]:
+    """(key, row positions) of each group of a groupby, in its sorted order, rows in table order."""
+    codes = groups.ngroup().to_numpy()
+    keys = groups.size().index
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(keys) + 1))
+    return [(key, order[bounds[i]:bounds[i + 1]]) for i, key in enumerate(keys)]
 
 
 def representative_members(times: pd.DataFrame, view: str = "", per_phase: int = 1) -> pd.DataFrame:
@@ -520,13 +573,47 @@ def _point_groups(times: pd.DataFrame, x: str, by: list[str], view: str, base: s
         yield dict(zip(by, key)), points
 
 
-def _bootstrap(statistic, points: dict, n_boot: int, seed: int) -> np.ndarray:
-    """`statistic` of resampled points: the members of each point drawn with replacement (replicates are
-    the unit of noise), each point keeping its own number of members. NaN where the statistic is undefined."""
+def _draws(points: dict, n_boot: int, seed: int, chunk: int = 50):
+    """The bootstrap's resamples: the members of each point drawn with replacement (replicates are the
+    unit of noise), each point keeping its own number of members. Drawn resample by resample, point by
+    point, and yielded `chunk` resamples at a time as (first resample, {x value: (resamples, members)
+    indices}), which bounds the memory of a pooled fit over 100k members."""
     rng = np.random.default_rng(seed)
+    for start in range(0, n_boot, chunk):
+        stop = min(n_boot, start + chunk)
+        draws = {xv: np.empty((stop - start, len(pt)), dtype=np.int64) for xv, pt in points.items()}
+        for b in range(stop - start):
+            for xv, pt in points.items():
+                draws[xv][b] = rng.integers(0, len(pt), len(pt))
+        yield start, draws
+
+
+def _resampled_survival_quantile(durations: np.ndarray, observed: np.ndarray, draws: np.ndarray,
+                                 q: float) -> np.ndarray:
+    """survival_quantiles(durations[d], observed[d], (q,))[0] for every row d of `draws`, all at once:
+    a resample is a count per member, the Kaplan-Meier product runs over every distinct time of the
+    point (at a time without events its factor is exactly 1.0, so each product is the one the
+    resample alone gives, bit for bit). The report's bootstraps took a minute at 100k members."""
+    n_boot, n = draws.shape
+    counts = np.bincount((draws + n * np.arange(n_boot)[:, None]).ravel(), minlength=n_boot * n).reshape(n_boot, n)
+    keep = np.isfinite(durations)
     out = np.full(n_boot, np.nan)
-    for b in range(n_boot):
-        out[b] = statistic({xv: pt.take(rng.integers(0, len(pt), len(pt))) for xv, pt in points.items()})
+    if not keep.any():
+        return out
+    times, slot = np.unique(durations[keep], return_inverse=True)
+    order = np.argsort(slot, kind="stable")
+    starts = np.searchsorted(slot[order], np.arange(len(times)))
+    weights = counts[:, keep][:, order]
+    at_time = np.add.reduceat(weights, starts, axis=1)
+    events = np.add.reduceat(weights * observed[keep][order], starts, axis=1)
+    at_risk = np.cumsum(at_time[:, ::-1], axis=1)[:, ::-1]
+    factor = np.ones(at_risk.shape)
+    np.divide(events, at_risk, out=factor, where=at_risk > 0)
+    factor = np.where(at_risk > 0, 1.0 - factor, 1.0)
+    reached = 1.0 - np.cumprod(factor, axis=1)
+    hit = reached >= q - 1e-12
+    found = hit.any(axis=1)
+    out[found] = times[hit[found].argmax(axis=1)]
     return out
 
 
@@ -560,6 +647,28 @@ def critical_train_fraction(times: pd.DataFrame, axis: str = "train_fraction", b
             if pt.decided.any():
                 xs.append(float(xv))
                 fracs.append(pt.generalised.sum() / pt.decided.sum())
+        return crossing_of(xs, fracs)
+
+    def resampled_crossings(points: dict) -> np.ndarray:
+        """crossing(resample)[0] for each of `_draws`' resamples: a resample's decided and generalised
+        counts per point are its member counts times the point's 0/1 columns (the same integers
+        crossing() sums, hence the same fractions)."""
+        order = sorted(points)
+        out = np.full(n_boot, np.nan)
+        for start, draws in _draws(points, n_boot, seed):
+            tallies = {}
+            for xv in order:
+                pt, rows = points[xv], draws[xv]
+                counts = np.bincount((rows + len(pt) * np.arange(len(rows))[:, None]).ravel(),
+                                     minlength=len(rows) * len(pt)).reshape(len(rows), len(pt))
+                tallies[xv] = (counts @ pt.decided.astype(np.int64), counts @ pt.generalised.astype(np.int64))
+            for b in range(len(next(iter(draws.values())))):
+                kept = [xv for xv in order if tallies[xv][0][b] > 0]
+                out[start + b] = crossing_of([float(xv) for xv in kept],
+                                             [tallies[xv][1][b] / tallies[xv][0][b] for xv in kept])[0]
+        return out
+
+    def crossing_of(xs: list[float], fracs: list[float]) -> tuple[float, float, float, str]:
         x, frac = np.asarray(xs), np.asarray(fracs)
         if len(x) < MIN_FIT_POINTS:
             return np.nan, np.nan, np.nan, (f"needs decided members at {MIN_FIT_POINTS} or more {axis} values; "
@@ -576,12 +685,13 @@ def critical_train_fraction(times: pd.DataFrame, axis: str = "train_fraction", b
         x0, x1, f0, f1 = x[i - 1], x[i], frac[i - 1], frac[i]
         return x0 + (level - f0) * (x1 - x0) / (f1 - f0), x0, x1, ""
 
+    scope = _scope(times, axis, by)  # the same for every group (and it scans every config column)
     for key, points in _point_groups(times, axis, by, view):
         critical, lower, upper, note = crossing(points)
         lo = hi = np.nan
         if np.isfinite(critical) and n_boot:
-            lo, hi, _ = _interval(_bootstrap(lambda pts: crossing(pts)[0], points, n_boot, seed))
-        rows.append({**key, "scope": _scope(times, axis, by), "critical": critical, "critical_lo": lo,
+            lo, hi, _ = _interval(resampled_crossings(points))
+        rows.append({**key, "scope": scope, "critical": critical, "critical_lo": lo,
                      "critical_hi": hi, "lower": lower, "upper": upper, "level": level,
                      "n_points": len(points), "n_members": sum(len(pt) for pt in points.values()), "note": note})
     return pd.DataFrame(rows, columns=[*by, "scope", "critical", "critical_lo", "critical_hi", "lower", "upper",
@@ -627,11 +737,27 @@ def power_law_fit(times: pd.DataFrame, x: str, value: str = "gen_epoch", by: Seq
         total = ((ly - ly.mean()) ** 2).sum()
         return float(slope), float(np.exp(intercept)), (1 - (residual ** 2).sum() / total if total > 0 else 1.0)
 
+    def resampled_exponents(points: dict) -> np.ndarray:
+        """fit(*medians(resample)[:2])[0] for each of `_draws`' resamples, the medians of all resamples of
+        a point at once (`_resampled_survival_quantile`)."""
+        positive = {xv: float(xv) for xv in points
+                    if isinstance(xv, (int, float, np.integer, np.floating)) and np.isfinite(float(xv)) and float(xv) > 0}
+        out = np.full(n_boot, np.nan)
+        for start, draws in _draws(points, n_boot, seed):
+            resampled = {xv: _resampled_survival_quantile(points[xv].durations, points[xv].observed, draws[xv], 0.5)
+                         for xv in positive}
+            for b in range(len(next(iter(draws.values())))):
+                known = [xv for xv in positive if np.isfinite(resampled[xv][b]) and resampled[xv][b] > 0]
+                out[start + b] = fit(np.asarray([positive[xv] for xv in known]),
+                                     np.asarray([float(resampled[xv][b]) for xv in known]))[0]
+        return out
+
     rows = []
+    scope = _scope(times, x, by)  # the same for every group (and it scans every config column)
     for key, points in _point_groups(times, x, by, view, base=value):
         xs, ys, unknown = medians(points)
         exponent, prefactor, r2 = fit(xs, ys)
-        row = {**key, "scope": _scope(times, x, by), "exponent": exponent, "exponent_lo": np.nan,
+        row = {**key, "scope": scope, "exponent": exponent, "exponent_lo": np.nan,
                "exponent_hi": np.nan, "prefactor": prefactor, "r2": r2, "n_points": len(xs),
                "n_censored_points": unknown, "n_members": sum(len(pt) for pt in points.values()),
                "x_min": xs.min() if len(xs) else np.nan, "x_max": xs.max() if len(xs) else np.nan, "note": ""}
@@ -640,7 +766,7 @@ def power_law_fit(times: pd.DataFrame, x: str, value: str = "gen_epoch", by: Seq
                            f"{len(np.unique(xs))}" + (f" ({unknown} more with half or more of the replicates "
                                                       "censored)" if unknown else ""))
         elif n_boot:
-            lo, hi, ok = _interval(_bootstrap(lambda pts: fit(*medians(pts)[:2])[0], points, n_boot, seed))
+            lo, hi, ok = _interval(resampled_exponents(points))
             row.update(exponent_lo=lo, exponent_hi=hi)
             if not np.isfinite(lo):
                 row["note"] = f"no interval: only {ok} of {n_boot} resamples had {MIN_FIT_POINTS} medians"

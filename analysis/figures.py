@@ -298,7 +298,8 @@ def _sample_scale(values: pd.Series) -> str:
 
 
 def axis_curve(times: pd.DataFrame, x: str, value: str = "gen_epoch", fit: str | None = None, view: str = "",
-               color: str | None = None, where: Mapping[str, object] | None = None) -> go.Figure:
+               color: str | None = None, where: Mapping[str, object] | None = None,
+               fit_result: pd.DataFrame | None = None) -> go.Figure:
     """`value` against one swept axis, one line per value of `color` (another axis) if given, else pooled over
     the other axes (the subtitle says so):
 
@@ -313,6 +314,8 @@ def axis_curve(times: pd.DataFrame, x: str, value: str = "gen_epoch", fit: str |
     - fit="power": log-log least squares of the median (Omnigrok: time ∝ weight_decay^-1), per `color` group;
     - fit="critical": the axis value where fraction_generalised crosses 0.5, per `color` group.
     When nothing can be drawn, the figure is one sentence saying why (`layout.meta["empty"]`).
+    `fit_result`: the fit's own rows (power_law_fit / critical_train_fraction of these members, by `color`,
+    this view and value), when the caller computed them already (the report, for its tables).
     """
     if value not in (*TIME_COLUMNS, *FRACTION_COLUMNS):
         raise AnalysisError(f"axis_curve value must be one of {', '.join((*TIME_COLUMNS, *FRACTION_COLUMNS))}, "
@@ -420,7 +423,7 @@ def axis_curve(times: pd.DataFrame, x: str, value: str = "gen_epoch", fit: str |
     fit_rows: list[dict] = []
     n_drawn = 0
     if fit == "power":
-        result = power_law_fit(data, x=x, value=value, by=groups, view=view)
+        result = fit_result if fit_result is not None else power_law_fit(data, x=x, value=value, by=groups, view=view)
         for k, row in enumerate(result.to_dict("records")):
             fit_rows.append(_jsonable(row))
             if not np.isfinite(row["exponent"]):
@@ -439,7 +442,8 @@ def axis_curve(times: pd.DataFrame, x: str, value: str = "gen_epoch", fit: str |
                           n_points=row["n_points"], scope=row["scope"]),
             ))
     elif fit == "critical":
-        result = critical_train_fraction(data, axis=x, by=groups, view=view)
+        result = (fit_result if fit_result is not None
+                  else critical_train_fraction(data, axis=x, by=groups, view=view))
         for k, row in enumerate(result.to_dict("records")):
             fit_rows.append(_jsonable(row))
             if not np.isfinite(row["critical"]):
@@ -500,7 +504,7 @@ def training_curves(metrics: pd.DataFrame, runs: pd.DataFrame, run_ids: Sequence
     run_ids = list(dict.fromkeys(run_ids))
     if not run_ids:
         raise AnalysisError("training_curves needs at least one run_id")
-    known = set(metrics["run_id"].unique())
+    known = set(metrics["run_id"].unique().tolist())
     unknown = [r for r in run_ids if r not in known]
     if unknown:
         raise AnalysisError(f"run_id(s) {', '.join(unknown[:5])} have no metrics rows; "

@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import yaml
@@ -40,6 +39,7 @@ from analysis.columns import (
     SWEEP_COLUMN,
 )
 from analysis.errors import AnalysisError
+from analysis.parquet_files import parquet_dataset
 
 SPEC_FILE = "sweep.yaml"
 PLAN_FILE = "plan.json"
@@ -79,8 +79,8 @@ class Sweep:
     @property
     def running_run_ids(self) -> list[str]:
         """Members that have metrics but no runs row yet: still training (or their pack died before writing it)."""
-        ended = set(self.runs["run_id"].unique())
-        return sorted(set(self.metrics["run_id"].unique()) - ended)
+        ended = set(self.runs["run_id"].unique().tolist())
+        return sorted(set(self.metrics["run_id"].unique().tolist()) - ended)
 
     def swept_axes(self, include_seed: bool = False) -> list[str]:
         from analysis.axes import swept_axes
@@ -164,8 +164,8 @@ def load_sweep(locations: str | Path | Iterable[str | Path]) -> Sweep:
     )
     planned = {r for one in loaded for r in one["planned"]}
     if planned:
-        started = set(runs["run_id"].unique()) | set(metrics["run_id"].unique())
-        sweep.notes.append(f"{len(planned)} member(s) planned: {len(planned & set(runs['run_id'].unique()))} ended, "
+        started = set(runs["run_id"].unique().tolist()) | set(metrics["run_id"].unique().tolist())
+        sweep.notes.append(f"{len(planned)} member(s) planned: {len(planned & set(runs['run_id'].unique().tolist()))} ended, "
                            f"{len(planned - started)} not started yet")
     running = sweep.running_run_ids
     if running:
@@ -286,21 +286,19 @@ def _read_table(fs: pafs.FileSystem, path: str, shown: str, table: str) -> pd.Da
         if not parts:
             return None
         try:
-            return _read_parts(fs, [p.path for p in parts], shown, table)
+            return _read_parts(fs, [(p.path, p.size) for p in parts], shown, table)
         except FileNotFoundError:
             continue  # a part replaced between listing and reading (written whole, then renamed): list again
     raise AnalysisError(f"{shown}/{table}: part files keep changing while being read; try again")
 
 
-def _read_parts(fs: pafs.FileSystem, paths: list[str], shown: str, table: str) -> pd.DataFrame:
+def _read_parts(fs: pafs.FileSystem, files: list[tuple[str, int]], shown: str, table: str) -> pd.DataFrame:
     try:
-        factory = ds.FileSystemDatasetFactory(fs, paths, ds.ParquetFileFormat())
-        schema = factory.inspect(promote_options="permissive", fragments=None)
-        dataset = factory.finish(schema)
+        dataset = parquet_dataset(fs, files)
     except FileNotFoundError:
         raise
     except (pa.ArrowException, OSError, TypeError) as exc:
-        for part in paths:  # name the file at fault, if one alone is
+        for part, _ in files:  # name the file at fault, if one alone is
             try:
                 pq.read_schema(part, filesystem=fs)
             except FileNotFoundError:

@@ -56,7 +56,7 @@ def _members(table: pd.DataFrame, run_ids: Sequence[str], what: str) -> list[str
     run_ids = list(dict.fromkeys(run_ids))
     if not run_ids:
         raise AnalysisError(f"{what} needs at least one run_id")
-    known = set(table["run_id"].unique()) if "run_id" in table.columns else set()
+    known = set(table["run_id"].unique().tolist()) if "run_id" in table.columns else set()
     unknown = [r for r in run_ids if r not in known]
     if unknown:
         raise AnalysisError(f"run_id(s) {', '.join(unknown[:5])} have no progress rows; "

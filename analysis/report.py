@@ -269,7 +269,7 @@ def _add_progress(report: Report, placed: pd.DataFrame, representatives: pd.Data
     final LLC."""
     sweep, section = report.sweep, "Progress measures"
     progress = sweep.progress
-    with_progress = set(progress["run_id"].unique())
+    with_progress = set(progress["run_id"].unique().tolist())
     phase_of = dict(zip(representatives["run_id"], representatives["phase"]))
     chosen = [r for r in representatives["run_id"] if r in with_progress][:MAX_PROGRESS_MEMBERS]
     if not chosen:
@@ -354,19 +354,22 @@ def _config_value(times: pd.DataFrame, run_id: str, column: str):
     return rows[column].iloc[0]
 
 
-def _fit_table(times: pd.DataFrame, fit, axis: str) -> pd.DataFrame:
+def _fit_table(times: pd.DataFrame, fit, axis: str) -> tuple[pd.DataFrame, dict[tuple, pd.DataFrame]]:
     """A fit per value of the other swept axes and the same fit pooled over them, one table, each row
-    saying which it is (`group`), so the table and the figure's legend name the same numbers."""
+    saying which it is (`group`), so the table and the figure's legend name the same numbers; and the
+    fits' own rows by their `by` axes, for the one-axis curves to draw (a fit's bootstrap is the costly
+    part of a large report: computed once)."""
     per_group = fit(times)
     others = [c for c in per_group.columns[:list(per_group.columns).index("scope")]]
     pooled = fit(times, by=[]) if others else per_group.iloc[:0]
+    raw = {tuple(others): per_group, **({(): pooled} if others else {})}
     rows = []
     for frame in (per_group, pooled):
         for row in frame.to_dict("records"):
             group = ", ".join(f"{a} = {format_value(row[a])}" for a in others if a in row and not pd.isna(row[a]))
             rows.append({"group": group or row["scope"], **{k: v for k, v in row.items() if k not in others}})
     table = pd.DataFrame(rows)
-    return table
+    return table, raw
 
 
 def _add_group(report: Report, times: pd.DataFrame, label: str, views: list[str]) -> None:
@@ -375,12 +378,15 @@ def _add_group(report: Report, times: pd.DataFrame, label: str, views: list[str]
     prefix = f"{label}: " if label else ""
 
     # Fits the literature reports, when their axis was swept: per value of the other axes, and pooled.
+    fits: dict[str, dict[tuple, pd.DataFrame]] = {}  # kind -> by axes -> rows, drawn again by the curves
     if "train_fraction" in axes:
+        table, fits["critical"] = _fit_table(times, critical_train_fraction, "train_fraction")
         report.tables[f"{prefix}critical train fraction: where the fraction of replicates that generalised "
-                      f"crosses 0.5"] = _fit_table(times, critical_train_fraction, "train_fraction")
+                      f"crosses 0.5"] = table
     if "weight_decay" in axes:
+        table, fits["power"] = _fit_table(times, weight_decay_exponent, "weight_decay")
         report.tables[f"{prefix}generalisation epoch ∝ weight_decay^exponent (Omnigrok: −1), fitted to censored "
-                      f"medians"] = _fit_table(times, weight_decay_exponent, "weight_decay")
+                      f"medians"] = table
 
     # Phase diagrams over every crossed pair of swept axes, in each view.
     pairs = [_orient(a, b) for a, b in itertools.combinations(axes, 2) if _crossed(times, a, b)]
@@ -421,7 +427,10 @@ def _add_group(report: Report, times: pd.DataFrame, label: str, views: list[str]
         fit_time = "power" if x == "weight_decay" else None
         fit_fraction = "critical" if x == "train_fraction" else None
         for value, fit in (("gen_epoch", fit_time), ("fraction_generalised", fit_fraction)):
-            fig = F.axis_curve(times, x, value=value, fit=fit, color=color)
+            # the tables' fits are these (same members, axis, view and value): weight decay against the
+            # generalisation epoch, the train fraction against fraction_generalised
+            known = fits.get(fit, {}).get((color,) if color else ()) if fit else None
+            fig = F.axis_curve(times, x, value=value, fit=fit, color=color, fit_result=known)
             if label and not fig.layout.meta.get("empty"):
                 fig.update_layout(title=dict(text=f"{label}: {fig.layout.title.text}"))
             report.figures.append(ReportFigure(

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from grokcore.config import RunConfig
-from sweeps.packing import Pack, Plan, plan
+from sweeps.packing import Pack, Plan, describe_auto, plan
 from sweeps.parquet import SweepStore
 from sweeps.snapshots import describe_storage, purge_snapshots
 
@@ -99,6 +99,7 @@ def describe(prep: Prepared) -> str:
         f"  packs        {len(p.packs)} in {shapes} shape group(s); pack size "
         f"{'auto' if spec.pack_size is None else spec.pack_size} -> {sizes[0]}"
         + (f"..{sizes[-1]}" if len(sizes) > 1 else ""),
+        *([f"  auto         {describe_auto(prep.members, spec.gpus)}"] if spec.pack_size is None else []),
         f"  already done {n_done} members, {len(p.done)} packs",
         f"  trials       {len(p.to_run)} to run, {p.members_to_run} members, each with "
         f"{spec.cpus:g} CPU{'s' if spec.cpus != 1 else ''}"

@@ -26,7 +26,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from grokcore.train import MemberOutcome
 from sweeps import sources
 from sweeps.packing import Pack
 from sweeps.parquet import SweepStore, results_location, runs_schema
@@ -347,6 +346,8 @@ def write_failed_rows(store: SweepStore, pack: Pack, error: str, record: dict[st
                       member_extra: dict[str, dict[str, Any]] | None = None) -> int:
     """Runs rows with status failed for the pack's members that have no committed runs row
     (`member_extra`: run_id -> more columns, such as the Optuna trial number)."""
+    from grokcore.train import MemberOutcome  # here: torch's import would cost every dry run seconds
+
     store.delete_uncommitted(pack.pack_id, record)  # leftovers of the failed attempt
     parts = [p for p in store.parts("runs", pack.pack_id) if p.seq is not None]
     have = store.read_table("runs", columns=["run_id"], parts=parts)

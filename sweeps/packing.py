@@ -20,6 +20,13 @@ from grokcore.config import RunConfig
 # auto pack size: at most this many members, and at most this much estimated training memory
 CPU_MAX_PACK, GPU_MAX_PACK = 64, 256
 CPU_PACK_BYTES, GPU_PACK_BYTES_PER_GPU = 4 << 30, 16 << 30
+# ... unless that makes more trials than this: Ray Tune spends ~0.2 s of the driver's time on each
+# trial (README, Sweeps), one trial after another, so 1,000 trials cost it ~200 s in all. Beyond that,
+# auto packs grow (within the memory budget) until the trials fit: 100,000 members on CPUs make 1,000
+# packs of 100 rather than 1,563 of 64, at some loss of per-member speed on a CPU (a pack of 64
+# already runs at about half a lone member's model-epochs/s there) but none on a GPU.
+TUNE_SECONDS_PER_TRIAL = 0.2
+AUTO_MAX_TRIALS = 1000
 
 
 @dataclass(frozen=True)
@@ -75,14 +82,53 @@ def member_bytes(cfg: RunConfig) -> int:
     return 4 * (4 * params + 2 * per_example * examples)
 
 
-def auto_pack_size(members: Sequence[RunConfig], gpus: float) -> int:
-    """How many of these (same-shape) members to train as one model on the trial's device."""
+def _limits(members: Sequence[RunConfig], gpus: float) -> tuple[int, int]:
+    """(the member cap of the trial's device, how many of these members its memory budget holds)."""
     if gpus > 0:  # a GPU fraction gets that fraction of the memory (Ray does not enforce it)
         cap, budget = GPU_MAX_PACK, GPU_PACK_BYTES_PER_GPU * gpus
     else:
         cap, budget = CPU_MAX_PACK, CPU_PACK_BYTES
     need = max(member_bytes(m) for m in members)
-    return max(1, min(cap, int(budget // max(need, 1))))
+    return cap, max(1, int(budget // max(need, 1)))
+
+
+def auto_pack_size(members: Sequence[RunConfig], gpus: float, max_packs: int | None = None) -> int:
+    """How many of these (same-shape) members to train as one model on the trial's device: the device's
+    member cap or what its memory holds, whichever is less; larger (up to what the memory holds) when
+    that would cut more than `max_packs` packs from them."""
+    cap, fits = _limits(members, gpus)
+    size = min(cap, fits)
+    if max_packs is not None and math.ceil(len(members) / size) > max_packs:
+        size = min(fits, math.ceil(len(members) / max_packs))
+    return size
+
+
+def auto_pack_sizes(groups: Sequence[Sequence[RunConfig]], gpus: float,
+                    max_trials: int = AUTO_MAX_TRIALS) -> list[int]:
+    """auto_pack_size of each shape group, the trial budget shared out by the groups' sizes."""
+    total = sum(len(g) for g in groups)
+    return [auto_pack_size(g, gpus, max_packs=max(1, max_trials * len(g) // total)) for g in groups]
+
+
+def describe_auto(members: Sequence[RunConfig], gpus: float, max_trials: int = AUTO_MAX_TRIALS) -> str:
+    """Why `pack_size: auto` cut the packs it did, for the dry run."""
+    groups = shape_groups(members)
+    sizes = auto_pack_sizes(groups, gpus, max_trials)
+    trials = sum(math.ceil(len(g) / size) for g, size in zip(groups, sizes))
+    limits = [_limits(g, gpus) for g in groups]
+    device = f"{gpus:g} GPU" if gpus > 0 else "a CPU trial"
+    capped = [min(cap, fits) for cap, fits in limits]
+    at_cap = sum(math.ceil(len(g) / size) for g, size in zip(groups, capped))
+    text = (f"packs of at most {limits[0][0]} members on {device} (fewer where its memory budget holds "
+            "fewer)")
+    tune = f"Tune's ~{TUNE_SECONDS_PER_TRIAL:g} s a trial: ~{trials * TUNE_SECONDS_PER_TRIAL:,.0f} s of the driver's time"
+    if at_cap <= max_trials:
+        return f"{text}; {trials:,} trials <= {max_trials:,} ({tune})"
+    if trials <= max_trials:
+        return (f"{text}; packs grown to {max(sizes)} since {at_cap:,} trials would exceed {max_trials:,} "
+                f"({tune})")
+    return (f"{text}; {trials:,} trials, above the {max_trials:,} aimed at, since memory holds no larger packs "
+            f"({tune})")
 
 
 def shape_groups(members: Sequence[RunConfig]) -> list[list[RunConfig]]:
@@ -93,11 +139,14 @@ def shape_groups(members: Sequence[RunConfig]) -> list[list[RunConfig]]:
     return [sorted(groups[k], key=lambda m: (m.epochs, m.run_id)) for k in sorted(groups, key=repr)]
 
 
-def cut_packs(members: Sequence[RunConfig], pack_size: int | None, gpus: float = 0.0) -> list[Pack]:
-    """Every member in exactly one pack; equal-sized packs per shape group (sizes differ by at most one)."""
+def cut_packs(members: Sequence[RunConfig], pack_size: int | None, gpus: float = 0.0,
+              max_trials: int = AUTO_MAX_TRIALS) -> list[Pack]:
+    """Every member in exactly one pack; equal-sized packs per shape group (sizes differ by at most one).
+    pack_size None: auto (`auto_pack_sizes`, at most about `max_trials` packs where memory allows)."""
     packs: list[Pack] = []
-    for group in shape_groups(members):
-        size = pack_size or auto_pack_size(group, gpus)
+    groups = shape_groups(members)
+    sizes = [pack_size] * len(groups) if pack_size else auto_pack_sizes(groups, gpus, max_trials)
+    for group, size in zip(groups, sizes):
         n_packs = math.ceil(len(group) / size)
         base, extra = divmod(len(group), n_packs)
         start = 0

@@ -33,7 +33,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
@@ -170,6 +170,7 @@ class Part:
     path: str
     pack_id: str
     seq: int | None  # None: the driver's failed part
+    size: int | None = field(default=None, compare=False)  # bytes, from the listing (saves a request per file)
 
     @property
     def name(self) -> str:
@@ -325,7 +326,7 @@ class SweepStore:
             if pack_id is not None and m["pack"] != pack_id:
                 continue
             seq = None if m["seq"] == "failed" else int(m["seq"])
-            out.append(Part(table, info.path, m["pack"], seq))
+            out.append(Part(table, info.path, m["pack"], seq, info.size))
         return sorted(out, key=lambda p: (p.pack_id, -1 if p.seq is None else p.seq))
 
     def delete_parts(self, parts: Iterable[Part]) -> int:
@@ -349,8 +350,9 @@ class SweepStore:
         differ: progress measures, columns a newer trainer adds); reading through it projects
         columns and reads the files concurrently, which matters with thousands of parts or an
         object store, where each file costs a round trip."""
-        factory = ds.FileSystemDatasetFactory(self.fs, [p.path for p in parts], ds.ParquetFileFormat())
-        return factory.finish(factory.inspect(promote_options="permissive", fragments=None))
+        from analysis.parquet_files import parquet_dataset  # one reader of part files for sweeps and analysis
+
+        return parquet_dataset(self.fs, [(p.path, p.size) for p in parts])
 
     def _through_dataset(self, table: str, parts: Sequence[Part] | None, read):
         """read(dataset) over the table's parts (or these parts); a part deleted between listing and

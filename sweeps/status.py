@@ -7,9 +7,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from sweeps.parquet import SweepStore, resolve
-
+import pandas as pd
+import pyarrow as pa
 import pyarrow.fs as pafs
+
+from sweeps.parquet import SweepStore, resolve
 
 
 @dataclass
@@ -66,21 +68,15 @@ def sweep_status(location: str) -> SweepStatus:
     plan = store.read_json("plan.json") or {}
     planned = plan.get("members")
     runs = store.read_table("runs", columns=["run_id", "status", "epoch_train_99", "epoch_test_99"])
-    rows: dict[str, dict[str, Any]] = {}
-    if runs is not None:
-        for row in runs.to_pylist():
-            # a failed row and a later real one cannot coexist (the driver removes failed rows it
-            # retries), but prefer the real one if a reader catches the moment in between
-            if row["run_id"] not in rows or rows[row["run_id"]]["status"] == "failed":
-                rows[row["run_id"]] = row
+    kept = one_row_per_member(runs)
+    rows = set(kept["run_id"].array.tolist()) if kept is not None else set()
     st = SweepStatus(name=name, uri=store.uri, planned=len(planned) if planned is not None else None,
                      with_row=len(rows))
-    for row in rows.values():
-        st.by_status[row["status"]] = st.by_status.get(row["status"], 0) + 1
-        if row["epoch_test_99"] is not None:
-            st.generalised += 1
-        elif row["epoch_train_99"] is not None:
-            st.memorised_only += 1
+    if kept is not None:
+        st.by_status = {str(k): int(v) for k, v in kept["status"].value_counts(sort=False).items()}
+        generalised = kept["epoch_test_99"].notna()
+        st.generalised = int(generalised.sum())
+        st.memorised_only = int((~generalised & kept["epoch_train_99"].notna()).sum())
     records = store.records()
     packs = plan.get("packs", {})
     st.packs_planned = len(packs) if packs else None
@@ -106,6 +102,22 @@ def sweep_status(location: str) -> SweepStatus:
         st.waiting = len([r for r in planned if r not in rows and r not in started])
     st.metric_rows = store.count_rows("metrics")
     return st
+
+
+def one_row_per_member(runs: pa.Table | None) -> pd.DataFrame | None:
+    """The runs rows that count, one per member: its first row that did not fail, else its last
+    failed one. (A failed row and a later real one cannot coexist, since the driver removes failed
+    rows it retries, but a reader may catch the moment in between.) Vectorised: 100k members in
+    a Python loop over rows were a fifth of `grok status`."""
+    if runs is None:
+        return None
+    frame = runs.to_pandas()
+    failed = (frame["status"] == "failed").to_numpy()
+    real = frame[~failed].drop_duplicates("run_id", keep="first")
+    if not failed.any():
+        return real
+    only_failed = frame[failed & ~frame["run_id"].isin(real["run_id"]).to_numpy()].drop_duplicates("run_id", keep="last")
+    return pd.concat([real, only_failed]) if len(only_failed) else real
 
 
 def driver_state(store: SweepStore) -> str | None:

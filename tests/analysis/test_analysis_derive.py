@@ -409,3 +409,42 @@ def test_relative_delay_and_the_ratio_rule(tmp_path):
     ratio = times_of(tmp_path, [quick, slow], Thresholds(grok_ratio=1.0), "ratio")
     assert ratio.loc[[quick.run_id, slow.run_id], "phase"].tolist() == ["grokking", "comprehension"]
     assert "at least 1× its memorisation epoch later" in Thresholds(grok_ratio=1.0).describe()
+
+
+def test_vectorised_bootstrap_gives_the_intervals_of_one_resample_at_a_time(tmp_path):
+    """The power-law bootstrap computes every resample's Kaplan-Meier medians at once (issue 17); its
+    interval is the one main's code at 888fdeb (one survival_quantiles call per resample and point)
+    gave for these censored members, to the last bit, and each resample's quantile equals the scalar one."""
+    from analysis.derive import _resampled_survival_quantile, survival_quantiles
+
+    members = [Member(config={**SMALL, "epochs": 4000, "weight_decay": wd, "seed": s}, mem_epoch=100,
+                      gen_epoch=(None if (s * 7 + int(wd * 4)) % 5 == 0
+                                 else int(round(1000 / wd * (0.7 + 0.1 * s) / 100)) * 100))
+               for wd in (0.5, 1.0, 2.0, 4.0) for s in range(7)]
+    times = load_sweep(synthetic.write_sweep(tmp_path, "ci", members)).member_times()
+    fit = weight_decay_exponent(times, n_boot=200).iloc[0]
+    assert (fit["exponent"], fit["exponent_lo"], fit["exponent_hi"]) == (
+        -0.9085365900414766, -1.2084145943575664, -0.8104973932341637)
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        n = int(rng.integers(1, 40))
+        durations = rng.choice([50.0, 100.0, 150.0, 400.0, np.nan, 1000.0], size=n)
+        observed = rng.random(n) < rng.random()
+        draws = rng.integers(0, n, (9, n))
+        for q in (0.25, 0.5):
+            one_by_one = [survival_quantiles(durations[d], observed[d], (q,))[0] for d in draws]
+            assert np.array_equal(_resampled_survival_quantile(durations, observed, draws, q), one_by_one,
+                                  equal_nan=True)
+
+
+def test_vectorised_critical_fraction_bootstrap_gives_the_interval_of_one_resample_at_a_time(tmp_path):
+    """critical_train_fraction's bootstrap counts each resample's decided and generalised members per point
+    with one matrix product (issue 17); its interval is the one main's code at 888fdeb gave here."""
+    from analysis.derive import critical_train_fraction
+
+    members = [Member(config={**SMALL, "epochs": 2000, "train_fraction": tf, "seed": s}, mem_epoch=100,
+                      gen_epoch=(500 if (s * 3 + int(tf * 10)) % 7 < int(tf * 12) else None))
+               for tf in (0.2, 0.3, 0.4, 0.5, 0.6) for s in range(6)]
+    times = load_sweep(synthetic.write_sweep(tmp_path, "crit", members)).member_times()
+    row = critical_train_fraction(times, n_boot=200).iloc[0]
+    assert (row["critical"], row["critical_lo"], row["critical_hi"]) == (0.4, 0.25775000000000003, 0.5)

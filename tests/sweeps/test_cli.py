@@ -152,3 +152,21 @@ def test_status_into_a_closed_pipe_is_quiet(tmp_path):
     done = subprocess.run(f"{sys.executable} -m sweeps.cli status {tmp_path / 'r'} | head -c 1", shell=True,
                           capture_output=True, text=True, cwd=Path(__file__).parents[2])
     assert done.stdout == "c" and done.stderr == ""
+
+
+def test_status_keeps_one_runs_row_per_member_preferring_one_that_did_not_fail():
+    """The rule grok status counts by (vectorised for 100k members, issue 17): a member's first row
+    that did not fail, else its last failed one; the other rows are not counted."""
+    import pyarrow as pa
+
+    from sweeps.status import one_row_per_member
+
+    runs = pa.table({"run_id": ["a", "a", "b", "b", "c", "d", "d", "a"],
+                     "status": ["failed", "done", "failed", "failed", "done", "done", "failed", "done"],
+                     "epoch_train_99": [None, 1, 2, 3, None, 5, 6, 7],
+                     "epoch_test_99": [None, None, None, None, None, 9, None, None]})
+    kept = one_row_per_member(runs).sort_values("run_id")
+    assert kept["run_id"].tolist() == ["a", "b", "c", "d"]
+    assert kept["status"].tolist() == ["done", "failed", "done", "done"]
+    assert kept["epoch_train_99"].tolist()[:2] == [1, 3] and kept["epoch_test_99"].tolist()[3] == 9
+    assert one_row_per_member(None) is None

@@ -151,3 +151,66 @@ def test_snapshots_on_s3_are_listed_loaded_exported_measured_and_drawn(s3_env, t
     out = tmp_path / "report"
     _grok(s3_env, "report", uri, "--no-png", "--out", str(out))
     assert "Snapshots of representative members" in (out / "index.html").read_text()
+
+
+def _requests_per_part(log_text: str) -> dict[tuple[str, str], list[str]]:
+    """(method, table) -> the part files each request of moto's log named (werkzeug's access lines)."""
+    import re
+
+    out: dict[tuple[str, str], list[str]] = {}
+    for method, path in re.findall(r'"(GET|HEAD|PUT) (\S+) HTTP', log_text):
+        found = re.search(r"/(runs|metrics)/(part-[^/?]+\.parquet)", path)
+        if found:
+            out.setdefault((method, found.group(1)), []).append(found.group(2))
+    return out
+
+
+def test_status_and_load_sweep_make_few_requests_per_part_file(s3_env, tmp_path):
+    """On an object store every request is a round trip (issue 17): `grok status` reads each metrics part's
+    footer once (its row count) and each runs part in two GETs (footer, then the columns); load_sweep
+    each part in two GETs; no HEAD request for a part's size (the listing has it). Counted from the
+    requests moto's server itself logged, each reader in its own process."""
+    from grokcore.config import RunConfig
+    from grokcore.records import METRIC_COLUMNS
+    from sweeps.parquet import metrics_schema, runs_schema
+
+    store = SweepStore(f"s3://{BUCKET}/results", "few")
+    n_packs = 3
+    for k in range(n_packs):
+        pack = f"pack-{k:016d}"
+        cfgs = [RunConfig(p=11, d_model=16, n_heads=2, d_mlp=32, epochs=40, eval_every=10, seed=4 * k + i)
+                for i in range(4)]
+        store.write_part("runs", pack, 0, [
+            {"run_id": c.run_id, "pack_id": pack, "trial_id": "t", **c.to_dict(), "status": "done", "error": None,
+             "epochs_trained": 40, "epoch_train_99": 10, "epoch_test_99": None, "final/train/loss": 0.1,
+             "final/train/acc": 1.0, "final/test/loss": 1.0, "final/test/acc": 0.5, "wall_seconds": 1.0,
+             "device": "cpu", "optuna_trial": None} for c in cfgs], runs_schema())
+        store.write_part("metrics", pack, 0, [
+            {**{col: None for col in METRIC_COLUMNS}, "run_id": c.run_id, "epoch": e, "train/acc": 1.0,
+             "test/acc": 0.5, "train/loss": 0.1, "test/loss": 1.0} for c in cfgs for e in (10, 20, 30, 40)],
+            metrics_schema())
+        store.write_record(pack, {"pack_id": pack, "members": [c.run_id for c in cfgs], "seq": 1, "done": True,
+                                  "updated": time.time()})
+    log = tmp_path / "moto.log"
+    time.sleep(0.5)
+    written = _requests_per_part(log.read_text())
+    assert len(written[("PUT", "runs")]) == len(written[("PUT", "metrics")]) == n_packs  # the log is read right
+
+    def requests_of(*command: str) -> dict[tuple[str, str], list[str]]:
+        before = log.stat().st_size
+        done = subprocess.run([sys.executable, *command], env=s3_env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-3000:]
+        time.sleep(0.5)  # the server writes its access line after answering
+        with open(log) as f:
+            f.seek(before)
+            return _requests_per_part(f.read())
+
+    status = requests_of("-m", "sweeps.cli", "status", f"s3://{BUCKET}/results/few")
+    parts = sorted(set(written[("PUT", "runs")]))
+    assert sorted(status[("GET", "metrics")]) == sorted(set(written[("PUT", "metrics")]))  # one GET each
+    assert sorted(status[("GET", "runs")]) == sorted(parts * 2)
+    assert ("HEAD", "runs") not in status and ("HEAD", "metrics") not in status
+
+    loaded = requests_of("-c", f"from analysis import load_sweep; load_sweep('s3://{BUCKET}/results/few')")
+    assert sorted(loaded[("GET", "runs")]) == sorted(parts * 2) and len(loaded[("GET", "metrics")]) == 2 * n_packs
+    assert ("HEAD", "runs") not in loaded and ("HEAD", "metrics") not in loaded

@@ -93,3 +93,31 @@ def test_task_axis_packs_one_task_per_pack():
     check_partition(ms, packs)
     assert sorted(p.members[0].task for p in packs) == sorted(tasks)
     assert {len(p.members) for p in packs} == {2}
+
+
+def test_auto_packs_grow_to_keep_trials_within_the_target_where_memory_allows():
+    """pack_size auto at scale (issue 17): more trials than the target make larger packs, up to what
+    the memory budget holds, and the dry run's line says why."""
+    from sweeps.packing import AUTO_MAX_TRIALS, auto_pack_size, auto_pack_sizes, describe_auto
+
+    small = RunConfig(p=11, d_model=16, n_heads=2, d_mlp=32, epochs=100)
+    members = [small.reseeded(i) for i in range(5000)]
+    assert AUTO_MAX_TRIALS == 1000
+    assert auto_pack_size(members, gpus=0) == CPU_MAX_PACK                   # no target: the cap
+    assert len(cut_packs(members, None)) == 79                               # 5000 / 64 -> 79 <= 1000
+    assert auto_pack_size(members, gpus=0, max_packs=10) == 500              # grown past the cap of 64
+    assert [len(p.members) for p in cut_packs(members, None, max_trials=10)] == [500] * 10
+    assert describe_auto(members, 0, 10).endswith(
+        "packs grown to 500 since 79 trials would exceed 10 (Tune's ~0.2 s a trial: ~2 s of the driver's time)")
+    assert "79 trials <= 1,000 (Tune's ~0.2 s a trial: ~16 s" in describe_auto(members, 0)
+    # two shape groups share the target by size: 4000 and 1000 members, 10 trials -> 8 and 2 packs
+    other = RunConfig(p=13, d_model=16, n_heads=2, d_mlp=32, epochs=100)
+    mixed = members[:4000] + [other.reseeded(i) for i in range(1000)]
+    assert sorted(auto_pack_sizes([mixed[:4000], mixed[4000:]], 0, max_trials=10)) == [500, 500]
+    assert len(cut_packs(mixed, None, max_trials=10)) == 10
+    # memory bound: the Nanda member fills a CPU trial's budget before the target is met
+    nanda = RunConfig()
+    fits = auto_pack_size([nanda], gpus=0)
+    big = [nanda.reseeded(i) for i in range(40 * fits)]
+    assert auto_pack_size(big, gpus=0, max_packs=10) == fits and len(cut_packs(big, None, max_trials=10)) == 40
+    assert "40 trials, above the 10 aimed at, since memory holds no larger packs" in describe_auto(big, 0, 10)

@@ -290,3 +290,27 @@ def yaml_default(value) -> str:
     import yaml
 
     return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip() or "''"
+
+
+def test_replicates_expand_to_the_run_ids_of_configs_built_one_by_one():
+    """members() checks one config per point and copies its replicates with another seed
+    (RunConfig.reseeded, issue 17); the run_ids are the ones the full path gives, pinned by the
+    digest that main's code at 888fdeb (every member built and hashed anew) gave for this spec."""
+    import hashlib
+
+    from grokcore.config import ConfigError, RunConfig
+
+    spec = parse_spec("name: ids\nbase: {task: add, p: 23, seed: 5, epochs: 100, init: kaiming}\n"
+                      "axes:\n  train_fraction: [0.3, 0.5]\n  weight_decay: [0.1, 1.0, 3]\n  n_heads: [2, 4]\n"
+                      "replicates: 50\n")
+    members = spec.members()
+    assert len(members) == 600 and [m.seed for m in members[:51]] == [*range(5, 55), 5]
+    digest = hashlib.sha256("\n".join(m.run_id for m in members).encode()).hexdigest()[:16]
+    assert digest == "1967005c6887b9b5"
+    for m in members[::7]:
+        built = RunConfig(**m.to_dict())
+        assert built == m and built.run_id == m.run_id and built.to_dict() == m.to_dict()
+    assert members[1].reseeded(9) == RunConfig(**{**members[1].to_dict(), "seed": 9})
+    with pytest.raises(ConfigError, match="seed: must be an integer >= 0, got -1"):
+        members[0].reseeded(-1)
+    assert spec.members() == members  # the second call (grok sweep's plan after its check) reuses the first

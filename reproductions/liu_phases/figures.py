@@ -21,16 +21,11 @@ from analysis import aggregate, load_sweep, phase_diagram
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # reproductions/_png.py, shared by the scripts
-from _png import save_png  # noqa: E402
-SIZE = dict(width=800, height=500)
+from _png import save_figure  # noqa: E402
 
 
 def save(fig: go.Figure, name: str) -> Path:
-    path = HERE / "figures" / f"{name}.png"
-    path.parent.mkdir(exist_ok=True)
-    fig.update_layout(**SIZE, title_font_size=13, margin=dict(l=70, r=20, t=70, b=50))
-    save_png(fig, path, **SIZE)
-    return path
+    return save_figure(fig, HERE, name, margin=dict(l=70, r=20, t=70, b=50))
 
 
 def main(argv: list[str] | None = None) -> int:

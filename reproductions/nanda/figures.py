@@ -25,17 +25,12 @@ from grokcore.progress import columns as col
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # reproductions/_png.py, shared by the scripts
-from _png import save_png  # noqa: E402
-SIZE = dict(width=800, height=500)
+from _png import save_figure  # noqa: E402
 LOSS_LEVEL = 0.1  # the level Nanda et al.'s restricted / test loss curves are read at
 
 
 def save(fig: go.Figure, name: str) -> Path:
-    path = HERE / "figures" / f"{name}.png"
-    path.parent.mkdir(exist_ok=True)
-    fig.update_layout(**SIZE, title_font_size=13, margin=dict(l=60, r=20, t=60, b=50))
-    save_png(fig, path, **SIZE)
-    return path
+    return save_figure(fig, HERE, name, margin=dict(l=60, r=20, t=60, b=50))
 
 
 def key_freqs(row: pd.Series) -> list[int]:

@@ -24,18 +24,11 @@ from sweeps.spec import load_spec
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # reproductions/_png.py, shared by the scripts
-from _png import save_png  # noqa: E402
-SIZE = dict(width=800, height=500)
+from _png import save_figure  # noqa: E402
 
 
 def save(fig: go.Figure, name: str) -> Path:
-    path = HERE / "figures" / f"{name}.png"
-    path.parent.mkdir(exist_ok=True)
-    # the legend under the plot: beside it, the fit labels took a third of the width
-    fig.update_layout(**SIZE, title_font_size=13, margin=dict(l=70, r=20, t=80, b=110),
-                      legend=dict(orientation="h", yanchor="top", y=-0.18, x=0))
-    save_png(fig, path, **SIZE)
-    return path
+    return save_figure(fig, HERE, name, margin=dict(l=70, r=20, t=80, b=110), legend_below=True)
 
 
 def norm_at(metrics: pd.DataFrame, run_id: str, epoch: float) -> float:

@@ -89,7 +89,8 @@ def norm_and_keys(sweep, run_ids: list[str], labels: dict[str, str]) -> go.Figur
         fig.add_trace(go.Scatter(x=pr["epoch"], y=pr[col.N_KEY], showlegend=False, line=dict(color=c, shape="hv")),
                       2, 1)
     fig.update_yaxes(title="weight norm", row=1, col=1)
-    fig.update_yaxes(title="key frequencies", type="log", row=2, col=1)
+    # plotly's own log ticks label 20-60 as "2 ... 6" beside "10": name them in full
+    fig.update_yaxes(title="key frequencies", type="log", tickvals=[1, 2, 3, 5, 10, 20, 30, 50], row=2, col=1)
     fig.update_xaxes(title="epoch", row=2, col=1)
     fig.update_layout(title="weight norm and number of key frequencies (norm >= 1/4 of the largest)")
     return fig
@@ -98,6 +99,7 @@ def norm_and_keys(sweep, run_ids: list[str], labels: dict[str, str]) -> go.Figur
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sweep", help="the sweep folder, e.g. results/repro-nanda")
+    parser.add_argument("--prefix", default="", help="put before each figure's file name, e.g. p113_")
     args = parser.parse_args(argv)
     sweep = load_sweep(args.sweep)
     if sweep.progress is None or not len(sweep.progress):
@@ -110,21 +112,24 @@ def main(argv: list[str] | None = None) -> int:
     print("\nmean / min / max over seeds:")
     print(numeric.agg(["mean", "min", "max"]).T.to_string(float_format=lambda v: f"{v:.4g}"))
 
+    def save_as(fig, name: str) -> Path:
+        return save(fig, args.prefix + name)
+
     run_ids = list(table["run_id"])
     labels = {r: f"seed {s}" for r, s in zip(table["run_id"], table["seed"])}
     by_gen = table.sort_values("generalised (test acc held 0.99)", na_position="last")
     middle, slowest = by_gen["run_id"].iloc[len(table) // 2], by_gen["run_id"].iloc[-1]
     # one member per figure: four curves each, and the slowest seed shows the phases furthest apart
-    written = [save(loss_and_progress(sweep.progress, sweep.metrics, [run_id], LOSS_LEVEL, labels=labels),
+    written = [save_as(loss_and_progress(sweep.progress, sweep.metrics, [run_id], LOSS_LEVEL, labels=labels),
                     f"losses_{labels[run_id].replace(' ', '')}") for run_id in dict.fromkeys([middle, slowest])]
     written += [
-        save(norm_and_keys(sweep, run_ids, labels), "weight_norm_keys"),
-        save(frequency_bars(sweep.progress, run_ids, labels=labels), "key_frequencies"),
+        save_as(norm_and_keys(sweep, run_ids, labels), "weight_norm_keys"),
+        save_as(frequency_bars(sweep.progress, run_ids, labels=labels), "key_frequencies"),
     ]
     spectrum = frequency_spectrum(sweep.progress, middle, label=labels[middle])
     every = max(1, len(spectrum.data[0].x) // 40)  # a category axis of 75 epochs is unreadable at 800 px
     spectrum.update_xaxes(tickvals=list(spectrum.data[0].x[::every]))
-    written.append(save(spectrum, "spectrum"))
+    written.append(save_as(spectrum, "spectrum"))
     for path in written:
         print(f"wrote {path.relative_to(HERE.parent.parent)} ({path.stat().st_size // 1024} KB)")
     return 0

@@ -158,7 +158,9 @@ def _requests_per_part(log_text: str) -> dict[tuple[str, str], list[str]]:
     import re
 
     out: dict[tuple[str, str], list[str]] = {}
-    for method, path in re.findall(r'"(GET|HEAD|PUT) (\S+) HTTP', log_text):
+    # werkzeug may colour a line by its status (3.1.9 does, even into a file: a ranged GET's 206 is magenta)
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", log_text)
+    for method, path in re.findall(r'"(GET|HEAD|PUT) (\S+) HTTP', plain):
         found = re.search(r"/(runs|metrics)/(part-[^/?]+\.parquet)", path)
         if found:
             out.setdefault((method, found.group(1)), []).append(found.group(2))

@@ -130,7 +130,8 @@ def _two_sweeps(spec_path: Path, results: str, env: dict[str, str]) -> list[subp
     procs = [subprocess.Popen([sys.executable, "-m", "sweeps.cli", "sweep", str(spec_path), "--results", results,
                                "-q", "--num-cpus", "2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for _ in range(2)]
-    return [subprocess.CompletedProcess(p.args, p.returncode, *p.communicate(timeout=600)) for p in procs]
+    outs = [p.communicate(timeout=600) for p in procs]
+    return [subprocess.CompletedProcess(p.args, p.returncode, *out) for p, out in zip(procs, outs)]
 
 
 def _one_refused(done: list[subprocess.CompletedProcess], uri: str) -> None:

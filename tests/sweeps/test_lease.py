@@ -255,3 +255,35 @@ def test_a_full_disk_during_a_commit_leaves_the_pack_as_at_its_last_commit_and_t
     metrics = store.read_table("metrics", columns=["run_id", "epoch"]).to_pandas()
     assert sorted(metrics.groupby("run_id").epoch.apply(list).sum()) == sorted([20, 40, 60, 80] * 2)
     assert sorted(store.read_table("runs", columns=["run_id"]).column("run_id").to_pylist()) == sorted(pack.run_ids)
+
+
+@pytest.mark.slow
+def test_a_full_disk_under_grok_sweep_ends_it_with_one_message_and_the_next_run_continues(small_disk, tmp_path):
+    from sweeps_testing import SLOW, SLOW_EVALS
+
+    spec_path = write_spec(tmp_path, SLOW)
+    sweep = small_disk / "resumable"
+    proc = subprocess.Popen([sys.executable, "-m", "sweeps.cli", "sweep", str(spec_path), "--results", str(small_disk),
+                             "-q", "--num-cpus", "2"], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (len(recs := records(sweep)) == 2 and all(r["seq"] >= 2 for r in recs)):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.1)
+        filler = _fill(small_disk)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, err[-3000:]
+    assert "no space left on the device while writing" in err and "run the same command again" in err, err[-3000:]
+    assert not all(r["done"] for r in records(sweep))
+    store = SweepStore(str(small_disk), "resumable")
+    assert not [p for t in ("runs", "metrics") for p in store.uncommitted(t)]  # each pack as at its last commit
+
+    filler.unlink()
+    done = subprocess.run([sys.executable, "-m", "sweeps.cli", "sweep", str(spec_path), "--results", str(small_disk),
+                           "-q", "--num-cpus", "2"], env=_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert_rows_once(sweep, [m.run_id for m in load_spec(spec_path).members()], SLOW_EVALS)

@@ -145,7 +145,11 @@ class _S3Conditional:
     credentials pyarrow uses (AWS_* variables, or the URI's endpoint_override and scheme)."""
 
     def __init__(self, store: SweepStore):
-        import boto3
+        try:
+            import boto3
+        except ImportError as e:
+            raise RuntimeError(f"{store.uri}: the sweep's lease on s3:// is a conditional PUT through boto3, which is "
+                               "not installed: pip install 'grokking-sweeps[s3]'") from e
 
         parts = urlsplit(store.uri)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}

@@ -195,6 +195,10 @@ class _Unconditional(_LockedFile):
         self.store.write_json(LEASE_FILE, record)
         return True
 
+    def remove(self, expected: Any) -> None:
+        if self.store.read_text(LEASE_FILE) == expected:
+            self.store.fs.delete_file(self.store.path(LEASE_FILE))
+
 
 def _record_io(store: SweepStore) -> _LockedFile | _S3Conditional:
     if store.local:
@@ -215,7 +219,6 @@ class SweepLease:
         self.store, self.command, self.force = store, command, force
         self.io = _record_io(store)
         self.token = uuid.uuid4().hex
-        self.version: Any = None
         self.record: dict[str, Any] | None = None
         self.lost: dict[str, Any] | None = None  # the record that replaced ours (a --force elsewhere)
 
@@ -233,7 +236,7 @@ class SweepLease:
             if state in ("running", "dead"):
                 record["took_over"] = {k: current.get(k) for k in ("command", "host", "pid", "started", "heartbeat")}
             if self.io.swap(record, version):
-                self.record, self.version = record, self.io.read()[1]
+                self.record = record
                 if state in ("running", "dead"):
                     log.warning("%s: took over the lease of %s (%s)", self.store.uri, describe_holder(current),
                                 "--force" if state == "running" else "its holder is gone")
@@ -252,7 +255,7 @@ class SweepLease:
             return False
         record = {**self.record, "heartbeat": time.time()}
         if self.io.swap(record, version):
-            self.record, self.version = record, self.io.read()[1]
+            self.record = record
         return True
 
     def release(self) -> None:

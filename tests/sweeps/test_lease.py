@@ -90,6 +90,24 @@ def test_a_gone_holders_lease_is_taken_over_and_logged_and_force_takes_a_live_on
     assert displaced.renew()
 
 
+def test_the_holder_beats_and_grok_train_results_refuses_while_it_holds(tmp_path, monkeypatch, capsys):
+    import sweeps.lease
+
+    monkeypatch.setattr(sweeps.lease, "HEARTBEAT_S", 0.05)
+    store = SweepStore(str(tmp_path), "train")
+    with hold(store, "grok sweep"):
+        first = store.read_json(LEASE_FILE)["heartbeat"]
+        deadline = time.monotonic() + 30
+        while store.read_json(LEASE_FILE)["heartbeat"] == first:
+            assert time.monotonic() < deadline, "the heartbeat was never renewed"
+            time.sleep(0.05)
+        assert main(["train", "--p", "11", "--epochs", "20", "--results", str(tmp_path)]) == 1
+        assert "is being written by grok sweep" in capsys.readouterr().err
+        assert not store.exists("checkpoints")  # refused before training or writing anything
+    assert main(["train", "--p", "11", "--epochs", "20", "--results", str(tmp_path)]) == 0
+    assert store.exists("checkpoints") and holder_state(store.read_json(LEASE_FILE)) == "ended"
+
+
 RACE = """
 import sys, time
 from sweeps.lease import LeaseHeld, SweepLease

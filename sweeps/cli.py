@@ -289,8 +289,8 @@ def _train(args: argparse.Namespace) -> int:
                                             checkpoints=True, checkpoint_every_s=30.0, report_every_s=2.0,
                                             snapshots=snapshots, **options)
                     bar = interactive()
-                    final = run_pack(pack, settings, report=None if bar else lambda m: print(_progress_line(m), flush=True),
-                                     progress_bar=bar)
+                    final = run_pack(pack, settings, progress_bar=bar,
+                                     report=None if bar else lambda m: print(_progress_line(m), flush=True))
                     print(_progress_line(final))
                     print(f"rows written under {settings.results}/{name}")
                 else:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sweeps import sources
-from sweeps.lease import hold
+from sweeps.lease import LeaseHeld, SweepLease, describe_holder, hold
 from sweeps.packing import Pack
 from sweeps.parquet import DiskFull, SweepStore, results_location, runs_schema
 from sweeps.runner import PackSettings, run_pack
@@ -291,17 +291,18 @@ def run_sweep(spec: SweepSpec, results: str | None = None, address: str | None =
     # resolved once, here: every trial receives the absolute location (see results_location)
     location = results_location(results or spec.results)
     store = SweepStore(location, spec.name)
-    with hold(store, "grok sweep", force=force), store.disk_full_is_fatal("the sweep's plan or failed rows"):
-        return _run_held(spec, store, location, address, verbose, num_cpus, retry_failed, out or sys.stdout,
+    with hold(store, "grok sweep", force=force) as lease:
+        return _run_held(spec, store, lease, location, address, verbose, num_cpus, retry_failed, out or sys.stdout,
                          fault, start)
 
 
-def _run_held(spec: SweepSpec, store: SweepStore, location: str, address: str | None, verbose: int,
+def _run_held(spec: SweepSpec, store: SweepStore, lease: SweepLease, location: str, address: str | None, verbose: int,
               num_cpus: int | None, retry_failed: bool, out, fault: dict[str, Any] | None,
               start: float) -> SweepResult:
     """run_sweep once it holds the sweep's lease."""
     settings = {**PackSettings.from_spec(spec, location).to_dict(), "fault": fault}
-    source = sources.open_source(spec, store, settings, retry_failed=retry_failed)
+    with store.disk_full_is_fatal("the sweep's plan"):
+        source = sources.open_source(spec, store, settings, retry_failed=retry_failed)
     if verbose:
         print(source.describe(), file=out)
     nothing = source.nothing_to_run()
@@ -312,10 +313,13 @@ def _run_held(spec: SweepSpec, store: SweepStore, location: str, address: str | 
 
     with sweep_session(spec, store, address, num_cpus):
         t0 = time.monotonic()
-        errors, disk_full = _tune(spec, store, source, settings, verbose)
+        errors, disk_full = _tune(spec, store, source, settings, verbose, lease)
         tune_seconds = time.monotonic() - t0
     if disk_full:  # the packs in flight were stopped; each kept what it had committed
         raise DiskFull(disk_full)
+    if lease.lost is not None:
+        raise LeaseHeld(f"{store.uri}: {describe_holder(lease.lost)} took the sweep's lease (--force); this driver "
+                        "stopped its trials (what they committed is kept)")
 
     # every pack handed out is done, failed for good (its members get failed rows), or unfinished
     done, failed, unfinished, train_seconds = [], {}, [], 0.0
@@ -327,7 +331,8 @@ def _run_held(spec: SweepSpec, store: SweepStore, location: str, address: str | 
             done.append(pack.pack_id)
         elif pack.pack_id in errors:
             failed[pack.pack_id] = errors[pack.pack_id]
-            write_failed_rows(store, pack, errors[pack.pack_id], record, source.member_extra(pack))
+            with store.disk_full_is_fatal(f"the failed rows of pack {pack.pack_id}"):
+                write_failed_rows(store, pack, errors[pack.pack_id], record, source.member_extra(pack))
         else:
             unfinished.append(pack.pack_id)
         source.pack_finished(pack.pack_id)  # idempotent: tells what the searcher has not told yet
@@ -435,11 +440,12 @@ def _searcher(source: PackSource, settings: dict[str, Any], max_in_flight: int |
     return PackSearcher()
 
 
-def _tune(spec: SweepSpec, store: SweepStore, source: PackSource, settings: dict[str, Any], verbose: int
-          ) -> tuple[dict[str, str], str | None]:
+def _tune(spec: SweepSpec, store: SweepStore, source: PackSource, settings: dict[str, Any], verbose: int,
+          lease: SweepLease) -> tuple[dict[str, str], str | None]:
     """One Tuner with one searcher over the source's packs; returns the error text of every pack
     whose trial failed for good, and the message of a full disk if a trial met one (then every
-    trial was stopped: on a full disk each further commit would fail too).
+    trial was stopped: on a full disk each further commit would fail too). Every trial stops too
+    when another writer took the sweep's lease.
 
     A rerun never restores the previous Tune experiment: its trials may all have ended (say,
     their rows never arrived) and a restored experiment would then run nothing, every time.
@@ -447,7 +453,7 @@ def _tune(spec: SweepSpec, store: SweepStore, source: PackSource, settings: dict
     and checkpoint, and a search's source keeps its state in the study or on disk."""
     from ray import tune
 
-    class StopOnFullDisk(tune.Stopper):
+    class StopAll(tune.Stopper):
         full: str | None = None
 
         def __call__(self, trial_id: str, result: dict) -> bool:
@@ -455,10 +461,10 @@ def _tune(spec: SweepSpec, store: SweepStore, source: PackSource, settings: dict
             return bool(result.get(DISK_FULL))
 
         def stop_all(self) -> bool:
-            return self.full is not None
+            return self.full is not None or lease.lost is not None
 
     quiet_tune_logs()
-    stopper = StopOnFullDisk()
+    stopper = StopAll()
     searcher = _searcher(source, settings, _slots(spec) if source.learns else None)
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"cpu": spec.cpus, "gpu": spec.gpus}),

@@ -25,8 +25,9 @@ into place, so readers see whole files or none; pyarrow and pandas skip hidden n
 
 A full disk is one more crash under this invariant: the write that fails leaves no file (its
 temporary is removed), the record still names the last commit, and the parts written before it in
-the same batch are leftovers. `SweepStore.disk_full_is_fatal` turns it into DiskFull, which ends
-the writer with one message instead of a retry that would fail the same way.
+the same batch are leftovers (a pack's commit removes them at once, sweeps/runner.py).
+`SweepStore.disk_full_is_fatal` turns it into DiskFull, which ends the writer with one message
+instead of a retry that would fail the same way.
 """
 
 from __future__ import annotations

@@ -262,7 +262,7 @@ def test_a_full_disk_during_a_commit_leaves_the_pack_as_at_its_last_commit_and_t
     assert not list(sweep.rglob(".*tmp-*")) and not list(sweep.rglob(".trainer-*"))
 
     # the CLI's writer ends with the one message while the disk is full
-    spec = write_spec(tmp_path, "name: s\nbase: {p: 13, d_model: 16, n_heads: 2, d_mlp: 32, epochs: 80, eval_every: 20}\n")
+    spec = write_spec(tmp_path, "name: s\nbase: {p: 13, d_model: 16, n_heads: 2, d_mlp: 32, epochs: 80}\n")
     assert main(["train", str(spec), "--results", str(small_disk)]) == 1
     err = capsys.readouterr().err
     assert "error: " in err and "no space left on the device" in err and "Traceback" not in err
@@ -305,3 +305,27 @@ def test_a_full_disk_under_grok_sweep_ends_it_with_one_message_and_the_next_run_
                            "-q", "--num-cpus", "2"], env=_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert_rows_once(sweep, [m.run_id for m in load_spec(spec_path).members()], SLOW_EVALS)
+
+
+@pytest.mark.slow
+def test_a_driver_whose_lease_was_forced_away_stops_its_trials(tmp_path):
+    from sweeps_testing import SLOW
+
+    spec_path = write_spec(tmp_path, SLOW)
+    results = tmp_path / "results"
+    proc = subprocess.Popen([sys.executable, "-m", "sweeps.cli", "sweep", str(spec_path), "--results", str(results),
+                             "-q", "--num-cpus", "2"], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not records(results / "resumable"):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.1)
+        SweepLease(SweepStore(str(results), "resumable"), "grok measure", force=True).acquire()
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, err[-3000:]
+    assert f"grok measure (pid {os.getpid()} on {socket.gethostname()})" in err and "stopped its trials" in err
+    assert not all(r["done"] for r in records(results / "resumable"))  # stopped before the packs finished

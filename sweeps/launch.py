@@ -463,6 +463,11 @@ def _tune(spec: SweepSpec, store: SweepStore, source: PackSource, settings: dict
         def stop_all(self) -> bool:
             return self.full is not None or lease.lost is not None
 
+        def __reduce__(self):  # Tune pickles its run config (never restored: see above); the lease,
+            from ray.tune.stopper.noop import NoopStopper  # an S3 client say, cannot be pickled
+
+            return NoopStopper, ()
+
     quiet_tune_logs()
     stopper = StopAll()
     searcher = _searcher(source, settings, _slots(spec) if source.learns else None)

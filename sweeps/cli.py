@@ -1,6 +1,6 @@
 """`grok`: run sweeps, look at them, train a pack without Ray.
 
-    grok sweep SPEC [--results DIR] [--address ADDR] [--dry-run]
+    grok sweep SPEC [--results DIR] [--address ADDR] [--dry-run] [--force]
     grok status DIR
     grok train [SPEC] [--FIELD VALUE ...] [--seeds N]
     grok report DIR

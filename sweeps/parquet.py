@@ -313,7 +313,8 @@ class SweepStore:
     def delete_temporaries(self) -> int:
         """Remove the hidden temporaries (`.<name>.tmp-*`, `.trainer-*`) that a process killed
         mid-write leaves behind. Only while no pack of the sweep is running (the driver, before
-        it starts trials): a live writer's temporary would go too."""
+        it starts trials, holding the sweep's lease: sweeps/lease.py): a live writer's temporary
+        would go too."""
         dirs = [self.root, *(self.path(t) for t in COMMITTED_DIRS), self.path("specs")]
         packs = pafs.FileSelector(self.path("checkpoints", "packs"), allow_not_found=True)
         dirs += [i.path for i in self.fs.get_file_info(packs) if i.type == pafs.FileType.Directory]

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from sweeps.cli import main
-from sweeps.lease import LEASE_FILE, STALE_S, LeaseHeld, SweepLease, hold, holder_state
+from sweeps.lease import LEASE_FILE, STALE_S, LeaseHeld, SweepLease, _record_io, hold, holder_state
 from sweeps.parquet import DiskFull, SweepStore
 from sweeps.runner import run_pack
 from sweeps.spec import load_spec
@@ -133,12 +133,26 @@ def _race(results: str, writers: int) -> list[str]:
     return sorted(out.strip() for out, _ in outs)
 
 
+def _swaps_only_the_version_read(results: str) -> None:
+    """The compare-and-swap under the lease: a write based on a version that another writer has
+    replaced since is refused (create-only when there was none), where read-then-write would win.
+    (The races below rarely open that window by timing alone: this closes it on purpose.)"""
+    io = _record_io(SweepStore(results, "s"))
+    assert io.read() == (None, None)
+    assert io.swap({"n": 1}, None) and not io.swap({"n": 2}, None)  # a second create loses
+    first, version = io.read()
+    assert first == {"n": 1} and io.swap({"n": 3}, version)
+    assert not io.swap({"n": 4}, version) and io.read()[0] == {"n": 3}  # a stale version loses
+
+
 def test_writers_racing_for_the_lease_on_the_local_disk_leave_one_holder(tmp_path):
+    _swaps_only_the_version_read(str(tmp_path / "cas"))
     assert _race(str(tmp_path), 6) == ["refused"] * 5 + ["won"]
 
 
 def test_writers_racing_for_the_lease_on_s3_leave_one_holder(s3_env):  # noqa: F811
     results = f"s3://{BUCKET}/results"
+    _swaps_only_the_version_read(f"s3://{BUCKET}/cas")
     assert _race(results, 4) == ["refused"] * 3 + ["won"]
     record = SweepStore(results, "s").read_json(LEASE_FILE)
     assert record["state"] == "running" and record["command"] == "grok sweep"  # negative control: it is there

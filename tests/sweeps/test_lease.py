@@ -158,9 +158,31 @@ def test_writers_racing_for_the_lease_on_s3_leave_one_holder(s3_env):  # noqa: F
     assert record["state"] == "running" and record["command"] == "grok sweep"  # negative control: it is there
 
 
+def _grok_sweep(spec_path: Path, results: str | Path) -> list[str]:
+    return [sys.executable, "-m", "sweeps.cli", "sweep", str(spec_path), "--results", str(results), "-q",
+            "--num-cpus", "2"]
+
+
+def _sweep_until(spec_path: Path, results: Path, ready, act) -> tuple[int, str, object]:
+    """Run `grok sweep` until ready() holds, then act() and let it end: its exit code, its stderr,
+    and what act returned."""
+    proc = subprocess.Popen(_grok_sweep(spec_path, results), env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not ready():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.1)
+        acted = act()
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, err, acted
+
+
 def _two_sweeps(spec_path: Path, results: str, env: dict[str, str]) -> list[subprocess.CompletedProcess]:
-    procs = [subprocess.Popen([sys.executable, "-m", "sweeps.cli", "sweep", str(spec_path), "--results", results,
-                               "-q", "--num-cpus", "2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    procs = [subprocess.Popen(_grok_sweep(spec_path, results), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for _ in range(2)]
     outs = [p.communicate(timeout=600) for p in procs]
     return [subprocess.CompletedProcess(p.args, p.returncode, *out) for p, out in zip(procs, outs)]
@@ -295,28 +317,16 @@ def test_a_full_disk_under_grok_sweep_ends_it_with_one_message_and_the_next_run_
 
     spec_path = write_spec(tmp_path, SLOW)
     sweep = small_disk / "resumable"
-    proc = subprocess.Popen([sys.executable, "-m", "sweeps.cli", "sweep", str(spec_path), "--results", str(small_disk),
-                             "-q", "--num-cpus", "2"], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    try:
-        deadline = time.monotonic() + 300
-        while not (len(recs := records(sweep)) == 2 and all(r["seq"] >= 2 for r in recs)):
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-            time.sleep(0.1)
-        filler = _fill(small_disk)
-        out, err = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 1, err[-3000:]
+    code, err, filler = _sweep_until(spec_path, small_disk, lambda: len(recs := records(sweep)) == 2 and all(
+        r["seq"] >= 2 for r in recs), lambda: _fill(small_disk))
+    assert code == 1, err[-3000:]
     assert "no space left on the device while writing" in err and "run the same command again" in err, err[-3000:]
     assert not all(r["done"] for r in records(sweep))
     store = SweepStore(str(small_disk), "resumable")
     assert not [p for t in ("runs", "metrics") for p in store.uncommitted(t)]  # each pack as at its last commit
 
     filler.unlink()
-    done = subprocess.run([sys.executable, "-m", "sweeps.cli", "sweep", str(spec_path), "--results", str(small_disk),
-                           "-q", "--num-cpus", "2"], env=_env(), capture_output=True, text=True, timeout=600)
+    done = subprocess.run(_grok_sweep(spec_path, small_disk), env=_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert_rows_once(sweep, [m.run_id for m in load_spec(spec_path).members()], SLOW_EVALS)
 
@@ -327,19 +337,8 @@ def test_a_driver_whose_lease_was_forced_away_stops_its_trials(tmp_path):
 
     spec_path = write_spec(tmp_path, SLOW)
     results = tmp_path / "results"
-    proc = subprocess.Popen([sys.executable, "-m", "sweeps.cli", "sweep", str(spec_path), "--results", str(results),
-                             "-q", "--num-cpus", "2"], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    try:
-        deadline = time.monotonic() + 300
-        while not records(results / "resumable"):
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-            time.sleep(0.1)
-        SweepLease(SweepStore(str(results), "resumable"), "grok measure", force=True).acquire()
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 1, err[-3000:]
+    code, err, _ = _sweep_until(spec_path, results, lambda: records(results / "resumable"), lambda: SweepLease(
+        SweepStore(str(results), "resumable"), "grok measure", force=True).acquire())
+    assert code == 1, err[-3000:]
     assert f"grok measure (pid {os.getpid()} on {socket.gethostname()})" in err and "stopped its trials" in err
     assert not all(r["done"] for r in records(results / "resumable"))  # stopped before the packs finished

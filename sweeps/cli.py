@@ -1,6 +1,6 @@
 """`grok`: run sweeps, look at them, train a pack without Ray.
 
-    grok sweep SPEC [--results DIR] [--address ADDR] [--dry-run]
+    grok sweep SPEC [--results DIR] [--address ADDR] [--dry-run] [--force]
     grok status DIR
     grok train [SPEC] [--FIELD VALUE ...] [--seeds N]
     grok report DIR
@@ -18,6 +18,8 @@ import sys
 from collections.abc import Sequence
 
 EXIT_OK, EXIT_FAILED, EXIT_SPEC, EXIT_UNFINISHED = 0, 1, 2, 3
+FORCE_HELP = ("take the sweep's lease from a writer that still looks alive (one you know is gone); without it a "
+              "second writer refuses, and a lease not renewed for 2 min is taken over anyway")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all)")
     p.add_argument("--no-retry-failed", action="store_true", help="keep members that failed before as failed")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress table")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
 
     p = sub.add_parser("status", help="members done, generalised, failed and running, from the Parquet tables")
     p.add_argument("dir", help="<results>/<name> of a sweep (or <results> for every sweep in it)")
@@ -73,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the LLC at every N-th progress epoch, as online (default 2); 1: at every snapshot epoch")
     p.add_argument("--sgld", metavar="KEY=VALUE,...",
                    help="SGLD settings of the LLC (grokcore.progress.SGLDSettings), e.g. chains=8,draws=100")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
 
     p = sub.add_parser("report", help="write the analysis report of a sweep (analysis.report)", prefix_chars="\0")
@@ -154,8 +158,8 @@ def _sweep(args: argparse.Namespace) -> int:
         return EXIT_OK
     try:
         result = run_sweep(spec, results=args.results, address=args.address, verbose=0 if args.quiet else 1,
-                           num_cpus=args.num_cpus, retry_failed=not args.no_retry_failed)
-    except RuntimeError as e:  # resources the cluster lacks, storage the nodes cannot see, ...
+                           num_cpus=args.num_cpus, retry_failed=not args.no_retry_failed, force=args.force)
+    except RuntimeError as e:  # resources the cluster lacks, storage the nodes cannot see, another writer, a full disk
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
     except SpecError as e:  # found only when running: a study of this name that optimises the other way
@@ -194,6 +198,7 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="train at most this many members")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--results", help="also write the Parquet tables here (under the spec's name, or 'train')")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.add_argument("--every", type=int, default=1, help="print every N-th evaluation")
     p.add_argument("--tf32", action="store_true", help="allow TF32 matmuls on CUDA (or the spec's tf32: true)")
     p.add_argument("--compile", action="store_true", help="compile the training step with torch.compile "
@@ -211,6 +216,7 @@ def _train_parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace) -> int:
+    import contextlib
     import time
 
     import yaml
@@ -219,7 +225,8 @@ def _train(args: argparse.Namespace) -> int:
     from grokcore.config import ConfigError
     from sweeps.packing import cut_packs
     from grokcore.train import interactive
-    from sweeps.parquet import results_location
+    from sweeps.lease import hold
+    from sweeps.parquet import SweepStore, results_location
     from sweeps.runner import PackSettings, pick_device, run_pack
     from sweeps.spec import SpecError, _Loader, load_spec
 
@@ -267,23 +274,31 @@ def _train(args: argparse.Namespace) -> int:
     packs = cut_packs(members, pack_size, 1.0 if device.startswith("cuda") else gpus)
     if not targs.all:
         packs = packs[:1]
-    for pack in packs:
-        print(f"{pack.pack_id}: {len(pack.members)} members, {pack.members[0].task} p={pack.members[0].p}, "
-              f"{max(m.epochs for m in pack.members)} epochs at most, on {device}", flush=True)
-        start = time.monotonic()
-        if targs.results:
-            # checkpointed, so that running the same command again continues the pack
-            settings = PackSettings(results=results_location(targs.results), name=name, device=device,
-                                    checkpoints=True, checkpoint_every_s=30.0, report_every_s=2.0,
-                                    snapshots=snapshots, **options)
-            bar = interactive()
-            final = run_pack(pack, settings, report=None if bar else lambda m: print(_progress_line(m), flush=True),
-                             progress_bar=bar)
-            print(_progress_line(final))
-            print(f"rows written under {settings.results}/{name}")
-        else:
-            _train_in_memory(pack, device, targs.every, options)
-        print(f"{time.monotonic() - start:.1f} s")
+    held = contextlib.ExitStack()
+    try:
+        if targs.results:  # the sweep's lease, as `grok sweep` takes it: one writer at a time
+            held.enter_context(hold(SweepStore(results_location(targs.results), name), "grok train", targs.force))
+        with held:
+            for pack in packs:
+                print(f"{pack.pack_id}: {len(pack.members)} members, {pack.members[0].task} p={pack.members[0].p}, "
+                      f"{max(m.epochs for m in pack.members)} epochs at most, on {device}", flush=True)
+                start = time.monotonic()
+                if targs.results:
+                    # checkpointed, so that running the same command again continues the pack
+                    settings = PackSettings(results=results_location(targs.results), name=name, device=device,
+                                            checkpoints=True, checkpoint_every_s=30.0, report_every_s=2.0,
+                                            snapshots=snapshots, **options)
+                    bar = interactive()
+                    final = run_pack(pack, settings, progress_bar=bar,
+                                     report=None if bar else lambda m: print(_progress_line(m), flush=True))
+                    print(_progress_line(final))
+                    print(f"rows written under {settings.results}/{name}")
+                else:
+                    _train_in_memory(pack, device, targs.every, options)
+                print(f"{time.monotonic() - start:.1f} s")
+    except RuntimeError as e:  # another writer holds the sweep, a full disk
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
 
 
@@ -361,10 +376,13 @@ def _measure(args: argparse.Namespace) -> int:
         epochs = [int(e) for e in args.epochs.split(",")] if args.epochs else None
         sgld = dict(_sgld_setting(kv) for kv in args.sgld.split(",") if kv.strip()) if args.sgld else None
         result = measure_snapshots(args.dir, measures, epochs, device=args.device, replace_values=args.replace,
-                                   llc_every=args.llc_every, sgld=sgld)
+                                   llc_every=args.llc_every, sgld=sgld, force=args.force)
     except (ValueError, TypeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_SPEC
+    except RuntimeError as e:  # another writer holds the sweep, a full disk
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
     print(f"{result.rows_added} progress rows added, {result.rows_changed} changed, in {result.packs_rewritten} "
           f"pack(s), under {args.dir}/progress")
     if result.skipped_unfinished:

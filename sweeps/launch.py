@@ -10,7 +10,10 @@ ended, shuts Ray down, then sorts the packs handed out into done, failed and unf
 failed rows for packs that failed for good, and prints the summary.
 
 Running the same spec on the same results again continues the sweep (members with a runs row
-are skipped, unfinished packs continue from their checkpoints). One driver per sweep at a time.
+are skipped, unfinished packs continue from their checkpoints). One driver per sweep at a time:
+run_sweep takes the sweep's lease (sweeps/lease.py) before it reads or deletes anything, and a
+second driver refuses. A full disk during a commit ends the sweep with DiskFull (what was committed
+stays; the same command continues it once there is space).
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -27,8 +29,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sweeps import sources
+from sweeps.lease import LeaseHeld, SweepLease, describe_holder, hold
 from sweeps.packing import Pack
-from sweeps.parquet import SweepStore, results_location, runs_schema
+from sweeps.parquet import DiskFull, SweepStore, results_location, runs_schema
 from sweeps.runner import PackSettings, run_pack
 from sweeps.sources import PackSource
 from sweeps.spec import SpecError, SweepSpec
@@ -44,6 +47,7 @@ PROGRESS_COLUMNS = {
     "epoch": "epoch",
 }
 FINAL_STATUSES = ("done", "stopped", "diverged", "pruned")
+DISK_FULL = "disk_full"  # a trial's last result when a commit found the disk full (its message)
 
 
 # ---- the trainable ------------------------------------------------------------------------------
@@ -58,7 +62,10 @@ def trainable(config: dict[str, Any]) -> None:
     trial_id = tune.get_context().get_trial_id() or "unknown"
     node = ray.get_runtime_context().get_node_id()
     hooks = sources.trial_hooks(config.get("hooks"), pack, settings)
-    final = run_pack(pack, settings, trial_id=trial_id, report=tune.report, node=node, **hooks)
+    try:
+        final = run_pack(pack, settings, trial_id=trial_id, report=tune.report, node=node, **hooks)
+    except DiskFull as e:  # not a failure of the pack: no retry, no failed rows; the driver stops
+        final = {DISK_FULL: str(e)}
     tune.report(final)
 
 
@@ -173,32 +180,23 @@ def check_resources(spec: SweepSpec, autoscaling: bool) -> None:
     log.warning("%s; trials will wait until nodes with these resources join", message)
 
 
-DRIVER_FILE = "driver.json"
-
-
 @contextmanager
 def sweep_session(spec: SweepSpec, store: SweepStore, address: str | None, num_cpus: int | None) -> Iterator[None]:
-    """Ray for one run of a sweep: connect (or start a local Ray), check the cluster, mark the
-    sweep's driver as running (`grok status` tells running packs from interrupted ones by it), and
-    on the way out, Ctrl-C and errors included, mark it ended and shut down what it started."""
+    """Ray for one run of a sweep: connect (or start a local Ray), check the cluster, and on the way
+    out, Ctrl-C and errors included, shut down what it started. (The sweep's lease, which `grok
+    status` reads to tell running packs from interrupted ones, is held around it by run_sweep.)"""
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # no CSV/JSON/TensorBoard per trial
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the new output ignores our CLIReporter columns
     started = connect_ray(address, num_cpus=num_cpus)
-    store.write_json(DRIVER_FILE, {"state": "running", "pid": os.getpid(), "host": socket.gethostname(),
-                                   "started": time.time()})
     try:
         check_resources(spec, autoscaling=not on_local_ray(address))
         check_shared_storage(store)
         yield
     finally:
-        try:
-            store.write_json(DRIVER_FILE, {**(store.read_json(DRIVER_FILE) or {}), "state": "ended",
-                                           "ended": time.time()})
-        finally:
-            if started:
-                import ray
+        if started:
+            import ray
 
-                ray.shutdown()
+            ray.shutdown()
 
 
 def _progress_reporter(total_members: int, report_every_s: float) -> Any:
@@ -283,18 +281,28 @@ def dry_run(spec: SweepSpec, results: str | None = None) -> str:
 
 def run_sweep(spec: SweepSpec, results: str | None = None, address: str | None = None, *,
               verbose: int = 1, num_cpus: int | None = None, retry_failed: bool = True,
-              out=None, fault: dict[str, Any] | None = None) -> SweepResult:
-    """Run (or continue) a sweep to the end; see the module docstring. `fault` is for resilience
-    tests only (see PackSettings.fault)."""
-    out = out or sys.stdout
+              out=None, fault: dict[str, Any] | None = None, force: bool = False) -> SweepResult:
+    """Run (or continue) a sweep to the end; see the module docstring. LeaseHeld when another writer
+    holds the sweep (`force` takes its lease), DiskFull when a commit found no space. `fault` is
+    for resilience tests only (see PackSettings.fault)."""
     start = time.monotonic()
     if on_local_ray(address):
         check_local_resources(spec, num_cpus)
     # resolved once, here: every trial receives the absolute location (see results_location)
     location = results_location(results or spec.results)
     store = SweepStore(location, spec.name)
+    with hold(store, "grok sweep", force=force) as lease:
+        return _run_held(spec, store, lease, location, address, verbose, num_cpus, retry_failed, out or sys.stdout,
+                         fault, start)
+
+
+def _run_held(spec: SweepSpec, store: SweepStore, lease: SweepLease, location: str, address: str | None, verbose: int,
+              num_cpus: int | None, retry_failed: bool, out, fault: dict[str, Any] | None,
+              start: float) -> SweepResult:
+    """run_sweep once it holds the sweep's lease."""
     settings = {**PackSettings.from_spec(spec, location).to_dict(), "fault": fault}
-    source = sources.open_source(spec, store, settings, retry_failed=retry_failed)
+    with store.disk_full_is_fatal("the sweep's plan"):
+        source = sources.open_source(spec, store, settings, retry_failed=retry_failed)
     if verbose:
         print(source.describe(), file=out)
     nothing = source.nothing_to_run()
@@ -305,8 +313,13 @@ def run_sweep(spec: SweepSpec, results: str | None = None, address: str | None =
 
     with sweep_session(spec, store, address, num_cpus):
         t0 = time.monotonic()
-        errors = _tune(spec, store, source, settings, verbose)
+        errors, disk_full = _tune(spec, store, source, settings, verbose, lease)
         tune_seconds = time.monotonic() - t0
+    if disk_full:  # the packs in flight were stopped; each kept what it had committed
+        raise DiskFull(disk_full)
+    if lease.lost is not None:
+        raise LeaseHeld(f"{store.uri}: {describe_holder(lease.lost)} took the sweep's lease (--force); this driver "
+                        "stopped its trials (what they committed is kept)")
 
     # every pack handed out is done, failed for good (its members get failed rows), or unfinished
     done, failed, unfinished, train_seconds = [], {}, [], 0.0
@@ -318,7 +331,8 @@ def run_sweep(spec: SweepSpec, results: str | None = None, address: str | None =
             done.append(pack.pack_id)
         elif pack.pack_id in errors:
             failed[pack.pack_id] = errors[pack.pack_id]
-            write_failed_rows(store, pack, errors[pack.pack_id], record, source.member_extra(pack))
+            with store.disk_full_is_fatal(f"the failed rows of pack {pack.pack_id}"):
+                write_failed_rows(store, pack, errors[pack.pack_id], record, source.member_extra(pack))
         else:
             unfinished.append(pack.pack_id)
         source.pack_finished(pack.pack_id)  # idempotent: tells what the searcher has not told yet
@@ -426,9 +440,12 @@ def _searcher(source: PackSource, settings: dict[str, Any], max_in_flight: int |
     return PackSearcher()
 
 
-def _tune(spec: SweepSpec, store: SweepStore, source: PackSource, settings: dict[str, Any], verbose: int) -> dict[str, str]:
+def _tune(spec: SweepSpec, store: SweepStore, source: PackSource, settings: dict[str, Any], verbose: int,
+          lease: SweepLease) -> tuple[dict[str, str], str | None]:
     """One Tuner with one searcher over the source's packs; returns the error text of every pack
-    whose trial failed for good.
+    whose trial failed for good, and the message of a full disk if a trial met one (then every
+    trial was stopped: on a full disk each further commit would fail too). Every trial stops too
+    when another writer took the sweep's lease.
 
     A rerun never restores the previous Tune experiment: its trials may all have ended (say,
     their rows never arrived) and a restored experiment would then run nothing, every time.
@@ -436,7 +453,23 @@ def _tune(spec: SweepSpec, store: SweepStore, source: PackSource, settings: dict
     and checkpoint, and a search's source keeps its state in the study or on disk."""
     from ray import tune
 
+    class StopAll(tune.Stopper):
+        full: str | None = None
+
+        def __call__(self, trial_id: str, result: dict) -> bool:
+            self.full = self.full or result.get(DISK_FULL)
+            return bool(result.get(DISK_FULL))
+
+        def stop_all(self) -> bool:
+            return self.full is not None or lease.lost is not None
+
+        def __reduce__(self):  # Tune pickles its run config (never restored: see above); the lease,
+            from ray.tune.stopper.noop import NoopStopper  # an S3 client say, cannot be pickled
+
+            return NoopStopper, ()
+
     quiet_tune_logs()
+    stopper = StopAll()
     searcher = _searcher(source, settings, _slots(spec) if source.learns else None)
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"cpu": spec.cpus, "gpu": spec.gpus}),
@@ -450,7 +483,7 @@ def _tune(spec: SweepSpec, store: SweepStore, source: PackSource, settings: dict
             name=source.name, callbacks=[], verbose=verbose, **_tune_storage(store),
             progress_reporter=_progress_reporter(source.members_to_run, spec.report_every_s),
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1), stop=stopper,
         ),
     )
     errors = {}
@@ -458,4 +491,4 @@ def _tune(spec: SweepSpec, store: SweepStore, source: PackSource, settings: dict
         pid = (r.config or {}).get("pack", {}).get("pack_id")
         if r.error is not None and pid is not None:
             errors[pid] = _error_text(r.error)
-    return errors
+    return errors, stopper.full

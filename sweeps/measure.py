@@ -26,6 +26,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from sweeps.lease import hold
 from sweeps.parquet import SNAPSHOT_DIR, SweepStore, progress_schema, rows_to_table
 
 MEASURES = ("fourier", "llc", "embed_coords")
@@ -49,10 +50,12 @@ class MeasureResult:
 
 def measure_snapshots(sweep_dir: str, measures: Sequence[str] = MEASURES, epochs: Sequence[int] | None = None,
                       device: str = "cpu", replace_values: bool = False, llc_every: int | None = None,
-                      sgld: dict[str, Any] | None = None) -> MeasureResult:
+                      sgld: dict[str, Any] | None = None, force: bool = False) -> MeasureResult:
     """Measure the snapshots of `sweep_dir` (a local path, mount or object-store URI) at `epochs`
     (all if None) and merge the rows into the progress table (module docstring). `llc_every`,
-    `sgld`: ProgressSettings.llc_every and SGLDSettings fields (the trainer's defaults if None)."""
+    `sgld`: ProgressSettings.llc_every and SGLDSettings fields (the trainer's defaults if None).
+    Holds the sweep's lease (sweeps/lease.py: LeaseHeld while another writer has it; `force` takes
+    it); DiskFull when a rewrite found no space (the pack's rows stay as before)."""
     from grokcore.progress import ProgressSettings, SGLDSettings
 
     unknown = set(measures) - set(MEASURES)
@@ -69,9 +72,15 @@ def measure_snapshots(sweep_dir: str, measures: Sequence[str] = MEASURES, epochs
             raise ValueError(f"--sgld: unknown {bad}; known: {', '.join(sorted(known))}")
         settings = replace(settings, sgld=SGLDSettings(**sgld))
 
+    store = _store(sweep_dir)
+    with hold(store, "grok measure", force=force):
+        return _measure_held(store, measures, epochs, settings, device, replace_values)
+
+
+def _measure_held(store: SweepStore, measures: Sequence[str], epochs: Sequence[int] | None, settings: Any,
+                  device: str, replace_values: bool) -> MeasureResult:
     from grokcore.snapshots import SnapshotFiles
 
-    store = _store(sweep_dir)
     files = SnapshotFiles(store.uri)
     records = store.records()
     result = MeasureResult()
@@ -99,7 +108,8 @@ def measure_snapshots(sweep_dir: str, measures: Sequence[str] = MEASURES, epochs
             continue
         columns = {k for r in merged for k in r} - {"run_id", "epoch"}
         table = rows_to_table(merged, progress_schema(columns))
-        store.compact_pack(pack_id, rewrite={"progress": _constant(table)})
+        with store.disk_full_is_fatal(f"the progress rows of pack {pack_id}"):
+            store.compact_pack(pack_id, rewrite={"progress": _constant(table)})
         result.rows_added += added
         result.rows_changed += changed
         result.packs_rewritten += 1

@@ -22,17 +22,25 @@ the merged part takes the next seq, and the record's `compacted` says the table 
 are superseded (snapshot files are not merged and keep their seqs). `grok measure` changes a
 finished pack's progress rows the same way (compact_pack's `rewrite`). Every file (part, record, checkpoint) is written under a temporary hidden name and moved
 into place, so readers see whole files or none; pyarrow and pandas skip hidden names.
+
+A full disk is one more crash under this invariant: the write that fails leaves no file (its
+temporary is removed), the record still names the last commit, and the parts written before it in
+the same batch are leftovers (a pack's commit removes them at once, sweeps/runner.py).
+`SweepStore.disk_full_is_fatal` turns it into DiskFull, which ends the writer with one message
+instead of a retry that would fail the same way.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin
@@ -164,6 +172,15 @@ def sweep_uri(results: str, name: str) -> str:
     return f"{results_location(results)}/{name}"
 
 
+class DiskFull(RuntimeError):
+    """A write to the results location found no space left; what was committed before it stays."""
+
+
+def is_disk_full(error: BaseException) -> bool:
+    # pyarrow's OSError carries the errno only in its text ("... [errno 28] No space left on device")
+    return isinstance(error, OSError) and (error.errno == errno.ENOSPC or "No space left on device" in str(error))
+
+
 @dataclass(frozen=True)
 class Part:
     table: str
@@ -193,6 +210,18 @@ class SweepStore:
 
     def exists(self, *parts: str) -> bool:
         return self.fs.get_file_info(self.path(*parts)).type != pafs.FileType.NotFound
+
+    @contextmanager
+    def disk_full_is_fatal(self, what: str) -> Iterator[None]:
+        """A full disk inside this block raises DiskFull naming `what` was being written."""
+        try:
+            yield
+        except OSError as e:
+            if not is_disk_full(e):
+                raise
+            raise DiskFull(f"{self.uri}: no space left on the device while writing {what}; the sweep is as it was "
+                           "after its last commit (nothing committed is lost): free space, then run the same "
+                           "command again to continue") from e
 
     # ---- whole files, atomically ----------------------------------------------------------------
     def _atomic(self, path: str, write) -> None:
@@ -284,7 +313,8 @@ class SweepStore:
     def delete_temporaries(self) -> int:
         """Remove the hidden temporaries (`.<name>.tmp-*`, `.trainer-*`) that a process killed
         mid-write leaves behind. Only while no pack of the sweep is running (the driver, before
-        it starts trials): a live writer's temporary would go too."""
+        it starts trials, holding the sweep's lease: sweeps/lease.py): a live writer's temporary
+        would go too."""
         dirs = [self.root, *(self.path(t) for t in COMMITTED_DIRS), self.path("specs")]
         packs = pafs.FileSelector(self.path("checkpoints", "packs"), allow_not_found=True)
         dirs += [i.path for i in self.fs.get_file_info(packs) if i.type == pafs.FileType.Directory]

@@ -153,7 +153,8 @@ bar (grok train in a terminal; never in a trial, which reports to Tune).
     progress = _Progress(pack)
     record = store.read_record(pid)
     if record is not None and record.get("done"):
-        store.compact_pack(pid)  # a crash may have come between its commit and its compaction
+        with store.disk_full_is_fatal(f"the compaction of pack {pid}"):
+            store.compact_pack(pid)  # a crash may have come between its commit and its compaction
         progress.finished.update(pack.run_ids)
         _generalised_from_runs(store, pid, progress)
         return progress.metrics(done=True)
@@ -225,8 +226,18 @@ bar (grok train in a terminal; never in a trial, which reports to Tune).
 
     training_started = None  # wall clock at this attempt's first epoch (the record keeps it for benchmarks)
 
+    committed = record  # the pack's record as last written: what a failed commit falls back to
+
     def commit(final: bool) -> None:
-        nonlocal seq
+        try:
+            write_batch(final)
+        except OSError:  # a full disk, say: the batch's files go now, so the pack is as at its last commit
+            store.delete_uncommitted(pid, committed)
+            store.delete_trainers(pid, keep=(committed or {}).get("trainer"))
+            raise
+
+    def write_batch(final: bool) -> None:
+        nonlocal seq, committed
         if buffers["runs"]:
             store.write_part("runs", pid, seq, buffers["runs"], runs_schema())
         if buffers["metrics"]:
@@ -241,11 +252,13 @@ bar (grok train in a terminal; never in a trial, which reports to Tune).
         if settings.checkpoints and not final and trainer is not None:
             name = f"trainer-{seq:06d}"
             store.save_trainer(trainer, pid, name)
-        store.write_record(pid, {
+        written = {
             "pack_id": pid, "members": pack.run_ids, "seq": seq + 1, "trainer": name, "done": final,
             "epoch": progress.epoch, "trial_id": trial_id, "train_seconds": progress.train_seconds,
             "updated": time.time(), "node": node or socket.gethostname(), "training_started": training_started,
-        })
+        }
+        store.write_record(pid, written)
+        committed = written
         store.delete_trainers(pid, keep=name)
         seq += 1
         for rows in buffers.values():
@@ -279,13 +292,15 @@ bar (grok train in a terminal; never in a trial, which reports to Tune).
                 _maybe_fault(store, pid, rep.epoch, settings.fault)
             now = time.monotonic()
             if trainer.live > 0 and now - last_commit >= settings.checkpoint_every_s:
-                commit(final=False)
+                with store.disk_full_is_fatal(f"a commit of pack {pid}"):
+                    commit(final=False)
                 last_commit = time.monotonic()
             if report is not None and now - last_report >= settings.report_every_s:
                 report(progress.metrics())
                 last_report = now
-    commit(final=True)
-    store.compact_pack(pid)  # one file per table for a finished pack, not one per commit
+    with store.disk_full_is_fatal(f"the last commit of pack {pid}"):
+        commit(final=True)
+        store.compact_pack(pid)  # one file per table for a finished pack, not one per commit
     return progress.metrics(done=True)
 
 

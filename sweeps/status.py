@@ -25,7 +25,7 @@ class SweepStatus:
     memorised_only: int = 0  # train 0.99 but never test 0.99
     training: int = 0  # members of started, unfinished packs while a driver runs (or none is known)
     interrupted: int = 0  # members of started, unfinished packs whose driver has ended or died
-    driver: str | None = None  # running | ended | dead (driver.json; None for `grok train --results`)
+    driver: str | None = None  # running | ended | dead (the sweep's lease, driver.json; None: never taken)
     waiting: int = 0  # planned, no row, pack not started
     packs_done: int = 0
     packs_started: int = 0
@@ -121,24 +121,11 @@ def one_row_per_member(runs: pa.Table | None) -> pd.DataFrame | None:
 
 
 def driver_state(store: SweepStore) -> str | None:
-    """running, ended, or dead (marked running by a process on this host that no longer exists:
-    a killed driver); None where no driver ever ran (packs trained by `grok train --results`)."""
-    import os
-    import socket
+    """running, ended, or dead (a writer that holds the sweep's lease no longer, by the lease's rule:
+    a killed driver); None where no writer ever took the lease."""
+    from sweeps.lease import LEASE_FILE, holder_state
 
-    driver = store.read_json("driver.json")
-    if driver is None:
-        return None
-    if driver.get("state") != "running":
-        return "ended"
-    if driver.get("host") == socket.gethostname():
-        try:
-            os.kill(int(driver["pid"]), 0)
-        except ProcessLookupError:
-            return "dead"
-        except (PermissionError, KeyError, ValueError, TypeError):
-            pass
-    return "running"
+    return holder_state(store.read_json(LEASE_FILE))
 
 
 def format_status(st: SweepStatus) -> str:

@@ -3,6 +3,7 @@ same sweep run again completes it with no duplicate or missing rows."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from sweeps.launch import run_sweep
+from sweeps.lease import LEASE_FILE
 from sweeps.spec import load_spec
 from sweeps_testing import SLOW, SLOW_EVALS, assert_rows_once, records, write_spec
 
@@ -62,9 +64,12 @@ def test_killed_driver_resumes_without_duplicates(ray_session, tmp_path):
 
     recs = records(sweep)
     assert recs and not all(r["done"] for r in recs)
+    assert json.loads((sweep / LEASE_FILE).read_text())["state"] == "running"  # the killed driver's lease
     spec = load_spec(spec_path)
     result = run_sweep(spec, results=str(results), verbose=0)
     assert result.ok
+    lease = json.loads((sweep / LEASE_FILE).read_text())
+    assert lease["took_over"]["pid"] == proc.pid and lease["pid"] == os.getpid() and lease["state"] == "ended"
     assert_rows_once(sweep, [m.run_id for m in spec.members()], SLOW_EVALS)
     metrics = pq.read_table(sweep / "metrics").to_pandas()
     per_member = metrics.groupby("run_id").epoch.apply(sorted)

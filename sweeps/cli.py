@@ -1,7 +1,8 @@
 """`grok`: run sweeps, look at them, train a pack without Ray.
 
-    grok sweep SPEC [--results DIR] [--address ADDR] [--dry-run]
+    grok sweep SPEC [--results DIR] [--address ADDR] [--dry-run] [--repair]
     grok status DIR
+    grok check DIR
     grok train [SPEC] [--FIELD VALUE ...] [--seeds N]
     grok report DIR
     grok export DIR RUN_ID [--epoch E] [--out FOLDER]
@@ -40,7 +41,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print members, packs, trials and model-epochs, then exit")
     p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all)")
     p.add_argument("--no-retry-failed", action="store_true", help="keep members that failed before as failed")
+    p.add_argument("--repair", action="store_true",
+                   help="train again the packs whose committed files are damaged or missing (grok check DIR lists "
+                        "them) and check their new rows equal the surviving ones; nothing else is rewritten")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress table")
+
+    p = sub.add_parser("check", help="verify a sweep's committed files and rows; non-zero exit when anything is wrong",
+                       description="Read every commit record, Parquet footer and snapshot header of a sweep and its "
+                                   "rows: one runs row per member, each member's evaluations once each, none "
+                                   "missing (sweeps/check.py). Exit 0 when all is well, 1 with a summary when not; "
+                                   "grok sweep SPEC --repair mends what it finds.")
+    p.add_argument("dir", help="<results>/<name> of a sweep (a path, mount or s3:// URI)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = sub.add_parser("status", help="members done, generalised, failed and running, from the Parquet tables")
     p.add_argument("dir", help="<results>/<name> of a sweep (or <results> for every sweep in it)")
@@ -97,7 +109,7 @@ def _spec_settings_help() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    command = {"sweep": _sweep, "status": _status, "train": _train, "report": _report,
+    command = {"sweep": _sweep, "status": _status, "check": _check, "train": _train, "report": _report,
                "export": _export, "measure": _measure}[args.command]
     try:
         code = command(args)
@@ -141,6 +153,7 @@ def _sweep(args: argparse.Namespace) -> int:
     except SpecError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_SPEC
+    from analysis.damage import DamagedFile
     from sweeps.launch import check_local_resources, dry_run, on_local_ray, run_sweep
 
     if on_local_ray(args.address):
@@ -154,31 +167,57 @@ def _sweep(args: argparse.Namespace) -> int:
         return EXIT_OK
     try:
         result = run_sweep(spec, results=args.results, address=args.address, verbose=0 if args.quiet else 1,
-                           num_cpus=args.num_cpus, retry_failed=not args.no_retry_failed)
+                           num_cpus=args.num_cpus, retry_failed=not args.no_retry_failed, repair=args.repair)
     except RuntimeError as e:  # resources the cluster lacks, storage the nodes cannot see, ...
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
     except SpecError as e:  # found only when running: a study of this name that optimises the other way
         print(f"error: {e}", file=sys.stderr)
         return EXIT_SPEC
+    except DamagedFile as e:  # found when planning, before anything is deleted or trained
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
     if result.failed_packs:
         return EXIT_FAILED
     return EXIT_OK if result.ok else EXIT_UNFINISHED
 
 
 def _status(args: argparse.Namespace) -> int:
+    from analysis.damage import DamagedFile
     from sweeps.status import find_sweeps, format_status, sweep_status
 
     sweeps = find_sweeps(args.dir)
     if not sweeps:
         print(f"error: no sweep results at {args.dir}", file=sys.stderr)
         return EXIT_FAILED
-    states = [sweep_status(s) for s in sweeps]
+    try:
+        states = [sweep_status(s) for s in sweeps]
+    except DamagedFile as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
     if args.json:
         print(json.dumps([s.to_dict() for s in states], indent=1))
     else:
         print("\n\n".join(format_status(s) for s in states))
     return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    from sweeps.check import check_sweep, format_check
+    from sweeps.status import find_sweeps, split_location
+
+    sweeps = find_sweeps(args.dir)
+    if not sweeps:
+        print(f"error: no sweep results at {args.dir}", file=sys.stderr)
+        return EXIT_FAILED
+    from sweeps.parquet import SweepStore
+
+    reports = [check_sweep(SweepStore(*split_location(s))) for s in sweeps]
+    if args.json:
+        print(json.dumps([r.to_dict() for r in reports], indent=1))
+    else:
+        print("\n\n".join(format_check(r) for r in reports))
+    return EXIT_OK if all(r.ok for r in reports) else EXIT_FAILED
 
 
 def _train_parser() -> argparse.ArgumentParser:
@@ -354,6 +393,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _measure(args: argparse.Namespace) -> int:
+    from analysis.damage import DamagedFile
     from sweeps.measure import measure_snapshots
 
     measures = [m.strip() for m in args.measures.split(",") if m.strip()]
@@ -362,6 +402,9 @@ def _measure(args: argparse.Namespace) -> int:
         sgld = dict(_sgld_setting(kv) for kv in args.sgld.split(",") if kv.strip()) if args.sgld else None
         result = measure_snapshots(args.dir, measures, epochs, device=args.device, replace_values=args.replace,
                                    llc_every=args.llc_every, sgld=sgld)
+    except DamagedFile as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
     except (ValueError, TypeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_SPEC

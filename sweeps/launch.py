@@ -283,9 +283,10 @@ def dry_run(spec: SweepSpec, results: str | None = None) -> str:
 
 def run_sweep(spec: SweepSpec, results: str | None = None, address: str | None = None, *,
               verbose: int = 1, num_cpus: int | None = None, retry_failed: bool = True,
-              out=None, fault: dict[str, Any] | None = None) -> SweepResult:
+              out=None, fault: dict[str, Any] | None = None, repair: bool = False) -> SweepResult:
     """Run (or continue) a sweep to the end; see the module docstring. `fault` is for resilience
-    tests only (see PackSettings.fault)."""
+    tests only (see PackSettings.fault). `repair`: train again the packs whose files are damaged
+    or missing, and check their rows against the survivors (sweeps/repair.py)."""
     out = out or sys.stdout
     start = time.monotonic()
     if on_local_ray(address):
@@ -294,6 +295,10 @@ def run_sweep(spec: SweepSpec, results: str | None = None, address: str | None =
     location = results_location(results or spec.results)
     store = SweepStore(location, spec.name)
     settings = {**PackSettings.from_spec(spec, location).to_dict(), "fault": fault}
+    if repair:
+        from sweeps import repair as mend
+
+        print(mend.before_run(spec, store), file=out)
     source = sources.open_source(spec, store, settings, retry_failed=retry_failed)
     if verbose:
         print(source.describe(), file=out)
@@ -301,6 +306,8 @@ def run_sweep(spec: SweepSpec, results: str | None = None, address: str | None =
     if nothing is not None:
         if verbose:
             print(nothing, file=out)
+        if repair:
+            print(mend.after_run(store), file=out)
         return SweepResult(spec.name, store.uri, source.n_members, 0, [], {}, [], time.monotonic() - start, 0.0, 0.0)
 
     with sweep_session(spec, store, address, num_cpus):
@@ -330,6 +337,8 @@ def run_sweep(spec: SweepSpec, results: str | None = None, address: str | None =
         for line in source.summary():
             print(line, file=out)
         print_unfinished(failed, unfinished, out)
+    if repair:
+        print(mend.after_run(store), file=out)
     return result
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from sweeps.check import refuse_damaged
 from sweeps.parquet import SNAPSHOT_DIR, SweepStore, progress_schema, rows_to_table
 
 MEASURES = ("fourier", "llc", "embed_coords")
@@ -74,6 +75,7 @@ def measure_snapshots(sweep_dir: str, measures: Sequence[str] = MEASURES, epochs
     store = _store(sweep_dir)
     files = SnapshotFiles(store.uri)
     records = store.records()
+    refuse_damaged(store, records)  # a damaged file is named here, not by a safetensors traceback
     result = MeasureResult()
     pack_of = {p.name: p.pack_id for p in store.parts(SNAPSHOT_DIR)}
     leftover = {p.name for p in store.uncommitted(SNAPSHOT_DIR, records)}

@@ -107,6 +107,8 @@ def verify(store: SweepStore) -> RepairResult:
             continue
         result.verified[pack] = compared
         store._delete_dir(store.path(REPAIR_DIR, pack))
+    if not _under_repair(store):
+        store._delete_dir(store.path(REPAIR_DIR))
     if differences:
         raise RuntimeError("repaired rows differ from the surviving ones (kept under "
                            f"{store.path(REPAIR_DIR)}): " + "; ".join(differences))

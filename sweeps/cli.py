@@ -162,10 +162,10 @@ def _sweep(args: argparse.Namespace) -> int:
         except SpecError as e:
             print(f"error: {e}", file=sys.stderr)
             return EXIT_SPEC
-    if args.dry_run:
-        print(dry_run(spec, args.results))
-        return EXIT_OK
     try:
+        if args.dry_run:
+            print(dry_run(spec, args.results))
+            return EXIT_OK
         result = run_sweep(spec, results=args.results, address=args.address, verbose=0 if args.quiet else 1,
                            num_cpus=args.num_cpus, retry_failed=not args.no_retry_failed, repair=args.repair)
     except RuntimeError as e:  # resources the cluster lacks, storage the nodes cannot see, ...

@@ -81,7 +81,7 @@ def test_every_reader_names_the_damaged_file_and_its_pack(sweep, kind, capsys):
         None
     before = _files(sweep)
     commands = [["status", str(sweep)], ["check", str(sweep)], ["measure", str(sweep), "--measures", "fourier"],
-                ["sweep", "spec.yaml", "--results", "results", "-q"]]
+                ["sweep", "spec.yaml", "--results", "results", "-q"], ["sweep", "spec.yaml", "--dry-run"]]
     if kind != "record":  # the report reads no record
         commands.append(["report", str(sweep), "--no-png"])
     for command in commands:

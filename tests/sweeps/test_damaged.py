@@ -19,6 +19,7 @@ import pytest
 
 from sweeps.cli import main
 from sweeps_testing import TINY, TINY_EVALS, TINY_MEMBERS, write_spec
+from test_object_store import s3_env  # noqa: F401  (the moto S3 server fixture)
 
 # TINY with snapshots, so that a safetensors file can be damaged too
 SPEC = TINY + "snapshots: {every: 100, events: [end]}\n"
@@ -143,3 +144,39 @@ def test_repair_trains_the_damaged_pack_again_and_nothing_else(ray_session, swee
     order = [("run_id", "ascending"), ("epoch", "ascending")]
     old = pq.read_table(pa.BufferReader(original[str(path.relative_to(sweep))])).sort_by(order)
     pd.testing.assert_frame_equal(pq.read_table(new).sort_by(order).to_pandas(), old.to_pandas(), check_exact=True)
+
+
+@pytest.mark.slow
+def test_on_s3_damage_is_named_and_repaired(s3_env, tmp_path):
+    """On moto's S3 server: one pack's commit record cut mid-JSON, the other's snapshot file cut to
+    half; status and check name both, --repair trains both packs again, check then passes."""
+    import subprocess
+    import sys
+
+    from sweeps.parquet import SweepStore
+    from test_object_store import BUCKET, _grok
+
+    spec = str(write_spec(tmp_path, SPEC))
+    results = f"s3://{BUCKET}/results"
+    _grok(s3_env, "sweep", spec, "--results", results, "-q", "--num-cpus", "2")
+    store = SweepStore(results, "tiny")
+    first, second = sorted(store.records())
+    record = store.read_text(f"{store.pack_dir(first)}/state.json")
+    store.write_text(f"{store.pack_dir(first)}/state.json", record[: len(record) // 2])
+    snapshot = store.parts("snapshots", second)[-1]
+    store.write_bytes(f"snapshots/{snapshot.name}", store.read_bytes(snapshot.path)[: snapshot.size // 2])
+
+    def grok(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "sweeps.cli", *args], env=s3_env, capture_output=True, text=True,
+                              timeout=600)
+
+    status = grok("status", store.uri)
+    assert status.returncode == 1 and f"pack {first}" in status.stderr and "Traceback" not in status.stderr
+    check = grok("check", store.uri)
+    assert check.returncode == 1 and f"pack {first}" in check.stdout and snapshot.name in check.stdout
+    repair = grok("sweep", spec, "--results", results, "-q", "--repair", "--num-cpus", "2")
+    assert repair.returncode == 0, repair.stdout[-3000:] + repair.stderr[-3000:]
+    assert f"pack {second} trained again" in repair.stdout
+    assert f"pack {first} trained again" in repair.stdout
+    _grok(s3_env, "check", store.uri)
+    assert store.records()[first]["done"]

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
+import pyarrow.dataset as ds
 
 from analysis.errors import AnalysisError
 from analysis.parquet_files import CONCURRENT_READS
@@ -89,11 +89,12 @@ def damaged(fs: pafs.FileSystem, root: str, shown: str, path: str, reason: str) 
 
 
 # ---- finding the damaged file ---------------------------------------------------------------------
-def parquet_problem(fs: pafs.FileSystem, path: str) -> str | None:
+def parquet_problem(fs: pafs.FileSystem, path: str, size: int | None = None) -> str | None:
     """Why a Parquet file cannot be read (its footer: magic bytes, metadata), or None if it can.
     A missing file is not damage (a part merged or cleaned up meanwhile): FileNotFoundError."""
     try:
-        pq.read_metadata(path, filesystem=fs)
+        # a fragment given the listing's size: the footer in one ranged GET, no HEAD on an object store
+        ds.ParquetFileFormat().make_fragment(path, fs, file_size=size).ensure_complete_metadata()
     except FileNotFoundError:
         raise
     except (pa.ArrowException, OSError) as e:
@@ -142,7 +143,7 @@ def all_problems(fs: pafs.FileSystem, files: Sequence[tuple[str, int | None]]) -
         try:
             if path.endswith(SNAPSHOT_SUFFIX):
                 return safetensors_problem(fs, path, size)
-            return parquet_problem(fs, path)
+            return parquet_problem(fs, path, size)
         except FileNotFoundError:
             return None
 

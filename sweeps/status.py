@@ -11,7 +11,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from sweeps.check import refuse_damaged
 from sweeps.parquet import SweepStore, resolve
 
 
@@ -66,7 +65,6 @@ def find_sweeps(location: str) -> list[str]:
 def sweep_status(location: str) -> SweepStatus:
     results, name = split_location(location)
     store = SweepStore(results, name)
-    refuse_damaged(store, store.records())  # a damaged file is named once, not as a pyarrow traceback
     plan = store.read_json("plan.json") or {}
     planned = plan.get("members")
     runs = store.read_table("runs", columns=["run_id", "status", "epoch_train_99", "epoch_test_99"])

@@ -81,8 +81,10 @@ def test_every_reader_names_the_damaged_file_and_its_pack(sweep, kind, capsys):
     members = json.loads((sweep / "plan.json").read_text())["packs"][pack] if (sweep / "plan.json").exists() else \
         None
     before = _files(sweep)
-    commands = [["status", str(sweep)], ["check", str(sweep)], ["measure", str(sweep), "--measures", "fourier"],
+    commands = [["check", str(sweep)], ["measure", str(sweep), "--measures", "fourier"],
                 ["sweep", "spec.yaml", "--results", "results", "-q"], ["sweep", "spec.yaml", "--dry-run"]]
+    if kind != "snapshot":  # status reads no snapshot file (its footers and records only: few requests)
+        commands.append(["status", str(sweep)])
     if kind != "record":  # the report reads no record
         commands.append(["report", str(sweep), "--no-png"])
     for command in commands:

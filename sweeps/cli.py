@@ -19,6 +19,9 @@ import sys
 from collections.abc import Sequence
 
 EXIT_OK, EXIT_FAILED, EXIT_SPEC, EXIT_UNFINISHED = 0, 1, 2, 3
+CHECK_DOC = ("Read every commit record, Parquet footer and snapshot header of a sweep and its rows: one runs row per "
+             "member, each member's evaluations once each, none missing (sweeps/check.py). Exit 0 when all is well, "
+             "1 with a summary when not; grok sweep SPEC --repair mends what it finds.")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,10 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress table")
 
     p = sub.add_parser("check", help="verify a sweep's committed files and rows; non-zero exit when anything is wrong",
-                       description="Read every commit record, Parquet footer and snapshot header of a sweep and its "
-                                   "rows: one runs row per member, each member's evaluations once each, none "
-                                   "missing (sweeps/check.py). Exit 0 when all is well, 1 with a summary when not; "
-                                   "grok sweep SPEC --repair mends what it finds.")
+                       description=CHECK_DOC)
     p.add_argument("dir", help="<results>/<name> of a sweep (a path, mount or s3:// URI)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -108,6 +108,8 @@ def _spec_settings_help() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from analysis.errors import AnalysisError  # light: no pyarrow
+
     args = build_parser().parse_args(argv)
     command = {"sweep": _sweep, "status": _status, "check": _check, "train": _train, "report": _report,
                "export": _export, "measure": _measure}[args.command]
@@ -118,6 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted; {_after_interrupt(args)}", file=sys.stderr)
         return 130
+    except AnalysisError as e:  # a damaged file of the sweep (analysis.damage.DamagedFile), found by any command
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
     except BrokenPipeError:  # `grok status DIR | head`: the reader left; that is not an error
         _silence_stdout()
         return EXIT_OK
@@ -153,7 +158,6 @@ def _sweep(args: argparse.Namespace) -> int:
     except SpecError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_SPEC
-    from analysis.damage import DamagedFile
     from sweeps.launch import check_local_resources, dry_run, on_local_ray, run_sweep
 
     if on_local_ray(args.address):
@@ -174,27 +178,19 @@ def _sweep(args: argparse.Namespace) -> int:
     except SpecError as e:  # found only when running: a study of this name that optimises the other way
         print(f"error: {e}", file=sys.stderr)
         return EXIT_SPEC
-    except DamagedFile as e:  # found when planning, before anything is deleted or trained
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_FAILED
     if result.failed_packs:
         return EXIT_FAILED
     return EXIT_OK if result.ok else EXIT_UNFINISHED
 
 
 def _status(args: argparse.Namespace) -> int:
-    from analysis.damage import DamagedFile
     from sweeps.status import find_sweeps, format_status, sweep_status
 
     sweeps = find_sweeps(args.dir)
     if not sweeps:
         print(f"error: no sweep results at {args.dir}", file=sys.stderr)
         return EXIT_FAILED
-    try:
-        states = [sweep_status(s) for s in sweeps]
-    except DamagedFile as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_FAILED
+    states = [sweep_status(s) for s in sweeps]
     if args.json:
         print(json.dumps([s.to_dict() for s in states], indent=1))
     else:
@@ -204,14 +200,13 @@ def _status(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from sweeps.check import check_sweep, format_check
+    from sweeps.parquet import SweepStore
     from sweeps.status import find_sweeps, split_location
 
     sweeps = find_sweeps(args.dir)
     if not sweeps:
         print(f"error: no sweep results at {args.dir}", file=sys.stderr)
         return EXIT_FAILED
-    from sweeps.parquet import SweepStore
-
     reports = [check_sweep(SweepStore(*split_location(s))) for s in sweeps]
     if args.json:
         print(json.dumps([r.to_dict() for r in reports], indent=1))
@@ -383,6 +378,12 @@ def _export(args: argparse.Namespace) -> int:
     except (KeyError, FileNotFoundError) as e:
         print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
         return EXIT_FAILED
+    except Exception:  # safetensors' own errors: name the damaged file if that is what it was
+        from analysis.damage import check_snapshot_files
+        from analysis.load import _open
+
+        check_snapshot_files(*_open(args.dir))
+        raise
     if args.epoch is None:  # the last snapshot's epoch, for the folder's name
         from grokcore.snapshots import list_snapshots
 

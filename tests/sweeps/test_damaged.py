@@ -51,6 +51,10 @@ def trained(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("damaged")
     spec = write_spec(root, SPEC)
     assert main(["train", str(spec), "--all", "--results", str(root / "results"), "--device", "cpu"]) == 0
+    from sweeps.grid_source import prepare
+    from sweeps.spec import load_spec
+
+    prepare(load_spec(spec), str(root / "results"))  # sweep.yaml and plan.json, as grok sweep writes them
     return spec, root / "results"
 
 
@@ -78,8 +82,7 @@ def test_check_says_a_whole_sweep_is_whole(sweep, capsys):
 @pytest.mark.parametrize("kind", ["metrics", "runs", "snapshot", "record"])
 def test_every_reader_names_the_damaged_file_and_its_pack(sweep, kind, capsys):
     path, pack = _damage(sweep, kind)
-    members = json.loads((sweep / "plan.json").read_text())["packs"][pack] if (sweep / "plan.json").exists() else \
-        None
+    members = json.loads((sweep / "plan.json").read_text())["packs"][pack]
     before = _files(sweep)
     commands = [["check", str(sweep)], ["measure", str(sweep), "--measures", "fourier"],
                 ["sweep", "spec.yaml", "--results", "results", "-q"], ["sweep", "spec.yaml", "--dry-run"]]
@@ -87,6 +90,8 @@ def test_every_reader_names_the_damaged_file_and_its_pack(sweep, kind, capsys):
         commands.append(["status", str(sweep)])
     if kind != "record":  # the report reads no record
         commands.append(["report", str(sweep), "--no-png"])
+    if kind == "snapshot":
+        commands.append(["export", str(sweep), members[0], "--out", "out"])
     for command in commands:
         code = main(command)
         out, err = capsys.readouterr()
@@ -94,8 +99,7 @@ def test_every_reader_names_the_damaged_file_and_its_pack(sweep, kind, capsys):
         assert code != 0, (command, text)
         assert path.name in text and f"pack {pack}" in text, (command, text)
         assert "Traceback" not in text, (command, text)
-        if members:
-            assert members[0] in text
+        assert members[0] in text, (command, text)
         if command[0] != "check":
             assert len(err.strip().splitlines()) == 1, (command, err)  # one message
     assert _files(sweep) == before  # the planner refused before deleting anything (a damaged record's

@@ -71,7 +71,7 @@ def before_run(spec: Any, store: SweepStore) -> str:
 
 def after_run(store: SweepStore) -> str:
     """run_sweep's hook after the run: step 3; what to print (RuntimeError on a difference)."""
-    return describe(verify(store))
+    return describe(verify(store)) or "repair: nothing set aside to check"
 
 
 def set_aside(store: SweepStore) -> RepairResult:

@@ -77,6 +77,9 @@ def test_check_says_a_whole_sweep_is_whole(sweep, capsys):
     out = capsys.readouterr().out
     assert f"{TINY_MEMBERS} runs rows, {TINY_MEMBERS * TINY_EVALS} metrics rows" in out
     assert re.search(r" [1-9]\d* snapshot files", out) and "  ok  " in out
+    assert main(["check", str(sweep), "--json"]) == 0
+    (report,) = json.loads(capsys.readouterr().out)
+    assert report["ok"] and report["problems"] == [] and report["checked"]["runs rows"] == TINY_MEMBERS
 
 
 @pytest.mark.parametrize("kind", ["metrics", "runs", "snapshot", "record"])
@@ -186,3 +189,32 @@ def test_on_s3_damage_is_named_and_repaired(s3_env, tmp_path):
     assert f"pack {first} trained again" in repair.stdout
     _grok(s3_env, "check", store.uri)
     assert store.records()[first]["done"]
+
+
+def test_a_repair_cut_short_is_finished_by_the_next(sweep):
+    """A crash after the first step of setting a pack aside (its record moved, nothing else): the
+    next --repair moves the rest, although nothing names the pack as damaged any more."""
+    from sweeps.parquet import SweepStore
+    from sweeps.repair import REPAIR_DIR, set_aside
+
+    _, pack = _damage(sweep, "metrics")
+    record = sweep / "checkpoints" / "packs" / pack / "state.json"
+    moved = sweep / REPAIR_DIR / pack / record.relative_to(sweep)
+    moved.parent.mkdir(parents=True)
+    record.rename(moved)
+    left = sorted(str(p.relative_to(sweep)) for p in sweep.glob(f"*/part-{pack}-*"))
+    assert len(left) >= 3  # runs, metrics, snapshots still in place
+
+    result = set_aside(SweepStore("results", "tiny"))
+    assert result.set_aside == []  # no longer named by grok check, but still under repair/
+    assert not list(sweep.glob(f"*/part-{pack}-*"))
+    assert sorted(str(p.relative_to(sweep / REPAIR_DIR / pack)) for p in (sweep / REPAIR_DIR / pack).glob("*/part-*")) \
+        == left
+
+
+def test_repair_refuses_a_search_before_anything(tmp_path, monkeypatch, capsys):
+    spec = Path(__file__).parents[2] / "sweeps" / "examples" / "bisection_critical_fraction.yaml"
+    monkeypatch.chdir(tmp_path)
+    assert main(["sweep", str(spec), "--results", "results", "--repair"]) == 2
+    assert "search: --repair trains a grid sweep's packs again" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()

@@ -98,8 +98,32 @@ def parquet_problem(fs: pafs.FileSystem, path: str, size: int | None = None) -> 
     except FileNotFoundError:
         raise
     except (pa.ArrowException, OSError) as e:
+        if not _is_damage(e):
+            raise
         return f"not a readable Parquet file: {_short(e)}"
     return None
+
+
+def parquet_pages_problem(fs: pafs.FileSystem, path: str, size: int | None = None) -> str | None:
+    """Why a Parquet file whose footer reads still cannot be read whole (a damaged data page), or None.
+    Reads every byte: only for naming the file after a read failed."""
+    try:
+        ds.ParquetFileFormat().make_fragment(path, fs, file_size=size).to_table()
+    except FileNotFoundError:
+        raise
+    except (pa.ArrowException, OSError) as e:
+        if not _is_damage(e):
+            raise
+        return f"a data page cannot be read: {_short(e)}"
+    return None
+
+
+def _is_damage(e: BaseException) -> bool:
+    """The file's bytes are wrong (pyarrow: ArrowInvalid, or OSError from a footer or page that does
+    not deserialise), as opposed to the store failing to deliver them (network, permissions: an
+    OSError too, raised as it is)."""
+    text = str(e).lower()
+    return isinstance(e, pa.ArrowInvalid) or any(w in text for w in ("thrift", "magic bytes", "corrupt", "deserial"))
 
 
 def safetensors_problem(fs: pafs.FileSystem, path: str, size: int | None = None) -> str | None:
@@ -117,7 +141,7 @@ def safetensors_problem(fs: pafs.FileSystem, path: str, size: int | None = None)
             header = json.loads(f.read_at(length, 8))
     except FileNotFoundError:
         raise
-    except (OSError, ValueError, UnicodeDecodeError) as e:
+    except ValueError as e:  # not JSON, not UTF-8
         return f"unreadable safetensors header: {_short(e)}"
     if not isinstance(header, dict):
         return "safetensors header is not a JSON object"
@@ -130,10 +154,19 @@ def safetensors_problem(fs: pafs.FileSystem, path: str, size: int | None = None)
 
 
 def first_problem(fs: pafs.FileSystem, files: Sequence[tuple[str, int | None]]) -> tuple[str, str] | None:
-    """(path, reason) of the first damaged file among Parquet and safetensors files, checked
-    concurrently off the local disk (each check is a round trip on an object store)."""
+    """(path, reason) of the first damaged file among Parquet and safetensors files, after a read of
+    them failed: footers and headers first (concurrently), then, if all read, every Parquet file whole."""
     problems = all_problems(fs, files)
-    return problems[0] if problems else None
+    if problems:
+        return problems[0]
+    for path, size in files:
+        try:
+            reason = None if path.endswith(SNAPSHOT_SUFFIX) else parquet_pages_problem(fs, path, size)
+        except FileNotFoundError:
+            continue
+        if reason is not None:
+            return path, reason
+    return None
 
 
 def all_problems(fs: pafs.FileSystem, files: Sequence[tuple[str, int | None]]) -> list[tuple[str, str]]:

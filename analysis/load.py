@@ -321,6 +321,9 @@ def _read_parts(fs: pafs.FileSystem, files: list[tuple[str, int]], shown: str, t
     except FileNotFoundError:
         raise
     except (pa.ArrowException, OSError) as exc:
+        found = first_problem(fs, files)  # a damaged data page behind a whole footer
+        if found is not None:
+            raise damaged(fs, root, shown, *found) from exc
         raise AnalysisError(f"{shown}/{table}: part files could not be read ({exc})") from exc
     return _to_pandas(combined.replace_schema_metadata(None))
 

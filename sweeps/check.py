@@ -5,6 +5,7 @@
 
 What it verifies, from the files alone (no Ray, no training):
 - every commit record reads (JSON with an integer seq);
+- the key columns (run_id, epoch, the runs outcome) of every table's parts read, page by page;
 - every committed part's Parquet footer reads, every committed snapshot file's safetensors header
   reads and the file holds every byte that header promises (analysis.damage);
 - one runs row per member (a member whose pack is done and has none is missing);
@@ -87,7 +88,7 @@ def refuse_damaged(store: SweepStore, records: dict[str, dict[str, Any]]) -> Non
 def check_sweep(store: SweepStore) -> CheckReport:
     report = CheckReport(store.uri)
     bad_records: list[DamagedFile] = []
-    records = store.records(damaged=bad_records)
+    records = store.records(collect=bad_records)
     parts, report.leftovers = committed_files(store, records)
     bad_files = damaged_files(store, parts)
     for e in bad_records + list(bad_files.values()):
@@ -97,7 +98,7 @@ def check_sweep(store: SweepStore) -> CheckReport:
     report.checked = {"records": len(records) + len(bad_records), **{f"{t} parts": len(by_table[t]) for t in TABLES},
                       "snapshot files": sum(p.table == SNAPSHOT_DIR for p in readable)}
 
-    runs = _frame(store, by_table["runs"], ["run_id", "pack_id", "status", "epochs_trained", "eval_every"])
+    runs = _frame(store, report, by_table["runs"], ["run_id", "pack_id", "status", "epochs_trained", "eval_every"])
     report.checked["runs rows"] = len(runs)
     real = runs[runs["status"] != "failed"] if len(runs) else runs
     for rid, n in real["run_id"].value_counts().items() if len(real) else ():
@@ -111,22 +112,32 @@ def check_sweep(store: SweepStore) -> CheckReport:
             report.problems.append(Problem("missing", f"pack {pid} is done but {len(missing)} member(s) have no "
                                                       f"runs row: {', '.join(missing[:4])}", pid))
 
-    metrics = _frame(store, by_table["metrics"], ["run_id", "epoch"])
+    metrics = _frame(store, report, by_table["metrics"], ["run_id", "epoch"])
     report.checked["metrics rows"] = len(metrics)
     pack_of = dict(zip(real["run_id"], real["pack_id"])) if len(real) else {}
     _check_evaluations(report, metrics, real.drop_duplicates("run_id") if len(real) else real, pack_of)
-    progress = _frame(store, by_table["progress"], ["run_id", "epoch"])
+    progress = _frame(store, report, by_table["progress"], ["run_id", "epoch"])
     report.checked["progress rows"] = len(progress)
     _duplicates(report, progress, "progress", pack_of)
     # rows missing because their file is damaged follow from that damage: one line says it
-    hurt = {e.pack for e in bad_records + list(bad_files.values())}
+    hurt = {p.pack for p in report.problems if p.kind == "damaged"}
     report.problems = [p for p in report.problems if p.kind == "damaged" or p.pack not in hurt]
     return report
 
 
-def _frame(store: SweepStore, parts: list[Part], columns: list[str]) -> pd.DataFrame:
-    table = store.read_table(parts[0].table, columns=columns, parts=parts) if parts else None
-    return table.to_pandas() if table is not None else pd.DataFrame({c: [] for c in columns})
+def _frame(store: SweepStore, report: CheckReport, parts: list[Part], columns: list[str]) -> pd.DataFrame:
+    """The columns of these parts; a part whose footer read but whose pages do not is reported and left out."""
+    while parts:
+        try:
+            table = store.read_table(parts[0].table, columns=columns, parts=parts)
+        except DamagedFile as e:
+            report.problems.append(Problem("damaged", e.describe(), e.pack))
+            parts = [p for p in parts if p.name != e.path.rsplit("/", 1)[-1]]
+            continue
+        if table is not None:
+            return table.to_pandas()
+        break
+    return pd.DataFrame({c: [] for c in columns})
 
 
 def _duplicates(report: CheckReport, rows: pd.DataFrame, table: str, pack_of: dict[str, str]) -> None:

@@ -467,7 +467,7 @@ class SweepStore:
     def write_record(self, pack_id: str, record: dict[str, Any]) -> None:
         self.write_json(f"{self.pack_dir(pack_id)}/state.json", record)
 
-    def records(self, damaged: list[DamagedFile] | None = None) -> dict[str, dict[str, Any]]:
+    def records(self, collect: list[DamagedFile] | None = None) -> dict[str, dict[str, Any]]:
         """Every pack's commit record. A damaged one raises DamagedFile, or, given a list, is added
         to it and left out (`grok check`, `--repair`: they report it, never act on its parts)."""
         selector = pafs.FileSelector(self.path("checkpoints", "packs"), allow_not_found=True)
@@ -477,9 +477,9 @@ class SweepStore:
                 try:
                     record = self.read_record(info.base_name)
                 except DamagedFile as e:
-                    if damaged is None:
+                    if collect is None:
                         raise
-                    damaged.append(e)
+                    collect.append(e)
                     continue
                 if record is not None:
                     out[info.base_name] = record

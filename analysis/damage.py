@@ -89,32 +89,20 @@ def damaged(fs: pafs.FileSystem, root: str, shown: str, path: str, reason: str) 
 
 
 # ---- finding the damaged file ---------------------------------------------------------------------
-def parquet_problem(fs: pafs.FileSystem, path: str, size: int | None = None) -> str | None:
-    """Why a Parquet file cannot be read (its footer: magic bytes, metadata), or None if it can.
+def parquet_problem(fs: pafs.FileSystem, path: str, size: int | None = None, whole: bool = False) -> str | None:
+    """Why a Parquet file cannot be read, or None if it can: its footer (magic bytes, metadata), and
+    with `whole` every data page too (every byte read: only to name a file after a read failed).
     A missing file is not damage (a part merged or cleaned up meanwhile): FileNotFoundError."""
+    # a fragment given the listing's size: the footer in one ranged GET, no HEAD on an object store
+    fragment = ds.ParquetFileFormat().make_fragment(path, fs, file_size=size)
     try:
-        # a fragment given the listing's size: the footer in one ranged GET, no HEAD on an object store
-        ds.ParquetFileFormat().make_fragment(path, fs, file_size=size).ensure_complete_metadata()
+        fragment.to_table() if whole else fragment.ensure_complete_metadata()
     except FileNotFoundError:
         raise
     except (pa.ArrowException, OSError) as e:
         if not _is_damage(e):
             raise
         return f"not a readable Parquet file: {_short(e)}"
-    return None
-
-
-def parquet_pages_problem(fs: pafs.FileSystem, path: str, size: int | None = None) -> str | None:
-    """Why a Parquet file whose footer reads still cannot be read whole (a damaged data page), or None.
-    Reads every byte: only for naming the file after a read failed."""
-    try:
-        ds.ParquetFileFormat().make_fragment(path, fs, file_size=size).to_table()
-    except FileNotFoundError:
-        raise
-    except (pa.ArrowException, OSError) as e:
-        if not _is_damage(e):
-            raise
-        return f"a data page cannot be read: {_short(e)}"
     return None
 
 
@@ -161,7 +149,7 @@ def first_problem(fs: pafs.FileSystem, files: Sequence[tuple[str, int | None]]) 
         return problems[0]
     for path, size in files:
         try:
-            reason = None if path.endswith(SNAPSHOT_SUFFIX) else parquet_pages_problem(fs, path, size)
+            reason = None if path.endswith(SNAPSHOT_SUFFIX) else parquet_problem(fs, path, size, whole=True)
         except FileNotFoundError:
             continue
         if reason is not None:

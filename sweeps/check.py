@@ -60,11 +60,15 @@ class CheckReport:
                 "packs": self.packs, "problems": [vars(p) for p in self.problems]}
 
 
-def committed_files(store: SweepStore, records: dict[str, dict[str, Any]]) -> tuple[list[Part], int]:
-    """(the committed parts of every folder, failed parts included; the count of uncommitted ones)."""
+def committed_files(store: SweepStore, records: dict[str, dict[str, Any]], unknown: frozenset[str] = frozenset()
+                    ) -> tuple[list[Part], int]:
+    """(the committed parts of every folder, failed parts included; the count of uncommitted ones).
+    Packs in `unknown` (their record is damaged) are in neither: nothing says which parts count."""
     keep, leftovers = [], 0
     for folder in COMMITTED_DIRS:
         for part in store.parts(folder):
+            if part.pack_id in unknown:
+                continue
             if part.seq is None or (part.pack_id in records and _committed(part.seq, records[part.pack_id], folder)):
                 keep.append(part)
             else:
@@ -89,7 +93,7 @@ def check_sweep(store: SweepStore) -> CheckReport:
     report = CheckReport(store.uri)
     bad_records: list[DamagedFile] = []
     records = store.records(collect=bad_records)
-    parts, report.leftovers = committed_files(store, records)
+    parts, report.leftovers = committed_files(store, records, frozenset(e.pack for e in bad_records))
     bad_files = damaged_files(store, parts)
     for e in bad_records + list(bad_files.values()):
         report.problems.append(Problem("damaged", e.describe(), e.pack))

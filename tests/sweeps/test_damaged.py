@@ -109,6 +109,8 @@ def test_every_reader_names_the_damaged_file_and_its_pack(sweep, kind, capsys):
         assert members[0] in text, (command, text)
         if command[0] != "check":
             assert len(err.strip().splitlines()) == 1, (command, err)  # one message
+        else:
+            assert "uncommitted" not in out, out  # a damaged record's parts are not leftovers
     assert _files(sweep) == before  # the planner refused before deleting anything (a damaged record's
     # parts would otherwise look uncommitted and go)
 

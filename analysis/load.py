@@ -27,7 +27,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 import yaml
 
 from analysis.columns import (
@@ -38,6 +37,7 @@ from analysis.columns import (
     SCHEMA_VERSION,
     SWEEP_COLUMN,
 )
+from analysis.damage import damaged, first_problem
 from analysis.errors import AnalysisError
 from analysis.parquet_files import parquet_dataset
 
@@ -290,26 +290,21 @@ def _read_table(fs: pafs.FileSystem, path: str, shown: str, table: str) -> pd.Da
         if not parts:
             return None
         try:
-            return _read_parts(fs, [(p.path, p.size) for p in parts], shown, table)
+            return _read_parts(fs, [(p.path, p.size) for p in parts], shown, table, path)
         except FileNotFoundError:
             continue  # a part replaced between listing and reading (written whole, then renamed): list again
     raise AnalysisError(f"{shown}/{table}: part files keep changing while being read; try again")
 
 
-def _read_parts(fs: pafs.FileSystem, files: list[tuple[str, int]], shown: str, table: str) -> pd.DataFrame:
+def _read_parts(fs: pafs.FileSystem, files: list[tuple[str, int]], shown: str, table: str, root: str) -> pd.DataFrame:
     try:
         dataset = parquet_dataset(fs, files)
     except FileNotFoundError:
         raise
     except (pa.ArrowException, OSError, TypeError) as exc:
-        for part, _ in files:  # name the file at fault, if one alone is
-            try:
-                pq.read_schema(part, filesystem=fs)
-            except FileNotFoundError:
-                raise
-            except (pa.ArrowException, OSError) as one:
-                where = f"{shown.rstrip('/')}/{table}/{part.rsplit('/', 1)[-1]}"
-                raise AnalysisError(f"{where}: not a readable Parquet file ({one})") from one
+        found = first_problem(fs, files)  # name the file at fault, if one alone is
+        if found is not None:
+            raise damaged(fs, root, shown, *found) from exc
         raise AnalysisError(f"{shown}/{table}: part files have incompatible column types ({exc})") from exc
     for fragment in dataset.get_fragments():  # footers only: each file's version and columns
         where = f"{shown.rstrip('/')}/{table}/{fragment.path.rsplit('/', 1)[-1]}"
@@ -326,6 +321,9 @@ def _read_parts(fs: pafs.FileSystem, files: list[tuple[str, int]], shown: str, t
     except FileNotFoundError:
         raise
     except (pa.ArrowException, OSError) as exc:
+        found = first_problem(fs, files)  # a damaged data page behind a whole footer
+        if found is not None:
+            raise damaged(fs, root, shown, *found) from exc
         raise AnalysisError(f"{shown}/{table}: part files could not be read ({exc})") from exc
     return _to_pandas(combined.replace_schema_metadata(None))
 

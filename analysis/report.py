@@ -188,8 +188,12 @@ def _add_snapshots(report: Report, representatives: pd.DataFrame) -> None:
     from analysis import snapshot_figures as SF
     from grokcore.snapshots import snapshot_views
 
+    from analysis.damage import check_snapshot_files
+    from analysis.load import _open
+
     phase_of = dict(zip(representatives["run_id"], representatives["phase"]))
     for location in locations:
+        check_snapshot_files(*_open(location))  # a damaged file is named, not a safetensors traceback
         spectrum, attention = (pd.DataFrame(rows) for rows in snapshot_views(location, list(phase_of)))
         for run_id, phase in phase_of.items():
             label = f"{phase}: {run_id}"

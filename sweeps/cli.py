@@ -1,7 +1,8 @@
 """`grok`: run sweeps, look at them, train a pack without Ray.
 
-    grok sweep SPEC [--results DIR] [--address ADDR] [--dry-run] [--force]
+    grok sweep SPEC [--results DIR] [--address ADDR] [--dry-run] [--repair] [--force]
     grok status DIR
+    grok check DIR
     grok train [SPEC] [--FIELD VALUE ...] [--seeds N]
     grok report DIR
     grok export DIR RUN_ID [--epoch E] [--out FOLDER]
@@ -20,6 +21,9 @@ from collections.abc import Sequence
 EXIT_OK, EXIT_FAILED, EXIT_SPEC, EXIT_UNFINISHED = 0, 1, 2, 3
 FORCE_HELP = ("take the sweep's lease from a writer that still looks alive (one you know is gone); without it a "
               "second writer refuses, and a lease not renewed for 2 min is taken over anyway")
+CHECK_DOC = ("Read every commit record, Parquet footer and snapshot header of a sweep and its rows: one runs row per "
+             "member, each member's evaluations once each, none missing (sweeps/check.py). Exit 0 when all is well, "
+             "1 with a summary when not; grok sweep SPEC --repair mends what it finds.")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,8 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print members, packs, trials and model-epochs, then exit")
     p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all)")
     p.add_argument("--no-retry-failed", action="store_true", help="keep members that failed before as failed")
+    p.add_argument("--repair", action="store_true",
+                   help="train again the packs whose committed files are damaged or missing (grok check DIR lists "
+                        "them) and check their new rows equal the surviving ones; nothing else is rewritten")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress table")
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
+
+    p = sub.add_parser("check", help="verify a sweep's committed files and rows; non-zero exit when anything is wrong",
+                       description=CHECK_DOC)
+    p.add_argument("dir", help="<results>/<name> of a sweep (a path, mount or s3:// URI)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = sub.add_parser("status", help="members done, generalised, failed and running, from the Parquet tables")
     p.add_argument("dir", help="<results>/<name> of a sweep (or <results> for every sweep in it)")
@@ -100,8 +112,10 @@ def _spec_settings_help() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from analysis.errors import AnalysisError  # light: no pyarrow
+
     args = build_parser().parse_args(argv)
-    command = {"sweep": _sweep, "status": _status, "train": _train, "report": _report,
+    command = {"sweep": _sweep, "status": _status, "check": _check, "train": _train, "report": _report,
                "export": _export, "measure": _measure}[args.command]
     try:
         code = command(args)
@@ -110,6 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted; {_after_interrupt(args)}", file=sys.stderr)
         return 130
+    except AnalysisError as e:  # a damaged file of the sweep (analysis.damage.DamagedFile), found by any command
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
     except BrokenPipeError:  # `grok status DIR | head`: the reader left; that is not an error
         _silence_stdout()
         return EXIT_OK
@@ -153,12 +170,13 @@ def _sweep(args: argparse.Namespace) -> int:
         except SpecError as e:
             print(f"error: {e}", file=sys.stderr)
             return EXIT_SPEC
-    if args.dry_run:
-        print(dry_run(spec, args.results))
-        return EXIT_OK
     try:
+        if args.dry_run:
+            print(dry_run(spec, args.results))
+            return EXIT_OK
         result = run_sweep(spec, results=args.results, address=args.address, verbose=0 if args.quiet else 1,
-                           num_cpus=args.num_cpus, retry_failed=not args.no_retry_failed, force=args.force)
+                           num_cpus=args.num_cpus, retry_failed=not args.no_retry_failed, force=args.force,
+                           repair=args.repair)
     except RuntimeError as e:  # resources the cluster lacks, storage the nodes cannot see, another writer, a full disk
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
@@ -183,6 +201,23 @@ def _status(args: argparse.Namespace) -> int:
     else:
         print("\n\n".join(format_status(s) for s in states))
     return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    from sweeps.check import check_sweep, format_check
+    from sweeps.parquet import SweepStore
+    from sweeps.status import find_sweeps, split_location
+
+    sweeps = find_sweeps(args.dir)
+    if not sweeps:
+        print(f"error: no sweep results at {args.dir}", file=sys.stderr)
+        return EXIT_FAILED
+    reports = [check_sweep(SweepStore(*split_location(s))) for s in sweeps]
+    if args.json:
+        print(json.dumps([r.to_dict() for r in reports], indent=1))
+    else:
+        print("\n\n".join(format_check(r) for r in reports))
+    return EXIT_OK if all(r.ok for r in reports) else EXIT_FAILED
 
 
 def _train_parser() -> argparse.ArgumentParser:
@@ -359,6 +394,12 @@ def _export(args: argparse.Namespace) -> int:
     except (KeyError, FileNotFoundError) as e:
         print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
         return EXIT_FAILED
+    except Exception:  # safetensors' own errors: name the damaged file if that is what it was
+        from analysis.damage import check_snapshot_files
+        from analysis.load import _open
+
+        check_snapshot_files(*_open(args.dir))
+        raise
     if args.epoch is None:  # the last snapshot's epoch, for the folder's name
         from grokcore.snapshots import list_snapshots
 
@@ -369,6 +410,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _measure(args: argparse.Namespace) -> int:
+    from analysis.damage import DamagedFile
     from sweeps.measure import measure_snapshots
 
     measures = [m.strip() for m in args.measures.split(",") if m.strip()]
@@ -377,6 +419,9 @@ def _measure(args: argparse.Namespace) -> int:
         sgld = dict(_sgld_setting(kv) for kv in args.sgld.split(",") if kv.strip()) if args.sgld else None
         result = measure_snapshots(args.dir, measures, epochs, device=args.device, replace_values=args.replace,
                                    llc_every=args.llc_every, sgld=sgld, force=args.force)
+    except DamagedFile as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
     except (ValueError, TypeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_SPEC

@@ -281,10 +281,12 @@ def dry_run(spec: SweepSpec, results: str | None = None) -> str:
 
 def run_sweep(spec: SweepSpec, results: str | None = None, address: str | None = None, *,
               verbose: int = 1, num_cpus: int | None = None, retry_failed: bool = True,
-              out=None, fault: dict[str, Any] | None = None, force: bool = False) -> SweepResult:
+              out=None, fault: dict[str, Any] | None = None, force: bool = False,
+              repair: bool = False) -> SweepResult:
     """Run (or continue) a sweep to the end; see the module docstring. LeaseHeld when another writer
-    holds the sweep (`force` takes its lease), DiskFull when a commit found no space. `fault` is
-    for resilience tests only (see PackSettings.fault)."""
+    holds the sweep (`force` takes its lease), DiskFull when a commit found no space. `repair`: train
+    again the packs whose files are damaged or missing, and check their rows against the survivors
+    (sweeps/repair.py). `fault` is for resilience tests only (see PackSettings.fault)."""
     start = time.monotonic()
     if on_local_ray(address):
         check_local_resources(spec, num_cpus)
@@ -293,14 +295,18 @@ def run_sweep(spec: SweepSpec, results: str | None = None, address: str | None =
     store = SweepStore(location, spec.name)
     with hold(store, "grok sweep", force=force) as lease:
         return _run_held(spec, store, lease, location, address, verbose, num_cpus, retry_failed, out or sys.stdout,
-                         fault, start)
+                         fault, start, repair)
 
 
 def _run_held(spec: SweepSpec, store: SweepStore, lease: SweepLease, location: str, address: str | None, verbose: int,
               num_cpus: int | None, retry_failed: bool, out, fault: dict[str, Any] | None,
-              start: float) -> SweepResult:
+              start: float, repair: bool) -> SweepResult:
     """run_sweep once it holds the sweep's lease."""
     settings = {**PackSettings.from_spec(spec, location).to_dict(), "fault": fault}
+    if repair:  # under the lease: it moves the damaged packs' files aside
+        from sweeps import repair as mend
+
+        print(mend.before_run(spec, store), file=out)
     with store.disk_full_is_fatal("the sweep's plan"):
         source = sources.open_source(spec, store, settings, retry_failed=retry_failed)
     if verbose:
@@ -309,6 +315,8 @@ def _run_held(spec: SweepSpec, store: SweepStore, lease: SweepLease, location: s
     if nothing is not None:
         if verbose:
             print(nothing, file=out)
+        if repair:
+            print(mend.after_run(store), file=out)
         return SweepResult(spec.name, store.uri, source.n_members, 0, [], {}, [], time.monotonic() - start, 0.0, 0.0)
 
     with sweep_session(spec, store, address, num_cpus):
@@ -344,6 +352,8 @@ def _run_held(spec: SweepSpec, store: SweepStore, lease: SweepLease, location: s
         for line in source.summary():
             print(line, file=out)
         print_unfinished(failed, unfinished, out)
+    if repair:
+        print(mend.after_run(store), file=out)
     return result
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from sweeps.check import refuse_damaged
 from sweeps.lease import hold
 from sweeps.parquet import SNAPSHOT_DIR, SweepStore, progress_schema, rows_to_table
 
@@ -83,6 +84,7 @@ def _measure_held(store: SweepStore, measures: Sequence[str], epochs: Sequence[i
 
     files = SnapshotFiles(store.uri)
     records = store.records()
+    refuse_damaged(store, records)  # a damaged file is named here, not by a safetensors traceback
     result = MeasureResult()
     pack_of = {p.name: p.pack_id for p in store.parts(SNAPSHOT_DIR)}
     leftover = {p.name for p in store.uncommitted(SNAPSHOT_DIR, records)}

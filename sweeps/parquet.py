@@ -35,7 +35,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
-import re
 import shutil
 import tempfile
 import uuid
@@ -50,6 +49,8 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from analysis.damage import PART_RE as _PART_RE
+from analysis.damage import DamagedFile, damaged, first_problem
 from grokcore.config import config_fields, config_hints
 from grokcore.records import METRIC_COLUMNS, OUTCOME_COLUMNS, RUN_KEYS, SCHEMA_METADATA_KEY, SCHEMA_VERSION
 
@@ -58,7 +59,6 @@ TABLES = ("runs", "metrics", "progress")
 # (sweeps/snapshots.py: part-<pack>-<seq>.safetensors, written with the same seq as the parts).
 SNAPSHOT_DIR = "snapshots"  # grokcore.snapshots reads it by the same name (a test keeps them equal)
 COMMITTED_DIRS = (*TABLES, SNAPSHOT_DIR)
-_PART_RE = re.compile(r"^part-(?P<pack>.+)-(?P<seq>\d{6}|failed)\.(?:parquet|safetensors)$")
 
 _OUTCOME_TYPES: dict[str, pa.DataType] = {
     "status": pa.string(),
@@ -208,6 +208,10 @@ class SweepStore:
     def path(self, *parts: str) -> str:
         return "/".join([self.root, *parts])
 
+    def damaged(self, path: str, reason: str) -> DamagedFile:
+        """The error naming a damaged file of this sweep, its pack and members (analysis.damage)."""
+        return damaged(self.fs, self.root, self.uri, path, reason)
+
     def exists(self, *parts: str) -> bool:
         return self.fs.get_file_info(self.path(*parts)).type != pafs.FileType.NotFound
 
@@ -292,8 +296,12 @@ class SweepStore:
         return sum(self.delete_parts(self.uncommitted(t, records, pack_id)) for t in COMMITTED_DIRS)
 
     def delete_crash_leftovers(self, records: dict[str, dict[str, Any]] | None = None) -> dict[str, int]:
-        """Before a sweep (re)starts its packs: remove uncommitted parts and half-written files."""
+        """Before a sweep (re)starts its packs: remove uncommitted parts and half-written files.
+        A damaged committed file stops it first (DamagedFile), before anything is deleted."""
         records = self.records() if records is None else records
+        from sweeps.check import refuse_damaged  # sweeps.check imports this module
+
+        refuse_damaged(self, records)
         return {"uncommitted parts": sum(self.delete_parts(self.uncommitted(t, records)) for t in COMMITTED_DIRS),
                 "half-written files": self.delete_temporaries()}
 
@@ -396,6 +404,11 @@ class SweepStore:
                 return read(self.dataset(chosen))
             except FileNotFoundError:
                 continue
+            except (pa.ArrowException, OSError) as e:
+                found = first_problem(self.fs, [(p.path, p.size) for p in chosen])
+                if found is None:
+                    raise
+                raise self.damaged(*found) from e
         raise OSError(f"{self.path(table)}: parts keep changing while being read")
 
     def read_table(self, table: str, columns: Sequence[str] | None = None,
@@ -470,17 +483,34 @@ class SweepStore:
         return f"checkpoints/packs/{pack_id}"
 
     def read_record(self, pack_id: str) -> dict[str, Any] | None:
-        return self.read_json(f"{self.pack_dir(pack_id)}/state.json")
+        """The pack's commit record, None if it has none; DamagedFile if it cannot be read, never
+        None then: a pack without a record has only uncommitted parts, which the driver deletes."""
+        rel = f"{self.pack_dir(pack_id)}/state.json"
+        try:
+            record = self.read_json(rel)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise self.damaged(self.path(rel), f"not a JSON commit record: {e}") from e
+        if record is not None and not (isinstance(record, dict) and isinstance(record.get("seq"), int)):
+            raise self.damaged(self.path(rel), "a commit record without an integer seq")
+        return record
 
     def write_record(self, pack_id: str, record: dict[str, Any]) -> None:
         self.write_json(f"{self.pack_dir(pack_id)}/state.json", record)
 
-    def records(self) -> dict[str, dict[str, Any]]:
+    def records(self, collect: list[DamagedFile] | None = None) -> dict[str, dict[str, Any]]:
+        """Every pack's commit record. A damaged one raises DamagedFile, or, given a list, is added
+        to it and left out (`grok check`, `--repair`: they report it, never act on its parts)."""
         selector = pafs.FileSelector(self.path("checkpoints", "packs"), allow_not_found=True)
         out = {}
         for info in self.fs.get_file_info(selector):
             if info.type == pafs.FileType.Directory and not info.base_name.startswith("."):
-                record = self.read_record(info.base_name)
+                try:
+                    record = self.read_record(info.base_name)
+                except DamagedFile as e:
+                    if collect is None:
+                        raise
+                    collect.append(e)
+                    continue
                 if record is not None:
                     out[info.base_name] = record
         return out

@@ -103,6 +103,10 @@ def open_source(spec: Any, store: SweepStore, settings: dict[str, Any], retry_fa
                 write: bool = True) -> PackSource:
     """The spec's source, opened against what is on disk. write=False (a dry run) only reads."""
     target = GRID_SOURCE if spec.search is None else SEARCH_KINDS[spec.search.kind].source
+    if not write:  # a dry run names a damaged file as a run would (its SweepStore.delete_crash_leftovers)
+        from sweeps.check import refuse_damaged
+
+        refuse_damaged(store, store.records())
     return _load(target)(spec, store, settings, retry_failed=retry_failed, write=write)
 
 

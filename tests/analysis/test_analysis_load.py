@@ -111,7 +111,7 @@ def test_a_newer_schema_version_is_refused(tmp_path):
 def test_a_part_that_is_not_parquet(tmp_path):
     sweep_dir = synthetic.write_sweep(tmp_path, "garbled", [Member(config=SMALL, mem_epoch=200, gen_epoch=800)])
     (sweep_dir / "runs" / "part-99999.parquet").write_bytes(b"not parquet")
-    with pytest.raises(AnalysisError, match=r"part-99999\.parquet: not a readable Parquet file"):
+    with pytest.raises(AnalysisError, match=r"part-99999\.parquet: damaged \(not a readable Parquet file"):
         load_sweep(sweep_dir)
 
 

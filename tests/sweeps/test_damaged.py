@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sweeps.cli import main
+from sweeps.lease import LEASE_FILE, LOCK_FILE
 from sweeps_testing import TINY, TINY_EVALS, TINY_MEMBERS, write_spec
 from test_object_store import s3_env  # noqa: F401  (the moto S3 server fixture)
 
@@ -71,7 +72,10 @@ def sweep(trained, tmp_path, monkeypatch) -> Path:
 
 
 def _files(sweep: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(sweep)): p.read_bytes() for p in sorted(sweep.rglob("*")) if p.is_file()}
+    """The sweep's data: every file but the lease's, which each writer that starts (and refuses) records itself in."""
+    lease = {LEASE_FILE, LOCK_FILE}
+    return {str(p.relative_to(sweep)): p.read_bytes() for p in sorted(sweep.rglob("*"))
+            if p.is_file() and str(p.relative_to(sweep)) not in lease}
 
 
 def test_check_says_a_whole_sweep_is_whole(sweep, capsys):

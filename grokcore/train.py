@@ -465,6 +465,9 @@ class PackTrainer:
         if not keep:
             return
         self.data = {k: v[index] for k, v in self.data.items()}
+        for part in ("train", "test"):  # chunks that only pad the members left: exact zeros, dropped
+            n = _whole_chunks(int(self.data[f"{part}_count"].max()), self.chunk)
+            self.data |= {k: v[:, :n] for k, v in self.data.items() if k.startswith(f"{part}_") and v.dim() > 1}
         self.optimizer.select(index)
         self.net.set_member_params(self.flat.params)
 

@@ -228,31 +228,36 @@ class PackTrainer:
         self.data = {k: v.to(dev) for k, v in self.data.items()}
 
     # ---- training -----------------------------------------------------------------------------
-    def _loss(self, tokens: Tensor, labels: Tensor, weight: Tensor) -> Tensor:
+    def _loss(self, tokens: Tensor, labels: Tensor, weight: Tensor, tables: dict[str, Tensor] | None = None) -> Tensor:
         """Per-member weighted mean cross-entropy at the last position, (member,)."""
-        logits = self.net.train_logits(tokens).to(self.loss_dtype)
+        logits = self.net.train_logits(tokens, tables).to(self.loss_dtype)
         nll = -logits.log_softmax(-1).gather(-1, labels.unsqueeze(-1)).squeeze(-1)
         return (nll * weight).sum(-1)
 
-    def _train_loss(self, tokens: Tensor, labels: Tensor, weight: Tensor) -> Tensor:
+    def _train_loss(self, tokens: Tensor, labels: Tensor, weight: Tensor,
+                    tables: dict[str, Tensor] | None = None) -> Tensor:
         if self._compiled_loss is None:
-            return self._loss(tokens, labels, weight)
+            return self._loss(tokens, labels, weight, tables)
         # Members leave, so the member dimension of the parameters shrinks: let the compiled loss
         # treat it as dynamic (one recompile at the first shrink) instead of recompiling at every
         # shrink until torch._dynamo's recompile limit silently falls back to eager.
         with torch._dynamo.config.patch(force_parameter_static_shapes=False):
-            return self._compiled_loss(tokens, labels, weight)
+            return self._compiled_loss(tokens, labels, weight, tables)
 
     def _train_epoch(self) -> None:
         d = self.data
         if self.arch.batch_size is None:
             # One step whose gradient is accumulated chunk by chunk (see _build_data): autograd adds
-            # each chunk's gradient to .grad in chunk order.
+            # each chunk's gradient in chunk order, to the layer-0 tables (computed once, as leaves)
+            # and to the weights used per example; then the tables' gradient goes back once.
             self.optimizer.zero_grad()
+            tables = self.net.train_tables(d["train_tokens"].shape[-1])
+            leaves = {k: t.detach().requires_grad_() for k, t in tables.items()}
             for s in range(0, d["train_tokens"].shape[1], self.chunk):
                 rows = slice(s, s + self.chunk)
                 self._train_loss(d["train_tokens"][:, rows], d["train_labels"][:, rows],
-                                 d["train_weight"][:, rows]).sum().backward()
+                                 d["train_weight"][:, rows], leaves).sum().backward()
+            torch.autograd.backward(list(tables.values()), [leaf.grad for leaf in leaves.values()])
             self.optimizer.step()
             return
         for tokens, labels, weight in self._minibatches():  # members share n_train: nothing padded
@@ -309,9 +314,10 @@ class PackTrainer:
         masks = [m > 0 for m in (weight, *([weight] if clean is not None else []), *weights)]
         targets = [labels, *([clean] if clean is not None else []), *[labels] * len(weights)]
         totals: list[Tensor | int] = [0] * (2 * len(masks))
+        tables = self.net.train_tables(tokens.shape[-1])
         for s in range(0, tokens.shape[1], self.chunk):
             rows = slice(s, s + self.chunk)
-            lp = self.net.train_logits(tokens[:, rows]).to(self.loss_dtype).log_softmax(-1)
+            lp = self.net.train_logits(tokens[:, rows], tables).to(self.loss_dtype).log_softmax(-1)
             pred = lp.argmax(-1)
             terms = []
             for lab, mask in zip(targets, masks):

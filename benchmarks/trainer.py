@@ -3,6 +3,7 @@
     python benchmarks/trainer.py                 # CPU: naive loop, 1 member, packs of 8 and 64
     python benchmarks/trainer.py --device cuda --packs 1,8,64,256
     python benchmarks/trainer.py --device cuda --tf32 --compile   # the fast opt-ins of PackTrainer
+    git worktree add /tmp/main main && python benchmarks/trainer.py --baseline /tmp/main   # before/after
 
 Rows:
   naive      the seed notebooks' loop: one nn.Module + torch.optim.AdamW, all positions,
@@ -10,6 +11,8 @@ Rows:
   grokcore   PackTrainer with K members; per-epoch time measured over steady-state epochs,
              plus one evaluation amortised over eval_every epochs (so the figure includes it)
   matmul     a plain square matmul on the same device: the roofline for "achieved GFLOP/s"
+  baseline   with --baseline DIR: PackTrainer of the grokcore in DIR (another commit), the same
+             pack sizes, timed in the same rounds as this checkout's rows
 
 "model-epochs/s" counts one member trained one epoch as one model-epoch. "GFLOP/s" is the
 FLOPs the code actually executes (counted by torch.utils.flop_counter on one epoch) per second.
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 import time
 
 import torch
@@ -79,15 +83,37 @@ def naive_epoch(device: torch.device):
     return epoch
 
 
-def pack_epoch(k: int, device: torch.device, tf32: bool, torch_compile: bool):
+def baseline_trainer(directory: str) -> tuple[type, type]:
+    """(PackTrainer, RunConfig) of the grokcore package in `directory`, imported beside this
+    checkout's: its modules are moved to other names in sys.modules once imported, so each
+    version's functions keep their own module globals. Imports that grokcore defers to a call
+    (progress measures, hooks) would resolve to this checkout; the timed epoch makes none."""
+    ours = {name: mod for name, mod in sys.modules.items() if name == "grokcore" or name.startswith("grokcore.")}
+    for name in ours:
+        del sys.modules[name]
+    sys.path.insert(0, directory)
+    try:
+        import grokcore as base
+
+        trainer, config = base.PackTrainer, base.RunConfig
+    finally:
+        sys.path.remove(directory)
+        for name in [n for n in sys.modules if n == "grokcore" or n.startswith("grokcore.")]:
+            sys.modules[f"baseline_{name}"] = sys.modules.pop(name)
+        sys.modules.update(ours)
+    return trainer, config
+
+
+def pack_epoch(k: int, device: torch.device, tf32: bool, torch_compile: bool,
+               trainer_class: type = PackTrainer, config_class: type = RunConfig):
     """A closure training one epoch of a K-member pack, the executed FLOPs per member-epoch, and
     the evaluation's share of an epoch (one evaluation every eval_every epochs)."""
-    members = [dataclasses.replace(NANDA, seed=s) for s in range(k)]
-    trainer = PackTrainer(members, device=device, tf32=tf32)
+    members = [config_class(**{**dataclasses.asdict(NANDA), "seed": s}) for s in range(k)]
+    trainer = trainer_class(members, device=device, tf32=tf32)
     with FlopCounterMode(display=False) as counter:
         trainer._train_epoch()
     if torch_compile:  # count the eager step's FLOPs (the same work), then time the compiled one
-        trainer = PackTrainer(members, device=device, tf32=tf32, torch_compile=True)
+        trainer = trainer_class(members, device=device, tf32=tf32, torch_compile=True)
         trainer._train_epoch()  # compiles
     evaluate_seconds = timed(trainer._metrics, device, 0.0, min_reps=2)
     return trainer._train_epoch, counter.get_total_flops() / k, evaluate_seconds / NANDA.eval_every
@@ -108,6 +134,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; each row keeps its best")
     parser.add_argument("--tf32", action="store_true", help="allow TF32 matmuls on CUDA (the matmul row too)")
     parser.add_argument("--compile", action="store_true", help="grokcore rows with torch_compile=True")
+    parser.add_argument("--baseline", metavar="DIR", help="also time the grokcore in DIR (a checkout of another "
+                        "commit) at the same pack sizes, interleaved with this checkout's rows")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     packs = [int(k) for k in (args.packs or ("1,8,64,256" if device.type == "cuda" else "1,8,64")).split(",")]
@@ -116,9 +144,13 @@ def main(argv: list[str] | None = None) -> dict:
     # Shared machines are noisy: interleave the rows in rounds and keep each row's best round,
     # so a burst of load elsewhere cannot favour one row over another.
     runners = {"naive": (naive_epoch(device), None, 0.0, 1)}
-    for k in packs:
+    base = baseline_trainer(args.baseline) if args.baseline else None
+    for k in packs:  # each baseline row right after its counterpart, so both see the same load
         fn, flops, eval_share = pack_epoch(k, device, args.tf32, args.compile)
         runners[f"grokcore_k{k}"] = (fn, flops, eval_share, k)
+        if base is not None:
+            fn, flops, eval_share = pack_epoch(k, device, args.tf32, args.compile, *base)
+            runners[f"baseline_k{k}"] = (fn, flops, eval_share, k)
     best = {key: float("inf") for key in runners}
     best_matmul = 0.0
     for _ in range(args.rounds):
@@ -145,6 +177,11 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{key:<16}{row['model_epochs_per_s']:>16.2f}{row['vs_naive']:>10.1f}{row['gflops']:>10.1f}"
               f"{100 * row['gflops'] / roofline:>9.0f}%")
     print(f"{'matmul':<16}{'':>16}{'':>10}{roofline:>10.1f}{100:>9.0f}%")
+    if base is not None:
+        for k in packs:
+            ratio = rows[f"grokcore_k{k}"]["model_epochs_per_s"] / rows[f"baseline_k{k}"]["model_epochs_per_s"]
+            rows[f"grokcore_k{k}"]["vs_baseline"] = ratio
+            print(f"K={k}: this checkout / baseline ({args.baseline}) = {ratio:.3f} model-epochs/s")
     result = {"device": name, "torch": torch.__version__, "tf32": args.tf32, "compile": args.compile,
               "matmul_gflops": roofline, **rows}
     print(json.dumps(result))

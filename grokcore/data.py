@@ -4,8 +4,9 @@
     data = member_data(cfg)       # cfg: a RunConfig, e.g. from grokcore.export.load_member
     data.train_tokens, data.train_labels          # exactly what the trainer fits (noisy labels under noise)
 
-The trainer builds the same tensors from the same functions (grokcore.tasks), padded to a pack's
-longest member; a test checks that member_data equals what PackTrainer trains and evaluates on.
+The trainer builds the same tensors from the same functions (grokcore.tasks), padded with
+zero-weight rows to whole chunks (grokcore.train.example_chunk) as many as a pack's longest member
+needs; a test checks that member_data equals what PackTrainer trains and evaluates on.
 
 Token ids: operand values a, b are tokens 0 .. operand_range - 1; then '=' (operand_range), '+'
 (operand_range + 1) and '*' (operand_range + 2), so d_vocab = operand_range + 3 whatever the layout

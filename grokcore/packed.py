@@ -280,37 +280,54 @@ class PackedTransformer(PackedModel):
         return add_bias(out, self.w(f"{blk}.attn.b_O"))
 
     # ---- training path ------------------------------------------------------------------------
-    def train_logits(self, tokens: Int[Tensor, "member batch pos"]) -> Float[Tensor, "member batch d_vocab_out"]:
-        cfg = self.cfg
-        K, B, T = tokens.shape
-        V = cfg.d_vocab
-        # Row t*V + v of each table is the layer-0 quantity of token v at position t.
-        table_index = tokens + torch.arange(T, device=tokens.device) * V  # (member, batch, pos)
-        resid_table = (self.w("embed.W_E")[:, None] + self.w("pos_embed.W_pos")[:, :T, None]).flatten(1, 2)
+    def train_tables(self, n_pos: int) -> dict[str, Tensor]:
+        """Layer 0's quantities per (position, token), row t*V + v of each (member, pos*vocab, ...)
+        table: the part of train_logits that is the same for every example. A caller that runs
+        train_logits over several chunks of examples computes them once (and backpropagates
+        through them once) and passes them in."""
+        cfg, V = self.cfg, self.cfg.d_vocab
+        resid_table = (self.w("embed.W_E")[:, None] + self.w("pos_embed.W_pos")[:, :n_pos, None]).flatten(1, 2)
         x_table = self._ln(resid_table, "blocks.0.ln1", self.blocks[0].ln1)  # (member, pos*vocab, d_model)
-        last = cfg.n_layers == 1
-        v = gather_rows(self._proj(x_table, "blocks.0.attn", "V"), table_index)  # (member, batch, pos, head, d_head)
-        if last and self.fixed_last_token is not None:
+        tables = {"v": self._proj(x_table, "blocks.0.attn", "V")}
+        if cfg.n_layers == 1 and self.fixed_last_token is not None:
             # One layer and a last token that never varies ('='): the query is one vector per
             # member, so each key's score depends on (position, token) alone. Score it once on
             # the table and gather scalars, instead of gathering keys and queries per example.
-            row = (T - 1) * V + self.fixed_last_token
+            row = (n_pos - 1) * V + self.fixed_last_token
             q = self._proj(x_table[:, row:row + 1], "blocks.0.attn", "Q")  # (member, 1, head, d_head)
-            score_table = (self._proj(x_table, "blocks.0.attn", "K") * q).sum(-1) / math.sqrt(cfg.d_head_)
-            scores = gather_rows(score_table, table_index)  # (member, batch, pos, head)
+            tables["score"] = (self._proj(x_table, "blocks.0.attn", "K") * q).sum(-1) / math.sqrt(cfg.d_head_)
+            tables["resid"] = resid_table[:, row:row + 1]  # the last position's, the same in every example
+        else:
+            tables |= {"resid": resid_table, "k": self._proj(x_table, "blocks.0.attn", "K"),
+                       "q": self._proj(x_table, "blocks.0.attn", "Q")}
+        return tables
+
+    def train_logits(self, tokens: Int[Tensor, "member batch pos"],
+                     tables: dict[str, Tensor] | None = None) -> Float[Tensor, "member batch d_vocab_out"]:
+        cfg = self.cfg
+        K, B, T = tokens.shape
+        V = cfg.d_vocab
+        if tables is None:
+            tables = self.train_tables(T)
+        # Row t*V + v of each table is the layer-0 quantity of token v at position t.
+        table_index = tokens + torch.arange(T, device=tokens.device) * V  # (member, batch, pos)
+        last = cfg.n_layers == 1
+        v = gather_rows(tables["v"], table_index)  # (member, batch, pos, head, d_head)
+        if "score" in tables:
+            scores = gather_rows(tables["score"], table_index)  # (member, batch, pos, head)
             z = (scores.softmax(2).unsqueeze(-1) * v).sum(2)  # (member, batch, head, d_head)
-            resid = resid_table[:, row:row + 1] + self._attn_out(z, "blocks.0")  # (member, batch, d_model)
+            resid = tables["resid"] + self._attn_out(z, "blocks.0")  # (member, batch, d_model)
             resid = self._mlp(0, resid)
             x = self._ln(resid, "ln_final", self.ln_final)
             return add_bias(bmm(x, self.w("unembed.W_U")), self.w("unembed.b_U"))
-        k = gather_rows(self._proj(x_table, "blocks.0.attn", "K"), table_index)
+        k = gather_rows(tables["k"], table_index)
         if last:
             q_index = table_index[..., -1:]
-            resid = gather_rows(resid_table, table_index[..., -1])  # (member, batch, d_model)
+            resid = gather_rows(tables["resid"], table_index[..., -1])  # (member, batch, d_model)
         else:
             q_index = table_index
-            resid = gather_rows(resid_table, table_index)  # (member, batch, pos, d_model)
-        q = gather_rows(self._proj(x_table, "blocks.0.attn", "Q"), q_index)
+            resid = gather_rows(tables["resid"], table_index)  # (member, batch, pos, d_model)
+        q = gather_rows(tables["q"], q_index)
         resid = self._train_block(0, resid, q, k, v, last)
         for layer in range(1, cfg.n_layers):
             last = layer == cfg.n_layers - 1
@@ -369,13 +386,21 @@ class PackedMLP(PackedModel):
         post = self.mlp.hook_post(self.act(pre))
         return self.hook_logits(add_bias(bmm(post, self.w("unembed.W_U")), self.w("unembed.b_U")))
 
-    def train_logits(self, tokens: Int[Tensor, "member batch pos"]) -> Float[Tensor, "member batch d_vocab_out"]:
+    def train_tables(self, n_pos: int) -> dict[str, Tensor]:
+        """The hidden pre-activation each (position, token) contributes, row t*V + v: the part of
+        train_logits that is the same for every example (see PackedTransformer.train_tables)."""
+        W_in = self.w("mlp.W_in")
+        W_in = W_in.view(W_in.shape[0], n_pos, self.cfg.d_model, -1)  # the block of W_in that sees position t
+        # table[t*V + v] = W_E[v] @ W_in[t]
+        return {"pre": torch.einsum("mvd,mtdh->mtvh", self.w("embed.W_E"), W_in).flatten(1, 2)}
+
+    def train_logits(self, tokens: Int[Tensor, "member batch pos"],
+                     tables: dict[str, Tensor] | None = None) -> Float[Tensor, "member batch d_vocab_out"]:
         K, B, T = tokens.shape
-        d, V = self.cfg.d_model, self.cfg.d_vocab
-        W_in = self.w("mlp.W_in").view(K, T, d, -1)  # the block of W_in that sees position t
-        # table[t*V + v] = W_E[v] @ W_in[t]: the hidden pre-activation contributed by token v at t
-        table = torch.einsum("mvd,mtdh->mtvh", self.w("embed.W_E"), W_in).flatten(1, 2)
-        pre = gather_rows(table, tokens + torch.arange(T, device=tokens.device) * V).sum(2)
+        V = self.cfg.d_vocab
+        if tables is None:
+            tables = self.train_tables(T)
+        pre = gather_rows(tables["pre"], tokens + torch.arange(T, device=tokens.device) * V).sum(2)
         pre = add_bias(pre, self.w("mlp.b_in"))
         return add_bias(bmm(self.act(pre), self.w("unembed.W_U")), self.w("unembed.b_U"))
 

@@ -40,8 +40,10 @@ STATE_FORMAT = 1
 # Subtasks with their own test metric columns (records.METRIC_COLUMNS: test_add/*, test_mul/*).
 SUBTASK_COLUMNS = ("add", "mul")
 FINAL_KEYS = ("train/loss", "train/acc", "test/loss", "test/acc")  # the runs row's final/* columns
-# Upper bound on (member x example x widest activation) floats evaluated at once.
-EVAL_CHUNK_ELEMENTS = 1 << 27
+# A member's examples are processed in chunks of a fixed number of rows (example_chunk), about
+# 1/EXAMPLE_CHUNKS of its task's pool: few chunks per step, little padding (see _build_data).
+EXAMPLE_CHUNKS = 16
+CHUNK_MULTIPLE = 64
 
 
 @dataclass
@@ -170,7 +172,16 @@ class PackTrainer:
 
     # ---- data ---------------------------------------------------------------------------------
     def _build_data(self) -> None:
-        """Per-member train and test examples, padded to the pack's longest with zero weight."""
+        """Per-member train and test examples, padded with zero weight to a whole number of chunks
+        of `self.chunk` rows, as many as the pack's longest member needs.
+
+        A member's numbers must not depend on its pack. The reductions over examples (the
+        weight gradients' matmuls, bias and LayerNorm gradients, metric sums) round differently
+        when their length changes: MKL, for one, blocks a matmul's reduction by its length, so
+        summing the same rows padded with zeros to another length moves the last bit. So every
+        reduction runs over chunks of one fixed length, the member's own rows first, then
+        padding, and the chunks' results are added one after another in order: the chunks past a
+        member's own add exact zeros, and the member's chunks are those it has alone."""
         # Inputs are shared by the pack, labels may not be (pow members differ in their exponents):
         # one pool per distinct Task (tasks are frozen dataclasses, equal when their labels are).
         pools: dict[Task, ExamplePool] = {}
@@ -185,8 +196,10 @@ class PackTrainer:
         splits = [make_split(c, mp) for c, mp in zip(self.configs, member_pools)]
         clean_labels = torch.stack([mp.labels for mp in member_pools])  # (member, pool)
 
+        self.chunk = example_chunk(len(pool.inputs))
+
         def padded(index_lists: list[Tensor], values: list[Tensor] | None = None) -> tuple[Tensor, Tensor]:
-            n = max(len(i) for i in index_lists)
+            n = _whole_chunks(max(len(i) for i in index_lists), self.chunk)
             out = torch.zeros(len(index_lists), n, dtype=torch.long)
             mask = torch.zeros(len(index_lists), n, dtype=torch.bool)
             for k, idx in enumerate(index_lists):
@@ -210,32 +223,44 @@ class PackTrainer:
             **{f"test_{name}_weight": _mean_weights(test_mask & (pool.subtask[test_idx] == i))
                for i, name in enumerate(subtasks) if name in SUBTASK_COLUMNS},
             "train_count": train_mask.sum(1),
+            "test_count": test_mask.sum(1),
         }
         self.data = {k: v.to(dev) for k, v in self.data.items()}
 
     # ---- training -----------------------------------------------------------------------------
-    def _loss(self, tokens: Tensor, labels: Tensor, weight: Tensor) -> Tensor:
+    def _loss(self, tokens: Tensor, labels: Tensor, weight: Tensor, tables: dict[str, Tensor] | None = None) -> Tensor:
         """Per-member weighted mean cross-entropy at the last position, (member,)."""
-        logits = self.net.train_logits(tokens).to(self.loss_dtype)
+        logits = self.net.train_logits(tokens, tables).to(self.loss_dtype)
         nll = -logits.log_softmax(-1).gather(-1, labels.unsqueeze(-1)).squeeze(-1)
         return (nll * weight).sum(-1)
 
-    def _train_loss(self, tokens: Tensor, labels: Tensor, weight: Tensor) -> Tensor:
+    def _train_loss(self, tokens: Tensor, labels: Tensor, weight: Tensor,
+                    tables: dict[str, Tensor] | None = None) -> Tensor:
         if self._compiled_loss is None:
-            return self._loss(tokens, labels, weight)
+            return self._loss(tokens, labels, weight, tables)
         # Members leave, so the member dimension of the parameters shrinks: let the compiled loss
         # treat it as dynamic (one recompile at the first shrink) instead of recompiling at every
         # shrink until torch._dynamo's recompile limit silently falls back to eager.
         with torch._dynamo.config.patch(force_parameter_static_shapes=False):
-            return self._compiled_loss(tokens, labels, weight)
+            return self._compiled_loss(tokens, labels, weight, tables)
 
     def _train_epoch(self) -> None:
         d = self.data
         if self.arch.batch_size is None:
-            batches = [(d["train_tokens"], d["train_labels"], d["train_weight"])]
-        else:
-            batches = self._minibatches()
-        for tokens, labels, weight in batches:
+            # One step whose gradient is accumulated chunk by chunk (see _build_data): autograd adds
+            # each chunk's gradient in chunk order, to the layer-0 tables (computed once, as leaves)
+            # and to the weights used per example; then the tables' gradient goes back once.
+            self.optimizer.zero_grad()
+            tables = self.net.train_tables(d["train_tokens"].shape[-1])
+            leaves = {k: t.detach().requires_grad_() for k, t in tables.items()}
+            for s in range(0, d["train_tokens"].shape[1], self.chunk):
+                rows = slice(s, s + self.chunk)
+                self._train_loss(d["train_tokens"][:, rows], d["train_labels"][:, rows],
+                                 d["train_weight"][:, rows], leaves).sum().backward()
+            torch.autograd.backward(list(tables.values()), [leaf.grad for leaf in leaves.values()])
+            self.optimizer.step()
+            return
+        for tokens, labels, weight in self._minibatches():  # members share n_train: nothing padded
             self.optimizer.zero_grad()
             self._train_loss(tokens, labels, weight).sum().backward()
             self.optimizer.step()
@@ -262,37 +287,46 @@ class PackTrainer:
     def _metrics(self) -> Tensor:
         """(member, len(METRIC_COLUMNS)) on the host: the only device sync of the loop."""
         d = self.data
-        tr_nll, tr_ok, cl_nll, cl_ok = self._per_example(d["train_tokens"], d["train_labels"], d["train_clean_labels"])
-        te_nll, te_ok, _, _ = self._per_example(d["test_tokens"], d["test_labels"], None)
-
-        def mean(x: Tensor, w: Tensor) -> Tensor:
-            return (x * w).sum(-1)
-
-        w_tr, w_te = d["train_weight"], d["test_weight"]
+        tr_nll, tr_ok, cl_nll, cl_ok = self._masked_means(d["train_tokens"], d["train_weight"], d["train_labels"],
+                                                          d["train_clean_labels"])
         nan = torch.full_like(self.flat.data[:, 0], math.nan, dtype=torch.float64)
+        sub_weights = [d.get(f"test_{name}_weight") for name in SUBTASK_COLUMNS]
+        test = self._masked_means(d["test_tokens"], d["test_weight"], d["test_labels"],
+                                  weights=[w for w in sub_weights if w is not None])
         sub = []  # test_add/*, test_mul/*: a mixture's subtasks of those names, NaN otherwise
-        for name in SUBTASK_COLUMNS:
-            w = d.get(f"test_{name}_weight")
-            sub += [nan, nan] if w is None else [mean(te_nll, w), mean(te_ok, w)]
-        columns = [mean(tr_nll, w_tr), mean(tr_ok, w_tr), mean(cl_nll, w_tr), mean(cl_ok, w_tr),
-                   mean(te_nll, w_te), mean(te_ok, w_te), *sub, self.flat.data.double().norm(dim=1)]
+        extra = iter(test[2:])
+        for w in sub_weights:
+            sub += [nan, nan] if w is None else [next(extra), next(extra)]
+        # One member's row at a time: a reduction over a whole (member, n_params) buffer splits a
+        # lone member's row across threads, but a pack's rows each on one thread.
+        norm = torch.stack([row.double().norm() for row in self.flat.data])
+        columns = [tr_nll, tr_ok, cl_nll, cl_ok, test[0], test[1], *sub, norm]
         return torch.stack([c.double() for c in columns], dim=1).cpu()
 
-    def _per_example(self, tokens: Tensor, labels: Tensor, clean: Tensor | None) -> tuple[Tensor, ...]:
-        K, N = tokens.shape[:2]
-        width = max(self.arch.d_mlp, self.arch.d_model, self.arch.n_classes) * self.arch.n_ctx
-        chunk = max(1, EVAL_CHUNK_ELEMENTS // (K * width))
-        outs: list[list[Tensor]] = [[], [], [], []]
-        for s in range(0, N, chunk):
-            lp = self.net.train_logits(tokens[:, s:s + chunk]).to(self.loss_dtype).log_softmax(-1)
+    def _masked_means(self, tokens: Tensor, weight: Tensor, labels: Tensor, clean: Tensor | None = None,
+                      weights: Sequence[Tensor] = ()) -> list[Tensor]:
+        """Each member's mean loss and accuracy over its examples (those of nonzero `weight`) against
+        `labels` (then `clean`), then against `labels` over those of nonzero weight in each of
+        `weights`, (member,) each. Sums over chunks of self.chunk rows, as in training (see
+        _build_data): each chunk's sum has one length whatever the pack, and the chunk sums are
+        added in order, so a member's padding adds exact zeros (masked, so a padded row's infinite
+        loss cannot make NaN); then one division by the member's count (accuracy: an exact count)."""
+        masks = [m > 0 for m in (weight, *([weight] if clean is not None else []), *weights)]
+        targets = [labels, *([clean] if clean is not None else []), *[labels] * len(weights)]
+        totals: list[Tensor | int] = [0] * (2 * len(masks))
+        tables = self.net.train_tables(tokens.shape[-1])
+        for s in range(0, tokens.shape[1], self.chunk):
+            rows = slice(s, s + self.chunk)
+            lp = self.net.train_logits(tokens[:, rows], tables).to(self.loss_dtype).log_softmax(-1)
             pred = lp.argmax(-1)
-            for i, lab in enumerate((labels, clean)):
-                if lab is None:
-                    continue
-                lab = lab[:, s:s + chunk]
-                outs[2 * i].append(-lp.gather(-1, lab.unsqueeze(-1)).squeeze(-1))
-                outs[2 * i + 1].append((pred == lab).to(lp.dtype))
-        return tuple(torch.cat(o, dim=1) if o else None for o in outs)  # type: ignore[return-value]
+            terms = []
+            for lab, mask in zip(targets, masks):
+                lab, mask = lab[:, rows], mask[:, rows]
+                nll = -lp.gather(-1, lab.unsqueeze(-1)).squeeze(-1)
+                terms += [torch.where(mask, x, 0.0).sum(-1) for x in (nll, (pred == lab).to(lp.dtype))]
+            totals = [t + x for t, x in zip(totals, terms)]
+        counts = [m.sum(-1).clamp(min=1).to(self.loss_dtype) for m in masks for _ in range(2)]
+        return [t / n for t, n in zip(totals, counts)]
 
     # ---- the loop -----------------------------------------------------------------------------
     @property
@@ -437,6 +471,9 @@ class PackTrainer:
         if not keep:
             return
         self.data = {k: v[index] for k, v in self.data.items()}
+        for part in ("train", "test"):  # chunks that only pad the members left: exact zeros, dropped
+            n = _whole_chunks(int(self.data[f"{part}_count"].max()), self.chunk)
+            self.data |= {k: v[:, :n] for k, v in self.data.items() if k.startswith(f"{part}_") and v.dim() > 1}
         self.optimizer.select(index)
         self.net.set_member_params(self.flat.params)
 
@@ -515,6 +552,17 @@ class PackTrainer:
         state["tensors"] = load_file(directory / "state.safetensors", device=str(trainer.device))
         trainer.load_state_dict(state)
         return trainer
+
+
+def example_chunk(pool_size: int) -> int:
+    """Rows per chunk of a member's examples (PackTrainer._build_data): a function of the task's pool
+    alone, which every member of a pack shares, so a member has the same chunks alone and in any pack."""
+    return _whole_chunks(-(-pool_size // EXAMPLE_CHUNKS), CHUNK_MULTIPLE)
+
+
+def _whole_chunks(n: int, chunk: int) -> int:
+    """n rounded up to a multiple of chunk."""
+    return -(-n // chunk) * chunk
 
 
 def _mean_weights(mask: Tensor) -> Tensor:

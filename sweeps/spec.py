@@ -312,6 +312,18 @@ def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> SweepSpec:
     return parse_spec(text, source=str(path), overrides=overrides)
 
 
+def spec_thresholds(text: str | None, source: str = "sweep.yaml") -> Thresholds:
+    """The thresholds of a spec as run (a sweep's sweep.yaml; None or no block: the defaults), read without
+    the rest of the spec, so that readers of a finished sweep (`grok status`) need nothing else from it."""
+    if text is None:
+        return Thresholds()
+    try:
+        data = yaml.load(text, Loader=_Loader)
+        return Thresholds.from_mapping(data.get("thresholds") if isinstance(data, dict) else None)
+    except (yaml.YAMLError, ThresholdsError, TypeError) as e:
+        raise SpecError(source, "thresholds", str(e)) from None
+
+
 def parse_spec(text: str, source: str = "<spec>", overrides: Sequence[str] = ()) -> SweepSpec:
     """Parse and validate spec text; every problem is a SpecError naming `source`."""
     try:

@@ -705,7 +705,11 @@ def _phase_legend(th: Thresholds) -> str:
             "accuracy reached its threshold but was below it again at the last evaluation; test_only: test "
             "reached but not train (label noise); diverged: the loss diverged first; undecided: ended or still "
             "running before its budget without both times. A cell of a phase diagram is 'mixed' when its "
-            "replicates tie between phases.")
+            "replicates tie between phases. Censoring: a member that spent its epoch budget without generalising "
+            "is censored at that budget (members table: censored, censored_at, epochs_trained); each cell says "
+            f"how many of its members are ('3/3 censored at 3,000'), and {F.CENSORED_LEGEND}. Memorisation, "
+            "confusion and test_only cells are such statements about the budget: a larger budget can turn them "
+            "into grokking.")
 
 
 def _counts_table(times: pd.DataFrame) -> str:
@@ -716,11 +720,13 @@ def _counts_table(times: pd.DataFrame) -> str:
     rows += "".join(f"<tr><td>phase</td><td>{html.escape(k)}</td><td>{v}</td></tr>" for k, v in by_phase.items())
     rows += (f"<tr><td>generalised</td><td>test accuracy reached its threshold and held it to the end</td>"
              f"<td>{int(times['generalised'].sum())}</td></tr>")
+    rows += (f"<tr><td>censored</td><td>spent its epoch budget without generalising</td>"
+             f"<td>{int(times['censored'].sum())}</td></tr>")
     return f"<table><tr><th></th><th>value</th><th>members</th></tr>{rows}</table>"
 
 
 MEMBER_TIME_COLUMNS = ("phase", "mem_epoch", "gen_epoch", "delay", "relative_delay", "train_fell_back",
-                       "test_fell_back")
+                       "test_fell_back", "censored", "censored_at")
 
 
 def members_frame(times: pd.DataFrame) -> pd.DataFrame:

@@ -249,6 +249,16 @@ def test_the_report_judges_by_the_specs_thresholds(tmp_path):
     assert sweep.thresholds() == Thresholds(grok_delay=1, hold=1)
     page = write_report(sweep_dir, png=False).read_text(encoding="utf-8")
     assert "generalised 1 or more epochs after memorising" in page and "Judged by thresholds other" not in page
+    # censoring: the (3, 3) member never generalised in its 5,000 epochs; the map and the legend say so, and
+    # the members table has each member's reached budget and whether it is censored
+    drawn = page.replace("\\u002f", "/").replace("\\u003cbr\\u003e", "<br>")  # as the figures' JSON escapes them
+    assert "memorisation 1/1<br>1/1 censored at 5,000" in drawn and "Censoring: a member that spent" in page
+    assert '"hovertext":["memorisation, 1/1 censored at 5,000"]' in drawn  # the map's mark
+    members = (sweep_dir / "report" / "members.csv").read_text().splitlines()
+    header = members[0].split(",")
+    assert {"epochs_trained", "censored", "censored_at"} <= set(header)
+    censored = [line.split(",") for line in members[1:] if line.split(",")[header.index("censored")] == "True"]
+    assert len(censored) == 1 and censored[0][header.index("epochs_trained")] == "5000"
     # told otherwise, it says so
     page = write_report(sweep_dir, png=False, overrides={"hold": 3}).read_text(encoding="utf-8")
     assert "Judged by thresholds other than the spec&#x27;s: hold 3 (spec: 1)" in page

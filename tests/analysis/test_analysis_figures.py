@@ -64,15 +64,17 @@ def test_phase_diagram_axes_values_and_phases(grid_times):
 def test_phase_diagram_of_fraction_and_of_phase(grid_times):
     fractions = phase_diagram(grid_times, "train_fraction", "weight_decay", value="fraction_generalised")
     assert [cell(fractions, tf, 1.0)[0] for tf in synthetic.TRAIN_FRACTIONS] == pytest.approx([0, 0, 2 / 3, 1, 1])
-    assert [cell(fractions, tf, 1.0)[1] for tf in synthetic.TRAIN_FRACTIONS] == ["0/3", "0/3", "2/3", "3/3", "3/3"]
+    censored = "<br>3/3 censored at 20,000"  # members that never generalised in their 20,000 epochs
+    assert [cell(fractions, tf, 1.0)[1] for tf in synthetic.TRAIN_FRACTIONS] == \
+        [f"0/3{censored}", f"0/3{censored}", "2/3<br>1/3 censored at 20,000", "3/3", "3/3"]
     assert (fractions.data[0].zmin, fractions.data[0].zmax) == (0, 1)
     phases = phase_diagram(grid_times, "train_fraction", "weight_decay")     # the default: the phase map
     assert phases.layout.meta["value"] == "phase"
     present = phases.layout.meta["phases"]
     assert present == ["comprehension", "grokking", "memorisation"]
-    assert cell(phases, 0.1, 0.1)[:2] == (present.index("memorisation"), "memorisation 3/3")
+    assert cell(phases, 0.1, 0.1)[:2] == (present.index("memorisation"), f"memorisation 3/3{censored}")
     assert cell(phases, 0.5, 3.0)[:2] == (present.index("comprehension"), "comprehension 3/3")
-    assert cell(phases, 0.3, 1.0)[1] == "grokking 2/3"
+    assert cell(phases, 0.3, 1.0)[1] == "grokking 2/3<br>1/3 censored at 20,000"
     # Categorical colours with a legend: one legend entry per phase drawn, in its colour.
     legend = {t.name: t.marker.color for t in phases.data if t.meta and t.meta.get("role") == "legend"}
     assert legend == {p: PHASE_COLORS[p] for p in present}
@@ -87,7 +89,8 @@ def test_phase_map_shows_ties_as_mixed(tmp_path):
     times = load_sweep(synthetic.write_sweep(tmp_path, "tie", members)).member_times()
     fig = phase_diagram(times, "train_fraction", "weight_decay")
     z, text, _ = cell(fig, 0.3, 0.1)
-    assert text == "mixed<br>grokking 1/2<br>memorisation 1/2" and fig.layout.meta["phases"][int(z)] == "mixed"
+    assert text == "mixed<br>grokking 1/2<br>memorisation 1/2<br>1/2 censored at 5,000"
+    assert fig.layout.meta["phases"][int(z)] == "mixed"
     assert cell(fig, 0.5, 0.1)[1] == "grokking 2/2"
     assert PHASE_COLORS["mixed"] in {t.marker.color for t in fig.data if t.meta and t.meta.get("role") == "legend"}
 
@@ -120,7 +123,8 @@ def test_phase_diagram_pools_other_axes_and_says_so(grid_times):
     assert "pooled over weight_decay" in fig.layout.title.text
     fixed = phase_diagram(grid_times, "train_fraction", "seed", where={"weight_decay": 3.0})
     assert fixed.layout.meta["pooled_over"] == []
-    assert cell(fixed, 0.3, 2)[1] == "memorisation 1/1" and cell(fixed, 0.3, 1)[1] == "comprehension 1/1"
+    assert cell(fixed, 0.3, 2)[1] == "memorisation 1/1<br>1/1 censored at 20,000"
+    assert cell(fixed, 0.3, 1)[1] == "comprehension 1/1"
 
 
 def test_exponent_grid(tmp_path):
@@ -220,7 +224,8 @@ def test_nothing_generalised_gives_a_sentence_not_blank_axes(grid_times):
     diagram = phase_diagram(never, "train_fraction", "weight_decay", value="gen_epoch")
     assert "No member generalised" in diagram.layout.meta["empty"]
     # The phase map still has something to say: every cell memorised.
-    assert cell(phase_diagram(never, "train_fraction", "weight_decay"), 0.1, 0.1)[1] == "memorisation 3/3"
+    assert cell(phase_diagram(never, "train_fraction", "weight_decay"), 0.1, 0.1)[1] == \
+        "memorisation 3/3<br>3/3 censored at 20,000"
 
 
 def test_a_line_lying_on_another_stays_visible(tmp_path):

@@ -1,6 +1,7 @@
 """`grok`: run sweeps, look at them, train a pack without Ray.
 
     grok sweep SPEC [--results DIR] [--address ADDR] [--dry-run]
+    grok slurm SPEC --results DIR --nodes N --gpus-per-node G --time HH:MM:SS (sweeps/slurm.py)
     grok status DIR
     grok train [SPEC] [--FIELD VALUE ...] [--seeds N]
     grok report DIR
@@ -41,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all)")
     p.add_argument("--no-retry-failed", action="store_true", help="keep members that failed before as failed")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress table")
+
+    from sweeps import slurm  # light: its heavy imports are inside its functions
+
+    slurm.add_parser(sub)
 
     p = sub.add_parser("status", help="members done, generalised, failed and running, from the Parquet tables")
     p.add_argument("dir", help="<results>/<name> of a sweep (or <results> for every sweep in it)")
@@ -98,7 +103,7 @@ def _spec_settings_help() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = {"sweep": _sweep, "status": _status, "train": _train, "report": _report,
-               "export": _export, "measure": _measure}[args.command]
+               "export": _export, "measure": _measure, "slurm": _slurm}[args.command]
     try:
         code = command(args)
         sys.stdout.flush()  # inside the try: a reader that left (`| head`) shows up here, not at exit
@@ -164,6 +169,12 @@ def _sweep(args: argparse.Namespace) -> int:
     if result.failed_packs:
         return EXIT_FAILED
     return EXIT_OK if result.ok else EXIT_UNFINISHED
+
+
+def _slurm(args: argparse.Namespace) -> int:
+    from sweeps.slurm import run
+
+    return run(args)
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from sweeps.parquet import SweepStore, resolve
+from sweeps.slurm import JOBS_FILE as SLURM_JOBS_FILE
 
 
 @dataclass
@@ -32,6 +33,7 @@ class SweepStatus:
     packs_planned: int | None = None
     metric_rows: int = 0
     last_update_s: float | None = None  # seconds since a pack last committed
+    slurm_job: dict[str, Any] | None = None  # the newest `grok slurm` job: job_id, state, jobs (sweeps/slurm.py)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -94,6 +96,10 @@ def sweep_status(location: str) -> SweepStatus:
             st.packs_started += 1
             started.update(r for r in rec.get("members", []) if r not in rows)
     st.driver = driver_state(store)
+    if store.exists(SLURM_JOBS_FILE):
+        from sweeps.slurm import latest_job
+
+        st.slurm_job = latest_job(store)
     if st.driver in ("ended", "dead"):
         st.interrupted = len(started)
     else:
@@ -131,6 +137,10 @@ def driver_state(store: SweepStore) -> str | None:
         return None
     if driver.get("state") != "running":
         return "ended"
+    if driver.get("slurm_job"):  # a driver in a SLURM job: dead once SLURM ended the job (a kill leaves "running")
+        from sweeps.slurm import job_ended
+
+        return "dead" if job_ended(str(driver["slurm_job"])) else "running"
     if driver.get("host") == socket.gethostname():
         try:
             os.kill(int(driver["pid"]), 0)
@@ -159,4 +169,8 @@ def format_status(st: SweepStatus) -> str:
     ]
     if st.last_update_s is not None:
         lines.append(f"  last commit {st.last_update_s:.0f} s ago")
+    if st.slurm_job:
+        job = st.slurm_job
+        lines.append(f"  slurm     job {job['job_id']} {job['state']}"
+                     + (f" (the newest of {job['jobs']} submitted)" if job["jobs"] > 1 else ""))
     return "\n".join(lines)

@@ -133,7 +133,7 @@ export RAY_AUTH_TOKEN
 
 # SIGTERM comes at the time limit, on scancel and on pre-emption (SIGKILL after the grace time).
 # Every commit is whole or absent, so nothing committed is lost; resubmitting continues.
-trap 'echo "grok slurm: job $SLURM_JOB_ID got SIGTERM; committed work is kept, resubmit to continue"' TERM
+trap 'echo "grok slurm: $(date +%T) job $SLURM_JOB_ID got SIGTERM; committed work is kept, resubmit to continue"' TERM
 
 # Ray on the job's nodes (Ray's SLURM guide): the head on the first node, which runs this script,
 # a worker on each other one. Ports: free ones picked on each node, not Ray's fixed defaults, so
@@ -150,10 +150,12 @@ for node in "${{nodes[@]:1}}"; do
   ray_steps+=($!)
 done
 stop_ray() {{  # srun passes SIGTERM on to `ray start --block`, which stops its node's Ray
+  echo "grok slurm: $(date +%T) stopping Ray (srun reports its steps' end: 'forcing job termination')"
   kill -TERM "${{ray_steps[@]}}" 2>/dev/null
   wait "${{ray_steps[@]}}" 2>/dev/null
 }}
 
+echo "grok slurm: $(date +%T) starting Ray on ${{#nodes[@]}} node(s)"
 if python -m sweeps.slurm wait-for-ray "$address" --nodes "${{#nodes[@]}}"; then
   {sweep_cmd} &
   driver=$!
@@ -167,7 +169,7 @@ else
   status=1
 fi
 stop_ray
-echo "grok slurm: grok sweep exited with $status"
+echo "grok slurm: $(date +%T) grok sweep exited with $status"
 exit "$status"
 """
 
@@ -316,15 +318,24 @@ def wait_for_ray(address: str, nodes: int, timeout_s: float) -> int:
 
     import ray
 
+    import socket
+
     deadline = time.monotonic() + timeout_s
     alive = 0
+    host, port = address.rsplit(":", 1)
+    while time.monotonic() < deadline:  # the head's port first: a ray.init before it listens waits long
+        try:
+            socket.create_connection((host, int(port)), timeout=2).close()
+            break
+        except OSError:
+            time.sleep(0.5)
     while time.monotonic() < deadline:
         try:
             if not ray.is_initialized():
                 ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
             alive = sum(1 for n in ray.nodes() if n.get("Alive"))
             if alive >= nodes:
-                print(f"grok slurm: Ray at {address} has {alive} node(s)", flush=True)
+                print(f"grok slurm: {time.strftime('%H:%M:%S')} Ray at {address} has {alive} node(s)", flush=True)
                 ray.shutdown()
                 return 0
         except (ConnectionError, RuntimeError, TimeoutError) as e:

@@ -123,7 +123,7 @@ SelectTypeParameters=CR_CPU
 MpiDefault=none
 MailProg=/bin/true
 ReturnToService=2
-KillWait=10
+KillWait=5
 MinJobAge=3600
 SchedulerParameters=sched_interval=1
 NodeName=n1 NodeHostname={host} NodeAddr=127.0.0.1 Port={n1_port} CPUs=1 RealMemory=1000 State=UNKNOWN

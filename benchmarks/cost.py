@@ -110,6 +110,11 @@ def main() -> None:
     nodes = [int(n) for n in args.nodes.split(",")]
     if len(nodes) == 1:
         nodes *= len(members)
+    print("| device | pack of 64 | pack of 256 | figures |\n| --- | --- | --- | --- |")
+    for key in args.device.split(","):
+        d = DEVICES[key]
+        print(f"| {d.name} | {d.rates[64]:,.0f} | " + (f"{d.rates[256]:,.0f}" if 256 in d.rates else "") + f" | {d.source} |")
+    print()
     print("| device | members | packs (size) | nodes × GPUs | wall time | GPU-hours billed | GPU-hours training | "
           "figures |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from sweeps.parquet import SweepStore, resolve
-from sweeps.slurm import JOBS_FILE as SLURM_JOBS_FILE
+from sweeps.slurm import job_ended, latest_job
 
 
 @dataclass
@@ -96,10 +96,7 @@ def sweep_status(location: str) -> SweepStatus:
             st.packs_started += 1
             started.update(r for r in rec.get("members", []) if r not in rows)
     st.driver = driver_state(store)
-    if store.exists(SLURM_JOBS_FILE):
-        from sweeps.slurm import latest_job
-
-        st.slurm_job = latest_job(store)
+    st.slurm_job = latest_job(store)
     if st.driver in ("ended", "dead"):
         st.interrupted = len(started)
     else:
@@ -127,8 +124,9 @@ def one_row_per_member(runs: pa.Table | None) -> pd.DataFrame | None:
 
 
 def driver_state(store: SweepStore) -> str | None:
-    """running, ended, or dead (marked running by a process on this host that no longer exists:
-    a killed driver); None where no driver ever ran (packs trained by `grok train --results`)."""
+    """running, ended, or dead (marked running by a process on this host that no longer exists, or
+    in a SLURM job that has ended: a killed driver); None where no driver ever ran (packs trained by
+    `grok train --results`)."""
     import os
     import socket
 
@@ -137,10 +135,8 @@ def driver_state(store: SweepStore) -> str | None:
         return None
     if driver.get("state") != "running":
         return "ended"
-    if driver.get("slurm_job"):  # a driver in a SLURM job: dead once SLURM ended the job (a kill leaves "running")
-        from sweeps.slurm import job_ended
-
-        return "dead" if job_ended(str(driver["slurm_job"])) else "running"
+    if driver.get("slurm_job") and job_ended(str(driver["slurm_job"])):  # SLURM's kill at a job's end leaves "running"
+        return "dead"
     if driver.get("host") == socket.gethostname():
         try:
             os.kill(int(driver["pid"]), 0)

@@ -195,8 +195,8 @@ def prepare_and_submit(spec_path: str, overrides: list[str], results: str | None
     if spec.search is None:
         spec.members()  # a grid's members are checked before anything starts (a search's as it asks)
     cpus = job.cpus_for(spec.cpus, spec.gpus)
-    check_trial_fits(spec, cpus, job.gpus_per_node, cpus_at="a node of this job has (--cpus-per-node)",
-                     gpus_at="a node of this job has (--gpus-per-node)",
+    check_trial_fits(spec, cpus, job.gpus_per_node, cpus_at="the job gives each node --cpus-per-node",
+                     gpus_at="the job gives each node --gpus-per-node",
                      elsewhere="ask the job for more per node (--cpus-per-node, --gpus-per-node)")
     sbatch = shutil.which("sbatch")
     if submit and sbatch is None:

@@ -2,10 +2,11 @@
 MULTIPLE_SLURMD, so two nodes with ports of their own run on one machine) plus munged, all
 started by the fixture on loopback with configuration in a temporary folder, and stopped by pid.
 
-A sweep submitted through the project's own command runs on both nodes (Ray's head on one, a
-worker on the other); a second one is cancelled mid-run by `scancel` (SIGTERM, then SIGKILL:
-what a time limit or pre-emption does), resubmitted with the same command, and ends with one
-runs row per member and every metrics row exactly once.
+A small sweep submitted through the project's own command runs on both nodes (Ray's head on one, a
+worker on the other); a second one, running at the same time on the same nodes, is cancelled
+mid-run by `scancel` (SIGTERM, then SIGKILL: what a time limit or pre-emption does), resubmitted
+with the same command, and ends with one runs row per member and every metrics row exactly once.
+Each node has 2 CPUs for SLURM (on however many the machine has), so two 1-CPU-per-node jobs fit.
 
 The quick checks (script text, option errors) need no SLURM and run by default."""
 
@@ -126,8 +127,8 @@ ReturnToService=2
 KillWait=5
 MinJobAge=3600
 SchedulerParameters=sched_interval=1
-NodeName=n1 NodeHostname={host} NodeAddr=127.0.0.1 Port={n1_port} CPUs=1 RealMemory=1000 State=UNKNOWN
-NodeName=n2 NodeHostname={host} NodeAddr=127.0.0.1 Port={n2_port} CPUs=1 RealMemory=1000 State=UNKNOWN
+NodeName=n1 NodeHostname={host} NodeAddr=127.0.0.1 Port={n1_port} CPUs=2 RealMemory=1000 State=UNKNOWN
+NodeName=n2 NodeHostname={host} NodeAddr=127.0.0.1 Port={n2_port} CPUs=2 RealMemory=1000 State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 """
 
@@ -253,55 +254,57 @@ def _job_log(workdir: Path, name: str, job_id: str) -> str:
     return path.read_text() if path.exists() else f"(no {path})"
 
 
+def _address(workdir: Path, name: str, job_id: str) -> str:
+    return re.search(r"Ray at (\S+) has 2 node\(s\)", _job_log(workdir, name, job_id)).group(1)
+
+
 @pytest.mark.slow
-def test_a_sweep_runs_on_two_slurm_nodes(slurm, tmp_path):
-    workdir = Path(tempfile.mkdtemp(dir=slurm.root))
-    write_spec(workdir, TINY)
-    job_id = _submit(slurm, workdir)
-    job = slurm.wait_job(job_id)
-    log = _job_log(workdir, "tiny", job_id)
-    assert (job["JobState"], job["ExitCode"]) == ("COMPLETED", "0:0"), log
-    assert "has 2 node(s)" in log and "grok sweep exited with 0" in log
-    sweep = workdir / "results" / "tiny"
+def test_two_jobs_share_the_nodes_and_a_cancelled_one_resumes(slurm):
+    """A small sweep and a longer one submitted together run at once on the same two nodes (their
+    Rays on free ports of their own); the longer one is cancelled mid-run, resubmitted with the same
+    command and ends with every row exactly once. Both jobs in one test: each job's Ray start-up is
+    most of its time on two cores, and running them together also checks that jobs sharing a node
+    do not clash."""
     from sweeps.spec import load_spec
 
-    run_ids = [m.run_id for m in load_spec(workdir / "spec.yaml").members()]
-    assert len(run_ids) == TINY_MEMBERS
-    assert_rows_once(sweep, run_ids, TINY_EVALS)
-    status = _grok(["status", "results/tiny"], workdir, slurm.env)
-    assert f"slurm     job {job_id} COMPLETED" in status.stdout, status.stdout
-    assert slurm.leftovers() == []  # the job stopped its Ray on both nodes
-
-
-@pytest.mark.slow
-def test_scancel_mid_run_then_resubmit_continues(slurm, tmp_path):
-    workdir = Path(tempfile.mkdtemp(dir=slurm.root))
-    write_spec(workdir, SLOW)
-    sweep = workdir / "results" / "resumable"
-    job_id = _submit(slurm, workdir)
+    small, long = (Path(tempfile.mkdtemp(dir=slurm.root)) for _ in range(2))
+    write_spec(small, TINY)
+    write_spec(long, SLOW)
+    sweep = long / "results" / "resumable"
+    job_a, job_b = _submit(slurm, small), _submit(slurm, long)
+    together = False
     deadline = time.monotonic() + JOB_TIMEOUT_S
     while not any(r["seq"] >= 2 and not r["done"] for r in records(sweep)):  # a pack has committed twice
-        assert time.monotonic() < deadline, _job_log(workdir, "resumable", job_id)
-        assert slurm.job(job_id).get("JobState") not in ENDED_STATES, _job_log(workdir, "resumable", job_id)
+        assert time.monotonic() < deadline, _job_log(long, "resumable", job_b)
+        a, b = slurm.job(job_a), slurm.job(job_b)
+        assert b.get("JobState") not in ENDED_STATES, _job_log(long, "resumable", job_b)
+        together |= a.get("JobState") == b.get("JobState") == "RUNNING" and a.get("NodeList") == b.get("NodeList")
         time.sleep(0.3)
-    assert slurm.run(["scancel", job_id]).returncode == 0
-    job = slurm.wait_job(job_id)
-    assert job["JobState"] == "CANCELLED", _job_log(workdir, "resumable", job_id)
-    assert slurm.leftovers() == []
-    status = _grok(["status", "results/resumable"], workdir, slurm.env)
-    assert f"slurm     job {job_id} CANCELLED" in status.stdout, status.stdout
+    assert slurm.run(["scancel", job_b]).returncode == 0
+    assert slurm.wait_job(job_b)["JobState"] == "CANCELLED", _job_log(long, "resumable", job_b)
+    status = _grok(["status", "results/resumable"], long, slurm.env)
+    assert f"slurm     job {job_b} CANCELLED" in status.stdout, status.stdout
     assert "stopped" in status.stdout  # the driver SLURM killed counts as dead, its packs as interrupted
-    unfinished = [r for r in records(sweep) if not r["done"]]
-    assert unfinished, "the sweep ended before scancel"
+    assert [r for r in records(sweep) if not r["done"]], "the sweep ended before scancel"
 
-    again = _submit(slurm, workdir)  # the same command
-    assert again != job_id
-    job = slurm.wait_job(again)
-    log = _job_log(workdir, "resumable", again)
+    job_c = _submit(slurm, long)  # the same command again
+    assert job_c not in (job_a, job_b)
+
+    job = slurm.wait_job(job_a)
+    log = _job_log(small, "tiny", job_a)
     assert (job["JobState"], job["ExitCode"]) == ("COMPLETED", "0:0"), log
-    from sweeps.spec import load_spec
+    assert "has 2 node(s)" in log and "grok sweep exited with 0" in log
+    run_ids = [m.run_id for m in load_spec(small / "spec.yaml").members()]
+    assert len(run_ids) == TINY_MEMBERS
+    assert_rows_once(small / "results" / "tiny", run_ids, TINY_EVALS)
+    status = _grok(["status", "results/tiny"], small, slurm.env)
+    assert f"slurm     job {job_a} COMPLETED" in status.stdout, status.stdout
+    assert together and job["NodeList"] == "n[1-2]"  # the two jobs ran at once on the same two nodes ...
+    assert _address(small, "tiny", job_a) != _address(long, "resumable", job_b)  # ... each with its own Ray
 
-    assert_rows_once(sweep, [m.run_id for m in load_spec(workdir / "spec.yaml").members()], SLOW_EVALS)
-    status = _grok(["status", "results/resumable"], workdir, slurm.env)
-    assert f"slurm     job {again} COMPLETED (the newest of 2 submitted)" in status.stdout, status.stdout
-    assert slurm.leftovers() == []
+    job = slurm.wait_job(job_c)
+    assert (job["JobState"], job["ExitCode"]) == ("COMPLETED", "0:0"), _job_log(long, "resumable", job_c)
+    assert_rows_once(sweep, [m.run_id for m in load_spec(long / "spec.yaml").members()], SLOW_EVALS)
+    status = _grok(["status", "results/resumable"], long, slurm.env)
+    assert f"slurm     job {job_c} COMPLETED (the newest of 2 submitted)" in status.stdout, status.stdout
+    assert slurm.leftovers() == []  # every job stopped its Ray on both nodes

@@ -110,6 +110,8 @@ def sbatch_script(*, name: str, spec_path: str, results: str, overrides: list[st
         sbatch.append(f"--gres=gpu:{job.gpus_per_node}")
     sbatch += [f"--partition={job.partition}"] * bool(job.partition) + [f"--account={job.account}"] * bool(job.account)
     sbatch += [f"--mem={job.mem}"] * bool(job.mem) + ["--requeue"] * job.requeue + list(job.sbatch_args)
+    # each Ray node's step asks for the node's GPUs itself, so SLURM puts them in its CUDA_VISIBLE_DEVICES
+    step = "srun --nodes=1 --ntasks=1" + (f" --gres=gpu:{job.gpus_per_node}" if job.gpus_per_node else "")
     sweep_cmd = " ".join(["grok", "sweep", q(spec_path), "--results", q(results), "--address", '"$address"']
                          + [f"--set {q(o)}" for o in overrides])
     env = [f"export PATH={q(python_bin)}:\"$PATH\""]
@@ -143,10 +145,10 @@ mapfile -t nodes < <(scontrol show hostnames "$SLURM_JOB_NODELIST")
 head_ip=$(python -m sweeps.slurm node-ip "${{nodes[0]}}")
 address="$head_ip:$(python -m sweeps.slurm free-port)"
 ray_steps=()
-srun --nodes=1 --ntasks=1 --nodelist="${{nodes[0]}}" python -m sweeps.slurm start-ray --head "$address" &
+{step} --nodelist="${{nodes[0]}}" python -m sweeps.slurm start-ray --head "$address" &
 ray_steps+=($!)
 for node in "${{nodes[@]:1}}"; do
-  srun --nodes=1 --ntasks=1 --nodelist="$node" python -m sweeps.slurm start-ray "$address" &
+  {step} --nodelist="$node" python -m sweeps.slurm start-ray "$address" &
   ray_steps+=($!)
 done
 stop_ray() {{  # srun passes SIGTERM on to `ray start --block`, which stops its node's Ray

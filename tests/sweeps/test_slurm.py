@@ -54,6 +54,7 @@ def test_script_written_without_submitting(tmp_path):
                        "--account=lab", "--requeue", "--qos=long"]
     assert (f"grok sweep {tmp_path}/spec.yaml --results {tmp_path}/results --address \"$address\" "
             "--set base.lr=3e-3") in text
+    assert text.count("srun --nodes=1 --ntasks=1 --gres=gpu:2 --nodelist=") == 2  # each Ray node's step takes its GPUs
     assert os.access(script, os.X_OK)
     assert not (tmp_path / "results" / "tiny" / "slurm.json").exists()  # nothing submitted, nothing recorded
     bash = shutil.which("bash")

@@ -241,26 +241,27 @@ def prepare_and_submit(spec_path: str, overrides: list[str], results: str | None
 # ---- what `grok status` shows -----------------------------------------------------------------------
 def job_state(job_id: str) -> str:
     """A job's state as SLURM tells it now (RUNNING, PENDING, COMPLETED, TIMEOUT, ...): scontrol
-    while the controller remembers the job, then sacct where accounting runs; `unknown` where
-    neither answers (not on the cluster), `ENDED` for a job the controller forgot without accounting."""
-    def ask(cmd: list[str]) -> str | None:
+    while the controller remembers the job, then sacct where accounting runs; ENDED for a job the
+    controller has forgotten (MinJobAge) where no accounting knows it; `unknown` where no
+    controller answers (not on the cluster)."""
+    def ask(cmd: list[str]) -> subprocess.CompletedProcess | None:
         if shutil.which(cmd[0]) is None:
             return None
         try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=5)
         except (OSError, subprocess.TimeoutExpired):
             return None
-        return done.stdout if done.returncode == 0 else None
 
-    out = ask(["scontrol", "show", "job", "-o", job_id])
-    if out:
-        found = re.search(r"\bJobState=(\S+)", out)
-        if found:
-            return found.group(1)
-    out = ask(["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State"])
-    if out and out.strip():
-        return out.strip().splitlines()[-1].split()[0]  # "CANCELLED by 0" -> CANCELLED
-    return "ENDED" if shutil.which("scontrol") else "unknown"
+    shown = ask(["scontrol", "show", "job", "-o", job_id])
+    found = re.search(r"\bJobState=(\S+)", shown.stdout) if shown and shown.returncode == 0 else None
+    if found:
+        return found.group(1)
+    if not (shown and "invalid job id" in shown.stderr.lower()):  # no controller answered: off the cluster
+        return "unknown"
+    accounted = ask(["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State"])
+    if accounted and accounted.returncode == 0 and accounted.stdout.strip():
+        return accounted.stdout.strip().splitlines()[-1].split()[0]  # "CANCELLED by 0" -> CANCELLED
+    return "ENDED"  # the controller no longer has the job, and no accounting knows it
 
 
 def latest_job(store) -> dict | None:

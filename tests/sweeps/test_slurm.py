@@ -79,6 +79,22 @@ def test_bad_options_fail_before_anything_is_written(tmp_path, args, message):
     assert not (tmp_path / "results").exists()
 
 
+def test_a_job_state_without_a_controller_is_unknown(monkeypatch, tmp_path):
+    """Away from the cluster (no controller answers, or no SLURM at all) a job's state is unknown,
+    so `grok status` never calls a driver dead for want of an answer."""
+    from sweeps.slurm import job_ended, job_state
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no scontrol, no sacct
+    assert job_state("12345") == "unknown" and not job_ended("12345")
+    if shutil.which("scontrol", path=os.defpath + ":/usr/sbin:/usr/bin"):  # installed, no controller configured
+        conf = tmp_path / "slurm.conf"  # a controller on a port where nothing listens
+        conf.write_text(f"ClusterName=none\nSlurmctldHost=localhost(127.0.0.1)\nSlurmctldPort={free_port()}\n"
+                        "MessageTimeout=2\n")
+        monkeypatch.setenv("SLURM_CONF", str(conf))
+        monkeypatch.setenv("PATH", os.defpath + ":/usr/sbin:/usr/bin")
+        assert job_state("12345") == "unknown"
+
+
 def test_cpus_per_node_default_follows_the_gpus():
     assert SlurmJob(gpus_per_node=4).cpus_for(2, 0.5) == 16  # 8 trials on 4 GPUs, 2 CPUs each
     assert SlurmJob(gpus_per_node=4).cpus_for(1.5, 1) == 6
@@ -260,7 +276,7 @@ def _address(workdir: Path, name: str, job_id: str) -> str:
 
 
 @pytest.mark.slow
-def test_two_jobs_share_the_nodes_and_a_cancelled_one_resumes(slurm):
+def test_two_jobs_share_the_nodes_and_a_cancelled_one_resumes(slurm, monkeypatch):
     """A small sweep and a longer one submitted together run at once on the same two nodes (their
     Rays on free ports of their own); the longer one is cancelled mid-run, resubmitted with the same
     command and ends with every row exactly once. Both jobs in one test: each job's Ray start-up is
@@ -309,3 +325,9 @@ def test_two_jobs_share_the_nodes_and_a_cancelled_one_resumes(slurm):
     status = _grok(["status", "results/resumable"], long, slurm.env)
     assert f"slurm     job {job_c} COMPLETED (the newest of 2 submitted)" in status.stdout, status.stdout
     assert slurm.leftovers() == []  # every job stopped its Ray on both nodes
+
+    from sweeps.slurm import job_state
+
+    monkeypatch.setenv("SLURM_CONF", str(slurm.conf))
+    assert job_state(job_c) == "COMPLETED"
+    assert job_state("999999") == "ENDED"  # the controller answers that it has no such job (any more)

@@ -340,12 +340,13 @@ _FIELD_NAMES = tuple(config_fields())
 _CACHED = ("task_def", "run_id", "_id_json_around_seed")  # derived on demand, never pickled
 
 
-def field_docs() -> dict[str, str]:
-    """Per-field docstrings (the string literal under each field), for --help and error messages."""
+def field_docs(cls: type | None = None) -> dict[str, str]:
+    """Per-field docstrings (the string literal under each field) of RunConfig, or of another
+    dataclass written the same way (`cls`), for --help and error messages."""
     import ast
     import inspect
 
-    tree = ast.parse(inspect.getsource(RunConfig))
+    tree = ast.parse(inspect.getsource(cls or RunConfig))
     docs: dict[str, str] = {}
     body = tree.body[0].body  # type: ignore[attr-defined]
     for node, nxt in zip(body, body[1:]):

@@ -1,6 +1,7 @@
 """`grok`: run sweeps, look at them, train a pack without Ray.
 
     grok sweep SPEC [--results DIR] [--address ADDR] [--dry-run] [--repair] [--force]
+    grok slurm SPEC --results DIR --nodes N --gpus-per-node G --time HH:MM:SS (sweeps/slurm.py)
     grok status DIR
     grok check DIR
     grok train [SPEC] [--FIELD VALUE ...] [--seeds N]
@@ -56,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description=CHECK_DOC)
     p.add_argument("dir", help="<results>/<name> of a sweep (a path, mount or s3:// URI)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    from sweeps import slurm  # light: its heavy imports are inside its functions
+
+    slurm.add_parser(sub)
 
     p = sub.add_parser("status", help="members done, generalised, failed and running, from the Parquet tables")
     p.add_argument("dir", help="<results>/<name> of a sweep (or <results> for every sweep in it)")
@@ -116,7 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     command = {"sweep": _sweep, "status": _status, "check": _check, "train": _train, "report": _report,
-               "export": _export, "measure": _measure}[args.command]
+               "export": _export, "measure": _measure,
+               "slurm": _slurm}[args.command]
     try:
         code = command(args)
         sys.stdout.flush()  # inside the try: a reader that left (`| head`) shows up here, not at exit
@@ -186,6 +192,12 @@ def _sweep(args: argparse.Namespace) -> int:
     if result.failed_packs:
         return EXIT_FAILED
     return EXIT_OK if result.ok else EXIT_UNFINISHED
+
+
+def _slurm(args: argparse.Namespace) -> int:
+    from sweeps.slurm import run
+
+    return run(args)
 
 
 def _status(args: argparse.Namespace) -> int:

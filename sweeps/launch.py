@@ -110,18 +110,24 @@ def check_local_resources(spec: SweepSpec, num_cpus: int | None = None) -> None:
     """On a local Ray, a trial can use only this machine: refuse a spec that asks more of one
     trial than the machine has, as a spec error, before anything is started or written.
     (Against a cluster, check_resources warns instead: an autoscaler may still add nodes.)"""
-    cpus = num_cpus or os.cpu_count() or 1
+    check_trial_fits(spec, num_cpus or os.cpu_count() or 1, local_gpu_count() if spec.gpus > 0 else 0,
+                     cpus_at="this machine's local Ray has", gpus_at="this machine has",
+                     elsewhere="run against a cluster that has {them} (--address)")
+
+
+def check_trial_fits(spec: SweepSpec, cpus: float, gpus: float, *, cpus_at: str, gpus_at: str,
+                     elsewhere: str) -> None:
+    """A trial runs on one node: refuse, as a spec error, a spec whose trial asks for more CPUs or
+    GPUs than one node has (`grok sweep` on this machine, `grok slurm` per node of the job).
+    `elsewhere` says where it would fit ({them}: "them" or "GPUs")."""
     if spec.cpus > cpus:
         raise SpecError(spec.source, "resources.cpus",
-                        f"{spec.cpus:g} CPUs per trial, but this machine's local Ray has {cpus}; lower it, "
-                        "or run against a cluster that has them (--address)")
-    if spec.gpus > 0:
-        gpus = local_gpu_count()
-        if spec.gpus > gpus:
-            raise SpecError(spec.source, "resources.gpus",
-                            f"{spec.gpus:g} GPU{'s' if spec.gpus != 1 else ''} per trial, but this machine has "
-                            f"{gpus}; set resources.gpus: 0 to train on the CPU, or run against a cluster "
-                            "that has GPUs (--address)")
+                        f"{spec.cpus:g} CPUs per trial, but {cpus_at} {cpus:g}; lower it, "
+                        f"or {elsewhere.format(them='them')}")
+    if spec.gpus > gpus:
+        raise SpecError(spec.source, "resources.gpus",
+                        f"{spec.gpus:g} GPU{'s' if spec.gpus != 1 else ''} per trial, but {gpus_at} "
+                        f"{gpus:g}; set resources.gpus: 0 to train on the CPU, or {elsewhere.format(them='GPUs')}")
 
 
 def local_gpu_count() -> int:

@@ -73,6 +73,11 @@ def holder_state(record: dict[str, Any] | None, now: float | None = None) -> str
     beat = record.get("heartbeat", record.get("started"))
     if isinstance(beat, (int, float)) and now - beat > STALE_S:
         return "dead"
+    if record.get("slurm_job"):  # SLURM's kill at a job's time limit leaves the record "running"
+        from sweeps.slurm import job_ended
+
+        if job_ended(str(record["slurm_job"])):
+            return "dead"
     if record.get("host") == socket.gethostname():
         try:
             os.kill(int(record["pid"]), 0)
@@ -233,6 +238,8 @@ class SweepLease:
             now = time.time()
             record = {"state": "running", "command": self.command, "host": socket.gethostname(),
                       "pid": os.getpid(), "started": now, "heartbeat": now, "token": self.token}
+            if os.environ.get("SLURM_JOB_ID"):  # `grok status` and the next writer ask SLURM whether the job ended
+                record["slurm_job"] = os.environ["SLURM_JOB_ID"]
             if state in ("running", "dead"):
                 record["took_over"] = {k: current.get(k) for k in ("command", "host", "pid", "started", "heartbeat")}
             if self.io.swap(record, version):

@@ -15,6 +15,7 @@ from grokcore.verdict import VERDICT_COLUMNS
 from sweeps.parquet import SweepStore, resolve
 from sweeps.spec import spec_thresholds
 from sweeps.verdicts import with_verdicts
+from sweeps.slurm import latest_job
 
 
 @dataclass
@@ -39,6 +40,7 @@ class SweepStatus:
     packs_planned: int | None = None
     metric_rows: int = 0
     last_update_s: float | None = None  # seconds since a pack last committed
+    slurm_job: dict[str, Any] | None = None  # the newest `grok slurm` job: job_id, state, jobs (sweeps/slurm.py)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,6 +107,7 @@ def sweep_status(location: str) -> SweepStatus:
             st.packs_started += 1
             started.update(r for r in rec.get("members", []) if r not in rows)
     st.driver = driver_state(store)
+    st.slurm_job = latest_job(store)
     if st.driver in ("ended", "dead"):
         st.interrupted = len(started)
     else:
@@ -157,4 +160,8 @@ def format_status(st: SweepStatus) -> str:
     ]
     if st.last_update_s is not None:
         lines.append(f"  last commit {st.last_update_s:.0f} s ago")
+    if st.slurm_job:
+        job = st.slurm_job
+        lines.append(f"  slurm     job {job['job_id']} {job['state']}"
+                     + (f" (the newest of {job['jobs']} submitted)" if job["jobs"] > 1 else ""))
     return "\n".join(lines)

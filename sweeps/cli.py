@@ -6,6 +6,7 @@
     grok report DIR
     grok export DIR RUN_ID [--epoch E] [--out FOLDER]
     grok measure DIR [--measures fourier,llc,embed_coords] [--epochs E,...] [--replace] [--llc-every N]
+    grok push DIR --to mlflow|wandb|tensorboard [TARGET]
 
 Imports stay inside the subcommands so that `grok --help` is instant (no torch, ray, optuna).
 """
@@ -75,6 +76,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="SGLD settings of the LLC (grokcore.progress.SGLDSettings), e.g. chains=8,draws=100")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
 
+    p = sub.add_parser("push", help="log every member as its own run in MLflow, W&B or TensorBoard (sweeps/trackers.py)",
+                       description="Push the committed rows of a sweep to a tracker, one run per member with its "
+                                   "config, per-evaluation metrics and progress measures, outcome and sweep/pack/cell "
+                                   "tags. Run it again (also while the sweep runs): only what the tracker lacks goes.")
+    p.add_argument("dir", help="<results>/<name> of a sweep (a path, mount or s3:// URI)")
+    p.add_argument("--to", required=True, nargs="+", metavar=("TRACKER", "TARGET"),
+                   help="mlflow, wandb (offline runs) or tensorboard, then where: MLflow's tracking URI (default: "
+                        "MLFLOW_TRACKING_URI), W&B's directory for its wandb/ folder (default: here), TensorBoard's "
+                        "log directory (required)")
+
     p = sub.add_parser("report", help="write the analysis report of a sweep (analysis.report)", prefix_chars="\0")
     p.add_argument("args", nargs=argparse.REMAINDER, help="DIR [options of analysis.report]")
     return parser
@@ -98,7 +109,7 @@ def _spec_settings_help() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = {"sweep": _sweep, "status": _status, "train": _train, "report": _report,
-               "export": _export, "measure": _measure}[args.command]
+               "export": _export, "measure": _measure, "push": _push}[args.command]
     try:
         code = command(args)
         sys.stdout.flush()  # inside the try: a reader that left (`| head`) shows up here, not at exit
@@ -152,9 +163,13 @@ def _sweep(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(dry_run(spec, args.results))
         return EXIT_OK
+    from sweeps.parquet import sweep_uri
+    from sweeps.trackers import Pushing
+
     try:
-        result = run_sweep(spec, results=args.results, address=args.address, verbose=0 if args.quiet else 1,
-                           num_cpus=args.num_cpus, retry_failed=not args.no_retry_failed)
+        with Pushing(spec.trackers, sweep_uri(args.results or spec.results, spec.name)):
+            result = run_sweep(spec, results=args.results, address=args.address, verbose=0 if args.quiet else 1,
+                               num_cpus=args.num_cpus, retry_failed=not args.no_retry_failed)
     except RuntimeError as e:  # resources the cluster lacks, storage the nodes cannot see, ...
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
@@ -267,6 +282,12 @@ def _train(args: argparse.Namespace) -> int:
     packs = cut_packs(members, pack_size, 1.0 if device.startswith("cuda") else gpus)
     if not targs.all:
         packs = packs[:1]
+    from sweeps.parquet import sweep_uri
+    from sweeps.trackers import Pushing
+
+    # the spec's trackers: get the rows as they commit; a pushing thread dies with the process on Ctrl-C
+    pushing = Pushing(spec.trackers if targs.spec and targs.results else None,
+                      sweep_uri(targs.results, name) if targs.results else "").__enter__()
     for pack in packs:
         print(f"{pack.pack_id}: {len(pack.members)} members, {pack.members[0].task} p={pack.members[0].p}, "
               f"{max(m.epochs for m in pack.members)} epochs at most, on {device}", flush=True)
@@ -284,6 +305,7 @@ def _train(args: argparse.Namespace) -> int:
         else:
             _train_in_memory(pack, device, targs.every, options)
         print(f"{time.monotonic() - start:.1f} s")
+    pushing.__exit__(None, None, None)
     return EXIT_OK
 
 
@@ -388,6 +410,23 @@ def _sgld_setting(text: str) -> tuple[str, float | int | None]:
             return key.strip(), float(value)
         except ValueError:
             raise ValueError(f"--sgld {key.strip()}: a number or none, got {value!r}") from None
+
+
+def _push(args: argparse.Namespace) -> int:
+    from sweeps.trackers import TrackerError, push, require
+
+    if len(args.to) > 2:
+        print(f"error: --to: a tracker and at most one target, got {' '.join(args.to)}", file=sys.stderr)
+        return EXIT_SPEC
+    tracker, target = args.to[0], (args.to[1] if len(args.to) > 1 else None)
+    try:
+        require(tracker)
+        pushed = push(args.dir, tracker, target, progress=lambda line: print(line, file=sys.stderr, flush=True))
+    except TrackerError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_SPEC
+    print(f"{args.dir} -> {' '.join(args.to)}: {pushed}")
+    return EXIT_OK
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -131,11 +131,12 @@ def _default_out_dir(location: str | Path) -> Path:
 # ---- content --------------------------------------------------------------------------------
 
 
-def build_report(sweep: Sweep, thresholds: Thresholds) -> Report:
+def build_report(sweep: Sweep, thresholds: Thresholds, times: pd.DataFrame | None = None) -> Report:
     """Every figure and table the swept axes allow. Several sweeps loaded together are drawn one sweep at a time
     (their axes need not be crossed with each other's), and a pair of axes gets a phase diagram only if its
-    values are crossed (not one axis determined by the other, as task and noise kind may be)."""
-    times = _with_final_metrics(sweep.member_times(thresholds), sweep.metrics)
+    values are crossed (not one axis determined by the other, as task and noise kind may be). `times`: the
+    members' derived times when the caller has them (the live report keeps them per member, analysis/watch.py)."""
+    times = _with_final_metrics(sweep.member_times(thresholds) if times is None else times, sweep.metrics)
     report = Report(sweep=sweep, thresholds=thresholds, times=times, notes=list(sweep.notes))
     placed = times[times["status"] != RUNNING_STATUS]
     disagreements = trainer_disagreements(times)
@@ -749,6 +750,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                              f"evaluation (default {defaults.hold})")
     parser.add_argument("--budget", type=int, default=None,
                         help="judge every member within this many epochs (default: each member's own budget)")
+    from analysis.watch import DEFAULT_EVERY_S, DEFAULT_HOST, DEFAULT_PORT
+
+    parser.add_argument("--watch", action="store_true",
+                        help="serve a live report that is rebuilt as the sweep commits parts (analysis/watch.py); "
+                             "nothing is written")
+    parser.add_argument("--host", default=DEFAULT_HOST, help="--watch: the address to listen on (default: loopback "
+                        "only; 0.0.0.0 shows the report to the network)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
+                        help=f"--watch: the port (default {DEFAULT_PORT}; 0: any free one)")
+    parser.add_argument("--every", type=float, default=DEFAULT_EVERY_S,
+                        help=f"--watch: seconds between checks for new parts (default {DEFAULT_EVERY_S:g})")
     args = parser.parse_args(argv)
     try:
         base = args.threshold if args.threshold is not None else None
@@ -758,6 +770,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             grok_delay=args.grok_delay, grok_ratio=args.grok_ratio, hold=args.hold,
             budget=args.budget,
         )
+        if args.watch:
+            from analysis.watch import main_watch
+
+            return main_watch(args, thresholds)
         index = write_report(args.dirs, out_dir=args.out, png=not args.no_png, thresholds=thresholds)
     except AnalysisError as exc:
         print(f"grok report: error: {exc}", file=sys.stderr)

@@ -1,0 +1,310 @@
+"""`grok report DIR --watch`: the report of a running sweep, rebuilt as parts are committed and served on a port.
+
+    grok report results/mysweep --watch                # http://127.0.0.1:8050/
+    grok report s3://bucket/results/mysweep --watch --port 8060 --every 10
+
+A rebuild costs what changed, not the sweep: `PartCache` keeps every part file it has read (by
+path, size and modification time from the listing, one listing per table), so a rebuild reads
+only the parts that are new or replaced and drops those that are gone (a compaction's merged-away
+parts, a resumed sweep's crash leftovers); `TimesCache` keeps each member's derived times and
+derives again only the members whose rows came or went. Figures and the page are then built
+from the whole table, as `grok report` builds them.
+
+The page is kept in memory and served from it (loopback by default): stopping the watch leaves
+nothing behind. A short script on the page asks `/status.json` every few seconds, shows how old
+the report is and how far the sweep has got, and reloads the page when a newer report exists.
+The results can be on local disk or an object store, and a sweep killed and resumed meanwhile is
+followed: a listing that fails or a part that vanishes while read only postpones a rebuild.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pandas as pd
+import pyarrow.fs as pafs
+
+from analysis.derive import Thresholds, applicable_views, member_times
+from analysis.errors import AnalysisError
+from analysis.load import Sweep, load_sweep, read_parts
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8050
+DEFAULT_EVERY_S = 5.0
+POLL_MS = 2000
+"""How often the page asks whether a newer report exists."""
+
+
+class PartCache:
+    """A `PartReader` for load_sweep that keeps each part's rows: a part is read again only when the
+    listing shows it new or changed. `changed` collects the run_ids whose rows came or went."""
+
+    def __init__(self) -> None:
+        self.frames: dict[str, tuple[tuple[int, int], pd.DataFrame]] = {}
+        self.changed: set[str] = set()
+        self.read = 0
+        """Part files read since the last `take_changes` (the measure of a rebuild's reading)."""
+
+    def __call__(self, fs: pafs.FileSystem, parts: list[pafs.FileInfo], shown: str, table: str) -> pd.DataFrame:
+        listed = {p.path: p for p in parts}
+        prefix = f"{parts[0].path.rsplit('/', 1)[0]}/" if parts else None
+        for path in [k for k in self.frames if prefix and k.startswith(prefix) and k not in listed]:
+            self.changed.update(self.frames.pop(path)[1]["run_id"].unique().tolist())  # merged or deleted
+        fresh = [p for p in parts if self.frames.get(p.path, ((None, None), None))[0] != _stamp(p)]
+        for part in fresh:
+            frame = read_parts(fs, [part], shown, table)
+            old = self.frames.get(part.path)
+            if old is not None:
+                self.changed.update(old[1]["run_id"].unique().tolist())
+            self.frames[part.path] = (_stamp(part), frame)
+            self.changed.update(frame["run_id"].unique().tolist())
+        self.read += len(fresh)
+        frames = [self.frames[p.path][1] for p in parts]
+        return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True, sort=False)
+
+    def take_changes(self) -> tuple[set[str], int]:
+        changed, read = self.changed, self.read
+        self.changed, self.read = set(), 0
+        return changed, read
+
+
+def _stamp(part: pafs.FileInfo) -> tuple[int, int]:
+    """What says a part is the same file: a part is written whole under a hidden name and renamed, so a
+    replaced part (compaction's `grok measure` rewrite) shows a new size or modification time."""
+    mtime = part.mtime_ns if part.mtime_ns is not None else -1
+    return (part.size or -1, mtime)
+
+
+class TimesCache:
+    """Each member's derived times (analysis.derive.member_times), derived again only for changed members.
+    member_times treats members independently given the views (which accuracy pairs apply), so a
+    member's row depends on its own rows alone; when the views change every member is derived again."""
+
+    def __init__(self, thresholds: Thresholds) -> None:
+        self.thresholds = thresholds
+        self.times: pd.DataFrame | None = None
+        self.views: list[str] | None = None
+
+    def update(self, sweep: Sweep, changed: set[str]) -> pd.DataFrame:
+        views = applicable_views(sweep.metrics)
+        names = [v.name for v in views]
+        if self.times is None or names != self.views:
+            self.times, self.views = member_times(sweep.metrics, sweep.runs, self.thresholds, views), names
+            return self.times
+        if changed:
+            ids = pd.Index(sorted(changed))
+            metrics = sweep.metrics[sweep.metrics["run_id"].isin(ids)]
+            runs = sweep.runs[sweep.runs["run_id"].isin(ids)]
+            kept = self.times[~self.times["run_id"].isin(ids)]
+            fresh = member_times(metrics, runs, self.thresholds, views) if len(metrics) or len(runs) else kept.iloc[:0]
+            attrs = {**self.times.attrs, **fresh.attrs}
+            self.times = pd.concat([kept, fresh], ignore_index=True, sort=False)
+            self.times.attrs.update(attrs)
+        return self.times
+
+
+@dataclass
+class Snapshot:
+    """What the server hands out: the page and its status, replaced whole by each rebuild."""
+
+    html: str = ""
+    built: float | None = None
+    build_s: float | None = None
+    parts_read: int = 0
+    progress: dict = field(default_factory=dict)
+    error: str | None = None
+
+
+class LiveReport:
+    """Rebuilds the report of `locations` when their parts change; `snapshot` is the latest page."""
+
+    def __init__(self, locations: list[str], thresholds: Thresholds, every_s: float = DEFAULT_EVERY_S) -> None:
+        self.locations, self.thresholds, self.every_s = locations, thresholds, every_s
+        self.parts = PartCache()
+        self.times = TimesCache(thresholds)
+        self.snapshot = Snapshot(html=_waiting_page("reading the sweep for the first time"))
+        self.stop = threading.Event()
+
+    def rebuild(self) -> bool:
+        """Read what changed and, if anything did, build the page again. Returns whether it did."""
+        from analysis.report import build_report, render_html
+
+        start = time.monotonic()
+        try:
+            sweep = load_sweep(self.locations, parts=self.parts)
+        except (AnalysisError, OSError) as e:  # no results yet, a listing that failed: try again later
+            self.snapshot = Snapshot(html=self.snapshot.html if self.snapshot.built else _waiting_page(str(e)),
+                                     built=self.snapshot.built, build_s=self.snapshot.build_s,
+                                     progress=self.snapshot.progress, error=str(e))
+            return False
+        changed, read = self.parts.take_changes()
+        if self.snapshot.built is not None and not changed:
+            return False
+        times = self.times.update(sweep, changed)
+        report = build_report(sweep, self.thresholds, times=times)
+        progress = sweep_progress(sweep, times)
+        page = _live_page(render_html(report), progress)
+        self.snapshot = Snapshot(html=page, built=time.time(), build_s=round(time.monotonic() - start, 2),
+                                 parts_read=read, progress=progress)
+        return True
+
+    def run(self) -> None:
+        """Rebuild every `every_s` seconds until stopped."""
+        while not self.stop.is_set():
+            try:
+                self.rebuild()
+            except Exception as e:  # noqa: BLE001 - one bad rebuild must not end the watch; shown on the page
+                self.snapshot = Snapshot(html=self.snapshot.html, built=self.snapshot.built,
+                                         build_s=self.snapshot.build_s, progress=self.snapshot.progress,
+                                         error=f"{type(e).__name__}: {e}")
+                print(f"grok report --watch: rebuild failed: {type(e).__name__}: {e}", file=sys.stderr)
+            self.stop.wait(self.every_s)
+
+    def status(self) -> dict:
+        snap = self.snapshot
+        return {"built": snap.built, "age_s": None if snap.built is None else round(time.time() - snap.built, 1),
+                "build_s": snap.build_s, "parts_read": snap.parts_read, "progress": snap.progress,
+                "error": snap.error}
+
+
+def sweep_progress(sweep: Sweep, times: pd.DataFrame) -> dict:
+    """How far the sweep has got: members planned (plan.json), ended, running, and their phases so far."""
+    from analysis.columns import RUNNING_STATUS
+
+    status = times["status"].astype(object)
+    planned = sweep.planned or None
+    phases = times.loc[status != RUNNING_STATUS, "phase"].value_counts() if "phase" in times.columns else pd.Series()
+    return {"planned": planned, "ended": int((status != RUNNING_STATUS).sum()),
+            "running": int((status == RUNNING_STATUS).sum()),
+            "phases": {str(k): int(v) for k, v in phases.items()}}
+
+
+def _banner(progress: dict) -> str:
+    return ('<div id="live-status" style="position:sticky;top:0;z-index:10;background:#fffbe6;'
+            'border-bottom:1px solid #e6d9a3;padding:6px 12px;font:14px sans-serif">'
+            '<b>live</b> · report <span id="live-age">just now</span> old · '
+            f'<span id="live-progress">{html.escape(_progress_text(progress))}</span>'
+            '<span id="live-error" style="color:#a00"></span></div>')
+
+
+def _progress_text(progress: dict) -> str:
+    planned = progress.get("planned")
+    ended = progress.get("ended", 0)
+    head = f"{ended:,} of {planned:,} members ended" if planned else f"{ended:,} members ended"
+    running = progress.get("running", 0)
+    phases = ", ".join(f"{k} {v:,}" for k, v in sorted(progress.get("phases", {}).items()))
+    return f"{head}, {running:,} running" + (f" · {phases}" if phases else "")
+
+
+_SCRIPT = """<script>
+(function () {
+  var built = %(built)s;
+  function age(s) { return s < 90 ? Math.round(s) + " s" : s < 5400 ? Math.round(s / 60) + " min" : (s / 3600).toFixed(1) + " h"; }
+  function tick() {
+    fetch("status.json", {cache: "no-store"}).then(function (r) { return r.json(); }).then(function (st) {
+      if (st.built !== null && st.built !== built) { location.reload(); return; }
+      document.getElementById("live-age").textContent = age(st.age_s || 0);
+      document.getElementById("live-progress").textContent = st.progress_text;
+      document.getElementById("live-error").textContent = st.error ? " · last rebuild: " + st.error : "";
+    }).catch(function () {
+      document.getElementById("live-error").textContent = " · the watch has stopped";
+    });
+  }
+  setInterval(tick, %(poll)d);
+  tick();
+})();
+</script>"""
+
+
+def _live_page(page: str, progress: dict) -> str:
+    """The report's page with the live banner at the top of its body and the polling script at its end."""
+    script = _SCRIPT % {"built": "null", "poll": POLL_MS}
+    head, sep, body = page.partition("<body>")
+    if not sep:
+        return page
+    body = body.replace("</body>", script + "</body>", 1)
+    return f"{head}<body>{_banner(progress)}{body}"
+
+
+def _waiting_page(reason: str) -> str:
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>waiting for the sweep</title></head><body>"
+            f"{_banner({})}<p>No report yet: {html.escape(reason)}</p>{_SCRIPT % {'built': 'null', 'poll': POLL_MS}}"
+            "</body></html>")
+
+
+def serve(live: LiveReport, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> ThreadingHTTPServer:
+    """An HTTP server for the live page (not started); `/` the page, `/status.json` its status."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            path = self.path.split("?", 1)[0]
+            if path in ("/", "/index.html"):
+                snap = live.snapshot
+                # the page knows its own build time, so it reloads only when a newer one exists
+                body = snap.html.replace("var built = null;", f"var built = {json.dumps(snap.built)};", 1)
+                self._send(200, "text/html; charset=utf-8", body.encode())
+            elif path == "/status.json":
+                status = live.status()
+                status["progress_text"] = _progress_text(status["progress"])
+                self._send(200, "application/json", json.dumps(status).encode())
+            else:
+                self._send(404, "text/plain", b"not found: / (the report) and /status.json only\n")
+
+        def _send(self, code: int, kind: str, body: bytes) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            try:
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the browser left mid-page (a reload); nothing to do
+
+        def log_message(self, format: str, *args) -> None:  # noqa: A002 - quiet: the terminal shows rebuilds
+            pass
+
+    return ThreadingHTTPServer((host, port), Handler)
+
+
+def watch(locations: list[str], thresholds: Thresholds, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+          every_s: float = DEFAULT_EVERY_S, out=None) -> None:
+    """Serve the live report until Ctrl-C (or the process ends); nothing is written anywhere."""
+    out = out or sys.stdout
+    live = LiveReport(locations, thresholds, every_s)
+    try:
+        server = serve(live, host, port)
+    except OSError as e:
+        raise AnalysisError(f"--port {port}: cannot listen on {host}:{port} ({e.strerror or e}); "
+                            "pick another port with --port") from e
+    rebuilding = threading.Thread(target=live.run, name="grok-report-watch", daemon=True)
+    rebuilding.start()
+    shown_host = f"[{host}]" if ":" in host else host
+    print(f"live report of {', '.join(locations)} at http://{shown_host}:{server.server_address[1]}/ "
+          f"(rebuilt every {every_s:g} s when parts change; Ctrl-C stops it)", file=out, flush=True)
+    try:
+        server.serve_forever(poll_interval=0.5)
+    finally:
+        live.stop.set()
+        server.server_close()
+        rebuilding.join(timeout=60)
+
+
+def main_watch(args, thresholds: Thresholds) -> int:
+    """`grok report DIR --watch` (called by analysis.report.main with its parsed arguments)."""
+    if args.out is not None:
+        raise AnalysisError("--out: the live report is served, not written; leave out --out (or --watch)")
+    if args.every <= 0:
+        raise AnalysisError(f"--every: seconds between checks, a number > 0, got {args.every}")
+    try:
+        watch(list(args.dirs), thresholds, host=args.host, port=args.port, every_s=args.every)
+    except KeyboardInterrupt:
+        print("stopped; nothing was written", file=sys.stderr)
+    return 0
+

@@ -303,6 +303,11 @@ def _read_table(fs: pafs.FileSystem, path: str, shown: str, table: str, read: Pa
 
 def read_parts(fs: pafs.FileSystem, parts: list[pafs.FileInfo], shown: str, table: str) -> pd.DataFrame:
     """One table's part files (as listed) read together into one DataFrame."""
+    return to_frame(read_parts_arrow(fs, parts, shown, table))
+
+
+def read_parts_arrow(fs: pafs.FileSystem, parts: list[pafs.FileInfo], shown: str, table: str) -> pa.Table:
+    """The same as an Arrow table (schema united across the parts), before `to_frame`."""
     return _read_parts(fs, [(p.path, p.size) for p in parts], shown, table)
 
 
@@ -310,7 +315,7 @@ PartReader = Callable[[pafs.FileSystem, list[pafs.FileInfo], str, str], pd.DataF
 """(filesystem, a table's part files as listed, the sweep as shown, table) -> the table."""
 
 
-def _read_parts(fs: pafs.FileSystem, files: list[tuple[str, int]], shown: str, table: str) -> pd.DataFrame:
+def _read_parts(fs: pafs.FileSystem, files: list[tuple[str, int]], shown: str, table: str) -> pa.Table:
     try:
         dataset = parquet_dataset(fs, files)
     except FileNotFoundError:
@@ -341,7 +346,7 @@ def _read_parts(fs: pafs.FileSystem, files: list[tuple[str, int]], shown: str, t
         raise
     except (pa.ArrowException, OSError) as exc:
         raise AnalysisError(f"{shown}/{table}: part files could not be read ({exc})") from exc
-    return _to_pandas(combined.replace_schema_metadata(None))
+    return combined.replace_schema_metadata(None)
 
 
 def _check_schema_version(schema: pa.Schema, where: str) -> None:
@@ -359,7 +364,7 @@ def _check_schema_version(schema: pa.Schema, where: str) -> None:
         )
 
 
-def _to_pandas(arrow_table: pa.Table) -> pd.DataFrame:
+def to_frame(arrow_table: pa.Table) -> pd.DataFrame:
     """Arrow to pandas, with list columns (force_adjacent) as tuples so they can be grouped on."""
     list_columns = [f.name for f in arrow_table.schema if pa.types.is_list(f.type) or pa.types.is_large_list(f.type)]
     frame = arrow_table.drop_columns(list_columns).to_pandas(memory_pool=READ_POOL)

@@ -28,11 +28,13 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
 from analysis.derive import Thresholds, applicable_views, member_times
 from analysis.errors import AnalysisError
-from analysis.load import Sweep, load_sweep, read_parts
+from analysis.load import Sweep, load_sweep, read_parts_arrow, to_frame
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8050
@@ -43,30 +45,34 @@ POLL_MS = 2000
 
 class PartCache:
     """A `PartReader` for load_sweep that keeps each part's rows: a part is read again only when the
-    listing shows it new or changed. `changed` collects the run_ids whose rows came or went."""
+    listing shows it new or changed. The kept Arrow tables are united as one read of every part unites
+    them (a part whose column is all null takes the other parts' type), then made a DataFrame.
+    `changed` collects the run_ids whose rows came or went."""
 
     def __init__(self) -> None:
-        self.frames: dict[str, tuple[tuple[int, int], pd.DataFrame]] = {}
+        self.tables: dict[str, tuple[tuple[int, int], pa.Table]] = {}
         self.changed: set[str] = set()
         self.read = 0
         """Part files read since the last `take_changes` (the measure of a rebuild's reading)."""
 
     def __call__(self, fs: pafs.FileSystem, parts: list[pafs.FileInfo], shown: str, table: str) -> pd.DataFrame:
         listed = {p.path: p for p in parts}
-        prefix = f"{parts[0].path.rsplit('/', 1)[0]}/" if parts else None
-        for path in [k for k in self.frames if prefix and k.startswith(prefix) and k not in listed]:
-            self.changed.update(self.frames.pop(path)[1]["run_id"].unique().tolist())  # merged or deleted
-        fresh = [p for p in parts if self.frames.get(p.path, ((None, None), None))[0] != _stamp(p)]
+        folder = f"{parts[0].path.rsplit('/', 1)[0]}/"
+        for path in [k for k in self.tables if k.startswith(folder) and k not in listed]:
+            self._changed(self.tables.pop(path)[1])  # merged by a compaction, or a crash leftover deleted
+        fresh = [p for p in parts if p.path not in self.tables or self.tables[p.path][0] != _stamp(p)]
         for part in fresh:
-            frame = read_parts(fs, [part], shown, table)
-            old = self.frames.get(part.path)
-            if old is not None:
-                self.changed.update(old[1]["run_id"].unique().tolist())
-            self.frames[part.path] = (_stamp(part), frame)
-            self.changed.update(frame["run_id"].unique().tolist())
+            data = read_parts_arrow(fs, [part], shown, table)
+            if part.path in self.tables:
+                self._changed(self.tables[part.path][1])
+            self.tables[part.path] = (_stamp(part), data)
+            self._changed(data)
         self.read += len(fresh)
-        frames = [self.frames[p.path][1] for p in parts]
-        return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True, sort=False)
+        kept = [self.tables[p.path][1] for p in parts]
+        return to_frame(kept[0] if len(kept) == 1 else pa.concat_tables(kept, promote_options="permissive"))
+
+    def _changed(self, data: pa.Table) -> None:
+        self.changed.update(pc.unique(data.column("run_id")).to_pylist())
 
     def take_changes(self) -> tuple[set[str], int]:
         changed, read = self.changed, self.read
@@ -84,29 +90,51 @@ def _stamp(part: pafs.FileInfo) -> tuple[int, int]:
 class TimesCache:
     """Each member's derived times (analysis.derive.member_times), derived again only for changed members.
     member_times treats members independently given the views (which accuracy pairs apply), so a
-    member's row depends on its own rows alone; when the views change every member is derived again."""
+    member's row depends on its own rows alone. When the views or the tables' column types change (the
+    first member with a value in a column that was all null) every member is derived again, so the
+    times are what one derivation of the whole sweep gives."""
 
     def __init__(self, thresholds: Thresholds) -> None:
         self.thresholds = thresholds
+        self.ended: pd.DataFrame | None = None
+        """Members with a runs row. Those still running (a few packs' worth) are derived anew each time:
+        in one derivation of the whole sweep their rows lack config values, which sets column types."""
+        self.key: tuple | None = None
         self.times: pd.DataFrame | None = None
-        self.views: list[str] | None = None
 
     def update(self, sweep: Sweep, changed: set[str]) -> pd.DataFrame:
         views = applicable_views(sweep.metrics)
-        names = [v.name for v in views]
-        if self.times is None or names != self.views:
-            self.times, self.views = member_times(sweep.metrics, sweep.runs, self.thresholds, views), names
-            return self.times
-        if changed:
+        key = ([v.name for v in views], sweep.runs.dtypes.to_dict(), sweep.metrics.dtypes.to_dict())
+        running = pd.Index(sweep.running_run_ids)
+        if self.ended is None or key != self.key:
+            self.key, changed = key, None
+        if changed is None:
+            self.ended = member_times(sweep.metrics[~sweep.metrics["run_id"].isin(running)], sweep.runs,
+                                      self.thresholds, views)
+        elif changed:
             ids = pd.Index(sorted(changed))
-            metrics = sweep.metrics[sweep.metrics["run_id"].isin(ids)]
+            kept = self.ended[~self.ended["run_id"].isin(ids)]
             runs = sweep.runs[sweep.runs["run_id"].isin(ids)]
-            kept = self.times[~self.times["run_id"].isin(ids)]
-            fresh = member_times(metrics, runs, self.thresholds, views) if len(metrics) or len(runs) else kept.iloc[:0]
-            attrs = {**self.times.attrs, **fresh.attrs}
-            self.times = pd.concat([kept, fresh], ignore_index=True, sort=False)
-            self.times.attrs.update(attrs)
+            if len(runs):
+                fresh = member_times(sweep.metrics[sweep.metrics["run_id"].isin(runs["run_id"])], runs,
+                                     self.thresholds, views)
+                self.ended = _concat_times([kept, fresh])
+            else:
+                self.ended = kept
+        if not len(running):
+            self.times = self.ended
+            return self.times
+        live = member_times(sweep.metrics[sweep.metrics["run_id"].isin(running)], sweep.runs.iloc[:0],
+                            self.thresholds, views)
+        self.times = _concat_times([self.ended, live])
         return self.times
+
+
+def _concat_times(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    out = pd.concat(frames, ignore_index=True, sort=False)
+    for frame in frames:  # member_times keeps its thresholds and views in attrs
+        out.attrs.update(frame.attrs)
+    return out
 
 
 @dataclass

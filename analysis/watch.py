@@ -147,6 +147,8 @@ class Snapshot:
     parts_read: int = 0
     progress: dict = field(default_factory=dict)
     error: str | None = None
+    steps: dict = field(default_factory=dict)
+    """Seconds of the last rebuild per step: read (changed parts), derive (changed members), figures, page."""
 
 
 class LiveReport:
@@ -174,12 +176,16 @@ class LiveReport:
         changed, read = self.parts.take_changes()
         if self.snapshot.built is not None and not changed:
             return False
+        steps = {"read": time.monotonic() - start}
         times = self.times.update(sweep, changed)
+        steps["derive"] = time.monotonic() - start - sum(steps.values())
         report = build_report(sweep, self.thresholds, times=times)
+        steps["figures"] = time.monotonic() - start - sum(steps.values())
         progress = sweep_progress(sweep, times)
         page = _live_page(render_html(report), progress)
+        steps["page"] = time.monotonic() - start - sum(steps.values())
         self.snapshot = Snapshot(html=page, built=time.time(), build_s=round(time.monotonic() - start, 2),
-                                 parts_read=read, progress=progress)
+                                 parts_read=read, progress=progress, steps={k: round(v, 2) for k, v in steps.items()})
         return True
 
     def run(self) -> None:
@@ -197,7 +203,7 @@ class LiveReport:
     def status(self) -> dict:
         snap = self.snapshot
         return {"built": snap.built, "age_s": None if snap.built is None else round(time.time() - snap.built, 1),
-                "build_s": snap.build_s, "parts_read": snap.parts_read, "progress": snap.progress,
+                "build_s": snap.build_s, "steps": snap.steps, "parts_read": snap.parts_read, "progress": snap.progress,
                 "error": snap.error}
 
 
@@ -301,27 +307,45 @@ def serve(live: LiveReport, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) 
     return ThreadingHTTPServer((host, port), Handler)
 
 
+class Watching:
+    """The live report served in background threads: `with Watching(...) as w:` around a driver (`grok
+    sweep SPEC --watch`), or `watch()` in the foreground. Leaving the block stops both threads and
+    closes the port; nothing was written."""
+
+    def __init__(self, locations: list[str], thresholds: Thresholds, host: str = DEFAULT_HOST,
+                 port: int = DEFAULT_PORT, every_s: float = DEFAULT_EVERY_S) -> None:
+        self.live = LiveReport(locations, thresholds, every_s)
+        try:
+            self.server = serve(self.live, host, port)
+        except OSError as e:
+            raise AnalysisError(f"--port {port}: cannot listen on {host}:{port} ({e.strerror or e}); "
+                                "pick another port with --port") from e
+        shown_host = f"[{host}]" if ":" in host else host
+        self.url = f"http://{shown_host}:{self.server.server_address[1]}/"
+        self.threads = [threading.Thread(target=self.live.run, name="grok-report-watch", daemon=True),
+                        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.5},
+                                         name="grok-report-serve", daemon=True)]
+
+    def __enter__(self) -> Watching:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.live.stop.set()
+        self.server.shutdown()
+        self.server.server_close()
+        for thread in self.threads:
+            thread.join(timeout=60)
+
+
 def watch(locations: list[str], thresholds: Thresholds, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
           every_s: float = DEFAULT_EVERY_S, out=None) -> None:
     """Serve the live report until Ctrl-C (or the process ends); nothing is written anywhere."""
-    out = out or sys.stdout
-    live = LiveReport(locations, thresholds, every_s)
-    try:
-        server = serve(live, host, port)
-    except OSError as e:
-        raise AnalysisError(f"--port {port}: cannot listen on {host}:{port} ({e.strerror or e}); "
-                            "pick another port with --port") from e
-    rebuilding = threading.Thread(target=live.run, name="grok-report-watch", daemon=True)
-    rebuilding.start()
-    shown_host = f"[{host}]" if ":" in host else host
-    print(f"live report of {', '.join(locations)} at http://{shown_host}:{server.server_address[1]}/ "
-          f"(rebuilt every {every_s:g} s when parts change; Ctrl-C stops it)", file=out, flush=True)
-    try:
-        server.serve_forever(poll_interval=0.5)
-    finally:
-        live.stop.set()
-        server.server_close()
-        rebuilding.join(timeout=60)
+    with Watching(locations, thresholds, host, port, every_s) as watching:
+        print(f"live report of {', '.join(locations)} at {watching.url} "
+              f"(rebuilt every {every_s:g} s when parts change; Ctrl-C stops it)", file=out or sys.stdout, flush=True)
+        watching.live.stop.wait()  # until Ctrl-C
 
 
 def main_watch(args, thresholds: Thresholds) -> int:

@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all)")
     p.add_argument("--no-retry-failed", action="store_true", help="keep members that failed before as failed")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress table")
+    p.add_argument("--watch", nargs="?", const=8050, type=int, metavar="PORT",
+                   help="serve the live report beside the driver on 127.0.0.1:PORT (default 8050; as grok report "
+                        "DIR --watch)")
 
     p = sub.add_parser("status", help="members done, generalised, failed and running, from the Parquet tables")
     p.add_argument("dir", help="<results>/<name> of a sweep (or <results> for every sweep in it)")
@@ -163,11 +166,21 @@ def _sweep(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(dry_run(spec, args.results))
         return EXIT_OK
+    import contextlib
+
     from sweeps.parquet import sweep_uri
     from sweeps.trackers import Pushing
 
+    location = sweep_uri(args.results or spec.results, spec.name)
+    from analysis.errors import AnalysisError
+
     try:
-        with Pushing(spec.trackers, sweep_uri(args.results or spec.results, spec.name)):
+        watching = _watching(args.watch, location) or contextlib.nullcontext()
+    except AnalysisError as e:  # the port is taken
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_SPEC
+    try:
+        with Pushing(spec.trackers, location), watching:
             result = run_sweep(spec, results=args.results, address=args.address, verbose=0 if args.quiet else 1,
                                num_cpus=args.num_cpus, retry_failed=not args.no_retry_failed)
     except RuntimeError as e:  # resources the cluster lacks, storage the nodes cannot see, ...
@@ -179,6 +192,18 @@ def _sweep(args: argparse.Namespace) -> int:
     if result.failed_packs:
         return EXIT_FAILED
     return EXIT_OK if result.ok else EXIT_UNFINISHED
+
+
+def _watching(port: int | None, location: str):
+    """`grok sweep --watch`: the live report of this sweep (analysis/watch.py) while the driver runs."""
+    if port is None:
+        return None
+    from analysis.derive import Thresholds
+    from analysis.watch import Watching
+
+    watching = Watching([location], Thresholds(), port=port)
+    print(f"live report at {watching.url}", file=sys.stderr, flush=True)
+    return watching
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -20,19 +20,13 @@ from test_analysis_browser import _figure_markup, _rendered
 
 pytestmark = [needs_chromium, pytest.mark.slow, pytest.mark.timeout(900)]
 
-# 12 members in 3 packs of 4, one pack at a time (--num-cpus 1): the page is read after the first pack and
-# after the second, while the third still trains.
-SPEC = """\
-name: watched
-base: {task: add, p: 17, d_model: 16, n_heads: 2, d_mlp: 32, epochs: 1500, eval_every: 20}
-axes:
-  train_fraction: [0.4, 0.7]
-  weight_decay: [0.5, 1.0]
-replicates: 3
-pack_size: 4
-checkpoint_every_s: 0.5
-report_every_s: 1
-"""
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sweeps"))
+from sweeps_testing import SLOW  # noqa: E402
+
+# SLOW's 8 members as 12 (3 replicates) in 3 packs of 4, one pack at a time (--num-cpus 1): the page is
+# read after the first pack and after the second, while the third still trains.
+SPEC = SLOW.replace("name: resumable", "name: watched").replace("replicates: 2", "replicates: 3")
+assert "replicates: 3" in SPEC and "pack_size: 4" in SPEC
 PHASE_MAP = "phase__train_fraction__weight_decay__phase"
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "live-report.png"
 """The README's picture of the live page, taken here (GROK_SCREENSHOT=1 writes it)."""

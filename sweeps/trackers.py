@@ -135,16 +135,16 @@ def _add_evaluations(members: dict[str, Member], data: pa.Table, pack_id: str) -
 
 
 def sweep_axes(store: SweepStore) -> list[str]:
-    """The swept fields of the spec as run (sweep.yaml), for the cell tag; [] without one."""
-    from sweeps.spec import SpecError, parse_spec
+    """The swept fields of the spec as run (sweep.yaml: its `axes` keys are field names), for the cell tag;
+    [] without one. Read as plain YAML: sweeps.spec imports this module to check a trackers: block."""
+    import yaml
 
     text = store.read_text("sweep.yaml")
-    if text is None:
-        return []
     try:
-        return [a.field for a in parse_spec(text, f"{store.uri}/sweep.yaml").axes]
-    except SpecError:
+        axes = (yaml.safe_load(text) or {}).get("axes") if text is not None else None
+    except (yaml.YAMLError, AttributeError):
         return []
+    return [str(k) for k in axes] if isinstance(axes, dict) else []
 
 
 def sweep_name(store: SweepStore) -> str:

@@ -235,7 +235,10 @@ def _push_mlflow(members: dict[str, Member], sweep: str, axes: list[str], target
     done = Pushed()
     for i, member in enumerate(members[k] for k in sorted(members)):
         run = known.get(member.run_id)
-        if run is not None and run.info.status != "RUNNING" and f"{TAG_PREFIX}status" in run.data.tags:
+        # closed with the outcome it has now; a member retried after its pack failed for good gets a new
+        # runs row, and its run goes on from its last evaluation
+        if (run is not None and run.info.status != "RUNNING" and member.ended
+                and run.data.tags.get(f"{TAG_PREFIX}status") == member.outcome().get("status")):
             done.skipped += 1
             continue
         if run is None:

@@ -61,14 +61,15 @@ class TrackerError(ValueError):
 
 def require(tracker: str, where: str = "--to") -> None:
     """Fail before anything is read when the tracker is unknown or its package is not installed;
-    `where` names the option or spec key in the message."""
+    `where` names the option in the message ("" where the caller names it)."""
     import importlib.util
 
+    prefix = f"{where}: " if where else ""
     if tracker not in TRACKERS:
-        raise TrackerError(f"{where}: {tracker!r} is not a tracker; one of {', '.join(TRACKERS)}")
+        raise TrackerError(f"{prefix}{tracker!r} is not a tracker; one of {', '.join(TRACKERS)}")
     module, extra = EXTRAS[tracker]
     if importlib.util.find_spec(module) is None:
-        raise TrackerError(f"{where} {tracker}: the {module} package is not installed; "
+        raise TrackerError(f"{where + ' ' if where else ''}{tracker}: the {module} package is not installed; "
                            f"pip install 'grokking-sweeps[{extra}]'")
 
 
@@ -369,7 +370,7 @@ def parse_trackers(raw: Any) -> dict[str, Any] | None:
                 raise TrackerError(f"every_s: seconds between pushes, a number > 0, got {value!r}")
             out["every_s"] = float(value)
             continue
-        require(str(key), "trackers:")
+        require(str(key), "")  # SpecError puts "trackers: " before the message
         if value is not None and not (isinstance(value, str) and value):
             raise TrackerError(f"{key}: its target (a tracking URI, a directory) or null, got {value!r}")
         if key == "tensorboard" and not value:

@@ -75,7 +75,7 @@ def cell(row: dict) -> str:
 
 # ---- the spec's trackers: block ------------------------------------------------------------------------
 def test_trackers_block_errors_name_the_key_and_the_choices(tmp_path):
-    assert_bad_spec(tmp_path, TINY + "trackers: {neptune: x}\n", "trackers: trackers:: 'neptune' is not a tracker",
+    assert_bad_spec(tmp_path, TINY + "trackers: {neptune: x}\n", "trackers: 'neptune' is not a tracker",
                     "mlflow, wandb, tensorboard", expand=False)
     assert_bad_spec(tmp_path, TINY + "trackers: {tensorboard: null}\n", "trackers: tensorboard: the log directory",
                     None, expand=False)

@@ -42,9 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all)")
     p.add_argument("--no-retry-failed", action="store_true", help="keep members that failed before as failed")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress table")
-    p.add_argument("--watch", nargs="?", const=8050, type=int, metavar="PORT",
-                   help="serve the live report beside the driver on 127.0.0.1:PORT (default 8050; as grok report "
-                        "DIR --watch)")
+    p.add_argument("--watch", nargs="?", const="default", type=int, metavar="PORT",
+                   help="serve the live report beside the driver on 127.0.0.1:PORT (default: grok report DIR "
+                        "--watch's port)")
 
     p = sub.add_parser("status", help="members done, generalised, failed and running, from the Parquet tables")
     p.add_argument("dir", help="<results>/<name> of a sweep (or <results> for every sweep in it)")
@@ -194,14 +194,14 @@ def _sweep(args: argparse.Namespace) -> int:
     return EXIT_OK if result.ok else EXIT_UNFINISHED
 
 
-def _watching(port: int | None, location: str):
+def _watching(port: int | str | None, location: str):
     """`grok sweep --watch`: the live report of this sweep (analysis/watch.py) while the driver runs."""
     if port is None:
         return None
     from analysis.derive import Thresholds
-    from analysis.watch import Watching
+    from analysis.watch import DEFAULT_PORT, Watching
 
-    watching = Watching([location], Thresholds(), port=port)
+    watching = Watching([location], Thresholds(), port=DEFAULT_PORT if port == "default" else int(port))
     print(f"live report at {watching.url}", file=sys.stderr, flush=True)
     return watching
 

@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all)")
     p.add_argument("--no-retry-failed", action="store_true", help="keep members that failed before as failed")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress table")
-    p.add_argument("--watch", nargs="?", const="default", type=int, metavar="PORT",
+    p.add_argument("--watch", nargs="?", const="default", metavar="PORT",
                    help="serve the live report beside the driver on 127.0.0.1:PORT (default: grok report DIR "
                         "--watch's port)")
 
@@ -199,8 +199,11 @@ def _watching(port: int | str | None, location: str):
     if port is None:
         return None
     from analysis.derive import Thresholds
+    from analysis.errors import AnalysisError
     from analysis.watch import DEFAULT_PORT, Watching
 
+    if port != "default" and not str(port).isdigit():
+        raise AnalysisError(f"--watch: a port number (or nothing, for {DEFAULT_PORT}), got {port!r}")
     watching = Watching([location], Thresholds(), port=DEFAULT_PORT if port == "default" else int(port))
     print(f"live report at {watching.url}", file=sys.stderr, flush=True)
     return watching

@@ -101,18 +101,30 @@ class Member:
         return ",".join(f"{a}={config.get(a)}" for a in axes if a != "seed" and a in config) or "-"
 
 
-def committed_rows(store: SweepStore) -> dict[str, Member]:
+def committed_rows(store: SweepStore, kept: dict[str, tuple[int | None, pa.Table]] | None = None
+                   ) -> dict[str, Member]:
     """run_id -> Member from the committed parts only (crash leftovers and merged-away parts left out,
-    by the store's own rule); the failed part (written whole by the driver) counts as committed."""
+    by the store's own rule); the failed part (written whole by the driver) counts as committed.
+    `kept` (path -> (size, rows)), carried from one push to the next beside a driver, saves reading a
+    part again: a committed part never changes under its name (compaction and `grok measure` write
+    new seqs), and the failed part, rewritten in place when members are retried, changes size."""
     records = store.records()
     members: dict[str, Member] = {}
+    kept = {} if kept is None else kept
     for table in TABLES:
         leftovers = {p.path for p in store.uncommitted(table, records)}
         parts = [p for p in store.parts(table) if p.path not in leftovers]
+        listed, folder = {p.path for p in parts}, f"{store.path(table)}/"
+        for gone in [k for k in kept if k.startswith(folder) and k not in listed]:
+            del kept[gone]  # merged by a compaction, or a leftover
         for part in parts:
-            data = store.read_part(part)
-            if data is None:
-                continue
+            if part.path in kept and kept[part.path][0] == part.size:
+                data = kept[part.path][1]
+            else:
+                data = store.read_part(part)
+                if data is None:
+                    continue
+                kept[part.path] = (part.size, data)
             if table == "runs":
                 for row in data.to_pylist():
                     member = members.setdefault(row["run_id"], Member(row["run_id"], part.pack_id))
@@ -179,11 +191,12 @@ class Pushed:
                 f"{self.skipped} already complete")
 
 
-def push(location: str, tracker: str, target: str | None = None, progress: Callable[[str], None] | None = None
-         ) -> Pushed:
+def push(location: str, tracker: str, target: str | None = None, progress: Callable[[str], None] | None = None,
+         kept: dict | None = None) -> Pushed:
     """Push the committed rows of the sweep at `location` (`<results>/<name>`, path or URI) to a tracker.
     target: MLflow's tracking URI (default: MLFLOW_TRACKING_URI or MLflow's own default), W&B's
-    directory (default: the working directory), TensorBoard's log directory (required)."""
+    directory (default: the working directory), TensorBoard's log directory (required). `kept`: see
+    committed_rows."""
     require(tracker)
     if tracker == "tensorboard" and not target:
         raise TrackerError("--to tensorboard needs a LOGDIR (grok push DIR --to tensorboard LOGDIR)")
@@ -191,7 +204,7 @@ def push(location: str, tracker: str, target: str | None = None, progress: Calla
 
     results, name = split_location(location)
     store = SweepStore(results, name)
-    members = committed_rows(store)
+    members = committed_rows(store, kept)
     axes, sweep = sweep_axes(store), sweep_name(store)
     writer = {"mlflow": _push_mlflow, "wandb": _push_wandb, "tensorboard": _push_tensorboard}[tracker]
     return writer(members, sweep, axes, target, progress or (lambda _: None))
@@ -379,7 +392,7 @@ def parse_trackers(raw: Any) -> dict[str, Any] | None:
     return out
 
 
-def push_all(trackers: dict[str, Any], location: str, out=None) -> None:
+def push_all(trackers: dict[str, Any], location: str, out=None, kept: dict | None = None) -> None:
     """One push to each tracker of a `trackers:` block. A tracker that fails (a server down) is named
     on `out` and tried again at the next push: it never stops the sweep, and nothing is lost, since
     the next push sends what the tracker lacks."""
@@ -389,7 +402,7 @@ def push_all(trackers: dict[str, Any], location: str, out=None) -> None:
         if tracker == "every_s":
             continue
         try:
-            pushed = push(location, tracker, target)
+            pushed = push(location, tracker, target, kept=kept)
         except Exception as e:  # noqa: BLE001 - any tracker failure; the rows stay in the store
             print(f"trackers: {tracker}: push failed ({type(e).__name__}: {e}); will try again", file=out or sys.stderr)
             continue
@@ -405,12 +418,13 @@ class Pushing:
         import threading
 
         self.trackers, self.location, self.out = trackers, location, out
+        self.kept: dict = {}  # the parts read so far (committed_rows), so each push reads only new ones
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="grok-trackers", daemon=True)
 
     def _loop(self) -> None:
         while not self.stop.wait(self.trackers["every_s"]):
-            push_all(self.trackers, self.location, self.out)
+            push_all(self.trackers, self.location, self.out, self.kept)
 
     def __enter__(self) -> Pushing:
         if self.trackers:
@@ -422,4 +436,4 @@ class Pushing:
             return
         self.stop.set()
         self.thread.join()
-        push_all(self.trackers, self.location, self.out)
+        push_all(self.trackers, self.location, self.out, self.kept)

@@ -260,6 +260,7 @@ def _push_mlflow(members: dict[str, Member], sweep: str, axes: list[str], target
         run_uuid = run.info.run_id
         history = client.get_metric_history(run_uuid, SENTINEL)
         after = max((m.step for m in history), default=-1)
+        points = done.points
         for group in _chunks(member, after):
             metrics = []
             for epoch, values in group:
@@ -276,7 +277,7 @@ def _push_mlflow(members: dict[str, Member], sweep: str, axes: list[str], target
             failed = member.outcome().get("status") in FAILED_STATUSES
             client.set_terminated(run_uuid, RunStatus.to_string(RunStatus.FAILED if failed else RunStatus.FINISHED))
             done.closed += 1
-        done.members += 1
+        done.members += member.ended or done.points > points  # a running member without new rows: untouched
         if (i + 1) % 100 == 0:
             progress(f"{i + 1}/{len(members)} members")
     return done

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,6 +73,8 @@ class Sweep:
     progress: pd.DataFrame
     notes: list[str] = field(default_factory=list)
     """What loading noticed and tolerated (members still running, duplicate rows dropped), for the report."""
+    planned: int = 0
+    """Members in the sweeps' plan.json files (0: no plan), for how far a running sweep has got."""
 
     @property
     def spec(self) -> dict:
@@ -116,8 +118,10 @@ class Sweep:
         return member_times(self.metrics, self.runs, thresholds or self.thresholds())
 
 
-def load_sweep(locations: str | Path | Iterable[str | Path]) -> Sweep:
+def load_sweep(locations: str | Path | Iterable[str | Path], parts: PartReader | None = None) -> Sweep:
     """Load a sweep directory, a results directory holding several sweeps, or a list of either.
+    `parts`: what reads a table's part files (default: all of them, now); the live report passes one
+    that keeps what it read and reads only the parts that are new (analysis/watch.py).
 
     Several sweeps are concatenated: runs gains a `sweep` column (the sweep's
     name), and a member that appears in more than one (same config, hence same
@@ -136,7 +140,7 @@ def load_sweep(locations: str | Path | Iterable[str | Path]) -> Sweep:
     loaded = []
     notes: list[str] = []
     for fs, path, shown in sweep_dirs:
-        one = _read_sweep_dir(fs, path, shown)
+        one = _read_sweep_dir(fs, path, shown, parts or read_parts)
         if one is None:
             notes.append(f"{shown}: no results yet (no runs or metrics parts); left out")
             continue
@@ -185,6 +189,7 @@ def load_sweep(locations: str | Path | Iterable[str | Path]) -> Sweep:
         notes=notes,
     )
     planned = {r for one in loaded for r in one["planned"]}
+    sweep.planned = len(planned)
     if planned:
         started = set(runs["run_id"].unique().tolist()) | set(metrics["run_id"].unique().tolist())
         sweep.notes.append(f"{len(planned)} member(s) planned: {len(planned & set(runs['run_id'].unique().tolist()))} ended, "
@@ -248,9 +253,9 @@ def _find_sweep_dirs(location: str | Path) -> list[tuple[pafs.FileSystem, str, s
 # ---- reading one sweep ----------------------------------------------------------------------
 
 
-def _read_sweep_dir(fs: pafs.FileSystem, path: str, shown: str) -> dict | None:
+def _read_sweep_dir(fs: pafs.FileSystem, path: str, shown: str, parts: PartReader) -> dict | None:
     spec = _read_spec(fs, path, shown)
-    tables = {table: _read_table(fs, path, shown, table) for table in TABLES}
+    tables = {table: _read_table(fs, path, shown, table, parts) for table in TABLES}
     if tables["runs"] is None and tables["metrics"] is None:
         return None
     if tables["metrics"] is None:
@@ -293,7 +298,7 @@ def _read_spec(fs: pafs.FileSystem, path: str, shown: str) -> dict:
     return spec
 
 
-def _read_table(fs: pafs.FileSystem, path: str, shown: str, table: str) -> pd.DataFrame | None:
+def _read_table(fs: pafs.FileSystem, path: str, shown: str, table: str, read: PartReader) -> pd.DataFrame | None:
     """All part files of one table, checked against the schema version and the required columns.
 
     Read as one pyarrow dataset: its schema unites the parts' columns (a newer trainer may add
@@ -308,13 +313,28 @@ def _read_table(fs: pafs.FileSystem, path: str, shown: str, table: str) -> pd.Da
         if not parts:
             return None
         try:
-            return _read_parts(fs, [(p.path, p.size) for p in parts], shown, table, path)
+            return read(fs, parts, shown, table)
         except FileNotFoundError:
             continue  # a part replaced between listing and reading (written whole, then renamed): list again
     raise AnalysisError(f"{shown}/{table}: part files keep changing while being read; try again")
 
 
-def _read_parts(fs: pafs.FileSystem, files: list[tuple[str, int]], shown: str, table: str, root: str) -> pd.DataFrame:
+def read_parts(fs: pafs.FileSystem, parts: list[pafs.FileInfo], shown: str, table: str) -> pd.DataFrame:
+    """One table's part files (as listed) read together into one DataFrame."""
+    return to_frame(read_parts_arrow(fs, parts, shown, table))
+
+
+def read_parts_arrow(fs: pafs.FileSystem, parts: list[pafs.FileInfo], shown: str, table: str) -> pa.Table:
+    """The same as an Arrow table (schema united across the parts), before `to_frame`."""
+    return _read_parts(fs, [(p.path, p.size) for p in parts], shown, table)
+
+
+PartReader = Callable[[pafs.FileSystem, list[pafs.FileInfo], str, str], pd.DataFrame]
+"""(filesystem, a table's part files as listed, the sweep as shown, table) -> the table."""
+
+
+def _read_parts(fs: pafs.FileSystem, files: list[tuple[str, int]], shown: str, table: str) -> pa.Table:
+    root = files[0][0].rsplit("/", 2)[0]  # <sweep>/<table>/part-...: where damaged() finds the pack's record
     try:
         dataset = parquet_dataset(fs, files)
     except FileNotFoundError:
@@ -343,7 +363,7 @@ def _read_parts(fs: pafs.FileSystem, files: list[tuple[str, int]], shown: str, t
         if found is not None:
             raise damaged(fs, root, shown, *found) from exc
         raise AnalysisError(f"{shown}/{table}: part files could not be read ({exc})") from exc
-    return _to_pandas(combined.replace_schema_metadata(None))
+    return combined.replace_schema_metadata(None)
 
 
 def _check_schema_version(schema: pa.Schema, where: str) -> None:
@@ -361,7 +381,7 @@ def _check_schema_version(schema: pa.Schema, where: str) -> None:
         )
 
 
-def _to_pandas(arrow_table: pa.Table) -> pd.DataFrame:
+def to_frame(arrow_table: pa.Table) -> pd.DataFrame:
     """Arrow to pandas, with list columns (force_adjacent) as tuples so they can be grouped on."""
     list_columns = [f.name for f in arrow_table.schema if pa.types.is_list(f.type) or pa.types.is_large_list(f.type)]
     frame = arrow_table.drop_columns(list_columns).to_pandas(memory_pool=READ_POOL)

@@ -105,7 +105,7 @@ def write_report(sweep_dir: str | Path | Sequence[str | Path], out_dir: str | Pa
     locations = [sweep_dir] if isinstance(sweep_dir, (str, Path)) else list(sweep_dir)
     sweep = load_sweep(locations)
     out = Path(out_dir) if out_dir is not None else _default_out_dir(locations[0])
-    th = _judged_by(sweep, thresholds, overrides or {})
+    th = judged_by(sweep, thresholds, overrides or {})
     report = build_report(sweep, th)
     if th != (spec := _spec_thresholds(sweep)):
         report.notes.insert(0, f"Judged by thresholds other than the spec's: {_differences(th, spec)}; `grok status`, "
@@ -135,7 +135,8 @@ def _spec_thresholds(sweep: Sweep) -> Thresholds | None:
         return None
 
 
-def _judged_by(sweep: Sweep, thresholds: Thresholds | None, overrides: dict) -> Thresholds:
+def judged_by(sweep: Sweep, thresholds: Thresholds | None, overrides: dict) -> Thresholds:
+    """What the report judges by: `thresholds`, else the spec's; `overrides` changes some fields."""
     if thresholds is not None:
         return dataclasses.replace(thresholds, **overrides)
     base = _spec_thresholds(sweep)
@@ -163,11 +164,12 @@ def _default_out_dir(location: str | Path) -> Path:
 # ---- content --------------------------------------------------------------------------------
 
 
-def build_report(sweep: Sweep, thresholds: Thresholds) -> Report:
+def build_report(sweep: Sweep, thresholds: Thresholds, times: pd.DataFrame | None = None) -> Report:
     """Every figure and table the swept axes allow. Several sweeps loaded together are drawn one sweep at a time
     (their axes need not be crossed with each other's), and a pair of axes gets a phase diagram only if its
-    values are crossed (not one axis determined by the other, as task and noise kind may be)."""
-    times = _with_final_metrics(sweep.member_times(thresholds), sweep.metrics)
+    values are crossed (not one axis determined by the other, as task and noise kind may be). `times`: the
+    members' derived times when the caller has them (the live report keeps them per member, analysis/watch.py)."""
+    times = _with_final_metrics(sweep.member_times(thresholds) if times is None else times, sweep.metrics)
     report = Report(sweep=sweep, thresholds=thresholds, times=times, notes=list(sweep.notes))
     placed = times[times["status"] != RUNNING_STATUS]
     disagreements = trainer_disagreements(times)
@@ -794,6 +796,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--budget", type=int, default=None,
                         help="judge every member within this many epochs (default: the spec's, else each member's "
                              "own budget)")
+    from analysis.watch import DEFAULT_EVERY_S, DEFAULT_HOST, DEFAULT_PORT
+
+    parser.add_argument("--watch", action="store_true",
+                        help="serve a live report that is rebuilt as the sweep commits parts (analysis/watch.py); "
+                             "nothing is written")
+    parser.add_argument("--host", default=DEFAULT_HOST, help="--watch: the address to listen on (default: loopback "
+                        "only; 0.0.0.0 shows the report to the network)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
+                        help=f"--watch: the port (default {DEFAULT_PORT}; 0: any free one)")
+    parser.add_argument("--every", type=float, default=DEFAULT_EVERY_S,
+                        help=f"--watch: seconds between checks for new parts (default {DEFAULT_EVERY_S:g})")
     args = parser.parse_args(argv)
     given = {"train_acc": args.threshold, "test_acc": args.threshold}
     given.update({k: v for k, v in (("train_acc", args.train_threshold), ("test_acc", args.test_threshold),
@@ -801,6 +814,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     ("hold", args.hold), ("budget", args.budget)) if v is not None})
     overrides = {k: v for k, v in given.items() if v is not None}
     try:
+        if args.watch:
+            from analysis.watch import main_watch
+
+            return main_watch(args, overrides)
         index = write_report(args.dirs, out_dir=args.out, png=not args.no_png, overrides=overrides)
     except (AnalysisError, ThresholdsError) as exc:
         print(f"grok report: error: {exc}", file=sys.stderr)

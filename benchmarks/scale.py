@@ -18,6 +18,8 @@ included); its peak memory is that process's max RSS. Printed per size:
   status s   `grok status DIR`
   load s/GB  `analysis.load_sweep(DIR)`
   report s/GB `grok report DIR --no-png`; html MB: the size of report/index.html
+  watch s    `grok report DIR --watch` (analysis/watch.py): its first build, then the rebuild after one
+             pack's commit (the pack's parts held back, then moved in) side by side with the full report
 
 then one JSON line with every figure. Goals on a 2-core machine at 100k members (issue 17): plan
 < 10 s, status < 5 s, load_sweep < 15 s and 1.5 GB, report < 30 s and 1.5 GB, HTML < 10 MB.
@@ -131,12 +133,45 @@ def measure(n: int, work: Path, args: argparse.Namespace) -> dict:
     status_s, _ = timed(["sweeps.cli", "status", str(sweep)], env)
     load_s, load_gb = timed(["benchmarks.scale", "--load", str(sweep)], env)
     report_s, report_gb = timed(["sweeps.cli", "report", str(sweep), "--no-png"], env)
+    watch_first_s, watch_commit_s = json.loads(subprocess.run(
+        [sys.executable, "-m", "benchmarks.scale", "--watch-step", str(sweep)], env=env, check=True,
+        capture_output=True, text=True).stdout.splitlines()[-1])
     html = sweep / "report" / "index.html"
     parts = sum(1 for _ in (sweep / "metrics").glob("part-*.parquet"))
     return {"members": n, "metric_parts": parts, "build_s": round(built, 1), "plan_s": round(plan_s, 1),
             "status_s": round(status_s, 1), "load_s": round(load_s, 1), "load_gb": round(load_gb, 2),
             "report_s": round(report_s, 1), "report_gb": round(report_gb, 2),
+            "watch_first_s": round(watch_first_s, 1), "watch_commit_s": round(watch_commit_s, 1),
             "html_mb": round(html.stat().st_size / 1e6, 1)}
+
+
+def watch_step(sweep: Path) -> tuple[float, float]:
+    """The live report's first build, then its rebuild after one pack commits: the last pack's parts are
+    moved aside before the first build and back before the rebuild (a commit moves whole files in)."""
+    from analysis.derive import Thresholds
+    from analysis.watch import LiveReport
+
+    held = sweep.parent / f".held-{sweep.name}"
+    held.mkdir(exist_ok=True)
+    pack = sorted(p.name for p in (sweep / "runs").glob("part-*.parquet"))[-1].rsplit("-", 1)[0]
+    moved = [(part, held / f"{part.parent.name}-{part.name}") for table in ("runs", "metrics")
+             for part in (sweep / table).glob(f"{pack}-*.parquet")]
+    for part, aside in moved:
+        os.replace(part, aside)
+    try:
+        live = LiveReport([str(sweep)], Thresholds())
+        start = time.perf_counter()
+        live.rebuild()
+        first = time.perf_counter() - start
+    finally:
+        for part, aside in moved:
+            os.replace(aside, part)
+        held.rmdir()
+    start = time.perf_counter()
+    assert live.rebuild() and live.snapshot.parts_read == len(moved), live.snapshot
+    commit = time.perf_counter() - start
+    print(f"rebuild after one pack's commit, per step (s): {live.snapshot.steps}", file=sys.stderr)
+    return first, commit
 
 
 def main() -> None:
@@ -149,7 +184,11 @@ def main() -> None:
                         help="leave every commit's parts, as sweeps did before compaction (issue 17)")
     parser.add_argument("--keep", help="build the sweeps here and keep them (default: a temporary directory)")
     parser.add_argument("--load", help=argparse.SUPPRESS)  # the load_sweep step, in its own process
+    parser.add_argument("--watch-step", help=argparse.SUPPRESS)  # the live report's steps, in its own process
     args = parser.parse_args()
+    if args.watch_step:
+        print(json.dumps(watch_step(Path(args.watch_step))))
+        return
     if args.load:
         from analysis import load_sweep
 
@@ -161,13 +200,14 @@ def main() -> None:
         work = Path(args.keep) if args.keep else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         header = (f"{'members':>8} {'parts':>6} {'plan s':>7} {'status s':>9} {'load s':>7} {'load GB':>8} "
-                  f"{'report s':>9} {'report GB':>10} {'html MB':>8}")
+                  f"{'report s':>9} {'report GB':>10} {'html MB':>8} {'watch first s':>14} {'watch commit s':>15}")
         print(header, flush=True)
         for n in (int(x) for x in args.members.split(",")):
             r = measure(n, work, args)
             rows.append(r)
             print(f"{r['members']:>8,} {r['metric_parts']:>6} {r['plan_s']:>7} {r['status_s']:>9} {r['load_s']:>7} "
-                  f"{r['load_gb']:>8} {r['report_s']:>9} {r['report_gb']:>10} {r['html_mb']:>8}", flush=True)
+                  f"{r['load_gb']:>8} {r['report_s']:>9} {r['report_gb']:>10} {r['html_mb']:>8} "
+                  f"{r['watch_first_s']:>14} {r['watch_commit_s']:>15}", flush=True)
     print(json.dumps(rows))
 
 

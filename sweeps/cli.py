@@ -8,6 +8,7 @@
     grok report DIR
     grok export DIR RUN_ID [--epoch E] [--out FOLDER]
     grok measure DIR [--measures fourier,llc,embed_coords] [--epochs E,...] [--replace] [--llc-every N]
+    grok push DIR --to mlflow|wandb|tensorboard [TARGET]
 
 Imports stay inside the subcommands so that `grok --help` is instant (no torch, ray, optuna).
 """
@@ -61,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     from sweeps import slurm  # light: its heavy imports are inside its functions
 
     slurm.add_parser(sub)
+    p.add_argument("--watch", nargs="?", const="default", metavar="PORT",
+                   help="serve the live report beside the driver on 127.0.0.1:PORT (default: grok report DIR "
+                        "--watch's port)")
 
     p = sub.add_parser("status", help="members done, generalised, failed and running, from the Parquet tables")
     p.add_argument("dir", help="<results>/<name> of a sweep (or <results> for every sweep in it)")
@@ -96,6 +100,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
 
+    p = sub.add_parser("push", help="log every member as its own run in MLflow, W&B or TensorBoard (sweeps/trackers.py)",
+                       description="Push the committed rows of a sweep to a tracker, one run per member with its "
+                                   "config, per-evaluation metrics and progress measures, outcome and sweep/pack/cell "
+                                   "tags. Run it again (also while the sweep runs): only what the tracker lacks goes.")
+    p.add_argument("dir", help="<results>/<name> of a sweep (a path, mount or s3:// URI)")
+    p.add_argument("--to", required=True, nargs="+", metavar=("TRACKER", "TARGET"),
+                   help="mlflow, wandb (offline runs) or tensorboard, then where: MLflow's tracking URI (default: "
+                        "MLFLOW_TRACKING_URI), W&B's directory for its wandb/ folder (default: here), TensorBoard's "
+                        "log directory (required)")
+
     p = sub.add_parser("report", help="write the analysis report of a sweep (analysis.report)", prefix_chars="\0")
     p.add_argument("args", nargs=argparse.REMAINDER, help="DIR [options of analysis.report]")
     return parser
@@ -122,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = {"sweep": _sweep, "status": _status, "check": _check, "train": _train, "report": _report,
                "export": _export, "measure": _measure,
-               "slurm": _slurm}[args.command]
+               "slurm": _slurm, "push": _push}[args.command]
     try:
         code = command(args)
         sys.stdout.flush()  # inside the try: a reader that left (`| head`) shows up here, not at exit
@@ -176,13 +190,27 @@ def _sweep(args: argparse.Namespace) -> int:
         except SpecError as e:
             print(f"error: {e}", file=sys.stderr)
             return EXIT_SPEC
+    if args.dry_run:
+        print(dry_run(spec, args.results))
+        return EXIT_OK
+    import contextlib
+
+    from sweeps.parquet import sweep_uri
+    from sweeps.trackers import Pushing
+
+    location = sweep_uri(args.results or spec.results, spec.name)
+    from analysis.errors import AnalysisError
+
     try:
-        if args.dry_run:
-            print(dry_run(spec, args.results))
-            return EXIT_OK
-        result = run_sweep(spec, results=args.results, address=args.address, verbose=0 if args.quiet else 1,
-                           num_cpus=args.num_cpus, retry_failed=not args.no_retry_failed, force=args.force,
-                           repair=args.repair)
+        watching = _watching(args.watch, location) or contextlib.nullcontext()
+    except AnalysisError as e:  # the port is taken
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_SPEC
+    try:
+        with Pushing(spec.trackers, location), watching:
+            result = run_sweep(spec, results=args.results, address=args.address, verbose=0 if args.quiet else 1,
+                               num_cpus=args.num_cpus, retry_failed=not args.no_retry_failed, force=args.force,
+                               repair=args.repair)
     except RuntimeError as e:  # resources the cluster lacks, storage the nodes cannot see, another writer, a full disk
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
@@ -198,6 +226,20 @@ def _slurm(args: argparse.Namespace) -> int:
     from sweeps.slurm import run
 
     return run(args)
+
+
+def _watching(port: int | str | None, location: str):
+    """`grok sweep --watch`: the live report of this sweep (analysis/watch.py) while the driver runs."""
+    if port is None:
+        return None
+    from analysis.errors import AnalysisError
+    from analysis.watch import DEFAULT_PORT, Watching
+
+    if port != "default" and not str(port).isdigit():
+        raise AnalysisError(f"--watch: a port number (or nothing, for {DEFAULT_PORT}), got {port!r}")
+    watching = Watching([location], None, port=DEFAULT_PORT if port == "default" else int(port))
+    print(f"live report at {watching.url}", file=sys.stderr, flush=True)
+    return watching
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -321,10 +363,15 @@ def _train(args: argparse.Namespace) -> int:
     packs = cut_packs(members, pack_size, 1.0 if device.startswith("cuda") else gpus)
     if not targs.all:
         packs = packs[:1]
+    from sweeps.parquet import sweep_uri
+    from sweeps.trackers import Pushing
+
     held = contextlib.ExitStack()
     try:
         if targs.results:  # the sweep's lease, as `grok sweep` takes it: one writer at a time
             held.enter_context(hold(SweepStore(results_location(targs.results), name), "grok train", targs.force))
+        if targs.spec and targs.results:  # the spec's trackers: get the rows as they commit
+            held.enter_context(Pushing(spec.trackers, sweep_uri(targs.results, name)))
         with held:
             for pack in packs:
                 print(f"{pack.pack_id}: {len(pack.members)} members, {pack.members[0].task} p={pack.members[0].p}, "
@@ -463,6 +510,23 @@ def _sgld_setting(text: str) -> tuple[str, float | int | None]:
             return key.strip(), float(value)
         except ValueError:
             raise ValueError(f"--sgld {key.strip()}: a number or none, got {value!r}") from None
+
+
+def _push(args: argparse.Namespace) -> int:
+    from sweeps.trackers import TrackerError, push, require
+
+    if len(args.to) > 2:
+        print(f"error: --to: a tracker and at most one target, got {' '.join(args.to)}", file=sys.stderr)
+        return EXIT_SPEC
+    tracker, target = args.to[0], (args.to[1] if len(args.to) > 1 else None)
+    try:
+        require(tracker)
+        pushed = push(args.dir, tracker, target, progress=lambda line: print(line, file=sys.stderr, flush=True))
+    except TrackerError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_SPEC
+    print(f"{args.dir} -> {' '.join(args.to)}: {pushed}")
+    return EXIT_OK
 
 
 def _report(args: argparse.Namespace) -> int:

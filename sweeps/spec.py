@@ -166,6 +166,9 @@ class SweepSpec:
     thresholds: Thresholds = field(default=Thresholds(), metadata={"spec_default": None})
     """optional: what counts as memorised, generalised and grokked, {train_acc, test_acc, hold, grok_delay,
     grok_ratio, budget} (grokcore/verdict.py); the runs rows, grok status, searches and the report use it"""
+    trackers: dict[str, Any] | None = None
+    """optional: log every member as its own run while the sweep runs, {mlflow: TRACKING_URI | null, wandb: DIR |
+    null, tensorboard: LOGDIR, every_s: 30}; pushed from the committed rows (sweeps/trackers.py, grok push)"""
     search: Any = None  # the search block its kind's parser read (sweeps/sources.py), or None
     """optional: {kind: optuna | tune-optuna | bisection, ...}: a search picks the members, the axes are its
     search space (sweeps/optuna_spec.py, sweeps/bisection_source.py)"""
@@ -486,6 +489,13 @@ def _build(data: dict[str, Any], text: str, source: str) -> SweepSpec:
         where = f"thresholds.{e.field_name}" if getattr(e, "field_name", "") else "thresholds"
         raise SpecError(source, where, str(e)) from None
 
+    from sweeps.trackers import TrackerError, parse_trackers
+
+    try:
+        trackers = parse_trackers(get["trackers"])
+    except TrackerError as e:
+        raise SpecError(source, "trackers", str(e)) from None
+
     spec = SweepSpec(
         name=name, source=source, text=text, base=dict(base), axes=axes, description=get["description"],
         samples=get["samples"], sample_seed=get["sample_seed"], replicates=get["replicates"], pack_size=pack_size,
@@ -493,7 +503,7 @@ def _build(data: dict[str, Any], text: str, source: str) -> SweepSpec:
         torch_compile=get["torch_compile"], results=get["results"],
         checkpoints=get["checkpoints"], checkpoint_every_s=float(get["checkpoint_every_s"]),
         report_every_s=float(get["report_every_s"]), max_failures=get["max_failures"], search=search,
-        snapshots=snapshots, thresholds=thresholds,
+        snapshots=snapshots, thresholds=thresholds, trackers=trackers,
     )
     if search is not None:
         spec = dataclasses.replace(spec, pack_size=search.batch)

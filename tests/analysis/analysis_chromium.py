@@ -50,16 +50,17 @@ class PageLoad:
     """Console messages and uncaught exceptions of the page."""
 
 
-def load_page(page: Path, profile: Path, *, screenshot: Path | None = None, dump_dom: bool = False,
+def load_page(page: Path | str, profile: Path, *, screenshot: Path | None = None, dump_dom: bool = False,
               window: tuple[int, int] = (1280, 6000), scale: float = 0.25, timeout: float = 90) -> PageLoad:
-    """Open `page` in a fresh profile; take a screenshot (scaled down, so it decodes fast) or dump the DOM."""
+    """Open `page` (a file, or a URL such as the live report's) in a fresh profile; take a screenshot
+    (scaled down, so it decodes fast) or dump the DOM."""
     args = [chromium_path(), *FLAGS, f"--user-data-dir={profile}", f"--window-size={window[0]},{window[1]}",
             f"--force-device-scale-factor={scale}", "--virtual-time-budget=10000"]
     if screenshot is not None:
         args.append(f"--screenshot={screenshot}")
     if dump_dom:
         args.append("--dump-dom")
-    args.append(page.resolve().as_uri())
+    args.append(page if isinstance(page, str) else page.resolve().as_uri())
     done = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
     console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
     return PageLoad(stdout=done.stdout, console=console)

@@ -296,6 +296,10 @@ def run_sweep(spec: SweepSpec, results: str | None = None, address: str | None =
     start = time.monotonic()
     if on_local_ray(address):
         check_local_resources(spec, num_cpus)
+    if repair:  # a bad request is refused before the lease (or anything else) is written
+        from sweeps.repair import refuse_search
+
+        refuse_search(spec)
     # resolved once, here: every trial receives the absolute location (see results_location)
     location = results_location(results or spec.results)
     store = SweepStore(location, spec.name)

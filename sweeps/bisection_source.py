@@ -33,12 +33,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from grokcore.config import RunConfig
+from grokcore.verdict import VERDICT_COLUMNS
+from sweeps.check import clean_for_restart
 from sweeps.packing import Pack, plan
 from sweeps.parquet import SweepStore
-from grokcore.verdict import VERDICT_COLUMNS
 from sweeps.snapshots import describe_search_storage
-from sweeps.verdicts import with_verdicts
 from sweeps.validation import SpecError, coerce, is_int, is_number, unknown
+from sweeps.verdicts import with_verdicts
 
 RESULT_FILE = "bisection.json"
 SEARCH_KEYS = ("kind", "axis", "target", "seeds", "steps")
@@ -127,7 +128,7 @@ class BisectionSource:
         self.name = "bisection"
         self.n_members = self.members_to_run = self.search.members
         if write:
-            store.delete_crash_leftovers()
+            clean_for_restart(store)
             store.write_spec(spec.text)
         self.rows = self._rows()
         self.queue: list[Pack] = []

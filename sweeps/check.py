@@ -89,6 +89,15 @@ def refuse_damaged(store: SweepStore, records: dict[str, dict[str, Any]]) -> Non
         raise next(iter(found.values()))
 
 
+def clean_for_restart(store: SweepStore, records: dict[str, dict[str, Any]] | None = None) -> dict[str, int]:
+    """What every planner does before its packs (re)start: stop on a damaged committed file, then
+    remove crash leftovers (SweepStore.delete_crash_leftovers). Here, not in the store, so that the
+    writer (sweeps.parquet) does not import its checker."""
+    records = store.records() if records is None else records
+    refuse_damaged(store, records)
+    return store.delete_crash_leftovers(records)
+
+
 def check_sweep(store: SweepStore) -> CheckReport:
     report = CheckReport(store.uri)
     bad_records: list[DamagedFile] = []

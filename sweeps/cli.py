@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "them) and check their new rows equal the surviving ones; nothing else is rewritten")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress table")
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
+    p.add_argument("--watch", nargs="?", const="default", metavar="PORT",
+                   help="serve the live report beside the driver on 127.0.0.1:PORT (default: grok report DIR "
+                        "--watch's port)")
 
     p = sub.add_parser("check", help="verify a sweep's committed files and rows; non-zero exit when anything is wrong",
                        description=CHECK_DOC)
@@ -62,9 +65,6 @@ def build_parser() -> argparse.ArgumentParser:
     from sweeps import slurm  # light: its heavy imports are inside its functions
 
     slurm.add_parser(sub)
-    p.add_argument("--watch", nargs="?", const="default", metavar="PORT",
-                   help="serve the live report beside the driver on 127.0.0.1:PORT (default: grok report DIR "
-                        "--watch's port)")
 
     p = sub.add_parser("status", help="members done, generalised, failed and running, from the Parquet tables")
     p.add_argument("dir", help="<results>/<name> of a sweep (or <results> for every sweep in it)")
@@ -190,9 +190,13 @@ def _sweep(args: argparse.Namespace) -> int:
         except SpecError as e:
             print(f"error: {e}", file=sys.stderr)
             return EXIT_SPEC
-    if args.dry_run:
-        print(dry_run(spec, args.results))
-        return EXIT_OK
+    try:
+        if args.dry_run:
+            print(dry_run(spec, args.results))
+            return EXIT_OK
+    except RuntimeError as e:  # a damaged committed file, storage that cannot be read
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
     import contextlib
 
     from sweeps.parquet import sweep_uri
@@ -223,9 +227,29 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _slurm(args: argparse.Namespace) -> int:
-    from sweeps.slurm import run
+    """`grok slurm`: exit 0 submitted (or written), 2 a bad spec or option, 1 sbatch refused."""
+    from sweeps.slurm import SlurmError, SlurmJob, prepare_and_submit
+    from sweeps.spec import SpecError
 
-    return run(args)
+    job = SlurmJob(nodes=args.nodes, gpus_per_node=args.gpus_per_node, cpus_per_node=args.cpus_per_node,
+                   time=args.time, partition=args.partition, account=args.account, mem=args.mem,
+                   requeue=args.requeue, sbatch_args=tuple(args.sbatch_args))
+    try:
+        done = prepare_and_submit(args.spec, args.overrides, args.results, job, submit=not args.no_submit)
+    except SpecError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_SPEC
+    except SlurmError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED if str(e).startswith("sbatch refused") else EXIT_SPEC
+    print(f"script: {done.script}")
+    if done.job_id is None:
+        print(f"not submitted (--no-submit); submit it with: sbatch {done.script}")
+        return EXIT_OK
+    print(f"submitted job {done.job_id}; its log: {done.output}")
+    print("follow it with `grok status` on the sweep's folder; stop it with "
+          f"`scancel {done.job_id}`; run this command again to continue after a time limit")
+    return EXIT_OK
 
 
 def _watching(port: int | str | None, location: str):
@@ -260,7 +284,8 @@ def _status(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from sweeps.check import check_sweep, format_check
     from sweeps.parquet import SweepStore
-    from sweeps.status import find_sweeps, split_location
+    from sweeps.parquet import split_location
+    from sweeps.status import find_sweeps
 
     sweeps = find_sweeps(args.dir)
     if not sweeps:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from grokcore.config import RunConfig
+from sweeps.check import clean_for_restart
 from sweeps.packing import Pack, Plan, describe_auto, plan
 from sweeps.parquet import SweepStore
 from sweeps.snapshots import describe_storage, purge_snapshots
@@ -43,7 +44,7 @@ def prepare(spec: Any, results: str | None = None, members: Sequence[RunConfig] 
 
     # 1. crash leftovers: uncommitted parts and half-written files
     if write:
-        cleaned.update(store.delete_crash_leftovers(records))
+        cleaned.update(clean_for_restart(store, records))
 
     # 2. members with a runs row are finished (failed ones are retried unless asked not to)
     finished: dict[str, str] = {}

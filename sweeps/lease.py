@@ -74,7 +74,7 @@ def holder_state(record: dict[str, Any] | None, now: float | None = None) -> str
     if isinstance(beat, (int, float)) and now - beat > STALE_S:
         return "dead"
     if record.get("slurm_job"):  # SLURM's kill at a job's time limit leaves the record "running"
-        from sweeps.slurm import job_ended
+        from sweeps.slurm_jobs import job_ended
 
         if job_ended(str(record["slurm_job"])):
             return "dead"

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING
 
 from grokcore.config import RunConfig
 from grokcore.verdict import VERDICT_COLUMNS
+from sweeps.check import clean_for_restart
 from sweeps.optuna_spec import PRUNERS, SAMPLERS, Pruning, metric_direction
 from sweeps.packing import Pack
 from sweeps.parquet import SweepStore
@@ -253,7 +254,7 @@ class OptunaSource:
             self.search.storage_url(store.uri)
         except ValueError as e:
             raise RuntimeError(f"{spec.source}: search.storage: {e}") from None
-        store.delete_crash_leftovers()
+        clean_for_restart(store)
         store.write_spec(spec.text)
         import optuna
 

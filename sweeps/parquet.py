@@ -41,7 +41,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Union, get_args, get_origin
 
 import pyarrow as pa
@@ -177,6 +177,17 @@ def sweep_uri(results: str, name: str) -> str:
     return f"{results_location(results)}/{name}"
 
 
+def split_location(location: str) -> tuple[str, str]:
+    """`<results>/<name>` (path or URI) -> (results, name): sweep_uri's inverse."""
+    location = location.rstrip("/")
+    if "://" in location:
+        scheme, rest = location.split("://", 1)
+        parent, _, name = rest.rpartition("/")
+        return f"{scheme}://{parent}", name
+    path = PurePosixPath(location)
+    return str(path.parent), path.name
+
+
 class DiskFull(RuntimeError):
     """A write to the results location found no space left; what was committed before it stays."""
 
@@ -302,11 +313,9 @@ class SweepStore:
 
     def delete_crash_leftovers(self, records: dict[str, dict[str, Any]] | None = None) -> dict[str, int]:
         """Before a sweep (re)starts its packs: remove uncommitted parts and half-written files.
-        A damaged committed file stops it first (DamagedFile), before anything is deleted."""
+        Planners call it through sweeps.check.clean_for_restart, which first refuses a damaged
+        committed file (DamagedFile), before anything is deleted."""
         records = self.records() if records is None else records
-        from sweeps.check import refuse_damaged  # sweeps.check imports this module
-
-        refuse_damaged(self, records)
         return {"uncommitted parts": sum(self.delete_parts(self.uncommitted(t, records)) for t in COMMITTED_DIRS),
                 "half-written files": self.delete_temporaries()}
 

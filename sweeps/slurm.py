@@ -39,11 +39,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sweeps.slurm_jobs import ENDED_STATES, JOBS_FILE, job_ended, job_state, latest_job  # noqa: F401
+
 SCRIPT_DIR = "slurm"  # under the sweep's folder: the script and SLURM's output files
-JOBS_FILE = "slurm.json"  # under the sweep's folder: the jobs submitted, newest last
-# SLURM states of a job that will not run again by itself (squeue/scontrol spelling)
-ENDED_STATES = ("COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "PREEMPTED", "NODE_FAIL", "OUT_OF_MEMORY",
-                "BOOT_FAIL", "DEADLINE", "ENDED")
 # SLURM's --time formats: minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS
 _TIME = re.compile(r"^(\d+|\d+:\d{1,2}|\d+:\d{1,2}:\d{1,2}|\d+-\d{1,2}|\d+-\d{1,2}:\d{1,2}|\d+-\d{1,2}:\d{1,2}:\d{1,2})$")
 # CPU-only jobs: trials per node when --cpus-per-node is not given
@@ -238,44 +236,6 @@ def prepare_and_submit(spec_path: str, overrides: list[str], results: str | None
     return Submitted(str(script), job_id, output.replace("%j", job_id))
 
 
-# ---- what `grok status` shows -----------------------------------------------------------------------
-def job_state(job_id: str) -> str:
-    """A job's state as SLURM tells it now (RUNNING, PENDING, COMPLETED, TIMEOUT, ...): scontrol
-    while the controller remembers the job, then sacct where accounting runs; ENDED for a job the
-    controller has forgotten (MinJobAge) where no accounting knows it; `unknown` where no
-    controller answers (not on the cluster)."""
-    def ask(cmd: list[str]) -> subprocess.CompletedProcess | None:
-        if shutil.which(cmd[0]) is None:
-            return None
-        try:
-            return subprocess.run(cmd, capture_output=True, text=True, timeout=5)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-
-    shown = ask(["scontrol", "show", "job", "-o", job_id])
-    found = re.search(r"\bJobState=(\S+)", shown.stdout) if shown and shown.returncode == 0 else None
-    if found:
-        return found.group(1)
-    if not (shown and "invalid job id" in shown.stderr.lower()):  # no controller answered: off the cluster
-        return "unknown"
-    accounted = ask(["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State"])
-    if accounted and accounted.returncode == 0 and accounted.stdout.strip():
-        return accounted.stdout.strip().splitlines()[-1].split()[0]  # "CANCELLED by 0" -> CANCELLED
-    return "ENDED"  # the controller no longer has the job, and no accounting knows it
-
-
-def latest_job(store) -> dict | None:
-    """The newest job `grok slurm` submitted for this sweep, with its state now (None: none)."""
-    jobs = (store.read_json(JOBS_FILE) or {}).get("jobs", [])
-    if not jobs:
-        return None
-    return {**jobs[-1], "state": job_state(str(jobs[-1]["job_id"])), "jobs": len(jobs)}
-
-
-def job_ended(job_id: str) -> bool:
-    return job_state(job_id) in ENDED_STATES
-
-
 # ---- helpers the script runs on the nodes -----------------------------------------------------------
 def free_port() -> int:
     """A TCP port free on this node now (the kernel's pick); Ray binds it seconds later."""
@@ -380,32 +340,6 @@ def _doc(name: str) -> str:
     from grokcore.config import field_docs
 
     return field_docs(SlurmJob).get(name, "").replace("%", "%%")
-
-
-def run(args: argparse.Namespace) -> int:
-    """`grok slurm`: exit 0 submitted (or written), 2 a bad spec or option, 1 sbatch refused."""
-    from sweeps.cli import EXIT_FAILED, EXIT_OK, EXIT_SPEC
-    from sweeps.spec import SpecError
-
-    job = SlurmJob(nodes=args.nodes, gpus_per_node=args.gpus_per_node, cpus_per_node=args.cpus_per_node,
-                   time=args.time, partition=args.partition, account=args.account, mem=args.mem,
-                   requeue=args.requeue, sbatch_args=tuple(args.sbatch_args))
-    try:
-        done = prepare_and_submit(args.spec, args.overrides, args.results, job, submit=not args.no_submit)
-    except SpecError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_SPEC
-    except SlurmError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_FAILED if str(e).startswith("sbatch refused") else EXIT_SPEC
-    print(f"script: {done.script}")
-    if done.job_id is None:
-        print(f"not submitted (--no-submit); submit it with: sbatch {done.script}")
-        return EXIT_OK
-    print(f"submitted job {done.job_id}; its log: {done.output}")
-    print("follow it with `grok status` on the sweep's folder; stop it with "
-          f"`scancel {done.job_id}`; run this command again to continue after a time limit")
-    return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:

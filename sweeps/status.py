@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import PurePosixPath
 from typing import Any
 
 import pandas as pd
@@ -12,10 +11,10 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from grokcore.verdict import VERDICT_COLUMNS
-from sweeps.parquet import SweepStore, resolve
+from sweeps.parquet import SweepStore, resolve, split_location
 from sweeps.spec import spec_thresholds
 from sweeps.verdicts import with_verdicts
-from sweeps.slurm import latest_job
+from sweeps.slurm_jobs import latest_job
 
 
 @dataclass
@@ -44,17 +43,6 @@ class SweepStatus:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def split_location(location: str) -> tuple[str, str]:
-    """`<results>/<name>` (path or URI) -> (results, name)."""
-    location = location.rstrip("/")
-    if "://" in location:
-        scheme, rest = location.split("://", 1)
-        parent, _, name = rest.rpartition("/")
-        return f"{scheme}://{parent}", name
-    path = PurePosixPath(location)
-    return str(path.parent), path.name
 
 
 def find_sweeps(location: str) -> list[str]:

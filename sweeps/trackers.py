@@ -40,7 +40,7 @@ from typing import Any
 import pyarrow as pa
 
 from grokcore.records import OUTCOME_COLUMNS, RUN_KEYS
-from sweeps.parquet import TABLES, SweepStore
+from sweeps.parquet import TABLES, SweepStore, split_location
 
 TRACKERS = ("mlflow", "wandb", "tensorboard")
 EXTRAS = {"mlflow": ("mlflow", "mlflow"), "wandb": ("wandb", "wandb"), "tensorboard": ("tensorboard", "tensorboard")}
@@ -200,7 +200,6 @@ def push(location: str, tracker: str, target: str | None = None, progress: Calla
     require(tracker)
     if tracker == "tensorboard" and not target:
         raise TrackerError("--to tensorboard needs a LOGDIR (grok push DIR --to tensorboard LOGDIR)")
-    from sweeps.status import split_location
 
     results, name = split_location(location)
     store = SweepStore(results, name)

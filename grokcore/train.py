@@ -297,8 +297,8 @@ class PackTrainer:
         extra = iter(test[2:])
         for w in sub_weights:
             sub += [nan, nan] if w is None else [next(extra), next(extra)]
-        # One member's row at a time: a reduction over a whole (member, n_params) buffer splits a
-        # lone member's row across threads, but a pack's rows each on one thread.
+        # One member's row at a time, by the same call alone as in a pack: how a reduction over the
+        # whole (member, n_params) buffer is split among threads may depend on the member count.
         norm = torch.stack([row.double().norm() for row in self.flat.data])
         columns = [tr_nll, tr_ok, cl_nll, cl_ok, test[0], test[1], *sub, norm]
         return torch.stack([c.double() for c in columns], dim=1).cpu()

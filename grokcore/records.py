@@ -45,6 +45,8 @@ OUTCOME_COLUMNS = (
                          # failed: the pack failed for good (see error); pruned: by a search
     "error",             # empty unless failed
     "epochs_trained",
+    "continued_from",    # the epoch this outcome's training went on from (a larger budget; sweeps/budget.py),
+                         # null when it trained from epoch 0
     "epoch_train_99",    # first evaluated epoch with train/acc >= 0.99 (null if never)
     "epoch_test_99",     # likewise for test/acc
     "final/train/loss",

@@ -1,10 +1,11 @@
 """Generalisation times, phases, replicate aggregates and the fits the literature reports.
 
-Vocabulary, the same in the CLI, the Tune table, the columns and the report:
+Vocabulary, the same in the CLI, the Tune table, the columns and the report, and one rule behind it
+(grokcore/verdict.py, `decide_many`; `Thresholds` lives there and is re-exported here):
 
-- memorised: train accuracy reached its threshold (`mem_epoch`);
-- generalised: test accuracy reached its threshold (`gen_epoch`) and did not fall back below it by the
-  member's last evaluation;
+- memorised: train accuracy reached its threshold and held it (`mem_epoch`);
+- generalised: test accuracy reached its threshold, held it, and is not below it again at the member's
+  last evaluation (`gen_epoch`);
 - grokked: generalised at least `grok_delay` epochs after memorising (`delay` = gen - mem), and, when
   `grok_ratio` is set, at least that multiple of the memorisation epoch later (`relative_delay` =
   delay / mem_epoch).
@@ -52,6 +53,7 @@ import pandas as pd
 from analysis.axes import axis_scale, replicate_axes, require_axes
 from analysis.columns import REQUIRED_METRICS_COLUMNS, REQUIRED_RUNS_COLUMNS, RUNNING_STATUS
 from analysis.errors import AnalysisError
+from grokcore.verdict import Thresholds, Verdicts, decide_many, held_streaks
 
 PHASES = ("comprehension", "grokking", "memorisation", "confusion", "unstable", "test_only", "diverged",
           "undecided")
@@ -69,63 +71,6 @@ MIN_FIT_POINTS = 3
 """A fit through fewer points than this is neither drawn nor scored: two points always give r² = 1."""
 BOOTSTRAP_SAMPLES = 400
 CI_LEVEL = 0.95
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """What counts as memorised, generalised and grokked. Defaults follow DESIGN.md (0.99) and Liu et al."""
-
-    train_acc: float = 0.99
-    """Memorisation: train accuracy at or above this."""
-    test_acc: float = 0.99
-    """Generalisation: test accuracy at or above this."""
-    grok_delay: int = 1000
-    """Grokked: generalised this many epochs or more after memorising; less is comprehension."""
-    grok_ratio: float | None = None
-    """Also required for grokked when set: the delay is at least this multiple of the memorisation epoch
-    (relative_delay = delay / mem_epoch), so the rule scales with how long a setting takes to memorise."""
-    hold: int = 3
-    """An accuracy counts from the first evaluation where it stays at or above its threshold for this many
-    consecutive evaluations (or until the member's last one); 1: the first crossing counts; 0: it must stay
-    there until the last evaluation. Default 3: a lone evaluation above the threshold during a loss spike
-    does not count, and a clean crossing keeps its epoch (the time is the streak's first evaluation)."""
-    budget: int | None = None
-    """Judge every member within this many epochs (evaluations after it are ignored); None: each member's
-    own `epochs`. A member's own budget still applies when it is smaller."""
-
-    def __post_init__(self) -> None:
-        for name in ("train_acc", "test_acc"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and 0 < value <= 1):
-                raise AnalysisError(f"threshold {name} must be in (0, 1], got {value!r}")
-        if not (isinstance(self.grok_delay, (int, float)) and self.grok_delay >= 0):
-            raise AnalysisError(f"grok_delay must be a number of epochs >= 0, got {self.grok_delay!r}")
-        if self.grok_ratio is not None and not (isinstance(self.grok_ratio, (int, float)) and self.grok_ratio >= 0):
-            raise AnalysisError(f"grok_ratio must be a multiple of the memorisation epoch >= 0 or None, "
-                                f"got {self.grok_ratio!r}")
-        if not (isinstance(self.hold, int) and self.hold >= 0):
-            raise AnalysisError(f"hold must be an integer >= 0 (0: until the last evaluation), got {self.hold!r}")
-        if self.budget is not None and not (isinstance(self.budget, int) and self.budget >= 1):
-            raise AnalysisError(f"budget must be a positive number of epochs or None, got {self.budget!r}")
-
-    def grok_rule(self) -> str:
-        ratio = (f" and at least {self.grok_ratio:g}× its memorisation epoch later" if self.grok_ratio is not None
-                 else "")
-        return f"generalised {self.grok_delay:g} or more epochs after memorising{ratio}"
-
-    def describe(self) -> str:
-        """One sentence for the report, so a reader knows exactly what was counted."""
-        hold = ("the first evaluation at or above it counts" if self.hold == 1
-                else "it must then hold until the member's last evaluation" if self.hold == 0
-                else f"it counts from the first of {self.hold} consecutive evaluations at or above it "
-                     "(or of the evaluations left, if fewer)")
-        budget = (f"within {self.budget} epochs (or the member's own budget if smaller)" if self.budget
-                  else "within each member's own epoch budget")
-        return (f"Memorised: train accuracy ≥ {self.train_acc}; generalised: test accuracy ≥ {self.test_acc} "
-                f"and not below it again at the member's last evaluation; {hold}; judged {budget}. "
-                f"Grokked (the grokking phase): {self.grok_rule()}; comprehension: generalised sooner. "
-                "A member whose train or test accuracy reached its threshold and is below it again at its last "
-                "evaluation is flagged unstable instead of given a phase.")
 
 
 @dataclass(frozen=True)
@@ -210,36 +155,21 @@ class _Runs:
         out[where >= 0] = per_run[where[where >= 0]]
         return out
 
-    def last_values(self, metrics: pd.DataFrame, column: str) -> np.ndarray:
-        if column not in metrics.columns:
-            return np.full(len(self.starts), np.nan)
-        ends = np.r_[self.starts[1:] - 1, len(metrics) - 1] if len(self.starts) else self.starts
-        return metrics[column].to_numpy(dtype="float64", na_value=np.nan)[ends]
-
     def first_reaching(self, metrics: pd.DataFrame, column: str, threshold: float, hold: int = 1) -> np.ndarray:
         """Per run, first_epoch_reaching's epoch, NaN where it is never reached."""
-        out = np.full(len(self.starts), np.inf)
         if column not in metrics.columns or not len(metrics):
             return np.full(len(self.starts), np.nan)
         ok = (metrics[column] >= threshold).to_numpy(dtype=bool, na_value=False)
-        qualifies = _qualifying_rows(ok, self.new_run, hold)
-        np.minimum.at(out, self.run_index[qualifies], metrics["epoch"].to_numpy(dtype="float64")[qualifies])
-        out[np.isinf(out)] = np.nan
-        return out
+        return held_streaks(ok, self.new_run, metrics["epoch"].to_numpy(dtype="float64"), hold)[0]
 
-
-def _qualifying_rows(ok: np.ndarray, new_run: np.ndarray, hold: int) -> np.ndarray:
-    """Rows at or above the threshold that start a streak held long enough (see first_epoch_reaching)."""
-    n = len(ok)
-    new_streak = new_run | np.r_[True, ok[1:] != ok[:-1]]
-    streak_id = np.cumsum(new_streak) - 1                      # (row,) which streak each row is in
-    streak_start = np.flatnonzero(new_streak)                  # (streak,)
-    streak_len = np.diff(np.r_[streak_start, n])               # (streak,)
-    remaining = streak_len[streak_id] - (np.arange(n) - streak_start[streak_id])  # evaluations left in the streak
-    run_index = np.cumsum(new_run) - 1
-    last_row_of_run = np.r_[np.flatnonzero(new_run)[1:] - 1, n - 1]
-    to_the_end = streak_id == streak_id[last_row_of_run][run_index]
-    return ok & to_the_end if hold == 0 else ok & ((remaining >= hold) | to_the_end)
+    def verdicts(self, metrics: pd.DataFrame, view: View, th: Thresholds) -> Verdicts:
+        """Per run, the one rule's verdict (grokcore.verdict.decide_many) on this view's accuracies."""
+        def column(name: str) -> np.ndarray:
+            if name not in metrics.columns:
+                return np.full(len(metrics), np.nan)
+            return metrics[name].to_numpy(dtype="float64", na_value=np.nan)
+        return decide_many(self.run_index, metrics["epoch"].to_numpy(dtype="float64"), column(view.train_col),
+                           column(view.test_col), th, n_members=len(self.starts))
 
 
 def member_times(metrics: pd.DataFrame, runs: pd.DataFrame, thresholds: Thresholds | None = None,
@@ -298,15 +228,14 @@ def member_times(metrics: pd.DataFrame, runs: pd.DataFrame, thresholds: Threshol
             applies = member_runs.per_member(ids, has_values, False)
         else:
             applies = np.zeros(len(ids), dtype=bool)
-        mem = per_member(member_runs.first_reaching(m, view.train_col, th.train_acc, th.hold))
-        gen = per_member(member_runs.first_reaching(m, view.test_col, th.test_acc, th.hold))
+        verdicts = member_runs.verdicts(m, view, th)
+        mem = per_member(verdicts.memorised_epoch)
+        gen = per_member(verdicts.generalised_epoch)
         mem[~applies] = np.nan
         gen[~applies] = np.nan
-        # Fell back: reached (and held) its threshold, yet below it again at the last evaluation judged.
-        train_last = per_member(member_runs.last_values(m, view.train_col))
-        test_last = per_member(member_runs.last_values(m, view.test_col))
-        train_fell = (mem.notna() & ~(train_last >= th.train_acc)).to_numpy()
-        test_fell = (gen.notna() & ~(test_last >= th.test_acc)).to_numpy()
+        train_fell = per_member(verdicts.train_fell_back, False).to_numpy(dtype=bool) & applies
+        test_fell = per_member(verdicts.test_fell_back, False).to_numpy(dtype=bool) & applies
+        grokked = per_member(verdicts.grokked, False).to_numpy(dtype=bool) & applies
         times[view.column("mem_epoch")] = mem
         times[view.column("gen_epoch")] = gen
         if view is MAIN_VIEW:  # the first crossings, whatever `hold` says: what hold changed, and the trainer's
@@ -317,30 +246,26 @@ def member_times(metrics: pd.DataFrame, runs: pd.DataFrame, thresholds: Threshol
         times[view.column("train_fell_back")] = np.where(applies, train_fell, False)
         times[view.column("test_fell_back")] = np.where(applies, test_fell, False)
         phase = classify_phases(mem.to_numpy(), gen.to_numpy(), times["finished"].to_numpy(), diverged,
-                                th.grok_delay, fell_back=train_fell | test_fell, grok_ratio=th.grok_ratio)
+                                grokked, fell_back=train_fell | test_fell)
         times[view.column("phase")] = pd.Series(np.where(applies, phase, None), dtype=object)
-        # Generalised for good: the count behind fraction_generalised and the events of the censored medians.
-        times[view.column("generalised")] = np.where(applies, gen.notna().to_numpy() & ~test_fell, False)
+        # The count behind fraction_generalised and the events of the censored medians.
+        times[view.column("generalised")] = gen.notna().to_numpy()
     times.attrs["thresholds"] = th
     times.attrs["views"] = [v.name for v in views]
     return times
 
 
 def classify_phases(mem: np.ndarray, gen: np.ndarray, finished: np.ndarray, diverged: np.ndarray,
-                    grok_delay: float, fell_back: np.ndarray | None = None,
-                    grok_ratio: float | None = None) -> np.ndarray:
-    """Liu et al. phases from the two times; a member that has not spent its budget is undecided unless both
-    times are already there (more training cannot undo a time that happened). A member whose accuracy fell
-    back below a threshold it had reached is unstable when its budget is spent, undecided before."""
+                    grokked: np.ndarray, fell_back: np.ndarray | None = None) -> np.ndarray:
+    """Liu et al. phases from the one rule's verdicts (grokcore.verdict: the two times, NaN where not
+    reached for good, and grokked); a member that has not spent its budget is undecided unless both times
+    are already there (more training cannot undo a time that happened). A member whose accuracy fell back
+    below a threshold it had reached is unstable when its budget is spent, undecided before."""
     fell_back = np.zeros(len(mem), dtype=bool) if fell_back is None else np.asarray(fell_back, dtype=bool)
     has_mem = ~np.isnan(mem)
     has_gen = ~np.isnan(gen)
     both = has_mem & has_gen
-    delay = gen - mem
-    grokked = delay >= grok_delay
-    if grok_ratio is not None:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            grokked &= (mem > 0) & (delay / np.where(mem > 0, mem, 1.0) >= grok_ratio)
+    grokked = np.asarray(grokked, dtype=bool)
     unstable = fell_back & ~diverged
     return np.select(
         [unstable & finished, unstable, both & ~grokked, both, diverged, ~finished, has_mem, has_gen],

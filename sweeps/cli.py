@@ -243,12 +243,12 @@ def _train(args: argparse.Namespace) -> int:
             members = spec.members()
             name, pack_size, gpus = spec.name, spec.pack_size, 0.0
             options = {"tf32": spec.tf32 or targs.tf32, "torch_compile": spec.torch_compile or targs.compile}
-            snapshots = spec.snapshots
+            snapshots, thresholds = spec.snapshots, spec.thresholds
         else:
             members = [RunConfig(**{**overrides, "seed": overrides.get("seed", 0) + r}) for r in range(targs.seeds)]
             name, pack_size, gpus = "train", None, 0.0
             options = {"tf32": targs.tf32, "torch_compile": targs.compile}
-            snapshots = None
+            snapshots, thresholds = None, None
         if targs.snapshots:
             from grokcore.snapshots import SnapshotSchedule
 
@@ -275,7 +275,7 @@ def _train(args: argparse.Namespace) -> int:
             # checkpointed, so that running the same command again continues the pack
             settings = PackSettings(results=results_location(targs.results), name=name, device=device,
                                     checkpoints=True, checkpoint_every_s=30.0, report_every_s=2.0,
-                                    snapshots=snapshots, **options)
+                                    snapshots=snapshots, thresholds=thresholds, **options)
             bar = interactive()
             final = run_pack(pack, settings, report=None if bar else lambda m: print(_progress_line(m), flush=True),
                              progress_bar=bar)

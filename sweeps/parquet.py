@@ -45,6 +45,7 @@ import pyarrow.parquet as pq
 
 from grokcore.config import config_fields, config_hints
 from grokcore.records import METRIC_COLUMNS, OUTCOME_COLUMNS, RUN_KEYS, SCHEMA_METADATA_KEY, SCHEMA_VERSION
+from grokcore.verdict import VERDICT_COLUMNS
 
 TABLES = ("runs", "metrics", "progress")
 # Folders whose parts follow the commit invariant: the tables, and member snapshots
@@ -64,6 +65,9 @@ _OUTCOME_TYPES: dict[str, pa.DataType] = {
     "wall_seconds": pa.float64(),
     "device": pa.string(),
     "optuna_trial": pa.int64(),
+    "epoch_memorised": pa.int64(),
+    "epoch_generalised": pa.int64(),
+    "grokked": pa.bool_(),
 }
 
 
@@ -85,12 +89,13 @@ def _arrow_type(hint: Any) -> pa.DataType:
 
 
 def runs_schema() -> pa.Schema:
-    """RUN_KEYS, every RunConfig field under its own name, then OUTCOME_COLUMNS."""
+    """RUN_KEYS, every RunConfig field under its own name, OUTCOME_COLUMNS, then VERDICT_COLUMNS."""
     hints = config_hints()
     fields = [pa.field(k, pa.string()) for k in RUN_KEYS]
     fields += [pa.field(name, _arrow_type(hints[name])) for name in config_fields()]
     # final/* are floats; any outcome column this module does not know yet is stored as float64
     fields += [pa.field(c, _OUTCOME_TYPES.get(c, pa.float64())) for c in OUTCOME_COLUMNS]
+    fields += [pa.field(c, _OUTCOME_TYPES[c]) for c in VERDICT_COLUMNS]  # written by sweeps/runner.py
     return _with_version(pa.schema(fields))
 
 

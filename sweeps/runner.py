@@ -15,12 +15,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Protocol
 
-from grokcore.records import ACC_THRESHOLD, METRIC_COLUMNS
+from grokcore.records import METRIC_COLUMNS
+from grokcore.verdict import Thresholds, decide
 from sweeps.packing import Pack
 from sweeps.parquet import TABLES, SweepStore, metrics_schema, progress_schema, results_location, runs_schema
 from sweeps.snapshots import purge_snapshots, write_snapshots
-
-GROK_ACC = ACC_THRESHOLD  # grokcore's epoch_test_99 rule, so the live count agrees with the runs rows
 
 
 @dataclass(frozen=True)
@@ -39,12 +38,20 @@ class PackSettings:
     gpus: float = 0.0
     snapshots: dict[str, Any] | None = None
     """The spec's snapshot schedule (grokcore.snapshots.SnapshotSchedule.to_dict), or None: keep no weights."""
+    thresholds: Thresholds | dict[str, Any] | None = None
+    """The spec's thresholds (its fields as a dict once Tune carried them; None: the defaults): the one rule
+    behind each runs row's epoch_memorised, epoch_generalised and grokked (grokcore/verdict.py)."""
     fault: dict[str, Any] | None = None
     """For resilience tests only: {"epoch": N, "times": k, "kind": "raise" | "exit", "packs": [ids] (all if
     absent)} makes the first k attempts of a pack fail once they reach epoch N (counted with marker files)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return asdict(self)  # thresholds become a dict of their fields
+
+    def rule(self) -> Thresholds:
+        if isinstance(self.thresholds, dict):
+            return Thresholds(**self.thresholds)
+        return self.thresholds or Thresholds()
 
     def trainer_options(self) -> dict[str, Any]:
         """PackTrainer's keyword arguments beyond the members and the device."""
@@ -80,8 +87,8 @@ class EvalHook(Protocol):
 
 
 class _Progress:
-    """What the trial tells Tune (and `grok train` prints): members live, finished, generalised (test accuracy
-    reached GROK_ACC; whether that was late enough to call grokking is the report's question)."""
+    """What the trial tells Tune (and `grok train` prints): members live, finished, generalised (ended members
+    generalised by the one rule, their runs rows' epoch_generalised: held accuracy is known only at the end)."""
 
     def __init__(self, pack: Pack):
         self.size = len(pack.members)
@@ -100,9 +107,6 @@ class _Progress:
     def see_metrics(self, rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
-        for r in rows:
-            if r.get("test/acc", 0) >= GROK_ACC:
-                self.generalised.add(r["run_id"])
         self.test_acc = sum(r["test/acc"] for r in rows) / len(rows)
         self.test_loss = sum(r["test/loss"] for r in rows) / len(rows)
         self.train_acc = sum(r["train/acc"] for r in rows) / len(rows)
@@ -112,7 +116,7 @@ class _Progress:
             self.finished.add(r["run_id"])
             if r.get("status") == "pruned":
                 self.pruned.add(r["run_id"])
-            if r.get("epoch_test_99") is not None:
+            if r.get("epoch_generalised") is not None:
                 self.generalised.add(r["run_id"])
 
     def metrics(self, done: bool = False) -> dict[str, Any]:
@@ -155,7 +159,7 @@ bar (grok train in a terminal; never in a trial, which reports to Tune).
     if record is not None and record.get("done"):
         store.compact_pack(pid)  # a crash may have come between its commit and its compaction
         progress.finished.update(pack.run_ids)
-        _generalised_from_runs(store, pid, progress)
+        _generalised_from_runs(store, pid, progress, settings.rule())
         return progress.metrics(done=True)
 
     seq = int(record["seq"]) if record else 0
@@ -172,14 +176,11 @@ bar (grok train in a terminal; never in a trial, which reports to Tune).
         trainer = store.load_trainer(pid, record["trainer"], device, **settings.trainer_options())
         live = {c.run_id for c in trainer.configs}
         progress.finished.update(r for r in pack.run_ids if r not in live)
-        _generalised_from_runs(store, pid, progress)
-        for cfg, tracker in zip(trainer.configs, getattr(trainer, "trackers", [])):
-            if getattr(tracker, "epoch_test_99", None) is not None:
-                progress.generalised.add(cfg.run_id)
+        _generalised_from_runs(store, pid, progress, settings.rule())
     else:
         # no checkpoint: members already committed here stay; the rest start over, so their
         # committed metrics rows from an earlier attempt go first
-        committed = _generalised_from_runs(store, pid, progress)
+        committed = _generalised_from_runs(store, pid, progress, settings.rule())
         progress.finished.update(committed)
         to_train = [m for m in pack.members if m.run_id not in committed]
         if seq > 0 and to_train:
@@ -199,6 +200,17 @@ bar (grok train in a terminal; never in a trial, which reports to Tune).
 
     extra = {"pack_id": pid, "trial_id": trial_id, "optuna_trial": None, **(extra_row or {})}
     member_extra = member_extra or {}
+    rule = settings.rule()
+    # each live member's evaluations so far, (epoch, train/acc, test/acc): its verdict at its end reads them all
+    histories: dict[str, list[tuple[int, float, float]]] = {}
+
+    def remember(rows: list[dict[str, Any]]) -> None:
+        for r in rows:
+            histories.setdefault(r["run_id"], []).append((r["epoch"], r.get("train/acc"), r.get("test/acc")))
+
+    def verdict_columns(run_id: str) -> dict[str, Any]:
+        history = histories.pop(run_id, [])
+        return decide([h[0] for h in history], [h[1] for h in history], [h[2] for h in history], rule).columns()
 
     def keep_snapshots(taken: list) -> None:
         for snap in taken:
@@ -211,17 +223,21 @@ bar (grok train in a terminal; never in a trial, which reports to Tune).
             snapshots[key] = snap
 
     def finished_rows(outcomes: list) -> None:
-        rows = [{**o.to_row(), **extra, **member_extra.get(o.run_id, {})} for o in outcomes]
+        rows = [{**o.to_row(), **extra, **member_extra.get(o.run_id, {}), **verdict_columns(o.run_id)}
+                for o in outcomes]
         buffers["runs"].extend(rows)
         progress.see_finished(rows)
 
-    if on_eval is not None and trainer is not None and seq > 0:
-        # continuing: the hook sees what the live members reported before (committed rows only)
+    if trainer is not None and seq > 0:
+        # continuing: the live members' verdicts and the hook need what they reported before (committed rows)
         live = {c.run_id for c in trainer.configs}
         parts = [p for p in store.parts("metrics", pid) if p.seq is not None]
         table = store.read_table("metrics", parts=parts)
-        if table is not None:
-            on_eval.history([r for r in table.to_pylist() if r["run_id"] in live])
+        before = [] if table is None else sorted((r for r in table.to_pylist() if r["run_id"] in live),
+                                                 key=lambda r: r["epoch"])
+        remember(before)
+        if on_eval is not None and table is not None:
+            on_eval.history(before)
 
     training_started = None  # wall clock at this attempt's first epoch (the record keeps it for benchmarks)
 
@@ -261,6 +277,7 @@ bar (grok train in a terminal; never in a trial, which reports to Tune).
         for rep in trainer.run(progress=progress_bar):
             for row in rep.metrics:
                 buffers["metrics"].append({k: row.get(k) for k in ("run_id", "epoch", *METRIC_COLUMNS)})
+            remember(rep.metrics)
             buffers["progress"].extend(getattr(rep, "progress", None) or [])
             keep_snapshots(rep.snapshots)
             finished_rows(rep.finished)
@@ -304,17 +321,20 @@ def _maybe_fault(store: SweepStore, pack_id: str, epoch: int, fault: dict[str, A
     raise RuntimeError(f"injected fault in {pack_id} at epoch {epoch}")
 
 
-def _generalised_from_runs(store: SweepStore, pack_id: str, progress: _Progress) -> set[str]:
+def _generalised_from_runs(store: SweepStore, pack_id: str, progress: _Progress, rule: Thresholds) -> set[str]:
     """run_ids with a committed runs row in this pack's parts; adds those that generalised."""
+    from sweeps.verdicts import with_verdicts
+
     parts = [p for p in store.parts("runs", pack_id) if p.seq is not None]
-    table = store.read_table("runs", columns=["run_id", "epoch_test_99"], parts=parts)
+    metrics = [p for p in store.parts("metrics", pack_id) if p.seq is not None]
+    table = with_verdicts(store, store.read_table("runs", parts=parts), rule, metrics)
     if table is None:
         return set()
     ids = table.column("run_id").to_pylist()
-    for rid, epoch in zip(ids, table.column("epoch_test_99").to_pylist()):
+    for rid, epoch in zip(ids, table.column("epoch_generalised").to_pylist()):
         if epoch is not None:
             progress.generalised.add(rid)
     return set(ids)
 
 
-__all__ = ["GROK_ACC", "EvalHook", "PackSettings", "pick_device", "run_pack"]
+__all__ = ["EvalHook", "PackSettings", "pick_device", "run_pack"]

@@ -45,6 +45,8 @@ from typing import Any
 import yaml
 
 from grokcore.config import ConfigError, RunConfig, config_fields
+from grokcore.verdict import FIELDS as THRESHOLD_FIELDS
+from grokcore.verdict import Thresholds, ThresholdsError
 from sweeps import sources
 from sweeps.validation import SpecError, bare, coerce, field_kind, is_int, is_number, unknown
 
@@ -161,6 +163,9 @@ class SweepSpec:
     snapshots: dict[str, Any] | None = None
     """optional: members' weights to keep, {every: N, epochs: [..], log_points: N, events: [memorised,
     generalised, end], dtype: float32 | float16 | bfloat16}; stored under snapshots/ (grokcore/snapshots.py)"""
+    thresholds: Thresholds = field(default=Thresholds(), metadata={"spec_default": None})
+    """optional: what counts as memorised, generalised and grokked, {train_acc, test_acc, hold, grok_delay,
+    grok_ratio, budget} (grokcore/verdict.py); the runs rows, grok status, searches and the report use it"""
     search: Any = None  # the search block its kind's parser read (sweeps/sources.py), or None
     """optional: {kind: optuna | tune-optuna | bisection, ...}: a search picks the members, the axes are its
     search space (sweeps/optuna_spec.py, sweeps/bisection_source.py)"""
@@ -305,6 +310,18 @@ def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> SweepSpec:
     except OSError as e:
         raise SpecError(str(path), "", f"cannot read: {e.strerror or e}") from None
     return parse_spec(text, source=str(path), overrides=overrides)
+
+
+def spec_thresholds(text: str | None, source: str = "sweep.yaml") -> Thresholds:
+    """The thresholds of a spec as run (a sweep's sweep.yaml; None or no block: the defaults), read without
+    the rest of the spec, so that readers of a finished sweep (`grok status`) need nothing else from it."""
+    if text is None:
+        return Thresholds()
+    try:
+        data = yaml.load(text, Loader=_Loader)
+        return Thresholds.from_mapping(data.get("thresholds") if isinstance(data, dict) else None)
+    except (yaml.YAMLError, ThresholdsError, TypeError) as e:
+        raise SpecError(source, "thresholds", str(e)) from None
 
 
 def parse_spec(text: str, source: str = "<spec>", overrides: Sequence[str] = ()) -> SweepSpec:
@@ -459,6 +476,16 @@ def _build(data: dict[str, Any], text: str, source: str) -> SweepSpec:
         except (ValueError, TypeError) as e:
             raise SpecError(source, "snapshots", str(e).removeprefix("snapshots")) from None
 
+    if isinstance(get["thresholds"], dict):
+        for key in get["thresholds"]:
+            if key not in THRESHOLD_FIELDS:
+                raise unknown(source, f"thresholds.{key}", str(key), list(THRESHOLD_FIELDS), "threshold")
+    try:
+        thresholds = Thresholds.from_mapping(get["thresholds"])
+    except (ThresholdsError, TypeError) as e:
+        where = f"thresholds.{e.field_name}" if getattr(e, "field_name", "") else "thresholds"
+        raise SpecError(source, where, str(e)) from None
+
     spec = SweepSpec(
         name=name, source=source, text=text, base=dict(base), axes=axes, description=get["description"],
         samples=get["samples"], sample_seed=get["sample_seed"], replicates=get["replicates"], pack_size=pack_size,
@@ -466,7 +493,7 @@ def _build(data: dict[str, Any], text: str, source: str) -> SweepSpec:
         torch_compile=get["torch_compile"], results=get["results"],
         checkpoints=get["checkpoints"], checkpoint_every_s=float(get["checkpoint_every_s"]),
         report_every_s=float(get["report_every_s"]), max_failures=get["max_failures"], search=search,
-        snapshots=snapshots,
+        snapshots=snapshots, thresholds=thresholds,
     )
     if search is not None:
         spec = dataclasses.replace(spec, pack_size=search.batch)

@@ -11,7 +11,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.fs as pafs
 
+from grokcore.verdict import VERDICT_COLUMNS
 from sweeps.parquet import SweepStore, resolve
+from sweeps.spec import spec_thresholds
+from sweeps.verdicts import with_verdicts
 
 
 @dataclass
@@ -21,8 +24,12 @@ class SweepStatus:
     planned: int | None  # members in plan.json (None: no plan written yet)
     with_row: int  # members with a runs row
     by_status: dict[str, int] = field(default_factory=dict)
-    generalised: int = 0  # test accuracy reached 0.99 (epoch_test_99 set); grokked is the report's word for late
-    memorised_only: int = 0  # train 0.99 but never test 0.99
+    # by the one rule (grokcore/verdict.py) with the sweep's thresholds, over ended members
+    memorised: int = 0
+    generalised: int = 0
+    grokked: int = 0  # generalised at least grok_delay after memorising
+    memorised_only: int = 0  # memorised, not generalised
+    thresholds: str = ""  # the rule's thresholds, as the spec set them
     training: int = 0  # members of started, unfinished packs while a driver runs (or none is known)
     interrupted: int = 0  # members of started, unfinished packs whose driver has ended or died
     driver: str | None = None  # running | ended | dead (driver.json; None for `grok train --results`)
@@ -67,16 +74,20 @@ def sweep_status(location: str) -> SweepStatus:
     store = SweepStore(results, name)
     plan = store.read_json("plan.json") or {}
     planned = plan.get("members")
-    runs = store.read_table("runs", columns=["run_id", "status", "epoch_train_99", "epoch_test_99"])
-    kept = one_row_per_member(runs)
+    thresholds = spec_thresholds(store.read_text("sweep.yaml"), f"{store.uri}/sweep.yaml")
+    runs = store.read_table("runs", columns=["run_id", "status", *VERDICT_COLUMNS])
+    kept = one_row_per_member(with_verdicts(store, runs, thresholds))
     rows = set(kept["run_id"].array.tolist()) if kept is not None else set()
     st = SweepStatus(name=name, uri=store.uri, planned=len(planned) if planned is not None else None,
                      with_row=len(rows))
     if kept is not None:
         st.by_status = {str(k): int(v) for k, v in kept["status"].value_counts(sort=False).items()}
-        generalised = kept["epoch_test_99"].notna()
-        st.generalised = int(generalised.sum())
-        st.memorised_only = int((~generalised & kept["epoch_train_99"].notna()).sum())
+        memorised, generalised = kept["epoch_memorised"].notna(), kept["epoch_generalised"].notna()
+        st.memorised, st.generalised = int(memorised.sum()), int(generalised.sum())
+        st.grokked = int(kept["grokked"].fillna(False).astype(bool).sum())
+        st.memorised_only = int((memorised & ~generalised).sum())
+    st.thresholds = (f"train acc {thresholds.train_acc:g} / test acc {thresholds.test_acc:g} held "
+                     f"{thresholds.hold} evaluation(s); grokked: {thresholds.grok_rule()}")
     records = store.records()
     packs = plan.get("packs", {})
     st.packs_planned = len(packs) if packs else None
@@ -147,8 +158,8 @@ def format_status(st: SweepStatus) -> str:
     lines = [
         f"{st.name}  ({st.uri})",
         f"  members   {total} planned; {st.with_row} ended ({ended})",
-        f"  generalised {st.generalised}  (test acc reached 0.99; `grok report` says which grokked); "
-        f"memorised only {st.memorised_only}",
+        f"  outcome   memorised {st.memorised}, generalised {st.generalised}, grokked {st.grokked}, "
+        f"memorised only {st.memorised_only}  ({st.thresholds})",
         f"  failed    {st.by_status.get('failed', 0)}",
         (f"  running   {st.training} in {st.packs_started} started pack(s); {st.waiting} waiting"
          if not st.interrupted else

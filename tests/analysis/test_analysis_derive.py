@@ -302,12 +302,12 @@ def test_power_law_fit_recovers_a_constructed_exponent(tmp_path):
 
 
 def test_thresholds_are_validated():
-    with pytest.raises(AnalysisError, match="train_acc must be in"):
+    # Thresholds moved to grokcore.verdict (tested there); derive re-exports the same class
+    from grokcore.verdict import Thresholds as OneRule, ThresholdsError
+
+    assert Thresholds is OneRule
+    with pytest.raises(ThresholdsError, match="train_acc must be in"):
         Thresholds(train_acc=1.5)
-    with pytest.raises(AnalysisError, match="hold must be an integer >= 0"):
-        Thresholds(hold=-1)
-    with pytest.raises(AnalysisError, match="budget must be a positive"):
-        Thresholds(budget=0)
 
 
 def test_member_times_names_a_missing_column(grid_sweep):
@@ -371,10 +371,11 @@ def test_a_member_whose_accuracy_falls_back_is_flagged_unstable(tmp_path):
     assert times.loc[stays.run_id, "phase"] == "comprehension"
     unstable = times.loc[falls.run_id]
     assert unstable["phase"] == "unstable" and unstable["train_fell_back"] and not unstable["test_fell_back"]
-    assert unstable["mem_epoch"] == 200 and unstable["generalised"]          # its test accuracy stayed
+    # the one rule: an accuracy that fell back was not reached (grokcore.verdict); its test accuracy stayed
+    assert math.isnan(unstable["mem_epoch"]) and unstable["gen_epoch"] == 500 and unstable["generalised"]
     other = times.loc[test_falls.run_id]
     assert other["phase"] == "unstable" and other["test_fell_back"] and not other["generalised"]
-    assert other["gen_epoch"] == 700
+    assert math.isnan(other["gen_epoch"]) and other["mem_epoch"] == 200
     # hold 0 demands the accuracy to the end: then nothing falls back, and the twin simply never memorised.
     strict = times_of(tmp_path, [falls], Thresholds(hold=0), "strict").loc[falls.run_id]
     assert strict["phase"] == "test_only" and not strict["train_fell_back"]

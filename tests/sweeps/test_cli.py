@@ -56,7 +56,8 @@ def test_status_of_a_half_done_sweep(tmp_path, capsys):
     assert main(["status", str(tmp_path / "r" / spec.name)]) == 0
     out = capsys.readouterr().out
     assert "8 planned; 4 ended (4 done)" in out and "running   4 in 1 started pack(s)" in out
-    assert f"generalised {st.generalised}  (test acc reached 0.99" in out and "grokked " not in out
+    assert f"outcome   memorised {st.memorised}, generalised {st.generalised}, grokked {st.grokked}" in out
+    assert "test acc 0.99 held 3 evaluation(s)" in out
     assert main(["status", str(tmp_path / "nothing")]) == 1
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from grokcore.config import RunConfig
 from grokcore.records import METRIC_COLUMNS
+from grokcore.verdict import Thresholds, decide
 from sweeps.packing import Pack
 from sweeps.parquet import SweepStore
 from sweeps.runner import PackSettings, run_pack
@@ -29,6 +30,22 @@ def tables(tmp_path, name) -> tuple[pd.DataFrame, pd.DataFrame]:
     runs = store.read_table("runs").to_pandas().sort_values("run_id").reset_index(drop=True)
     metrics = store.read_table("metrics").to_pandas().sort_values(["run_id", "epoch"]).reset_index(drop=True)
     return runs, metrics
+
+
+# loose enough that the tiny members reach them at different epochs, or never (train/acc tops 0.22-0.5)
+LOOSE = Thresholds(train_acc=0.3, test_acc=0.04, hold=2, grok_delay=40)
+
+
+def check_verdicts(runs: pd.DataFrame, metrics: pd.DataFrame, th: Thresholds) -> list:
+    """Each runs row's verdict columns are the one rule over the member's metrics rows; returns the verdicts."""
+    verdicts = []
+    for rid, rows in metrics.groupby("run_id"):
+        v = decide(rows["epoch"].tolist(), rows["train/acc"].tolist(), rows["test/acc"].tolist(), th)
+        row = runs.set_index("run_id").loc[rid]
+        written = [None if pd.isna(row[c]) else int(row[c]) for c in ("epoch_memorised", "epoch_generalised")]
+        assert written == [v.memorised_epoch, v.generalised_epoch] and bool(row["grokked"]) == v.grokked
+        verdicts.append(v)
+    return verdicts
 
 
 def check_complete(pack: Pack, runs: pd.DataFrame, metrics: pd.DataFrame) -> None:
@@ -90,10 +107,12 @@ def crash_pack(pack, pack_settings: PackSettings, where: str, monkeypatch) -> No
 @pytest.mark.parametrize("where", ["after-commit", "before-commit"])
 def test_crash_then_rerun_equals_uninterrupted(tmp_path, monkeypatch, checkpoints, where):
     pack = tiny_pack()
-    run_pack(pack, settings(tmp_path, "ref", checkpoints=checkpoints))
+    run_pack(pack, settings(tmp_path, "ref", checkpoints=checkpoints, thresholds=LOOSE))
     ref_runs, ref_metrics = tables(tmp_path, "ref")
+    verdicts = check_verdicts(ref_runs, ref_metrics, LOOSE)
+    assert {v.memorised for v in verdicts} == {True, False} and any(v.generalised for v in verdicts)
 
-    crash_pack(pack, settings(tmp_path, "x", checkpoints=checkpoints), where, monkeypatch)
+    crash_pack(pack, settings(tmp_path, "x", checkpoints=checkpoints, thresholds=LOOSE), where, monkeypatch)
     if where == "before-commit":
         store = SweepStore(str(tmp_path), "x")
         record = store.read_record(pack.pack_id)
@@ -101,7 +120,7 @@ def test_crash_then_rerun_equals_uninterrupted(tmp_path, monkeypatch, checkpoint
 
     partial_runs, _ = tables(tmp_path, "x")
     assert 0 < len(partial_runs) < 4  # the short members ended before the crash
-    run_pack(pack, settings(tmp_path, "x", checkpoints=checkpoints))
+    run_pack(pack, settings(tmp_path, "x", checkpoints=checkpoints, thresholds=LOOSE))
     runs, metrics = tables(tmp_path, "x")
     check_complete(pack, runs, metrics)
     # bit-identical numbers: a checkpoint continues exactly; without one a member restarts from scratch

@@ -36,6 +36,10 @@ BAD = {
     "random_kind_for_int": (BASE.replace("p: 23, ", "") + "axes:\n  p: {uniform: [7, 23]}\n",
                             "axes.p: uniform draws real numbers, but p is an integer field; use integers or choice",
                             None),
+    "unknown_threshold": (BASE + "thresholds: {holds: 1}\n", "thresholds.holds: unknown threshold; did you mean "
+                          "'hold'?", "allowed:"),
+    "bad_threshold": (BASE + "thresholds: {test_acc: 1.5}\n", "thresholds.test_acc: threshold test_acc must be in "
+                      "(0, 1], got 1.5", None),
     "unknown_distribution": (BASE + "axes:\n  lr: {normal: [0, 1]}\n", "axes.lr: unknown axis kind 'normal'",
                              "uniform"),
     "bad_replicates": (BASE + "replicates: 0\n", "replicates: must be an integer >= 1, got 0", None),
@@ -314,3 +318,12 @@ def test_replicates_expand_to_the_run_ids_of_configs_built_one_by_one():
     with pytest.raises(ConfigError, match="seed: must be an integer >= 0, got -1"):
         members[0].reseeded(-1)
     assert spec.members() == members  # the second call (grok sweep's plan after its check) reuses the first
+
+
+def test_thresholds_block_sets_the_one_rule(tmp_path):
+    from grokcore.verdict import Thresholds
+
+    assert parse_spec(BASE).thresholds == Thresholds()
+    spec = parse_spec(BASE + "thresholds: {test_acc: 0.95, hold: 1, grok_delay: 500}\n")
+    assert spec.thresholds == Thresholds(test_acc=0.95, hold=1, grok_delay=500)
+    assert parse_spec(BASE, overrides=["thresholds.hold=2"]).thresholds.hold == 2

@@ -226,30 +226,22 @@ def purge_superseded(store: SweepStore, run_ids: set[str] | None = None) -> int:
 
 
 def undecided(store: SweepStore, rows: Sequence[dict[str, Any]], thresholds: Any) -> set[str]:
-    """run_ids of these runs rows that ended at their budget not generalised by the held rule over
-    their whole evaluation history (grokcore.verdict.decide, the spec's thresholds) and not diverged."""
-    from grokcore.verdict import decide
+    """run_ids of these runs rows that ended at their budget (status done: not diverged, no stop rule)
+    not generalised by the one rule over their whole history (their rows' verdict columns, or for rows
+    written before those existed, grokcore.verdict over their metrics rows: sweeps/verdicts.py)."""
+    import pyarrow as pa
 
-    ended = {r["run_id"] for r in rows if r.get("status") == END_STATUS}
+    from grokcore.verdict import VERDICT_COLUMNS
+    from sweeps.verdicts import with_verdicts
+
+    ended = [r for r in rows if r.get("status") == END_STATUS]
     if not ended:
         return set()
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    table = store.read_table("metrics", columns=["run_id", "epoch", "train/acc", "test/acc"])
-    if table is None:
-        return ended
-    table = table.filter(pc.is_in(table.column("run_id"), value_set=pa.array(sorted(ended))))
-    history: dict[str, dict[int, tuple[float, float]]] = defaultdict(dict)
-    for rid, epoch, tr, te in zip(*(table.column(c).to_pylist() for c in ("run_id", "epoch", "train/acc", "test/acc"))):
-        history[rid].setdefault(epoch, (tr, te))  # a duplicate evaluation row counts once
-    out = set()
-    for rid in ended:
-        evals = sorted(history.get(rid, {}).items())
-        verdict = decide([e for e, _ in evals], [a for _, (a, _) in evals], [b for _, (_, b) in evals], thresholds)
-        if not verdict.generalised:
-            out.add(rid)
-    return out
+    table = pa.Table.from_pylist([{"run_id": r["run_id"], "status": r["status"],
+                                   **{c: r.get(c) for c in VERDICT_COLUMNS}} for r in ended])
+    judged = with_verdicts(store, table, thresholds)
+    return {rid for rid, gen in zip(judged.column("run_id").to_pylist(), judged.column("epoch_generalised").to_pylist())
+            if gen is None}
 
 
 # ---- planning --------------------------------------------------------------------------------------
@@ -264,10 +256,13 @@ class Extension:
     starts: dict[str, tuple[str, int]] = field(default_factory=dict)  # continuing run_id -> (pack_id, epoch)
     unextendable: list[str] = field(default_factory=list)  # continuing members with no end state to go on from
 
+    def epochs_before(self, packs: Iterable[Pack]) -> int:
+        """Epochs these packs' continuing members trained before (Pack.model_epochs counts from 0)."""
+        return sum(self.starts[m.run_id][1] for p in packs for m in p.members if m.run_id in self.starts)
+
     @property
     def model_epochs(self) -> int:
-        return sum(m.epochs - self.starts[m.run_id][1] for p in self.plan.to_run for m in p.members
-                   if m.run_id in self.starts)
+        return sum(p.model_epochs for p in self.plan.to_run) - self.epochs_before(self.plan.to_run)
 
 
 def continuation_pack_id(run_ids: Iterable[str], start: int, target: int) -> str:
@@ -286,7 +281,9 @@ def plan_extension(spec: Any, store: SweepStore, members: Sequence[RunConfig],
     unmatched = [m for m in members if m.run_id not in finished]
     if budget is None and not finished:
         return None
-    rows = latest_rows(store, columns=config_fields())
+    from grokcore.verdict import VERDICT_COLUMNS
+
+    rows = latest_rows(store, columns=[*config_fields(), *VERDICT_COLUMNS])
     if not rows:
         return None
     by_id = {r["run_id"]: r for r in rows}
@@ -394,6 +391,24 @@ def starts_of(store: SweepStore, members: Sequence[RunConfig]) -> dict[str, tupl
         if rid in wanted and r["status"] == END_STATUS and epoch is not None and epoch < wanted[rid]:
             if rid not in out or epoch > out[rid][1]:
                 out[rid] = (r["pack_id"], epoch)
+    return out
+
+
+def history_before(store: SweepStore, pack_id: str, starts: Mapping[str, tuple[str, int]]) -> list[dict[str, Any]]:
+    """Continued members' committed metrics rows up to where they went on from, outside this pack, in
+    epoch order: the held rule decides over a member's whole history, a streak across the old budget too."""
+    if not starts:
+        return []
+    # the packs they trained in before are done; this pack's own rows the runner reads itself
+    parts = [p for p in store.parts("metrics") if p.pack_id != pack_id]
+    table = store.read_table("metrics", columns=["run_id", "epoch", "train/acc", "test/acc"], parts=parts)
+    rows = [] if table is None else [r for r in table.to_pylist()
+                                     if r["run_id"] in starts and r["epoch"] <= starts[r["run_id"]][1]]
+    seen, out = set(), []
+    for r in sorted(rows, key=lambda r: r["epoch"]):
+        if (r["run_id"], r["epoch"]) not in seen:
+            seen.add((r["run_id"], r["epoch"]))
+            out.append(r)
     return out
 
 

@@ -166,6 +166,13 @@ class SweepSpec:
     thresholds: Thresholds = field(default=Thresholds(), metadata={"spec_default": None})
     """optional: what counts as memorised, generalised and grokked, {train_acc, test_acc, hold, grok_delay,
     grok_ratio, budget} (grokcore/verdict.py); the runs rows, grok status, searches and the report use it"""
+    budget: Any = None  # sweeps.budget.Budget, or None
+    """optional: an adaptive budget {epochs: E, max_epochs: M, factor: 2}: members start with E epochs, and
+    those that end undecided (not generalised, not diverged) go on from their end states in rounds, their
+    budget times factor each round, up to M, within the same grok sweep (sweeps/budget.py)"""
+    end_states: bool = _flag(True)
+    """keep each member's end state (weights and Adam moments) when it ends at its budget, so that a larger
+    budget continues it instead of retraining it (true/false; about 3x a member's float32 weights each)"""
     search: Any = None  # the search block its kind's parser read (sweeps/sources.py), or None
     """optional: {kind: optuna | tune-optuna | bisection, ...}: a search picks the members, the axes are its
     search space (sweeps/optuna_spec.py, sweeps/bisection_source.py)"""
@@ -486,6 +493,13 @@ def _build(data: dict[str, Any], text: str, source: str) -> SweepSpec:
         where = f"thresholds.{e.field_name}" if getattr(e, "field_name", "") else "thresholds"
         raise SpecError(source, where, str(e)) from None
 
+    budget = None
+    if get["budget"] is not None:
+        from sweeps.budget import parse_budget
+
+        budget = parse_budget(source, get["budget"], base, axes, search)
+        base = {**base, "epochs": budget.epochs}
+
     spec = SweepSpec(
         name=name, source=source, text=text, base=dict(base), axes=axes, description=get["description"],
         samples=get["samples"], sample_seed=get["sample_seed"], replicates=get["replicates"], pack_size=pack_size,
@@ -493,7 +507,7 @@ def _build(data: dict[str, Any], text: str, source: str) -> SweepSpec:
         torch_compile=get["torch_compile"], results=get["results"],
         checkpoints=get["checkpoints"], checkpoint_every_s=float(get["checkpoint_every_s"]),
         report_every_s=float(get["report_every_s"]), max_failures=get["max_failures"], search=search,
-        snapshots=snapshots, thresholds=thresholds,
+        snapshots=snapshots, thresholds=thresholds, budget=budget, end_states=get["end_states"],
     )
     if search is not None:
         spec = dataclasses.replace(spec, pack_size=search.batch)

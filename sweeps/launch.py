@@ -42,6 +42,8 @@ PROGRESS_COLUMNS = {
     "members_generalised": "generalised",
     "test_acc_latest": "test acc",
     "epoch": "epoch",
+    "epochs_from": "from",  # a budget round: members continued from this epoch (0: from the start)
+    "epochs_budget": "budget",
 }
 FINAL_STATUSES = ("done", "stopped", "diverged", "pruned")
 

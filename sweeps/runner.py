@@ -96,6 +96,7 @@ class _Progress:
     def __init__(self, pack: Pack):
         self.size = len(pack.members)
         self.epochs_budget = max(m.epochs for m in pack.members)
+        self.epochs_from = 0  # the epoch members continued to a larger budget went on from (its round)
         self.generalised: set[str] = set()
         self.finished: set[str] = set()
         self.pruned: set[str] = set()
@@ -134,6 +135,7 @@ class _Progress:
             "test_loss_latest": None if math.isnan(self.test_loss) else round(self.test_loss, 6),
             "epoch": self.epoch,
             "epochs_budget": self.epochs_budget,
+            "epochs_from": self.epochs_from,
             "train_seconds": round(self.train_seconds, 3),
             "pack_done": done,
         }
@@ -234,6 +236,7 @@ bar (grok train in a terminal; never in a trial, which reports to Tune).
     # members continued to a larger budget: where they went on from; their verdicts read the history before
     starts = budget.starts_of(store, trainer.configs) if trainer is not None else {}
     continued_from = {rid: epoch for rid, (_, epoch) in starts.items()}
+    progress.epochs_from = min(continued_from.values(), default=0)
     remember(budget.history_before(store, pid, starts))
     keeper = None
     if trainer is not None and settings.end_states:

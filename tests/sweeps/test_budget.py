@@ -4,7 +4,12 @@ result equals the sweep trained with the larger budget from the start."""
 
 from __future__ import annotations
 
-import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
 
 import pyarrow.parquet as pq
 import pytest
@@ -13,6 +18,7 @@ from sweeps import budget
 from sweeps.grid_source import describe, prepare
 from sweeps.runner import PackSettings, run_pack
 from sweeps.spec import SpecError, load_spec
+from sweeps.status import format_status, sweep_status
 from sweeps_testing import write_spec
 
 # Continuing members are regrouped into new packs, and the sweep trained long from the start packs them
@@ -154,6 +160,10 @@ def test_adaptive_budget_extends_undecided_members_in_rounds_up_to_max_epochs(tm
     assert any(r["epochs_trained"] > 40 for r in runs.values())
     # nothing left: every member is decided or at max_epochs
     assert not prepare(spec, str(results), write=False).plan.to_run
+    st = sweep_status(str(results / "adaptive"))
+    assert st.budgets == dict(sorted(Counter(r["epochs_trained"] for r in runs.values()).items()))
+    extended = sum(r["continued_from"] is not None for r in runs.values())
+    assert "went on from a smaller budget" in format_status(st) and st.extended == extended
 
 
 def test_adaptive_budget_is_refused_with_a_search_and_beside_epochs(tmp_path):
@@ -167,3 +177,58 @@ def test_adaptive_budget_is_refused_with_a_search_and_beside_epochs(tmp_path):
         "weight_decay: [0.1, 1.0]", "train_fraction: {uniform: [0.3, 0.9]}").replace("train_fraction: 0.6, ", "")
     assert_bad_spec(tmp_path, bisection + "search: {kind: bisection, seeds: 2, steps: 1}\n", "budget",
                     "adaptive budgets work with a grid; a search (bisection)")
+
+
+# (a + b) mod 17, undecided for a long while at this weight decay: rounds of 200, 400, 800, 1600 epochs
+KILLED = """\
+name: killed
+base: {task: add, p: 17, d_model: 16, n_heads: 2, d_mlp: 32, train_fraction: 0.5, weight_decay: 0.1, eval_every: 20}
+axes:
+  lr: [0.001, 0.002]
+replicates: 2
+pack_size: 2
+checkpoint_every_s: 0.5
+report_every_s: 1
+budget: {epochs: 200, max_epochs: 1600}
+"""
+
+
+@pytest.mark.slow
+def test_a_driver_killed_mid_round_resumes_with_nothing_lost_or_duplicated(ray_session, tmp_path):
+    from sweeps.launch import run_sweep
+    from sweeps_testing import records
+    from test_resume import session_processes
+
+    spec_path = write_spec(tmp_path, KILLED)
+    results = tmp_path / "results"
+    sweep = results / "killed"
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.Popen([sys.executable, "-m", "sweeps.cli", "sweep", str(spec_path), "--results", str(results),
+                             "-q"], start_new_session=True, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:  # killed once a pack of a later round (members going on from 400 epochs or more) has committed work
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            if any(not r["done"] and r["epoch"] > 400 and r["seq"] >= 2 for r in records(sweep)):
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, "the sweep finished before it could be interrupted"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        while session_processes(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    assert "going on to a larger budget" in format_status(sweep_status(str(sweep)))
+    spec = load_spec(spec_path)
+    assert run_sweep(spec, results=str(results), verbose=0).ok
+    runs = table(results, "killed", "runs")
+    assert sorted(r["run_id"] for r in runs) == sorted(m.run_id for m in spec.members())  # one row each
+    metrics = table(results, "killed", "metrics")
+    for row in runs:
+        epochs = sorted(r["epoch"] for r in metrics if r["run_id"] == row["run_id"])
+        assert epochs == list(range(20, row["epochs_trained"] + 1, 20)), row["run_id"]  # no gap, no duplicate
+        assert row["epochs_trained"] == 1600 or row["epoch_generalised"] is not None
+    assert max(r["epochs_trained"] for r in runs) > 400

@@ -232,3 +232,35 @@ def test_a_driver_killed_mid_round_resumes_with_nothing_lost_or_duplicated(ray_s
         assert epochs == list(range(20, row["epochs_trained"] + 1, 20)), row["run_id"]  # no gap, no duplicate
         assert row["epochs_trained"] == 1600 or row["epoch_generalised"] is not None
     assert max(r["epochs_trained"] for r in runs) > 400
+
+
+def test_a_sweep_written_by_main_before_budgets_loads_resumes_reports_and_refuses_to_extend(tmp_path):
+    """tests/sweeps/data/legacy_main: written by main at eaa02f3, one pack done and one interrupted."""
+    import shutil
+    from pathlib import Path
+
+    from analysis.load import load_sweep
+    from analysis.report import write_report
+
+    data = Path(__file__).parent / "data" / "legacy_main"
+    results = tmp_path / "results"
+    shutil.copytree(data / "legacy", results / "legacy")
+    spec_path = shutil.copy(data / "spec.yaml", tmp_path / "spec.yaml")
+    spec = load_spec(spec_path)
+    assert len(load_sweep(results / "legacy").runs) == 2  # loads as written
+
+    longer = load_spec(spec_path, overrides=["base.epochs=200"])
+    with pytest.raises(SpecError, match=r"2 member\(s\) ended undecided at 60 epochs .* no end state to continue "
+                                        r"from \(written before end states were kept"):
+        prepare(longer, str(results), write=False)
+
+    run_all(spec, results)  # resumes: the interrupted pack goes on from main's checkpoint
+    runs = table(results, "legacy", "runs")
+    assert sorted(r["run_id"] for r in runs) == sorted(m.run_id for m in spec.members())
+    metrics = table(results, "legacy", "metrics")
+    keys = sorted((r["run_id"], r["epoch"]) for r in metrics)
+    assert keys == sorted((m.run_id, e) for m in spec.members() for e in (20, 40, 60))
+    index = write_report(results / "legacy", tmp_path / "report", png=False)
+    assert "legacy" in index.read_text()
+    with pytest.raises(SpecError, match="no end state"):  # still: two of its members have none
+        prepare(longer, str(results), write=False)

@@ -450,6 +450,12 @@ def describe(spec: Any, ext: Extension | None, members: Sequence[RunConfig]) -> 
                      f"{len(members) * budget.max_epochs:,} model-epochs if every member stays undecided")
     if not getattr(spec, "end_states", True):
         lines.append("  end states   not kept (end_states: false): a larger budget cannot continue these members")
+    elif members:
+        from sweeps.snapshots import _bytes
+
+        sizes = [end_state_bytes(m) for m in members]
+        lines.append(f"  end states   {_bytes(max(sizes))} a member that ends at its budget (weights and Adam moments), "
+                     f"at most {_bytes(sum(sizes))} under endstates/ (end_states: false keeps none)")
     return lines
 
 

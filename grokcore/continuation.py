@@ -31,8 +31,8 @@ import torch
 from torch import Tensor
 
 from grokcore.config import RunConfig
+from grokcore.records import BUDGET_END
 
-END_STATUS = "done"  # only members that ended at their budget can go on; a stop rule or divergence is final
 INDEX_KEY = "grok.end_states"
 TENSORS = ("params", "exp_avg", "exp_avg_sq")
 
@@ -65,7 +65,7 @@ class EndStateKeeper:
         trainer.on_leave = self._leaving
 
     def _leaving(self, members: Sequence[int], status: str) -> None:
-        if status != END_STATUS or not members:
+        if status != BUDGET_END or not members:
             return
         t = self.trainer
         index = torch.tensor(list(members), device=t.device)
@@ -143,5 +143,5 @@ def without(data: bytes, run_ids: set[str]) -> bytes | None:
     return to_bytes(kept) if kept else None
 
 
-__all__ = ["END_STATUS", "EndState", "EndStateKeeper", "continue_pack", "from_bytes", "index_of", "to_bytes",
+__all__ = ["EndState", "EndStateKeeper", "continue_pack", "from_bytes", "index_of", "to_bytes",
            "without"]

@@ -37,11 +37,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from grokcore.config import RunConfig, config_fields
+from grokcore.records import BUDGET_END
 from sweeps.packing import Pack, Plan, cut_packs, member_params
 from sweeps.parquet import ENDSTATE_DIR, SweepStore
 from sweeps.validation import SpecError, is_int
 
-END_STATUS = "done"  # grokcore.continuation's: only members that ended at their budget go on
 
 
 # ---- the spec's adaptive budget ------------------------------------------------------------------
@@ -63,11 +63,6 @@ class Budget:
         while (n := self.next(out[-1])) is not None:
             out.append(n)
         return out
-
-    def round_of(self, epochs: int) -> int | None:
-        """1-based round of a member whose budget is `epochs` (None: not a budget of these rounds)."""
-        rounds = self.rounds()
-        return rounds.index(epochs) + 1 if epochs in rounds else None
 
     def to_dict(self) -> dict[str, int]:
         return {"epochs": self.epochs, "max_epochs": self.max_epochs, "factor": self.factor}
@@ -234,7 +229,7 @@ def undecided(store: SweepStore, rows: Sequence[dict[str, Any]], thresholds: Any
     from grokcore.verdict import VERDICT_COLUMNS
     from sweeps.verdicts import with_verdicts
 
-    ended = [r for r in rows if r.get("status") == END_STATUS]
+    ended = [r for r in rows if r.get("status") == BUDGET_END]
     if not ended:
         return set()
     table = pa.Table.from_pylist([{"run_id": r["run_id"], "status": r["status"],
@@ -306,7 +301,7 @@ def plan_extension(spec: Any, store: SweepStore, members: Sequence[RunConfig],
     # members that ended at their budget, and the budget they would go on to
     targets: dict[str, int] = {}
     for m, row in matched:
-        if row is None or row["status"] != END_STATUS or row["epochs_trained"] != row["epochs"]:
+        if row is None or row["status"] != BUDGET_END or row["epochs_trained"] != row["epochs"]:
             continue
         target = budget.next(row["epochs"]) if budget is not None else m.epochs
         if target is not None and target > row["epochs"]:
@@ -388,7 +383,7 @@ def starts_of(store: SweepStore, members: Sequence[RunConfig]) -> dict[str, tupl
     table = store.read_table("runs", columns=["run_id", "pack_id", "status", "epochs_trained"])
     for r in (table.to_pylist() if table is not None else []):
         rid, epoch = r["run_id"], r["epochs_trained"]
-        if rid in wanted and r["status"] == END_STATUS and epoch is not None and epoch < wanted[rid]:
+        if rid in wanted and r["status"] == BUDGET_END and epoch is not None and epoch < wanted[rid]:
             if rid not in out or epoch > out[rid][1]:
                 out[rid] = (r["pack_id"], epoch)
     return out
@@ -454,8 +449,8 @@ def describe(spec: Any, ext: Extension | None, members: Sequence[RunConfig]) -> 
         from sweeps.snapshots import _bytes
 
         sizes = [end_state_bytes(m) for m in members]
-        lines.append(f"  end states   {_bytes(max(sizes))} a member that ends at its budget (weights and Adam moments), "
-                     f"at most {_bytes(sum(sizes))} under endstates/ (end_states: false keeps none)")
+        lines.append(f"  end states   {_bytes(max(sizes))} a member that ends at its budget (weights and Adam "
+                     f"moments), at most {_bytes(sum(sizes))} under endstates/ (end_states: false keeps none)")
     return lines
 
 
@@ -464,6 +459,6 @@ def end_state_bytes(cfg: RunConfig) -> int:
     return 3 * 4 * member_params(cfg)
 
 
-__all__ = ["Budget", "Extension", "END_STATUS", "describe", "latest_rows", "lineage", "merge", "new_trainer",
+__all__ = ["Budget", "Extension", "describe", "latest_rows", "lineage", "merge", "new_trainer",
            "parse_budget", "plan_extension", "purge_superseded", "read_end_states", "refuse_unextendable",
            "starts_of", "undecided", "write_end_states"]

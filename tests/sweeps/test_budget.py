@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 
 import pyarrow.parquet as pq
@@ -20,6 +19,8 @@ from sweeps.runner import PackSettings, run_pack
 from sweeps.spec import SpecError, load_spec
 from sweeps.status import format_status, sweep_status
 from sweeps_testing import write_spec
+from test_object_store import pytestmark as needs_moto
+from test_object_store import s3_env  # noqa: F401  (a fixture)
 
 # Continuing members are regrouped into new packs, and the sweep trained long from the start packs them
 # differently again: today a member's last bits depend on its pack (its padding, and its row's place in
@@ -197,7 +198,7 @@ budget: {epochs: 200, max_epochs: 1600}
 def test_a_driver_killed_mid_round_resumes_with_nothing_lost_or_duplicated(ray_session, tmp_path):
     from sweeps.launch import run_sweep
     from sweeps_testing import records
-    from test_resume import session_processes
+    from test_resume import kill_once_packs_committed
 
     spec_path = write_spec(tmp_path, KILLED)
     results = tmp_path / "results"
@@ -207,16 +208,8 @@ def test_a_driver_killed_mid_round_resumes_with_nothing_lost_or_duplicated(ray_s
                              "-q"], start_new_session=True, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:  # killed once a pack of a later round (members going on from 400 epochs or more) has committed work
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and proc.poll() is None:
-            if any(not r["done"] and r["epoch"] > 400 and r["seq"] >= 2 for r in records(sweep)):
-                break
-            time.sleep(0.2)
-        assert proc.poll() is None, "the sweep finished before it could be interrupted"
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        while session_processes(proc.pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
+        kill_once_packs_committed(proc, lambda: [r for r in records(sweep) if not r["done"] and r["epoch"] > 400][:1],
+                                  timeout_s=300, packs=1)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -264,3 +257,26 @@ def test_a_sweep_written_by_main_before_budgets_loads_resumes_reports_and_refuse
     assert "legacy" in index.read_text()
     with pytest.raises(SpecError, match="no end state"):  # still: two of its members have none
         prepare(longer, str(results), write=False)
+
+
+@needs_moto
+def test_end_states_live_and_extend_on_an_object_store(s3_env, tmp_path):
+    """The same extension with results on moto's S3 server: end states written, read, purged there."""
+    import pyarrow.dataset as ds
+
+    from sweeps.parquet import resolve
+
+    path = write_spec(tmp_path, SPEC.replace("PACKS", "2"))
+    results = "s3://grok/budget"
+    run_all(load_spec(path), results)
+    store = budget.SweepStore(results, "ext")
+    first = budget.latest_rows(store)
+    assert len(budget.end_states_held(store, {r["pack_id"] for r in first})) == 4
+    ext = run_all(load_spec(path, overrides=["base.epochs=100"]), results)
+    assert ext is not None and ext.starts
+    fs, root = resolve(f"{results}/ext/runs")
+    runs = ds.dataset(root, filesystem=fs).to_table().to_pylist()
+    assert sorted(r["run_id"] for r in runs) == sorted(r["run_id"] for r in first)
+    assert {r["run_id"] for r in runs if r["continued_from"] == 60} == set(ext.starts)
+    held = budget.end_states_held(store, {r["pack_id"] for r in runs} | {r["pack_id"] for r in first})
+    assert held == {(r["run_id"], r["epochs_trained"]) for r in runs}

@@ -100,7 +100,9 @@ def describe(prep: Prepared) -> str:
     spec, p = prep.spec, prep.plan
     n_done = sum(1 for m in prep.members if m.run_id in prep.finished)
     sizes = sorted({len(x.members) for x in p.packs})
-    run_epochs = sum(x.model_epochs for x in p.to_run) - (prep.extension.epochs_before(p.to_run) if prep.extension else 0)
+    run_epochs = sum(x.model_epochs for x in p.to_run)
+    if prep.extension is not None:  # continuing members train from where they ended, not from 0
+        run_epochs -= prep.extension.epochs_before(p.to_run)
     shapes = len({m.shape_key() for m in prep.members})
     lines = [
         f"sweep {spec.name}  ({spec.source})",

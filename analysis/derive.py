@@ -179,7 +179,9 @@ def member_times(metrics: pd.DataFrame, runs: pd.DataFrame, thresholds: Threshol
     Derived: `status` ("running" for members with metrics but no runs row), `budget` (epochs it is judged
     within), `last_epoch` (last evaluation within it), `resolution` (evaluation interval: each time is known
     to within this many epochs), `finished` (budget spent, so a missing time means never), and per view
-    `mem_epoch`, `gen_epoch`, `delay` and `phase` (NaN / None where the view does not apply).
+    `mem_epoch`, `gen_epoch`, `delay` and `phase` (NaN / None where the view does not apply), `censored`
+    (spent its budget without generalising, not diverged: its phase holds within the budget only) and
+    `censored_at` (the epochs it reached then).
     """
     th = thresholds or Thresholds()
     _require_columns(metrics, REQUIRED_METRICS_COLUMNS, "metrics table")
@@ -250,6 +252,10 @@ def member_times(metrics: pd.DataFrame, runs: pd.DataFrame, thresholds: Threshol
         times[view.column("phase")] = pd.Series(np.where(applies, phase, None), dtype=object)
         # The count behind fraction_generalised and the events of the censored medians.
         times[view.column("generalised")] = gen.notna().to_numpy()
+        # Censored: spent its budget without generalising, so its phase says what happened within the budget only.
+        censored = times["finished"].to_numpy() & gen.isna().to_numpy() & ~diverged & applies
+        times[view.column("censored")] = censored
+        times[view.column("censored_at")] = np.where(censored, trained.to_numpy(dtype="float64"), np.nan)
     times.attrs["thresholds"] = th
     times.attrs["views"] = [v.name for v in views]
     return times
@@ -370,11 +376,15 @@ def aggregate(times: pd.DataFrame, by: Sequence[str] | None = None, view: str = 
     `fraction_generalised` (decided members that generalised for good) and `fraction_grokked` (decided
     members in the grokking phase); `count/<phase>` for every phase; `phase`, the phase more decided members
     fall in than any other, "mixed" when phases tie, "undecided" when no member is decided; `phase_count`
-    (members in that phase) and `phase_counts` (all counts as text).
+    (members in that phase) and `phase_counts` (all counts as text); `n_censored` (members that spent their
+    budget without generalising), `censored_at_min` / `censored_at_max` (the epochs they reached) and
+    `phase_censored` (how many of the cell's phase's members are censored: > 0, the phase rests on members
+    cut off by their budget).
     Members still running without a runs row have no config and are left out.
     """
     vw = view_named(view)
-    needed = [vw.column(c) for c in (*TIME_COLUMNS, "phase", "generalised", "train_fell_back")]
+    needed = [vw.column(c) for c in (*TIME_COLUMNS, "phase", "generalised", "train_fell_back", "censored",
+                                     "censored_at")]
     _require_columns(times, needed, f"member times (view '{view or 'main'}')")
     by = list(by) if by is not None else replicate_axes(times)
     if by:
@@ -389,6 +399,8 @@ def aggregate(times: pd.DataFrame, by: Sequence[str] | None = None, view: str = 
     phase_codes = pd.Categorical(work[vw.column("phase")], categories=PHASES).codes.astype(np.int64) + 1
     times_of = {base: _durations(work, vw, base) for base in TIME_COLUMNS}
     generalised_all = work[vw.column("generalised")].to_numpy(dtype=bool)
+    censored_all = work[vw.column("censored")].to_numpy(dtype=bool)
+    censored_at_all = work[vw.column("censored_at")].to_numpy(dtype="float64")
     rows = []
     for key, index in _group_rows(groups):
         key = key if isinstance(key, tuple) else (key,)
@@ -416,6 +428,12 @@ def aggregate(times: pd.DataFrame, by: Sequence[str] | None = None, view: str = 
         row["phase"] = UNDECIDED if top == 0 else leaders[0] if len(leaders) == 1 else MIXED
         row["phase_count"] = counts[UNDECIDED] if top == 0 else top
         row["phase_counts"] = ", ".join(f"{phase} {n}" for phase, n in counts.items() if n)
+        censored = censored_all[index]
+        at = censored_at_all[index][censored]
+        in_phase = phase_codes[index] == (PHASES.index(row["phase"]) + 1 if row["phase"] in PHASES else -1)
+        row.update(n_censored=int(censored.sum()), censored_at_min=float(at.min()) if len(at) else np.nan,
+                   censored_at_max=float(at.max()) if len(at) else np.nan,
+                   phase_censored=int((censored & in_phase).sum()))
         rows.append(row)
     out = pd.DataFrame(rows)
     if not len(out):

@@ -109,6 +109,37 @@ def _phase_text(row: dict) -> str:
     return f"{row['phase']} {int(row['phase_count'])}/{n}"
 
 
+CENSORED_MARK = "⌛"
+"""Marks a phase-map cell whose phase rests on censored members (on the map and in its legend)."""
+CENSORED_LEGEND = (f"{CENSORED_MARK} censored: the cell's phase rests on members that spent their epoch budget "
+                   "without generalising; it says what happened within that budget, not what more training would do")
+
+
+def _censored_text(row: dict) -> str:
+    """'3/3 censored at 3,000' (or 'at 3,000-12,000'); '' for a cell without censored members."""
+    k = int(row.get("n_censored") or 0)
+    if not k:
+        return ""
+    lo, hi = row["censored_at_min"], row["censored_at_max"]
+    at = f"{lo:,.0f}" if lo == hi else f"{lo:,.0f}-{hi:,.0f}"
+    return f"{k}/{int(row['n_members'])} censored at {at}"
+
+
+def _rests_on_censored(row: dict) -> bool:
+    return int(row.get("phase_censored") or 0) > 0
+
+
+def _cell_corner(values: list, j: int, scale: str) -> object:
+    """A position inside cell j of a heatmap axis, toward its upper end (where the censored mark goes, clear of
+    the centred text); a category axis has no positions between values, so the centre."""
+    if scale == "category":
+        return str(values[j])
+    t = [math.log10(v) if scale == "log" else float(v) for v in (_key(u) for u in values)]
+    step = (t[j + 1] - t[j]) if j + 1 < len(t) else (t[j] - t[j - 1]) if j > 0 else 1.0
+    pos = t[j] + 0.36 * step
+    return 10 ** pos if scale == "log" else pos
+
+
 def phase_diagram(times: pd.DataFrame, x: str, y: str, value: str = "phase", view: str = "",
                   where: Mapping[str, object] | None = None, title: str | None = None) -> go.Figure:
     """A heatmap over two swept axes; every cell's text says what its colour shows, with counts, so the PNG
@@ -123,6 +154,10 @@ def phase_diagram(times: pd.DataFrame, x: str, y: str, value: str = "phase", vie
       when the medians span a factor of 10 or more); text: the median, or '> E' when half or more never
       reached it by their last evaluation E, and how many reached it ('2/3 generalised');
     - fraction_generalised, fraction_grokked: the fraction, with text 'k/n'.
+    Phase and fraction cells also say how many of their members are censored (spent their budget without
+    generalising) and at what budget ('3/3 censored at 3,000'); on the phase map a cell whose phase rests on
+    censored members gets a visible mark (CENSORED_MARK, a trace with `meta.role == "censored_mark"`) that
+    the legend explains.
     Every swept value is labelled on its axis; axes are log when their values are log-spaced. The cells'
     text can be read back from the text trace (`meta.role == "cell_text"`); each cell's numbers from
     `layout.meta["cells"]`.
@@ -153,15 +188,21 @@ def phase_diagram(times: pd.DataFrame, x: str, y: str, value: str = "phase", vie
     present = [p for p in CELL_PHASES if (agg["phase"] == p).any()]
     raw = np.full((len(ys), len(xs)), np.nan)
     text_x, text_y, texts, cell_meta = [], [], [], []
-    custom = [[["", 0, ""] for _ in xs] for _ in ys]
+    custom = [[["", 0, "", ""] for _ in xs] for _ in ys]
+    marks_x, marks_y, marks_text = [], [], []
     for i, yv in enumerate(ys):
         for j, xv in enumerate(xs):
             row = cells.get((_key(xv), _key(yv)))
             if row is None:
                 continue
+            censored = _censored_text(row)
             if value == "phase":
                 raw[i, j] = present.index(row["phase"])
                 text = _phase_text(row)
+                if _rests_on_censored(row):
+                    marks_x.append(_cell_corner(xs, j, x_scale))
+                    marks_y.append(_cell_corner(ys, i, y_scale))
+                    marks_text.append(f"{row['phase']}, {censored}")
             elif value in TIME_COLUMNS:
                 raw[i, j] = _num(row[f"{value}_median"]) if _num(row[f"{value}_median"]) is not None else np.nan
                 text = _time_text(row, value)
@@ -169,19 +210,24 @@ def phase_diagram(times: pd.DataFrame, x: str, y: str, value: str = "phase", vie
                 raw[i, j] = _num(row[value]) if _num(row[value]) is not None else np.nan
                 count = row["n_generalised"] if value == "fraction_generalised" else row["count/grokking"]
                 text = f"{int(count)}/{int(row['n_decided'])}"
-            custom[i][j] = [row["phase"], int(row["n_members"]), row["phase_counts"]]
+            if censored and value not in TIME_COLUMNS:  # a time cell says '> E' for them already
+                text += f"<br>{censored}"
+            custom[i][j] = [row["phase"], int(row["n_members"]), row["phase_counts"],
+                            f"<br>{censored}" if censored else ""]
             text_x.append(_key(xv))
             text_y.append(_key(yv))
             texts.append(text)
             cell_meta.append(_jsonable({"x": xv, "y": yv, "text": text, "phase": row["phase"],
                                         "n_members": row["n_members"], "phase_counts": row["phase_counts"],
                                         "median": row.get(f"{value}_median") if value in TIME_COLUMNS else None,
-                                        "value": row.get(value) if value in FRACTION_COLUMNS else None}))
+                                        "value": row.get(value) if value in FRACTION_COLUMNS else None,
+                                        "n_censored": row.get("n_censored"), "censored": censored,
+                                        "phase_rests_on_censored": _rests_on_censored(row)}))
 
     heatmap = dict(x=_plot_values(xs, x_scale), y=_plot_values(ys, y_scale), customdata=custom,
                    hoverongaps=False, xgap=2, ygap=2,
                    hovertemplate=(f"{x}=%{{x}}<br>{y}=%{{y}}<br>%{{customdata[2]}} of %{{customdata[1]}} members"
-                                  "<extra></extra>"))
+                                  "%{customdata[3]}<extra></extra>"))
     color_scale = "linear"
     dark = np.zeros(raw.shape, dtype=bool)  # cells dark enough to need white text
     if value == "phase":
@@ -218,6 +264,13 @@ def phase_diagram(times: pd.DataFrame, x: str, y: str, value: str = "phase", vie
                 x=_plot_values([text_x[k] for k in keep], x_scale), y=_plot_values([text_y[k] for k in keep], y_scale),
                 text=[texts[k] for k in keep], mode="text", textfont=dict(size=11, color=color), hoverinfo="skip",
                 showlegend=False, meta=dict(role="cell_text")))
+    if marks_x:
+        fig.add_trace(go.Scatter(
+            x=_plot_values(marks_x, x_scale) if x_scale == "category" else marks_x,
+            y=_plot_values(marks_y, y_scale) if y_scale == "category" else marks_y,
+            mode="markers", marker=dict(symbol="hourglass", size=12, color="black"),
+            hovertext=marks_text, hoverinfo="text", name=f"{CENSORED_MARK} censored at the budget", showlegend=True,
+            meta=dict(role="censored_mark", cells=marks_text)))
     if value == "phase":
         for phase in present:  # a legend of the categories drawn (the heatmap itself has only a colour bar)
             fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=phase,
@@ -232,6 +285,8 @@ def phase_diagram(times: pd.DataFrame, x: str, y: str, value: str = "phase", vie
         value, "cell: censored median (> E: half or more had not by their last evaluation E) and how many "
                "reached it")
     subtitle = (f"pooled over {', '.join(pooled)}; " if pooled else "") + what
+    if marks_x:
+        subtitle += f"; {CENSORED_MARK}: the phase rests on members censored at their budget"
     fig.update_layout(
         title=dict(text=f"{title or VALUE_TITLES[value]}{view_note}<br><sup>{subtitle}</sup>"),
         xaxis=dict(title=dict(text=axis_title(x)), type=x_scale, showgrid=False,

@@ -40,6 +40,7 @@ from analysis.columns import (
 )
 from analysis.errors import AnalysisError
 from analysis.parquet_files import parquet_dataset
+from grokcore.verdict import Thresholds, ThresholdsError
 
 SPEC_FILE = "sweep.yaml"
 PLAN_FILE = "plan.json"
@@ -91,11 +92,28 @@ class Sweep:
 
         return swept_axes(self.runs, include_seed=include_seed)
 
-    def member_times(self, thresholds=None) -> pd.DataFrame:
-        """Shortcut for analysis.derive.member_times(self.metrics, self.runs, thresholds)."""
+    def thresholds(self) -> Thresholds:
+        """The thresholds the spec(s) set (`thresholds:`, grokcore/verdict.py; the defaults where absent): what
+        the runs rows' verdicts, `grok status` and the searches judged by. Several sweeps must agree."""
+        found: dict[Thresholds, list[str]] = {}
+        for name, spec in self.specs.items():
+            try:
+                th = Thresholds.from_mapping(spec.get("thresholds"))
+            except ThresholdsError as exc:
+                raise AnalysisError(f"{name}/sweep.yaml: thresholds: {exc}") from None
+            found.setdefault(th, []).append(name)
+        if len(found) > 1:
+            raise AnalysisError("the sweeps set different thresholds ("
+                                + "; ".join(f"{', '.join(n)}: {th}" for th, n in found.items())
+                                + "); give the ones to judge all by (grok report --hold, --threshold, ...)")
+        return next(iter(found), Thresholds())
+
+    def member_times(self, thresholds: Thresholds | None = None) -> pd.DataFrame:
+        """Shortcut for analysis.derive.member_times(self.metrics, self.runs, thresholds); by default with the
+        spec's thresholds (self.thresholds())."""
         from analysis.derive import member_times
 
-        return member_times(self.metrics, self.runs, thresholds)
+        return member_times(self.metrics, self.runs, thresholds or self.thresholds())
 
 
 def load_sweep(locations: str | Path | Iterable[str | Path]) -> Sweep:

@@ -18,6 +18,7 @@ why the PNGs are missing.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import html
 import itertools
 import os
@@ -45,6 +46,7 @@ from analysis.derive import (
 from analysis.errors import AnalysisError
 from analysis.figures import select
 from analysis.load import Sweep, load_sweep
+from grokcore.verdict import ThresholdsError
 from grokcore.progress import columns as col
 
 PROGRESS_LOSS = 0.1
@@ -95,13 +97,19 @@ class Report:
 
 
 def write_report(sweep_dir: str | Path | Sequence[str | Path], out_dir: str | Path | None = None, png: bool = True,
-                 thresholds: Thresholds | None = None) -> Path:
+                 thresholds: Thresholds | None = None, overrides: dict | None = None) -> Path:
     """Write `<out_dir>/index.html` (default out_dir: `<first sweep dir>/report`) and, if `png`, one PNG per
-    figure under `<out_dir>/png/`. Returns the path of index.html."""
+    figure under `<out_dir>/png/`. Returns the path of index.html. Members are judged by the spec's thresholds
+    (`thresholds:`, the rule `grok status` and the searches use) unless `thresholds` replaces them or
+    `overrides` ({field: value}, grok report's options) changes some; the report then says so."""
     locations = [sweep_dir] if isinstance(sweep_dir, (str, Path)) else list(sweep_dir)
     sweep = load_sweep(locations)
     out = Path(out_dir) if out_dir is not None else _default_out_dir(locations[0])
-    report = build_report(sweep, thresholds or Thresholds())
+    th = _judged_by(sweep, thresholds, overrides or {})
+    report = build_report(sweep, th)
+    if th != (spec := _spec_thresholds(sweep)):
+        report.notes.insert(0, f"Judged by thresholds other than the spec's: {_differences(th, spec)}; `grok status`, "
+                               "the runs rows' verdicts and the searches used the spec's.")
     out.mkdir(parents=True, exist_ok=True)
     if png:
         warning = export_pngs(report.figures, out / "png")
@@ -117,6 +125,30 @@ def write_report(sweep_dir: str | Path | Sequence[str | Path], out_dir: str | Pa
     tmp.write_text(render_html(report), encoding="utf-8")
     os.replace(tmp, index)  # whole or not at all, as every file of the results layout
     return index
+
+
+def _spec_thresholds(sweep: Sweep) -> Thresholds | None:
+    """The spec's thresholds; None where several sweeps disagree (then the caller must give them)."""
+    try:
+        return sweep.thresholds()
+    except AnalysisError:
+        return None
+
+
+def _judged_by(sweep: Sweep, thresholds: Thresholds | None, overrides: dict) -> Thresholds:
+    if thresholds is not None:
+        return dataclasses.replace(thresholds, **overrides)
+    base = _spec_thresholds(sweep)
+    if base is None and not overrides:
+        sweep.thresholds()  # raises, naming the sweeps and what each says
+    return dataclasses.replace(base or Thresholds(), **overrides)
+
+
+def _differences(th: Thresholds, spec: Thresholds | None) -> str:
+    if spec is None:
+        return f"{th} (the sweeps' specs disagree)"
+    return ", ".join(f"{f.name} {getattr(th, f.name)!r} (spec: {getattr(spec, f.name)!r})"
+                     for f in dataclasses.fields(th) if getattr(th, f.name) != getattr(spec, f.name))
 
 
 def _default_out_dir(location: str | Path) -> Path:
@@ -673,7 +705,11 @@ def _phase_legend(th: Thresholds) -> str:
             "accuracy reached its threshold but was below it again at the last evaluation; test_only: test "
             "reached but not train (label noise); diverged: the loss diverged first; undecided: ended or still "
             "running before its budget without both times. A cell of a phase diagram is 'mixed' when its "
-            "replicates tie between phases.")
+            "replicates tie between phases. Censoring: a member that spent its epoch budget without generalising "
+            "is censored at that budget (members table: censored, censored_at, epochs_trained); each cell says "
+            f"how many of its members are ('3/3 censored at 3,000'), and {F.CENSORED_LEGEND}. Memorisation, "
+            "confusion and test_only cells are such statements about the budget: a larger budget can turn them "
+            "into grokking.")
 
 
 def _counts_table(times: pd.DataFrame) -> str:
@@ -684,11 +720,13 @@ def _counts_table(times: pd.DataFrame) -> str:
     rows += "".join(f"<tr><td>phase</td><td>{html.escape(k)}</td><td>{v}</td></tr>" for k, v in by_phase.items())
     rows += (f"<tr><td>generalised</td><td>test accuracy reached its threshold and held it to the end</td>"
              f"<td>{int(times['generalised'].sum())}</td></tr>")
+    rows += (f"<tr><td>censored</td><td>spent its epoch budget without generalising</td>"
+             f"<td>{int(times['censored'].sum())}</td></tr>")
     return f"<table><tr><th></th><th>value</th><th>members</th></tr>{rows}</table>"
 
 
 MEMBER_TIME_COLUMNS = ("phase", "mem_epoch", "gen_epoch", "delay", "relative_delay", "train_fell_back",
-                       "test_fell_back")
+                       "test_fell_back", "censored", "censored_at")
 
 
 def members_frame(times: pd.DataFrame) -> pd.DataFrame:
@@ -732,34 +770,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", help="output directory (default: DIR/report)")
     parser.add_argument("--no-png", action="store_true", help="skip the PNG files (they need Chromium)")
     defaults = Thresholds()
+    spec_says = "; default: the spec's thresholds: block, else"
     parser.add_argument("--threshold", type=float, help="accuracy threshold for both train and test")
     parser.add_argument("--train-threshold", type=float, default=None,
-                        help=f"memorisation: train accuracy at or above this (default {defaults.train_acc})")
+                        help=f"memorisation: train accuracy at or above this ({spec_says} {defaults.train_acc})")
     parser.add_argument("--test-threshold", type=float, default=None,
-                        help=f"generalisation: test accuracy at or above this (default {defaults.test_acc})")
-    parser.add_argument("--grok-delay", type=int, default=defaults.grok_delay,
+                        help=f"generalisation: test accuracy at or above this ({spec_says} {defaults.test_acc})")
+    parser.add_argument("--grok-delay", type=int, default=None,
                         help="grokked: generalised at least this many epochs after memorising; sooner is "
-                             f"comprehension (default {defaults.grok_delay})")
-    parser.add_argument("--grok-ratio", type=float, default=defaults.grok_ratio,
+                             f"comprehension ({spec_says} {defaults.grok_delay})")
+    parser.add_argument("--grok-ratio", type=float, default=None,
                         help="grokked also needs the delay to be at least this multiple of the memorisation epoch "
-                             "(relative delay); with --grok-delay 0 only the ratio counts (default: not required)")
-    parser.add_argument("--hold", type=int, default=defaults.hold,
+                             "(relative delay); with --grok-delay 0 only the ratio counts (default: the spec's, "
+                             "else not required)")
+    parser.add_argument("--hold", type=int, default=None,
                         help="an accuracy counts from the first of this many consecutive evaluations at or above its "
                              "threshold (or of those left); 1: the first crossing; 0: it must hold until the last "
-                             f"evaluation (default {defaults.hold})")
+                             f"evaluation ({spec_says} {defaults.hold})")
     parser.add_argument("--budget", type=int, default=None,
-                        help="judge every member within this many epochs (default: each member's own budget)")
+                        help="judge every member within this many epochs (default: the spec's, else each member's "
+                             "own budget)")
     args = parser.parse_args(argv)
+    given = {"train_acc": args.threshold, "test_acc": args.threshold}
+    given.update({k: v for k, v in (("train_acc", args.train_threshold), ("test_acc", args.test_threshold),
+                                    ("grok_delay", args.grok_delay), ("grok_ratio", args.grok_ratio),
+                                    ("hold", args.hold), ("budget", args.budget)) if v is not None})
+    overrides = {k: v for k, v in given.items() if v is not None}
     try:
-        base = args.threshold if args.threshold is not None else None
-        thresholds = Thresholds(
-            train_acc=args.train_threshold if args.train_threshold is not None else base or defaults.train_acc,
-            test_acc=args.test_threshold if args.test_threshold is not None else base or defaults.test_acc,
-            grok_delay=args.grok_delay, grok_ratio=args.grok_ratio, hold=args.hold,
-            budget=args.budget,
-        )
-        index = write_report(args.dirs, out_dir=args.out, png=not args.no_png, thresholds=thresholds)
-    except AnalysisError as exc:
+        index = write_report(args.dirs, out_dir=args.out, png=not args.no_png, overrides=overrides)
+    except (AnalysisError, ThresholdsError) as exc:
         print(f"grok report: error: {exc}", file=sys.stderr)
         return 2
     print(index)

@@ -304,7 +304,7 @@ class PackTrainer:
 
     def run(self, progress: bool | None = None) -> Iterator[Report]:
         """Train until every member has ended, yielding at each evaluation. `progress` shows a bar
-        (epoch, members live/finished/generalised, model-epochs/s, ETA) in a terminal or a notebook;
+        (epoch, members live/finished/test accuracy 0.99 reached, model-epochs/s, ETA) in a terminal or a notebook;
         None: only when stderr is a terminal or this runs in a notebook (never in a Ray worker)."""
         bar = ProgressBar(self, progress)
         every = self.arch.eval_every
@@ -542,7 +542,7 @@ def train_pack(configs: Sequence[RunConfig], device: str | torch.device = "cpu",
 
 
 class ProgressBar:
-    """A tqdm bar over epochs for PackTrainer.run: live / finished / generalised members and
+    """A tqdm bar over epochs for PackTrainer.run: live / finished / test-accuracy-0.99 members and
     model-epochs per second beside it, the ETA from the epoch budget (stop rules may end sooner)."""
 
     def __init__(self, trainer: PackTrainer, enabled: bool | None):
@@ -570,7 +570,8 @@ class ProgressBar:
                                 if t.epoch_test_99 is not None)
         now = time.perf_counter()
         rate, self.last_update = model_epochs / max(now - self.last_update, 1e-9), now
-        self.bar.set_postfix(live=report.live, finished=self.finished, generalised=len(self.generalised),
+        # first crossings of 0.99 (epoch_test_99), not the held rule of grokcore/verdict.py: hence not "generalised"
+        self.bar.set_postfix(live=report.live, finished=self.finished, test_99=len(self.generalised),
                              model_epochs_s=f"{rate:,.0f}", refresh=False)
         self.bar.update(report.epoch - self.bar.n)
 

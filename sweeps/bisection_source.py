@@ -12,7 +12,8 @@ fraction for each weight decay, by asking for packs where the generalised fracti
       steps: 4               # probes inside the bracket after its two ends
 
 A probe is `seeds` members at one value of the axis on one line; its generalised fraction is the
-share of them whose runs row has epoch_test_99 (grokcore's 0.99 rule). Round 0 probes both ends
+share of them generalised by the one rule (grokcore/verdict.py, with the spec's `thresholds:`), the
+same count as the report's fraction_generalised of that point. Round 0 probes both ends
 of every line; a line whose ends lie on the same side of `target` has no crossing in the range and
 stops there. Each later round probes the middle of every open line's bracket (the geometric middle
 for loguniform) and keeps the half where the fraction crosses `target`. One round's probes train
@@ -34,7 +35,9 @@ from typing import Any
 from grokcore.config import RunConfig
 from sweeps.packing import Pack, plan
 from sweeps.parquet import SweepStore
+from grokcore.verdict import VERDICT_COLUMNS
 from sweeps.snapshots import describe_search_storage
+from sweeps.verdicts import with_verdicts
 from sweeps.validation import SpecError, coerce, is_int, is_number, unknown
 
 RESULT_FILE = "bisection.json"
@@ -137,7 +140,9 @@ class BisectionSource:
         """run_id -> (status, generalised) of members with a runs row; failed rows count only when
         failed members are kept failed (otherwise they train again)."""
         parts = None if pack_id is None else [p for p in self.store.parts("runs", pack_id) if p.seq is not None]
-        table = self.store.read_table("runs", columns=["run_id", "status", "epoch_test_99"], parts=parts)
+        metrics = None if pack_id is None else [p for p in self.store.parts("metrics", pack_id) if p.seq is not None]
+        table = with_verdicts(self.store, self.store.read_table("runs", columns=["run_id", "status", *VERDICT_COLUMNS],
+                                                                parts=parts), self.spec.thresholds, metrics)
         rows: dict[str, dict[str, Any]] = {}
         if table is not None:
             for row in table.to_pylist():
@@ -155,7 +160,7 @@ class BisectionSource:
         """The probe's generalised fraction, or None while a member has no runs row."""
         if any(m.run_id not in self.rows for m in members):
             return None
-        return sum(self.rows[m.run_id]["epoch_test_99"] is not None for m in members) / len(members)
+        return sum(self.rows[m.run_id]["epoch_generalised"] is not None for m in members) / len(members)
 
     def _middle(self, line: Line) -> float:
         s = self.search

@@ -45,12 +45,14 @@ from typing import Any
 from typing import TYPE_CHECKING
 
 from grokcore.config import RunConfig
+from grokcore.verdict import VERDICT_COLUMNS
 from sweeps.optuna_spec import PRUNERS, SAMPLERS, Pruning, metric_direction
 from sweeps.packing import Pack
 from sweeps.parquet import SweepStore
 from sweeps.runner import PackSettings
 from sweeps.snapshots import describe_search_storage
 from sweeps.validation import SpecError, coerce
+from sweeps.verdicts import with_verdicts
 
 if TYPE_CHECKING:
     from sweeps.spec import SweepSpec
@@ -306,7 +308,7 @@ class OptunaSource:
     # ---- what is on disk ---------------------------------------------------------------------
     def _finished_rows(self) -> dict[str, dict[str, Any]]:
         """run_id -> runs row of every member that ended (a real row wins over a failed one)."""
-        table = self.store.read_table("runs")
+        table = with_verdicts(self.store, self.store.read_table("runs"), self.spec.thresholds)
         rows: dict[str, dict[str, Any]] = {}
         if table is not None:
             for row in table.to_pylist():
@@ -316,9 +318,10 @@ class OptunaSource:
 
     def _pack_rows(self, pack: Pack) -> tuple[dict[str, dict[str, Any]], dict[str, list[tuple[int, float]]]]:
         """The pack's runs rows and each member's (epoch, intermediate value) series."""
-        runs = self.store.read_table("runs", parts=self.store.parts("runs", pack.pack_id))
-        rows = {} if runs is None else {r["run_id"]: r for r in runs.to_pylist()}
         parts = [p for p in self.store.parts("metrics", pack.pack_id) if p.seq is not None]
+        runs = with_verdicts(self.store, self.store.read_table("runs", parts=self.store.parts("runs", pack.pack_id)),
+                             self.spec.thresholds, parts)
+        rows = {} if runs is None else {r["run_id"]: r for r in runs.to_pylist()}
         metrics = self.store.read_table("metrics", columns=["run_id", "epoch", self.intermediate], parts=parts)
         series: dict[str, list[tuple[int, float]]] = defaultdict(list)
         if metrics is not None:
@@ -493,7 +496,7 @@ class OptunaSource:
         for epoch, value in sorted(series):
             if value is not None and math.isfinite(value) and epoch not in frozen.intermediate_values:
                 self.storage.set_trial_intermediate_value(trial_id, int(epoch), float(value))
-        attrs = {k: row.get(k) for k in ("status", "epochs_trained", "epoch_train_99", "epoch_test_99")}
+        attrs = {k: row.get(k) for k in ("status", "epochs_trained", *VERDICT_COLUMNS, "epoch_train_99", "epoch_test_99")}
         status = row.get("status")
         if status == "failed":
             self._tell_state(number, "FAIL", {**attrs, "error": (row.get("error") or "")[-500:]})

@@ -5,7 +5,7 @@ spec names, so loading a spec never imports it otherwise (and a grid spec never 
 
     search:
       kind: optuna                 # or tune-optuna: batch 1 and a scheduler turned into in-trial stopping
-      objective: {metric: epoch_test_99, penalty: 5000}
+      objective: {metric: epoch_generalised, penalty: 5000}
       direction: minimize
       members: 64                  # the budget
       batch: 8                     # members asked at once = one pack = one Tune trial
@@ -31,12 +31,17 @@ SAMPLER_PACKAGES = {"gp": ("scipy", "torch"), "cmaes": ("cmaes",)}  # imported b
 PRUNERS = {"median": "MedianPruner", "percentile": "PercentilePruner"}
 SCHEDULERS = ("asha",)
 DIRECTIONS = ("minimize", "maximize")
-REQUIREMENTS = {"generalised": "epoch_test_99", "memorised": "epoch_train_99",
-                "grokked": "epoch_test_99"}  # `grokked`: the older word for generalised, kept so old specs read
-# Outcomes of a runs row an objective can use; grok_delay = epoch_test_99 - epoch_train_99.
-OUTCOME_METRICS = ("epoch_test_99", "epoch_train_99", "grok_delay", "epochs_trained", "final/test/loss",
-                   "final/test/acc", "final/train/loss", "final/train/acc", "wall_seconds")
-NULLABLE_METRICS = ("epoch_test_99", "epoch_train_99", "grok_delay")  # null when never reached in the budget
+# `require:` words and the runs-row column of the one rule's verdict (grokcore/verdict.py) each checks:
+# a member meets it when the column is set (an epoch) or true (grokked). Each word means what the report
+# means by it: `grokked` is generalised at least grok_delay after memorising, not merely generalised.
+REQUIREMENTS = {"generalised": "epoch_generalised", "memorised": "epoch_memorised", "grokked": "grokked"}
+# Outcomes of a runs row an objective can use; grok_delay = epoch_generalised - epoch_memorised (the rule's
+# times). epoch_test_99 / epoch_train_99 are the trainer's first crossings of 0.99, what its stop rules use.
+OUTCOME_METRICS = ("epoch_generalised", "epoch_memorised", "grok_delay", "epoch_test_99", "epoch_train_99",
+                   "epochs_trained", "final/test/loss", "final/test/acc", "final/train/loss", "final/train/acc",
+                   "wall_seconds")
+NULLABLE_METRICS = ("epoch_generalised", "epoch_memorised", "grok_delay", "epoch_test_99",
+                    "epoch_train_99")  # null when never reached in the budget
 # Metrics of an evaluation that pruning and schedulers can watch (the metrics table's columns).
 WATCHED_METRICS = ("test/loss", "test/acc", "train/loss", "train/acc", "train_clean/loss", "train_clean/acc",
                    "test_add/loss", "test_add/acc", "test_mul/loss", "test_mul/acc")
@@ -49,7 +54,7 @@ SEARCH_DOCS: dict[str, str] = {
     "kind": "optuna (packs: each Tune trial asks Optuna for `batch` members) or tune-optuna (Ray's OptunaSearch, "
             "one member per trial, optional Tune scheduler)",
     "objective": "{metric: an outcome or numeric config field, penalty: value of members without it, "
-                 "require: generalised | memorised}",
+                 "require: generalised | memorised | grokked} (grokcore/verdict.py's rule, the spec's thresholds:)",
     "direction": "minimize or maximize",
     "members": "members to try in all (the budget; integer >= 1)",
     "batch": "members asked at once and trained as one pack (kind optuna; default 8)",
@@ -77,13 +82,13 @@ class Objective:
 
     metric: str
     penalty: float | None = None
-    require: str | None = None  # generalised | memorised (grokked: an alias of generalised)
+    require: str | None = None  # generalised | memorised | grokked (REQUIREMENTS)
 
     def value(self, row: dict[str, Any]) -> float | None:
-        if self.require is not None and row.get(REQUIREMENTS[self.require]) is None:
+        if self.require is not None and row.get(REQUIREMENTS[self.require]) in (None, False):
             return self.penalty
         if self.metric == "grok_delay":
-            test, train = row.get("epoch_test_99"), row.get("epoch_train_99")
+            test, train = row.get("epoch_generalised"), row.get("epoch_memorised")
             value = None if test is None or train is None else test - train
         else:
             value = row.get(self.metric)

@@ -97,15 +97,15 @@ def test_tick_labels_and_cell_texts_read_back_from_the_rendered_page(tmp_path):
     expected = []
     for wd in wds:
         for tf in tfs:
-            if tf == 0.3:
-                expected.append("memorisation 2/2")
+            if tf == 0.3:  # nobody generalised in the 5,000 epochs: the cell says so
+                expected.append("memorisation 2/2<br>2/2 censored at 5,000")
             elif tf == 0.5 and wd == 0.03:
-                expected.append("mixed<br>grokking 1/2<br>memorisation 1/2")
+                expected.append("mixed<br>grokking 1/2<br>memorisation 1/2<br>1/2 censored at 5,000")
             else:
                 expected.append("grokking 2/2" if wd < 1 else "comprehension 2/2")
     assert sorted(_rendered(phase_map, "textpoint")) == sorted(expected)
     legend = re.findall(r'class="legendtext"[^>]*data-unformatted="([^"]*)"', phase_map)
-    assert {"comprehension", "grokking", "memorisation", "mixed"} <= set(legend)
+    assert {"comprehension", "grokking", "memorisation", "mixed", "⌛ censored at the budget"} <= set(legend)
 
     times = _figure_markup(dom.stdout, "phase__train_fraction__weight_decay__gen_epoch")
     assert _rendered(times, "ytick") == ["0.03", "0.1", "0.3", "1", "3"]

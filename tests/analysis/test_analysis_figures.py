@@ -64,15 +64,17 @@ def test_phase_diagram_axes_values_and_phases(grid_times):
 def test_phase_diagram_of_fraction_and_of_phase(grid_times):
     fractions = phase_diagram(grid_times, "train_fraction", "weight_decay", value="fraction_generalised")
     assert [cell(fractions, tf, 1.0)[0] for tf in synthetic.TRAIN_FRACTIONS] == pytest.approx([0, 0, 2 / 3, 1, 1])
-    assert [cell(fractions, tf, 1.0)[1] for tf in synthetic.TRAIN_FRACTIONS] == ["0/3", "0/3", "2/3", "3/3", "3/3"]
+    censored = "<br>3/3 censored at 20,000"  # members that never generalised in their 20,000 epochs
+    assert [cell(fractions, tf, 1.0)[1] for tf in synthetic.TRAIN_FRACTIONS] == \
+        [f"0/3{censored}", f"0/3{censored}", "2/3<br>1/3 censored at 20,000", "3/3", "3/3"]
     assert (fractions.data[0].zmin, fractions.data[0].zmax) == (0, 1)
     phases = phase_diagram(grid_times, "train_fraction", "weight_decay")     # the default: the phase map
     assert phases.layout.meta["value"] == "phase"
     present = phases.layout.meta["phases"]
     assert present == ["comprehension", "grokking", "memorisation"]
-    assert cell(phases, 0.1, 0.1)[:2] == (present.index("memorisation"), "memorisation 3/3")
+    assert cell(phases, 0.1, 0.1)[:2] == (present.index("memorisation"), f"memorisation 3/3{censored}")
     assert cell(phases, 0.5, 3.0)[:2] == (present.index("comprehension"), "comprehension 3/3")
-    assert cell(phases, 0.3, 1.0)[1] == "grokking 2/3"
+    assert cell(phases, 0.3, 1.0)[1] == "grokking 2/3<br>1/3 censored at 20,000"
     # Categorical colours with a legend: one legend entry per phase drawn, in its colour.
     legend = {t.name: t.marker.color for t in phases.data if t.meta and t.meta.get("role") == "legend"}
     assert legend == {p: PHASE_COLORS[p] for p in present}
@@ -87,7 +89,8 @@ def test_phase_map_shows_ties_as_mixed(tmp_path):
     times = load_sweep(synthetic.write_sweep(tmp_path, "tie", members)).member_times()
     fig = phase_diagram(times, "train_fraction", "weight_decay")
     z, text, _ = cell(fig, 0.3, 0.1)
-    assert text == "mixed<br>grokking 1/2<br>memorisation 1/2" and fig.layout.meta["phases"][int(z)] == "mixed"
+    assert text == "mixed<br>grokking 1/2<br>memorisation 1/2<br>1/2 censored at 5,000"
+    assert fig.layout.meta["phases"][int(z)] == "mixed"
     assert cell(fig, 0.5, 0.1)[1] == "grokking 2/2"
     assert PHASE_COLORS["mixed"] in {t.marker.color for t in fig.data if t.meta and t.meta.get("role") == "legend"}
 
@@ -120,7 +123,8 @@ def test_phase_diagram_pools_other_axes_and_says_so(grid_times):
     assert "pooled over weight_decay" in fig.layout.title.text
     fixed = phase_diagram(grid_times, "train_fraction", "seed", where={"weight_decay": 3.0})
     assert fixed.layout.meta["pooled_over"] == []
-    assert cell(fixed, 0.3, 2)[1] == "memorisation 1/1" and cell(fixed, 0.3, 1)[1] == "comprehension 1/1"
+    assert cell(fixed, 0.3, 2)[1] == "memorisation 1/1<br>1/1 censored at 20,000"
+    assert cell(fixed, 0.3, 1)[1] == "comprehension 1/1"
 
 
 def test_exponent_grid(tmp_path):
@@ -220,7 +224,8 @@ def test_nothing_generalised_gives_a_sentence_not_blank_axes(grid_times):
     diagram = phase_diagram(never, "train_fraction", "weight_decay", value="gen_epoch")
     assert "No member generalised" in diagram.layout.meta["empty"]
     # The phase map still has something to say: every cell memorised.
-    assert cell(phase_diagram(never, "train_fraction", "weight_decay"), 0.1, 0.1)[1] == "memorisation 3/3"
+    assert cell(phase_diagram(never, "train_fraction", "weight_decay"), 0.1, 0.1)[1] == \
+        "memorisation 3/3<br>3/3 censored at 20,000"
 
 
 def test_a_line_lying_on_another_stays_visible(tmp_path):
@@ -294,3 +299,57 @@ def test_phase_scatter_places_every_sampled_member_by_phase(tmp_path):
             assert phase in ("grokking", "comprehension") and grok == m.gen_epoch
     with pytest.raises(AnalysisError, match="not swept|not a column"):
         phase_scatter(times, "train_fraction", "lr")
+
+
+# ---- censoring on the phase map -------------------------------------------------------------
+
+
+def censoring_sweep(tmp_path):
+    """A 2 x 2 grid, 3 seeds a cell, budget 3,000 (one cell's budget 6,000): at train fraction 0.3 nobody
+    generalises within the budget (memorisation, every member censored); at 0.6 all grok at 2,000 except one
+    seed at weight decay 1, censored (grokking 2/3, 1 censored: the phase does not rest on it)."""
+    members = []
+    for tf in (0.3, 0.6):
+        for wd in (0.3, 1.0):
+            for seed in range(3):
+                budget = 6000 if (tf, wd) == (0.3, 1.0) else 3000
+                late = tf == 0.3 or (wd == 1.0 and seed == 2)
+                members.append(Member(config={**synthetic.SMALL, "train_fraction": tf, "weight_decay": wd,
+                                              "seed": seed, "epochs": budget},
+                                      mem_epoch=200, gen_epoch=None if late else 2000))
+    return load_sweep(synthetic.write_sweep(tmp_path, "censoring", members)).member_times()
+
+
+def test_phase_map_cells_say_how_many_are_censored_and_mark_phases_that_rest_on_them(tmp_path):
+    times = censoring_sweep(tmp_path)
+    assert times["censored"].sum() == 7 and set(times.loc[times["censored"], "censored_at"]) == {3000, 6000}
+    fig = phase_diagram(times, "train_fraction", "weight_decay")
+    cells = {(c["x"], c["y"]): c for c in fig.layout.meta["cells"]}
+    assert cells[(0.3, 0.3)]["text"] == "memorisation 3/3<br>3/3 censored at 3,000"
+    assert cells[(0.3, 1.0)]["text"] == "memorisation 3/3<br>3/3 censored at 6,000"
+    assert cells[(0.6, 1.0)]["text"] == "grokking 2/3<br>1/3 censored at 3,000"
+    assert cells[(0.6, 0.3)]["text"] == "grokking 3/3" and cells[(0.6, 0.3)]["n_censored"] == 0
+    assert [c["phase_rests_on_censored"] for c in fig.layout.meta["cells"]].count(True) == 2
+    # the text the figure draws is the cells' text
+    drawn = [t for tr in fig.data if (tr.meta or {}).get("role") == "cell_text" for t in tr.text]
+    assert "memorisation 3/3<br>3/3 censored at 6,000" in drawn
+    # the visible mark: one hourglass per memorisation cell, inside its cell (above and right of the centre),
+    # its hover the issue's wording, and a legend entry
+    (mark,) = [tr for tr in fig.data if (tr.meta or {}).get("role") == "censored_mark"]
+    assert mark.marker.symbol == "hourglass" and mark.showlegend and "censored" in mark.name
+    assert sorted(mark.hovertext) == ["memorisation, 3/3 censored at 3,000", "memorisation, 3/3 censored at 6,000"]
+    assert all(0.3 < x < 0.6 for x in mark.x)
+    assert "the phase rests on members censored at their budget" in fig.layout.title.text
+    # hover of every cell carries its censored line
+    heatmap = fig.data[0]
+    assert "%{customdata[3]}" in heatmap.hovertemplate
+    assert heatmap.customdata[1][0][3] == "<br>3/3 censored at 6,000"  # (wd 1.0, tf 0.3)
+
+
+def test_a_map_without_censored_phases_has_no_mark(tmp_path):
+    members = [Member(config={**synthetic.SMALL, "train_fraction": tf, "weight_decay": wd}, mem_epoch=200,
+                      gen_epoch=2000) for tf in (0.3, 0.6) for wd in (0.3, 1.0)]
+    fig = phase_diagram(load_sweep(synthetic.write_sweep(tmp_path, "none", members)).member_times(),
+                        "train_fraction", "weight_decay")
+    assert not [tr for tr in fig.data if (tr.meta or {}).get("role") == "censored_mark"]
+    assert all("censored" not in c["text"] for c in fig.layout.meta["cells"])

@@ -4,8 +4,11 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 import analysis_synthetic as synthetic
+from analysis import load_sweep
+from grokcore.verdict import Thresholds
 from analysis.report import main, write_report
 from analysis_chromium import ink, needs_chromium, read_png
 
@@ -61,6 +64,9 @@ def test_cli_writes_the_report_and_prints_its_path(tmp_path, capsys):
     assert out == str(sweep_dir / "report" / "index.html")
     page = (sweep_dir / "report" / "index.html").read_text(encoding="utf-8")
     assert "train accuracy ≥ 0.95" in page and "500 or more epochs" in page
+    # the spec (no thresholds: block) says the defaults; the report says it judged by others, and which
+    assert "Judged by thresholds other than the spec&#x27;s: train_acc 0.95 (spec: 0.99)" in page
+    assert "grok_delay 500 (spec: 1000)" in page
     assert "view &#x27;clean&#x27;" in page or "view 'clean'" in page     # the clean-label diagrams are there
 
 
@@ -231,3 +237,28 @@ def test_an_empty_figure_becomes_one_sentence(tmp_path):
     assert '<p class="empty" id="phase__train_fraction__weight_decay__gen_epoch">No member generalised' in page
     assert '<p class="empty" id="curve__weight_decay__gen_epoch">No member generalised' in page
     assert "phase__train_fraction__weight_decay__phase" in figure_ids(page)   # the phase map still says why
+
+
+def test_the_report_judges_by_the_specs_thresholds(tmp_path):
+    # the spec's thresholds: block is what the page describes and judges by, without being told
+    members = synthetic.pow_members()
+    sweep_dir = synthetic.write_sweep(tmp_path, "spec_th", members)
+    spec = yaml.safe_load((sweep_dir / "sweep.yaml").read_text())
+    (sweep_dir / "sweep.yaml").write_text(yaml.safe_dump({**spec, "thresholds": {"grok_delay": 1, "hold": 1}}))
+    sweep = load_sweep(sweep_dir)
+    assert sweep.thresholds() == Thresholds(grok_delay=1, hold=1)
+    page = write_report(sweep_dir, png=False).read_text(encoding="utf-8")
+    assert "generalised 1 or more epochs after memorising" in page and "Judged by thresholds other" not in page
+    # censoring: the (3, 3) member never generalised in its 5,000 epochs; the map and the legend say so, and
+    # the members table has each member's reached budget and whether it is censored
+    drawn = page.replace("\\u002f", "/").replace("\\u003cbr\\u003e", "<br>")  # as the figures' JSON escapes them
+    assert "memorisation 1/1<br>1/1 censored at 5,000" in drawn and "Censoring: a member that spent" in page
+    assert '"hovertext":["memorisation, 1/1 censored at 5,000"]' in drawn  # the map's mark
+    members = (sweep_dir / "report" / "members.csv").read_text().splitlines()
+    header = members[0].split(",")
+    assert {"epochs_trained", "censored", "censored_at"} <= set(header)
+    censored = [line.split(",") for line in members[1:] if line.split(",")[header.index("censored")] == "True"]
+    assert len(censored) == 1 and censored[0][header.index("epochs_trained")] == "5000"
+    # told otherwise, it says so
+    page = write_report(sweep_dir, png=False, overrides={"hold": 3}).read_text(encoding="utf-8")
+    assert "Judged by thresholds other than the spec&#x27;s: hold 3 (spec: 1)" in page

@@ -193,7 +193,7 @@ def test_long_training_shows_progress_where_asked(capsys):
     train_pack(members, progress=True)
     err = capsys.readouterr().err
     assert "2 members: 100%" in err and "100/100" in err
-    assert "live=0" in err and "finished=2" in err and "generalised=" in err and "model_epochs_s=" in err
+    assert "live=0" in err and "finished=2" in err and "test_99=" in err and "model_epochs_s=" in err
     assert "<00:00" in err  # tqdm's ETA field
     train_pack(members, progress=None)  # pytest's captured stderr is no terminal
     assert capsys.readouterr().err == ""

@@ -11,6 +11,7 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
+from analysis import aggregate, load_sweep
 from grokcore.train import MemberOutcome
 from sweeps.bisection_source import BisectionSource
 from sweeps.launch import run_sweep
@@ -40,7 +41,8 @@ def stand_in_train(store: SweepStore, pack) -> None:
     """A pack's committed rows as run_pack would leave them, without training."""
     rows = [{**MemberOutcome(config=m, status="done", epochs_trained=m.epochs, epoch_train_99=20,
                              epoch_test_99=60 if generalises(m) else None, final={}, wall_seconds=0.0,
-                             device="cpu").to_row(), "pack_id": pack.pack_id, "trial_id": "stand-in", "optuna_trial": None}
+                             device="cpu").to_row(), "pack_id": pack.pack_id, "trial_id": "stand-in", "optuna_trial": None,
+             "epoch_memorised": 20, "epoch_generalised": 60 if generalises(m) else None, "grokked": False}
             for m in pack.members]
     store.write_part("runs", pack.pack_id, 0, rows, runs_schema())
     store.write_record(pack.pack_id, {"pack_id": pack.pack_id, "members": pack.run_ids, "seq": 1, "done": True,
@@ -139,6 +141,7 @@ base: {task: add, p: 31, d_model: 32, n_heads: 4, d_mlp: 128, lr: 3.0e-3, weight
 axes:
   train_fraction: {uniform: [0.3, 0.6]}
 search: {kind: bisection, target: 0.5, seeds: 2, steps: 2}
+thresholds: {hold: 2}
 checkpoint_every_s: 0.5
 report_every_s: 0.5
 max_failures: 0
@@ -150,7 +153,7 @@ max_failures: 0
     out = capsys.readouterr().out
     runs = pq.read_table(results / "bisect" / "runs").to_pandas()
     assert not runs.run_id.duplicated().any() and set(runs.status) <= {"done", "stopped"}
-    fractions = runs.groupby("train_fraction").epoch_test_99.apply(lambda s: s.notna().mean()).to_dict()
+    fractions = runs.groupby("train_fraction").epoch_generalised.apply(lambda s: s.notna().mean()).to_dict()
     assert all(n == 2 for n in runs.groupby("train_fraction").size())  # two seeds per probe
     (line,) = json.loads((results / "bisect" / "bisection.json").read_text())["lines"]
     assert sorted(fractions) == [v for v, _ in line["probes"]]
@@ -159,5 +162,11 @@ max_failures: 0
     low, high = fractions[line["low"]], fractions[line["high"]]
     assert low < 0.5 <= high and line["high"] - line["low"] == pytest.approx(0.3 / 2**2)
     assert f"train_fraction crosses 0.5 in [{line['low']:g}, {line['high']:g}]" in out
+    # the report of the same sweep counts each probe's generalised share by the same rule and thresholds
+    sweep = load_sweep(results / "bisect")
+    points = aggregate(sweep.member_times(), by=["train_fraction"]).set_index("train_fraction")
+    assert (points["n_decided"] == 2).all()  # every member decided: the shares have the same denominator
+    assert points["fraction_generalised"].to_dict() == dict(line["probes"])
+    assert sweep.thresholds() == spec.thresholds  # what the report judges by unless told otherwise
     again = run_sweep(spec, results=str(results), verbose=0)
     assert again.ran_packs == 0 and again.ok

@@ -7,12 +7,14 @@ import pyarrow.parquet as pq
 
 from grokcore.config import RunConfig, config_fields
 from grokcore.records import METRIC_COLUMNS, OUTCOME_COLUMNS, RUN_KEYS, SCHEMA_METADATA_KEY, SCHEMA_VERSION
+from grokcore.verdict import VERDICT_COLUMNS
 from sweeps.parquet import SweepStore, metrics_schema, runs_schema
 
 
 def test_runs_schema_has_every_column_with_its_type():
     schema = runs_schema()
-    assert schema.names == [*RUN_KEYS, *config_fields(), *OUTCOME_COLUMNS]
+    assert schema.names == [*RUN_KEYS, *config_fields(), *OUTCOME_COLUMNS, *VERDICT_COLUMNS]
+    assert [schema.field(c).type for c in VERDICT_COLUMNS] == [pa.int64(), pa.int64(), pa.bool_()]
     assert schema.field("p").type == pa.int64()
     assert schema.field("train_fraction").type == pa.float64()
     assert schema.field("max_num").type == pa.int64() and schema.field("max_num").nullable

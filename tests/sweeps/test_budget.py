@@ -107,9 +107,16 @@ def test_larger_budget_continues_undecided_members_and_equals_training_long_from
     long_runs = table(results, "long", "runs")
     long_metrics = by_lineage(table(results, "long", "metrics"), long_runs)
     ext_metrics = by_lineage(metrics, runs)
+    went_on = {budget.lineage(budget._config(newest[r], set(budget.config_fields()))) for r in to_go_on}
     for key, row in ext_metrics.items():
-        if key[0] in {budget.lineage(budget._config(newest[r], set(budget.config_fields()))) for r in to_go_on}:
+        if key[0] in went_on:
             assert all(row[k] == long_metrics[key][k] for k in METRIC_KEYS), key
+    # the runs rows' verdicts are decided over the whole history, across the old budget
+    long_by_lineage = {budget.lineage(budget._config(r, set(budget.config_fields()))): r for r in long_runs}
+    for rid in to_go_on:
+        other = long_by_lineage[budget.lineage(budget._config(newest[rid], set(budget.config_fields())))]
+        for column in ("epoch_memorised", "epoch_generalised", "grokked", "epoch_train_99", "final/test/loss"):
+            assert newest[rid][column] == other[column], column
 
     # a rerun of the extended spec has nothing left to do
     again = prepare(longer, str(results), write=False)

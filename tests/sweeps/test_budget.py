@@ -133,6 +133,24 @@ def test_a_sweep_without_end_states_refuses_to_extend_and_says_why(tmp_path):
         prepare(load_spec(path, overrides=["base.epochs=200"]), str(results), write=False)
 
 
+def test_members_a_stop_rule_ended_are_not_touched(tmp_path):
+    stop = SPEC.replace("PACKS", "4").replace("  batch_size: [null, 16]", "  stop_acc: [null, 0.05]").replace(
+        "thresholds: {test_acc: 0.2, hold: 1}", "thresholds: {test_acc: 0.9}")
+    path = write_spec(tmp_path, stop)
+    results = tmp_path / "results"
+    run_all(load_spec(path), results)
+    before = {r["run_id"]: r for r in table(results, "ext", "runs")}
+    stopped = {rid for rid, r in before.items() if r["status"] == "stopped"}
+    assert stopped and all(before[r]["epochs_trained"] <= 60 for r in stopped)
+    ext = prepare(load_spec(path, overrides=["base.epochs=100"]), str(results), write=False).extension
+    assert set(ext.starts) == set(before) - stopped
+    run_all(load_spec(path, overrides=["base.epochs=100"]), results)
+    after = {r["run_id"]: r for r in table(results, "ext", "runs")}
+    assert after.keys() == before.keys()
+    assert all(after[r] == before[r] for r in stopped)  # the same row, untouched
+    assert all(after[r]["epochs_trained"] == 100 for r in set(before) - stopped)
+
+
 ADAPTIVE = """\
 name: adaptive
 base: {task: add, p: 11, d_model: 16, n_heads: 2, d_mlp: 32, train_fraction: 0.6, lr: 0.01, eval_every: 20}

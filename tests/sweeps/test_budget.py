@@ -4,6 +4,7 @@ result equals the sweep trained with the larger budget from the start."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ from collections import Counter
 import pyarrow.parquet as pq
 import pytest
 
+from grokcore.snapshots import INDEX_KEY, header_metadata
 from sweeps import budget
 from sweeps.grid_source import describe, prepare
 from sweeps.runner import PackSettings, run_pack
@@ -38,6 +40,7 @@ replicates: 1
 pack_size: PACKS
 checkpoint_every_s: 1000
 thresholds: {test_acc: 0.2, hold: 1}  # a low bar, so that some members count as generalised at 60 epochs
+snapshots: {every: 40, events: [end], dtype: float32}
 """
 METRIC_KEYS = ("train/loss", "train/acc", "test/loss", "test/acc", "weight_norm")
 
@@ -94,6 +97,12 @@ def test_larger_budget_continues_undecided_members_and_equals_training_long_from
     assert len(keys) == len(set(keys))  # no duplicate
     for rid in to_go_on:  # no gap
         assert sorted(e for r, e in keys if r == rid) == list(range(20, 201, 20))
+    # snapshots go on after the old ones (the old budget's end snapshot stays)
+    snaps = budget.SweepStore(str(results), "ext")
+    index = [e for part in snaps.parts("snapshots")
+             for e in json.loads(header_metadata(snaps.read_bytes(part.path))[INDEX_KEY])]
+    for rid in to_go_on:
+        assert sorted(e["epoch"] for e in index if e["run_id"] == rid) == [40, 60, 80, 120, 160, 200]
     # old end states are gone (superseded), the new ones are kept
     store = budget.SweepStore(str(results), "ext")
     held = budget.end_states_held(store, {r["pack_id"] for r in runs} | {r["pack_id"] for r in short_runs})

@@ -457,6 +457,9 @@ def _build(data: dict[str, Any], text: str, source: str) -> SweepSpec:
     if not isinstance(raw_axes, dict):
         raise bad("axes", "a mapping of field: values")
     axes = tuple(_parse_axis(source, str(k), v, fields) for k, v in raw_axes.items())
+    for where in [f"base.{k}" for k in base] + [f"axes.{a.field}" for a in axes]:
+        if where.endswith(".extended_from"):  # its value is a member's history, not a choice
+            raise SpecError(source, where, "is set by a sweep that extends a member's budget; raise epochs instead")
     for axis in axes:
         if axis.field in base:
             raise SpecError(source, f"axes.{axis.field}", "also set in base; set a field in one place")

@@ -208,6 +208,8 @@ def test_adaptive_budget_is_refused_with_a_search_and_beside_epochs(tmp_path):
                     "set epochs in one place")
     assert_bad_spec(tmp_path, ADAPTIVE.replace("max_epochs: 120", "max_epochs: 30"), "budget.max_epochs",
                     "must be above budget.epochs=40")
+    assert_bad_spec(tmp_path, ADAPTIVE.replace("eval_every: 20}", "eval_every: 20, extended_from: 10}"),
+                    "base.extended_from", "raise epochs instead")
     bisection = ADAPTIVE.replace("replicates: 2\npack_size: 4\n", "").replace(
         "weight_decay: [0.1, 1.0]", "train_fraction: {uniform: [0.3, 0.9]}").replace("train_fraction: 0.6, ", "")
     assert_bad_spec(tmp_path, bisection + "search: {kind: bisection, seeds: 2, steps: 1}\n", "budget",

@@ -195,4 +195,4 @@ class GridSource:
         return {}
 
     def summary(self) -> list[str]:
-        return []
+        return [f"  adaptive budget: {self.rounds} round(s) planned in this run"] if self.learns else []

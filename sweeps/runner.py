@@ -17,9 +17,9 @@ from typing import Any, Protocol
 
 from grokcore.records import METRIC_COLUMNS
 from grokcore.verdict import Thresholds, decide
+from sweeps import budget
 from sweeps.packing import Pack
 from sweeps.parquet import TABLES, SweepStore, metrics_schema, progress_schema, results_location, runs_schema
-from sweeps import budget
 from sweeps.snapshots import purge_snapshots, write_snapshots
 
 
@@ -155,8 +155,6 @@ bar (grok train in a terminal; never in a trial, which reports to Tune).
     Exceptions propagate (Tune retries the trial); nothing is committed for work after the last
     checkpoint, so a retry redoes exactly that work.
     """
-    from grokcore import PackTrainer
-
     store = SweepStore(settings.results, settings.name)
     pid = pack.pack_id
     progress = _Progress(pack)

@@ -216,7 +216,7 @@ def test_adaptive_budget_is_refused_with_a_search_and_beside_epochs(tmp_path):
                     "adaptive budgets work with a grid; a search (bisection)")
 
 
-# (a + b) mod 17, undecided for a long while at this weight decay: rounds of 200, 400, 800, 1600 epochs
+# (a + b) mod 17, undecided for a long while at this weight decay: rounds of 200, 400, ..., 3200 epochs
 KILLED = """\
 name: killed
 base: {task: add, p: 17, d_model: 16, n_heads: 2, d_mlp: 32, train_fraction: 0.5, weight_decay: 0.1, eval_every: 20}
@@ -226,7 +226,7 @@ replicates: 2
 pack_size: 2
 checkpoint_every_s: 0.5
 report_every_s: 1
-budget: {epochs: 200, max_epochs: 1600}
+budget: {epochs: 200, max_epochs: 3200}
 """
 
 
@@ -243,8 +243,9 @@ def test_a_driver_killed_mid_round_resumes_with_nothing_lost_or_duplicated(ray_s
     proc = subprocess.Popen([sys.executable, "-m", "sweeps.cli", "sweep", str(spec_path), "--results", str(results),
                              "-q"], start_new_session=True, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    try:  # killed once a pack of a later round (members going on from 400 epochs or more) has committed work
-        kill_once_packs_committed(proc, lambda: [r for r in records(sweep) if not r["done"] and r["epoch"] > 400][:1],
+    try:  # killed once a pack of the fourth round (800 -> 1600 epochs) has committed work, well before its end
+        kill_once_packs_committed(proc, lambda: [r for r in records(sweep)
+                                                 if not r["done"] and 800 < r["epoch"] <= 1400][:1],
                                   timeout_s=300, packs=1)
     finally:
         if proc.poll() is None:
@@ -259,8 +260,8 @@ def test_a_driver_killed_mid_round_resumes_with_nothing_lost_or_duplicated(ray_s
     for row in runs:
         epochs = sorted(r["epoch"] for r in metrics if r["run_id"] == row["run_id"])
         assert epochs == list(range(20, row["epochs_trained"] + 1, 20)), row["run_id"]  # no gap, no duplicate
-        assert row["epochs_trained"] == 1600 or row["epoch_generalised"] is not None
-    assert max(r["epochs_trained"] for r in runs) > 400
+        assert row["epochs_trained"] == 3200 or row["epoch_generalised"] is not None
+    assert max(r["epochs_trained"] for r in runs) > 800
 
 
 def test_a_sweep_written_by_main_before_budgets_loads_resumes_reports_and_refuses_to_extend(tmp_path):

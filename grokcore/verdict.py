@@ -278,4 +278,5 @@ def held_streaks(ok: np.ndarray, new_run: np.ndarray, epochs: np.ndarray, hold: 
     return first, fell
 
 
-__all__ = ["FIELDS", "VERDICT_COLUMNS", "Thresholds", "ThresholdsError", "Verdict", "Verdicts", "decide", "decide_many", "held_streaks"]
+__all__ = ["FIELDS", "VERDICT_COLUMNS", "Thresholds", "ThresholdsError", "Verdict", "Verdicts", "decide", "decide_many",
+           "held_streaks"]

@@ -496,7 +496,8 @@ class OptunaSource:
         for epoch, value in sorted(series):
             if value is not None and math.isfinite(value) and epoch not in frozen.intermediate_values:
                 self.storage.set_trial_intermediate_value(trial_id, int(epoch), float(value))
-        attrs = {k: row.get(k) for k in ("status", "epochs_trained", *VERDICT_COLUMNS, "epoch_train_99", "epoch_test_99")}
+        attrs = {k: row.get(k)
+                 for k in ("status", "epochs_trained", *VERDICT_COLUMNS, "epoch_train_99", "epoch_test_99")}
         status = row.get("status")
         if status == "failed":
             self._tell_state(number, "FAIL", {**attrs, "error": (row.get("error") or "")[-500:]})

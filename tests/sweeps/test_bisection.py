@@ -41,8 +41,8 @@ def stand_in_train(store: SweepStore, pack) -> None:
     """A pack's committed rows as run_pack would leave them, without training."""
     rows = [{**MemberOutcome(config=m, status="done", epochs_trained=m.epochs, epoch_train_99=20,
                              epoch_test_99=60 if generalises(m) else None, final={}, wall_seconds=0.0,
-                             device="cpu").to_row(), "pack_id": pack.pack_id, "trial_id": "stand-in", "optuna_trial": None,
-             "epoch_memorised": 20, "epoch_generalised": 60 if generalises(m) else None, "grokked": False}
+                             device="cpu").to_row(), "pack_id": pack.pack_id, "trial_id": "stand-in",
+             "optuna_trial": None, "epoch_memorised": 20, "epoch_generalised": 60 if generalises(m) else None, "grokked": False}
             for m in pack.members]
     store.write_part("runs", pack.pack_id, 0, rows, runs_schema())
     store.write_record(pack.pack_id, {"pack_id": pack.pack_id, "members": pack.run_ids, "seq": 1, "done": True,

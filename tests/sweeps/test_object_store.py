@@ -186,7 +186,9 @@ def test_status_and_load_sweep_make_few_requests_per_part_file(s3_env, tmp_path)
             {"run_id": c.run_id, "pack_id": pack, "trial_id": "t", **c.to_dict(), "status": "done", "error": None,
              "epochs_trained": 40, "epoch_train_99": 10, "epoch_test_99": None, "final/train/loss": 0.1,
              "final/train/acc": 1.0, "final/test/loss": 1.0, "final/test/acc": 0.5, "wall_seconds": 1.0,
-             "device": "cpu", "optuna_trial": None} for c in cfgs], runs_schema())
+             "device": "cpu", "optuna_trial": None,
+             # the runner's verdict columns: without them (an older sweep) status reads metrics rows instead
+             "epoch_memorised": 10, "epoch_generalised": None, "grokked": False} for c in cfgs], runs_schema())
         store.write_part("metrics", pack, 0, [
             {**{col: None for col in METRIC_COLUMNS}, "run_id": c.run_id, "epoch": e, "train/acc": 1.0,
              "test/acc": 0.5, "train/loss": 0.1, "test/loss": 1.0} for c in cfgs for e in (10, 20, 30, 40)],

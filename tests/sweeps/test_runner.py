@@ -107,10 +107,11 @@ def crash_pack(pack, pack_settings: PackSettings, where: str, monkeypatch) -> No
 @pytest.mark.parametrize("where", ["after-commit", "before-commit"])
 def test_crash_then_rerun_equals_uninterrupted(tmp_path, monkeypatch, checkpoints, where):
     pack = tiny_pack()
-    run_pack(pack, settings(tmp_path, "ref", checkpoints=checkpoints, thresholds=LOOSE))
+    final = run_pack(pack, settings(tmp_path, "ref", checkpoints=checkpoints, thresholds=LOOSE))
     ref_runs, ref_metrics = tables(tmp_path, "ref")
     verdicts = check_verdicts(ref_runs, ref_metrics, LOOSE)
     assert {v.memorised for v in verdicts} == {True, False} and any(v.generalised for v in verdicts)
+    assert final["members_generalised"] == sum(v.generalised for v in verdicts)  # what Tune's table shows
 
     crash_pack(pack, settings(tmp_path, "x", checkpoints=checkpoints, thresholds=LOOSE), where, monkeypatch)
     if where == "before-commit":
@@ -120,7 +121,8 @@ def test_crash_then_rerun_equals_uninterrupted(tmp_path, monkeypatch, checkpoint
 
     partial_runs, _ = tables(tmp_path, "x")
     assert 0 < len(partial_runs) < 4  # the short members ended before the crash
-    run_pack(pack, settings(tmp_path, "x", checkpoints=checkpoints, thresholds=LOOSE))
+    again = run_pack(pack, settings(tmp_path, "x", checkpoints=checkpoints, thresholds=LOOSE))
+    assert again["members_generalised"] == final["members_generalised"]  # those that ended before the crash too
     runs, metrics = tables(tmp_path, "x")
     check_complete(pack, runs, metrics)
     # bit-identical numbers: a checkpoint continues exactly; without one a member restarts from scratch

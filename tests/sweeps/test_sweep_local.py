@@ -13,6 +13,7 @@ import pytest
 from sweeps_testing import TINY, TINY_EVALS, TINY_MEMBERS, TINY_PACKS
 from grokcore.config import config_fields
 from grokcore.records import METRIC_COLUMNS, OUTCOME_COLUMNS, RUN_KEYS
+from grokcore.verdict import VERDICT_COLUMNS
 from sweeps.cli import main
 from sweeps.launch import run_sweep
 from sweeps.packing import cut_packs
@@ -43,7 +44,7 @@ def test_local_sweep_end_to_end(ray_session, tiny_spec, tmp_path, capsys):
     runs, metrics = assert_complete(results, spec)
 
     schema = read(results, spec.name, "runs").schema
-    assert schema.names == [*RUN_KEYS, *config_fields(), *OUTCOME_COLUMNS]
+    assert schema.names == [*RUN_KEYS, *config_fields(), *OUTCOME_COLUMNS, *VERDICT_COLUMNS]
     assert schema.field("epochs_trained").type == pa.int64() and schema.field("lr").type == pa.float64()
     assert schema.metadata[b"grok.schema_version"] == b"1"
     mschema = read(results, spec.name, "metrics").schema

@@ -394,11 +394,16 @@ def history_before(store: SweepStore, pack_id: str, starts: Mapping[str, tuple[s
     epoch order: the held rule decides over a member's whole history, a streak across the old budget too."""
     if not starts:
         return []
-    # the packs they trained in before are done; this pack's own rows the runner reads itself
+    import pyarrow.dataset as ds
+
+    # the packs they trained in before are done; this pack's own rows the runner reads itself. Every
+    # other pack's metrics are scanned (a member's earlier packs are not recorded), filtered as read.
     parts = [p for p in store.parts("metrics") if p.pack_id != pack_id]
-    table = store.read_table("metrics", columns=["run_id", "epoch", "train/acc", "test/acc"], parts=parts)
-    rows = [] if table is None else [r for r in table.to_pylist()
-                                     if r["run_id"] in starts and r["epoch"] <= starts[r["run_id"]][1]]
+    if not parts:
+        return []
+    table = store.dataset(parts).to_table(columns=["run_id", "epoch", "train/acc", "test/acc"],
+                                          filter=ds.field("run_id").isin(sorted(starts)))
+    rows = [r for r in table.to_pylist() if r["epoch"] <= starts[r["run_id"]][1]]
     seen, out = set(), []
     for r in sorted(rows, key=lambda r: r["epoch"]):
         if (r["run_id"], r["epoch"]) not in seen:

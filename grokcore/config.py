@@ -124,6 +124,10 @@ class RunConfig:
     stop_patience: int = 1
     stop_extra_epochs: int = 0
     """Epochs to keep training after the stop rule fires (to watch the clean-up phase)."""
+    extended_from: int | None = None
+    """Set by a sweep that extends a member's budget (sweeps/budget.py), not by hand: the budget the member
+    was first trained with. Its run_id hashes that budget in place of `epochs`, so a member keeps one
+    identity (one runs row, one metrics history) however often its budget grows."""
 
     # ---- identity ---------------------------------------------------------
     seed: int = 0
@@ -181,6 +185,8 @@ class RunConfig:
         need(self.batch_size is None or self.batch_size >= 1, "batch_size",
              f"must be >= 1 or null (full batch), got {self.batch_size}")
         need(self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
+        need(self.extended_from is None or 1 <= self.extended_from < self.epochs, "extended_from",
+             f"must be null or in [1, epochs={self.epochs}), got {self.extended_from}")
         need(self.eval_every >= 1, "eval_every", f"must be >= 1, got {self.eval_every}")
         need(self.progress_every >= 0 and self.progress_every % self.eval_every == 0, "progress_every",
              f"must be 0 (off) or a multiple of eval_every={self.eval_every}, got {self.progress_every}")
@@ -301,8 +307,11 @@ class RunConfig:
         return f"{_task.run_id_prefix(self.task)}-p{self.p}-", before, after
 
     def _id_fields(self) -> dict[str, Any]:
-        return {k: v for k, v in self.to_dict().items()
-                if k not in ID_EXCLUDED_FIELDS and not (k in ID_NEW_FIELDS and v == ID_NEW_FIELDS[k])}
+        fields = {k: v for k, v in self.to_dict().items()
+                  if k not in ID_EXCLUDED_FIELDS and not (k in ID_NEW_FIELDS and v == ID_NEW_FIELDS[k])}
+        if self.extended_from is not None:  # an extended member keeps the id of its first budget
+            fields["epochs"] = fields.pop("extended_from")
+        return fields
 
     def sub_seed(self, purpose: Literal["split", "init", "noise", "batch", "progress"]) -> int:
         """A named sub-seed, so that changing one axis does not reshuffle another."""
@@ -329,7 +338,7 @@ def check_split(cfg: RunConfig) -> None:
 ID_EXCLUDED_FIELDS = frozenset({"name"})
 # Fields added after run_ids were first handed out, with their defaults: left out of the hash while
 # at the default, so configs that existed before them keep their run_ids (and old sweeps resume).
-ID_NEW_FIELDS: dict[str, Any] = {"init": "tl"}
+ID_NEW_FIELDS: dict[str, Any] = {"init": "tl", "extended_from": None}
 
 
 def config_fields() -> list[str]:

@@ -40,11 +40,16 @@ ACC_THRESHOLD = 0.99
 
 # Outcome of one member, in its runs row.
 STATUS_VALUES = ("done", "stopped", "diverged", "failed", "pruned")
+# The status of a member that ended at its epoch budget: the only one a larger budget continues
+# (grokcore/continuation.py keeps its end state; sweeps/budget.py plans it).
+BUDGET_END = "done"
 OUTCOME_COLUMNS = (
     "status",            # done: budget spent; stopped: stop rule fired; diverged: loss NaN/inf;
                          # failed: the pack failed for good (see error); pruned: by a search
     "error",             # empty unless failed
     "epochs_trained",
+    "continued_from",    # the epoch this outcome's training went on from (a larger budget; sweeps/budget.py),
+                         # null when it trained from epoch 0
     "epoch_train_99",    # first evaluated epoch with train/acc >= 0.99 (null if never)
     "epoch_test_99",     # likewise for test/acc
     "final/train/loss",

@@ -149,6 +149,9 @@ class PackTrainer:
         # Final weights of members that left the batch, as flat rows on the host: the batch shrinks,
         # but a member's trained weights stay reachable (member_weights) and are checkpointed.
         self.departed: dict[str, Tensor] = {}
+        # Called with (member indices, status) as members end at an evaluation, before they leave the
+        # batch: grokcore.continuation.EndStateKeeper keeps their end states there.
+        self.on_leave: Any = None
         self._build_data()
         self.net: PackedModel = build_packed(self.arch, [init_member(c) for c in self.configs]).to(self.device)
         self._hooked: PackedModel | None = None
@@ -396,6 +399,8 @@ class PackTrainer:
                 status = "diverged" if diverged else ("stopped" if tr.stop_fired else "done")
                 finished.append(self._outcome(cfg, tr, status))
                 self._snapshot([k], "end")
+                if self.on_leave is not None:
+                    self.on_leave([k], status)
             else:
                 keep.append(k)
         if len(keep) < len(self.configs):

@@ -45,6 +45,8 @@ PROGRESS_COLUMNS = {
     "members_generalised": "generalised",
     "test_acc_latest": "test acc",
     "epoch": "epoch",
+    "epochs_from": "from",  # a budget round: members continued from this epoch (0: from the start)
+    "epochs_budget": "budget",
 }
 FINAL_STATUSES = ("done", "stopped", "diverged", "pruned")
 DISK_FULL = "disk_full"  # a trial's last result when a commit found the disk full (its message)

@@ -62,16 +62,23 @@ def pack_id_of(run_ids: Iterable[str]) -> str:
     return f"pack-{digest}"
 
 
+def member_params(cfg: RunConfig) -> int:
+    """Trained parameters of one member (biases are frozen at zero)."""
+    d, h, dh, m, c, n = cfg.d_model, cfg.n_heads, cfg.d_head_, cfg.d_mlp, cfg.n_classes, cfg.n_ctx
+    if cfg.model == "mlp":
+        return cfg.d_vocab * d + n * d * m + m * c
+    attn = 0 if cfg.attn_only else 2 * d * m
+    return cfg.d_vocab * d + n * d + cfg.n_layers * (4 * h * dh * d + attn) + d * c
+
+
 def member_bytes(cfg: RunConfig) -> int:
     """Rough training memory of one member: weights, gradients, two Adam moments, and the
     full-batch (or minibatch) activations kept for backward. An estimate to size packs, not a bound."""
     d, h, dh, m, c, n = cfg.d_model, cfg.n_heads, cfg.d_head_, cfg.d_mlp, cfg.n_classes, cfg.n_ctx
+    params = member_params(cfg)
     if cfg.model == "mlp":
-        params = cfg.d_vocab * d + n * d * m + m * c
         per_example = n * d + 2 * m + 3 * c
     else:
-        attn = 0 if cfg.attn_only else 2 * d * m
-        params = cfg.d_vocab * d + n * d + cfg.n_layers * (4 * h * dh * d + attn) + d * c
         per_example = cfg.n_layers * n * (4 * d + 3 * h * dh + h * n + (0 if cfg.attn_only else 2 * m)) + 5 * c
     try:
         examples = cfg.train_size

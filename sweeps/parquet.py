@@ -8,18 +8,19 @@ Layout under `<results>/<name>/` (see grokcore/records.py for the columns):
     metrics/part-<pack>-<seq>.parquet    one row per (run_id, epoch) evaluated
     progress/part-<pack>-<seq>.parquet   progress measures, when the trainer reports any
     snapshots/part-<pack>-<seq>.safetensors   members' weights, when the spec asks (sweeps/snapshots.py)
+    endstates/part-<pack>-<seq>.safetensors   end states of members that ended at their budget (sweeps/budget.py)
     checkpoints/packs/<pack>/state.json  the pack's commit record
     checkpoints/packs/<pack>/trainer-<seq>/   its trainer checkpoint (when checkpoints are on)
 
 Invariant that keeps rows from duplicating across crashes, retries and resumes: a pack writes
-its parts (snapshot files included) with consecutive sequence numbers, and after each batch of parts (same seq in each
+its parts (snapshot and end-state files included) with consecutive sequence numbers, and after each batch of parts (same seq in each
 table) it saves its trainer checkpoint and then rewrites its commit record with `seq + 1`. Parts
 with seq below the record's `seq` are committed and describe exactly the work up to the
 checkpoint the record names; parts at or above it (at most one batch, from a crash between
 writing parts and committing) are deleted before the pack runs again, which then redoes that
 work. When a pack is done its parts are merged into one per table (`SweepStore.compact_pack`):
 the merged part takes the next seq, and the record's `compacted` says the table parts below it
-are superseded (snapshot files are not merged and keep their seqs). `grok measure` changes a
+are superseded (snapshot and end-state files are not merged and keep their seqs). `grok measure` changes a
 finished pack's progress rows the same way (compact_pack's `rewrite`). Every file (part, record, checkpoint) is written under a temporary hidden name and moved
 into place, so readers see whole files or none; pyarrow and pandas skip hidden names.
 
@@ -59,12 +60,14 @@ TABLES = ("runs", "metrics", "progress")
 # Folders whose parts follow the commit invariant: the tables, and member snapshots
 # (sweeps/snapshots.py: part-<pack>-<seq>.safetensors, written with the same seq as the parts).
 SNAPSHOT_DIR = "snapshots"  # grokcore.snapshots reads it by the same name (a test keeps them equal)
-COMMITTED_DIRS = (*TABLES, SNAPSHOT_DIR)
+ENDSTATE_DIR = "endstates"  # members' end states, part-<pack>-<seq>.safetensors (sweeps/budget.py)
+COMMITTED_DIRS = (*TABLES, SNAPSHOT_DIR, ENDSTATE_DIR)
 
 _OUTCOME_TYPES: dict[str, pa.DataType] = {
     "status": pa.string(),
     "error": pa.string(),
     "epochs_trained": pa.int64(),
+    "continued_from": pa.int64(),
     "epoch_train_99": pa.int64(),
     "epoch_test_99": pa.int64(),
     "wall_seconds": pa.float64(),
@@ -133,9 +136,9 @@ def rows_to_table(rows: Sequence[dict[str, Any]], schema: pa.Schema) -> pa.Table
 
 def _committed(seq: int, record: dict[str, Any], folder: str = "") -> bool:
     """A part of this seq in this folder holds committed rows under its pack's record (module
-    docstring). Compaction merges the tables only, so `compacted` does not apply to snapshot files:
-    they keep their seqs (merging them would hold a pack's weights in memory at once)."""
-    lower = 0 if folder == SNAPSHOT_DIR else int(record.get("compacted", 0))
+    docstring). Compaction merges the tables only, so `compacted` does not apply to snapshot and
+    end-state files: they keep their seqs (merging them would hold a pack's weights in memory at once)."""
+    lower = 0 if folder in (SNAPSHOT_DIR, ENDSTATE_DIR) else int(record.get("compacted", 0))
     return lower <= seq < int(record.get("seq", 0))
 
 

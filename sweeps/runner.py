@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from grokcore.records import METRIC_COLUMNS
 from grokcore.verdict import Thresholds, decide
+from sweeps import budget
 from sweeps.packing import Pack
 from sweeps.parquet import TABLES, SweepStore, metrics_schema, progress_schema, results_location, runs_schema
 from sweeps.snapshots import purge_snapshots, write_snapshots
@@ -41,6 +42,8 @@ class PackSettings:
     thresholds: Thresholds | dict[str, Any] | None = None
     """The spec's thresholds (its fields as a dict once Tune carried them; None: the defaults): the one rule
     behind each runs row's epoch_memorised, epoch_generalised and grokked (grokcore/verdict.py)."""
+    end_states: bool = True
+    """Keep the end states of members that end at their budget (sweeps/budget.py), so a larger budget continues them."""
     fault: dict[str, Any] | None = None
     """For resilience tests only: {"epoch": N, "times": k, "kind": "raise" | "exit", "packs": [ids] (all if
     absent)} makes the first k attempts of a pack fail once they reach epoch N (counted with marker files)."""
@@ -93,6 +96,7 @@ class _Progress:
     def __init__(self, pack: Pack):
         self.size = len(pack.members)
         self.epochs_budget = max(m.epochs for m in pack.members)
+        self.epochs_from = 0  # the epoch members continued to a larger budget went on from (its round)
         self.generalised: set[str] = set()
         self.finished: set[str] = set()
         self.pruned: set[str] = set()
@@ -131,6 +135,7 @@ class _Progress:
             "test_loss_latest": None if math.isnan(self.test_loss) else round(self.test_loss, 6),
             "epoch": self.epoch,
             "epochs_budget": self.epochs_budget,
+            "epochs_from": self.epochs_from,
             "train_seconds": round(self.train_seconds, 3),
             "pack_done": done,
         }
@@ -150,8 +155,6 @@ bar (grok train in a terminal; never in a trial, which reports to Tune).
     Exceptions propagate (Tune retries the trial); nothing is committed for work after the last
     checkpoint, so a retry redoes exactly that work.
     """
-    from grokcore import PackTrainer
-
     store = SweepStore(settings.results, settings.name)
     pid = pack.pack_id
     progress = _Progress(pack)
@@ -192,7 +195,7 @@ bar (grok train in a terminal; never in a trial, which reports to Tune).
                         store.purge_rows(part, ids)
             purge_snapshots(store, pid, ids)
         if to_train:
-            trainer = PackTrainer(to_train, device=device, **settings.trainer_options())
+            trainer = budget.new_trainer(store, to_train, device, **settings.trainer_options())
 
     buffers: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLES}
     # grokcore.snapshots.Snapshot since the last commit, by (run_id, epoch): a member pruned at an
@@ -224,10 +227,22 @@ bar (grok train in a terminal; never in a trial, which reports to Tune).
             snapshots[key] = snap
 
     def finished_rows(outcomes: list) -> None:
-        rows = [{**o.to_row(), **extra, **member_extra.get(o.run_id, {}), **verdict_columns(o.run_id)}
-                for o in outcomes]
+        rows = [{**o.to_row(), **extra, **member_extra.get(o.run_id, {}), **verdict_columns(o.run_id),
+                 "continued_from": continued_from.get(o.run_id)} for o in outcomes]
         buffers["runs"].extend(rows)
         progress.see_finished(rows)
+
+    # members continued to a larger budget: where they went on from; their verdicts read the history before
+    starts = budget.starts_of(store, trainer.configs) if trainer is not None else {}
+    continued_from = {rid: epoch for rid, (_, epoch) in starts.items()}
+    progress.epochs_from = min(continued_from.values(), default=0)
+    remember(budget.history_before(store, pid, starts))
+    keeper = None
+    if trainer is not None and settings.end_states:
+        from grokcore.continuation import EndStateKeeper
+
+        keeper = EndStateKeeper(trainer)
+    end_states: list = []  # grokcore.continuation.EndState since the last commit
 
     if trainer is not None and seq > 0:
         # continuing: the live members' verdicts and the hook need what they reported before (committed rows)
@@ -264,6 +279,9 @@ bar (grok train in a terminal; never in a trial, which reports to Tune).
         if snapshots:  # under the same seq as the parts: committed, or removed as a leftover, together
             write_snapshots(store, pid, seq, list(snapshots.values()), {c.run_id: c for c in pack.members})
             snapshots.clear()
+        if end_states:  # likewise
+            budget.write_end_states(store, pid, seq, end_states)
+            end_states.clear()
         name = None
         if settings.checkpoints and not final and trainer is not None:
             name = f"trainer-{seq:06d}"
@@ -293,6 +311,8 @@ bar (grok train in a terminal; never in a trial, which reports to Tune).
             remember(rep.metrics)
             buffers["progress"].extend(getattr(rep, "progress", None) or [])
             keep_snapshots(rep.snapshots)
+            if keeper is not None:
+                end_states.extend(keeper.take())
             finished_rows(rep.finished)
             progress.see_metrics(rep.metrics)
             if on_eval is not None and rep.live > 0:

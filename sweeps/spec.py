@@ -169,6 +169,13 @@ class SweepSpec:
     trackers: dict[str, Any] | None = None
     """optional: log every member as its own run while the sweep runs, {mlflow: TRACKING_URI | null, wandb: DIR |
     null, tensorboard: LOGDIR, every_s: 30}; pushed from the committed rows (sweeps/trackers.py, grok push)"""
+    budget: Any = None  # sweeps.budget.Budget, or None
+    """optional: an adaptive budget {epochs: E, max_epochs: M, factor: 2}: members start with E epochs, and
+    those that end undecided (not generalised, not diverged) go on from their end states in rounds, their
+    budget times factor each round, up to M, within the same grok sweep (sweeps/budget.py)"""
+    end_states: bool = _flag(True)
+    """keep each member's end state (weights and Adam moments) when it ends at its budget, so that a larger
+    budget continues it instead of retraining it (true/false; about 3x a member's float32 weights each)"""
     search: Any = None  # the search block its kind's parser read (sweeps/sources.py), or None
     """optional: {kind: optuna | tune-optuna | bisection, ...}: a search picks the members, the axes are its
     search space (sweeps/optuna_spec.py, sweeps/bisection_source.py)"""
@@ -453,6 +460,9 @@ def _build(data: dict[str, Any], text: str, source: str) -> SweepSpec:
     if not isinstance(raw_axes, dict):
         raise bad("axes", "a mapping of field: values")
     axes = tuple(_parse_axis(source, str(k), v, fields) for k, v in raw_axes.items())
+    for where in [f"base.{k}" for k in base] + [f"axes.{a.field}" for a in axes]:
+        if where.endswith(".extended_from"):  # its value is a member's history, not a choice
+            raise SpecError(source, where, "is set by a sweep that extends a member's budget; raise epochs instead")
     for axis in axes:
         if axis.field in base:
             raise SpecError(source, f"axes.{axis.field}", "also set in base; set a field in one place")
@@ -496,6 +506,13 @@ def _build(data: dict[str, Any], text: str, source: str) -> SweepSpec:
     except TrackerError as e:
         raise SpecError(source, "trackers", str(e)) from None
 
+    budget = None
+    if get["budget"] is not None:
+        from sweeps.budget import parse_budget
+
+        budget = parse_budget(source, get["budget"], base, axes, search)
+        base = {**base, "epochs": budget.epochs}
+
     spec = SweepSpec(
         name=name, source=source, text=text, base=dict(base), axes=axes, description=get["description"],
         samples=get["samples"], sample_seed=get["sample_seed"], replicates=get["replicates"], pack_size=pack_size,
@@ -503,7 +520,8 @@ def _build(data: dict[str, Any], text: str, source: str) -> SweepSpec:
         torch_compile=get["torch_compile"], results=get["results"],
         checkpoints=get["checkpoints"], checkpoint_every_s=float(get["checkpoint_every_s"]),
         report_every_s=float(get["report_every_s"]), max_failures=get["max_failures"], search=search,
-        snapshots=snapshots, thresholds=thresholds, trackers=trackers,
+        snapshots=snapshots, thresholds=thresholds, trackers=trackers, budget=budget,
+        end_states=get["end_states"],
     )
     if search is not None:
         spec = dataclasses.replace(spec, pack_size=search.batch)

@@ -265,7 +265,7 @@ def _add_operations(report: Report, placed: pd.DataFrame, label: str) -> None:
     if not {"task", "train_fraction"} <= set(axes) or "gen_epoch" not in placed.columns:
         return
     prefix = f"{label}: " if label else ""
-    runs = placed.assign(epoch_test_99=placed["gen_epoch"])
+    runs = placed.assign(epoch_generalised=placed["gen_epoch"])
     table = smallest_generalising_fraction(runs)
     report.tables[f"{prefix}Smallest train fraction that generalises, per operation"] = table
     hardest = table.iloc[0]

@@ -4,8 +4,8 @@ that generalises within the budget, per operation, from a sweep over task x trai
     table = smallest_generalising_fraction(runs)     # one row per operation
     fig = min_fraction_figure(runs)                  # horizontal bars, hardest operation on top
 
-A member generalised when its runs row has `epoch_test_99` (the trainer's first evaluated epoch
-with test accuracy at or above 0.99; the threshold has one home, the trainer). A fraction
+A member generalised when its row has `epoch_generalised` (the one rule, grokcore/verdict.py: test
+accuracy reached and held; the runs rows carry it, and the report passes its own `gen_epoch`). A fraction
 generalises for an operation when at least `min_share` of its members there did. Operations are
 told apart by task and p (S4 and S5 are both `perm`).
 """
@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 
 from analysis.errors import AnalysisError
 
-REQUIRED = ("task", "p", "train_fraction", "epoch_test_99")
+REQUIRED = ("task", "p", "train_fraction", "epoch_generalised")
 FINAL_TEST_ACC = "final/test/acc"
 OPERATION_COLUMNS = ("operation", "task", "p", "min_train_fraction", "fractions_tried", "largest_fraction",
                      "members", "generalised", "best_final_test_acc")
@@ -38,7 +38,7 @@ def smallest_generalising_fraction(runs: pd.DataFrame, min_share: float = 0.5) -
     if not 0 < min_share <= 1:
         raise AnalysisError(f"min_share must be in (0, 1], got {min_share}")
     data = runs.loc[:, list(REQUIRED)].copy()
-    data["generalised"] = data["epoch_test_99"].notna()
+    data["generalised"] = data["epoch_generalised"].notna()
     data["final_acc"] = runs[FINAL_TEST_ACC].astype(float) if FINAL_TEST_ACC in runs.columns else math.nan
     cells = (data.groupby(["task", "p", "train_fraction"], sort=True)
              .agg(share=("generalised", "mean"), members=("generalised", "size"), generalised=("generalised", "sum"),

@@ -1,6 +1,6 @@
 """Member snapshots: which epochs keep a member's weights, and the file format that holds them.
 
-    schedule = SnapshotSchedule(every=100, events=("memorised", "generalised", "end"))
+    schedule = SnapshotSchedule(every=100, events=("train_99", "test_99", "end"))
     trainer = PackTrainer(configs, snapshots=schedule)
     for report in trainer.run():
         report.snapshots              # Snapshot(run_id, epoch, event, weights) taken since the last report
@@ -32,9 +32,12 @@ from torch import Tensor
 from grokcore.config import RunConfig
 from grokcore.packed import param_shapes
 
-EVENTS = ("memorised", "generalised", "end")
-"""memorised / generalised: the evaluation where train / test accuracy first reaches 0.99 (the
-trainer's epoch_train_99 / epoch_test_99); end: the member's last epoch, however it ended."""
+EVENTS = ("train_99", "test_99", "end")
+"""train_99 / test_99: the evaluation where train / test accuracy first reaches 0.99 (the trainer's
+epoch_train_99 / epoch_test_99, known as it happens; whether the accuracy then holds, memorised or
+generalised by grokcore/verdict.py's rule, is known only later); end: the member's last epoch."""
+RENAMED_EVENTS = {"memorised": "train_99", "generalised": "test_99"}
+"""Event names of earlier specs: "memorised" and "generalised" are the held rule's words now."""
 SCHEDULED = "epoch"  # the event label of a snapshot taken because its epoch was scheduled
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 INDEX_KEY = "grok.snapshots"
@@ -54,7 +57,7 @@ class SnapshotSchedule:
     log_points: int = 0
     """this many log-spaced epochs between 1 and the member's budget (fewer where they round together)"""
     events: tuple[str, ...] = ()
-    """any of memorised, generalised, end"""
+    """any of train_99, test_99, end"""
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     """storage precision; float32 keeps the trained weights bit for bit"""
 
@@ -74,6 +77,11 @@ class SnapshotSchedule:
         if unknown:
             raise ValueError(f"snapshots: unknown keys {sorted(unknown)}")
         events = data.get("events", ())
+        renamed = [e for e in events if e in RENAMED_EVENTS]
+        if renamed:
+            raise ValueError("snapshots.events: " + "; ".join(
+                f"{e!r} is now {RENAMED_EVENTS[e]!r} (the first evaluation at accuracy 0.99; {e!r} means the held "
+                f"rule of grokcore/verdict.py, which is known only later)" for e in renamed))
         bad = set(events) - set(EVENTS)
         if bad:
             raise ValueError(f"snapshots.events: unknown {sorted(bad)}; allowed: {', '.join(EVENTS)}")

@@ -392,9 +392,9 @@ class PackTrainer:
                 before = (tr.epoch_train_99, tr.epoch_test_99)
                 self._update_tracker(cfg, tr, row, epoch)
                 if before[0] is None and tr.epoch_train_99 is not None:
-                    self._snapshot([k], "memorised")
+                    self._snapshot([k], "train_99")
                 if before[1] is None and tr.epoch_test_99 is not None:
-                    self._snapshot([k], "generalised")
+                    self._snapshot([k], "test_99")
             if diverged or epoch >= tr.end_epoch:
                 status = "diverged" if diverged else ("stopped" if tr.stop_fired else "done")
                 finished.append(self._outcome(cfg, tr, status))

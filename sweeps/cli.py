@@ -318,7 +318,7 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true", help="compile the training step with torch.compile "
                    "(or the spec's torch_compile: true)")
     p.add_argument("--snapshots", metavar="YAML", help="keep members' weights under --results (or the spec's "
-                   "snapshots:), e.g. '{every: 100, events: [memorised, generalised, end], dtype: bfloat16}'")
+                   "snapshots:), e.g. '{every: 100, events: [train_99, test_99, end], dtype: bfloat16}'")
     docs = field_docs()
     group = p.add_argument_group("RunConfig fields (YAML values: 0.3, 1e-3, null, [0, 1, 2])")
     for name in config_fields():

@@ -161,8 +161,8 @@ class SweepSpec:
     max_failures: int = _int_at_least(2, 0)
     """retries of a pack whose worker or node dies (integer >= 0)"""
     snapshots: dict[str, Any] | None = None
-    """optional: members' weights to keep, {every: N, epochs: [..], log_points: N, events: [memorised,
-    generalised, end], dtype: float32 | float16 | bfloat16}; stored under snapshots/ (grokcore/snapshots.py)"""
+    """optional: members' weights to keep, {every: N, epochs: [..], log_points: N, events: [train_99,
+    test_99, end], dtype: float32 | float16 | bfloat16}; stored under snapshots/ (grokcore/snapshots.py)"""
     thresholds: Thresholds = field(default=Thresholds(), metadata={"spec_default": None})
     """optional: what counts as memorised, generalised and grokked, {train_acc, test_acc, hold, grok_delay,
     grok_ratio, budget} (grokcore/verdict.py); the runs rows, grok status, searches and the report use it"""

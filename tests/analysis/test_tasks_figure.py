@@ -13,11 +13,11 @@ NAN = math.nan
 
 
 def runs_table(cells: dict) -> pd.DataFrame:
-    """cells: (task, p, fraction) -> list of epoch_test_99 per member (None: never generalised)."""
-    rows = [{"task": t, "p": p, "train_fraction": f, "epoch_test_99": e, "status": "done",
+    """cells: (task, p, fraction) -> list of epoch_generalised per member (None: never generalised)."""
+    rows = [{"task": t, "p": p, "train_fraction": f, "epoch_generalised": e, "status": "done",
              "final/test/acc": 1.0 if e is not None else f / 2}  # those that never generalised: half the fraction
             for (t, p, f), epochs in cells.items() for e in epochs]
-    return pd.DataFrame(rows).astype({"epoch_test_99": "Int64"})
+    return pd.DataFrame(rows).astype({"epoch_generalised": "Int64"})
 
 
 CELLS = {
@@ -60,7 +60,7 @@ def test_figure_reads_back():
 
 
 def test_missing_columns_are_named():
-    with pytest.raises(AnalysisError, match="epoch_test_99"):
+    with pytest.raises(AnalysisError, match="epoch_generalised"):
         smallest_generalising_fraction(pd.DataFrame({"task": ["add"], "p": [7], "train_fraction": [0.5]}))
 
 

@@ -15,7 +15,7 @@ BASE = RunConfig(p=17, d_model=32, n_heads=2, d_mlp=128, train_fraction=0.6, lr=
 # Three members, one with a shorter budget; a learning rate that memorises within the budget.
 MEMBERS = [dataclasses.replace(BASE, seed=s, epochs=120 - 40 * (s == 2)) for s in range(3)]
 # Epoch 7 and 33 are not evaluation epochs: the trainer must stop inside an evaluation interval.
-SCHEDULE = SnapshotSchedule(epochs=(7, 33), every=50, events=("memorised", "generalised", "end"))
+SCHEDULE = SnapshotSchedule(epochs=(7, 33), every=50, events=("train_99", "test_99", "end"))
 
 
 def run_all(trainer):
@@ -58,9 +58,9 @@ def test_snapshots_leave_training_numbers_bit_identical_and_equal_live_weights()
         expected = {7, 33, *range(50, cfg.epochs + 1, 50), cfg.epochs}
         events = {"end": cfg.epochs}
         assert outcome.epoch_train_99 is not None  # the test needs a memorisation event
-        events["memorised"] = outcome.epoch_train_99
+        events["train_99"] = outcome.epoch_train_99
         if outcome.epoch_test_99 is not None:
-            events["generalised"] = outcome.epoch_test_99
+            events["test_99"] = outcome.epoch_test_99
         assert set(kept) == expected | set(events.values())
         for event, epoch in events.items():
             assert event in kept[epoch].split("+")

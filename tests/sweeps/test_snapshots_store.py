@@ -14,7 +14,7 @@ from sweeps.runner import run_pack
 from test_runner import crash_pack, settings, tiny_pack
 
 # every 20: each commit (one per evaluation here) has snapshots; 5 and 133 fall between evaluations
-SCHEDULE = {"every": 20, "epochs": [5, 133], "log_points": 0, "events": ["memorised", "generalised", "end"],
+SCHEDULE = {"every": 20, "epochs": [5, 133], "log_points": 0, "events": ["train_99", "test_99", "end"],
             "dtype": "float32"}
 
 

@@ -458,10 +458,10 @@ def axis_curve(times: pd.DataFrame, x: str, value: str = "gen_epoch", fit: str |
             member_values = members[vw.column(value)].where(members[vw.column("generalised")]
                                                             if value != "mem_epoch" else True)
             fig.add_trace(go.Scatter(
-                x=_plot_values(list(members[x][member_values.notna()]), x_scale),
+                x=_whole(_plot_values(list(members[x][member_values.notna()]), x_scale)),
                 y=member_values.dropna().to_numpy(), mode="markers", showlegend=False, opacity=0.35,
                 marker=dict(size=5, color=style["color"], symbol=symbol), name=f"members {name}",
-                hovertext=list(members["run_id"][member_values.notna()]), meta=dict(role="members"),
+                hovertext=_whole(list(members["run_id"][member_values.notna()])), meta=dict(role="members"),
             ))
         else:
             fraction = part[value].to_numpy(dtype="float64")
@@ -729,6 +729,14 @@ def _sorted_values(values) -> list:
 
 def _plot_values(values: list, scale: str) -> list:
     return [str(v) for v in values] if scale == "category" else [_key(v) for v in values]
+
+
+def _whole(values: list) -> np.ndarray:
+    """The values as an object array, which plotly takes whole where it checks a list value by value (a
+    second per 100k-member trace, most of a live rebuild's figures); the page's JSON is the same."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
 
 
 def _num(value) -> float | None:

@@ -547,7 +547,7 @@ def _resampled_survival_quantile(durations: np.ndarray, observed: np.ndarray, dr
     times, slot = np.unique(durations[keep], return_inverse=True)
     order = np.argsort(slot, kind="stable")
     starts = np.searchsorted(slot[order], np.arange(len(times)))
-    weights = counts[:, keep][:, order]
+    weights = counts[:, np.flatnonzero(keep)[order]]
     at_time = np.add.reduceat(weights, starts, axis=1)
     events = np.add.reduceat(weights * observed[keep][order], starts, axis=1)
     at_risk = np.cumsum(at_time[:, ::-1], axis=1)[:, ::-1]
@@ -572,6 +572,8 @@ class BootstrapCache:
     def __init__(self) -> None:
         self.kept: dict[bytes, tuple] = {}
         self.asked: set[bytes] = set()
+        self.reused = 0
+        """Intervals answered from `kept` rather than resampled (since the cache was made)."""
 
     def get(self, what: tuple, points: dict, compute: Callable[[], tuple]) -> tuple:
         digest = hashlib.blake2b(repr(what).encode(), digest_size=20)
@@ -582,7 +584,9 @@ class BootstrapCache:
                 digest.update(np.ascontiguousarray(a).tobytes())
         key = digest.digest()
         self.asked.add(key)
-        if key not in self.kept:
+        if key in self.kept:
+            self.reused += 1
+        else:
             self.kept[key] = compute()
         return self.kept[key]
 

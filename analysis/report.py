@@ -201,7 +201,10 @@ def _build_report(sweep: Sweep, thresholds: Thresholds, times: pd.DataFrame | No
         groups = [("", {})]
     for label, where in groups:
         group = select(times, where)
-        views = [v.name for v in applicable_views(sweep.metrics[sweep.metrics["run_id"].isin(group["run_id"])])]
+        # one group is every member, so every metrics row (member_times derives each run_id there): no isin
+        # over millions of rows
+        mine = sweep.metrics[sweep.metrics["run_id"].isin(group["run_id"])] if where else sweep.metrics
+        views = [v.name for v in applicable_views(mine)]
         _add_group(report, group, label, views, fits)
         _add_operations(report, group[group["status"] != RUNNING_STATUS], label)
 

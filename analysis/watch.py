@@ -122,6 +122,10 @@ class TimesCache:
                 self.ended = _concat_times([kept, fresh])
             else:
                 self.ended = kept
+            # in the runs table's order, as one derivation of the whole sweep has them: the figures list
+            # members in this order (a member trace's points), so the page is the fresh report's exactly
+            order = sweep.runs["run_id"].drop_duplicates(keep="last")
+            self.ended = self.ended.take(pd.Index(self.ended["run_id"]).get_indexer(order)).reset_index(drop=True)
         if not len(running):
             self.times = self.ended
             return self.times
@@ -162,6 +166,8 @@ class LiveReport:
         self.parts = PartCache()
         self.times: TimesCache | None = None  # made once the sweep (and so its spec's thresholds) is read
         self.fits = BootstrapCache()
+        self.report = None
+        """The last build's analysis.report.Report (its figures and tables; the page is `snapshot.html`)."""
         self.snapshot = Snapshot(html=_waiting_page("reading the sweep for the first time"))
         self.stop = threading.Event()
 
@@ -190,6 +196,7 @@ class LiveReport:
         steps["derive"] = time.monotonic() - start - sum(steps.values())
         report = build_report(sweep, self.thresholds, times=times, fits=self.fits)
         self.fits.prune()
+        self.report = report
         steps["figures"] = time.monotonic() - start - sum(steps.values())
         progress = sweep_progress(sweep, times)
         page = _live_page(render_html(report), progress)

@@ -506,15 +506,23 @@ def _point_groups(times: pd.DataFrame, x: str, by: list[str], view: str, base: s
     vw = view_named(view)
     placed = times[times["status"] != RUNNING_STATUS] if "status" in times.columns else times
     placed = placed[placed[vw.column("phase")].notna()]
-    for key, group in (placed.groupby(by, dropna=False, sort=True) if by else [((), placed)]):
+    # Columns as arrays once, then each point's members by row positions (as aggregate does): a DataFrame
+    # per group and per point cost a live rebuild more than the fits' arithmetic.
+    durations, observed = _durations(placed, vw, base)
+    decided = (placed[vw.column("phase")] != UNDECIDED).to_numpy()
+    generalised = placed[vw.column("generalised")].to_numpy(dtype=bool) & decided
+    groups = _group_rows(placed.groupby(by, dropna=False, sort=True)) if by else [((), np.arange(len(placed)))]
+    group_of = np.empty(len(placed), dtype=np.int64)
+    for g, (_, index) in enumerate(groups):
+        group_of[index] = g
+    points: list[dict] = [{} for _ in groups]
+    for xv, index in _group_rows(placed.groupby(x, dropna=False, sort=True)):
+        for g in np.unique(group_of[index]):
+            mine = index[group_of[index] == g]
+            points[g][xv] = _Point(durations[mine], observed[mine], decided[mine], generalised[mine])
+    for (key, _), group_points in zip(groups, points):
         key = key if isinstance(key, tuple) else (key,)
-        points = {}
-        for xv, members in group.groupby(x, dropna=False, sort=True):
-            durations, observed = _durations(members, vw, base)
-            decided = (members[vw.column("phase")] != UNDECIDED).to_numpy()
-            points[xv] = _Point(durations, observed, decided,
-                                members[vw.column("generalised")].to_numpy(dtype=bool) & decided)
-        yield dict(zip(by, key)), points
+        yield dict(zip(by, key)), group_points  # x values in sorted order, members in table order, as before
 
 
 def _draws(points: dict, n_boot: int, seed: int, chunk: int = 50):

@@ -559,12 +559,13 @@ def training_curves(metrics: pd.DataFrame, runs: pd.DataFrame, run_ids: Sequence
     run_ids = list(dict.fromkeys(run_ids))
     if not run_ids:
         raise AnalysisError("training_curves needs at least one run_id")
-    known = set(metrics["run_id"].unique().tolist())
-    unknown = [r for r in run_ids if r not in known]
+    chosen = metrics[metrics["run_id"].isin(run_ids)]
+    found = set(chosen["run_id"].unique().tolist())  # not every run_id's: a report calls this per phase
+    unknown = [r for r in run_ids if r not in found]
     if unknown:
+        known = set(metrics["run_id"].unique().tolist())
         raise AnalysisError(f"run_id(s) {', '.join(unknown[:5])} have no metrics rows; "
                             f"known run_ids include {', '.join(sorted(known)[:5])}")
-    chosen = metrics[metrics["run_id"].isin(run_ids)]
     times = member_times(chosen, runs[runs["run_id"].isin(run_ids)], th).set_index("run_id")
     vw = view_named(view)
     labels = member_labels(runs, run_ids)

@@ -528,7 +528,9 @@ def _curve_caption(fig, prefix: str) -> str:
 
 def _crossed(times: pd.DataFrame, a: str, b: str) -> bool:
     """More (a, b) combinations than values of either: neither axis determines the other."""
-    keys = times[[a, b]].map(lambda v: v if not isinstance(v, list) else tuple(v))
+    keys = times[[a, b]]
+    if any(keys[c].dtype == object for c in (a, b)):  # only object columns can hold lists (force_adjacent)
+        keys = keys.map(lambda v: v if not isinstance(v, list) else tuple(v))
     combos = len(keys.drop_duplicates())
     return combos > max(keys[a].nunique(dropna=False), keys[b].nunique(dropna=False))
 

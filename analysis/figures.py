@@ -678,7 +678,7 @@ def select(times: pd.DataFrame, where: Mapping[str, object] | None) -> pd.DataFr
 def member_labels(runs: pd.DataFrame, run_ids: Sequence[str]) -> dict[str, str]:
     """Short labels for members: the values of the swept axes (and the seed), else the run_id."""
     axes = swept_axes(runs, include_seed=True)
-    indexed = runs.drop_duplicates("run_id").set_index("run_id")
+    indexed = runs[runs["run_id"].isin(run_ids)].drop_duplicates("run_id").set_index("run_id")  # the first row of each
     labels = {}
     for run_id in run_ids:
         if run_id in indexed.index and axes:

@@ -9,7 +9,9 @@ differs between them.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Literal
 
 import numpy as np
@@ -38,6 +40,21 @@ AXIS_TITLES: dict[str, str] = {
 }
 
 
+_ASKED: ContextVar[dict | None] = ContextVar("swept_axes_asked", default=None)
+
+
+@contextmanager
+def axes_remembered() -> Iterator[None]:
+    """Within the block, swept_axes answers each table once: a report asks it of the same few tables
+    dozens of times (seconds at 100k members). The tables must not change meanwhile, as the report's
+    build step leaves them (it adds columns to copies, never config values to a table it asked about)."""
+    token = _ASKED.set({})
+    try:
+        yield
+    finally:
+        _ASKED.reset(token)
+
+
 def axis_title(axis: str) -> str:
     return AXIS_TITLES.get(axis, axis)
 
@@ -56,6 +73,18 @@ def swept_axes(table: pd.DataFrame, include_seed: bool = False) -> list[str]:
 
     A None/null value counts as a value of its own (max_num None next to max_num 130 is a sweep).
     """
+    asked = _ASKED.get()
+    if asked is not None:
+        kept = asked.get((id(table), include_seed))
+        if kept is not None and kept[0] is table:  # the table itself is kept, so its id is not reused
+            return list(kept[1])
+        axes = _swept_axes(table, include_seed)
+        asked[(id(table), include_seed)] = (table, axes)
+        return list(axes)
+    return _swept_axes(table, include_seed)
+
+
+def _swept_axes(table: pd.DataFrame, include_seed: bool) -> list[str]:
     placed = _placed(table)
     candidates = [c for c in CONFIG_COLUMNS if c in placed.columns and c not in NON_AXIS_COLUMNS]
     if SWEEP_COLUMN in placed.columns:

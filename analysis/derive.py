@@ -44,7 +44,8 @@ and on clean labels under label noise. Their columns carry a prefix: `add/gen_ep
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -460,13 +461,16 @@ def representative_members(times: pd.DataFrame, view: str = "", per_phase: int =
     vw = view_named(view)
     phase_col, grok_col, mem_col = vw.column("phase"), vw.column("gen_epoch"), vw.column("mem_epoch")
     chosen = []
+    # ordered by the sort keys alone, then the chosen rows taken whole: filtering and sorting every
+    # column of 100k members per phase was most of it
+    keys = times[[phase_col, grok_col, mem_col, "run_id"]].reset_index(drop=True)
     for phase in PHASES:
-        members = times[times[phase_col] == phase].sort_values([grok_col, mem_col, "run_id"], na_position="last")
+        members = keys[keys[phase_col] == phase].sort_values([grok_col, mem_col, "run_id"], na_position="last")
         if not len(members):
             continue
         middle = len(members) // 2
         start = max(0, middle - per_phase // 2)
-        chosen.append(members.iloc[start:start + per_phase])
+        chosen.append(times.iloc[members.index[start:start + per_phase]])
     if not chosen:
         return times.iloc[:0]
     return pd.concat(chosen)
@@ -505,15 +509,23 @@ def _point_groups(times: pd.DataFrame, x: str, by: list[str], view: str, base: s
     vw = view_named(view)
     placed = times[times["status"] != RUNNING_STATUS] if "status" in times.columns else times
     placed = placed[placed[vw.column("phase")].notna()]
-    for key, group in (placed.groupby(by, dropna=False, sort=True) if by else [((), placed)]):
+    # Columns as arrays once, then each point's members by row positions (as aggregate does): a DataFrame
+    # per group and per point cost a live rebuild more than the fits' arithmetic.
+    durations, observed = _durations(placed, vw, base)
+    decided = (placed[vw.column("phase")] != UNDECIDED).to_numpy()
+    generalised = placed[vw.column("generalised")].to_numpy(dtype=bool) & decided
+    groups = _group_rows(placed.groupby(by, dropna=False, sort=True)) if by else [((), np.arange(len(placed)))]
+    group_of = np.empty(len(placed), dtype=np.int64)
+    for g, (_, index) in enumerate(groups):
+        group_of[index] = g
+    points: list[dict] = [{} for _ in groups]
+    for xv, index in _group_rows(placed.groupby(x, dropna=False, sort=True)):
+        for g in np.unique(group_of[index]):
+            mine = index[group_of[index] == g]
+            points[g][xv] = _Point(durations[mine], observed[mine], decided[mine], generalised[mine])
+    for (key, _), group_points in zip(groups, points):
         key = key if isinstance(key, tuple) else (key,)
-        points = {}
-        for xv, members in group.groupby(x, dropna=False, sort=True):
-            durations, observed = _durations(members, vw, base)
-            decided = (members[vw.column("phase")] != UNDECIDED).to_numpy()
-            points[xv] = _Point(durations, observed, decided,
-                                members[vw.column("generalised")].to_numpy(dtype=bool) & decided)
-        yield dict(zip(by, key)), points
+        yield dict(zip(by, key)), group_points  # x values in sorted order, members in table order, as before
 
 
 def _draws(points: dict, n_boot: int, seed: int, chunk: int = 50):
@@ -546,7 +558,7 @@ def _resampled_survival_quantile(durations: np.ndarray, observed: np.ndarray, dr
     times, slot = np.unique(durations[keep], return_inverse=True)
     order = np.argsort(slot, kind="stable")
     starts = np.searchsorted(slot[order], np.arange(len(times)))
-    weights = counts[:, keep][:, order]
+    weights = counts[:, np.flatnonzero(keep)[order]]
     at_time = np.add.reduceat(weights, starts, axis=1)
     events = np.add.reduceat(weights * observed[keep][order], starts, axis=1)
     at_risk = np.cumsum(at_time[:, ::-1], axis=1)[:, ::-1]
@@ -560,6 +572,44 @@ def _resampled_survival_quantile(durations: np.ndarray, observed: np.ndarray, dr
     return out
 
 
+class BootstrapCache:
+    """Bootstrap intervals kept by what they are computed from: a fit's kind and arguments and its
+    points' member arrays, hashed. A group whose members did not change gets the very numbers it got
+    before (the draws depend only on the seed and the points, so recomputing would give them bit for
+    bit); the live report (analysis/watch.py) keeps one across rebuilds, so one pack's commit
+    resamples only the groups it touched and the pooled fits. `prune` drops what the last build did
+    not ask for (groups whose members have since changed)."""
+
+    def __init__(self) -> None:
+        self.kept: dict[bytes, tuple] = {}
+        self.asked: set[bytes] = set()
+        self.reused = 0
+        """Intervals answered from `kept` rather than resampled (since the cache was made)."""
+
+    def get(self, what: tuple, points: dict, compute: Callable[[], tuple]) -> tuple:
+        digest = hashlib.blake2b(repr(what).encode(), digest_size=20)
+        for xv, pt in points.items():
+            digest.update(repr(xv).encode())
+            for a in (pt.durations, pt.observed, pt.decided, pt.generalised):
+                digest.update(f"{a.dtype.str}{a.shape}".encode())
+                digest.update(np.ascontiguousarray(a).tobytes())
+        key = digest.digest()
+        self.asked.add(key)
+        if key in self.kept:
+            self.reused += 1
+        else:
+            self.kept[key] = compute()
+        return self.kept[key]
+
+    def prune(self) -> None:
+        self.kept = {k: v for k, v in self.kept.items() if k in self.asked}
+        self.asked = set()
+
+
+def _cached(cache: BootstrapCache | None, what: tuple, points: dict, compute: Callable[[], tuple]) -> tuple:
+    return compute() if cache is None else cache.get(what, points, compute)
+
+
 def _interval(samples: np.ndarray) -> tuple[float, float, int]:
     ok = samples[np.isfinite(samples)]
     if len(ok) < len(samples) / 2:  # undefined in most resamples: an interval from the rest would flatter
@@ -570,7 +620,7 @@ def _interval(samples: np.ndarray) -> tuple[float, float, int]:
 
 def critical_train_fraction(times: pd.DataFrame, axis: str = "train_fraction", by: Sequence[str] | None = None,
                             level: float = 0.5, view: str = "", n_boot: int = BOOTSTRAP_SAMPLES,
-                            seed: int = 0) -> pd.DataFrame:
+                            seed: int = 0, cache: BootstrapCache | None = None) -> pd.DataFrame:
     """The train fraction below which members stop generalising within the budget, per group of the other axes
     (by default every other swept axis; `by=[]` pools them all, and the `scope` column says which).
 
@@ -580,6 +630,7 @@ def critical_train_fraction(times: pd.DataFrame, axis: str = "train_fraction", b
     them. Needs MIN_FIT_POINTS points or more; `critical_lo`, `critical_hi`: the 95% bootstrap interval over
     replicates (NaN when most resamples do not cross). Rows: the `by` axes, scope, critical, critical_lo,
     critical_hi, lower, upper, level, n_points, n_members, note (why critical is NaN, if it is).
+    `cache`: intervals of unchanged groups kept from an earlier call (BootstrapCache).
     """
     by = _other_axes(times, axis, by)
     rows = []
@@ -633,7 +684,8 @@ def critical_train_fraction(times: pd.DataFrame, axis: str = "train_fraction", b
         critical, lower, upper, note = crossing(points)
         lo = hi = np.nan
         if np.isfinite(critical) and n_boot:
-            lo, hi, _ = _interval(resampled_crossings(points))
+            lo, hi, _ = _cached(cache, ("critical", level, n_boot, seed), points,
+                                lambda: _interval(resampled_crossings(points)))
         rows.append({**key, "scope": scope, "critical": critical, "critical_lo": lo,
                      "critical_hi": hi, "lower": lower, "upper": upper, "level": level,
                      "n_points": len(points), "n_members": sum(len(pt) for pt in points.values()), "note": note})
@@ -642,7 +694,8 @@ def critical_train_fraction(times: pd.DataFrame, axis: str = "train_fraction", b
 
 
 def power_law_fit(times: pd.DataFrame, x: str, value: str = "gen_epoch", by: Sequence[str] | None = None,
-                  view: str = "", n_boot: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> pd.DataFrame:
+                  view: str = "", n_boot: int = BOOTSTRAP_SAMPLES, seed: int = 0,
+                  cache: BootstrapCache | None = None) -> pd.DataFrame:
     """Least-squares fit of log(median value) = log(prefactor) + exponent * log(x), per group of the other axes
     (by default every other swept axis; `by=[]` pools them all, and the `scope` column says which).
 
@@ -651,7 +704,7 @@ def power_law_fit(times: pd.DataFrame, x: str, value: str = "gen_epoch", by: Seq
     counted in `n_censored_points`. Fewer than MIN_FIT_POINTS points: no fit (two points always give r² = 1).
     `exponent_lo`, `exponent_hi`: the 95% bootstrap interval over replicates. Rows: the `by` axes, scope,
     exponent, exponent_lo, exponent_hi, prefactor, r2, n_points, n_censored_points, n_members, x_min,
-    x_max, note.
+    x_max, note. `cache`: intervals of unchanged groups kept from an earlier call (BootstrapCache).
     """
     if value not in TIME_COLUMNS:
         raise AnalysisError(f"power_law_fit value must be one of {', '.join(TIME_COLUMNS)}, got '{value}'")
@@ -709,7 +762,8 @@ def power_law_fit(times: pd.DataFrame, x: str, value: str = "gen_epoch", by: Seq
                            f"{len(np.unique(xs))}" + (f" ({unknown} more with half or more of the replicates "
                                                       "censored)" if unknown else ""))
         elif n_boot:
-            lo, hi, ok = _interval(resampled_exponents(points))
+            lo, hi, ok = _cached(cache, ("power", n_boot, seed), points,
+                                 lambda: _interval(resampled_exponents(points)))
             row.update(exponent_lo=lo, exponent_hi=hi)
             if not np.isfinite(lo):
                 row["note"] = f"no interval: only {ok} of {n_boot} resamples had {MIN_FIT_POINTS} medians"
@@ -719,10 +773,11 @@ def power_law_fit(times: pd.DataFrame, x: str, value: str = "gen_epoch", by: Seq
 
 
 def weight_decay_exponent(times: pd.DataFrame, by: Sequence[str] | None = None, value: str = "gen_epoch",
-                          view: str = "", n_boot: int = BOOTSTRAP_SAMPLES) -> pd.DataFrame:
+                          view: str = "", n_boot: int = BOOTSTRAP_SAMPLES,
+                          cache: BootstrapCache | None = None) -> pd.DataFrame:
     """The exponent of generalisation time against weight decay; Omnigrok (Liu et al. 2023) reports time ∝
     1/wd, i.e. an exponent near -1."""
-    return power_law_fit(times, x="weight_decay", value=value, by=by, view=view, n_boot=n_boot)
+    return power_law_fit(times, x="weight_decay", value=value, by=by, view=view, n_boot=n_boot, cache=cache)
 
 
 def _other_axes(times: pd.DataFrame, axis: str, by: Sequence[str] | None) -> list[str]:

@@ -458,10 +458,10 @@ def axis_curve(times: pd.DataFrame, x: str, value: str = "gen_epoch", fit: str |
             member_values = members[vw.column(value)].where(members[vw.column("generalised")]
                                                             if value != "mem_epoch" else True)
             fig.add_trace(go.Scatter(
-                x=_plot_values(list(members[x][member_values.notna()]), x_scale),
+                x=_whole(_plot_values(list(members[x][member_values.notna()]), x_scale)),
                 y=member_values.dropna().to_numpy(), mode="markers", showlegend=False, opacity=0.35,
                 marker=dict(size=5, color=style["color"], symbol=symbol), name=f"members {name}",
-                hovertext=list(members["run_id"][member_values.notna()]), meta=dict(role="members"),
+                hovertext=_whole(list(members["run_id"][member_values.notna()])), meta=dict(role="members"),
             ))
         else:
             fraction = part[value].to_numpy(dtype="float64")
@@ -559,12 +559,13 @@ def training_curves(metrics: pd.DataFrame, runs: pd.DataFrame, run_ids: Sequence
     run_ids = list(dict.fromkeys(run_ids))
     if not run_ids:
         raise AnalysisError("training_curves needs at least one run_id")
-    known = set(metrics["run_id"].unique().tolist())
-    unknown = [r for r in run_ids if r not in known]
+    chosen = metrics[metrics["run_id"].isin(run_ids)]
+    found = set(chosen["run_id"].unique().tolist())  # not every run_id's: a report calls this per phase
+    unknown = [r for r in run_ids if r not in found]
     if unknown:
+        known = set(metrics["run_id"].unique().tolist())
         raise AnalysisError(f"run_id(s) {', '.join(unknown[:5])} have no metrics rows; "
                             f"known run_ids include {', '.join(sorted(known)[:5])}")
-    chosen = metrics[metrics["run_id"].isin(run_ids)]
     times = member_times(chosen, runs[runs["run_id"].isin(run_ids)], th).set_index("run_id")
     vw = view_named(view)
     labels = member_labels(runs, run_ids)
@@ -677,7 +678,7 @@ def select(times: pd.DataFrame, where: Mapping[str, object] | None) -> pd.DataFr
 def member_labels(runs: pd.DataFrame, run_ids: Sequence[str]) -> dict[str, str]:
     """Short labels for members: the values of the swept axes (and the seed), else the run_id."""
     axes = swept_axes(runs, include_seed=True)
-    indexed = runs.drop_duplicates("run_id").set_index("run_id")
+    indexed = runs[runs["run_id"].isin(run_ids)].drop_duplicates("run_id").set_index("run_id")  # the first row of each
     labels = {}
     for run_id in run_ids:
         if run_id in indexed.index and axes:
@@ -729,6 +730,14 @@ def _sorted_values(values) -> list:
 
 def _plot_values(values: list, scale: str) -> list:
     return [str(v) for v in values] if scale == "category" else [_key(v) for v in values]
+
+
+def _whole(values: list) -> np.ndarray:
+    """The values as an object array, which plotly takes whole where it checks a list value by value (a
+    second per 100k-member trace, most of a live rebuild's figures); the page's JSON is the same."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
 
 
 def _num(value) -> float | None:

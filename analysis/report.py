@@ -32,10 +32,11 @@ import yaml
 
 from analysis import figures as F
 from analysis import progress_figures as PF
-from analysis.axes import axis_scale, axis_title, format_value, replicate_axes, swept_axes
+from analysis.axes import axes_remembered, axis_scale, axis_title, format_value, replicate_axes, swept_axes
 from analysis.columns import RUNNING_STATUS, SWEEP_COLUMN
 from analysis.derive import (
     PHASES,
+    BootstrapCache,
     Thresholds,
     applicable_views,
     critical_train_fraction,
@@ -164,11 +165,19 @@ def _default_out_dir(location: str | Path) -> Path:
 # ---- content --------------------------------------------------------------------------------
 
 
-def build_report(sweep: Sweep, thresholds: Thresholds, times: pd.DataFrame | None = None) -> Report:
+def build_report(sweep: Sweep, thresholds: Thresholds, times: pd.DataFrame | None = None,
+                 fits: BootstrapCache | None = None) -> Report:
     """Every figure and table the swept axes allow. Several sweeps loaded together are drawn one sweep at a time
     (their axes need not be crossed with each other's), and a pair of axes gets a phase diagram only if its
     values are crossed (not one axis determined by the other, as task and noise kind may be). `times`: the
-    members' derived times when the caller has them (the live report keeps them per member, analysis/watch.py)."""
+    members' derived times when the caller has them (the live report keeps them per member, analysis/watch.py);
+    `fits`: the fits' bootstrap intervals kept from an earlier build (the live report's, BootstrapCache)."""
+    with axes_remembered():
+        return _build_report(sweep, thresholds, times, fits)
+
+
+def _build_report(sweep: Sweep, thresholds: Thresholds, times: pd.DataFrame | None,
+                  fits: BootstrapCache | None) -> Report:
     times = _with_final_metrics(sweep.member_times(thresholds) if times is None else times, sweep.metrics)
     report = Report(sweep=sweep, thresholds=thresholds, times=times, notes=list(sweep.notes))
     placed = times[times["status"] != RUNNING_STATUS]
@@ -192,8 +201,11 @@ def build_report(sweep: Sweep, thresholds: Thresholds, times: pd.DataFrame | Non
         groups = [("", {})]
     for label, where in groups:
         group = select(times, where)
-        views = [v.name for v in applicable_views(sweep.metrics[sweep.metrics["run_id"].isin(group["run_id"])])]
-        _add_group(report, group, label, views)
+        # one group is every member, so every metrics row (member_times derives each run_id there): no isin
+        # over millions of rows
+        mine = sweep.metrics[sweep.metrics["run_id"].isin(group["run_id"])] if where else sweep.metrics
+        views = [v.name for v in applicable_views(mine)]
+        _add_group(report, group, label, views, fits)
         _add_operations(report, group[group["status"] != RUNNING_STATUS], label)
 
     # Training curves of members the data picks as typical of each phase.
@@ -392,14 +404,15 @@ def _config_value(times: pd.DataFrame, run_id: str, column: str):
     return rows[column].iloc[0]
 
 
-def _fit_table(times: pd.DataFrame, fit, axis: str) -> tuple[pd.DataFrame, dict[tuple, pd.DataFrame]]:
+def _fit_table(times: pd.DataFrame, fit, axis: str,
+               cache: BootstrapCache | None) -> tuple[pd.DataFrame, dict[tuple, pd.DataFrame]]:
     """A fit per value of the other swept axes and the same fit pooled over them, one table, each row
     saying which it is (`group`), so the table and the figure's legend name the same numbers; and the
     fits' own rows by their `by` axes, for the one-axis curves to draw (a fit's bootstrap is the costly
     part of a large report: computed once)."""
-    per_group = fit(times)
+    per_group = fit(times, cache=cache)
     others = [c for c in per_group.columns[:list(per_group.columns).index("scope")]]
-    pooled = fit(times, by=[]) if others else per_group.iloc[:0]
+    pooled = fit(times, by=[], cache=cache) if others else per_group.iloc[:0]
     raw = {tuple(others): per_group, **({(): pooled} if others else {})}
     rows = []
     for frame in (per_group, pooled):
@@ -410,7 +423,8 @@ def _fit_table(times: pd.DataFrame, fit, axis: str) -> tuple[pd.DataFrame, dict[
     return table, raw
 
 
-def _add_group(report: Report, times: pd.DataFrame, label: str, views: list[str]) -> None:
+def _add_group(report: Report, times: pd.DataFrame, label: str, views: list[str],
+               cache: BootstrapCache | None = None) -> None:
     """Fits, phase diagrams and one-axis curves of one sweep (or of everything loaded, when `label` is '')."""
     axes = [a for a in replicate_axes(times) if a != SWEEP_COLUMN]
     prefix = f"{label}: " if label else ""
@@ -418,11 +432,11 @@ def _add_group(report: Report, times: pd.DataFrame, label: str, views: list[str]
     # Fits the literature reports, when their axis was swept: per value of the other axes, and pooled.
     fits: dict[str, dict[tuple, pd.DataFrame]] = {}  # kind -> by axes -> rows, drawn again by the curves
     if "train_fraction" in axes:
-        table, fits["critical"] = _fit_table(times, critical_train_fraction, "train_fraction")
+        table, fits["critical"] = _fit_table(times, critical_train_fraction, "train_fraction", cache)
         report.tables[f"{prefix}critical train fraction: where the fraction of replicates that generalised "
                       f"crosses 0.5"] = table
     if "weight_decay" in axes:
-        table, fits["power"] = _fit_table(times, weight_decay_exponent, "weight_decay")
+        table, fits["power"] = _fit_table(times, weight_decay_exponent, "weight_decay", cache)
         report.tables[f"{prefix}generalisation epoch ∝ weight_decay^exponent (Omnigrok: −1), fitted to censored "
                       f"medians"] = table
 
@@ -514,7 +528,9 @@ def _curve_caption(fig, prefix: str) -> str:
 
 def _crossed(times: pd.DataFrame, a: str, b: str) -> bool:
     """More (a, b) combinations than values of either: neither axis determines the other."""
-    keys = times[[a, b]].map(lambda v: v if not isinstance(v, list) else tuple(v))
+    keys = times[[a, b]]
+    if any(keys[c].dtype == object for c in (a, b)):  # only object columns can hold lists (force_adjacent)
+        keys = keys.map(lambda v: v if not isinstance(v, list) else tuple(v))
     combos = len(keys.drop_duplicates())
     return combos > max(keys[a].nunique(dropna=False), keys[b].nunique(dropna=False))
 

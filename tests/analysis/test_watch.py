@@ -40,6 +40,20 @@ def live_times(live: LiveReport) -> pd.DataFrame:
     return normalised(build_report(sweep, live.thresholds, times=live.times.times).times)
 
 
+def assert_same_report(live: LiveReport, sweep_dir: Path) -> None:
+    """The live page's figures and tables, one by one, equal those of a fresh `grok report` of the sweep as it
+    is now: exactly (same code, same machine), bootstrap intervals included, however many were kept."""
+    fresh = build_report(load_sweep(sweep_dir), Thresholds())
+    assert [f.slug for f in live.report.figures] == [f.slug for f in fresh.figures]
+    for mine, theirs in zip(live.report.figures, fresh.figures):
+        assert mine.caption == theirs.caption, mine.slug
+        assert mine.figure.to_json() == theirs.figure.to_json(), mine.slug
+    assert list(live.report.tables) == list(fresh.tables)
+    for name, table in fresh.tables.items():
+        pd.testing.assert_frame_equal(live.report.tables[name], table, check_exact=True, obj=name)
+    assert live.report.notes == fresh.notes
+
+
 def add_part(sweep_dir: Path, table: str, name: str, rows: list[dict]) -> None:
     """One part `part-<name>.parquet`, written aside and moved in whole, as a pack commits."""
     staging = sweep_dir.parent / "staging"
@@ -61,17 +75,22 @@ def test_rebuild_reads_only_new_parts_and_equals_a_fresh_report(tmp_path):
     assert live.rebuild() and live.snapshot.parts_read == 2
     assert live.snapshot.progress["ended"] == 24 and "24 members ended" in live.snapshot.html
     pd.testing.assert_frame_equal(live_times(live), fresh_times(sweep_dir))
+    assert_same_report(live, sweep_dir)
     assert not live.rebuild(), "nothing changed: no rebuild"
 
     add_parts(sweep_dir, "b", second, 24)  # a pack commits
     assert live.rebuild() and live.snapshot.parts_read == 2
     pd.testing.assert_frame_equal(live_times(live), fresh_times(sweep_dir))
+    assert_same_report(live, sweep_dir)
 
     # a member still running: metrics but no runs row; then it ends
     running = third[0]
     add_part(sweep_dir, "metrics", "c", metrics_rows(running))
+    reused = live.fits.reused
     assert live.rebuild() and live.snapshot.parts_read == 1 and live.snapshot.progress["running"] == 1
+    assert live.fits.reused > reused, "no ended member changed: every fit's interval is the one kept"
     pd.testing.assert_frame_equal(live_times(live), fresh_times(sweep_dir))
+    assert_same_report(live, sweep_dir)
 
     # compaction: the parts merged into one, the old ones deleted; then the rest of the sweep, with progress
     for table in ("runs", "metrics"):
@@ -82,11 +101,13 @@ def test_rebuild_reads_only_new_parts_and_equals_a_fresh_report(tmp_path):
         pq.write_table(merged, sweep_dir / table / "part-merged.parquet")
     assert live.rebuild() and live.snapshot.parts_read == 2
     pd.testing.assert_frame_equal(live_times(live), fresh_times(sweep_dir))
+    assert_same_report(live, sweep_dir)
     add_parts(sweep_dir, "d", third, 48)
     (sweep_dir / "progress").mkdir()
     add_part(sweep_dir, "progress", "d", [r for m in third if m.progress for r in progress_rows(m)])
     assert live.rebuild()
     pd.testing.assert_frame_equal(live_times(live), fresh_times(sweep_dir))
+    assert_same_report(live, sweep_dir)
     assert live.snapshot.progress["ended"] == len(members) and live.snapshot.progress["running"] == 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -90,6 +91,8 @@ def test_live_page_shows_the_phase_map_fill_in_during_a_real_sweep(tmp_path):
 
 
 def members(cell_text: str) -> int:
-    """'memorisation 2/2' -> 2; a tie ('mixed<br>grokking 1/2<br>memorisation 1/2') counts its members once."""
-    return int(cell_text.rsplit("/", 1)[1])
+    """'memorisation 2/2' -> 2; a tie ('mixed<br>grokking 1/2<br>memorisation 1/2') counts its members once; a
+    censoring line ('memorisation 2/2<br>2/2 censored at 1,500') is not a phase's count."""
+    phases = re.sub(r"\d+/\d+ censored at [\d,]+", "", cell_text)
+    return int(re.findall(r"\d+/(\d+)", phases)[-1])
     assert status(url) is None, "the page is still served after the sweep ended"

@@ -497,7 +497,7 @@ class _Point:
     decided: np.ndarray
     generalised: np.ndarray
 
-    def take(self, index: np.ndarray) -> "_Point":
+    def take(self, index: np.ndarray) -> _Point:
         return _Point(self.durations[index], self.observed[index], self.decided[index], self.generalised[index])
 
     def __len__(self) -> int:

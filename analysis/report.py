@@ -245,8 +245,8 @@ def _add_snapshots(report: Report, representatives: pd.DataFrame) -> None:
             label = f"{phase}: {run_id}"
             for rows, draw, what, shows in (
                     (spectrum, SF.spectrum_over_snapshots, "spectrum", "the embedding's Fourier spectrum"),
-                    (attention, SF.attention_over_snapshots, "attention", "the first layer's attention from the "
-                                                                           "last position")):
+                    (attention, SF.attention_over_snapshots, "attention", ("the first layer's attention from the "
+                                                                            "last position"))):
                 if len(rows) and (rows["run_id"] == run_id).any():
                     report.figures.append(ReportFigure(
                         slug=_slug("snapshots", what, phase), section="Snapshots of representative members",
@@ -580,7 +580,7 @@ def export_pngs(figures: list[ReportFigure], directory: Path) -> str | None:
         write(list(range(len(figures))))
         if missing():
             write(missing())
-    except Exception as exc:  # kaleido reports a missing browser in several ways; the HTML must still be written
+    except Exception as exc:  # noqa: BLE001 - kaleido reports a missing browser in several ways; the HTML must still be written
         reason = " ".join(str(exc).split())[:300]
         return (f"PNG export unavailable ({type(exc).__name__}: {reason}). The HTML report is complete; for PNGs "
                 "install Chromium (Debian: apt-get install chromium) or set BROWSER_PATH to a Chrome/Chromium binary.")

@@ -295,7 +295,7 @@ def serve(live: LiveReport, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) 
     """An HTTP server for the live page (not started); `/` the page, `/status.json` its status."""
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        def do_GET(self) -> None:  # the http.server API names it
             path = self.path.split("?", 1)[0]
             if path in ("/", "/index.html"):
                 snap = live.snapshot

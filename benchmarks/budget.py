@@ -30,11 +30,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis import aggregate, load_sweep  # noqa: E402
-from sweeps.grid_source import GridSource  # noqa: E402
-from sweeps.parquet import SweepStore  # noqa: E402
-from sweeps.runner import PackSettings, run_pack  # noqa: E402
-from sweeps.spec import load_spec  # noqa: E402
+from analysis import aggregate, load_sweep
+from sweeps.grid_source import GridSource
+from sweeps.parquet import SweepStore
+from sweeps.runner import PackSettings, run_pack
+from sweeps.spec import load_spec
 
 LIU = Path(__file__).resolve().parents[1] / "reproductions" / "liu_phases" / "spec.yaml"
 REDUCED = ["axes.train_fraction=[0.3, 0.6]", "axes.weight_decay=[1.0, 3.0]"]
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     new_epochs = long_epochs - short_epochs  # what the long run trains past the short budget
     rows = [("short, then extended", short_epochs + extend_epochs, first["wall_s"] + extend["wall_s"],
              first["cpu_s"] + extend["cpu_s"]),
-            (f"  of which the extension", extend_epochs, extend["wall_s"], extend["cpu_s"]),
+            ("  of which the extension", extend_epochs, extend["wall_s"], extend["cpu_s"]),
             ("long from epoch 0", long_epochs, scratch["wall_s"], scratch["cpu_s"])]
     print(f"{'path':<24} {'model-epochs':>12} {'wall s':>8} {'CPU s':>8}")
     for name, epochs, wall, cpu in rows:

@@ -33,7 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from grokcore import PackTrainer, RunConfig  # noqa: E402
+from grokcore import PackTrainer, RunConfig
 
 DEFAULT_PROGRESS_EVERY = 500
 

@@ -87,7 +87,7 @@ def build(spec_path: Path, results: Path, commits: int, evals: int, compact: boo
                     epoch = k * cfg.eval_every
                     train_acc = 1.0 if epoch >= memorised else epoch / memorised
                     test_acc = 1.0 if generalised and epoch >= generalised else 0.1 + 0.2 * rng.random()
-                    row = {c: None for c in METRIC_COLUMNS}
+                    row = dict.fromkeys(METRIC_COLUMNS)
                     row.update({"run_id": rid, "epoch": epoch, "train/loss": 1 - train_acc + 1e-3,
                                 "train/acc": train_acc, "test/loss": 1 - test_acc + 1e-3, "test/acc": test_acc,
                                 "weight_norm": 30.0 - epoch / 1000})

@@ -42,9 +42,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sweeps.launch import run_sweep  # noqa: E402
-from sweeps.parquet import SweepStore  # noqa: E402
-from sweeps.spec import load_spec  # noqa: E402
+from sweeps.launch import run_sweep
+from sweeps.parquet import SweepStore
+from sweeps.spec import load_spec
 
 QUICK = Path(__file__).resolve().parents[1] / "sweeps" / "examples" / "quick.yaml"
 

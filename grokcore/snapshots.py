@@ -165,8 +165,7 @@ class SnapshotFiles:
 
     def __init__(self, sweep_dir: str | os.PathLike):
         text = str(sweep_dir).strip()
-        if text.startswith("file://"):
-            text = text[len("file://"):]
+        text = text.removeprefix("file://")
         self.shown = text.rstrip("/")
         if "://" in text:
             import pyarrow.fs as pafs

@@ -595,7 +595,7 @@ def load_user_task(name: str, p: int) -> Task:
         args = {**args, "p": p}
     try:
         task = factory(**args)
-    except Exception as e:  # the user's code: report whatever it raised, under `task`
+    except Exception as e:  # noqa: BLE001 - the user's code: report whatever it raised, under `task`
         raise TaskError(f"{name}: the factory raised {type(e).__name__}: {e}") from None
     check_task(task, name)
     return task

@@ -217,7 +217,7 @@ class BisectionSource:
         """The next round: every pending probe's members, cut into packs, minus those done."""
         members = [m for i, values in self.pending.items() for v in values
                    for m in self._probe_members(self.lines[i], v)]
-        finished = {rid: "" for rid in self.rows}
+        finished = dict.fromkeys(self.rows, "")
         the_plan = plan(members, self.spec.pack_size, self.spec.gpus, finished=finished)
         if self.write:
             self.store.purge_failed_rows({m.run_id for m in members if m.run_id not in self.rows})
@@ -262,8 +262,8 @@ class BisectionSource:
         lines = [
             f"sweep {spec.name}  ({spec.source})",
             f"  results      {self.store.uri}",
-            f"  search       bisection of {s.axis} in [{s.low:g}, {s.high:g}]{' (log)' if s.log else ''} for "
-            f"where the generalised fraction crosses {s.target:g}",
+            (f"  search       bisection of {s.axis} in [{s.low:g}, {s.high:g}]{' (log)' if s.log else ''} for "
+             f"where the generalised fraction crosses {s.target:g}"),
             f"  lines        {len(s.lines)}" + (f" ({'; '.join(line.label() for line in self.lines)})"
                                                 if len(s.lines) <= 8 else ""),
             f"  members      at most {s.members}: {s.seeds} seeds per probe, 2 ends + {s.steps} steps per line",

@@ -558,7 +558,7 @@ def _report(args: argparse.Namespace) -> int:
     if not args.args:
         print("usage: grok report DIR [options]", file=sys.stderr)
         return EXIT_SPEC
-    import analysis.report as report  # lazily: plotting stacks are heavy
+    from analysis import report  # lazily: plotting stacks are heavy
 
     if hasattr(report, "main"):
         return int(report.main(list(args.args)) or 0)

@@ -62,7 +62,7 @@ def prepare(spec: Any, results: str | None = None, members: Sequence[RunConfig] 
     expanded = {m.run_id for m in members}
     retry = (failed_ids & expanded) if retry_failed else set()
     if not retry_failed:
-        finished.update({rid: "failed" for rid in failed_ids})
+        finished.update(dict.fromkeys(failed_ids, "failed"))
     if write and retry:
         cleaned["failed rows retried"] += store.purge_failed_rows(retry)
 
@@ -109,8 +109,8 @@ def describe(prep: Prepared) -> str:
         f"sweep {spec.name}  ({spec.source})",
         f"  results      {prep.store.uri}",
         "  axes         " + ("; ".join(f"{a.field}: {a.describe()}" for a in spec.axes) or "none"),
-        f"  members      {len(prep.members)}  (samples {spec.samples} x grid "
-        f"{len(prep.members) // (spec.samples * spec.replicates)} x replicates {spec.replicates})",
+        (f"  members      {len(prep.members)}  (samples {spec.samples} x grid "
+         f"{len(prep.members) // (spec.samples * spec.replicates)} x replicates {spec.replicates})"),
         f"  packs        {len(p.packs)} in {shapes} shape group(s); pack size "
         f"{'auto' if spec.pack_size is None else spec.pack_size} -> {sizes[0]}"
         + (f"..{sizes[-1]}" if len(sizes) > 1 else ""),
@@ -119,8 +119,8 @@ def describe(prep: Prepared) -> str:
         f"  trials       {len(p.to_run)} to run, {p.members_to_run} members, each with "
         f"{spec.cpus:g} CPU{'s' if spec.cpus != 1 else ''}"
         + (f" and {spec.gpus:g} GPU" if spec.gpus else ""),
-        f"  model-epochs {run_epochs:,} to run (at most; stop rules end members early), "
-        f"{sum(x.model_epochs for x in p.packs):,} in the whole sweep",
+        (f"  model-epochs {run_epochs:,} to run (at most; stop rules end members early), "
+         f"{sum(x.model_epochs for x in p.packs):,} in the whole sweep"),
     ]
     storage = describe_storage(spec.snapshots, prep.members)
     return "\n".join(lines + budget.describe(spec, prep.extension, prep.members) + ([storage] if storage else []))

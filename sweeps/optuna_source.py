@@ -295,8 +295,8 @@ class OptunaSource:
 
     def summary(self) -> list[str]:
         c = self.counts()
-        lines = [f"  study {study_name(self.spec)}: {c.get('complete', 0)} complete, {c.get('pruned', 0)} pruned, "
-                 f"{c.get('fail', 0)} failed, {c.get('running', 0)} running"]
+        lines = [(f"  study {study_name(self.spec)}: {c.get('complete', 0)} complete, {c.get('pruned', 0)} pruned, "
+                  f"{c.get('fail', 0)} failed, {c.get('running', 0)} running")]
         try:
             best = self.study.best_trial
         except ValueError:

@@ -80,10 +80,7 @@ def member_bytes(cfg: RunConfig) -> int:
         per_example = n * d + 2 * m + 3 * c
     else:
         per_example = cfg.n_layers * n * (4 * d + 3 * h * dh + h * n + (0 if cfg.attn_only else 2 * m)) + 5 * c
-    try:
-        examples = cfg.train_size
-    except Exception:  # an older grokcore without train_size
-        examples = round(cfg.train_fraction * cfg.operand_range**2)
+    examples = cfg.train_size
     if cfg.batch_size is not None:
         examples = min(examples, cfg.batch_size)
     return 4 * (4 * params + 2 * per_example * examples)

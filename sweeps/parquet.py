@@ -150,8 +150,7 @@ def results_location(location: str) -> str:
     a trial resolving `results` itself would do so inside Tune's trial directory, and its rows
     would land under Ray's session folder instead of where the user asked."""
     location = location.strip()
-    if location.startswith("file://"):
-        location = location[len("file://"):]
+    location = location.removeprefix("file://")
     if "://" in location:
         return location.rstrip("/")
     return str(Path(location).expanduser().resolve())

@@ -28,7 +28,6 @@ The `python -m sweeps.slurm ...` helpers below are what the script calls on the 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shlex

@@ -152,8 +152,8 @@ def format_status(st: SweepStatus) -> str:
     lines = [
         f"{st.name}  ({st.uri})",
         f"  members   {total} planned; {st.with_row} ended ({ended})",
-        f"  outcome   memorised {st.memorised}, generalised {st.generalised}, grokked {st.grokked}, "
-        f"memorised only {st.memorised_only}  ({st.thresholds})",
+        (f"  outcome   memorised {st.memorised}, generalised {st.generalised}, grokked {st.grokked}, "
+         f"memorised only {st.memorised_only}  ({st.thresholds})"),
         f"  failed    {st.by_status.get('failed', 0)}",
         (f"  running   {st.training} in {st.packs_started} started pack(s); {st.waiting} waiting"
          if not st.interrupted else

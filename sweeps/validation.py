@@ -71,7 +71,7 @@ def bare(e: ConfigError) -> str:
     """ConfigError's message without its leading 'field: '."""
     text = str(e)
     prefix = f"{e.field_name}: "
-    return text[len(prefix):] if text.startswith(prefix) else text
+    return text.removeprefix(prefix)
 
 
 def epoch_budget(base: dict[str, Any], axes: Iterable[Any]) -> int:

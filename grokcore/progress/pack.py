@@ -368,7 +368,7 @@ def _sgld_llc_of_pack(net: nn.Module, theta0: Tensor, configs: list[RunConfig], 
     with torch.no_grad():
         init_loss = batch_loss(theta0, tokens_all, labels_all, weight_all)
     B = settings.batch_size
-    if B is None or B >= max(counts):
+    if B is None or max(counts) <= B:
         rep = lambda x: x.repeat_interleave(C, 0)  # noqa: E731
         full = (rep(tokens_all), rep(labels_all), rep(weight_all.to(loss_dtype)))
 

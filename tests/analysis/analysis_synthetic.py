@@ -86,7 +86,7 @@ def metrics_rows(member: Member) -> list[dict]:
             reached, lost = member.test_reached_then
             test = 0.995 if reached <= epoch < lost else 0.6 if epoch >= lost else 0.3
         clean = accuracy(epoch, clean_epoch)
-        row = {name: math.nan for name in METRIC_COLUMNS}
+        row = dict.fromkeys(METRIC_COLUMNS, math.nan)
         row.update({
             "run_id": member.run_id, "epoch": epoch,
             "train/acc": train, "train/loss": 5.0 * (1 - train) + 1e-3,

@@ -8,7 +8,7 @@ import pytest
 # The synthetic builder sits beside the tests; make it importable whatever pytest's import mode.
 sys.path.insert(0, str(Path(__file__).parent))
 
-import analysis_synthetic as synthetic  # noqa: E402
+import analysis_synthetic as synthetic
 
 
 @pytest.fixture(scope="session")

@@ -190,7 +190,7 @@ def test_members_table_shows_finals_and_swept_values_sorts_filters_and_has_a_fil
 
     index = write_report(grid_sweep_dir, out_dir=tmp_path / "r", png=False)
     page = index.read_text(encoding="utf-8")
-    header = re.search(r'<table[^>]*id="members"[^>]*>\s*<thead>(.*?)</thead>', page, re.S).group(1)
+    header = re.search(r'<table[^>]*id="members"[^>]*>\s*<thead>(.*?)</thead>', page, re.DOTALL).group(1)
     columns = re.findall(r"<th>(.*?)</th>", header)
     for column in ("train_fraction", "weight_decay", "seed", "phase", "gen_epoch", "relative_delay",
                    "final/train/loss", "final/train/acc", "final/test/loss", "final/test/acc"):
@@ -203,7 +203,7 @@ def test_members_table_shows_finals_and_swept_values_sorts_filters_and_has_a_fil
 
 
 def test_a_large_sweep_links_its_members_table_instead_of_inlining_it(grid_sweep_dir, tmp_path, monkeypatch):
-    import analysis.report as report
+    from analysis import report
 
     monkeypatch.setattr(report, "MAX_INLINE_MEMBERS", 10)
     page = write_report(grid_sweep_dir, out_dir=tmp_path / "r", png=False).read_text(encoding="utf-8")

@@ -84,12 +84,12 @@ def test_the_validation_catches_mistakes():
     assert problems(typo, "rayjobs") == ["spec.rayClusterSpec: unknown field 'workerGroupSpec'"]
     wrong = json.loads(json.dumps(job))
     wrong["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["replicas"] = "two"
-    assert problems(wrong, "rayjobs") == ["spec.rayClusterSpec.workerGroupSpecs.0.replicas: 'two' is not of type "
-                                          "'integer'"]
+    assert problems(wrong, "rayjobs") == [("spec.rayClusterSpec.workerGroupSpecs.0.replicas: 'two' is not of type "
+                                           "'integer'")]
     missing = json.loads(json.dumps(job))
     del missing["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["groupName"]
-    assert problems(missing, "rayjobs") == ["spec.rayClusterSpec.workerGroupSpecs.0: 'groupName' is a required "
-                                            "property"]
+    assert problems(missing, "rayjobs") == [("spec.rayClusterSpec.workerGroupSpecs.0: 'groupName' is a required "
+                                             "property")]
     quantity = manifest("raycluster.yaml")
     quantity["spec"]["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"] = "32 GB"
     [bad] = problems(quantity, "rayclusters")

@@ -15,7 +15,6 @@ from grokcore.progress import (
     estimate_llc,
     excluded_loss,
     fourier_basis,
-    frequency_norms,
     key_frequencies,
     logit_cos_coefficients,
     measure_pack,

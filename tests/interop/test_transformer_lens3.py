@@ -39,8 +39,8 @@ def tl3_environment() -> Path:
     project_sites = [p for p in [*site.getsitepackages(), site.getusersitepackages()] if Path(p).is_dir()]
     link = "".join(f"import site; site.addsitedir({p!r})\n" for p in project_sites)
     steps = [[sys.executable, "-m", "venv", str(venv)],
-             [str(python), "-c", f"import sysconfig, pathlib; pathlib.Path(sysconfig.get_paths()['purelib'], "
-                                 f"'grok_project_env.pth').write_text({link!r})"],
+             [str(python), "-c", (f"import sysconfig, pathlib; pathlib.Path(sysconfig.get_paths()['purelib'], "
+                                  f"'grok_project_env.pth').write_text({link!r})")],
              [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r", str(REQUIREMENTS)]]
     for step in steps:
         done = subprocess.run(step, capture_output=True, text=True, timeout=900)

@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from lit_miniature import run_miniature  # noqa: E402
+from lit_miniature import run_miniature
 
 ORDER = ["memorisation", "grokking", "comprehension", "confusion"]
 MINIATURE = ["axes.train_fraction=[0.6]", "replicates=1"]

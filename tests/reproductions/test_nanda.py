@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from lit_miniature import figures_module, run_miniature  # noqa: E402
+from lit_miniature import figures_module, run_miniature
 
 MINIATURE = ["base.p=31", "base.train_fraction=0.5", "base.d_model=64", "base.d_mlp=128", "base.lr=3e-3",
              "base.weight_decay=3.0", "base.epochs=800", "base.eval_every=25", "base.progress_every=50",

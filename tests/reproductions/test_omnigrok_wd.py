@@ -12,9 +12,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from lit_miniature import run_miniature  # noqa: E402
+from lit_miniature import run_miniature
 
-from analysis import power_law_fit  # noqa: E402
+from analysis import power_law_fit
 
 MINIATURE = ["axes.weight_decay=[0.316, 1.0, 3.16]", "replicates=1", "base.epochs=4500"]
 

@@ -10,9 +10,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from lit_miniature import run_miniature  # noqa: E402
+from lit_miniature import run_miniature
 
-from analysis import critical_train_fraction  # noqa: E402
+from analysis import critical_train_fraction
 
 MINIATURE = ["axes.train_fraction=[0.3, 0.6, 0.7]", "replicates=1"]
 

@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from sweeps_testing import TINY, write_spec  # noqa: E402
+from sweeps_testing import TINY, write_spec
 
 
 @pytest.fixture

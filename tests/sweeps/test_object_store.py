@@ -190,7 +190,7 @@ def test_status_and_load_sweep_make_few_requests_per_part_file(s3_env, tmp_path)
              # the runner's verdict columns: without them (an older sweep) status reads metrics rows instead
              "epoch_memorised": 10, "epoch_generalised": None, "grokked": False} for c in cfgs], runs_schema())
         store.write_part("metrics", pack, 0, [
-            {**{col: None for col in METRIC_COLUMNS}, "run_id": c.run_id, "epoch": e, "train/acc": 1.0,
+            {**dict.fromkeys(METRIC_COLUMNS), "run_id": c.run_id, "epoch": e, "train/acc": 1.0,
              "test/acc": 0.5, "train/loss": 0.1, "test/loss": 1.0} for c in cfgs for e in (10, 20, 30, 40)],
             metrics_schema())
         store.write_record(pack, {"pack_id": pack, "members": [c.run_id for c in cfgs], "seq": 1, "done": True,

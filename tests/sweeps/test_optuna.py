@@ -119,16 +119,16 @@ BAD = {
     "unknown_sampler": (BASE + AXES + GOOD + ", sampler: bayes}\n", "search.sampler: unknown sampler 'bayes'",
                         "allowed: tpe, gp, cmaes, random, grid"),
     "unknown_sampler_option": (BASE + AXES + GOOD + ", sampler: {kind: tpe, n_startup: 3}}\n",
-                               "search.sampler.n_startup: unknown option of TPESampler; did you mean "
-                               "'n_startup_trials'?", None),
+                               ("search.sampler.n_startup: unknown option of TPESampler; did you mean "
+                                "'n_startup_trials'?"), None),
     "grid_over_continuous": (BASE + AXES + GOOD + ", sampler: grid}\n",
                              "search.sampler: grid needs every axis to be a list of values", None),
     "missing_penalty": (BASE + AXES + GOOD.replace(", penalty: 2000", "") + "}\n",
                         "search.objective.penalty: required: epoch_test_99 is null for members that never reach it",
                         None),
     "penalty_inside_budget": (BASE + AXES + GOOD.replace("2000", "500") + "}\n",
-                              "search.objective.penalty: 500 would score members that never reach epoch_test_99 "
-                              "better than some that do", "epoch budget 1000"),
+                              ("search.objective.penalty: 500 would score members that never reach epoch_test_99 "
+                               "better than some that do"), "epoch budget 1000"),
     "no_direction": (BASE + AXES + GOOD.replace("direction: minimize, ", "") + "}\n",
                      "search.direction: required: minimize or maximize", None),
     "no_space": (BASE + GOOD + "}\n", "axes: a search needs a search space", None),
@@ -145,8 +145,8 @@ BAD = {
     "scheduler_with_packs": (BASE + AXES + GOOD + ", scheduler: asha}\n",
                              "search.scheduler: a Tune scheduler needs kind: tune-optuna", None),
     "pruning_with_tune": (BASE + AXES + GOOD.replace("kind: optuna", "kind: tune-optuna")
-                          + ", pruning: {grace_epochs: 100}}\n", "search.pruning: kind tune-optuna stops trials "
-                          "with a Tune scheduler", None),
+                          + ", pruning: {grace_epochs: 100}}\n", ("search.pruning: kind tune-optuna stops trials "
+                           "with a Tune scheduler"), None),
     "batch_with_tune": (BASE + AXES + GOOD.replace("kind: optuna", "kind: tune-optuna") + ", batch: 4}\n",
                         "search.batch: tune-optuna trains one member per trial", None),
     "unknown_kind": (BASE + AXES + GOOD.replace("kind: optuna", "kind: hyperopt") + "}\n",

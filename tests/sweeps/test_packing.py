@@ -63,8 +63,8 @@ def test_plan_skips_finished_and_continues_packs():
     assert [p.pack_id for p in fresh.to_run] == [p.pack_id for p in packs] and not fresh.done
 
     # pack 0 finished; pack 1 half finished (in itself): it keeps its id and continues from its record
-    finished = {r: packs[0].pack_id for r in packs[0].run_ids}
-    finished.update({r: packs[1].pack_id for r in packs[1].run_ids[:2]})
+    finished = dict.fromkeys(packs[0].run_ids, packs[0].pack_id)
+    finished.update(dict.fromkeys(packs[1].run_ids[:2], packs[1].pack_id))
     records = {p.pack_id: {"members": p.run_ids, "seq": 3, "done": i == 0} for i, p in enumerate(packs[:2])}
     again = plan(ms, 4, finished=finished, records=records)
     assert [p.pack_id for p in again.done] == [packs[0].pack_id]
@@ -74,7 +74,7 @@ def test_plan_skips_finished_and_continues_packs():
     # members finished under another cut (another pack size): the pack shrinks to the rest, and
     # records no pack continues are orphans
     other = cut_packs(ms, 6)
-    finished = {r: other[0].pack_id for r in other[0].run_ids[:3]}
+    finished = dict.fromkeys(other[0].run_ids[:3], other[0].pack_id)
     records = {other[0].pack_id: {"members": other[0].run_ids, "seq": 2, "done": False}}
     shrunk = plan(ms, 4, finished=finished, records=records)
     assert shrunk.members_to_run == 12 - 3

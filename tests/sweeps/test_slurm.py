@@ -46,7 +46,7 @@ def test_script_written_without_submitting(tmp_path):
     script = tmp_path / "results" / "tiny" / "slurm" / "tiny.sbatch"
     assert f"script: {script}" in done.stdout and "sbatch " in done.stdout
     text = script.read_text()
-    options = re.findall(r"^#SBATCH (\S+)$", text, re.M)
+    options = re.findall(r"^#SBATCH (\S+)$", text, re.MULTILINE)
     # one task per node; TINY's trial asks 1 CPU and no GPU, so 4 CPU trials' worth per node
     assert options == ["--job-name=grok-tiny", "--nodes=3", "--ntasks-per-node=1", "--cpus-per-task=4",
                        "--time=1-00:00:00", f"--output={tmp_path}/results/tiny/slurm/slurm-%j.out",
@@ -65,8 +65,8 @@ def test_script_written_without_submitting(tmp_path):
     (["--nodes", "0"], "--nodes: at least 1, got 0"),
     (["--time", "4h"], "--time: one of SLURM's formats MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS, got '4h'"),
     (["--cpus-per-node", "1", "--set", "resources.cpus=2"],
-     "resources.cpus: 2 CPUs per trial, but the job gives each node --cpus-per-node 1; lower it, or ask the job "
-     "for more per node (--cpus-per-node, --gpus-per-node)"),
+     ("resources.cpus: 2 CPUs per trial, but the job gives each node --cpus-per-node 1; lower it, or ask the job "
+      "for more per node (--cpus-per-node, --gpus-per-node)")),
     (["--set", "resources.gpus=1"],
      "resources.gpus: 1 GPU per trial, but the job gives each node --gpus-per-node 0; set resources.gpus: 0"),
     (["--set", "base.p=-3"], "base.p"),

@@ -36,10 +36,10 @@ BAD = {
     "random_kind_for_int": (BASE.replace("p: 23, ", "") + "axes:\n  p: {uniform: [7, 23]}\n",
                             "axes.p: uniform draws real numbers, but p is an integer field; use integers or choice",
                             None),
-    "unknown_threshold": (BASE + "thresholds: {holds: 1}\n", "thresholds.holds: unknown threshold; did you mean "
-                          "'hold'?", "allowed:"),
-    "bad_threshold": (BASE + "thresholds: {test_acc: 1.5}\n", "thresholds.test_acc: threshold test_acc must be in "
-                      "(0, 1], got 1.5", None),
+    "unknown_threshold": (BASE + "thresholds: {holds: 1}\n", ("thresholds.holds: unknown threshold; did you mean "
+                           "'hold'?"), "allowed:"),
+    "bad_threshold": (BASE + "thresholds: {test_acc: 1.5}\n", ("thresholds.test_acc: threshold test_acc must be in "
+                       "(0, 1], got 1.5"), None),
     "unknown_distribution": (BASE + "axes:\n  lr: {normal: [0, 1]}\n", "axes.lr: unknown axis kind 'normal'",
                              "uniform"),
     "bad_replicates": (BASE + "replicates: 0\n", "replicates: must be an integer >= 1, got 0", None),

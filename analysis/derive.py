@@ -685,7 +685,7 @@ def critical_train_fraction(times: pd.DataFrame, axis: str = "train_fraction", b
         lo = hi = np.nan
         if np.isfinite(critical) and n_boot:
             lo, hi, _ = _cached(cache, ("critical", level, n_boot, seed), points,
-                                lambda: _interval(resampled_crossings(points)))
+                                lambda points=points: _interval(resampled_crossings(points)))
         rows.append({**key, "scope": scope, "critical": critical, "critical_lo": lo,
                      "critical_hi": hi, "lower": lower, "upper": upper, "level": level,
                      "n_points": len(points), "n_members": sum(len(pt) for pt in points.values()), "note": note})
@@ -763,7 +763,7 @@ def power_law_fit(times: pd.DataFrame, x: str, value: str = "gen_epoch", by: Seq
                                                       "censored)" if unknown else ""))
         elif n_boot:
             lo, hi, ok = _cached(cache, ("power", n_boot, seed), points,
-                                 lambda: _interval(resampled_exponents(points)))
+                                 lambda points=points: _interval(resampled_exponents(points)))
             row.update(exponent_lo=lo, exponent_hi=hi)
             if not np.isfinite(lo):
                 row["note"] = f"no interval: only {ok} of {n_boot} resamples had {MIN_FIT_POINTS} medians"

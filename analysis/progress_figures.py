@@ -387,7 +387,7 @@ def progress_phase_diagram(progress: pd.DataFrame, runs: pd.DataFrame, x: str, y
                                texttemplate="%{text}", customdata=z, colorscale="Viridis",
                                colorbar=dict(title=("log10 " if log_color else "") + "median"),
                                hovertemplate=f"{x}=%{{x}}, {y}=%{{y}}: %{{customdata:.4g}}<extra></extra>"))
-    pooled = [a for a in _swept(table, exclude=(x, y, "seed", *(where or {})))]
+    pooled = list(_swept(table, exclude=(x, y, "seed", *(where or {}))))
     what = f"{value_name} (censored median: members that never got there count)" if below is not None else f"{column} at " + (f"epoch <= {epoch}" if epoch is not None else "the last epoch")
     fig.update_xaxes(title=axis_title(x), type="category")
     fig.update_yaxes(title=axis_title(y), type="category")

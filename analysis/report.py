@@ -411,7 +411,7 @@ def _fit_table(times: pd.DataFrame, fit, axis: str,
     fits' own rows by their `by` axes, for the one-axis curves to draw (a fit's bootstrap is the costly
     part of a large report: computed once)."""
     per_group = fit(times, cache=cache)
-    others = [c for c in per_group.columns[:list(per_group.columns).index("scope")]]
+    others = list(per_group.columns[:list(per_group.columns).index("scope")])
     pooled = fit(times, by=[], cache=cache) if others else per_group.iloc[:0]
     raw = {tuple(others): per_group, **({(): pooled} if others else {})}
     rows = []

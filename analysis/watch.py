@@ -20,6 +20,7 @@ followed: a listing that fails or a part that vanishes while read only postpones
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import sys
@@ -315,10 +316,8 @@ def serve(live: LiveReport, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) 
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Cache-Control", "no-store")
             self.end_headers()
-            try:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the browser left mid-page (a reload)
                 self.wfile.write(body)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the browser left mid-page (a reload); nothing to do
 
         def log_message(self, format: str, *args) -> None:  # noqa: A002 - quiet: the terminal shows rebuilds
             pass

@@ -153,7 +153,7 @@ def watch_step(sweep: Path) -> tuple[float, float]:
 
     held = sweep.parent / f".held-{sweep.name}"
     held.mkdir(exist_ok=True)
-    pack = sorted(p.name for p in (sweep / "runs").glob("part-*.parquet"))[-1].rsplit("-", 1)[0]
+    pack = max(p.name for p in (sweep / "runs").glob("part-*.parquet")).rsplit("-", 1)[0]
     moved = [(part, held / f"{part.parent.name}-{part.name}") for table in ("runs", "metrics")
              for part in (sweep / table).glob(f"{pack}-*.parquet")]
     for part, aside in moved:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -49,7 +50,8 @@ def param_shapes(cfg: RunConfig) -> dict[str, tuple[int, ...]]:
     """Per-member parameter names and shapes, in a fixed order."""
     d, V, C, T = cfg.d_model, cfg.d_vocab, cfg.n_classes, cfg.n_ctx
     if cfg.model == "mlp":
-        shapes = {"embed.W_E": (V, d), "mlp.W_in": (T * d, cfg.d_mlp), "unembed.W_U": (cfg.d_mlp, C)}
+        shapes: dict[str, tuple[int, ...]] = {"embed.W_E": (V, d), "mlp.W_in": (T * d, cfg.d_mlp),
+                                              "unembed.W_U": (cfg.d_mlp, C)}
         if cfg.bias:
             shapes |= {"mlp.b_in": (cfg.d_mlp,), "unembed.b_U": (C,)}
         return shapes
@@ -174,6 +176,7 @@ class PackedModel(nn.Module):
             raise TypeError("give either member_params or params")
         self.cfg = cfg  # architecture only: per-member hyperparameters live in the trainer
         if params is None:
+            assert member_params is not None  # exactly one of the two, checked above
             params = nn.ParameterDict(
                 {name.replace(".", "__"): nn.Parameter(torch.stack([m[name] for m in member_params]))
                  for name in param_shapes(cfg)})
@@ -195,9 +198,13 @@ class PackedModel(nn.Module):
         if tokens.dtype not in (torch.int64, torch.int32):
             raise ValueError(f"tokens must be integer token ids, got dtype {tokens.dtype}")
 
-    def w(self, name: str) -> Tensor | None:
-        key = name.replace(".", "__")
-        return self.params[key] if key in self.params else None
+    def w(self, name: str) -> Tensor:
+        """The parameter `name` (TransformerLens name), (member, *shape)."""
+        return self.params[name.replace(".", "__")]
+
+    def bias(self, name: str) -> Tensor | None:
+        """The bias `name`, or None where the config has no biases (cfg.bias False)."""
+        return self.params.get(name.replace(".", "__"))
 
     def named_member_params(self) -> dict[str, nn.Parameter]:
         """Parameters under their TransformerLens names, each (member, *shape)."""
@@ -212,6 +219,16 @@ class PackedModel(nn.Module):
     def act(self, x: Tensor) -> Tensor:
         return F.relu(x) if self.cfg.act == "relu" else F.gelu(x)
 
+    # ---- the training path, which each architecture implements ----------------------------------
+    def train_tables(self, n_pos: int) -> dict[str, Tensor]:
+        """The part of train_logits that is the same for every example, per (position, token)."""
+        raise NotImplementedError
+
+    def train_logits(self, tokens: Int[Tensor, "member batch pos"],
+                     tables: dict[str, Tensor] | None = None) -> Float[Tensor, "member batch d_vocab_out"]:
+        """Logits at the last position; `tables` from train_tables(pos), computed here if not given."""
+        raise NotImplementedError
+
 
 class PackedTransformer(PackedModel):
     def __init__(self, cfg: RunConfig, member_params: Sequence[dict[str, Tensor]] | None = None, *,
@@ -225,6 +242,10 @@ class PackedTransformer(PackedModel):
         # Every example of grokcore.tasks ends in '=' in layouts that end in '=' (train_logits relies on it).
         self.fixed_last_token = cfg.eq_token if cfg.token_layout.split()[-1] == "=" else None
 
+    def block_hooks(self, layer: int) -> _HookGroup:
+        # nn.ModuleList holds plain Modules to a type checker; each item here is a block's _HookGroup.
+        return cast("_HookGroup", self.blocks[layer])
+
     # ---- instrumented path --------------------------------------------------------------------
     def forward(self, tokens: Int[Tensor, "member batch pos"]) -> Float[Tensor, "member batch pos d_vocab_out"]:
         self.check_tokens(tokens)
@@ -233,8 +254,8 @@ class PackedTransformer(PackedModel):
         embed = self.hook_embed(gather_rows(self.w("embed.W_E"), tokens))
         pos = self.hook_pos_embed(self.w("pos_embed.W_pos")[:, None, :T, :].expand_as(embed))
         resid = embed + pos
-        for layer, hooks in enumerate(self.blocks):
-            blk = f"blocks.{layer}"
+        for layer in range(cfg.n_layers):
+            blk, hooks = f"blocks.{layer}", self.block_hooks(layer)
             resid = hooks.hook_resid_pre(resid)
             x = self._ln(resid, f"{blk}.ln1", hooks.ln1)
             q = hooks.attn.hook_q(self._proj(x, f"{blk}.attn", "Q"))  # (member, batch, pos, head, d_head)
@@ -249,13 +270,13 @@ class PackedTransformer(PackedModel):
             resid = hooks.hook_resid_mid(resid + hooks.hook_attn_out(attn_out))
             if not cfg.attn_only:
                 x = self._ln(resid, f"{blk}.ln2", hooks.ln2)
-                pre = hooks.mlp.hook_pre(add_bias(bmm(x, self.w(f"{blk}.mlp.W_in")), self.w(f"{blk}.mlp.b_in")))
+                pre = hooks.mlp.hook_pre(add_bias(bmm(x, self.w(f"{blk}.mlp.W_in")), self.bias(f"{blk}.mlp.b_in")))
                 post = hooks.mlp.hook_post(self.act(pre))
-                mlp_out = add_bias(bmm(post, self.w(f"{blk}.mlp.W_out")), self.w(f"{blk}.mlp.b_out"))
+                mlp_out = add_bias(bmm(post, self.w(f"{blk}.mlp.W_out")), self.bias(f"{blk}.mlp.b_out"))
                 resid = resid + hooks.hook_mlp_out(mlp_out)
             resid = hooks.hook_resid_post(resid)
         x = self._ln(resid, "ln_final", self.ln_final)
-        return self.hook_logits(add_bias(bmm(x, self.w("unembed.W_U")), self.w("unembed.b_U")))
+        return self.hook_logits(add_bias(bmm(x, self.w("unembed.W_U")), self.bias("unembed.b_U")))
 
     def _ln(self, x: Tensor, prefix: str, hooks: _HookGroup) -> Tensor:
         if self.cfg.normalization == "none":
@@ -271,13 +292,13 @@ class PackedTransformer(PackedModel):
         W = self.w(f"{prefix}.W_{which}")  # (member, head, d_model, d_head)
         K, H, d, dh = W.shape
         out = bmm(x, W.permute(0, 2, 1, 3).reshape(K, d, H * dh)).unflatten(-1, (H, dh))
-        return add_bias(out, self.w(f"{prefix}.b_{which}"))
+        return add_bias(out, self.bias(f"{prefix}.b_{which}"))
 
     def _attn_out(self, z: Tensor, blk: str) -> Tensor:
         """z (member, ..., head, d_head) -> (member, ..., d_model)."""
         W_O = self.w(f"{blk}.attn.W_O")  # (member, head, d_head, d_model)
         out = bmm(z.flatten(-2), W_O.reshape(W_O.shape[0], -1, W_O.shape[-1]))
-        return add_bias(out, self.w(f"{blk}.attn.b_O"))
+        return add_bias(out, self.bias(f"{blk}.attn.b_O"))
 
     # ---- training path ------------------------------------------------------------------------
     def train_tables(self, n_pos: int) -> dict[str, Tensor]:
@@ -287,7 +308,7 @@ class PackedTransformer(PackedModel):
         through them once) and passes them in."""
         cfg, V = self.cfg, self.cfg.d_vocab
         resid_table = (self.w("embed.W_E")[:, None] + self.w("pos_embed.W_pos")[:, :n_pos, None]).flatten(1, 2)
-        x_table = self._ln(resid_table, "blocks.0.ln1", self.blocks[0].ln1)  # (member, pos*vocab, d_model)
+        x_table = self._ln(resid_table, "blocks.0.ln1", self.block_hooks(0).ln1)  # (member, pos*vocab, d_model)
         tables = {"v": self._proj(x_table, "blocks.0.attn", "V")}
         if cfg.n_layers == 1 and self.fixed_last_token is not None:
             # One layer and a last token that never varies ('='): the query is one vector per
@@ -305,7 +326,7 @@ class PackedTransformer(PackedModel):
     def train_logits(self, tokens: Int[Tensor, "member batch pos"],
                      tables: dict[str, Tensor] | None = None) -> Float[Tensor, "member batch d_vocab_out"]:
         cfg = self.cfg
-        K, B, T = tokens.shape
+        _K, _B, T = tokens.shape
         V = cfg.d_vocab
         if tables is None:
             tables = self.train_tables(T)
@@ -319,7 +340,7 @@ class PackedTransformer(PackedModel):
             resid = tables["resid"] + self._attn_out(z, "blocks.0")  # (member, batch, d_model)
             resid = self._mlp(0, resid)
             x = self._ln(resid, "ln_final", self.ln_final)
-            return add_bias(bmm(x, self.w("unembed.W_U")), self.w("unembed.b_U"))
+            return add_bias(bmm(x, self.w("unembed.W_U")), self.bias("unembed.b_U"))
         k = gather_rows(tables["k"], table_index)
         if last:
             q_index = table_index[..., -1:]
@@ -332,14 +353,14 @@ class PackedTransformer(PackedModel):
         for layer in range(1, cfg.n_layers):
             last = layer == cfg.n_layers - 1
             blk = f"blocks.{layer}"
-            x = self._ln(resid, f"{blk}.ln1", self.blocks[layer].ln1)
+            x = self._ln(resid, f"{blk}.ln1", self.block_hooks(layer).ln1)
             x_q = x[:, :, -1:] if last else x
             resid_q = resid[:, :, -1] if last else resid
             q = self._proj(x_q, f"{blk}.attn", "Q")
             resid = self._train_block(layer, resid_q, q, self._proj(x, f"{blk}.attn", "K"),
                                       self._proj(x, f"{blk}.attn", "V"), last)
         x = self._ln(resid, "ln_final", self.ln_final)
-        return add_bias(bmm(x, self.w("unembed.W_U")), self.w("unembed.b_U"))
+        return add_bias(bmm(x, self.w("unembed.W_U")), self.bias("unembed.b_U"))
 
     def _train_block(self, layer: int, resid: Tensor, q: Tensor, k: Tensor, v: Tensor, last: bool) -> Tensor:
         """One block given Q (member, batch, q_pos, head, d_head) and K, V over all positions.
@@ -364,9 +385,9 @@ class PackedTransformer(PackedModel):
         if self.cfg.attn_only:
             return resid
         blk = f"blocks.{layer}"
-        x = self._ln(resid, f"{blk}.ln2", self.blocks[layer].ln2)
-        pre = add_bias(bmm(x, self.w(f"{blk}.mlp.W_in")), self.w(f"{blk}.mlp.b_in"))
-        return resid + add_bias(bmm(self.act(pre), self.w(f"{blk}.mlp.W_out")), self.w(f"{blk}.mlp.b_out"))
+        x = self._ln(resid, f"{blk}.ln2", self.block_hooks(layer).ln2)
+        pre = add_bias(bmm(x, self.w(f"{blk}.mlp.W_in")), self.bias(f"{blk}.mlp.b_in"))
+        return resid + add_bias(bmm(self.act(pre), self.w(f"{blk}.mlp.W_out")), self.bias(f"{blk}.mlp.b_out"))
 
 
 class PackedMLP(PackedModel):
@@ -382,9 +403,9 @@ class PackedMLP(PackedModel):
     def forward(self, tokens: Int[Tensor, "member batch pos"]) -> Float[Tensor, "member batch d_vocab_out"]:
         self.check_tokens(tokens)
         embed = self.hook_embed(gather_rows(self.w("embed.W_E"), tokens))  # (member, batch, pos, d_model)
-        pre = self.mlp.hook_pre(add_bias(bmm(embed.flatten(-2), self.w("mlp.W_in")), self.w("mlp.b_in")))
+        pre = self.mlp.hook_pre(add_bias(bmm(embed.flatten(-2), self.w("mlp.W_in")), self.bias("mlp.b_in")))
         post = self.mlp.hook_post(self.act(pre))
-        return self.hook_logits(add_bias(bmm(post, self.w("unembed.W_U")), self.w("unembed.b_U")))
+        return self.hook_logits(add_bias(bmm(post, self.w("unembed.W_U")), self.bias("unembed.b_U")))
 
     def train_tables(self, n_pos: int) -> dict[str, Tensor]:
         """The hidden pre-activation each (position, token) contributes, row t*V + v: the part of
@@ -396,13 +417,13 @@ class PackedMLP(PackedModel):
 
     def train_logits(self, tokens: Int[Tensor, "member batch pos"],
                      tables: dict[str, Tensor] | None = None) -> Float[Tensor, "member batch d_vocab_out"]:
-        K, B, T = tokens.shape
+        _K, _B, T = tokens.shape
         V = self.cfg.d_vocab
         if tables is None:
             tables = self.train_tables(T)
         pre = gather_rows(tables["pre"], tokens + torch.arange(T, device=tokens.device) * V).sum(2)
-        pre = add_bias(pre, self.w("mlp.b_in"))
-        return add_bias(bmm(self.act(pre), self.w("unembed.W_U")), self.w("unembed.b_U"))
+        pre = add_bias(pre, self.bias("mlp.b_in"))
+        return add_bias(bmm(self.act(pre), self.w("unembed.W_U")), self.bias("unembed.b_U"))
 
 
 LN_HOOKS = ("hook_scale", "hook_normalized")
@@ -421,6 +442,9 @@ class _HookGroup(nn.Module):
             setattr(self, name, group)
         for name in names:
             setattr(self, name, hook_point())
+
+    if TYPE_CHECKING:  # the hook points and sub-groups are set by name above; nn.Module's own answer is Tensor | Module
+        def __getattr__(self, name: str) -> Any: ...
 
 
 def _block_hooks(hook_point: HookPointClass) -> _HookGroup:

@@ -209,7 +209,7 @@ class SnapshotFiles:
             from safetensors import safe_open
 
             with safe_open(path, framework="pt") as f:
-                return {k[len(prefix):]: f.get_tensor(k) for k in f.keys() if k.startswith(prefix)}
+                return {k[len(prefix):]: f.get_tensor(k) for k in f if k.startswith(prefix)}
         from safetensors.torch import load
 
         if path not in self._data:
@@ -232,7 +232,7 @@ class SnapshotFiles:
         return sorted(out, key=lambda e: (e["run_id"], e["epoch"]))
 
     def load(self, run_id: str, epoch: int | None = None, dtype: torch.dtype | None = torch.float32,
-             entries: list[dict[str, Any]] | None = None) -> tuple[RunConfig, dict[str, Tensor]]:
+             entries: Sequence[dict[str, Any]] | None = None) -> tuple[RunConfig, dict[str, Tensor]]:
         """As load_snapshot; `entries`: the member's, as list() gave them (saves listing again)."""
         entries = self.list(run_id) if entries is None else entries
         if not entries:

@@ -32,7 +32,7 @@ import inspect
 import itertools
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -587,6 +587,7 @@ def load_user_task(name: str, p: int) -> Task:
     factory = getattr(module, factory_name, None)
     if not callable(factory):
         raise TaskError(f"{module_name} has no callable {factory_name!r} (user task {name!r})")
+    params: Mapping[str, inspect.Parameter]
     try:
         params = inspect.signature(factory).parameters
     except (TypeError, ValueError):

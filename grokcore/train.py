@@ -156,9 +156,11 @@ class PackTrainer:
         self.net: PackedModel = build_packed(self.arch, [init_member(c) for c in self.configs]).to(self.device)
         self._hooked: PackedModel | None = None
         self.flat = FlatParams(self.net.named_member_params())
-        self.optimizer = BatchedAdamW(self.flat, *[[getattr(c, h) for c in self.configs]
-                                                   for h in ("lr", "weight_decay", "beta1", "beta2", "eps")],
-                                      torch_compile=torch_compile)
+        def per_member(name: str) -> list[float]:
+            return [getattr(c, name) for c in self.configs]
+
+        self.optimizer = BatchedAdamW(self.flat, per_member("lr"), per_member("weight_decay"), per_member("beta1"),
+                                      per_member("beta2"), per_member("eps"), torch_compile=torch_compile)
         self._compiled_loss = torch.compile(self._loss, dynamic=None) if torch_compile else None
         self.loss_dtype = torch.float64 if self.arch.loss_dtype == "float64" else torch.float32
 
@@ -272,14 +274,15 @@ class PackTrainer:
         """Shuffled minibatches; each member's order depends only on (its seed, epoch), so it is
         the same alone or in any pack, and after a restore. Minibatch packs share n_train."""
         d = self.data
-        n = int(self.arch.train_size)
+        n, size = int(self.arch.train_size), self.arch.batch_size
+        assert size is not None  # only a pack with a batch size takes minibatches
         orders = torch.stack([torch.randperm(n, generator=torch.Generator().manual_seed(
             (c.sub_seed("batch") + self.epoch * 0x9E3779B97F4A7C15) % (1 << 63))) for c in self.configs])
         if self.device.type == "cuda":  # a pinned, non-blocking copy: no sync with the device
             orders = orders.pin_memory().to(self.device, non_blocking=True)
         out = []
-        for start in range(0, n, self.arch.batch_size):
-            idx = orders[:, start:start + self.arch.batch_size]
+        for start in range(0, n, size):
+            idx = orders[:, start:start + size]
             tokens = d["train_tokens"].gather(1, idx.unsqueeze(-1).expand(-1, -1, d["train_tokens"].shape[-1]))
             weight = torch.full(idx.shape, 1.0 / idx.shape[1], dtype=d["train_weight"].dtype, device=self.device)
             out.append((tokens, d["train_labels"].gather(1, idx), weight))
@@ -344,7 +347,7 @@ class PackTrainer:
         every = self.arch.eval_every
         try:
             while self.configs:
-                target = min((self.epoch // every + 1) * every, min(t.end_epoch for t in self.trackers))
+                target = min((self.epoch // every + 1) * every, *(t.end_epoch for t in self.trackers))
                 start = time.perf_counter()
                 live, first = self.live, self.epoch
                 while self.epoch < target:

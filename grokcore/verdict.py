@@ -25,6 +25,7 @@ import it.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -119,7 +120,7 @@ VERDICT_COLUMNS = ("epoch_memorised", "epoch_generalised", "grokked")
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,7 @@ def decide(epochs: Sequence[float], train_acc: Sequence[float], test_acc: Sequen
 
 def _reached(history: list[tuple[float, float]], threshold: float, hold: int) -> tuple[int | None, bool]:
     """(the epoch the accuracy reached its threshold, None if never or it fell back; whether it fell back)."""
-    above = [acc is not None and acc == acc and acc >= threshold for _, acc in history]
+    above = [acc is not None and not math.isnan(acc) and acc >= threshold for _, acc in history]
     n = len(above)
     for i in range(n):
         if not above[i]:

@@ -383,9 +383,9 @@ def starts_of(store: SweepStore, members: Sequence[RunConfig]) -> dict[str, tupl
     table = store.read_table("runs", columns=["run_id", "pack_id", "status", "epochs_trained"])
     for r in (table.to_pylist() if table is not None else []):
         rid, epoch = r["run_id"], r["epochs_trained"]
-        if rid in wanted and r["status"] == BUDGET_END and epoch is not None and epoch < wanted[rid]:
-            if rid not in out or epoch > out[rid][1]:
-                out[rid] = (r["pack_id"], epoch)
+        if (rid in wanted and r["status"] == BUDGET_END and epoch is not None and epoch < wanted[rid]
+                and (rid not in out or epoch > out[rid][1])):
+            out[rid] = (r["pack_id"], epoch)
     return out
 
 

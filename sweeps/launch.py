@@ -24,7 +24,7 @@ import re
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -161,10 +161,8 @@ def check_shared_storage(store: SweepStore) -> None:
             for n in nodes}
         missing = [name for name, ref in checks.items() if not ray.get(ref, timeout=60)]
     finally:
-        try:
+        with suppress(FileNotFoundError):
             store.fs.delete_file(store.path(marker))
-        except FileNotFoundError:
-            pass
     if missing:
         raise RuntimeError(f"results location {store.uri} is not visible on node(s) {', '.join(missing)}; "
                            "use a shared mount present on every node, or an object store URI (s3://...)")
@@ -398,7 +396,7 @@ def write_failed_rows(store: SweepStore, pack: Pack, error: str, record: dict[st
 
 
 def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     if seconds < 60:
         return f"{seconds} s"
     if seconds < 3600:

@@ -417,7 +417,7 @@ class OptunaSource:
             groups[cfg.shape_key()].append((cfg, trial))
         for group in groups.values():
             pack = Pack.of(cfg for cfg, _ in group)
-            for cfg, trial in group:
+            for _, trial in group:
                 trial.set_user_attr("pack_id", pack.pack_id)
             self._purge_failed_rows({cfg.run_id for cfg, _ in group})
             self._hand_out(_Handed(pack, {cfg.run_id: trial.number for cfg, trial in group}))

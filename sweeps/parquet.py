@@ -40,7 +40,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Union, get_args, get_origin
@@ -254,10 +254,8 @@ class SweepStore:
             write(tmp)
             self.fs.move(tmp, path)
         except BaseException:
-            try:
+            with suppress(FileNotFoundError, OSError):
                 self.fs.delete_file(tmp)
-            except (FileNotFoundError, OSError):
-                pass
             raise
 
     def write_text(self, rel: str, text: str) -> None:
@@ -489,7 +487,7 @@ class SweepStore:
             if data is None:
                 continue
             path = self.path(table, self.part_name(pack_id, merged_seq))
-            self._atomic(path, lambda tmp: pq.write_table(data, tmp, filesystem=self.fs))
+            self._atomic(path, lambda tmp, data=data: pq.write_table(data, tmp, filesystem=self.fs))
         self.write_record(pack_id, {**record, "seq": merged_seq + 1, "compacted": merged_seq})
         return self.delete_parts(p for parts in by_table.values() for p in parts)
 
@@ -569,7 +567,5 @@ class SweepStore:
         if self.local:
             shutil.rmtree(path, ignore_errors=True)
         else:
-            try:
+            with suppress(FileNotFoundError, OSError):
                 self.fs.delete_dir(path)
-            except (FileNotFoundError, OSError):
-                pass

@@ -268,7 +268,7 @@ def setting_docs() -> dict[str, str]:
     body = ast.parse(inspect.getsource(SweepSpec)).body[0].body  # type: ignore[attr-defined]
     keys = {f.name: f.metadata.get("key", f.name) for f in dataclasses.fields(SweepSpec)}
     return {keys[node.target.id]: " ".join(str(nxt.value.value).split())  # type: ignore[attr-defined]
-            for node, nxt in zip(body, body[1:])
+            for node, nxt in itertools.pairwise(body)
             if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)}
 
 

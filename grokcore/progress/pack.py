@@ -33,6 +33,7 @@ from grokcore.progress.llc import LLCResult, SGLDSettings, member_generator, sgl
 from grokcore.task import ADDITION, FOURIER, MAX_CIRCUIT
 
 if TYPE_CHECKING:
+    from grokcore.packed import PackedModel
     from grokcore.train import PackTrainer
 
 # Upper bound on (member x example x widest activation) floats of one grid forward.
@@ -144,9 +145,17 @@ def is_addition(cfg: RunConfig) -> bool:
     return ADDITION in cfg.task_def.measures
 
 
+def _modulus(cfg: RunConfig) -> int:
+    """p of a task whose operands are residues mod p (the Fourier measures' tasks)."""
+    p = cfg.task_def.modulus
+    if p is None:
+        raise ValueError(f"task {cfg.task!r} has no modulus: the Fourier measures do not apply")
+    return p
+
+
 def grid_tokens(cfg: RunConfig, device: torch.device | str = "cpu") -> Tensor:
     """All p x p addition inputs (a, b < p) in the member's layout, row a * p + b: (p * p, n_ctx)."""
-    p = cfg.task_def.modulus
+    p = _modulus(cfg)
     a = torch.arange(p, device=device).repeat_interleave(p)
     b = torch.arange(p, device=device).repeat(p)
     fill = {"a": a, "b": b, "=": torch.full_like(a, cfg.eq_token), "op": torch.full_like(a, cfg.op_token("add"))}
@@ -168,7 +177,7 @@ def train_grid_index(cfg: RunConfig, tokens: Tensor, weight: Tensor) -> tuple[Te
 
 def fourier_measures(trainer: PackTrainer, weights: dict[str, Tensor], settings: ProgressSettings) -> dict[str, Tensor]:
     arch = trainer.arch
-    p, K = arch.task_def.modulus, len(trainer.configs)
+    p, K = _modulus(arch), len(trainer.configs)
     device = trainer.device
     f64 = torch.float64
     norms = frequency_norms(weights["embed.W_E"][:, :p].to(f64))  # (member, freq)
@@ -250,11 +259,11 @@ class _Hooked(nn.Module):
         return self.model(tokens)
 
 
-def grid_outputs(model: nn.Module, weights: dict[str, Tensor], tokens: Tensor) -> tuple[Tensor, Tensor | None]:
+def grid_outputs(model: PackedModel, weights: dict[str, Tensor], tokens: Tensor) -> tuple[Tensor, Tensor | None]:
     """Logits at the last position (member, example, class) and the last MLP layer's activations
     there (member, example, d_mlp; None without an MLP) of `model` run with `weights` (TransformerLens
     names, a slice of the members) on `tokens` (example, pos), shared by every member."""
-    cfg: RunConfig = model.cfg
+    cfg = model.cfg
     members = next(iter(weights.values())).shape[0]
     if cfg.model == "mlp":
         hook_name = "mlp.hook_post"
@@ -266,7 +275,7 @@ def grid_outputs(model: nn.Module, weights: dict[str, Tensor], tokens: Tensor) -
     handle = None
     if hook_name is not None:
         last = cfg.model == "transformer"
-        handle = model.hook_dict[hook_name].register_forward_hook(
+        handle = model.get_submodule(hook_name).register_forward_hook(
             lambda _m, _i, out: captured.append(out[:, :, -1] if last else out))
     try:
         params = {f"model.params.{name.replace('.', '__')}": w for name, w in weights.items()}
@@ -282,7 +291,7 @@ def grid_outputs(model: nn.Module, weights: dict[str, Tensor], tokens: Tensor) -
 
 
 class _TrainPath(nn.Module):
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: PackedModel):
         super().__init__()
         self.model = model
 
@@ -338,7 +347,7 @@ def estimate_member_llc(cfg: RunConfig, weights: dict[str, Tensor], settings: SG
                              settings or SGLDSettings(), loss_dtype)
 
 
-def _sgld_llc_of_pack(net: nn.Module, theta0: Tensor, configs: list[RunConfig], tokens_all: Tensor,
+def _sgld_llc_of_pack(net: PackedModel, theta0: Tensor, configs: list[RunConfig], tokens_all: Tensor,
                       labels_all: Tensor, weight_all: Tensor, counts: list[int], epoch: int,
                       settings: SGLDSettings, loss_dtype: torch.dtype) -> LLCResult:
     """SGLD around the rows of theta0 (member, n_params; laid out as net.named_member_params()), on each

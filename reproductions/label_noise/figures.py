@@ -74,8 +74,8 @@ def curves_figure(metrics: pd.DataFrame, runs: pd.DataFrame, title: str) -> go.F
     colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
     for i, (n, group) in enumerate(m.groupby("noise_n")):
         mean = group.groupby("epoch")[list(SERIES)].mean()
-        for col in SERIES:
-            fig.add_scatter(x=mean.index, y=mean[col], mode="lines", name=f"n {n}: {SERIES[col]}",
+        for col, label in SERIES.items():
+            fig.add_scatter(x=mean.index, y=mean[col], mode="lines", name=f"n {n}: {label}",
                             line={"dash": dashes[col], "color": colours[i % len(colours)]},
                             showlegend=col == "test/acc" or i == 0)
     fig.update_layout(title=f"{title}, mean of seeds (dotted: noisy train, dashed: clean train, solid: test)",

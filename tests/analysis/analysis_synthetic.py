@@ -175,7 +175,7 @@ def constructed_gen_epoch(train_fraction: float, weight_decay: float, seed: int)
     train fraction 0.3 only seeds 0 and 1 do (fraction grokked 2/3)."""
     if train_fraction <= 0.2 or (train_fraction == 0.3 and seed == 2):
         return None
-    return int(round(GROK_CONSTANT / weight_decay / EVAL_EVERY)) * EVAL_EVERY
+    return round(GROK_CONSTANT / weight_decay / EVAL_EVERY) * EVAL_EVERY
 
 
 def constructed_mem_epoch(train_fraction: float, weight_decay: float, seed: int) -> int:
@@ -261,7 +261,7 @@ def sampled_members(n: int = 24) -> list[Member]:
     for i in range(n):
         tf = round(rng.uniform(0.1, 0.9), 4)
         wd = round(10 ** rng.uniform(-2, 1), 5)
-        grok = None if tf < 0.4 else max(EVAL_EVERY, int(round(GROK_CONSTANT / wd / EVAL_EVERY)) * EVAL_EVERY)
+        grok = None if tf < 0.4 else max(EVAL_EVERY, round(GROK_CONSTANT / wd / EVAL_EVERY) * EVAL_EVERY)
         members.append(Member(
             config={"task": "add", "p": 13, "train_fraction": tf, "weight_decay": wd, "seed": i,
                     "epochs": 200_000, "eval_every": EVAL_EVERY, "d_model": 8, "n_heads": 2, "d_mlp": 16},

@@ -399,7 +399,7 @@ def test_a_fit_through_two_points_is_not_scored(tmp_path):
 def test_power_fit_interval_covers_the_constructed_exponent(tmp_path):
     # gen epoch = 2000 / wd times a replicate factor of 0.8, 1, 1.25: exponent -1, with spread between seeds.
     members = [Member(config={**SMALL, "epochs": 20000, "weight_decay": wd, "seed": s}, mem_epoch=100,
-                      gen_epoch=int(round(2000 / wd * f / 100)) * 100)
+                      gen_epoch=round(2000 / wd * f / 100) * 100)
                for wd in (0.25, 0.5, 1.0, 2.0) for s, f in enumerate((0.8, 1.0, 1.25))]
     fit = weight_decay_exponent(load_sweep(synthetic.write_sweep(tmp_path, "ci", members)).member_times()).iloc[0]
     assert fit["exponent"] == pytest.approx(-1.0, abs=0.02)
@@ -428,7 +428,7 @@ def test_vectorised_bootstrap_gives_the_intervals_of_one_resample_at_a_time(tmp_
 
     members = [Member(config={**SMALL, "epochs": 4000, "weight_decay": wd, "seed": s}, mem_epoch=100,
                       gen_epoch=(None if (s * 7 + int(wd * 4)) % 5 == 0
-                                 else int(round(1000 / wd * (0.7 + 0.1 * s) / 100)) * 100))
+                                 else round(1000 / wd * (0.7 + 0.1 * s) / 100) * 100))
                for wd in (0.5, 1.0, 2.0, 4.0) for s in range(7)]
     times = load_sweep(synthetic.write_sweep(tmp_path, "ci", members)).member_times()
     fit = weight_decay_exponent(times, n_boot=200).iloc[0]

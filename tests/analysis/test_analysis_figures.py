@@ -297,7 +297,7 @@ def test_phase_scatter_places_every_sampled_member_by_phase(tmp_path):
             assert phase == "memorisation" and grok is None
         else:
             assert phase in ("grokking", "comprehension") and grok == m.gen_epoch
-    with pytest.raises(AnalysisError, match="not swept|not a column"):
+    with pytest.raises(AnalysisError, match=r"not swept|not a column"):
         phase_scatter(times, "train_fraction", "lr")
 
 

@@ -136,7 +136,7 @@ def test_watch_serves_on_loopback_and_leaves_nothing_behind(tmp_path):
         assert f"var built = {json.dumps(status['built'])};" in page
     finally:
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "stopped; nothing was written" in err
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before

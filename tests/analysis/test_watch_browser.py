@@ -85,6 +85,7 @@ def test_live_page_shows_the_phase_map_fill_in_during_a_real_sweep(tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)
         proc.wait(timeout=120)
+    assert status(url) is None, "the page is still served after the sweep ended"
     # known answer: each cell's text ends with `n/m`, m its members placed so far: 4 members, then 8
     assert sum(members(text) for text in before) == 4, before
     assert sum(members(text) for text in after) == 8 and after != before, after
@@ -95,4 +96,3 @@ def members(cell_text: str) -> int:
     censoring line ('memorisation 2/2<br>2/2 censored at 1,500') is not a phase's count."""
     phases = re.sub(r"\d+/\d+ censored at [\d,]+", "", cell_text)
     return int(re.findall(r"\d+/(\d+)", phases)[-1])
-    assert status(url) is None, "the page is still served after the sweep ended"

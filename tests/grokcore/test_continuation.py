@@ -57,7 +57,7 @@ def test_continued_member_equals_long_run_from_start(case, short):
 
     first = PackTrainer(members(CASES[case], short))
     keeper = EndStateKeeper(first)
-    short_metrics, short_out, states = train(first, keeper)
+    short_metrics, _, states = train(first, keeper)
     assert {s.run_id for s in states} == {m.run_id for m in members(CASES[case], short)}
     assert all(s.epoch == short for s in states)
     states = from_bytes(to_bytes(states))  # through the file format a sweep keeps them in

@@ -171,9 +171,10 @@ def assert_identical(a: tuple[dict, dict], b: tuple[dict, dict], run_id: str) ->
     (metrics_a, weights_a), (metrics_b, weights_b) = a, b
     rows_a, rows_b = metrics_a[run_id], metrics_b[run_id]
     assert [r["epoch"] for r in rows_a] == [r["epoch"] for r in rows_b]
-    for x, y in zip(rows_a, rows_b):  # NaN columns (a task without subtasks) compare equal as NaN
-        assert {k: v for k, v in x.items() if v == v} == {k: v for k, v in y.items() if v == v}, x["epoch"]
-        assert [k for k, v in x.items() if v != v] == [k for k, v in y.items() if v != v]
+    # NaN columns (a task without subtasks) compare equal as NaN: NaN is the one value unequal to itself
+    for x, y in zip(rows_a, rows_b):
+        assert {k: v for k, v in x.items() if v == v} == {k: v for k, v in y.items() if v == v}, x["epoch"]  # noqa: PLR0124
+        assert [k for k, v in x.items() if v != v] == [k for k, v in y.items() if v != v]  # noqa: PLR0124
     for epoch, (wa, wb) in zip((r["epoch"] for r in rows_a), zip(weights_a[run_id], weights_b[run_id])):
         assert wa.keys() == wb.keys()
         assert all(torch.equal(wa[k], wb[k]) for k in wa), (run_id, epoch)
@@ -195,7 +196,7 @@ DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.i
 def test_member_is_bit_identical_alone_and_in_any_pack(kind, epochs, device):
     members = with_epochs(PACKS[kind], epochs)
     pack = member_history(members, device)
-    other = member_history(members[::-1][:-1] + [dataclasses.replace(members[0], seed=99)], device)  # other mates
+    other = member_history([*members[::-1][:-1], dataclasses.replace(members[0], seed=99)], device)  # other mates
     for m in members:
         alone = member_history([m], device)
         assert_identical(pack, alone, m.run_id)

@@ -158,7 +158,7 @@ def test_load_member_rejects_mismatched_weights(tmp_path):
     cfg = ARCHS[0]
     weights = init_member(cfg)
     weights.pop("unembed.W_U")
-    with pytest.raises(ValueError, match="unembed.W_U"):
+    with pytest.raises(ValueError, match=r"unembed.W_U"):
         save_member(tmp_path / "x", cfg, weights)
 
 
@@ -177,6 +177,6 @@ def test_hooked_transformer_export_names_transformer_lens_4_as_the_reason():
     if not version("transformer_lens").startswith("4."):
         pytest.skip("checked against TransformerLens 4 only")
     cfg = ARCHS[0]
-    with pytest.raises(ImportError, match="removed in 4.0"):
+    with pytest.raises(ImportError, match=r"removed in 4.0"):
         hooked_transformer(cfg, init_member(cfg))
     assert hooked_transformer_config(cfg)["seed"] is None and hooked_transformer_config(cfg)["init_weights"] is False

@@ -32,7 +32,7 @@ def test_schedule_epochs_known_answers():
     assert SnapshotSchedule(epochs=(5, 400, 5)).scheduled_epochs(350) == {5}
     assert SnapshotSchedule(log_points=4).scheduled_epochs(1000) == {1, 10, 100, 1000}
     assert SnapshotSchedule(log_points=1).scheduled_epochs(70) == {70}
-    with pytest.raises(ValueError, match="snapshots.events"):
+    with pytest.raises(ValueError, match=r"snapshots.events"):
         SnapshotSchedule.from_dict({"events": ["grokked"]})
 
 

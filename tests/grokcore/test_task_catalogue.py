@@ -82,7 +82,7 @@ def perm_inverse(f: tuple[int, ...]) -> tuple[int, ...]:
 
 
 WORDS = {
-    "perm": lambda x, y: perm_compose(x, y),
+    "perm": perm_compose,
     "perm_conj": lambda x, y: perm_compose(perm_compose(x, y), perm_inverse(x)),
     "perm_xyx": lambda x, y: perm_compose(perm_compose(x, y), x),
 }

@@ -13,11 +13,11 @@ from grokcore.verdict import Thresholds, ThresholdsError, Verdict, decide, decid
 EPOCHS = list(range(100, 1100, 100))  # 10 evaluations
 
 
-def history(train_from: int | None, test_from: int | None, dips: dict[int, str] = {}):
+def history(train_from: int | None, test_from: int | None, dips: dict[int, str] | None = None):
     """Accuracies at EPOCHS: 1.0 from the given epoch on (None: never), 0.5 before, and 0.5 at the epochs of
     `dips` for the named accuracy."""
     def acc(start, name):
-        return [0.5 if start is None or e < start or dips.get(e) in (name, "both") else 1.0 for e in EPOCHS]
+        return [0.5 if start is None or e < start or (dips or {}).get(e) in (name, "both") else 1.0 for e in EPOCHS]
     return EPOCHS, acc(train_from, "train"), acc(test_from, "test")
 
 

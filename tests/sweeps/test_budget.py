@@ -297,7 +297,7 @@ def test_a_sweep_written_by_main_before_budgets_loads_resumes_reports_and_refuse
 
 
 @needs_moto
-def test_end_states_live_and_extend_on_an_object_store(s3_env, tmp_path):
+def test_end_states_live_and_extend_on_an_object_store(s3_env, tmp_path):  # noqa: F811 - the fixture
     """The same extension with results on moto's S3 server: end states written, read, purged there."""
     import pyarrow.dataset as ds
 

@@ -117,7 +117,7 @@ def test_status_after_the_driver_stopped_says_stopped_not_running(tmp_path, caps
 
     spec = load_spec(write_spec(tmp_path, TINY))
     prepare(spec, str(tmp_path / "r"))
-    first, second = cut_packs(spec.members(), spec.pack_size)
+    _, second = cut_packs(spec.members(), spec.pack_size)
     settings = PackSettings(results=str(tmp_path / "r"), name=spec.name, checkpoint_every_s=0, report_every_s=0)
 
     def stop(metrics):

@@ -29,7 +29,7 @@ SPEC = TINY + "snapshots: {every: 100, events: [end]}\n"
 def _damage(sweep: Path, kind: str) -> tuple[Path, str]:
     """Damage one committed file of the sweep's first pack as a full disk or a bad copy would;
     returns (the file, its pack)."""
-    record = sorted(sweep.glob("checkpoints/packs/*/state.json"))[0]
+    record = min(sweep.glob("checkpoints/packs/*/state.json"))
     pack = record.parent.name
     if kind == "record":
         text = record.read_text()
@@ -37,7 +37,7 @@ def _damage(sweep: Path, kind: str) -> tuple[Path, str]:
         return record, pack
     folder, suffix = {"metrics": ("metrics", "parquet"), "metrics page": ("metrics", "parquet"), "runs": ("runs", "parquet"),
                       "snapshot": ("snapshots", "safetensors")}[kind]
-    path = sorted(sweep.glob(f"{folder}/part-{pack}-*.{suffix}"))[-1]
+    path = max(sweep.glob(f"{folder}/part-{pack}-*.{suffix}"))
     data = path.read_bytes()
     if kind == "runs":
         path.write_bytes(data[:-64] + b"\0" * 64)  # the footer overwritten, the size kept
@@ -121,7 +121,7 @@ def test_every_reader_names_the_damaged_file_and_its_pack(sweep, kind, capsys):
 
 def test_check_finds_rows_missing_or_twice(sweep, capsys):
     """A done pack whose runs part is gone, and a metrics part copied under a second committed seq."""
-    record_path = sorted(sweep.glob("checkpoints/packs/*/state.json"))[0]
+    record_path = min(sweep.glob("checkpoints/packs/*/state.json"))
     record = json.loads(record_path.read_text())
     pack = record["pack_id"]
     (part,) = sweep.glob(f"runs/part-{pack}-*.parquet")
@@ -166,7 +166,7 @@ def test_repair_trains_the_damaged_pack_again_and_nothing_else(ray_session, swee
 
 
 @pytest.mark.slow
-def test_on_s3_damage_is_named_and_repaired(s3_env, tmp_path):
+def test_on_s3_damage_is_named_and_repaired(s3_env, tmp_path):  # noqa: F811 - the fixture
     """On moto's S3 server: one pack's commit record cut mid-JSON, the other's snapshot file cut to
     half; status and check name both, --repair trains both packs again, check then passes."""
     import subprocess

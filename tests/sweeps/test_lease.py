@@ -289,11 +289,10 @@ def test_a_full_disk_during_a_commit_leaves_the_pack_as_at_its_last_commit_and_t
             state["before"] = _files(sweep)
             state["filler"] = _fill(small_disk)
 
-    with pytest.raises(DiskFull, match=r"no space left on the device while writing a commit of pack .*run the same "
-                                       r"command again to continue"):
-        with hold(SweepStore(str(small_disk), "s"), "grok train"):
-            run_pack(pack, settings(small_disk, "s", snapshots={"every": 20}),
-                     report=fill_after_two_commits)
+    with (pytest.raises(DiskFull, match=r"no space left on the device while writing a commit of pack .*run the same "
+                                        r"command again to continue"),
+          hold(SweepStore(str(small_disk), "s"), "grok train")):
+        run_pack(pack, settings(small_disk, "s", snapshots={"every": 20}), report=fill_after_two_commits)
     assert _files(sweep) == state["before"]  # the failed commit left nothing: no part, temporary or checkpoint
     assert not list(sweep.rglob(".*tmp-*")) and not list(sweep.rglob(".trainer-*"))
 

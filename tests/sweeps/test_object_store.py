@@ -38,9 +38,9 @@ def _free_port() -> int:
 def s3_env(tmp_path, monkeypatch):
     """A moto S3 server process with one bucket; the environment every process here reads."""
     port = _free_port()
-    log = open(tmp_path / "moto.log", "w")
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=log, stderr=subprocess.STDOUT)
+    with open(tmp_path / "moto.log", "w") as log:  # the server writes through its own copy of the descriptor
+        server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                  stdout=log, stderr=subprocess.STDOUT)
     env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
     for key, value in env.items():
@@ -61,7 +61,6 @@ def s3_env(tmp_path, monkeypatch):
     finally:
         server.terminate()
         server.wait(timeout=30)
-        log.close()
 
 
 def _grok(env: dict[str, str], *args: str, timeout: float = 300) -> str:

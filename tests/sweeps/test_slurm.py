@@ -26,6 +26,7 @@ import pytest
 
 from sweeps.slurm import ENDED_STATES, SlurmJob, free_port
 from sweeps_testing import SLOW, SLOW_EVALS, TINY, TINY_EVALS, TINY_MEMBERS, assert_rows_once, records, write_spec
+import contextlib
 
 DAEMONS = ("munged", "slurmctld", "slurmd", "sbatch", "scancel")
 JOB_TIMEOUT_S = 240
@@ -170,7 +171,7 @@ class Slurm:
         self._spawn(["munged", "-F", f"--key-file={key}", f"--socket={root}/munge/munge.sock",
                      f"--pid-file={root}/munge/munged.pid", f"--log-file={root}/log/munged.log",
                      f"--seed-file={root}/munge/munged.seed"], "munged")
-        self._wait(lambda: (root / "munge" / "munge.sock").exists(), "munged's socket")
+        self._wait((root / "munge" / "munge.sock").exists, "munged's socket")
         self.conf.write_text(SLURM_CONF.format(host=os.uname().nodename, root=root, ctld_port=free_port(),
                                                n1_port=free_port(), n2_port=free_port()))
         self._spawn(["slurmctld", "-D", "-f", str(self.conf)], "slurmctld")
@@ -181,8 +182,8 @@ class Slurm:
                    "both nodes idle")
 
     def _spawn(self, cmd: list[str], name: str) -> None:
-        log = open(self.root / "log" / f"{name}.out", "w")
-        self.procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.root))
+        with open(self.root / "log" / f"{name}.out", "w") as log:  # the daemon writes through its own copy
+            self.procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.root))
 
     def _wait(self, ready, what: str, timeout_s: float = 60) -> None:
         deadline = time.monotonic() + timeout_s
@@ -230,10 +231,8 @@ class Slurm:
     def stop(self) -> None:
         self.run(["scancel", "--full", "--partition=debug"])  # this controller's jobs: all ours
         for pid in self.leftovers():  # only if a job's end left any: the tests assert there are none
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         for p in reversed(self.procs):  # slurmd, slurmctld, then munged
             p.terminate()
             try:

@@ -95,7 +95,7 @@ def test_spec_snapshots_setting_and_dry_run_estimate(tmp_path):
     n = gsnap.SnapshotSchedule().bytes_per_snapshot(members[0]) // 4
     assert f"at most 6 (3 per member, float16), {6 * n * 2 / 1000:.1f} KB" in dry_run(spec, str(tmp_path / "r"))
     (tmp_path / "bad.yaml").write_text(text.replace("[end]", "[grokked]"))
-    with pytest.raises(SpecError, match="snapshots.*grokked"):
+    with pytest.raises(SpecError, match=r"snapshots.*grokked"):
         load_spec(tmp_path / "bad.yaml")
 
 
@@ -156,8 +156,8 @@ def test_search_dry_runs_print_the_snapshot_storage_of_their_budget(tmp_path, ca
     assert main(["sweep", str(tmp_path / "s.yaml"), "--results", str(tmp_path / "r"), "--dry-run"]) == 0
     out = capsys.readouterr().out
     size = budget * 5 * gsnap.SnapshotSchedule().bytes_per_snapshot(worst) // 2
-    assert f"at most {budget * 5} (5 per member at most, bfloat16), {size / 1000:.1f} KB under snapshots/ " \
-           f"for {budget} members" in out, out
+    assert (f"at most {budget * 5} (5 per member at most, bfloat16), {size / 1000:.1f} KB under snapshots/ "
+            f"for {budget} members") in out, out
     assert not (tmp_path / "r").exists()
 
 

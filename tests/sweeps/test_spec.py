@@ -120,7 +120,7 @@ def test_random_axes_counts_ranges_and_determinism():
 def test_yaml_reads_exponent_floats_and_rejects_duplicate_keys():
     spec = parse_spec(BASE + "axes:\n  lr: [1e-3, 3E-4]\n")
     assert [m.lr for m in spec.members()] == [1e-3, 3e-4]
-    with pytest.raises(SpecError, match="base.p: set twice"):
+    with pytest.raises(SpecError, match=r"base.p: set twice"):
         parse_spec("name: t\nbase:\n  p: 23\n  p: 29\n")
 
 
@@ -207,7 +207,7 @@ def test_sweeps_modules_import_each_other_without_cycles():
 
     def cycle_from(node: str, path: list[str]) -> list[str] | None:
         if node in path:
-            return path[path.index(node):] + [node]
+            return [*path[path.index(node):], node]
         for dep in sorted(graph.get(node, ())):
             found = cycle_from(dep, [*path, node])
             if found:

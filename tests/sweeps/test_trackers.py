@@ -153,11 +153,12 @@ def mlflow_server(tmp_path_factory):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    log = open(folder / "server.log", "w")
-    server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
-                               f"sqlite:///{folder / 'mlflow.db'}", "--artifacts-destination", str(folder / "artifacts"),
-                               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    with open(folder / "server.log", "w") as log:  # the server writes through its own copy of the descriptor
+        server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
+                                   f"sqlite:///{folder / 'mlflow.db'}", "--artifacts-destination",
+                                   str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+                                   "--workers", "1"],
+                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
     try:
         import urllib.request
@@ -176,7 +177,6 @@ def mlflow_server(tmp_path_factory):
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=60)
-        log.close()
 
 
 def assert_mlflow_equals_store(uri: str, sweep: Path, experiment: str) -> None:

@@ -83,7 +83,7 @@ def parse_budget(source: str, raw: Any, base: dict[str, Any], axes: Sequence[Any
     for key in ("epochs", "max_epochs"):
         if key not in raw:
             raise SpecError(source, f"budget.{key}", "required: an integer >= 1")
-    values = {k: raw.get(k, 2 if k == "factor" else None) for k in BUDGET_KEYS}
+    values: dict[str, Any] = {k: raw.get(k, 2 if k == "factor" else None) for k in BUDGET_KEYS}
     for key, low in (("epochs", 1), ("max_epochs", 1), ("factor", 2)):
         if not is_int(values[key]) or values[key] < low:
             raise SpecError(source, f"budget.{key}", f"must be an integer >= {low}, got {values[key]!r}")
@@ -235,6 +235,7 @@ def undecided(store: SweepStore, rows: Sequence[dict[str, Any]], thresholds: Any
     table = pa.Table.from_pylist([{"run_id": r["run_id"], "status": r["status"],
                                    **{c: r.get(c) for c in VERDICT_COLUMNS}} for r in ended])
     judged = with_verdicts(store, table, thresholds)
+    assert judged is not None  # a table in, a table out
     return {rid for rid, gen in zip(judged.column("run_id").to_pylist(), judged.column("epoch_generalised").to_pylist())
             if gen is None}
 

@@ -102,7 +102,7 @@ def check_sweep(store: SweepStore) -> CheckReport:
     report = CheckReport(store.uri)
     bad_records: list[DamagedFile] = []
     records = store.records(collect=bad_records)
-    parts, report.leftovers = committed_files(store, records, frozenset(e.pack for e in bad_records))
+    parts, report.leftovers = committed_files(store, records, frozenset(e.pack for e in bad_records if e.pack is not None))
     bad_files = damaged_files(store, parts)
     for e in bad_records + list(bad_files.values()):
         report.problems.append(Problem("damaged", e.describe(), e.pack))

@@ -363,7 +363,8 @@ def _train(args: argparse.Namespace) -> int:
                                                        "members as it goes: run it with grok sweep")
             members = spec.members()
             name, pack_size, gpus = spec.name, spec.pack_size, 0.0
-            options = {"tf32": spec.tf32 or targs.tf32, "torch_compile": spec.torch_compile or targs.compile}
+            options: dict[str, bool] = {"tf32": spec.tf32 or targs.tf32,
+                                        "torch_compile": spec.torch_compile or targs.compile}
             snapshots, thresholds = spec.snapshots, spec.thresholds
         else:
             members = [RunConfig(**{**overrides, "seed": overrides.get("seed", 0) + r}) for r in range(targs.seeds)]
@@ -406,7 +407,8 @@ def _train(args: argparse.Namespace) -> int:
                     # checkpointed, so that running the same command again continues the pack
                     settings = PackSettings(results=results_location(targs.results), name=name, device=device,
                                             checkpoints=True, checkpoint_every_s=30.0, report_every_s=2.0,
-                                            snapshots=snapshots, thresholds=thresholds, **options)
+                                            snapshots=snapshots, thresholds=thresholds,
+                                            tf32=options["tf32"], torch_compile=options["torch_compile"])
                     bar = interactive()
                     final = run_pack(pack, settings, progress_bar=bar,
                                      report=None if bar else lambda m: print(_progress_line(m), flush=True))

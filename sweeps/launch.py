@@ -432,7 +432,8 @@ def _searcher(source: PackSource, settings: dict[str, Any], max_in_flight: int |
         def set_search_properties(self, metric, mode, config, **spec) -> bool:
             return True
 
-        def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        # Searcher.FINISHED (a str) ends the search, as Ray documents, though its annotation says dict | None
+        def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]
             if max_in_flight is not None and len(self.in_flight) >= max_in_flight:
                 return None
             pack = source.next_pack()
@@ -507,7 +508,8 @@ def _tune(spec: SweepSpec, store: SweepStore, source: PackSource, settings: dict
         ),
     )
     errors = {}
-    for r in tuner.fit():
+    results = tuner.fit()
+    for r in (results[i] for i in range(len(results))):  # ResultGrid indexes; its annotations say nothing of iteration
         pid = (r.config or {}).get("pack", {}).get("pack_id")
         if r.error is not None and pid is not None:
             errors[pid] = _error_text(r.error)

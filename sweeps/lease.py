@@ -88,9 +88,10 @@ def holder_state(record: dict[str, Any] | None, now: float | None = None) -> str
     return "running"
 
 
-def describe_holder(record: dict[str, Any], now: float | None = None) -> str:
+def describe_holder(record: dict[str, Any] | None, now: float | None = None) -> str:
     """'grok sweep (pid 123 on node-1), started 5 min ago, last heartbeat 3 s ago'."""
     now = time.time() if now is None else now
+    record = record or {}
     beat = record.get("heartbeat", record.get("started"))
     started = record.get("started")
     return (f"{record.get('command', 'a driver')} (pid {record.get('pid')} on {record.get('host')})"
@@ -240,7 +241,7 @@ class SweepLease:
                       "pid": os.getpid(), "started": now, "heartbeat": now, "token": self.token}
             if os.environ.get("SLURM_JOB_ID"):  # `grok status` and the next writer ask SLURM whether the job ended
                 record["slurm_job"] = os.environ["SLURM_JOB_ID"]
-            if state in ("running", "dead"):
+            if state in ("running", "dead") and current is not None:  # a holder's state implies its record
                 record["took_over"] = {k: current.get(k) for k in ("command", "host", "pid", "started", "heartbeat")}
             if self.io.swap(record, version):
                 self.record = record

@@ -306,7 +306,7 @@ def _parse_pruning(source: str, raw: Any, max_epochs: int) -> Pruning:
     pruner = options.pop("pruner", "median")
     if metric not in WATCHED_METRICS:
         raise unknown(source, f"{where}.metric", str(metric), list(WATCHED_METRICS), f"metric '{metric}'")
-    _check_grace(source, f"{where}.grace_epochs", grace, metric, max_epochs)
+    grace = _check_grace(source, f"{where}.grace_epochs", grace, metric, max_epochs)
     if pruner not in PRUNERS:
         raise unknown(source, f"{where}.pruner", str(pruner), list(PRUNERS), f"pruner '{pruner}'")
     import inspect
@@ -342,16 +342,16 @@ def _parse_scheduler(source: str, raw: Any, max_epochs: int) -> Scheduler:
     metric = raw.get("metric", "test/loss")
     if metric not in WATCHED_METRICS:
         raise unknown(source, f"{where}.metric", str(metric), list(WATCHED_METRICS), f"metric '{metric}'")
-    grace = raw.get("grace_epochs")
-    _check_grace(source, f"{where}.grace_epochs", grace, metric, max_epochs)
+    grace = _check_grace(source, f"{where}.grace_epochs", raw.get("grace_epochs"), metric, max_epochs)
     factor = raw.get("reduction_factor", 3)
     if not is_number(factor) or factor <= 1:
         raise SpecError(source, f"{where}.reduction_factor", f"must be a number > 1, got {factor!r}")
     return Scheduler(kind=kind, metric=metric, grace_epochs=grace, reduction_factor=float(factor))
 
 
-def _check_grace(source: str, where: str, grace: Any, metric: str, max_epochs: int) -> None:
-    """Grokking runs sit at chance on test until late: stopping on test metrics needs a grace period."""
+def _check_grace(source: str, where: str, grace: Any, metric: str, max_epochs: int) -> int:
+    """`grace`, checked: grokking runs sit at chance on test until late, so stopping on test metrics needs a
+    grace period."""
     if grace is None:
         raise SpecError(source, where, "required: epochs before anything is pruned (grokking runs sit at chance "
                                        "on test until late, so give them time)")
@@ -362,3 +362,4 @@ def _check_grace(source: str, where: str, grace: Any, metric: str, max_epochs: i
     if grace >= max_epochs:
         raise SpecError(source, where, f"{grace} is not below the epoch budget {max_epochs}: nothing would ever be "
                                        "pruned; lower it or remove pruning")
+    return grace

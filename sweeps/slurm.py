@@ -224,6 +224,7 @@ def prepare_and_submit(spec_path: str, overrides: list[str], results: str | None
     tmp.replace(script)
     if not submit:
         return Submitted(str(script), None, output)
+    assert sbatch is not None  # found, or refused above
     done = subprocess.run([sbatch, "--parsable", str(script)], capture_output=True, text=True, cwd=workdir)
     if done.returncode != 0:
         raise SlurmError(f"sbatch refused {script}: {done.stderr.strip() or done.stdout.strip()}")

@@ -115,4 +115,7 @@ def trial_hooks(hooks: dict[str, Any] | None, pack: Pack, settings: PackSettings
     ({"kind": <search kind>, ...}), built by that kind's hooks function."""
     if not hooks:
         return {}
-    return _load(SEARCH_KINDS[hooks["kind"]].hooks)(hooks, pack, settings)
+    build = SEARCH_KINDS[hooks["kind"]].hooks
+    if build is None:
+        raise ValueError(f"search kind {hooks['kind']!r} builds no trial hooks, yet its source asked for them")
+    return _load(build)(hooks, pack, settings)

@@ -267,9 +267,10 @@ def setting_docs() -> dict[str, str]:
 
     body = ast.parse(inspect.getsource(SweepSpec)).body[0].body  # type: ignore[attr-defined]
     keys = {f.name: f.metadata.get("key", f.name) for f in dataclasses.fields(SweepSpec)}
-    return {keys[node.target.id]: " ".join(str(nxt.value.value).split())  # type: ignore[attr-defined]
+    return {keys[node.target.id]: " ".join(str(nxt.value.value).split())
             for node, nxt in itertools.pairwise(body)
-            if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)}
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(nxt, ast.Expr)
+            and isinstance(nxt.value, ast.Constant)}
 
 
 def _spec_defaults() -> dict[str, Any]:
@@ -496,7 +497,8 @@ def _build(data: dict[str, Any], text: str, source: str) -> SweepSpec:
     try:
         thresholds = Thresholds.from_mapping(get["thresholds"])
     except (ThresholdsError, TypeError) as e:
-        where = f"thresholds.{e.field_name}" if getattr(e, "field_name", "") else "thresholds"
+        field_name = getattr(e, "field_name", "")
+        where = f"thresholds.{field_name}" if field_name else "thresholds"
         raise SpecError(source, where, str(e)) from None
 
     from sweeps.trackers import TrackerError, parse_trackers

@@ -238,10 +238,10 @@ def _push_mlflow(members: dict[str, Member], sweep: str, axes: list[str], target
     token = None
     while True:  # every run of the experiment once: which members it holds, and which are closed
         page = client.search_runs([experiment_id], max_results=10_000, page_token=token)
-        for run in page:
-            run_id = run.data.tags.get(f"{TAG_PREFIX}run_id")
+        for found in page:
+            run_id = found.data.tags.get(f"{TAG_PREFIX}run_id")
             if run_id is not None:
-                known[run_id] = run
+                known[run_id] = found
         token = page.token
         if not token:
             break
@@ -417,7 +417,7 @@ class Pushing:
     def __init__(self, trackers: dict[str, Any] | None, location: str, out=None):
         import threading
 
-        self.trackers, self.location, self.out = trackers, location, out
+        self.trackers, self.location, self.out = trackers or {}, location, out
         self.kept: dict = {}  # the parts read so far (committed_rows), so each push reads only new ones
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="grok-trackers", daemon=True)

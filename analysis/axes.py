@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -226,7 +226,7 @@ def value_ticks(values: Iterable, scale: Scale, decade_grid: bool = True) -> dic
     shown = [v for v in values if not _is_missing(v)]
     if scale == "category" or not shown:
         return {}
-    settings = dict(tickmode="array", tickvals=list(shown), ticktext=[format_value(v) for v in shown])
+    settings: dict[str, Any] = dict(tickmode="array", tickvals=list(shown), ticktext=[format_value(v) for v in shown])
     if scale == "log" and decade_grid:
         numbers = [float(v) for v in shown]
         settings["minor"] = dict(tickmode="array", tickvals=decades(min(numbers), max(numbers)), showgrid=True,

@@ -250,7 +250,7 @@ def member_times(metrics: pd.DataFrame, runs: pd.DataFrame, thresholds: Threshol
         times[view.column("test_fell_back")] = np.where(applies, test_fell, False)
         phase = classify_phases(mem.to_numpy(), gen.to_numpy(), times["finished"].to_numpy(), diverged,
                                 grokked, fell_back=train_fell | test_fell)
-        times[view.column("phase")] = pd.Series(np.where(applies, phase, None), dtype=object)
+        times[view.column("phase")] = pd.Series(np.where(applies, phase, np.array(None)), dtype=object)
         # The count behind fraction_generalised and the events of the censored medians.
         times[view.column("generalised")] = gen.notna().to_numpy()
         # Censored: spent its budget without generalising, so its phase says what happened within the budget only.
@@ -685,7 +685,7 @@ def critical_train_fraction(times: pd.DataFrame, axis: str = "train_fraction", b
         lo = hi = np.nan
         if np.isfinite(critical) and n_boot:
             lo, hi, _ = _cached(cache, ("critical", level, n_boot, seed), points,
-                                lambda points=points: _interval(resampled_crossings(points)))
+                                lambda: _interval(resampled_crossings(points)))  # noqa: B023 - called at once
         rows.append({**key, "scope": scope, "critical": critical, "critical_lo": lo,
                      "critical_hi": hi, "lower": lower, "upper": upper, "level": level,
                      "n_points": len(points), "n_members": sum(len(pt) for pt in points.values()), "note": note})
@@ -763,7 +763,7 @@ def power_law_fit(times: pd.DataFrame, x: str, value: str = "gen_epoch", by: Seq
                                                       "censored)" if unknown else ""))
         elif n_boot:
             lo, hi, ok = _cached(cache, ("power", n_boot, seed), points,
-                                 lambda points=points: _interval(resampled_exponents(points)))
+                                 lambda: _interval(resampled_exponents(points)))  # noqa: B023 - called at once
             row.update(exponent_lo=lo, exponent_hi=hi)
             if not np.isfinite(lo):
                 row["note"] = f"no interval: only {ok} of {n_boot} resamples had {MIN_FIT_POINTS} medians"

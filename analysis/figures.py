@@ -752,7 +752,7 @@ def _num(value) -> float | None:
 
 def _nan_to_none(array) -> list:
     array = np.asarray(array, dtype="float64")
-    return np.where(np.isfinite(array), array, None).tolist()
+    return np.where(np.isfinite(array), array, np.array(None)).tolist()
 
 
 def _jsonable(value):

@@ -259,8 +259,9 @@ def _read_sweep_dir(fs: pafs.FileSystem, path: str, shown: str, parts: PartReade
     if tables["runs"] is None and tables["metrics"] is None:
         return None
     if tables["metrics"] is None:
-        tables["metrics"] = pd.DataFrame({c: pd.Series(dtype="float64") for c in REQUIRED_METRICS_COLUMNS})
-        tables["metrics"]["run_id"] = tables["metrics"]["run_id"].astype(object)
+        metrics = pd.DataFrame({c: pd.Series(dtype="float64") for c in REQUIRED_METRICS_COLUMNS})
+        metrics["run_id"] = metrics["run_id"].astype(object)
+        tables["metrics"] = metrics
     if tables["runs"] is None:
         tables["runs"] = pd.DataFrame({"run_id": pd.Series(dtype=object), "status": pd.Series(dtype=object),
                                        "epochs": pd.Series(dtype="float64")})

@@ -26,6 +26,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import yaml
@@ -49,6 +50,9 @@ from analysis.figures import select
 from analysis.load import Sweep, load_sweep
 from grokcore.verdict import ThresholdsError
 from grokcore.progress import columns as col
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 PROGRESS_LOSS = 0.1
 """Loss level whose first crossing the progress figures mark (restricted loss falls to it before test loss)."""
@@ -80,7 +84,7 @@ class ReportFigure:
     slug: str
     """File name stem of the PNG and HTML id: letters, digits, '_' and '-' only."""
     section: str
-    figure: object
+    figure: go.Figure
     caption: str = ""
     png: str | None = None
 
@@ -381,7 +385,7 @@ def _add_progress(report: Report, placed: pd.DataFrame, representatives: pd.Data
     measured = placed[placed["run_id"].isin(with_progress)]
     axes = [a for a in replicate_axes(measured) if a != SWEEP_COLUMN]
     pairs = [_orient(a, b) for a, b in itertools.combinations(axes, 2) if _crossed(measured, a, b)][:MAX_PROGRESS_PAIRS]
-    values = []
+    values: list[tuple[str, str, dict[str, Any], str]] = []
     if _finite(progress, col.RESTRICTED_LOSS):
         values.append(("restricted", col.RESTRICTED_LOSS, dict(below=PROGRESS_LOSS),
                        f"first epoch restricted loss ≤ {PROGRESS_LOSS:g} (median over replicates)"))

@@ -28,6 +28,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
@@ -37,6 +38,9 @@ import pyarrow.fs as pafs
 from analysis.derive import BootstrapCache, Thresholds, applicable_views, member_times
 from analysis.errors import AnalysisError
 from analysis.load import Sweep, load_sweep, read_parts_arrow, to_frame
+
+if TYPE_CHECKING:
+    from analysis.report import Report
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8050
@@ -104,13 +108,13 @@ class TimesCache:
         self.key: tuple | None = None
         self.times: pd.DataFrame | None = None
 
-    def update(self, sweep: Sweep, changed: set[str]) -> pd.DataFrame:
+    def update(self, sweep: Sweep, changed: set[str] | None) -> pd.DataFrame:
         views = applicable_views(sweep.metrics)
         key = ([v.name for v in views], sweep.runs.dtypes.to_dict(), sweep.metrics.dtypes.to_dict())
         running = pd.Index(sweep.running_run_ids)
         if self.ended is None or key != self.key:
             self.key, changed = key, None
-        if changed is None:
+        if changed is None or self.ended is None:
             self.ended = member_times(sweep.metrics[~sweep.metrics["run_id"].isin(running)], sweep.runs,
                                       self.thresholds, views)
         elif changed:
@@ -167,7 +171,7 @@ class LiveReport:
         self.parts = PartCache()
         self.times: TimesCache | None = None  # made once the sweep (and so its spec's thresholds) is read
         self.fits = BootstrapCache()
-        self.report = None
+        self.report: Report | None = None
         """The last build's analysis.report.Report, its figures, tables and notes (the page is `snapshot.html`);
         without its sweep and times, which held until the next read would keep two sweeps' tables in memory
         while it builds the new ones (slower by half a second at 100k members, and more memory)."""
@@ -197,9 +201,9 @@ class LiveReport:
             self.times = TimesCache(self.thresholds)
         times = self.times.update(sweep, changed)
         steps["derive"] = time.monotonic() - start - sum(steps.values())
-        report = build_report(sweep, self.thresholds, times=times, fits=self.fits)
+        report = build_report(sweep, self.times.thresholds, times=times, fits=self.fits)
         self.fits.prune()
-        self.report = replace(report, sweep=None, times=None)
+        self.report = replace(report, sweep=None, times=None)  # type: ignore[arg-type]  # dropped on purpose: see above
         steps["figures"] = time.monotonic() - start - sum(steps.values())
         progress = sweep_progress(sweep, times)
         page = _live_page(render_html(report), progress)

@@ -56,6 +56,8 @@ from sweeps.validation import SpecError, coerce
 from sweeps.verdicts import with_verdicts
 
 if TYPE_CHECKING:
+    from optuna.study import Study
+
     from sweeps.spec import SweepSpec
 
 log = logging.getLogger("sweeps")
@@ -82,7 +84,8 @@ def distributions(spec: SweepSpec) -> dict[str, Any]:
         elif axis.kind == "integers":
             out[axis.field] = d.IntDistribution(*axis.values)
         else:
-            out[axis.field] = d.FloatDistribution(*axis.values, log=axis.kind == "loguniform")
+            low, high = axis.values
+            out[axis.field] = d.FloatDistribution(low, high, log=axis.kind == "loguniform")
     return out
 
 
@@ -109,7 +112,7 @@ def make_sampler(spec: SweepSpec, n_trials: int = 0) -> Any:
         space = {a.field: ([_plain(v) for v in a.values] if a.kind != "integers"
                            else list(range(a.values[0], a.values[1] + 1))) for a in spec.axes}
 
-        class GridSampler(cls):
+        class GridSampler(optuna.samplers.GridSampler):
             """Optuna's GridSampler stops the study when the grid is done, which only works inside
             study.optimize; here the budget (search.members, at most the grid's size) ends it."""
 
@@ -247,7 +250,7 @@ class OptunaSource:
         self.pruning = self.search.pruning or scheduler_pruning(self.search.scheduler)
         self.name = f"optuna-{study_name(spec)}"
         self.members_to_run = self.n_members = self.search.members
-        self.study = None
+        self.study: Study | None = None  # None in a dry run (write=False), which opens nothing
         if not write:
             return
         try:
@@ -273,7 +276,7 @@ class OptunaSource:
         self.resumed = self._resume()
         # failed members (a pack that failed for good) are replaced, unless asked to keep them failed
         counts = ("COMPLETE", "PRUNED", "RUNNING", "WAITING") + (() if retry_failed else ("FAIL",))
-        counted = sum(1 for t in self.study.get_trials(deepcopy=False) if t.state.name in counts)
+        counted = sum(1 for t in self.opened.get_trials(deepcopy=False) if t.state.name in counts)
         self.before = counted
         self.left = max(0, self.search.members - counted)
 
@@ -293,12 +296,19 @@ class OptunaSource:
         """The Optuna trial number of each member, for its runs row."""
         return {rid: {"optuna_trial": n} for rid, n in self.handed[pack.pack_id].numbers.items()}
 
+    @property
+    def opened(self) -> Study:
+        """The study; a dry run opened none."""
+        if self.study is None:
+            raise RuntimeError("the dry run of an Optuna search opened no study")
+        return self.study
+
     def summary(self) -> list[str]:
         c = self.counts()
         lines = [(f"  study {study_name(self.spec)}: {c.get('complete', 0)} complete, {c.get('pruned', 0)} pruned, "
                   f"{c.get('fail', 0)} failed, {c.get('running', 0)} running")]
         try:
-            best = self.study.best_trial
+            best = self.opened.best_trial
         except ValueError:
             return lines
         params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items())
@@ -335,13 +345,14 @@ class OptunaSource:
         out again as their original packs (same id, so they continue from their checkpoints).
         Returns the number of packs handed out again."""
         running = self.optuna.trial.TrialState.RUNNING
-        trials = self.study.get_trials(deepcopy=False)
+        trials = self.opened.get_trials(deepcopy=False)
         trained: dict[str, list[Any]] = defaultdict(list)  # pack_id -> its members' trials (not twins)
         for t in trials:
             a = t.user_attrs
             if a.get("pack_id") and a.get("run_id") and a.get("twin_of") is None:
                 trained[a["pack_id"]].append(t)
-        ended, pending = set(), set()
+        ended: set[str] = set()
+        pending: set[str] = set()
         for t in trials:
             if t.state != running:
                 continue
@@ -391,7 +402,7 @@ class OptunaSource:
         fresh: dict[str, tuple[RunConfig, Any]] = {}
         in_flight = {rid for h in [*self.handed.values(), *self.queue] for rid in h.numbers}
         for _ in range(n):
-            trial = self.study.ask(self.dists)
+            trial = self.opened.ask(self.dists)
             self.left -= 1
             self.asked += 1
             try:
@@ -441,19 +452,19 @@ class OptunaSource:
         optuna_cfg: dict[str, Any] = {"kind": self.search.kind, "numbers": handed.numbers, "pruning": None}
         if self.pruning is not None:
             rel = f"{SNAPSHOT_DIR}/{pack.pack_id}.json"
-            self.store.write_json(rel, {"completed": self._completed_series(), "written": time.time()})
+            self.store.write_json(rel, {"completed": self._completed_series(self.pruning.grace_epochs),
+                                        "written": time.time()})
             optuna_cfg.update(snapshot=rel, pruning={"metric": self.pruning.metric,
                                                      "grace_epochs": self.pruning.grace_epochs,
                                                      "pruner": self.pruning.pruner, "options": self.pruning.options})
         return optuna_cfg
 
-    def _completed_series(self) -> list[dict[str, float]]:
-        grace = self.pruning.grace_epochs
-        completed = self.study.get_trials(deepcopy=False, states=(self.optuna.trial.TrialState.COMPLETE,))
+    def _completed_series(self, grace: int) -> list[dict[str, float]]:
+        completed = self.opened.get_trials(deepcopy=False, states=(self.optuna.trial.TrialState.COMPLETE,))
         return [{str(k): v for k, v in t.intermediate_values.items() if k >= grace} for t in completed]
 
     def _write_plan(self) -> None:
-        members = [t.user_attrs["run_id"] for t in self.study.get_trials(deepcopy=False)
+        members = [t.user_attrs["run_id"] for t in self.opened.get_trials(deepcopy=False)
                    if t.state.name != "FAIL" and t.user_attrs.get("run_id") and t.user_attrs.get("twin_of") is None]
         packs = {pid: list(h.numbers) for pid, h in self.handed.items()}
         packs.update({h.pack.pack_id: list(h.numbers) for h in self.queue})
@@ -511,7 +522,7 @@ class OptunaSource:
             else:
                 for k, v in attrs.items():
                     self.storage.set_trial_user_attr(trial_id, k, v)
-                self.study.tell(number, value)
+                self.opened.tell(number, value)
                 self.told["complete"] += 1
 
     def _tell_twin(self, number: int, rid: str) -> None:
@@ -524,12 +535,12 @@ class OptunaSource:
             return
         for k, v in (attrs or {}).items():
             self.storage.set_trial_user_attr(self._trial_id(number), k, v)
-        self.study.tell(number, state=getattr(self.optuna.trial.TrialState, state))
+        self.opened.tell(number, state=getattr(self.optuna.trial.TrialState, state))
         self.told["pruned" if state == "PRUNED" else "failed"] += 1
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = defaultdict(int)
-        for t in self.study.get_trials(deepcopy=False):
+        for t in self.opened.get_trials(deepcopy=False):
             out[t.state.name.lower()] += 1
         return dict(out)
 

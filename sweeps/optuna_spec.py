@@ -19,7 +19,7 @@ import dataclasses
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from grokcore.config import config_fields
 from sweeps.validation import SpecError, epoch_budget, field_kind, is_int, is_number, unknown
@@ -67,7 +67,7 @@ SEARCH_DOCS: dict[str, str] = {
 }
 
 
-def metric_direction(metric: str) -> str:
+def metric_direction(metric: str) -> Literal["minimize", "maximize"]:
     """Accuracies are maximised; losses (and everything else) minimised."""
     return "maximize" if metric.endswith("/acc") else "minimize"
 

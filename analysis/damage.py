@@ -173,7 +173,7 @@ def all_problems(fs: pafs.FileSystem, files: Sequence[tuple[str, int | None]]) -
     else:
         with ThreadPoolExecutor(min(CONCURRENT_READS, len(files))) as pool:
             reasons = list(pool.map(one, files))
-    return [(path, reason) for (path, _), reason in zip(files, reasons) if reason is not None]
+    return [(path, reason) for (path, _), reason in zip(files, reasons, strict=True) if reason is not None]
 
 
 def check_snapshot_files(fs: pafs.FileSystem, root: str, shown: str) -> None:

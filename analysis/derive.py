@@ -44,6 +44,7 @@ and on clean labels under label noise. Their columns carry a prefix: `add/gen_ep
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -406,9 +407,9 @@ def aggregate(times: pd.DataFrame, by: Sequence[str] | None = None, view: str = 
     for key, index in _group_rows(groups):
         key = key if isinstance(key, tuple) else (key,)
         tally = np.bincount(phase_codes[index], minlength=len(PHASES) + 1)[1:]  # 0: a phase not in PHASES
-        counts = {phase: int(n) for phase, n in zip(PHASES, tally)}
+        counts = {phase: int(n) for phase, n in zip(PHASES, tally, strict=True)}
         n_decided = len(index) - counts[UNDECIDED]
-        row = dict(zip(keys, key))
+        row = dict(zip(keys, key, strict=True))
         row.update(n_members=len(index), n_decided=n_decided, n_undecided=counts[UNDECIDED])
         for base in TIME_COLUMNS:
             durations, observed = (a[index] for a in times_of[base])
@@ -523,9 +524,9 @@ def _point_groups(times: pd.DataFrame, x: str, by: list[str], view: str, base: s
         for g in np.unique(group_of[index]):
             mine = index[group_of[index] == g]
             points[g][xv] = _Point(durations[mine], observed[mine], decided[mine], generalised[mine])
-    for (key, _), group_points in zip(groups, points):
+    for (key, _), group_points in zip(groups, points, strict=True):
         key = key if isinstance(key, tuple) else (key,)
-        yield dict(zip(by, key)), group_points  # x values in sorted order, members in table order, as before
+        yield dict(zip(by, key, strict=True)), group_points  # x values in sorted order, members in table order, as before
 
 
 def _draws(points: dict, n_boot: int, seed: int, chunk: int = 50):
@@ -610,6 +611,10 @@ def _cached(cache: BootstrapCache | None, what: tuple, points: dict, compute: Ca
     return compute() if cache is None else cache.get(what, points, compute)
 
 
+def _resampled_interval(resample: Callable[[dict], np.ndarray], points: dict) -> tuple[float, float, int]:
+    return _interval(resample(points))
+
+
 def _interval(samples: np.ndarray) -> tuple[float, float, int]:
     ok = samples[np.isfinite(samples)]
     if len(ok) < len(samples) / 2:  # undefined in most resamples: an interval from the rest would flatter
@@ -685,7 +690,7 @@ def critical_train_fraction(times: pd.DataFrame, axis: str = "train_fraction", b
         lo = hi = np.nan
         if np.isfinite(critical) and n_boot:
             lo, hi, _ = _cached(cache, ("critical", level, n_boot, seed), points,
-                                lambda: _interval(resampled_crossings(points)))  # noqa: B023 - called at once
+                                functools.partial(_resampled_interval, resampled_crossings, points))
         rows.append({**key, "scope": scope, "critical": critical, "critical_lo": lo,
                      "critical_hi": hi, "lower": lower, "upper": upper, "level": level,
                      "n_points": len(points), "n_members": sum(len(pt) for pt in points.values()), "note": note})
@@ -763,7 +768,7 @@ def power_law_fit(times: pd.DataFrame, x: str, value: str = "gen_epoch", by: Seq
                                                       "censored)" if unknown else ""))
         elif n_boot:
             lo, hi, ok = _cached(cache, ("power", n_boot, seed), points,
-                                 lambda: _interval(resampled_exponents(points)))  # noqa: B023 - called at once
+                                 functools.partial(_resampled_interval, resampled_exponents, points))
             row.update(exponent_lo=lo, exponent_hi=hi)
             if not np.isfinite(lo):
                 row["note"] = f"no interval: only {ok} of {n_boot} resamples had {MIN_FIT_POINTS} medians"

@@ -183,7 +183,7 @@ def phase_diagram(times: pd.DataFrame, x: str, y: str, value: str = "phase", vie
             "phase_diagram", **meta)
     xs, ys = _sorted_values(agg[x]), _sorted_values(agg[y])
     x_scale, y_scale = axis_scale(xs), axis_scale(ys)
-    cells = {(_key(a), _key(b)): row for a, b, row in zip(agg[x], agg[y], agg.to_dict("records"))}
+    cells = {(_key(a), _key(b)): row for a, b, row in zip(agg[x], agg[y], agg.to_dict("records"), strict=True)}
 
     present = [p for p in CELL_PHASES if (agg["phase"] == p).any()]
     raw = np.full((len(ys), len(xs)), np.nan)
@@ -255,7 +255,7 @@ def phase_diagram(times: pd.DataFrame, x: str, y: str, value: str = "phase", vie
         dark = np.nan_to_num(position, nan=0.0) > 0.55  # Viridis_r is dark at its high end
 
     fig = go.Figure(go.Heatmap(**heatmap))
-    on_dark = [bool(dark[ys.index(b), xs.index(a)]) for a, b in zip(text_x, text_y)]
+    on_dark = [bool(dark[ys.index(b), xs.index(a)]) for a, b in zip(text_x, text_y, strict=True)]
     # One text trace per text colour (white on dark cells): an array of colours is not drawn by every renderer.
     for color, wanted in (("black", False), ("white", True)):
         keep = [k for k, d in enumerate(on_dark) if d == wanted]
@@ -320,7 +320,7 @@ def phase_scatter(times: pd.DataFrame, x: str, y: str, view: str = "",
         part = data[data[phase_col] == phase]
         if not len(part):
             continue
-        custom = [[r, _num(g), _num(m)] for r, g, m in zip(part["run_id"], part[grok_col], part[mem_col])]
+        custom = [[r, _num(g), _num(m)] for r, g, m in zip(part["run_id"], part[grok_col], part[mem_col], strict=True)]
         fig.add_trace(go.Scatter(
             x=[_key(v) for v in part[x]], y=[_key(v) for v in part[y]], mode="markers", name=phase,
             marker=dict(color=PHASE_COLORS[phase], size=9, line=dict(width=0.5, color="#333")), customdata=custom,
@@ -412,7 +412,7 @@ def axis_curve(times: pd.DataFrame, x: str, value: str = "gen_epoch", fit: str |
         if value in TIME_COLUMNS:
             median = part[f"{value}_median"].to_numpy(dtype="float64")
             reached = (part["n_generalised"] if value != "mem_epoch" else part["mem_epoch_n"]).to_numpy()
-            counts = [f"{int(r)}/{int(n)}" for r, n in zip(reached, part["n_members"])]
+            counts = [f"{int(r)}/{int(n)}" for r, n in zip(reached, part["n_members"], strict=True)]
             err_hi = part[f"{value}_q75"].to_numpy(dtype="float64") - median
             err_lo = median - part[f"{value}_q25"].to_numpy(dtype="float64")
             fig.add_trace(go.Scatter(
@@ -432,7 +432,7 @@ def axis_curve(times: pd.DataFrame, x: str, value: str = "gen_epoch", fit: str |
                 at = part[f"{value}_censored_at"].to_numpy(dtype="float64")[unknown]
                 # Lines censored at the same budget would stack their triangles exactly: dodge them sideways
                 # (a few percent on a log axis, of the smallest step on a linear one); hover keeps the value.
-                true_x = [v for v, u in zip(xs, unknown) if u]
+                true_x = [v for v, u in zip(xs, unknown, strict=True) if u]
                 offset = k - (n_lines - 1) / 2
                 # The budget is the marker's height; the text holds only the count, so the labels of
                 # dodged triangles sit side by side instead of printing "> budget" over each other.
@@ -446,7 +446,7 @@ def axis_curve(times: pd.DataFrame, x: str, value: str = "gen_epoch", fit: str |
                 shown_counts = np.asarray(counts)[unknown]
                 fig.add_trace(go.Scatter(
                     x=shown_x, y=at.tolist(), mode="markers+text",
-                    hovertext=[f"{x}={v}: median > {format_value(b)} ({c})" for v, b, c in zip(true_x, at, shown_counts)],
+                    hovertext=[f"{x}={v}: median > {format_value(b)} ({c})" for v, b, c in zip(true_x, at, shown_counts, strict=True)],
                     name=f"{name}: median beyond the budget (triangle at the budget)",
                     text=[str(c) for c in shown_counts],
                     textposition="bottom center", textfont=dict(size=10, color=style["color"]),
@@ -466,7 +466,7 @@ def axis_curve(times: pd.DataFrame, x: str, value: str = "gen_epoch", fit: str |
         else:
             fraction = part[value].to_numpy(dtype="float64")
             count = part["n_generalised"] if value == "fraction_generalised" else part["count/grokking"]
-            counts = [f"{int(c)}/{int(n)}" for c, n in zip(count, part["n_decided"])]
+            counts = [f"{int(c)}/{int(n)}" for c, n in zip(count, part["n_decided"], strict=True)]
             fig.add_trace(go.Scatter(
                 x=xs, y=_nan_to_none(fraction), mode="lines+markers+text", name=name, line=style,
                 marker=dict(symbol=symbol, size=9, color=style["color"]), text=counts, textposition="top center",

@@ -155,7 +155,7 @@ def load_sweep(locations: str | Path | Iterable[str | Path], parts: PartReader |
     if len(set(names)) != len(names):
         # Two directories with the same spec name: tell them apart by their location.
         names = [f"{one['name']} ({one['location']})" for one in loaded]
-    for one, name in zip(loaded, names):
+    for one, name in zip(loaded, names, strict=True):
         one["runs"][SWEEP_COLUMN] = name
         notes.extend(one["notes"])
 
@@ -182,7 +182,7 @@ def load_sweep(locations: str | Path | Iterable[str | Path], parts: PartReader |
     sweep = Sweep(
         name="+".join(names),
         locations=tuple(one["location"] for one in loaded),
-        specs={name: one["spec"] for name, one in zip(names, loaded)},
+        specs={name: one["spec"] for name, one in zip(names, loaded, strict=True)},
         runs=runs.reset_index(drop=True),
         metrics=metrics,
         progress=progress,

@@ -200,7 +200,7 @@ def frequency_spectrum(progress: pd.DataFrame, run_id: str, label: str | None = 
     epochs = rows["epoch"].tolist()
     key_x, key_y = [], []
     keys_by_epoch = {}
-    for epoch, (_, row) in zip(epochs, rows.iterrows()):
+    for epoch, (_, row) in zip(epochs, rows.iterrows(), strict=True):
         keys = _slots(row, col.KEY_FREQ_PREFIX)
         keys_by_epoch[int(epoch)] = keys
         key_x += [str(int(epoch))] * len(keys)

@@ -214,7 +214,7 @@ def _build_report(sweep: Sweep, thresholds: Thresholds, times: pd.DataFrame | No
 
     # Training curves of members the data picks as typical of each phase.
     representatives = representative_members(placed)
-    for run_id, phase in zip(representatives["run_id"], representatives["phase"]):
+    for run_id, phase in zip(representatives["run_id"], representatives["phase"], strict=True):
         fig = F.training_curves(sweep.metrics, sweep.runs, [run_id], thresholds)
         fig.update_layout(title=dict(text=f"a typical member in the {phase} phase: {run_id}"))
         report.figures.append(ReportFigure(
@@ -241,7 +241,7 @@ def _add_snapshots(report: Report, representatives: pd.DataFrame) -> None:
     from analysis.damage import check_snapshot_files
     from analysis.load import _open
 
-    phase_of = dict(zip(representatives["run_id"], representatives["phase"]))
+    phase_of = dict(zip(representatives["run_id"], representatives["phase"], strict=True))
     for location in locations:
         check_snapshot_files(*_open(location))  # a damaged file is named, not a safetensors traceback
         spectrum, attention = (pd.DataFrame(rows) for rows in snapshot_views(location, list(phase_of)))
@@ -324,7 +324,7 @@ def _add_progress(report: Report, placed: pd.DataFrame, representatives: pd.Data
     sweep, section = report.sweep, "Progress measures"
     progress = sweep.progress
     with_progress = set(progress["run_id"].unique().tolist())
-    phase_of = dict(zip(representatives["run_id"], representatives["phase"]))
+    phase_of = dict(zip(representatives["run_id"], representatives["phase"], strict=True))
     chosen = [r for r in representatives["run_id"] if r in with_progress][:MAX_PROGRESS_MEMBERS]
     if not chosen:
         chosen = sorted(with_progress)[:3]
@@ -589,7 +589,7 @@ def export_pngs(figures: list[ReportFigure], directory: Path) -> str | None:
         return (f"PNG export unavailable ({type(exc).__name__}: {reason}). The HTML report is complete; for PNGs "
                 "install Chromium (Debian: apt-get install chromium) or set BROWSER_PATH to a Chrome/Chromium binary.")
     absent = missing()
-    for i, (fig, path) in enumerate(zip(figures, paths)):
+    for i, (fig, path) in enumerate(zip(figures, paths, strict=True)):
         if i not in absent:
             fig.png = f"png/{path.name}"
     if absent:

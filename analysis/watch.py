@@ -263,7 +263,9 @@ def _progress_text(progress: dict) -> str:
 _SCRIPT = """<script>
 (function () {
   var built = %(built)s;
-  function age(s) { return s < 90 ? Math.round(s) + " s" : s < 5400 ? Math.round(s / 60) + " min" : (s / 3600).toFixed(1) + " h"; }
+  function age(s) {
+    return s < 90 ? Math.round(s) + " s" : s < 5400 ? Math.round(s / 60) + " min" : (s / 3600).toFixed(1) + " h";
+  }
   function tick() {
     fetch("status.json", {cache: "no-store"}).then(function (r) { return r.json(); }).then(function (st) {
       if (st.built !== null && st.built !== built) { location.reload(); return; }

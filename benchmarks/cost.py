@@ -120,7 +120,7 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for key in args.device.split(","):
         device = DEVICES[key]
-        for n, nd in zip(members, nodes):
+        for n, nd in zip(members, nodes, strict=True):
             c = cost(n, device, nd, args.gpus_per_node)
             print(f"| {device.name} | {n:,} | {c.packs:,} ({c.pack_sizes}) | {nd} × {args.gpus_per_node} | "
                   f"{_hours(c.wall_h)} | {c.gpu_h_billed:,.1f} | {c.gpu_h_busy:,.1f} | {device.source} |")

@@ -89,7 +89,7 @@ def continue_pack(configs: Sequence[RunConfig], states: Sequence[EndState], devi
 
     if len(configs) != len(states):
         raise ValueError(f"{len(configs)} members but {len(states)} end states")
-    for cfg, st in zip(configs, states):
+    for cfg, st in zip(configs, states, strict=True):
         if cfg.run_id != st.run_id:
             raise ValueError(f"end state of {st.run_id} given for member {cfg.run_id}")
         if cfg.epochs <= st.epoch:
@@ -108,7 +108,7 @@ def continue_pack(configs: Sequence[RunConfig], states: Sequence[EndState], devi
             target.copy_(torch.stack([getattr(st, name) for st in states]).to(target.device, target.dtype))
     trainer.epoch, trainer.optimizer.step_count = epoch, step
     trainer.trackers = [replace(_Tracker(**st.tracker), end_epoch=cfg.epochs, stop_fired=False)
-                        for cfg, st in zip(configs, states)]
+                        for cfg, st in zip(configs, states, strict=True)]
     return trainer
 
 

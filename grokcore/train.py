@@ -118,7 +118,8 @@ class PackTrainer:
     def __init__(self, configs: Sequence[RunConfig], device: str | torch.device = "cpu", tf32: bool = False,
                  torch_compile: bool = False, snapshots: SnapshotSchedule | None = None):
         """`snapshots` keeps members' weights at its epochs and events (Report.snapshots); it only reads
-        the weights, so the numbers are those of a trainer without it. `tf32` allows TF32 matmuls on CUDA (a process-wide torch setting). `torch_compile` runs the
+        the weights, so the numbers are those of a trainer without it. `tf32` allows TF32 matmuls on
+        CUDA (a process-wide torch setting). `torch_compile` runs the
         training loss and the optimizer update through torch.compile (Inductor): ~1.5x model-epochs/s
         for large packs on a GPU, after a compile of seconds to a minute on the first epoch (and once
         more when the pack first shrinks); results agree with the eager step to float rounding, not
@@ -198,7 +199,7 @@ class PackTrainer:
         if self.arch.token_layout.endswith("=") and not bool((pool.inputs[:, -1] == self.arch.eq_token).all()):
             # PackedTransformer.train_logits scores a fixed last token once per pack, not per example
             raise AssertionError(f"layout '{self.arch.token_layout}': every example must end in '='")
-        splits = [make_split(c, mp) for c, mp in zip(self.configs, member_pools)]
+        splits = [make_split(c, mp) for c, mp in zip(self.configs, member_pools, strict=True)]
         clean_labels = torch.stack([mp.labels for mp in member_pools])  # (member, pool)
 
         self.chunk = example_chunk(len(pool.inputs))
@@ -326,13 +327,13 @@ class PackTrainer:
             lp = self.net.train_logits(tokens[:, rows], tables).to(self.loss_dtype).log_softmax(-1)
             pred = lp.argmax(-1)
             terms = []
-            for lab, mask in zip(targets, masks):
+            for lab, mask in zip(targets, masks, strict=True):
                 lab, mask = lab[:, rows], mask[:, rows]
                 nll = -lp.gather(-1, lab.unsqueeze(-1)).squeeze(-1)
                 terms += [torch.where(mask, x, 0.0).sum(-1) for x in (nll, (pred == lab).to(lp.dtype))]
-            totals = [t + x for t, x in zip(totals, terms)]
+            totals = [t + x for t, x in zip(totals, terms, strict=True)]
         counts = [m.sum(-1).clamp(min=1).to(self.loss_dtype) for m in masks for _ in range(2)]
-        return [t / n for t, n in zip(totals, counts)]
+        return [t / n for t, n in zip(totals, counts, strict=True)]
 
     # ---- the loop -----------------------------------------------------------------------------
     @property
@@ -378,15 +379,15 @@ class PackTrainer:
 
         start = time.perf_counter()
         rows = measure_pack(self)
-        return [{"run_id": c.run_id, "epoch": self.epoch, **row} for c, row in zip(self.configs, rows)], \
+        return [{"run_id": c.run_id, "epoch": self.epoch, **row} for c, row in zip(self.configs, rows, strict=True)], \
             time.perf_counter() - start
 
     def _report(self, values: Tensor) -> Report:
         epoch, every = self.epoch, self.arch.eval_every
         metrics, keep = [], []
         finished = self._take_pending()
-        for k, (cfg, tr) in enumerate(zip(self.configs, self.trackers)):
-            row = dict(zip(METRIC_COLUMNS, values[k].tolist()))
+        for k, (cfg, tr) in enumerate(zip(self.configs, self.trackers, strict=True)):
+            row = dict(zip(METRIC_COLUMNS, values[k].tolist(), strict=True))
             diverged = not (math.isfinite(row["train/loss"]) and math.isfinite(row["test/loss"]))
             due = epoch % every == 0 or epoch >= tr.end_epoch or diverged
             if due:
@@ -417,7 +418,7 @@ class PackTrainer:
             return
         rows = self.flat.data[torch.tensor(members, device=self.device)].detach().to(
             "cpu", dtype=self.snapshots.torch_dtype)
-        for k, row in zip(members, rows):
+        for k, row in zip(members, rows, strict=True):
             key = (self.configs[k].run_id, self.epoch)
             if key in self._taken:
                 self._taken[key] = self._taken[key].with_event(event)
@@ -453,7 +454,7 @@ class PackTrainer:
         `finished` with this status (or from `departures()` at once) and leave the batch immediately."""
         drop = set(run_ids)
         keep = [k for k, c in enumerate(self.configs) if c.run_id not in drop]
-        for k, (cfg, tr) in enumerate(zip(self.configs, self.trackers)):
+        for k, (cfg, tr) in enumerate(zip(self.configs, self.trackers, strict=True)):
             if cfg.run_id in drop:
                 self._pending.append(self._outcome(cfg, tr, status))
                 self._snapshot([k], "end")
@@ -473,7 +474,7 @@ class PackTrainer:
         leaving = [k for k in range(len(self.configs)) if k not in kept]
         if leaving:
             rows = self.flat.data[torch.tensor(leaving, device=self.device)].detach().cpu()
-            self.departed.update({self.configs[k].run_id: row for k, row in zip(leaving, rows)})
+            self.departed.update({self.configs[k].run_id: row for k, row in zip(leaving, rows, strict=True)})
         self.configs = [self.configs[k] for k in keep]
         self.trackers = [self.trackers[k] for k in keep]
         if not keep:
@@ -526,7 +527,7 @@ class PackTrainer:
         self.optimizer.exp_avg.copy_(t["exp_avg"])
         self.optimizer.exp_avg_sq.copy_(t["exp_avg_sq"])
         departed = state.get("departed", [])  # absent in checkpoints written before it was kept
-        self.departed = dict(zip(departed, t["departed"].cpu())) if departed else {}
+        self.departed = dict(zip(departed, t["departed"].cpu(), strict=True)) if departed else {}
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write the full state under `directory` atomically (a temporary sibling, then rename)."""
@@ -617,7 +618,7 @@ class ProgressBar:
             return
         self.finished += len(report.finished)
         self.generalised.update(o.run_id for o in report.finished if o.epoch_test_99 is not None)
-        self.generalised.update(c.run_id for c, t in zip(self.trainer.configs, self.trainer.trackers)
+        self.generalised.update(c.run_id for c, t in zip(self.trainer.configs, self.trainer.trackers, strict=True)
                                 if t.epoch_test_99 is not None)
         now = time.perf_counter()
         rate, self.last_update = model_epochs / max(now - self.last_update, 1e-9), now

@@ -148,7 +148,7 @@ class Verdict:
 
     def columns(self) -> dict[str, Any]:
         """The VERDICT_COLUMNS of a runs row."""
-        return dict(zip(VERDICT_COLUMNS, (self.memorised_epoch, self.generalised_epoch, self.grokked)))
+        return dict(zip(VERDICT_COLUMNS, (self.memorised_epoch, self.generalised_epoch, self.grokked), strict=True))
 
 
 def decide(epochs: Sequence[float], train_acc: Sequence[float], test_acc: Sequence[float],
@@ -158,7 +158,7 @@ def decide(epochs: Sequence[float], train_acc: Sequence[float], test_acc: Sequen
     if not len(epochs) == len(train_acc) == len(test_acc):
         raise ValueError(f"epochs, train_acc and test_acc must have one value per evaluation; got lengths "
                          f"{len(epochs)}, {len(train_acc)}, {len(test_acc)}")
-    rows = [(e, tr, te) for e, tr, te in zip(epochs, train_acc, test_acc)
+    rows = [(e, tr, te) for e, tr, te in zip(epochs, train_acc, test_acc, strict=True)
             if thresholds.budget is None or e <= thresholds.budget]
     mem, train_fell = _reached([(e, tr) for e, tr, _ in rows], thresholds.train_acc, thresholds.hold)
     gen, test_fell = _reached([(e, te) for e, _, te in rows], thresholds.test_acc, thresholds.hold)

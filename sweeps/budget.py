@@ -236,7 +236,7 @@ def undecided(store: SweepStore, rows: Sequence[dict[str, Any]], thresholds: Any
                                    **{c: r.get(c) for c in VERDICT_COLUMNS}} for r in ended])
     judged = with_verdicts(store, table, thresholds)
     assert judged is not None  # a table in, a table out
-    return {rid for rid, gen in zip(judged.column("run_id").to_pylist(), judged.column("epoch_generalised").to_pylist())
+    return {rid for rid, gen in zip(judged.column("run_id").to_pylist(), judged.column("epoch_generalised").to_pylist(), strict=True)
             if gen is None}
 
 

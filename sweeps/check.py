@@ -127,7 +127,7 @@ def check_sweep(store: SweepStore) -> CheckReport:
 
     metrics = _frame(store, report, by_table["metrics"], ["run_id", "epoch"])
     report.checked["metrics rows"] = len(metrics)
-    pack_of = dict(zip(real["run_id"], real["pack_id"])) if len(real) else {}
+    pack_of = dict(zip(real["run_id"], real["pack_id"], strict=True)) if len(real) else {}
     _check_evaluations(report, metrics, real.drop_duplicates("run_id") if len(real) else real, pack_of)
     progress = _frame(store, report, by_table["progress"], ["run_id", "epoch"])
     report.checked["progress rows"] = len(progress)
@@ -168,7 +168,7 @@ def _check_evaluations(report: CheckReport, metrics: pd.DataFrame, runs: pd.Data
     if not len(ended):
         return
     seen = metrics.drop_duplicates(["run_id", "epoch"]).groupby("run_id")["epoch"].apply(set).to_dict()
-    for rid, last, every in zip(ended["run_id"], ended["epochs_trained"].astype(int), ended["eval_every"].astype(int)):
+    for rid, last, every in zip(ended["run_id"], ended["epochs_trained"].astype(int), ended["eval_every"].astype(int), strict=True):
         expected = set(range(every, last + 1, every)) | ({last} if last > 0 else set())
         have = seen.get(rid, set())
         if have - expected:

@@ -54,7 +54,7 @@ def prepare(spec: Any, results: str | None = None, members: Sequence[RunConfig] 
     failed_ids: set[str] = set()
     runs = store.read_table("runs", columns=["run_id", "pack_id", "status"])
     if runs is not None:
-        for rid, pid, status in zip(*(runs.column(c).to_pylist() for c in ("run_id", "pack_id", "status"))):
+        for rid, pid, status in zip(*(runs.column(c).to_pylist() for c in ("run_id", "pack_id", "status")), strict=True):
             if status == "failed":
                 failed_ids.add(rid)
             else:

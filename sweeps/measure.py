@@ -148,7 +148,7 @@ def _measure(files: Any, entries: list[dict[str, Any]], settings: Any, device: s
     for epoch in sorted({e["epoch"] for e in entries}):
         members = [files.load(e["run_id"], epoch, entries=[e]) for e in entries if e["epoch"] == epoch]
         trainer = pack_at([c for c, _ in members], [w for _, w in members], epoch, device)
-        rows += [{"run_id": c.run_id, "epoch": epoch, **row} for (c, _), row in zip(members, measure_pack(trainer, settings))]
+        rows += [{"run_id": c.run_id, "epoch": epoch, **row} for (c, _), row in zip(members, measure_pack(trainer, settings), strict=True)]
     return rows
 
 

@@ -336,7 +336,7 @@ class OptunaSource:
         metrics = self.store.read_table("metrics", columns=["run_id", "epoch", self.intermediate], parts=parts)
         series: dict[str, list[tuple[int, float]]] = defaultdict(list)
         if metrics is not None:
-            for rid, epoch, value in zip(*(metrics.column(c).to_pylist() for c in ("run_id", "epoch", self.intermediate))):
+            for rid, epoch, value in zip(*(metrics.column(c).to_pylist() for c in ("run_id", "epoch", self.intermediate)), strict=True):
                 series[rid].append((epoch, value))
         return rows, series
 

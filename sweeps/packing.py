@@ -118,11 +118,11 @@ def describe_auto(members: Sequence[RunConfig], gpus: float, max_trials: int = A
     """Why `pack_size: auto` cut the packs it did, for the dry run."""
     groups = shape_groups(members)
     sizes = auto_pack_sizes(groups, gpus, max_trials)
-    trials = sum(math.ceil(len(g) / size) for g, size in zip(groups, sizes))
+    trials = sum(math.ceil(len(g) / size) for g, size in zip(groups, sizes, strict=True))
     limits = [_limits(g, gpus) for g in groups]
     device = f"{gpus:g} GPU" if gpus > 0 else "a CPU trial"
     capped = [min(cap, fits) for cap, fits in limits]
-    at_cap = sum(math.ceil(len(g) / size) for g, size in zip(groups, capped))
+    at_cap = sum(math.ceil(len(g) / size) for g, size in zip(groups, capped, strict=True))
     text = (f"packs of at most {limits[0][0]} members on {device} (fewer where its memory budget holds "
             "fewer)")
     tune = f"Tune's ~{TUNE_SECONDS_PER_TRIAL:g} s a trial: ~{trials * TUNE_SECONDS_PER_TRIAL:,.0f} s of the driver's time"
@@ -150,7 +150,7 @@ def cut_packs(members: Sequence[RunConfig], pack_size: int | None, gpus: float =
     packs: list[Pack] = []
     groups = shape_groups(members)
     sizes = [pack_size] * len(groups) if pack_size else auto_pack_sizes(groups, gpus, max_trials)
-    for group, size in zip(groups, sizes):
+    for group, size in zip(groups, sizes, strict=True):
         n_packs = math.ceil(len(group) / size)
         base, extra = divmod(len(group), n_packs)
         start = 0

@@ -12,16 +12,17 @@ Layout under `<results>/<name>/` (see grokcore/records.py for the columns):
     checkpoints/packs/<pack>/state.json  the pack's commit record
     checkpoints/packs/<pack>/trainer-<seq>/   its trainer checkpoint (when checkpoints are on)
 
-Invariant that keeps rows from duplicating across crashes, retries and resumes: a pack writes
-its parts (snapshot and end-state files included) with consecutive sequence numbers, and after each batch of parts (same seq in each
-table) it saves its trainer checkpoint and then rewrites its commit record with `seq + 1`. Parts
-with seq below the record's `seq` are committed and describe exactly the work up to the
-checkpoint the record names; parts at or above it (at most one batch, from a crash between
-writing parts and committing) are deleted before the pack runs again, which then redoes that
-work. When a pack is done its parts are merged into one per table (`SweepStore.compact_pack`):
-the merged part takes the next seq, and the record's `compacted` says the table parts below it
-are superseded (snapshot and end-state files are not merged and keep their seqs). `grok measure` changes a
-finished pack's progress rows the same way (compact_pack's `rewrite`). Every file (part, record, checkpoint) is written under a temporary hidden name and moved
+Invariant that keeps rows from duplicating across crashes, retries and resumes: a pack writes its
+parts (snapshot and end-state files included) with consecutive sequence numbers, and after each
+batch of parts (same seq in each table) it saves its trainer checkpoint and then rewrites its commit
+record with `seq + 1`. Parts with seq below the record's `seq` are committed and describe exactly
+the work up to the checkpoint the record names; parts at or above it (at most one batch, from a
+crash between writing parts and committing) are deleted before the pack runs again, which then
+redoes that work. When a pack is done its parts are merged into one per table
+(`SweepStore.compact_pack`): the merged part takes the next seq, and the record's `compacted` says
+the table parts below it are superseded (snapshot and end-state files are not merged and keep their
+seqs). `grok measure` changes a finished pack's progress rows the same way (compact_pack's
+`rewrite`). Every file (part, record, checkpoint) is written under a temporary hidden name and moved
 into place, so readers see whole files or none; pyarrow and pandas skip hidden names.
 
 A full disk is one more crash under this invariant: the write that fails leaves no file (its
@@ -130,7 +131,7 @@ def rows_to_table(rows: Sequence[dict[str, Any]], schema: pa.Schema) -> pa.Table
     for k in extra:
         arrays.append(pa.array([r.get(k) for r in rows]))
         names.append(k)
-    fields = list(schema) + [pa.field(k, a.type) for k, a in zip(extra, arrays[len(schema):])]
+    fields = list(schema) + [pa.field(k, a.type) for k, a in zip(extra, arrays[len(schema):], strict=True)]
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=schema.metadata))
 
 

@@ -366,7 +366,7 @@ def _generalised_from_runs(store: SweepStore, pack_id: str, progress: _Progress,
     if table is None:
         return set()
     ids = table.column("run_id").to_pylist()
-    for rid, epoch in zip(ids, table.column("epoch_generalised").to_pylist()):
+    for rid, epoch in zip(ids, table.column("epoch_generalised").to_pylist(), strict=True):
         if epoch is not None:
             progress.generalised.add(rid)
     return set(ids)

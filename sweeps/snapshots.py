@@ -74,7 +74,7 @@ def storage_estimate(schedule: dict[str, Any] | None, members: Sequence[RunConfi
 
     s = SnapshotSchedule.from_dict(schedule)
     counts = [s.max_snapshots(m) for m in members]
-    return sum(counts), sum(n * s.bytes_per_snapshot(m) for n, m in zip(counts, members))
+    return sum(counts), sum(n * s.bytes_per_snapshot(m) for n, m in zip(counts, members, strict=True))
 
 
 def describe_storage(schedule: dict[str, Any] | None, members: Sequence[RunConfig]) -> str | None:
@@ -115,7 +115,7 @@ def search_storage(schedule: dict[str, Any] | None, spec: Any, budget: int) -> t
     varying = [a for a in spec.axes if any(cost({a.field: v}) not in (base, None) for v in candidates(a))]
     worst = (0, 0)  # base alone is no point of the space: its axes' fields may be unset there
     for values in itertools.islice(itertools.product(*(candidates(a) for a in varying)), 4096):
-        c = cost({a.field: v for a, v in zip(varying, values)})
+        c = cost({a.field: v for a, v in zip(varying, values, strict=True)})
         if c is not None:
             worst = max(worst, c, key=lambda t: t[1])
     return budget * worst[0], budget * worst[1]

@@ -199,7 +199,7 @@ class SweepSpec:
         for s in range(self.samples):
             drawn = {a.field: a.draw(random.Random(f"{self.sample_seed}/{s}/{a.field}")) for a in self.random_axes}
             for values in itertools.product(*(a.values for a in grid)):
-                point = {**drawn, **{a.field: v for a, v in zip(grid, values)}}
+                point = {**drawn, **{a.field: v for a, v in zip(grid, values, strict=True)}}
                 for r in range(self.replicates):
                     if self.replicates > 1:
                         yield {**point, "seed": self.base.get("seed", 0) + r}

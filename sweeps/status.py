@@ -121,10 +121,11 @@ def sweep_status(location: str) -> SweepStatus:
 
 
 def one_row_per_member(runs: pa.Table | None) -> pd.DataFrame | None:
-    """The runs rows that count, one per member: its longest row that did not fail (the newest outcome
-    of a member continued to a larger budget, whose older row goes soon after), else its last failed one. (A failed row and a later real one cannot coexist, since the driver removes failed
-    rows it retries, but a reader may catch the moment in between.) Vectorised: 100k members in
-    a Python loop over rows were a fifth of `grok status`."""
+    """The runs rows that count, one per member: its longest row that did not fail (the newest outcome of a
+    member continued to a larger budget, whose older row goes soon after), else its last failed one. (A
+    failed row and a later real one cannot coexist, since the driver removes failed rows it retries, but a
+    reader may catch the moment in between.) Vectorised: 100k members in a Python loop over rows were a
+    fifth of `grok status`."""
     if runs is None:
         return None
     frame = runs.to_pandas()

@@ -138,7 +138,7 @@ def committed_rows(store: SweepStore, kept: dict[str, tuple[int | None, pa.Table
 def _add_evaluations(members: dict[str, Member], data: pa.Table, pack_id: str) -> None:
     names = [n for n in data.column_names if n not in ("run_id", "epoch")]
     columns = {n: data.column(n).to_pylist() for n in names}
-    for i, (run_id, epoch) in enumerate(zip(data.column("run_id").to_pylist(), data.column("epoch").to_pylist())):
+    for i, (run_id, epoch) in enumerate(zip(data.column("run_id").to_pylist(), data.column("epoch").to_pylist(), strict=True)):
         member = members.setdefault(run_id, Member(run_id, pack_id))
         point = member.evaluations.setdefault(int(epoch), {})
         for n in names:

@@ -102,7 +102,7 @@ def measure_pack(trainer: PackTrainer, settings: ProgressSettings | None = None)
         columns |= {name: _nan(trainer) for name in col.LLC_COLUMNS}
     names = list(columns)
     table = torch.stack([columns[n].detach().to("cpu", torch.float64) for n in names], dim=1)
-    return [dict(zip(names, row)) for row in table.tolist()]
+    return [dict(zip(names, row, strict=True)) for row in table.tolist()]
 
 
 def _nan(trainer: PackTrainer) -> Tensor:
@@ -389,7 +389,7 @@ def _sgld_llc_of_pack(net: PackedModel, theta0: Tensor, configs: list[RunConfig]
         def loss(theta: Tensor, step: int) -> Tensor:
             index = torch.zeros(K * C, B, dtype=torch.long, device=device)
             weight = torch.zeros(K * C, B, dtype=loss_dtype, device=device)
-            for k, (g, n) in enumerate(zip(generators, counts)):
+            for k, (g, n) in enumerate(zip(generators, counts, strict=True)):
                 if n > B:
                     pick = torch.rand(C, n, generator=g, device=device).argsort(-1)[:, :B]
                     index[k * C:(k + 1) * C] = pick

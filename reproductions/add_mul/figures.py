@@ -50,7 +50,8 @@ def per_task_figure(final: pd.DataFrame, metric: str) -> go.Figure:
     xs = sorted(final["addition_fraction"].unique())
     fig.add_scatter(x=[xs[0], xs[-1]], y=[chance, chance], mode="lines", line={"dash": "dot", "color": "grey"},
                     name=f"uniform guess: {'ln p' if log else '1/p'} = {chance:.3g}")
-    fig.update_layout(title=f"Add/mul mixture, p = {p}: final test {metric} per task (mean, min-max over {final['seed'].nunique()} seeds)",
+    seeds = final["seed"].nunique()
+    fig.update_layout(title=f"Add/mul mixture, p = {p}: final test {metric} per task (mean, min-max over {seeds} seeds)",
                       xaxis={"title": "addition fraction of the training set",
                              "tickvals": sorted(final["addition_fraction"].unique())},
                       yaxis={"title": f"test {metric} at the last epoch", "type": "log" if log else "linear"},

@@ -55,7 +55,7 @@ def twin_share(cfg: RunConfig) -> float:
 
     def keys(tokens) -> set | np.ndarray:
         a, b = tokens[:, 0].numpy(), tokens[:, 1].numpy()
-        return np.array([pow(int(x), m, p) * p + pow(int(y), n, p) for x, y in zip(a, b)])
+        return np.array([pow(int(x), m, p) * p + pow(int(y), n, p) for x, y in zip(a, b, strict=True)])
 
     seen = set(keys(data.train_tokens).tolist())
     test = keys(data.test_tokens)
@@ -90,7 +90,7 @@ def main(sweep_dir: str) -> None:
     extra = times.groupby(["exp_m", "exp_n"])[["final_test_acc", "twin_share"]].mean().reset_index()
     agg = agg.merge(extra, on=["exp_m", "exp_n"])
     agg["one_to_one"] = [distinct_powers(p, m) == p and distinct_powers(p, n) == p
-                         for m, n in zip(agg["exp_m"], agg["exp_n"])]
+                         for m, n in zip(agg["exp_m"], agg["exp_n"], strict=True)]
 
     out = HERE / "figures"
     out.mkdir(exist_ok=True)

@@ -38,7 +38,7 @@ def gen_figure(times: pd.DataFrame) -> go.Figure:
     cells = sorted({(r.weight_decay, r.lr) for r in times.itertuples()})
     order = [cell_label(*c) for c in cells]
     for init, group in times.groupby("init"):
-        x = [cell_label(w, lr) for w, lr in zip(group["weight_decay"], group["lr"])]
+        x = [cell_label(w, lr) for w, lr in zip(group["weight_decay"], group["lr"], strict=True)]
         reached = group["gen_epoch"].notna().to_numpy()
         y = np.where(reached, group["gen_epoch"], group["last_epoch"])
         for mask, symbol, suffix in ((reached, "circle", ""), (~reached, "circle-open", " (never: last epoch)")):

@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         return save(fig, args.prefix + name)
 
     run_ids = list(table["run_id"])
-    labels = {r: f"seed {s}" for r, s in zip(table["run_id"], table["seed"])}
+    labels = {r: f"seed {s}" for r, s in zip(table["run_id"], table["seed"], strict=True)}
     by_gen = table.sort_values("generalised (test acc held 0.99)", na_position="last")
     middle, slowest = by_gen["run_id"].iloc[len(table) // 2], by_gen["run_id"].iloc[-1]
     # one member per figure: four curves each, and the slowest seed shows the phases furthest apart

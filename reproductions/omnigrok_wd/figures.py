@@ -56,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unfinished: {where}, last evaluation epoch {last['epoch']:.0f}: train acc {last['train/acc']:.3f}, "
               f"test acc {last['test/acc']:.3f}, max train acc {rows['train/acc'].max():.3f}")
     times = times[times["status"] != "running"]
-    times["norm_at_mem"] = [norm_at(sweep.metrics, r, e) for r, e in zip(times["run_id"], times["mem_epoch"])]
-    times["norm_at_gen"] = [norm_at(sweep.metrics, r, e) for r, e in zip(times["run_id"], times["gen_epoch"])]
+    times["norm_at_mem"] = [norm_at(sweep.metrics, r, e) for r, e in zip(times["run_id"], times["mem_epoch"], strict=True)]
+    times["norm_at_gen"] = [norm_at(sweep.metrics, r, e) for r, e in zip(times["run_id"], times["gen_epoch"], strict=True)]
     pd.set_option("display.width", 200)
     print("per member:")
     print(times.sort_values(["weight_decay", "seed"])[

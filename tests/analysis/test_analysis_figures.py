@@ -18,7 +18,7 @@ def cell(fig, x, y):
     trace = fig.data[0]
     j, i = list(trace.x).index(x), list(trace.y).index(y)
     drawn = [(tx, ty, t) for trace in fig.data if trace.meta and trace.meta.get("role") == "cell_text"
-             for tx, ty, t in zip(trace.x, trace.y, trace.text)]
+             for tx, ty, t in zip(trace.x, trace.y, trace.text, strict=True)]
     text = next((t for tx, ty, t in drawn if (tx, ty) == (x, y)), None)
     return trace.z[i][j], text, trace.customdata[i][j]
 
@@ -287,7 +287,7 @@ def test_phase_scatter_places_every_sampled_member_by_phase(tmp_path):
     assert fig.layout.yaxis.type == "log"  # log-uniform draws over three decades
     placed = {}
     for trace in fig.data:
-        for x, y, custom in zip(trace.x, trace.y, trace.customdata):
+        for x, y, custom in zip(trace.x, trace.y, trace.customdata, strict=True):
             placed[custom[0]] = (trace.name, x, y, custom[1])
     assert len(placed) == len(members)
     for m in members:

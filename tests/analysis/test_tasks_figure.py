@@ -54,7 +54,7 @@ def test_share_rule():
 def test_figure_reads_back():
     fig = min_fraction_figure(runs_table(CELLS))
     found, none = fig.data
-    assert dict(zip(found.y, found.x)) == {"quad (p=23)": 0.5, "add (p=23)": 0.3, "perm (p=3)": 0.3}
+    assert dict(zip(found.y, found.x, strict=True)) == {"quad (p=23)": 0.5, "add (p=23)": 0.3, "perm (p=3)": 0.3}
     assert list(none.y) == ["perm (p=4)"] and list(none.x) == [0.5]
     assert list(fig.layout.yaxis.categoryarray)[-1] == "perm (p=4)"  # the hardest on top
 
@@ -79,7 +79,7 @@ def test_the_report_draws_the_operations_figure_by_its_own_rule(tmp_path):
     sweep = synthetic.write_sweep(tmp_path, "ops", members, axes={"task": list(needs), "train_fraction": [0.3, 0.5, 0.7]})
     report = build_report(load_sweep(sweep), Thresholds())
     table = report.tables["Smallest train fraction that generalises, per operation"]
-    found = dict(zip(table["task"], table["min_train_fraction"]))
+    found = dict(zip(table["task"], table["min_train_fraction"], strict=True))
     assert found["add"] == 0.5 and found["sub"] == 0.7 and found["quad"] != found["quad"]  # NaN: never
     assert list(table["task"]) == ["quad", "sub", "add"]  # hardest first
     figure = next(f for f in report.figures if f.slug == "operations__min_train_fraction")

@@ -45,7 +45,7 @@ def assert_same_report(live: LiveReport, sweep_dir: Path) -> None:
     is now: exactly (same code, same machine), bootstrap intervals included, however many were kept."""
     fresh = build_report(load_sweep(sweep_dir), Thresholds())
     assert [f.slug for f in live.report.figures] == [f.slug for f in fresh.figures]
-    for mine, theirs in zip(live.report.figures, fresh.figures):
+    for mine, theirs in zip(live.report.figures, fresh.figures, strict=True):
         assert mine.caption == theirs.caption, mine.slug
         assert mine.figure.to_json() == theirs.figure.to_json(), mine.slug
     assert list(live.report.tables) == list(fresh.tables)

@@ -76,12 +76,12 @@ def test_continued_member_equals_long_run_from_start(case, short):
         joined = {k: v for k, v in joined.items() if k not in extra}
     # the short run's ids are the extended members' ids: the two histories line up under one run_id
     expected = {(cont_id, e): r for (rid, e), r in expected.items()
-                for cont_id, full_id in zip([m.run_id for m in continued_members], [m.run_id for m in full_members])
+                for cont_id, full_id in zip([m.run_id for m in continued_members], [m.run_id for m in full_members], strict=True)
                 if rid == full_id}
     assert joined.keys() == expected.keys()
     for key, row in expected.items():
         assert same_values(joined[key], row), key
-    for cm, fm in zip(continued_members, full_members):
+    for cm, fm in zip(continued_members, full_members, strict=True):
         a, b = cont.member_weights(cm.run_id), full.member_weights(fm.run_id)
         assert all(torch.equal(a[n], b[n]) for n in b)
         oa, ob = cont_out[cm.run_id].to_row(), full_out[fm.run_id].to_row()

@@ -172,10 +172,10 @@ def assert_identical(a: tuple[dict, dict], b: tuple[dict, dict], run_id: str) ->
     rows_a, rows_b = metrics_a[run_id], metrics_b[run_id]
     assert [r["epoch"] for r in rows_a] == [r["epoch"] for r in rows_b]
     # NaN columns (a task without subtasks) compare equal as NaN: NaN is the one value unequal to itself
-    for x, y in zip(rows_a, rows_b):
+    for x, y in zip(rows_a, rows_b, strict=True):
         assert {k: v for k, v in x.items() if v == v} == {k: v for k, v in y.items() if v == v}, x["epoch"]  # noqa: PLR0124
         assert [k for k, v in x.items() if v != v] == [k for k, v in y.items() if v != v]  # noqa: PLR0124
-    for epoch, (wa, wb) in zip((r["epoch"] for r in rows_a), zip(weights_a[run_id], weights_b[run_id])):
+    for epoch, (wa, wb) in zip((r["epoch"] for r in rows_a), zip(weights_a[run_id], weights_b[run_id], strict=True), strict=True):
         assert wa.keys() == wb.keys()
         assert all(torch.equal(wa[k], wb[k]) for k in wa), (run_id, epoch)
 

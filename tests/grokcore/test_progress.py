@@ -71,7 +71,7 @@ def test_exact_fourier_embedding_yields_exactly_its_key_frequencies():
             W_E[:p, 2 * j + 1] = amp * torch.sin(2 * math.pi * k * x / p + 0.3)
         set_weight(trainer, "embed.W_E", m, W_E)
     rows = measure_pack(trainer, NO_LLC)
-    for row, modes in zip(rows, chosen):
+    for row, modes in zip(rows, chosen, strict=True):
         expected = [k for k, amp in sorted(modes.items(), key=lambda kv: -kv[1]) if amp >= 0.25]
         got = [row[col.key_freq(i)] for i in range(col.MAX_KEY_FREQS)]
         assert got[: len(expected)] == expected and all(math.isnan(v) for v in got[len(expected):])
@@ -335,7 +335,7 @@ def test_progress_on_equals_off_bit_for_bit_and_leaves_the_rng_alone(batch_size)
     assert torch.equal(torch.get_rng_state(), rng_before)  # measuring drew nothing from the global RNG
     assert [(p["epoch"]) for p in progress] == [20, 20, 40, 40]
     assert len(on_metrics) == len(off_metrics)
-    for a, b in zip(on_metrics, off_metrics):
+    for a, b in zip(on_metrics, off_metrics, strict=True):
         assert same({k: v for k, v in a.items() if k != "run_id"}, {k: v for k, v in b.items() if k != "run_id"})
     assert all(math.isfinite(p[col.RESTRICTED_LOSS]) and math.isfinite(p[col.LLC_MEAN]) for p in progress)
 
@@ -382,7 +382,7 @@ def test_columns_are_stable_and_apply_per_member():
     assert all(math.isnan(pow_row[c]) for c in (col.RESTRICTED_LOSS, col.EXCLUDED_LOSS, col.LOGIT_COS_FVE))
     assert math.isfinite(pow_row[col.embed_norm(1)]) and math.isfinite(pow_row[col.LLC_MEAN])
     # the grid loss is the loss over every pair: the clean train and test losses weighted by their sizes
-    values = dict(zip(METRIC_COLUMNS, trainer._metrics()[0].tolist()))
+    values = dict(zip(METRIC_COLUMNS, trainer._metrics()[0].tolist(), strict=True))
     n_train = int(trainer.data["train_count"][0])
     expected_grid = (n_train * values["train_clean/loss"] + (121 - n_train) * values["test/loss"]) / 121
     assert add_row[col.GRID_LOSS] == pytest.approx(expected_grid, rel=1e-5)

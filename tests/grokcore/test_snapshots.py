@@ -53,7 +53,7 @@ def test_snapshots_leave_training_numbers_bit_identical_and_equal_live_weights()
 
     by_key = {(s.run_id, s.epoch): s for s in snapshots}
     assert len(by_key) == len(snapshots)  # one snapshot per member and epoch, events merged
-    for cfg, outcome in zip(MEMBERS, sorted(finished, key=lambda o: MEMBERS.index(o.config))):
+    for cfg, outcome in zip(MEMBERS, sorted(finished, key=lambda o: MEMBERS.index(o.config)), strict=True):
         kept = {s.epoch: s.event for s in snapshots if s.run_id == cfg.run_id}
         expected = {7, 33, *range(50, cfg.epochs + 1, 50), cfg.epochs}
         events = {"end": cfg.epochs}
@@ -69,7 +69,7 @@ def test_snapshots_leave_training_numbers_bit_identical_and_equal_live_weights()
     # the live model's weights at those epochs: a trainer evaluating at every epoch (other run_ids,
     # same numbers), read between reports
     twins = [dataclasses.replace(m, eval_every=1) for m in MEMBERS]
-    twin_of = {t.run_id: m.run_id for t, m in zip(twins, MEMBERS)}
+    twin_of = {t.run_id: m.run_id for t, m in zip(twins, MEMBERS, strict=True)}
     live = {}
     trainer = PackTrainer(twins)
     for r in trainer.run():

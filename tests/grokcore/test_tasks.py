@@ -41,7 +41,7 @@ def test_labels_match_brute_force(cfg):
     n = cfg.operand_range
     assert pool.inputs.shape == ((2 if cfg.task == "add_mul" else 1) * n * n, cfg.n_ctx)
     seen = set()
-    for tokens, label, sub in zip(pool.inputs.tolist(), pool.labels.tolist(), pool.subtask.tolist()):
+    for tokens, label, sub in zip(pool.inputs.tolist(), pool.labels.tolist(), pool.subtask.tolist(), strict=True):
         a, b, op = decode(cfg, tokens)
         assert label == brute(cfg, a, b, op), (tokens, label)
         assert sub == (MUL if op == "mul" else ADD) or cfg.task == "mul"

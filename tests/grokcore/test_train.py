@@ -49,7 +49,7 @@ def test_save_restore_continue_equals_uninterrupted(tmp_path, batch_size):
     rest_metrics, rest_finished = collect(restored.run())
     metrics = [m for r in first for m in r.metrics] + rest_metrics
     assert [(m["run_id"], m["epoch"]) for m in metrics] == [(m["run_id"], m["epoch"]) for m in full_metrics]
-    for a, b in zip(metrics, full_metrics):
+    for a, b in zip(metrics, full_metrics, strict=True):
         assert a["train/loss"] == b["train/loss"] and a["test/acc"] == b["test/acc"]  # bit for bit
     assert [o.run_id for r in first for o in r.finished] + [o.run_id for o in rest_finished] == \
         [o.run_id for o in full_finished]
@@ -99,7 +99,7 @@ def test_cuda_matches_cpu():
     base = RunConfig(p=17, d_model=16, n_heads=2, d_mlp=32, train_fraction=0.5, epochs=20, eval_every=10)
     cpu, _ = train_pack([base])
     gpu, _ = train_pack([base], device="cuda")
-    for a, b in zip(cpu, gpu):
+    for a, b in zip(cpu, gpu, strict=True):
         assert a["train/loss"] == pytest.approx(b["train/loss"], rel=1e-3)
 
 
@@ -140,7 +140,7 @@ def test_torch_compile_matches_eager_while_the_pack_shrinks(device):
     compiled, compiled_out = train_pack(members, device=device, torch_compile=True)
     assert [(m["run_id"], m["epoch"]) for m in compiled] == [(m["run_id"], m["epoch"]) for m in eager]
     assert [o.status for o in compiled_out] == [o.status for o in eager_out]
-    for a, b in zip(compiled, eager):
+    for a, b in zip(compiled, eager, strict=True):
         assert a["train/loss"] == pytest.approx(b["train/loss"], rel=1e-4, abs=1e-6)
         assert a["test/loss"] == pytest.approx(b["test/loss"], rel=1e-4, abs=1e-6)
     # the training run really went through Inductor, not an eager fallback

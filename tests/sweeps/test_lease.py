@@ -185,7 +185,7 @@ def _two_sweeps(spec_path: Path, results: str, env: dict[str, str]) -> list[subp
     procs = [subprocess.Popen(_grok_sweep(spec_path, results), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for _ in range(2)]
     outs = [p.communicate(timeout=600) for p in procs]
-    return [subprocess.CompletedProcess(p.args, p.returncode, *out) for p, out in zip(procs, outs)]
+    return [subprocess.CompletedProcess(p.args, p.returncode, *out) for p, out in zip(procs, outs, strict=True)]
 
 
 def _one_refused(done: list[subprocess.CompletedProcess], uri: str) -> None:

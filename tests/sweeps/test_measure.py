@@ -99,13 +99,13 @@ def test_an_old_sweep_gains_a_measure_and_a_finer_llc_replaces_the_old(tmp_path,
     for epoch in (20, 40, 60, 80):
         loaded = [load_snapshot(tmp_path / "s", m.run_id, epoch) for m in pack.members]
         rows = measure_pack(pack_at([c for c, _ in loaded], [w for _, w in loaded], epoch), finer)
-        expected.update({(c.run_id, epoch): row["llc/mean"] for (c, _), row in zip(loaded, rows)})
+        expected.update({(c.run_id, epoch): row["llc/mean"] for (c, _), row in zip(loaded, rows, strict=True)})
     assert main(["measure", str(tmp_path / "s"), "--measures", "llc", "--replace", "--llc-every", "1",
                  "--sgld", "chains=3,draws=40"]) == 0
     assert "0 progress rows added, 8 changed" in capsys.readouterr().out
     replaced = progress(store)
     assert len(replaced) == len(online) and not replaced.duplicated(["run_id", "epoch"]).any()
-    assert dict(zip(zip(replaced.run_id, replaced.epoch), replaced["llc/mean"])) == expected
+    assert dict(zip(zip(replaced.run_id, replaced.epoch, strict=True), replaced["llc/mean"], strict=True)) == expected
     assert replaced["llc/mean"].notna().all()
     assert (replaced["llc/mean"] != online["llc/mean"]).all()  # the old values are gone (NaN != x too)
     others = [c for c in online.columns if not c.startswith("llc/")]

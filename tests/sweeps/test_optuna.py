@@ -368,7 +368,8 @@ def test_every_sampler_asks_in_the_space(sampler):
     for package in {"gp": ["scipy"], "cmaes": ["cmaes"]}.get(sampler, []):
         pytest.importorskip(package)
     axes = ("  lr: [1.0e-3, 3.0e-3, 1.0e-2]\n  weight_decay: [0.1, 1.0]\n" if sampler == "grid" else
-            "  lr: {loguniform: [1.0e-4, 1.0e-2]}\n  weight_decay: {uniform: [0.1, 1.0]}\n  d_mlp: {integers: [16, 64]}\n")
+            "  lr: {loguniform: [1.0e-4, 1.0e-2]}\n  weight_decay: {uniform: [0.1, 1.0]}\n"
+            "  d_mlp: {integers: [16, 64]}\n")
     spec = parse_spec(BASE + "axes:\n" + axes + GOOD.replace("members: 8", "members: 6") + f", sampler: {sampler}}}\n")
     study = optuna.create_study(sampler=make_sampler(spec), direction="minimize")
     seen = set()

@@ -108,7 +108,7 @@ def _three_commits(store: SweepStore, pack_id: str = "pack-x") -> None:
 
 def _rows(store: SweepStore, table: str) -> list[tuple]:
     data = store.read_table(table, columns=["run_id", "epoch"] if table == "metrics" else ["run_id"])
-    return sorted(zip(*(data.column(c).to_pylist() for c in data.column_names)))
+    return sorted(zip(*(data.column(c).to_pylist() for c in data.column_names), strict=True))
 
 
 def test_compaction_leaves_one_part_per_table_with_the_same_rows(tmp_path):

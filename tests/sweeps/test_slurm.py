@@ -66,8 +66,8 @@ def test_script_written_without_submitting(tmp_path):
     (["--nodes", "0"], "--nodes: at least 1, got 0"),
     (["--time", "4h"], "--time: one of SLURM's formats MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS, got '4h'"),
     (["--cpus-per-node", "1", "--set", "resources.cpus=2"],
-     ("resources.cpus: 2 CPUs per trial, but the job gives each node --cpus-per-node 1; lower it, or ask the job "
-      "for more per node (--cpus-per-node, --gpus-per-node)")),
+     ("resources.cpus: 2 CPUs per trial, but the job gives each node --cpus-per-node 1; lower it, "
+      "or ask the job for more per node (--cpus-per-node, --gpus-per-node)")),
     (["--set", "resources.gpus=1"],
      "resources.gpus: 1 GPU per trial, but the job gives each node --gpus-per-node 0; set resources.gpus: 0"),
     (["--set", "base.p=-3"], "base.p"),

@@ -209,7 +209,8 @@ class SnapshotFiles:
             from safetensors import safe_open
 
             with safe_open(path, framework="pt") as f:
-                return {k[len(prefix):]: f.get_tensor(k) for k in f if k.startswith(prefix)}
+                names = f.keys()  # a safetensors safe_open: it has keys() and no iteration
+                return {k[len(prefix):]: f.get_tensor(k) for k in names if k.startswith(prefix)}
         from safetensors.torch import load
 
         if path not in self._data:

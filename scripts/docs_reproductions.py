@@ -32,7 +32,8 @@ for path in sorted(SOURCE.rglob("*")):
         with mkdocs_gen_files.open(doc, "w") as f:
             f.write(folder_links_to_index(path.read_text()))
         mkdocs_gen_files.set_edit_path(doc, path.relative_to(ROOT))
-        nav[rel.parts[:-1] or ("Overview",)] = doc.relative_to("reproductions").as_posix()
+        title = rel.parts[:-1] if path.name == "README.md" else (*rel.parts[:-1], path.stem)
+        nav[title or ("Overview",)] = doc.relative_to("reproductions").as_posix()
     else:
         with mkdocs_gen_files.open(doc, "wb") as f:
             f.write(path.read_bytes())

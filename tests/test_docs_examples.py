@@ -42,6 +42,12 @@ def shrunk(code: str, sizes: dict[str, str]) -> str:
     return code
 
 
+def grok(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """The `grok` command as a subprocess of this interpreter (the worktree's code, whatever is on PATH)."""
+    return subprocess.run([sys.executable, "-c", "import sys; from sweeps.cli import main; sys.exit(main(sys.argv[1:]))",
+                           *argv], cwd=cwd, check=True, capture_output=True, text=True)
+
+
 @pytest.fixture(scope="module")
 def tutorial_sweep(tmp_path_factory) -> Path:
     """The tutorial's spec, shrunk, trained by the command the page gives for training it without Ray;
@@ -50,9 +56,7 @@ def tutorial_sweep(tmp_path_factory) -> Path:
     (spec,) = fenced_after(TUTORIAL, "tutorial:spec")
     here = tmp_path_factory.mktemp("tutorial")
     (here / "tutorial.yaml").write_text(shrunk(spec, SPEC_SIZES))
-    argv = TRAIN_COMMAND.split()[1:]
-    subprocess.run([sys.executable, "-c", "import sys; from sweeps.cli import main; sys.exit(main(sys.argv[1:]))",
-                    *argv], cwd=here, check=True, capture_output=True, text=True)
+    grok(TRAIN_COMMAND.split()[1:], here)
     return here
 
 
@@ -148,3 +152,21 @@ def test_figure_howto_goes_on_a_report_page(tutorial_sweep, tmp_path, monkeypatc
     page = (tutorial_sweep / "results" / "tutorial" / "delay.html").read_text()
     assert '<h2>Grokking delay</h2>' in page and 'id="delay__weight_decay"' in page
     assert ns["report"].figures[-1].slug == "delay__weight_decay" and len(ns["report"].figures) > 1
+
+
+@pytest.mark.slow
+def test_tutorial_sweep_commands_on_a_local_ray(tmp_path):
+    """The tutorial's shell block as written (dry run, the sweep on a local Ray, its status), on the shrunk
+    spec: the sweep trains every member and status counts them."""
+    (spec,) = fenced_after(TUTORIAL, "tutorial:spec")
+    (tmp_path / "tutorial.yaml").write_text(shrunk(spec, SPEC_SIZES))
+    (shell,) = fenced_after(TUTORIAL, "tutorial:shell")
+    commands = [line.split("#", 1)[0].split() for line in shell.splitlines() if line.strip()]
+    assert [c[:2] for c in commands] == [["grok", "sweep"], ["grok", "sweep"], ["grok", "status"]]
+    outputs = [grok(c[1:], tmp_path).stdout for c in commands]
+    assert "members      18" in outputs[0]
+    from analysis import load_sweep
+
+    runs = load_sweep(tmp_path / "results" / "tutorial").runs
+    assert len(runs) == 18 and set(runs["status"]) == {"done"}
+    assert "18 ended (18 done)" in outputs[2]

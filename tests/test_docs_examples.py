@@ -82,6 +82,21 @@ def test_tutorial_notebook_blocks_run_in_order(tutorial_sweep, monkeypatch):
     assert (tutorial_sweep / ns["report"]).is_file()
 
 
+def test_readme_ten_line_spec_loads_and_expands(tmp_path):
+    """The README's "A sweep in ten lines" (the docs home page includes it) is a spec the tool accepts."""
+    from sweeps.spec import load_spec
+
+    readme = (ROOT / "README.md").read_text()
+    spec_text = readme.split("<!-- --8<-- [start:spec] -->\n```yaml\n", 1)[1].split("```", 1)[0]
+    assert len(spec_text.splitlines()) <= 10
+    (tmp_path / "spec.yaml").write_text(spec_text)
+    spec = load_spec(tmp_path / "spec.yaml")
+    members = spec.members()
+    assert len(members) == 3 * 4 * 2  # grid x random draws x replicates
+    assert {m.train_fraction for m in members} == {0.3, 0.5, 0.7}
+    assert all(0.01 <= m.weight_decay <= 3 for m in members) and len({m.weight_decay for m in members}) == 4
+
+
 def _example_module(tmp_path: Path, monkeypatch, page: str, name: str) -> None:
     (code,) = fenced_after(HOWTO / page, f"howto:example {name}")
     (tmp_path / name).write_text(code)

@@ -26,10 +26,12 @@ for package in PACKAGES:
         mkdocs_gen_files.set_edit_path(doc, path.relative_to(ROOT))
 
 with mkdocs_gen_files.open("reference/index.md", "w") as f:
-    f.write("# API reference\n\nGenerated from the docstrings of every module at build time. "
-            "`grokcore` trains (pure PyTorch, no Ray), `sweeps` runs sweeps (Ray Tune, Optuna, the `grok` CLI), "
-            "`analysis` reads the results and draws the report; [the design](../design.md) says how they fit.\n\n"
-            + "".join(f"- [`{package}`]({package}/index.md)\n" for package in PACKAGES))
+    f.write(
+        "# API reference\n\nGenerated from the docstrings of every module at build time. "
+        "`grokcore` trains (pure PyTorch, no Ray), `sweeps` runs sweeps (Ray Tune, Optuna, the `grok` CLI), "
+        "`analysis` reads the results and draws the report; [the design](../design.md) says how they fit.\n\n"
+        + "".join(f"- [`{package}`]({package}/index.md)\n" for package in PACKAGES)
+    )
 
 with mkdocs_gen_files.open("reference/SUMMARY.md", "w") as f:
     f.write("* [Overview](index.md)\n")

@@ -44,8 +44,13 @@ def shrunk(code: str, sizes: dict[str, str]) -> str:
 
 def grok(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
     """The `grok` command as a subprocess of this interpreter (the worktree's code, whatever is on PATH)."""
-    return subprocess.run([sys.executable, "-c", "import sys; from sweeps.cli import main; sys.exit(main(sys.argv[1:]))",
-                           *argv], cwd=cwd, check=True, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-c", "import sys; from sweeps.cli import main; sys.exit(main(sys.argv[1:]))", *argv],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -65,13 +70,13 @@ def test_tutorial_notebook_blocks_run_in_order(tutorial_sweep, monkeypatch):
     assert len(blocks) == 4
     monkeypatch.chdir(tutorial_sweep)
     ns: dict = {}
-    exec(compile(shrunk("".join(blocks[:3]), NOTEBOOK_SIZES), "tutorial.md", "exec"), ns)
+    exec(compile(shrunk("".join(blocks[:3]), NOTEBOOK_SIZES), "tutorial.md", "exec"), ns)  # noqa: S102 (running the page's own code is the test)
     assert ns["outcome"].config.p == 11 and ns["outcome"].epochs_trained == 40 and ns["outcome"].status == "done"
     assert ns["curves"]["epoch"].tolist() == [10, 20, 30, 40]  # every eval_every epochs
     grid = {(f, wd) for f in (0.3, 0.6) for wd in (1.0, 3.0)}
     assert len(ns["ended"]) == 8 and {v[:2] for v in ns["ended"].values()} == grid  # 4 cells x 2 seeds
 
-    exec(compile(blocks[3], "tutorial.md", "exec"), ns)
+    exec(compile(blocks[3], "tutorial.md", "exec"), ns)  # noqa: S102 (running the page's own code is the test)
     times = ns["times"]
     cells = set(itertools.product((0.3, 0.45, 0.6), (1.0, 3.0, 10.0)))
     assert len(times) == 18 and set(zip(times["train_fraction"], times["weight_decay"])) == cells
@@ -142,12 +147,14 @@ def test_figure_howto_draws_one_trace_per_phase_with_a_delay(tmp_path, monkeypat
     _example_module(tmp_path, monkeypatch, "add-a-figure.md", "delay_figure.py")
     from delay_figure import delay_figure
 
-    times = pd.DataFrame({
-        "run_id": ["a", "b", "c", "d", "e"],
-        "weight_decay": [0.1, 1.0, 1.0, 10.0, 10.0],
-        "phase": ["grokking", "grokking", "comprehension", "memorisation", "grokking"],
-        "delay": [2000.0, 1000.0, 100.0, float("nan"), 400.0],
-    })
+    times = pd.DataFrame(
+        {
+            "run_id": ["a", "b", "c", "d", "e"],
+            "weight_decay": [0.1, 1.0, 1.0, 10.0, 10.0],
+            "phase": ["grokking", "grokking", "comprehension", "memorisation", "grokking"],
+            "delay": [2000.0, 1000.0, 100.0, float("nan"), 400.0],
+        }
+    )
     fig = delay_figure(times)
     assert [t.name for t in fig.data] == ["comprehension", "grokking"]  # PHASES' order; memorisation has no delay
     comprehension, grokking = fig.data
@@ -163,9 +170,9 @@ def test_figure_howto_goes_on_a_report_page(tutorial_sweep, tmp_path, monkeypatc
     from delay_figure import delay_figure
 
     ns = {"delay_figure": delay_figure}
-    exec(compile(code, "add-a-figure.md", "exec"), ns)
+    exec(compile(code, "add-a-figure.md", "exec"), ns)  # noqa: S102 (running the page's own code is the test)
     page = (tutorial_sweep / "results" / "tutorial" / "delay.html").read_text()
-    assert '<h2>Grokking delay</h2>' in page and 'id="delay__weight_decay"' in page
+    assert "<h2>Grokking delay</h2>" in page and 'id="delay__weight_decay"' in page
     assert ns["report"].figures[-1].slug == "delay__weight_decay" and len(ns["report"].figures) > 1
 
 

@@ -192,3 +192,14 @@ def test_tutorial_sweep_commands_on_a_local_ray(tmp_path):
     runs = load_sweep(tmp_path / "results" / "tutorial").runs
     assert len(runs) == 18 and set(runs["status"]) == {"done"}
     assert "18 ended (18 done)" in outputs[2]
+
+
+def test_readme_links_reach_files_of_the_clone():
+    """The README is not part of the site (mkdocs checks the site's links); its own links into docs/ and
+    reproductions/ are checked here."""
+    import re
+
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", (ROOT / "README.md").read_text())
+    local = [t for t in targets if "://" not in t]
+    assert "docs/tutorial.md" in local and "docs/howto/index.md" in local
+    assert [t for t in local if not (ROOT / t).exists()] == []

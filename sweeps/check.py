@@ -29,7 +29,8 @@ from typing import Any
 import pandas as pd
 
 from analysis.damage import DamagedFile, all_problems
-from sweeps.parquet import COMMITTED_DIRS, SNAPSHOT_DIR, TABLES, Part, SweepStore, _committed
+from grokcore.layout import SNAPSHOT_DIR, TABLES
+from sweeps.parquet import COMMITTED_DIRS, Part, SweepStore, _committed
 
 
 @dataclass

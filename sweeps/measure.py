@@ -99,7 +99,7 @@ def _measure_held(store: SweepStore, measures: Sequence[str], epochs: Sequence[i
             result.skipped_unfinished[pack_id] = len(entries)
             continue
         store.delete_uncommitted(pack_id, record)  # an earlier measure's or compaction's crash leftovers
-        parts = [p for p in store.parts("progress", pack_id) if p.seq is not None]
+        parts = store.pack_parts("progress", pack_id)
         old = store.read_table("progress", parts=parts) if parts else None
         old_rows = {(r["run_id"], r["epoch"]): r for r in (old.to_pylist() if old is not None else [])}
         todo = entries if replace_values else [e for e in entries if not _has_all(old_rows.get(

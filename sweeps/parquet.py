@@ -38,6 +38,7 @@ import hashlib
 import json
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -50,17 +51,17 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from analysis.damage import PART_RE as _PART_RE
 from analysis.damage import DamagedFile, damaged, first_problem
 from grokcore.config import config_fields, config_hints
+from grokcore.layout import (
+    ENDSTATE_DIR, FAILED, PACKS_DIR, PART_RE, PLAN_FILE, SNAPSHOT_DIR, SPEC_FILE, SPEC_HISTORY_DIR, TABLES, counted_rows,
+    pack_dir, part_name, record_path,
+)
 from grokcore.records import METRIC_COLUMNS, OUTCOME_COLUMNS, RUN_KEYS, SCHEMA_METADATA_KEY, SCHEMA_VERSION
 from grokcore.verdict import VERDICT_COLUMNS
 
-TABLES = ("runs", "metrics", "progress")
-# Folders whose parts follow the commit invariant: the tables, and member snapshots
-# (sweeps/snapshots.py: part-<pack>-<seq>.safetensors, written with the same seq as the parts).
-SNAPSHOT_DIR = "snapshots"  # grokcore.snapshots reads it by the same name (a test keeps them equal)
-ENDSTATE_DIR = "endstates"  # members' end states, part-<pack>-<seq>.safetensors (sweeps/budget.py)
+# Folders whose parts follow the commit invariant: the tables, member snapshots and end states
+# (part-<pack>-<seq>.safetensors, written with the same seq as the parts).
 COMMITTED_DIRS = (*TABLES, SNAPSHOT_DIR, ENDSTATE_DIR)
 
 _OUTCOME_TYPES: dict[str, pa.DataType] = {
@@ -132,6 +133,21 @@ def rows_to_table(rows: Sequence[dict[str, Any]], schema: pa.Schema) -> pa.Table
         names.append(k)
     fields = list(schema) + [pa.field(k, a.type) for k, a in zip(extra, arrays[len(schema):])]
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=schema.metadata))
+
+
+def counted_runs(runs: pa.Table | None, failed: bool = True) -> pa.Table | None:
+    """The runs rows that count, one per member, by the one rule (`grokcore.layout.counted_rows`);
+    failed=False also leaves out the members whose counted row failed (a reader for which they train
+    again). `runs` needs run_id and status, and epochs_trained where a member may have rows at two budgets."""
+    if runs is None:
+        return None
+    ids, statuses = runs.column("run_id").to_numpy(zero_copy_only=False), runs.column("status").to_numpy(zero_copy_only=False)
+    trained = (runs.column("epochs_trained").to_numpy(zero_copy_only=False).astype(float)
+               if "epochs_trained" in runs.column_names else None)
+    chosen = counted_rows(ids, statuses, trained)
+    if not failed:
+        chosen = chosen[statuses[chosen] != FAILED]
+    return runs.take(chosen)
 
 
 def _committed(seq: int, record: dict[str, Any], folder: str = "") -> bool:
@@ -306,8 +322,8 @@ class SweepStore:
         compaction merged (below the record's `compacted`) that a crash left behind. The one home of
         that rule: the driver before a (re)start, a pack before it continues, failed rows."""
         records = self.records() if records is None else records
-        return [p for p in self.parts(table, pack_id) if p.seq is not None
-                and (p.pack_id not in records or not _committed(p.seq, records[p.pack_id], table))]
+        return [p for p in self.pack_parts(table, pack_id)
+                if p.pack_id not in records or not _committed(p.seq, records[p.pack_id], table)]
 
     def delete_uncommitted(self, pack_id: str, record: dict[str, Any] | None) -> int:
         """Remove one pack's crash leftovers (its record as read now; None: never committed)."""
@@ -326,22 +342,29 @@ class SweepStore:
         """Members about to train again after their pack failed for good lose their failed rows."""
         return sum(self.purge_rows(part, run_ids) for part in self.parts("runs") if part.seq is None)
 
+    def write_plan(self, name: str, members: Iterable[str], packs: dict[str, Iterable[str]], **more: Any) -> None:
+        """plan.json, the current plan: its members' and each pack's run_ids (`grok status`, the report's
+        progress and a damaged file's message read them), and what a pack source adds in `more`."""
+        self.write_json(PLAN_FILE, {"name": name, "members": list(members),
+                                    "packs": {pid: list(ids) for pid, ids in packs.items()}, **more,
+                                    "updated": time.time()})
+
     def write_spec(self, text: str) -> None:
         """sweep.yaml is the spec as run; an earlier, different spec is kept as specs/sweep-<hash>.yaml."""
-        old = self.read_text("sweep.yaml")
+        old = self.read_text(SPEC_FILE)
         if old is not None and old != text:
             digest = hashlib.sha256(old.encode()).hexdigest()[:12]
-            self.write_text(f"specs/sweep-{digest}.yaml", old)
+            self.write_text(f"{SPEC_HISTORY_DIR}/sweep-{digest}.yaml", old)
         if old != text:
-            self.write_text("sweep.yaml", text)
+            self.write_text(SPEC_FILE, text)
 
     def delete_temporaries(self) -> int:
         """Remove the hidden temporaries (`.<name>.tmp-*`, `.trainer-*`) that a process killed
         mid-write leaves behind. Only while no pack of the sweep is running (the driver, before
         it starts trials, holding the sweep's lease: sweeps/lease.py): a live writer's temporary
         would go too."""
-        dirs = [self.root, *(self.path(t) for t in COMMITTED_DIRS), self.path("specs")]
-        packs = pafs.FileSelector(self.path("checkpoints", "packs"), allow_not_found=True)
+        dirs = [self.root, *(self.path(t) for t in COMMITTED_DIRS), self.path(SPEC_HISTORY_DIR)]
+        packs = pafs.FileSelector(self.path(PACKS_DIR), allow_not_found=True)
         dirs += [i.path for i in self.fs.get_file_info(packs) if i.type == pafs.FileType.Directory]
         removed = 0
         for directory in dirs:
@@ -362,7 +385,7 @@ class SweepStore:
     # ---- parts ---------------------------------------------------------------------------------------
     @staticmethod
     def part_name(pack_id: str, seq: int | None) -> str:
-        return f"part-{pack_id}-{'failed' if seq is None else f'{seq:06d}'}.parquet"
+        return part_name(pack_id, seq)
 
     def write_part(self, table: str, pack_id: str, seq: int | None, rows: Sequence[dict[str, Any]],
                    schema: pa.Schema) -> str:
@@ -371,11 +394,21 @@ class SweepStore:
         self._atomic(path, lambda tmp: pq.write_table(data, tmp, filesystem=self.fs))
         return path
 
+    def pack_parts(self, table: str, pack_id: str | None = None) -> list[Part]:
+        """The parts packs wrote themselves (numbered; the driver's failed parts left out). Once the
+        pack's crash leftovers are gone (`delete_uncommitted`, which a pack runs before it continues)
+        these are its committed parts, and the parts it wrote since in a pack that is running."""
+        return [p for p in self.parts(table, pack_id) if p.seq is not None]
+
+    def committed_parts(self, folder: str, pack_id: str, record: dict[str, Any] | None) -> list[Part]:
+        """The pack's parts in this folder that its commit record (as read now) covers."""
+        return [p for p in self.pack_parts(folder, pack_id) if record is not None and _committed(p.seq, record, folder)]
+
     def parts(self, table: str, pack_id: str | None = None) -> list[Part]:
         selector = pafs.FileSelector(self.path(table), allow_not_found=True)
         out = []
         for info in self.fs.get_file_info(selector):
-            m = _PART_RE.match(info.base_name)
+            m = PART_RE.match(info.base_name)
             if info.type != pafs.FileType.File or m is None:
                 continue
             if pack_id is not None and m["pack"] != pack_id:
@@ -478,8 +511,7 @@ class SweepStore:
         record = self.read_record(pack_id)
         if record is None or not record.get("done"):
             return 0
-        by_table = {t: [p for p in self.parts(t, pack_id) if p.seq is not None and _committed(p.seq, record)]
-                    for t in TABLES}
+        by_table = {t: self.committed_parts(t, pack_id, record) for t in TABLES}
         if not rewrite and all(len(parts) <= 1 for parts in by_table.values()):
             return 0  # already one file per table
         merged_seq = int(record["seq"])
@@ -497,12 +529,12 @@ class SweepStore:
     # ---- pack records and checkpoints ----------------------------------------------------------------
     @staticmethod
     def pack_dir(pack_id: str) -> str:
-        return f"checkpoints/packs/{pack_id}"
+        return pack_dir(pack_id)
 
     def read_record(self, pack_id: str) -> dict[str, Any] | None:
         """The pack's commit record, None if it has none; DamagedFile if it cannot be read, never
         None then: a pack without a record has only uncommitted parts, which the driver deletes."""
-        rel = f"{self.pack_dir(pack_id)}/state.json"
+        rel = record_path(pack_id)
         try:
             record = self.read_json(rel)
         except (ValueError, UnicodeDecodeError) as e:
@@ -512,12 +544,12 @@ class SweepStore:
         return record
 
     def write_record(self, pack_id: str, record: dict[str, Any]) -> None:
-        self.write_json(f"{self.pack_dir(pack_id)}/state.json", record)
+        self.write_json(record_path(pack_id), record)
 
     def records(self, collect: list[DamagedFile] | None = None) -> dict[str, dict[str, Any]]:
         """Every pack's commit record. A damaged one raises DamagedFile, or, given a list, is added
         to it and left out (`grok check`, `--repair`: they report it, never act on its parts)."""
-        selector = pafs.FileSelector(self.path("checkpoints", "packs"), allow_not_found=True)
+        selector = pafs.FileSelector(self.path(PACKS_DIR), allow_not_found=True)
         out = {}
         for info in self.fs.get_file_info(selector):
             if info.type == pafs.FileType.Directory and not info.base_name.startswith("."):

@@ -5,7 +5,7 @@ Every reader of a sweep (load_sweep and `grok report`, `grok status`, `grok swee
 gone, a safetensors file cut short, a commit record that is not JSON): which file, what is wrong,
 which pack wrote it and which members' rows or weights it holds, and how to mend it. Both packages
 read the results layout, and analysis imports nothing of sweeps, so the rule lives here (sweeps
-imports it, as it imports analysis.parquet_files).
+imports it: an AnalysisError, so that `grok report` exits 2 on it).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pyarrow.dataset as ds
 
 from analysis.errors import AnalysisError
 from grokcore.layout import PART_RE, PLAN_FILE, RECORD_RE, SNAPSHOT_DIR, record_path
-from analysis.parquet_files import CONCURRENT_READS
+from grokcore.parquet_files import CONCURRENT_READS
 
 SNAPSHOT_SUFFIX = ".safetensors"
 SHOWN_MEMBERS = 4  # members named in a message; the rest are counted

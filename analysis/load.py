@@ -38,8 +38,8 @@ from analysis.columns import (
 )
 from analysis.damage import damaged, first_problem
 from analysis.errors import AnalysisError
-from analysis.parquet_files import parquet_dataset
 from grokcore.layout import PLAN_FILE, SPEC_FILE, TABLES, counted_rows
+from grokcore.parquet_files import parquet_dataset
 from grokcore.verdict import Thresholds, ThresholdsError
 
 PART_PATTERN = "part-*.parquet"

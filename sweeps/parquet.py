@@ -438,7 +438,7 @@ class SweepStore:
         differ: progress measures, columns a newer trainer adds); reading through it projects
         columns and reads the files concurrently, which matters with thousands of parts or an
         object store, where each file costs a round trip."""
-        from analysis.parquet_files import parquet_dataset  # one reader of part files for sweeps and analysis
+        from grokcore.parquet_files import parquet_dataset  # one reader of part files for sweeps and analysis
 
         return parquet_dataset(self.fs, [(p.path, p.size) for p in parts])
 

@@ -25,11 +25,13 @@ JOBS_FILE = "slurm.json"  # the jobs `grok slurm` submitted, newest last
 SLURM_DIR = "slurm"  # the batch scripts `grok slurm` wrote, and SLURM's output files
 PACKS_DIR = "checkpoints/packs"  # one folder per pack: its commit record and trainer checkpoints
 RECORD_FILE = "state.json"  # a pack's commit record, in its folder
+TRAINER_PREFIX = "trainer-"  # a pack's trainer checkpoints, in its folder: trainer-<seq>/ (hidden while written)
 TUNE_DIR = "tune"  # Ray Tune's experiment folders
 OPTUNA_DB = "optuna.db"  # a search's default SQLite study
 PRUNING_DIR = "optuna/pruning"  # <pack>.json: the completed members' values an Optuna pack's pruner compares with
 BISECTION_FILE = "bisection.json"  # a bisection's lines
 REPAIR_DIR = "repair"  # `grok sweep --repair`: a damaged pack's files set aside, same relative paths
+FAULTS_DIR = "faults"  # <pack>.json: how often the spec's injected fault fired (tests only)
 
 # part-<pack>-<seq>.parquet / .safetensors (seq: six digits, or `failed` for the driver's failed rows)
 PART_RE = re.compile(r"^part-(?P<pack>.+)-(?P<seq>\d{6}|failed)\.(?:parquet|safetensors)$")
@@ -44,6 +46,11 @@ def part_name(pack_id: str, seq: int | None, suffix: str = ".parquet") -> str:
 
 def pack_dir(pack_id: str) -> str:
     return f"{PACKS_DIR}/{pack_id}"
+
+
+def trainer_name(seq: int) -> str:
+    """The trainer checkpoint a pack saves with the parts of this seq."""
+    return f"{TRAINER_PREFIX}{seq:06d}"
 
 
 def record_path(pack_id: str) -> str:

@@ -37,8 +37,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from grokcore.config import RunConfig, config_fields
-from grokcore.records import BUDGET_END
 from grokcore.layout import ENDSTATE_DIR, part_name
+from grokcore.records import BUDGET_END
 from sweeps.packing import Pack, Plan, cut_packs, member_params
 from sweeps.parquet import SweepStore, counted_runs
 from sweeps.validation import SpecError, is_int

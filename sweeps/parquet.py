@@ -54,8 +54,8 @@ import pyarrow.parquet as pq
 from analysis.damage import DamagedFile, damaged, first_problem
 from grokcore.config import config_fields, config_hints
 from grokcore.layout import (
-    ENDSTATE_DIR, FAILED, PACKS_DIR, PART_RE, PLAN_FILE, SNAPSHOT_DIR, SPEC_FILE, SPEC_HISTORY_DIR, TABLES, counted_rows,
-    pack_dir, part_name, record_path,
+    ENDSTATE_DIR, FAILED, PACKS_DIR, PART_RE, PLAN_FILE, SNAPSHOT_DIR, SPEC_FILE, SPEC_HISTORY_DIR, TABLES,
+    TRAINER_PREFIX, counted_rows, pack_dir, part_name, record_path,
 )
 from grokcore.records import METRIC_COLUMNS, OUTCOME_COLUMNS, RUN_KEYS, SCHEMA_METADATA_KEY, SCHEMA_VERSION
 from grokcore.verdict import VERDICT_COLUMNS
@@ -370,7 +370,7 @@ class SweepStore:
         for directory in dirs:
             for info in self.fs.get_file_info(pafs.FileSelector(directory, allow_not_found=True)):
                 name = info.base_name
-                if not name.startswith(".") or not (".tmp-" in name or name.startswith(".trainer-")):
+                if not name.startswith(".") or not (".tmp-" in name or name.startswith(f".{TRAINER_PREFIX}")):
                     continue
                 if info.type == pafs.FileType.Directory:
                     self._delete_dir(info.path)
@@ -595,7 +595,7 @@ class SweepStore:
         selector = pafs.FileSelector(self.path(self.pack_dir(pack_id)), allow_not_found=True)
         for info in self.fs.get_file_info(selector):
             if info.type == pafs.FileType.Directory and info.base_name != keep and (
-                    info.base_name.startswith("trainer-") or info.base_name.startswith(".trainer-")):
+                    info.base_name.startswith(TRAINER_PREFIX) or info.base_name.startswith(f".{TRAINER_PREFIX}")):
                 self._delete_dir(info.path)
 
     def _delete_dir(self, path: str) -> None:

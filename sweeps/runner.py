@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Protocol
 
+from grokcore.layout import FAULTS_DIR, TABLES, trainer_name
 from grokcore.records import METRIC_COLUMNS
 from grokcore.verdict import Thresholds, decide
-from grokcore.layout import TABLES
 from sweeps import budget
 from sweeps.packing import Pack
 from sweeps.parquet import SweepStore, metrics_schema, progress_schema, results_location, runs_schema
@@ -320,7 +320,7 @@ class _Batch:
             self.end_states.clear()
         name = None
         if self.settings.checkpoints and not final and self.trainer is not None:
-            name = f"trainer-{seq:06d}"
+            name = trainer_name(seq)
             store.save_trainer(self.trainer, pid, name)
         progress = self.progress
         written = {
@@ -381,7 +381,7 @@ def _prune(trainer: Any, batch: _Batch, progress: _Progress, on_eval: EvalHook, 
 def _maybe_fault(store: SweepStore, pack_id: str, epoch: int, fault: dict[str, Any]) -> None:
     if epoch < fault.get("epoch", 0) or pack_id not in fault.get("packs", [pack_id]):
         return
-    marker = f"faults/{pack_id}.json"
+    marker = f"{FAULTS_DIR}/{pack_id}.json"
     count = store.read_json(marker) or 0
     if count >= fault.get("times", 1):
         return

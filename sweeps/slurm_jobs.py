@@ -9,6 +9,7 @@ import shutil
 import subprocess
 
 from grokcore.layout import JOBS_FILE
+
 # SLURM states of a job that will not run again by itself (squeue/scontrol spelling)
 ENDED_STATES = ("COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "PREEMPTED", "NODE_FAIL", "OUT_OF_MEMORY",
                 "BOOT_FAIL", "DEADLINE", "ENDED")

@@ -39,8 +39,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from grokcore.records import OUTCOME_COLUMNS, RUN_KEYS
 from grokcore.layout import SPEC_FILE, TABLES
+from grokcore.records import OUTCOME_COLUMNS, RUN_KEYS
 from sweeps.parquet import SweepStore, split_location
 
 TRACKERS = ("mlflow", "wandb", "tensorboard")

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from grokcore.config import RunConfig
+from grokcore.location import filesystem, is_uri, results_location, strip_file_scheme
 from grokcore.packed import param_shapes
 
 EVENTS = ("train_99", "test_99", "end")
@@ -164,17 +165,11 @@ class SnapshotFiles:
     downloads each file once."""
 
     def __init__(self, sweep_dir: str | os.PathLike):
-        text = str(sweep_dir).strip()
-        if text.startswith("file://"):
-            text = text[len("file://"):]
-        self.shown = text.rstrip("/")
-        if "://" in text:
-            import pyarrow.fs as pafs
-
-            self.fs, root = pafs.FileSystem.from_uri(text)
-            self.root = root.rstrip("/")
+        self.shown = strip_file_scheme(sweep_dir).rstrip("/")
+        if is_uri(sweep_dir):
+            self.fs, self.root = filesystem(sweep_dir)
         else:
-            self.fs, self.root = None, str(Path(text).expanduser())
+            self.fs, self.root = None, results_location(sweep_dir)
         self._data: dict[str, bytes] = {}
 
     def files(self) -> list[str]:

@@ -274,7 +274,7 @@ class SweepResult:
 
 def _tune_storage(store: SweepStore) -> dict[str, Any]:
     """Tune's experiment folder under the sweep's; off the local disk through the store's own
-    filesystem, opened as the store opens it (sweeps.parquet.resolve), not as Tune would."""
+    filesystem, opened as the store opens it (grokcore.location.filesystem), not as Tune would."""
     if store.local:
         return {"storage_path": store.path("tune")}
     return {"storage_path": store.path("tune"), "storage_filesystem": store.fs}

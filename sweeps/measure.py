@@ -26,6 +26,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from grokcore.location import split_location
 from sweeps.check import refuse_damaged
 from sweeps.lease import hold
 from sweeps.parquet import SNAPSHOT_DIR, SweepStore, progress_schema, rows_to_table
@@ -119,11 +120,10 @@ def _measure_held(store: SweepStore, measures: Sequence[str], epochs: Sequence[i
 
 
 def _store(sweep_dir: str) -> SweepStore:
-    text = str(sweep_dir).rstrip("/")
-    parent, _, name = text.rpartition("/")
+    parent, name = split_location(sweep_dir)
     if not name:
         raise ValueError(f"{sweep_dir}: give the sweep's folder, <results>/<name>")
-    store = SweepStore(parent or ".", name)
+    store = SweepStore(parent, name)
     if not store.exists() or not (store.exists(SNAPSHOT_DIR) or store.exists("checkpoints")):
         raise ValueError(f"{sweep_dir}: no sweep here (no snapshots/ or checkpoints/)")
     return store

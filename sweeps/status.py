@@ -11,7 +11,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from grokcore.verdict import VERDICT_COLUMNS
-from sweeps.parquet import SweepStore, resolve, split_location
+from grokcore.location import filesystem, split_location
+from sweeps.parquet import SweepStore
 from sweeps.spec import spec_thresholds
 from sweeps.verdicts import with_verdicts
 from sweeps.slurm_jobs import latest_job
@@ -50,7 +51,7 @@ class SweepStatus:
 
 def find_sweeps(location: str) -> list[str]:
     """The sweep folders at or directly under location (a sweep folder has plan.json or runs/)."""
-    fs, root = resolve(location)
+    fs, root = filesystem(location)
 
     def is_sweep(path: str) -> bool:
         return any(fs.get_file_info(f"{path}/{x}").type != pafs.FileType.NotFound for x in ("plan.json", "runs"))

@@ -4,7 +4,7 @@
     data = member_data(cfg)       # cfg: a RunConfig, e.g. from grokcore.export.load_member
     data.train_tokens, data.train_labels          # exactly what the trainer fits (noisy labels under noise)
 
-The trainer builds the same tensors from the same functions (grokcore.tasks), padded with
+The trainer builds the same tensors from the same functions (grokcore.splits), padded with
 zero-weight rows to whole chunks (grokcore.train.example_chunk) as many as a pack's longest member
 needs; a test checks that member_data equals what PackTrainer trains and evaluates on.
 
@@ -22,7 +22,7 @@ from jaxtyping import Int
 from torch import Tensor
 
 from grokcore.config import RunConfig
-from grokcore.tasks import build_pool, make_split
+from grokcore.splits import build_pool, make_split
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class MemberData:
     test_labels: Int[Tensor, " n_test"]
     """Test labels are always clean: noise is added to training labels only."""
     test_subtask: Int[Tensor, " n_test"]
-    """grokcore.tasks.ADD or MUL per test example (add_mul's per-task test metrics); ADD otherwise."""
+    """grokcore.splits.ADD or MUL per test example (add_mul's per-task test metrics); ADD otherwise."""
 
 
 def member_data(cfg: RunConfig) -> MemberData:

@@ -3,7 +3,7 @@
 A Task says what its operands and classes are, builds every example and its label at once
 (vectorised: no Python loop over pairs), says how a member's examples split into train and test,
 names its subtasks (for mixtures), its default token layout, and which progress measures apply.
-RunConfig (vocabulary, classes, validation, split sizes), grokcore.tasks (pools and splits), the
+RunConfig (vocabulary, classes, validation, split sizes), grokcore.splits (pools and splits), the
 packed models, the progress measures and sweeps' spec validation all read it through
 `cfg.task_def`; nothing outside this module branches on a task's name.
 
@@ -36,7 +36,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
+from grokcore.errors import ConfigError
+
+if TYPE_CHECKING:  # annotations only: grokcore.config imports this module
     from torch import Tensor
 
     from grokcore.config import RunConfig
@@ -191,8 +193,6 @@ def _parity(x: Tensor, y: Tensor) -> Tensor:
 
 def _need(cond: bool, field_name: str, message: str) -> None:
     if not cond:
-        from grokcore.config import ConfigError
-
         raise ConfigError(field_name, message)
 
 

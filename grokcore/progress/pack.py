@@ -17,6 +17,8 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from grokcore.config import RunConfig
+from grokcore.data import member_data
+from grokcore.packed import build_packed, param_shapes
 from grokcore.progress import columns as col
 from grokcore.progress.attention import qk_ov_summaries
 from grokcore.progress.fourier import (
@@ -314,9 +316,6 @@ def estimate_member_llc(cfg: RunConfig, weights: dict[str, Tensor], settings: SG
     noise and batches as the trainer's measure at that epoch does, so with the trainer's data and
     epoch this reproduces `estimate_llc(trainer)` for the member (to float rounding: the pack
     batches its members' matmuls together)."""
-    from grokcore.data import member_data
-    from grokcore.packed import build_packed, param_shapes
-
     expected = param_shapes(cfg)
     wrong = sorted(name for name, shape in expected.items()
                    if name not in weights or tuple(weights[name].shape) != shape)

@@ -8,7 +8,7 @@ import torch
 from grokcore import PackTrainer, RunConfig
 from grokcore.data import member_data
 from grokcore.packed import build_packed
-from grokcore.tasks import ADD, MUL
+from grokcore.splits import ADD, MUL
 
 SMALL = dict(d_model=16, n_heads=2, d_mlp=32, epochs=20, eval_every=10)
 

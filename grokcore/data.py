@@ -8,10 +8,12 @@ The trainer builds the same tensors from the same functions (grokcore.splits), p
 zero-weight rows to whole chunks (grokcore.train.example_chunk) as many as a pack's longest member
 needs; a test checks that member_data equals what PackTrainer trains and evaluates on.
 
-Token ids: operand values a, b are tokens 0 .. operand_range - 1; then '=' (operand_range), '+'
-(operand_range + 1) and '*' (operand_range + 2), so d_vocab = operand_range + 3 whatever the layout
-(116 at p = 113, where the seed notebooks used 114: they had only '='). Labels are class ids
-0 .. p - 1 (the value of the answer), read off the logits at the last position.
+Token ids: operand values a, b are tokens 0 .. operand_range - 1; then '=' (operand_range), then one
+token per op of the task (Task.ops), so d_vocab = operand_range + 1 + len(ops) whatever the layout
+(RunConfig.d_vocab). The seed tasks (add, mul, add_mul, pow, max) keep the ops '+' and '*': operand_range
++ 3, 116 at p = 113, where the seed notebooks used 114 (they had only '='); the other tasks have one op:
+operand_range + 2 (sub at p = 97: 99; S5, perm at p = 5, with 120 operands: 122). Labels are class ids
+0 .. n_classes - 1 (the answer), read off the logits at the last position.
 """
 
 from __future__ import annotations

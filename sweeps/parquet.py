@@ -53,7 +53,10 @@ import pyarrow.parquet as pq
 from analysis.damage import PART_RE as _PART_RE
 from analysis.damage import DamagedFile, damaged, first_problem
 from grokcore.config import config_fields, config_hints
-from grokcore.location import filesystem, results_location, split_location, sweep_uri  # the latter three re-exported for sweeps' callers
+from grokcore.location import filesystem, sweep_uri
+# re-exported: sweeps' callers name them here; grokcore.location is their one home
+from grokcore.location import results_location as results_location
+from grokcore.location import split_location as split_location
 from grokcore.records import METRIC_COLUMNS, OUTCOME_COLUMNS, RUN_KEYS, SCHEMA_METADATA_KEY, SCHEMA_VERSION
 from grokcore.verdict import VERDICT_COLUMNS
 

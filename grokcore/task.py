@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING, Any
 
 from grokcore.errors import ConfigError
 
+# torch is imported inside the functions that build tensors, not here: grokcore.config imports this
+# module and stays importable without torch (analysis and the CLI read configs without it).
 if TYPE_CHECKING:  # annotations only: grokcore.config imports this module
     from torch import Tensor
 

@@ -52,10 +52,6 @@ class EndState:
     exp_avg: Tensor
     exp_avg_sq: Tensor
 
-    @property
-    def nbytes(self) -> int:
-        return sum(getattr(self, t).numel() * getattr(self, t).element_size() for t in TENSORS)
-
 
 class EndStateKeeper:
     """Keeps the end state of every member of `trainer` that ends at its budget (status "done"), taken

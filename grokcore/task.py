@@ -17,7 +17,7 @@ their vocabularies, and with them every initial weight, are what they were befor
 Built-in tasks are listed in BUILTIN (name -> description). A user task is named
 `package.module:factory` or `package.module:factory(arg=value, ...)` with literal keyword
 arguments; the factory returns a Task (usually a BinaryTask), and is also passed the config's `p`
-when it has a parameter of that name, so `p` can be a sweep axis. See the README's "Tasks".
+when it has a parameter of that name, so `p` can be a sweep axis. See docs/tasks.md and docs/howto/add-a-task.md.
 
 This module imports only the standard library at import time (grokcore.config must stay
 importable without torch); torch is imported where examples are built.

@@ -39,6 +39,7 @@ from analysis.columns import (
 from analysis.damage import damaged, first_problem
 from analysis.errors import AnalysisError
 from grokcore.layout import PLAN_FILE, SPEC_FILE, TABLES, counted_rows
+from grokcore.location import filesystem, is_uri
 from grokcore.parquet_files import parquet_dataset
 from grokcore.verdict import Thresholds, ThresholdsError
 
@@ -204,16 +205,14 @@ def load_sweep(locations: str | Path | Iterable[str | Path], parts: PartReader |
 
 def _open(location: str | Path) -> tuple[pafs.FileSystem, str, str]:
     text = str(location)
-    if "://" in text:
+    if is_uri(text):
         try:
-            # s3: small files as one PutObject, not a multipart upload (as sweeps.parquet.resolve)
-            opened = f"{text}?allow_delayed_open=true" if text.startswith("s3://") and "?" not in text else text
-            fs, path = pafs.FileSystem.from_uri(opened)
+            fs, path = filesystem(text)
         except (pa.ArrowException, ValueError, OSError) as exc:
             raise AnalysisError(f"{text}: not a path or a filesystem URI that pyarrow can open ({exc})") from exc
-        return fs, path.rstrip("/") or "/", text.rstrip("/")
-    path = str(Path(text).expanduser().resolve())
-    return pafs.LocalFileSystem(), path, text
+        return fs, path or "/", text.rstrip("/")
+    fs, path = filesystem(text)
+    return fs, path, text.rstrip("/") if "://" in text else text  # as written (a file:// URI too)
 
 
 def _list(fs: pafs.FileSystem, path: str) -> list[pafs.FileInfo]:

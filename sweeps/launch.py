@@ -275,7 +275,7 @@ class SweepResult:
 
 def _tune_storage(store: SweepStore) -> dict[str, Any]:
     """Tune's experiment folder under the sweep's; off the local disk through the store's own
-    filesystem, opened as the store opens it (sweeps.parquet.resolve), not as Tune would."""
+    filesystem, opened as the store opens it (grokcore.location.filesystem), not as Tune would."""
     if store.local:
         return {"storage_path": store.path(TUNE_DIR)}
     return {"storage_path": store.path(TUNE_DIR), "storage_filesystem": store.fs}

@@ -43,7 +43,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
 import pyarrow as pa
@@ -57,6 +57,10 @@ from grokcore.layout import (
     ENDSTATE_DIR, FAILED, PACKS_DIR, PART_RE, PLAN_FILE, SNAPSHOT_DIR, SPEC_FILE, SPEC_HISTORY_DIR, TABLES,
     TRAINER_PREFIX, counted_rows, pack_dir, part_name, record_path,
 )
+from grokcore.location import filesystem, sweep_uri
+# re-exported: sweeps' callers name them here; grokcore.location is their one home
+from grokcore.location import results_location as results_location
+from grokcore.location import split_location as split_location
 from grokcore.records import METRIC_COLUMNS, OUTCOME_COLUMNS, RUN_KEYS, SCHEMA_METADATA_KEY, SCHEMA_VERSION
 from grokcore.verdict import VERDICT_COLUMNS
 
@@ -159,54 +163,6 @@ def _committed(seq: int, record: dict[str, Any], folder: str = "") -> bool:
 
 
 # ---- filesystems ---------------------------------------------------------------------------------
-def results_location(location: str) -> str:
-    """The one spelling of a results location that every process agrees on: a local path made
-    absolute against THIS process's working directory (`~` expanded, `file://` stripped), or an
-    object-store URI unchanged. The driver calls it once and hands the answer to every trial:
-    a trial resolving `results` itself would do so inside Tune's trial directory, and its rows
-    would land under Ray's session folder instead of where the user asked."""
-    location = location.strip()
-    if location.startswith("file://"):
-        location = location[len("file://"):]
-    if "://" in location:
-        return location.rstrip("/")
-    return str(Path(location).expanduser().resolve())
-
-
-def resolve(location: str) -> tuple[pafs.FileSystem, str]:
-    """A local path (made absolute) or a URI -> (filesystem, path on it)."""
-    location = results_location(location)
-    if "://" in location:
-        fs, path = pafs.FileSystem.from_uri(_small_writes_in_one_request(location))
-        return fs, path.rstrip("/")
-    return pafs.LocalFileSystem(), location
-
-
-def _small_writes_in_one_request(uri: str) -> str:
-    """s3:// URIs open with allow_delayed_open, so a file smaller than one upload part (every
-    record, most parts) goes up as one PutObject instead of a three-request multipart upload;
-    S3-compatible servers such as moto's also mishandle completing a multipart upload of one part.
-    analysis/load.py opens URIs the same way (it does not import sweeps)."""
-    if uri.startswith("s3://") and "?" not in uri:
-        return f"{uri}?allow_delayed_open=true"
-    return uri
-
-
-def sweep_uri(results: str, name: str) -> str:
-    return f"{results_location(results)}/{name}"
-
-
-def split_location(location: str) -> tuple[str, str]:
-    """`<results>/<name>` (path or URI) -> (results, name): sweep_uri's inverse."""
-    location = location.rstrip("/")
-    if "://" in location:
-        scheme, rest = location.split("://", 1)
-        parent, _, name = rest.rpartition("/")
-        return f"{scheme}://{parent}", name
-    path = PurePosixPath(location)
-    return str(path.parent), path.name
-
-
 class DiskFull(RuntimeError):
     """A write to the results location found no space left; what was committed before it stays."""
 
@@ -234,7 +190,7 @@ class SweepStore:
 
     def __init__(self, results: str, name: str):
         self.uri = sweep_uri(results, name)
-        self.fs, self.root = resolve(self.uri)
+        self.fs, self.root = filesystem(self.uri)
         self.local = isinstance(self.fs, pafs.LocalFileSystem)
 
     def __repr__(self) -> str:

@@ -13,7 +13,8 @@ import pyarrow.fs as pafs
 
 from grokcore.layout import PLAN_FILE, SPEC_FILE, counted_rows
 from grokcore.verdict import VERDICT_COLUMNS
-from sweeps.parquet import SweepStore, resolve, split_location
+from grokcore.location import filesystem, split_location
+from sweeps.parquet import SweepStore
 from sweeps.spec import spec_thresholds
 from sweeps.verdicts import with_verdicts
 from sweeps.slurm_jobs import latest_job
@@ -52,7 +53,7 @@ class SweepStatus:
 
 def find_sweeps(location: str) -> list[str]:
     """The sweep folders at or directly under location (a sweep folder has plan.json or runs/)."""
-    fs, root = resolve(location)
+    fs, root = filesystem(location)
 
     def is_sweep(path: str) -> bool:
         return any(fs.get_file_info(f"{path}/{x}").type != pafs.FileType.NotFound for x in (PLAN_FILE, "runs"))

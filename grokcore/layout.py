@@ -30,6 +30,7 @@ TUNE_DIR = "tune"  # Ray Tune's experiment folders
 OPTUNA_DB = "optuna.db"  # a search's default SQLite study
 PRUNING_DIR = "optuna/pruning"  # <pack>.json: the completed members' values an Optuna pack's pruner compares with
 BISECTION_FILE = "bisection.json"  # a bisection's lines
+REPORT_DIR = "report"  # what `grok report` writes by default (index.html, png/)
 REPAIR_DIR = "repair"  # `grok sweep --repair`: a damaged pack's files set aside, same relative paths
 FAULTS_DIR = "faults"  # <pack>.json: how often the spec's injected fault fired (tests only)
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from grokcore.layout import PACKS_DIR
 from grokcore.location import split_location
 from grokcore.progress.registry import BY_KEY, SWITCHABLE, SWITCHED_ON
 from sweeps.check import refuse_damaged
@@ -120,7 +121,7 @@ def _store(sweep_dir: str) -> SweepStore:
     if not name:
         raise ValueError(f"{sweep_dir}: give the sweep's folder, <results>/<name>")
     store = SweepStore(parent, name)
-    if not store.exists() or not (store.exists(SNAPSHOT_DIR) or store.exists("checkpoints")):
+    if not store.exists() or not (store.exists(SNAPSHOT_DIR) or store.exists(PACKS_DIR)):
         raise ValueError(f"{sweep_dir}: no sweep here (no snapshots/ or checkpoints/)")
     return store
 

@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from torch import Tensor
 
 from grokcore.config import RunConfig
+from grokcore.layout import SNAPSHOT_DIR as SNAPSHOT_DIR  # re-exported: grokcore.snapshots names it
 from grokcore.snapshots.schedule import Snapshot
 
 INDEX_KEY = "grok.snapshots"
 CONFIGS_KEY = "grok.configs"
-SNAPSHOT_DIR = "snapshots"
 
 
 def snapshot_tensors(snapshots: Sequence[Snapshot], configs: dict[str, RunConfig]) -> tuple[dict[str, Tensor], dict[str, str]]:

@@ -12,9 +12,10 @@ import torch
 from torch import Tensor
 
 from grokcore.config import RunConfig
+from grokcore.layout import SNAPSHOT_DIR
 from grokcore.location import filesystem, is_uri, results_location, strip_file_scheme
 from grokcore.packed import param_shapes
-from grokcore.snapshots.file_format import CONFIGS_KEY, INDEX_KEY, SNAPSHOT_DIR, header_metadata
+from grokcore.snapshots.file_format import CONFIGS_KEY, INDEX_KEY, header_metadata
 
 class SnapshotFiles:
     """The snapshot files of one sweep folder: a local path or shared mount, read with safetensors

@@ -316,8 +316,8 @@ class OptunaSource:
     def _pack_rows(self, pack: Pack) -> tuple[dict[str, dict[str, Any]], dict[str, list[tuple[int, float]]]]:
         """The pack's runs rows and each member's (epoch, intermediate value) series."""
         parts = self.store.pack_parts("metrics", pack.pack_id)
-        runs = counted_runs(with_verdicts(self.store, self.store.read_table("runs", parts=self.store.parts("runs", pack.pack_id)),
-                                          self.spec.thresholds, parts))
+        runs = self.store.read_table("runs", parts=self.store.parts("runs", pack.pack_id))
+        runs = counted_runs(with_verdicts(self.store, runs, self.spec.thresholds, parts))
         rows = {} if runs is None else {r["run_id"]: r for r in runs.to_pylist()}
         metrics = self.store.read_table("metrics", columns=["run_id", "epoch", self.intermediate], parts=parts)
         series: dict[str, list[tuple[int, float]]] = defaultdict(list)

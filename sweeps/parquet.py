@@ -145,7 +145,8 @@ def counted_runs(runs: pa.Table | None, failed: bool = True) -> pa.Table | None:
     again). `runs` needs run_id and status, and epochs_trained where a member may have rows at two budgets."""
     if runs is None:
         return None
-    ids, statuses = runs.column("run_id").to_numpy(zero_copy_only=False), runs.column("status").to_numpy(zero_copy_only=False)
+    ids = runs.column("run_id").to_numpy(zero_copy_only=False)
+    statuses = runs.column("status").to_numpy(zero_copy_only=False)
     trained = (runs.column("epochs_trained").to_numpy(zero_copy_only=False).astype(float)
                if "epochs_trained" in runs.column_names else None)
     chosen = counted_rows(ids, statuses, trained)

@@ -168,8 +168,8 @@ bar (grok train in a terminal; never in a trial, which reports to Tune).
         return progress.metrics(done=True)
 
     trainer = _resume(store, pack, record, progress, settings)
-    batch = _Batch(store, pack, settings, record, progress, trainer, trial_id, node,
-                   {"pack_id": pid, "trial_id": trial_id, "optuna_trial": None, **(extra_row or {})}, member_extra or {})
+    extra = {"pack_id": pid, "trial_id": trial_id, "optuna_trial": None, **(extra_row or {})}
+    batch = _Batch(store, pack, settings, record, progress, trainer, trial_id, node, extra, member_extra or {})
     if trainer is not None:
         batch.read_history(on_eval)
         _train(trainer, batch, progress, settings, report, on_eval, progress_bar)
@@ -326,7 +326,8 @@ class _Batch:
         written = {
             "pack_id": pid, "members": self.pack.run_ids, "seq": seq + 1, "trainer": name, "done": final,
             "epoch": progress.epoch, "trial_id": self.trial_id, "train_seconds": progress.train_seconds,
-            "updated": time.time(), "node": self.node or socket.gethostname(), "training_started": self.training_started,
+            "updated": time.time(), "node": self.node or socket.gethostname(),
+            "training_started": self.training_started,
         }
         store.write_record(pid, written)
         self.committed = written

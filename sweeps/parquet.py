@@ -185,6 +185,11 @@ class Part:
     def name(self) -> str:
         return self.path.rsplit("/", 1)[-1]
 
+    @property
+    def failed(self) -> bool:
+        """The driver's part of a pack that failed for good (part-<pack>-failed), not one the pack wrote."""
+        return self.seq is None
+
 
 class SweepStore:
     """Reads and writes `<results>/<name>/`; safe to construct on any node."""
@@ -297,7 +302,7 @@ class SweepStore:
 
     def purge_failed_rows(self, run_ids: set[str]) -> int:
         """Members about to train again after their pack failed for good lose their failed rows."""
-        return sum(self.purge_rows(part, run_ids) for part in self.parts("runs") if part.seq is None)
+        return sum(self.purge_rows(part, run_ids) for part in self.parts("runs") if part.failed)
 
     def write_plan(self, name: str, members: Iterable[str], packs: dict[str, Iterable[str]], **more: Any) -> None:
         """plan.json, the current plan: its members' and each pack's run_ids (`grok status`, the report's
@@ -355,7 +360,7 @@ class SweepStore:
         """The parts packs wrote themselves (numbered; the driver's failed parts left out). Once the
         pack's crash leftovers are gone (`delete_uncommitted`, which a pack runs before it continues)
         these are its committed parts, and the parts it wrote since in a pack that is running."""
-        return [p for p in self.parts(table, pack_id) if p.seq is not None]
+        return [p for p in self.parts(table, pack_id) if not p.failed]
 
     def committed_parts(self, folder: str, pack_id: str, record: dict[str, Any] | None) -> list[Part]:
         """The pack's parts in this folder that its commit record (as read now) covers."""

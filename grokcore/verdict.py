@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from grokcore.records import ACC_THRESHOLD
+
 
 class ThresholdsError(ValueError):
     """A threshold value that is not allowed; the message names the field and what is allowed."""
@@ -43,11 +45,12 @@ class ThresholdsError(ValueError):
 
 @dataclass(frozen=True)
 class Thresholds:
-    """What counts as memorised, generalised and grokked. Defaults follow DESIGN.md (0.99) and Liu et al."""
+    """What counts as memorised, generalised and grokked. Defaults follow DESIGN.md (the trainer's
+    ACC_THRESHOLD, 0.99) and Liu et al."""
 
-    train_acc: float = 0.99
+    train_acc: float = ACC_THRESHOLD
     """Memorisation: train accuracy at or above this."""
-    test_acc: float = 0.99
+    test_acc: float = ACC_THRESHOLD
     """Generalisation: test accuracy at or above this."""
     grok_delay: int = 1000
     """Grokked: generalised this many epochs or more after memorising; less is comprehension."""
@@ -151,7 +154,7 @@ class Verdict:
         return dict(zip(VERDICT_COLUMNS, (self.memorised_epoch, self.generalised_epoch, self.grokked), strict=True))
 
 
-def decide(epochs: Sequence[float], train_acc: Sequence[float], test_acc: Sequence[float],
+def decide(epochs: Sequence[float], train_acc: Sequence[float | None], test_acc: Sequence[float | None],
            thresholds: Thresholds = Thresholds()) -> Verdict:
     """The verdict on one member's evaluation history (equal-length sequences in epoch order; a missing
     accuracy, None or NaN, counts as below its threshold)."""
@@ -170,7 +173,7 @@ def decide(epochs: Sequence[float], train_acc: Sequence[float], test_acc: Sequen
     return Verdict(mem, gen, bool(grokked), train_fell, test_fell)
 
 
-def _reached(history: list[tuple[float, float]], threshold: float, hold: int) -> tuple[int | None, bool]:
+def _reached(history: list[tuple[float, float | None]], threshold: float, hold: int) -> tuple[int | None, bool]:
     """(the epoch the accuracy reached its threshold, None if never or it fell back; whether it fell back)."""
     above = [acc is not None and not math.isnan(acc) and acc >= threshold for _, acc in history]
     n = len(above)

@@ -16,7 +16,7 @@ import torch
 from grokcore import ConfigError, RunConfig, train_pack
 from grokcore.packed import init_member, param_shapes
 from grokcore.task import BUILTIN, FOURIER, check_task, load_user_task
-from grokcore.tasks import build_pool, make_split
+from grokcore.splits import build_pool, make_split
 
 MODULAR = {
     # name: (brute-force label of (x, y) mod p, subtask of (x, y))

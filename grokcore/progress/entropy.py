@@ -33,8 +33,9 @@ def fourier_entropy(norms: Float[Tensor, "member freq"]) -> Float[Tensor, " memb
     return -torch.where(q > 0, q * q.log(), torch.zeros_like(q)).sum(-1).where(norms.sum(-1) > 0, torch.nan)
 
 
-def fourier_entropy_columns(trainer: PackTrainer, weights: dict[str, Tensor], settings: ProgressSettings
-                            ) -> dict[str, Tensor]:
+def fourier_entropy_columns(
+    trainer: PackTrainer, weights: dict[str, Tensor], settings: ProgressSettings
+) -> dict[str, Tensor]:
     """The registry's function: `fourier/embed_entropy` of every member, over tokens 0 .. p-1."""
     p = trainer.arch.task_def.modulus
     return {col.EMBED_ENTROPY: fourier_entropy(frequency_norms(weights["embed.W_E"][:, :p].to(torch.float64)))}

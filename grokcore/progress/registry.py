@@ -79,8 +79,14 @@ PROGRESS_MEASURES: tuple[ProgressMeasure, ...] = (
                     "grokcore.progress.pack:max_circuit", marker="max/", switchable=False),
     ProgressMeasure("fourier", _declares(FOURIER), lambda cfg: col.fourier_columns(modulus(cfg)),
                     "grokcore.progress.pack:fourier_measures", marker=col.EMBED_NORM_PREFIX),
-    ProgressMeasure("fourier_entropy", _declares(FOURIER), lambda cfg: [col.EMBED_ENTROPY],
-                    "grokcore.progress.entropy:fourier_entropy_columns", marker=col.EMBED_ENTROPY, default=False),
+    ProgressMeasure(
+        "fourier_entropy",
+        _declares(FOURIER),
+        lambda cfg: [col.EMBED_ENTROPY],
+        "grokcore.progress.entropy:fourier_entropy_columns",
+        marker=col.EMBED_ENTROPY,
+        default=False,
+    ),
     ProgressMeasure("llc", _always, lambda cfg: list(col.LLC_COLUMNS), "grokcore.progress.pack:llc_measure",
                     marker=col.LLC_MEAN),
 )

@@ -1,6 +1,7 @@
 """Figures and numbers of the Power et al. (2022) train-fraction reproduction, read from a finished sweep.
 
     python reproductions/power_fraction/figures.py results/repro-power_fraction
+    python reproductions/power_fraction/figures.py --from-table     # the committed data/members.csv
 
 Per train fraction: the censored (Kaplan-Meier) median generalisation and memorisation epochs over
 seeds and how many seeds generalised; the critical fraction where the share that generalised crosses
@@ -17,11 +18,14 @@ from pathlib import Path
 import pandas as pd
 import plotly.graph_objects as go
 
-from analysis import aggregate, axis_curve, critical_train_fraction, load_sweep
+from analysis import aggregate, axis_curve, critical_train_fraction
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # reproductions/_png.py, shared by the scripts
 from _png import save_figure  # noqa: E402
+from _table import add_source_arguments, member_times  # noqa: E402
+
+NAME = HERE.name
 
 
 def save(fig: go.Figure, name: str) -> Path:
@@ -30,10 +34,9 @@ def save(fig: go.Figure, name: str) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sweep", help="the sweep folder, e.g. results/repro-power_fraction")
+    add_source_arguments(parser, NAME)
     args = parser.parse_args(argv)
-    sweep = load_sweep(args.sweep)
-    times = sweep.member_times()
+    times = member_times(args, NAME)
     points = aggregate(times, by=["train_fraction"])
     pd.set_option("display.width", 200)
     print("per train fraction (epochs: Kaplan-Meier medians and quartiles over seeds; NaN: unknown, half or "

@@ -69,3 +69,21 @@ def check_figure(fig: go.Figure, caption: tuple[str, ...] = ("p = ", "budget", "
     problems = checklist_problems(fig, caption)
     if problems:
         raise ValueError("figure fails the checklist (reproductions/README.md): " + "; ".join(problems))
+
+
+def caption(spec: dict, times) -> str:
+    """The checklist's caption line: p, the budget (adaptive or fixed), the seeds and the held rule,
+    from the spec as run and the members' times (their thresholds in `attrs`)."""
+    base = spec.get("base", {})
+    budget = spec.get("budget")
+    spent = f"adaptive budget {budget['epochs']:,} → {budget['max_epochs']:,} epochs" if budget else \
+        f"budget {base.get('epochs', 0):,} epochs"
+    th = times.attrs["thresholds"]
+    seeds = spec.get("replicates", 1)
+    return (f"p = {base.get('p')}, {spent}, {seeds} seed{'s' if seeds != 1 else ''} a point; generalised: test "
+            f"accuracy ≥ {th.test_acc:g} held {th.hold} evaluations")
+
+
+def add_caption(fig: go.Figure, spec: dict, times) -> go.Figure:
+    fig.update_layout(title_text=f"{fig.layout.title.text or ''}<br><sup>{caption(spec, times)}</sup>")
+    return fig

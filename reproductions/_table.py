@@ -12,7 +12,7 @@ recomputed from the repository (issue 26), without the results folder the sweep 
                               and what the members' times are recomputed from in the tests)
     data/sweep.yaml           the spec as run: thresholds, budget and every fixed setting
 
-A figures.py takes either source (`add_source_arguments`, `member_times`): a results folder, or
+A figures.py takes either source (`add_source_arguments`, `load_source`): a results folder, or
 `--from-table` for these files; both give the frame analysis.Sweep.member_times() gives, so the
 figures and printed numbers are the same.
 """
@@ -40,7 +40,7 @@ REPRO_PREFIX = "repro-"  # a reproduction NAME's sweep is named repro-NAME (its 
 # The main view's derived columns of analysis.member_times that the aggregates and fits read.
 TIME_COLUMNS = ["status", "epochs", "last_epoch", "budget", "finished", "resolution", "mem_epoch", "gen_epoch",
                 "delay", "phase", "generalised", "train_fell_back", "test_fell_back", "censored", "censored_at"]
-EVALUATION_COLUMNS = ["train/loss", "test/loss", "train/acc", "test/acc"]
+EVALUATION_COLUMNS = ["train/loss", "test/loss", "train/acc", "test/acc", "weight_norm"]
 FINAL_PREFIX = "final_"  # final_train/acc: the member's last evaluation
 
 
@@ -73,7 +73,7 @@ def write_tables(sweep_dir: str | Path, name: str | None = None) -> list[Path]:
     evaluations = sweep.metrics[["run_id", "epoch", *EVALUATION_COLUMNS]].sort_values(["run_id", "epoch"])
     # Losses in float32 halve the file; accuracies stay float64, since the held rule compares them with
     # the threshold and a rounded 0.99 could change a member's time.
-    evaluations = evaluations.astype({"train/loss": "float32", "test/loss": "float32"})
+    evaluations = evaluations.astype({"train/loss": "float32", "test/loss": "float32", "weight_norm": "float32"})
     evaluations.to_parquet(out / EVALUATIONS_FILE, index=False, compression="zstd")
     (out / SPEC_FILE).write_text(yaml.safe_dump(sweep.spec, sort_keys=False))
     return [out / MEMBERS_FILE, out / EVALUATIONS_FILE, out / SPEC_FILE]
@@ -105,13 +105,14 @@ def add_source_arguments(parser: argparse.ArgumentParser, name: str) -> None:
                         help=f"draw from the committed reproductions/{name}/{DATA_DIR}/ instead of a results folder")
 
 
-def member_times(args: argparse.Namespace, name: str) -> pd.DataFrame:
-    """The members' times from the source `add_source_arguments` parsed."""
+def load_source(args: argparse.Namespace, name: str) -> tuple[pd.DataFrame, dict]:
+    """(the members' times, the spec as run) from the source `add_source_arguments` parsed."""
     if args.from_table == bool(args.sweep):
         raise SystemExit(f"give a results folder (results/{REPRO_PREFIX}{name}) or --from-table, not both or neither")
     if args.from_table:
-        return read_members(name)
-    return load_sweep(args.sweep).member_times()
+        return read_members(name), read_spec(name)
+    sweep = load_sweep(args.sweep)
+    return sweep.member_times(), sweep.spec
 
 
 def main(argv: list[str] | None = None) -> int:

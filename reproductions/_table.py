@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -105,14 +106,25 @@ def add_source_arguments(parser: argparse.ArgumentParser, name: str) -> None:
                         help=f"draw from the committed reproductions/{name}/{DATA_DIR}/ instead of a results folder")
 
 
-def load_source(args: argparse.Namespace, name: str) -> tuple[pd.DataFrame, dict]:
-    """(the members' times, the spec as run) from the source `add_source_arguments` parsed."""
+@dataclass(frozen=True)
+class Source:
+    times: pd.DataFrame
+    """One row per ended member: what analysis.Sweep.member_times() gives."""
+    spec: dict
+    """The spec as run."""
+    evaluations: pd.DataFrame
+    """The metrics rows (run_id, epoch, EVALUATION_COLUMNS at least)."""
+
+
+def load_source(args: argparse.Namespace, name: str) -> Source:
+    """The members' times, the spec and the evaluations from the source `add_source_arguments` parsed."""
     if args.from_table == bool(args.sweep):
         raise SystemExit(f"give a results folder (results/{REPRO_PREFIX}{name}) or --from-table, not both or neither")
     if args.from_table:
-        return read_members(name), read_spec(name)
+        return Source(read_members(name), read_spec(name), read_evaluations(name))
     sweep = load_sweep(args.sweep)
-    return sweep.member_times(), sweep.spec
+    times = sweep.member_times()
+    return Source(times[times["status"] != RUNNING_STATUS], sweep.spec, sweep.metrics)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_source_arguments(parser, NAME)
     args = parser.parse_args(argv)
-    times, spec = load_source(args, NAME)
+    source = load_source(args, NAME)
+    times = source.times
     points = aggregate(times, by=["train_fraction"])
     pd.set_option("display.width", 200)
     print("per train fraction (epochs: Kaplan-Meier medians and quartiles over seeds; NaN: unknown, half or "
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     share.update_yaxes(title="share of seeds that generalised")
     written = []
     for fig, name in ((gen, "gen_epoch_vs_fraction"), (share, "critical_fraction")):
-        add_caption(fig, spec, times)
+        add_caption(fig, source.spec, times)
         check_figure(fig)
         written.append(save(fig, name))
     for path in written:

@@ -1,0 +1,56 @@
+"""The committed raw tables of the rerun reproductions (reproductions/NAME/data/, reproductions/_table.py):
+every member's times and phase follow from its own evaluations by the held rule (grokcore/verdict.py),
+and each rerun README's headline numbers follow from its table, with the README's figure as the known
+answer. Quick: reads a few hundred KB, trains nothing."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+REPRODUCTIONS = Path(__file__).resolve().parents[2] / "reproductions"
+sys.path.insert(0, str(REPRODUCTIONS))
+
+import _table  # noqa: E402
+
+from analysis import aggregate, critical_train_fraction, member_times, power_law_fit  # noqa: E402
+
+RERUN = ["power_fraction", "omnigrok_wd", "liu_phases"]
+TABLES = [name for name in RERUN if (_table.table_dir(name) / _table.MEMBERS_FILE).exists()]
+DERIVED = ["last_epoch", "finished", "mem_epoch", "gen_epoch", "delay", "phase", "generalised", "censored",
+           "censored_at"]
+
+
+def recomputed(name: str, evaluations: pd.DataFrame | None = None) -> pd.DataFrame:
+    members = _table.read_members(name)
+    evaluations = _table.read_evaluations(name) if evaluations is None else evaluations
+    runs = members[["run_id", "status", "epochs"]]
+    return member_times(evaluations, runs, members.attrs["thresholds"]).set_index("run_id").loc[members["run_id"]]
+
+
+@pytest.mark.parametrize("name", TABLES)
+def test_member_times_follow_from_the_evaluations(name):
+    members = _table.read_members(name).set_index("run_id")
+    again = recomputed(name)
+    for column in DERIVED:
+        pd.testing.assert_series_equal(again[column], members[column], check_dtype=False, check_names=False,
+                                       obj=f"{name} {column}")
+
+
+def test_a_changed_evaluation_changes_a_members_time():
+    """Negative control: lower one generalised member's test accuracy at its generalisation epoch and the
+    recomputed time moves, so the comparison above can fail."""
+    name = TABLES[0]
+    members = _table.read_members(name)
+    member = members[members["generalised"]].iloc[0]
+    evaluations = _table.read_evaluations(name)
+    at = (evaluations["run_id"] == member["run_id"]) & (evaluations["epoch"] == member["gen_epoch"])
+    evaluations.loc[at, "test/acc"] = 0.5
+    again = recomputed(name, evaluations)
+    assert again.loc[member["run_id"], "gen_epoch"] != member["gen_epoch"]
+
+
+def test_every_rerun_has_a_table():
+    assert TABLES == RERUN, f"tables missing for {sorted(set(RERUN) - set(TABLES))}"

@@ -87,3 +87,10 @@ def caption(spec: dict, times) -> str:
 def add_caption(fig: go.Figure, spec: dict, times) -> go.Figure:
     fig.update_layout(title_text=f"{fig.layout.title.text or ''}<br><sup>{caption(spec, times)}</sup>")
     return fig
+
+
+def label_axes(fig: go.Figure, x: str, y: str) -> go.Figure:
+    """Axis titles (with their units), each marked "log scale" where the figure drew that axis on one."""
+    for axis, title in ((fig.layout.xaxis, x), (fig.layout.yaxis, y)):
+        axis.title = title + (" (log scale)" if axis.type == "log" else "")
+    return fig

@@ -39,7 +39,7 @@ SPEC_FILE = "sweep.yaml"
 REPRO_PREFIX = "repro-"  # a reproduction NAME's sweep is named repro-NAME (its spec.yaml's `name`)
 
 # The main view's derived columns of analysis.member_times that the aggregates and fits read.
-TIME_COLUMNS = ["status", "epochs", "last_epoch", "budget", "finished", "resolution", "mem_epoch", "gen_epoch",
+TIME_COLUMNS = ["status", "epochs", "extended_from", "last_epoch", "budget", "finished", "resolution", "mem_epoch", "gen_epoch",
                 "delay", "phase", "generalised", "train_fell_back", "test_fell_back", "censored", "censored_at"]
 EVALUATION_COLUMNS = ["train/loss", "test/loss", "train/acc", "test/acc", "weight_norm"]
 FINAL_PREFIX = "final_"  # final_train/acc: the member's last evaluation

@@ -22,7 +22,7 @@ from analysis import aggregate, phase_diagram
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # reproductions/_png.py, shared by the scripts
-from _png import add_caption, check_figure, save_figure  # noqa: E402
+from _png import add_caption, check_figure, label_axes, save_figure  # noqa: E402
 from _table import add_source_arguments, load_source  # noqa: E402
 
 NAME = HERE.name
@@ -64,8 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     written = []
     for value, name in ((None, "phase_diagram"), ("gen_epoch", "gen_epoch")):
         fig = phase_diagram(times, "train_fraction", "weight_decay", **({"value": value} if value else {}))
-        fig.update_xaxes(title="train fraction (share of all p² pairs)")
-        fig.update_yaxes(title="AdamW weight decay (log)" if fig.layout.yaxis.type == "log" else "AdamW weight decay")
+        label_axes(fig, "train fraction (share of all p² pairs)", "AdamW weight decay")
         add_caption(fig, source.spec, times)
         check_figure(fig)
         written.append(save(fig, name))

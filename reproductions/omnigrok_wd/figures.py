@@ -24,7 +24,7 @@ from analysis import axis_curve, power_law_fit
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # reproductions/_png.py, shared by the scripts
-from _png import add_caption, check_figure, save_figure  # noqa: E402
+from _png import add_caption, check_figure, label_axes, save_figure  # noqa: E402
 from _table import add_source_arguments, load_source  # noqa: E402
 
 NAME = HERE.name
@@ -86,9 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     for fig, what, name in ((gen, "generalisation epoch", "gen_epoch_vs_wd"),
                             (delay_theory, "delay after memorising", "delay_vs_wd_theory_range"),
                             (delay_all, "delay after memorising", "delay_vs_wd")):
-        # the default title is longer than the plot; units and log scales are checklist items
-        fig.update_yaxes(title=f"{what} (epochs, median of seeds; log)")
-        fig.update_xaxes(title="AdamW weight decay (log)")
+        # the default titles are longer than the plot and have no units
+        label_axes(fig, "AdamW weight decay", f"{what} (epochs, median of seeds)")
         add_caption(fig, source.spec, times)
         check_figure(fig)
         written.append(save(fig, name))

@@ -22,7 +22,7 @@ from analysis import aggregate, axis_curve, critical_train_fraction
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # reproductions/_png.py, shared by the scripts
-from _png import add_caption, check_figure, save_figure  # noqa: E402
+from _png import add_caption, check_figure, label_axes, save_figure  # noqa: E402
 from _table import add_source_arguments, load_source  # noqa: E402
 
 NAME = HERE.name
@@ -54,12 +54,10 @@ def main(argv: list[str] | None = None) -> int:
           .to_string(index=False, float_format=lambda v: f"{v:.3g}"))
 
     gen = axis_curve(times, "train_fraction", "gen_epoch")
-    # the default title is longer than the plot; the unit is the item the checklist asks for
-    gen.update_yaxes(title="generalisation epoch (epochs, median of seeds)")
-    gen.update_xaxes(title="train fraction (share of all p² pairs)")
+    # the default titles are longer than the plot and have no units
+    label_axes(gen, "train fraction (share of all p² pairs)", "generalisation epoch (epochs, median of seeds)")
     share = axis_curve(times, "train_fraction", "fraction_generalised", fit="critical")
-    share.update_xaxes(title="train fraction (share of all p² pairs)")
-    share.update_yaxes(title="share of seeds that generalised")
+    label_axes(share, "train fraction (share of all p² pairs)", "share of seeds that generalised")
     written = []
     for fig, name in ((gen, "gen_epoch_vs_fraction"), (share, "critical_fraction")):
         add_caption(fig, source.spec, times)

@@ -26,7 +26,7 @@ DERIVED = ["last_epoch", "finished", "mem_epoch", "gen_epoch", "delay", "phase",
 def recomputed(name: str, evaluations: pd.DataFrame | None = None) -> pd.DataFrame:
     members = _table.read_members(name)
     evaluations = _table.read_evaluations(name) if evaluations is None else evaluations
-    runs = members[["run_id", "status", "epochs"]]
+    runs = members[["run_id", "status", "epochs", "extended_from"]]
     return member_times(evaluations, runs, members.attrs["thresholds"]).set_index("run_id").loc[members["run_id"]]
 
 
@@ -54,3 +54,18 @@ def test_a_changed_evaluation_changes_a_members_time():
 
 def test_every_rerun_has_a_table():
     assert TABLES == RERUN, f"tables missing for {sorted(set(RERUN) - set(TABLES))}"
+
+
+def test_power_fraction_headline():
+    """README: critical train fraction 0.44 [95%: 0.41, 0.52] within 12,000 epochs, bracketed (0.4, 0.45];
+    censored at 12,000: 4 / 2 / 2 members at 0.4 / 0.45 / 0.5, none above."""
+    times = _table.read_members("power_fraction")
+    row = critical_train_fraction(times, by=[]).iloc[0]
+    assert (round(row["critical"], 2), round(row["critical_lo"], 2), round(row["critical_hi"], 2)) == (0.44, 0.41, 0.52)
+    assert (row["lower"], row["upper"]) == (0.4, 0.45)
+    cells = aggregate(times, by=["train_fraction"]).set_index("train_fraction")
+    assert cells["n_censored"].to_dict() == {0.4: 4, 0.45: 2, 0.5: 2, 0.55: 0, 0.6: 0, 0.7: 0}
+    assert (cells["censored_at_max"].dropna() == 12000).all()
+    medians = cells["gen_epoch_median"]
+    assert np.isnan(medians[0.4])  # 4 of 5 censored: the median is beyond the budget
+    assert medians.drop(0.4).to_dict() == {0.45: 10800, 0.5: 9000, 0.55: 2650, 0.6: 1450, 0.7: 1050}

@@ -69,3 +69,16 @@ def test_power_fraction_headline():
     medians = cells["gen_epoch_median"]
     assert np.isnan(medians[0.4])  # 4 of 5 censored: the median is beyond the budget
     assert medians.drop(0.4).to_dict() == {0.45: 10800, 0.5: 9000, 0.55: 2650, 0.6: 1450, 0.7: 1050}
+
+
+def test_omnigrok_headline():
+    """README: the fit decided before the run, delay against weight decay over 0.1-3.16, exponent −1.19
+    [95%: −1.57, −0.58] (excludes −0.5, contains −1); the generalisation epoch's −0.98 [−1.29, −0.51]; one
+    member censored, at 3.16, at 40,000 epochs."""
+    times = _table.read_members("omnigrok_wd")
+    fits = {value: power_law_fit(times, "weight_decay", value=value, by=[]).iloc[0] for value in ("delay", "gen_epoch")}
+    assert [round(fits["delay"][c], 2) for c in ("exponent", "exponent_lo", "exponent_hi")] == [-1.19, -1.57, -0.58]
+    assert [round(fits["gen_epoch"][c], 2) for c in ("exponent", "exponent_lo", "exponent_hi")] == [-0.98, -1.29, -0.51]
+    assert fits["delay"]["n_points"] == 7 and fits["delay"]["n_censored_points"] == 0
+    censored = times[times["censored"]]
+    assert censored[["weight_decay", "seed", "censored_at"]].values.tolist() == [[3.16, 4, 40000]]

@@ -82,3 +82,26 @@ def test_omnigrok_headline():
     assert fits["delay"]["n_points"] == 7 and fits["delay"]["n_censored_points"] == 0
     censored = times[times["censored"]]
     assert censored[["weight_decay", "seed", "censored_at"]].values.tolist() == [[3.16, 4, 40000]]
+
+
+LIU_CELLS = {  # README: (weight decay, train fraction) -> phase counts, within 6,000 epochs
+    (10.0, 0.3): "confusion 3", (10.0, 0.45): "confusion 3", (10.0, 0.6): "confusion 3", (10.0, 0.75): "confusion 3",
+    (3.0, 0.3): "memorisation 3", (3.0, 0.45): "grokking 1, memorisation 2", (3.0, 0.6): "comprehension 3",
+    (3.0, 0.75): "comprehension 2, memorisation 1",
+    (1.0, 0.3): "memorisation 3", (1.0, 0.45): "memorisation 3", (1.0, 0.6): "grokking 3",
+    (1.0, 0.75): "comprehension 2, grokking 1",
+    (0.3, 0.3): "memorisation 3", (0.3, 0.45): "memorisation 3", (0.3, 0.6): "memorisation 3",
+    (0.3, 0.75): "comprehension 1, grokking 2",
+}
+
+
+def test_liu_phases_headline():
+    """README: every cell's phase counts; the 11 memorisation and confusion cells rest on members censored
+    at 6,000 epochs; the grokking cell at weight decay 1, fraction 0.6 has median 2,500."""
+    cells = aggregate(_table.read_members("liu_phases"), by=["weight_decay", "train_fraction"])
+    cells = cells.set_index(["weight_decay", "train_fraction"])
+    assert cells["phase_counts"].to_dict() == LIU_CELLS
+    resting = cells[cells["phase_censored"] > 0]
+    assert set(resting["phase"]) == {"memorisation", "confusion"} and len(resting) == 11
+    assert (resting["censored_at_max"] == 6000).all()
+    assert cells.loc[(1.0, 0.6), "gen_epoch_median"] == 2500

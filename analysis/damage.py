@@ -5,13 +5,12 @@ Every reader of a sweep (load_sweep and `grok report`, `grok status`, `grok swee
 gone, a safetensors file cut short, a commit record that is not JSON): which file, what is wrong,
 which pack wrote it and which members' rows or weights it holds, and how to mend it. Both packages
 read the results layout, and analysis imports nothing of sweeps, so the rule lives here (sweeps
-imports it, as it imports analysis.parquet_files).
+imports it: an AnalysisError, so that `grok report` exits 2 on it).
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -20,14 +19,10 @@ import pyarrow.fs as pafs
 import pyarrow.dataset as ds
 
 from analysis.errors import AnalysisError
-from analysis.parquet_files import CONCURRENT_READS
+from grokcore.layout import PART_RE, PLAN_FILE, RECORD_RE, SNAPSHOT_DIR, record_path
+from grokcore.parquet_files import CONCURRENT_READS
 
-# part-<pack>-<seq>.parquet / .safetensors (seq: six digits, or `failed` for the driver's failed rows)
-PART_RE = re.compile(r"^part-(?P<pack>.+)-(?P<seq>\d{6}|failed)\.(?:parquet|safetensors)$")
-RECORD_RE = re.compile(r"(?:^|/)checkpoints/packs/(?P<pack>[^/]+)/state\.json$")
-RECORD_PATH = "checkpoints/packs/{pack}/state.json"
-PLAN_FILE = "plan.json"
-SNAPSHOT_DIR, SNAPSHOT_SUFFIX = "snapshots", ".safetensors"  # sweeps.parquet and grokcore.snapshots: the same
+SNAPSHOT_SUFFIX = ".safetensors"
 SHOWN_MEMBERS = 4  # members named in a message; the rest are counted
 
 
@@ -67,7 +62,7 @@ def pack_of(path: str) -> str | None:
 def members_of(fs: pafs.FileSystem, root: str, pack: str) -> list[str]:
     """A pack's members: from its commit record, else (the record itself damaged, or a pack that
     never committed) from plan.json; [] when neither can say."""
-    for rel, pick in ((RECORD_PATH.format(pack=pack), lambda d: d.get("members")),
+    for rel, pick in ((record_path(pack), lambda d: d.get("members")),
                       (PLAN_FILE, lambda d: (d.get("packs") or {}).get(pack))):
         try:
             with fs.open_input_stream(f"{root}/{rel}") as f:

@@ -51,9 +51,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis.axes import axis_scale, replicate_axes, require_axes
+from analysis.axes import replicate_axes, require_axes
 from analysis.columns import REQUIRED_METRICS_COLUMNS, REQUIRED_RUNS_COLUMNS, RUNNING_STATUS
 from analysis.errors import AnalysisError
+from grokcore.records import ACC_THRESHOLD
 from grokcore.verdict import Thresholds, Verdicts, decide_many, held_streaks
 
 PHASES = ("comprehension", "grokking", "memorisation", "confusion", "unstable", "test_only", "diverged",
@@ -308,7 +309,7 @@ def trainer_disagreements(times: pd.DataFrame) -> pd.DataFrame | None:
     budget; returns None otherwise or when the runs table lacks the columns.
     """
     th = times.attrs.get("thresholds")
-    if th is None or (th.train_acc, th.test_acc, th.budget) != (0.99, 0.99, None):
+    if th is None or (th.train_acc, th.test_acc, th.budget) != (ACC_THRESHOLD, ACC_THRESHOLD, None):
         return None
     if not {"epoch_train_99", "epoch_test_99", "mem_epoch_first"} <= set(times.columns):
         return None
@@ -785,7 +786,3 @@ def _other_axes(times: pd.DataFrame, axis: str, by: Sequence[str] | None) -> lis
     if by is None:
         return [a for a in replicate_axes(times) if a != axis]
     return list(by)
-
-
-def is_log_spaced(values) -> bool:
-    return axis_scale(values) == "log"

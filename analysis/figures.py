@@ -692,13 +692,6 @@ def _short(axis: str) -> str:
     return {"train_fraction": "tf", "weight_decay": "wd", "addition_fraction": "add_frac"}.get(axis, axis)
 
 
-def _cell_resolution(data: pd.DataFrame, x: str, y: str) -> dict:
-    if "resolution" not in data.columns:
-        return {}
-    res = data.groupby([data[x].map(_key), data[y].map(_key)], dropna=False)["resolution"].max()
-    return {key: _num(v) for key, v in res.items()}
-
-
 def _split(agg: pd.DataFrame, groups: list[str]):
     if not groups:
         yield None, agg

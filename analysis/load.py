@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -39,18 +38,16 @@ from analysis.columns import (
 )
 from analysis.damage import damaged, first_problem
 from analysis.errors import AnalysisError
-from analysis.parquet_files import parquet_dataset
+from grokcore.layout import PLAN_FILE, SPEC_FILE, TABLES, counted_rows
+from grokcore.location import filesystem, is_uri
+from grokcore.parquet_files import parquet_dataset
 from grokcore.verdict import Thresholds, ThresholdsError
 
-SPEC_FILE = "sweep.yaml"
-PLAN_FILE = "plan.json"
-"""Written by sweeps/ when a sweep is planned: its members' run_ids (used only to count those not started)."""
 PART_PATTERN = "part-*.parquet"
 # The tables are read into the system allocator's memory, not pyarrow's default pool (mimalloc): that
 # one keeps what a read has freed; loading benchmarks/scale.py's 100k-member sweep peaked at 1.48 GB
 # with it and 1.31 GB with this (measured side by side; the goal is 1.5 GB).
 READ_POOL = pa.system_memory_pool()
-TABLES = ("runs", "metrics", "progress")
 REQUIRED_COLUMNS = {
     "runs": REQUIRED_RUNS_COLUMNS,
     "metrics": REQUIRED_METRICS_COLUMNS,
@@ -208,16 +205,14 @@ def load_sweep(locations: str | Path | Iterable[str | Path], parts: PartReader |
 
 def _open(location: str | Path) -> tuple[pafs.FileSystem, str, str]:
     text = str(location)
-    if "://" in text:
+    if is_uri(text):
         try:
-            # s3: small files as one PutObject, not a multipart upload (as sweeps.parquet.resolve)
-            opened = f"{text}?allow_delayed_open=true" if text.startswith("s3://") and "?" not in text else text
-            fs, path = pafs.FileSystem.from_uri(opened)
+            fs, path = filesystem(text)
         except (pa.ArrowException, ValueError, OSError) as exc:
             raise AnalysisError(f"{text}: not a path or a filesystem URI that pyarrow can open ({exc})") from exc
-        return fs, path.rstrip("/") or "/", text.rstrip("/")
-    path = str(Path(text).expanduser().resolve())
-    return pafs.LocalFileSystem(), path, text
+        return fs, path or "/", text.rstrip("/")
+    fs, path = filesystem(text)
+    return fs, path, text.rstrip("/") if "://" in text else text  # as written (a file:// URI too)
 
 
 def _list(fs: pafs.FileSystem, path: str) -> list[pafs.FileInfo]:
@@ -412,14 +407,12 @@ def _dedupe(frame: pd.DataFrame, keys: list[str]) -> tuple[pd.DataFrame, int]:
 
 
 def _dedupe_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """One runs row per member. Several appear when a failed pack's members were retried (the driver's failed
-    row stays beside the new one) or two sweeps share a member: prefer a row that did not fail, then the one
-    that trained longest, then the first."""
+    """One runs row per member, by the one rule (`grokcore.layout.counted_rows`). Several appear when a
+    failed pack's members were retried (the driver's failed row stays beside the new one) or two sweeps
+    share a member."""
     if not len(runs) or not runs["run_id"].duplicated().any():
         return runs, 0
-    trained = (pd.to_numeric(runs["epochs_trained"], errors="coerce").fillna(-1).to_numpy()
-               if "epochs_trained" in runs.columns else np.zeros(len(runs)))
-    not_failed = (runs["status"].astype(object) != "failed").to_numpy()
-    order = np.lexsort((-np.arange(len(runs)), trained, not_failed))  # best row last within each run_id
-    kept = runs.iloc[order].drop_duplicates("run_id", keep="last").sort_index()
+    trained = (pd.to_numeric(runs["epochs_trained"], errors="coerce").to_numpy(dtype=float)
+               if "epochs_trained" in runs.columns else None)
+    kept = runs.iloc[counted_rows(runs["run_id"].to_numpy(), runs["status"].astype(object).to_numpy(), trained)]
     return kept, len(runs) - len(kept)

@@ -47,6 +47,8 @@ from analysis.derive import (
 from analysis.errors import AnalysisError
 from analysis.figures import select
 from analysis.load import Sweep, load_sweep
+from grokcore.layout import REPORT_DIR, SNAPSHOT_DIR
+from grokcore.location import filesystem, is_uri, strip_file_scheme
 from grokcore.verdict import ThresholdsError
 from grokcore.progress import columns as col
 
@@ -154,12 +156,9 @@ def _differences(th: Thresholds, spec: Thresholds | None) -> str:
 
 
 def _default_out_dir(location: str | Path) -> Path:
-    text = str(location)
-    if "://" in text:
-        if text.startswith("file://"):
-            return Path(text[len("file://"):]) / "report"
-        raise AnalysisError(f"{text} is not a local directory: give an output directory (--out) for the report")
-    return Path(text).expanduser() / "report"
+    if is_uri(location):
+        raise AnalysisError(f"{location} is not a local directory: give an output directory (--out) for the report")
+    return Path(strip_file_scheme(location)).expanduser() / REPORT_DIR
 
 
 # ---- content --------------------------------------------------------------------------------
@@ -258,12 +257,12 @@ def _add_snapshots(report: Report, representatives: pd.DataFrame) -> None:
 def _has_snapshots(location: str) -> bool:
     """Whether a sweep folder (a path or a filesystem URI, as load_sweep shows it) has snapshots/;
     asked with pyarrow, so a sweep without them never imports torch."""
-    if "://" not in str(location):
-        return (Path(location) / "snapshots").is_dir()
+    if not is_uri(location):
+        return (Path(strip_file_scheme(location)).expanduser() / SNAPSHOT_DIR).is_dir()
     import pyarrow.fs as pafs
 
-    fs, path = pafs.FileSystem.from_uri(str(location))
-    selector = pafs.FileSelector(f"{path.rstrip('/')}/snapshots", allow_not_found=True)
+    fs, path = filesystem(location)
+    selector = pafs.FileSelector(f"{path}/{SNAPSHOT_DIR}", allow_not_found=True)
     return any(i.base_name.endswith(".safetensors") for i in fs.get_file_info(selector))
 
 

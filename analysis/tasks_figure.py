@@ -18,6 +18,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from analysis.errors import AnalysisError
+from grokcore.records import ACC_THRESHOLD
 
 REQUIRED = ("task", "p", "train_fraction", "epoch_generalised")
 FINAL_TEST_ACC = "final/test/acc"
@@ -92,7 +93,7 @@ def min_fraction_figure(runs: pd.DataFrame, min_share: float = 0.5, title: str |
             text=["none"] * len(none), textposition="outside",
             hovertemplate="%{y}: no fraction up to %{x:.2f} generalised<extra></extra>"))
     fig.update_layout(
-        title=title or f"Smallest training fraction that generalises (test accuracy 0.99) within the budget; "
+        title=title or f"Smallest training fraction that generalises (test accuracy {ACC_THRESHOLD:g}) within the budget; "
                        f"at least {min_share:.0%} of members",
         xaxis=dict(title="train fraction", range=[0, 1.05]),
         yaxis=dict(title="operation", categoryorder="array", categoryarray=ops),

@@ -2,7 +2,7 @@
 1,000, 10,000 and 100,000 members, from measured throughputs and overheads (each figure below says
 where it was measured) or, where no device was measured, estimates from FLOPs and bandwidth.
 
-    python benchmarks/cost.py                                   # the README's table
+    python benchmarks/cost.py                                   # the table of docs/budgets.md
     python benchmarks/cost.py --members 1000 --nodes 2 --gpus-per-node 8 --device a100
 
 The members are sweeps/examples/nanda_addition.yaml with `replicates: N` (p = 113, 25,000 epochs
@@ -24,7 +24,7 @@ from sweeps.packing import TUNE_SECONDS_PER_TRIAL, cut_packs
 from sweeps.spec import load_spec
 
 SPEC = "sweeps/examples/nanda_addition.yaml"
-GFLOP_PER_MODEL_EPOCH = 3.79  # as executed, counted by torch.utils.flop_counter (README, Benchmarks: Trainer)
+GFLOP_PER_MODEL_EPOCH = 3.79  # as executed, counted by torch.utils.flop_counter (docs/benchmarks.md, Trainer)
 
 
 @dataclass(frozen=True)
@@ -35,19 +35,19 @@ class Device:
     source: str
 
 
-# H100 80GB HBM3, torch 2.11.0+cu130, benchmarks/trainer.py, 2026-11-23 (README, Benchmarks: Trainer)
+# H100 80GB HBM3, torch 2.11.0+cu130, benchmarks/trainer.py, 2026-11-23 (docs/benchmarks.md, Trainer)
 H100_F32 = {1: 234, 8: 1980, 64: 5078, 256: 5482}
 H100_TF32_COMPILE = {1: 357, 8: 3232, 64: 11765, 256: 12612}
 # A100 80GB SXM (no A100 was measured): float32 scaled from the H100 by the float32 peak rates
-# (the step is matmul-bound there: README's profile), 19.5 / 67 TFLOP/s; TF32 + compile by the
+# (the step is matmul-bound there: the profile in docs/benchmarks.md), 19.5 / 67 TFLOP/s; TF32 + compile by the
 # memory bandwidths (memory-bound there), 2.04 / 3.35 TB/s.
 A100_F32 = {k: v * 19.5 / 67.0 for k, v in H100_F32.items()}
 A100_TF32_COMPILE = {k: v * 2.04 / 3.35 for k, v in H100_TF32_COMPILE.items()}
-# This project's 2-core CPU, torch 2.13.0+cpu, benchmarks/trainer.py, 2026-11-23 (README, Trainer):
+# This project's 2-core CPU, torch 2.13.0+cpu, benchmarks/trainer.py, 2026-11-23 (docs/benchmarks.md, Trainer):
 # one machine counts as one "GPU" in the table.
 CPU_2CORE = {1: 28.66, 8: 21.82, 64: 16.09}
-# Trial start-up: 3.8 s from Tuner.fit to the first epoch on this project's 2-core CPU (README,
-# Benchmarks: Sweeps); torch.compile adds ~17 s at the first epoch on the H100 (README, Trainer).
+# Trial start-up: 3.8 s from Tuner.fit to the first epoch on this project's 2-core CPU (docs/benchmarks.md,
+# Benchmarks: Sweeps); torch.compile adds ~17 s at the first epoch on the H100 (docs/benchmarks.md, Trainer).
 START_S, COMPILE_S = 3.8, 17.0
 DEVICES = {
     "h100": Device("H100, float32", H100_F32, START_S, "measured (H100 80GB HBM3, 2026-11-23)"),
@@ -58,7 +58,7 @@ DEVICES = {
     "a100-fast": Device("A100, TF32 + compile", A100_TF32_COMPILE, START_S + COMPILE_S,
                         "estimate: H100 figures × bandwidth ratio"),
 }
-# A run's fixed cost: ray.init to the first epoch and ray.shutdown, 7.5 s (README, Sweeps), plus,
+# A run's fixed cost: ray.init to the first epoch and ray.shutdown, 7.5 s (docs/benchmarks.md, Sweeps), plus,
 # under SLURM, Ray started on the job's nodes before the driver: 24-39 s measured by
 # tests/sweeps/test_slurm.py's jobs on this 2-core machine at load average ~28 (60 s taken).
 RUN_START_S = 7.5 + 60.0

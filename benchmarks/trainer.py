@@ -35,7 +35,7 @@ from grokcore import PackTrainer, RunConfig
 from grokcore.export import reference_state_dict
 from grokcore.packed import init_member
 from grokcore.reference import ReferenceTransformer, make_optimizer, reference_loss
-from grokcore.tasks import build_pool, make_split
+from grokcore.splits import build_pool, make_split
 
 NANDA = RunConfig(task="add", p=113, train_fraction=0.3, n_layers=1, d_model=128, n_heads=4, d_mlp=512,
                   eval_every=100)

@@ -21,6 +21,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin, get_type_hints
 
 from grokcore import task as _task
+from grokcore.errors import ConfigError  # re-exported: grokcore.config.ConfigError is the name users catch
 
 if TYPE_CHECKING:
     from grokcore.task import Task
@@ -32,14 +33,6 @@ Activation = Literal["relu", "gelu"]
 Init = Literal["tl", "kaiming"]
 Normalization = Literal["none", "ln"]
 LossDtype = Literal["float64", "float32"]
-
-
-class ConfigError(ValueError):
-    """A configuration value that is not allowed; the message names the field."""
-
-    def __init__(self, field_name: str, message: str):
-        self.field_name = field_name
-        super().__init__(f"{field_name}: {message}")
 
 
 @dataclass(frozen=True)

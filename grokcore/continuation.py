@@ -32,6 +32,8 @@ from torch import Tensor
 
 from grokcore.config import RunConfig
 from grokcore.records import BUDGET_END
+from grokcore.snapshots.file_format import header_metadata
+from grokcore.train import PackTrainer, _Tracker
 
 INDEX_KEY = "grok.end_states"
 TENSORS = ("params", "exp_avg", "exp_avg_sq")
@@ -49,10 +51,6 @@ class EndState:
     params: Tensor
     exp_avg: Tensor
     exp_avg_sq: Tensor
-
-    @property
-    def nbytes(self) -> int:
-        return sum(getattr(self, t).numel() * getattr(self, t).element_size() for t in TENSORS)
 
 
 class EndStateKeeper:
@@ -85,8 +83,6 @@ def continue_pack(configs: Sequence[RunConfig], states: Sequence[EndState], devi
     """A PackTrainer over these members (their larger budgets in `epochs`) positioned at their end
     states. Every state must be at the same epoch and step (a pack shares its epoch counter and its
     optimizer's bias correction); the planner groups continuing members that way."""
-    from grokcore.train import PackTrainer, _Tracker
-
     if len(configs) != len(states):
         raise ValueError(f"{len(configs)} members but {len(states)} end states")
     for cfg, st in zip(configs, states):
@@ -123,8 +119,6 @@ def to_bytes(states: Sequence[EndState]) -> bytes:
 
 def index_of(data: bytes) -> list[dict[str, Any]]:
     """The index (run_id, epoch, step, tracker per state) from the header alone."""
-    from grokcore.snapshots import header_metadata
-
     return json.loads(header_metadata(data)[INDEX_KEY])
 
 

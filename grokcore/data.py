@@ -4,14 +4,16 @@
     data = member_data(cfg)       # cfg: a RunConfig, e.g. from grokcore.export.load_member
     data.train_tokens, data.train_labels          # exactly what the trainer fits (noisy labels under noise)
 
-The trainer builds the same tensors from the same functions (grokcore.tasks), padded with
+The trainer builds the same tensors from the same functions (grokcore.splits), padded with
 zero-weight rows to whole chunks (grokcore.train.example_chunk) as many as a pack's longest member
 needs; a test checks that member_data equals what PackTrainer trains and evaluates on.
 
-Token ids: operand values a, b are tokens 0 .. operand_range - 1; then '=' (operand_range), '+'
-(operand_range + 1) and '*' (operand_range + 2), so d_vocab = operand_range + 3 whatever the layout
-(116 at p = 113, where the seed notebooks used 114: they had only '='). Labels are class ids
-0 .. p - 1 (the value of the answer), read off the logits at the last position.
+Token ids: operand values a, b are tokens 0 .. operand_range - 1; then '=' (operand_range), then one
+token per op of the task (Task.ops), so d_vocab = operand_range + 1 + len(ops) whatever the layout
+(RunConfig.d_vocab). The seed tasks (add, mul, add_mul, pow, max) keep the ops '+' and '*': operand_range
++ 3, 116 at p = 113, where the seed notebooks used 114 (they had only '='); the other tasks have one op:
+operand_range + 2 (sub at p = 97: 99; S5, perm at p = 5, with 120 operands: 122). Labels are class ids
+0 .. n_classes - 1 (the answer), read off the logits at the last position.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from jaxtyping import Int
 from torch import Tensor
 
 from grokcore.config import RunConfig
-from grokcore.tasks import build_pool, make_split
+from grokcore.splits import build_pool, make_split
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class MemberData:
     test_labels: Int[Tensor, " n_test"]
     """Test labels are always clean: noise is added to training labels only."""
     test_subtask: Int[Tensor, " n_test"]
-    """grokcore.tasks.ADD or MUL per test example (add_mul's per-task test metrics); ADD otherwise."""
+    """grokcore.splits.ADD or MUL per test example (add_mul's per-task test metrics); ADD otherwise."""
 
 
 def member_data(cfg: RunConfig) -> MemberData:

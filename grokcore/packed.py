@@ -18,7 +18,7 @@ Two forward paths compute the same function:
   and it removes most of the FLOPs of a 1-layer model. When the layout ends in '=' and the
   model has one layer, the query is the same for every example, so attention scores too are
   computed per (position, token) and gathered. The training path therefore assumes tokens
-  laid out as `cfg.token_layout` says, as every example of grokcore.tasks is.
+  laid out as `cfg.token_layout` says, as every example of grokcore.splits is.
 
 The hook points here are identities (`nn.Identity` by default). grokcore.model makes the
 same models with TransformerLens' HookPoint and HookedRootModule, so `run_with_cache` works;
@@ -222,7 +222,7 @@ class PackedTransformer(PackedModel):
         self.blocks = nn.ModuleList([_block_hooks(hook_point) for _ in range(cfg.n_layers)])
         self.ln_final = _HookGroup(hook_point, LN_HOOKS)
         self.hook_logits = hook_point()
-        # Every example of grokcore.tasks ends in '=' in layouts that end in '=' (train_logits relies on it).
+        # Every example of grokcore.splits ends in '=' in layouts that end in '=' (train_logits relies on it).
         self.fixed_last_token = cfg.eq_token if cfg.token_layout.split()[-1] == "=" else None
 
     # ---- instrumented path --------------------------------------------------------------------

@@ -3,7 +3,7 @@
 A Task says what its operands and classes are, builds every example and its label at once
 (vectorised: no Python loop over pairs), says how a member's examples split into train and test,
 names its subtasks (for mixtures), its default token layout, and which progress measures apply.
-RunConfig (vocabulary, classes, validation, split sizes), grokcore.tasks (pools and splits), the
+RunConfig (vocabulary, classes, validation, split sizes), grokcore.splits (pools and splits), the
 packed models, the progress measures and sweeps' spec validation all read it through
 `cfg.task_def`; nothing outside this module branches on a task's name.
 
@@ -17,7 +17,7 @@ their vocabularies, and with them every initial weight, are what they were befor
 Built-in tasks are listed in BUILTIN (name -> description). A user task is named
 `package.module:factory` or `package.module:factory(arg=value, ...)` with literal keyword
 arguments; the factory returns a Task (usually a BinaryTask), and is also passed the config's `p`
-when it has a parameter of that name, so `p` can be a sweep axis. See the README's "Tasks".
+when it has a parameter of that name, so `p` can be a sweep axis. See docs/tasks.md and docs/howto/add-a-task.md.
 
 This module imports only the standard library at import time (grokcore.config must stay
 importable without torch); torch is imported where examples are built.
@@ -36,16 +36,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
+from grokcore.errors import ConfigError
+
+# torch is imported inside the functions that build tensors, not here: grokcore.config imports this
+# module and stays importable without torch (analysis and the CLI read configs without it).
+if TYPE_CHECKING:  # annotations only: grokcore.config imports this module
     from torch import Tensor
 
     from grokcore.config import RunConfig
 
-# Progress measures a task can declare (embedding PCA and the LLC apply to every task).
+# The task-specific progress measures a task can declare in Task.measures (embedding PCA and the LLC
+# apply to every task); grokcore.progress.registry says what each computes.
 FOURIER = "fourier"  # the embedding's Fourier spectrum over Z_modulus and its key frequencies
 ADDITION = "addition"  # restricted / excluded loss and the logit and neuron measures of (a + b) mod p
 MAX_CIRCUIT = "max"  # QK / OV summaries of max of two
-MEASURES = (FOURIER, ADDITION, MAX_CIRCUIT)
+TASK_MEASURES = (FOURIER, ADDITION, MAX_CIRCUIT)
 
 LAYOUTS = ("a b =", "a op b", "a op b =", "a b")
 MAX_EXAMPLES = 1 << 22  # every example is built at once; beyond ~4M pairs a pack would not fit anyway
@@ -91,7 +96,7 @@ class Task:
     modulus: int | None = None
     """p when operands are residues mod p (Fourier measures are taken over Z_p); else None."""
     measures: frozenset[str] = frozenset()
-    """Which of MEASURES apply."""
+    """Which of TASK_MEASURES apply."""
     uses_train_fraction: bool = True
 
     def examples(self) -> Examples:
@@ -201,8 +206,6 @@ def _parity(x: Tensor, y: Tensor) -> Tensor:
 
 def _need(cond: bool, field_name: str, message: str) -> None:
     if not cond:
-        from grokcore.config import ConfigError
-
         raise ConfigError(field_name, message)
 
 
@@ -636,8 +639,8 @@ def check_task(task: Any, name: str) -> None:
     need(task.n_examples <= MAX_EXAMPLES, f"{task.n_examples:,} examples is more than {MAX_EXAMPLES:,}")
     need(task.default_layout in LAYOUTS, f"default_layout must be one of {list(LAYOUTS)}, got {task.default_layout!r}")
     need(isinstance(task.ops, tuple) and len(task.ops) >= 1, f"ops must be a non-empty tuple, got {task.ops!r}")
-    need(set(task.measures) <= set(MEASURES),
-         f"measures must be a subset of {list(MEASURES)}, got {set(task.measures)}")
+    need(set(task.measures) <= set(TASK_MEASURES),
+         f"measures must be a subset of {list(TASK_MEASURES)}, got {set(task.measures)}")
     need(FOURIER not in task.measures or isinstance(task.modulus, int),
          f"the {FOURIER} measures need the task's modulus (operands are residues mod it)")
     need(ADDITION not in task.measures or (isinstance(task.modulus, int) and "add" in task.ops),

@@ -31,10 +31,11 @@ from torch import Tensor
 from grokcore.config import RunConfig
 from grokcore.packed import PackedModel, build_packed, init_member
 from grokcore.optim import BatchedAdamW, FlatParams
+from grokcore.progress import measure_pack
 from grokcore.records import ACC_THRESHOLD, METRIC_COLUMNS
-from grokcore.snapshots import SCHEDULED, Snapshot, SnapshotSchedule
+from grokcore.snapshots.schedule import SCHEDULED, Snapshot, SnapshotSchedule
 from grokcore.task import Task
-from grokcore.tasks import ExamplePool, build_pool, make_split
+from grokcore.splits import ExamplePool, build_pool, make_split
 
 STATE_FORMAT = 1
 # Subtasks with their own test metric columns (records.METRIC_COLUMNS: test_add/*, test_mul/*).
@@ -371,8 +372,6 @@ class PackTrainer:
         every = self.arch.progress_every
         if not every or self.epoch % every:
             return [], 0.0
-        from grokcore.progress import measure_pack
-
         start = time.perf_counter()
         rows = measure_pack(self)
         return [{"run_id": c.run_id, "epoch": self.epoch, **row} for c, row in zip(self.configs, rows)], \

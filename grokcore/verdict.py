@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from grokcore.records import ACC_THRESHOLD
+
 
 class ThresholdsError(ValueError):
     """A threshold value that is not allowed; the message names the field and what is allowed."""
@@ -42,11 +44,12 @@ class ThresholdsError(ValueError):
 
 @dataclass(frozen=True)
 class Thresholds:
-    """What counts as memorised, generalised and grokked. Defaults follow DESIGN.md (0.99) and Liu et al."""
+    """What counts as memorised, generalised and grokked. Defaults follow DESIGN.md (the trainer's
+    ACC_THRESHOLD, 0.99) and Liu et al."""
 
-    train_acc: float = 0.99
+    train_acc: float = ACC_THRESHOLD
     """Memorisation: train accuracy at or above this."""
-    test_acc: float = 0.99
+    test_acc: float = ACC_THRESHOLD
     """Generalisation: test accuracy at or above this."""
     grok_delay: int = 1000
     """Grokked: generalised this many epochs or more after memorising; less is comprehension."""

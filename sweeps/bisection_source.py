@@ -33,15 +33,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from grokcore.config import RunConfig
+from grokcore.layout import BISECTION_FILE
 from grokcore.verdict import VERDICT_COLUMNS
 from sweeps.check import clean_for_restart
 from sweeps.packing import Pack, plan
-from sweeps.parquet import SweepStore
+from sweeps.parquet import SweepStore, counted_runs
 from sweeps.snapshots import describe_search_storage
 from sweeps.validation import SpecError, coerce, is_int, is_number, unknown
 from sweeps.verdicts import with_verdicts
 
-RESULT_FILE = "bisection.json"
 SEARCH_KEYS = ("kind", "axis", "target", "seeds", "steps")
 
 
@@ -140,17 +140,13 @@ class BisectionSource:
     def _rows(self, pack_id: str | None = None) -> dict[str, dict[str, Any]]:
         """run_id -> (status, generalised) of members with a runs row; failed rows count only when
         failed members are kept failed (otherwise they train again)."""
-        parts = None if pack_id is None else [p for p in self.store.parts("runs", pack_id) if p.seq is not None]
-        metrics = None if pack_id is None else [p for p in self.store.parts("metrics", pack_id) if p.seq is not None]
-        table = with_verdicts(self.store, self.store.read_table("runs", columns=["run_id", "status", *VERDICT_COLUMNS],
-                                                                parts=parts), self.spec.thresholds, metrics)
-        rows: dict[str, dict[str, Any]] = {}
-        if table is not None:
-            for row in table.to_pylist():
-                if row["status"] == "failed" and self.retry_failed:
-                    continue
-                rows[row["run_id"]] = row
-        return rows
+        parts = None if pack_id is None else self.store.pack_parts("runs", pack_id)
+        metrics = None if pack_id is None else self.store.pack_parts("metrics", pack_id)
+        table = with_verdicts(self.store, self.store.read_table("runs", columns=["run_id", "status", "epochs_trained",
+                                                                         *VERDICT_COLUMNS], parts=parts),
+                              self.spec.thresholds, metrics)
+        table = counted_runs(table, failed=not self.retry_failed)
+        return {} if table is None else {row["run_id"]: row for row in table.to_pylist()}
 
     def _probe_members(self, line: Line, value: float) -> list[RunConfig]:
         seed = self.spec.base.get("seed", RunConfig.seed)
@@ -237,7 +233,7 @@ class BisectionSource:
 
     def _write_result(self) -> None:
         s = self.search
-        self.store.write_json(RESULT_FILE, {
+        self.store.write_json(BISECTION_FILE, {
             "axis": s.axis, "target": s.target, "seeds": s.seeds, "steps": s.steps, "updated": time.time(),
             "lines": [{"point": line.point, "state": line.state, "low": _finite(line.low), "high": _finite(line.high),
                        "probes": sorted([v, f] for v, f in line.probes.items())} for line in self.lines]})

@@ -37,9 +37,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from grokcore.config import RunConfig, config_fields
+from grokcore.layout import ENDSTATE_DIR, part_name
 from grokcore.records import BUDGET_END
 from sweeps.packing import Pack, Plan, cut_packs, member_params
-from sweeps.parquet import ENDSTATE_DIR, SweepStore
+from sweeps.parquet import SweepStore, counted_runs
 from sweeps.validation import SpecError, is_int
 
 
@@ -102,7 +103,7 @@ def parse_budget(source: str, raw: Any, base: dict[str, Any], axes: Sequence[Any
 
 # ---- end states in the store -----------------------------------------------------------------------
 def part_path(pack_id: str, seq: int) -> str:
-    return f"{ENDSTATE_DIR}/part-{pack_id}-{seq:06d}.safetensors"
+    return f"{ENDSTATE_DIR}/{part_name(pack_id, seq, '.safetensors')}"
 
 
 def write_end_states(store: SweepStore, pack_id: str, seq: int, states: Sequence[Any]) -> str:
@@ -112,11 +113,6 @@ def write_end_states(store: SweepStore, pack_id: str, seq: int, states: Sequence
     rel = part_path(pack_id, seq)
     store.write_bytes(rel, to_bytes(states))
     return rel
-
-
-def _committed_parts(store: SweepStore, pack_id: str) -> list[Any]:
-    record = store.read_record(pack_id) or {}
-    return [p for p in store.parts(ENDSTATE_DIR, pack_id) if p.seq is not None and p.seq < int(record.get("seq", 0))]
 
 
 def _header_index(store: SweepStore, path: str) -> list[dict[str, Any]]:
@@ -130,7 +126,8 @@ def _header_index(store: SweepStore, path: str) -> list[dict[str, Any]]:
 
 def end_states_held(store: SweepStore, pack_ids: Iterable[str]) -> set[tuple[str, int]]:
     """(run_id, epoch) of every committed end state of these packs."""
-    return {(e["run_id"], e["epoch"]) for pid in set(pack_ids) for part in _committed_parts(store, pid)
+    return {(e["run_id"], e["epoch"]) for pid in set(pack_ids)
+            for part in store.committed_parts(ENDSTATE_DIR, pid, store.read_record(pid))
             for e in _header_index(store, part.path)}
 
 
@@ -143,7 +140,7 @@ def read_end_states(store: SweepStore, wanted: Mapping[str, tuple[str, int]]) ->
         by_pack[pid].add(rid)
     out = {}
     for pid, ids in by_pack.items():
-        for part in _committed_parts(store, pid):
+        for part in store.committed_parts(ENDSTATE_DIR, pid, store.read_record(pid)):
             if not {e["run_id"] for e in _header_index(store, part.path)} & ids:
                 continue
             for st in from_bytes(store.read_bytes(part.path) or b"", ids):
@@ -184,17 +181,8 @@ def latest_rows(store: SweepStore, columns: Sequence[str] | None = None) -> list
     """One runs row per member (failed rows left out): the one that trained longest, the newest outcome
     of a member continued to a larger budget (its old row may stay until purge_superseded)."""
     base = ["run_id", "pack_id", "status", "epochs_trained", "continued_from"]
-    table = store.read_table("runs", columns=None if columns is None else [*base, *columns])
-    if table is None:
-        return []
-    best: dict[str, dict[str, Any]] = {}
-    for row in table.to_pylist():
-        if row.get("status") == "failed":
-            continue
-        old = best.get(row["run_id"])
-        if old is None or (row.get("epochs_trained") or -1) > (old.get("epochs_trained") or -1):
-            best[row["run_id"]] = row
-    return list(best.values())
+    table = counted_runs(store.read_table("runs", columns=None if columns is None else [*base, *columns]), failed=False)
+    return [] if table is None else table.to_pylist()
 
 
 def purge_superseded(store: SweepStore, run_ids: set[str] | None = None) -> int:
@@ -213,9 +201,8 @@ def purge_superseded(store: SweepStore, run_ids: set[str] | None = None) -> int:
             stale[r["pack_id"]].add(r["run_id"])
     removed = 0
     for pid, ids in stale.items():
-        for part in store.parts("runs", pid):
-            if part.seq is not None:
-                removed += store.purge_rows(part, ids)
+        for part in store.pack_parts("runs", pid):
+            removed += store.purge_rows(part, ids)
         purge_end_states(store, pid, ids)
     return removed
 

@@ -29,7 +29,8 @@ from typing import Any
 import pandas as pd
 
 from analysis.damage import DamagedFile, all_problems
-from sweeps.parquet import COMMITTED_DIRS, SNAPSHOT_DIR, TABLES, Part, SweepStore, _committed
+from grokcore.layout import SNAPSHOT_DIR, TABLES
+from sweeps.parquet import COMMITTED_DIRS, Part, SweepStore, _committed
 
 
 @dataclass
@@ -69,7 +70,7 @@ def committed_files(store: SweepStore, records: dict[str, dict[str, Any]], unkno
         for part in store.parts(folder):
             if part.pack_id in unknown:
                 continue
-            if part.seq is None or (part.pack_id in records and _committed(part.seq, records[part.pack_id], folder)):
+            if part.failed or (part.pack_id in records and _committed(part.seq, records[part.pack_id], folder)):
                 keep.append(part)
             else:
                 leftovers += 1

@@ -7,7 +7,7 @@
     grok train [SPEC] [--FIELD VALUE ...] [--seeds N]
     grok report DIR
     grok export DIR RUN_ID [--epoch E] [--out FOLDER]
-    grok measure DIR [--measures fourier,llc,embed_coords] [--epochs E,...] [--replace] [--llc-every N]
+    grok measure DIR [--measures embed_coords,fourier,fourier_entropy,llc] [--epochs E,...] [--replace] [--llc-every N]
     grok push DIR --to mlflow|wandb|tensorboard [TARGET]
 
 Imports stay inside the subcommands so that `grok --help` is instant (no torch, ray, optuna).
@@ -19,6 +19,8 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+
+from grokcore.progress.registry import SWITCHABLE, SWITCHED_ON
 
 EXIT_OK, EXIT_FAILED, EXIT_SPEC, EXIT_UNFINISHED = 0, 1, 2, 3
 FORCE_HELP = ("take the sweep's lease from a writer that still looks alive (one you know is gone); without it a "
@@ -88,8 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "row gain one, rows lacking a measure gain its columns; --replace overwrites "
                                    "the measured columns (e.g. a finer LLC). A rerun writes nothing twice.")
     p.add_argument("dir", help="<results>/<name> of a sweep with snapshots (a path, mount or s3:// URI)")
-    p.add_argument("--measures", default="fourier,llc,embed_coords",
-                   help="comma-separated: fourier, llc, embed_coords (the embedding's geometry is always measured)")
+    p.add_argument("--measures", default=",".join(SWITCHED_ON),
+                   help=f"comma-separated: {', '.join(SWITCHABLE)} (grokcore.progress.registry; the embedding's "
+                        f"geometry is always measured; default: {','.join(SWITCHED_ON)})")
     p.add_argument("--epochs", help="comma-separated snapshot epochs (default: all)")
     p.add_argument("--replace", action="store_true",
                    help="overwrite the measured columns of rows that have them (default: only fill what is missing)")

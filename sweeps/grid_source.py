@@ -11,7 +11,6 @@ their checkpoints, and packs that this plan no longer continues give up their un
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +19,7 @@ from grokcore.config import RunConfig
 from sweeps import budget
 from sweeps.check import clean_for_restart
 from sweeps.packing import Pack, Plan, describe_auto, plan
-from sweeps.parquet import SweepStore
+from sweeps.parquet import SweepStore, counted_runs
 from sweeps.snapshots import describe_storage, purge_snapshots
 
 
@@ -52,7 +51,7 @@ def prepare(spec: Any, results: str | None = None, members: Sequence[RunConfig] 
     # 2. members with a runs row are finished (failed ones are retried unless asked not to)
     finished: dict[str, str] = {}
     failed_ids: set[str] = set()
-    runs = store.read_table("runs", columns=["run_id", "pack_id", "status"])
+    runs = counted_runs(store.read_table("runs", columns=["run_id", "pack_id", "status", "epochs_trained"]))
     if runs is not None:
         for rid, pid, status in zip(*(runs.column(c).to_pylist() for c in ("run_id", "pack_id", "status"))):
             if status == "failed":
@@ -88,11 +87,8 @@ def prepare(spec: Any, results: str | None = None, members: Sequence[RunConfig] 
             store.delete_trainers(pid)
             store.write_record(pid, {**record, "trainer": None, "abandoned": True})
         store.write_spec(spec.text)
-        store.write_json("plan.json", {
-            "name": spec.name, "members": [m.run_id for m in members],
-            "packs": {p.pack_id: p.run_ids for p in the_plan.packs},
-            "to_run": [p.pack_id for p in the_plan.to_run], "updated": time.time(),
-        })
+        store.write_plan(spec.name, [m.run_id for m in members], {p.pack_id: p.run_ids for p in the_plan.packs},
+                         to_run=[p.pack_id for p in the_plan.to_run])
     return Prepared(spec, store, members, the_plan, finished, cleaned, ext)
 
 

@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from grokcore.layout import TUNE_DIR
 from sweeps import sources
 from sweeps.lease import LeaseHeld, SweepLease, describe_holder, hold
 from sweeps.packing import Pack
@@ -274,10 +275,10 @@ class SweepResult:
 
 def _tune_storage(store: SweepStore) -> dict[str, Any]:
     """Tune's experiment folder under the sweep's; off the local disk through the store's own
-    filesystem, opened as the store opens it (sweeps.parquet.resolve), not as Tune would."""
+    filesystem, opened as the store opens it (grokcore.location.filesystem), not as Tune would."""
     if store.local:
-        return {"storage_path": store.path("tune")}
-    return {"storage_path": store.path("tune"), "storage_filesystem": store.fs}
+        return {"storage_path": store.path(TUNE_DIR)}
+    return {"storage_path": store.path(TUNE_DIR), "storage_filesystem": store.fs}
 
 
 def dry_run(spec: SweepSpec, results: str | None = None) -> str:
@@ -385,8 +386,7 @@ def write_failed_rows(store: SweepStore, pack: Pack, error: str, record: dict[st
     from grokcore.train import MemberOutcome  # here: torch's import would cost every dry run seconds
 
     store.delete_uncommitted(pack.pack_id, record)  # leftovers of the failed attempt
-    parts = [p for p in store.parts("runs", pack.pack_id) if p.seq is not None]
-    have = store.read_table("runs", columns=["run_id"], parts=parts)
+    have = store.read_table("runs", columns=["run_id"], parts=store.pack_parts("runs", pack.pack_id))
     have_ids = set(have.column("run_id").to_pylist()) if have is not None else set()
     record = record or {}
     rows = [{**MemberOutcome.failed(m, error, record.get("epoch")).to_row(), "pack_id": pack.pack_id,

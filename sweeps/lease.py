@@ -44,12 +44,11 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from grokcore.layout import LEASE_FILE, LOCK_FILE
 from sweeps.parquet import SweepStore, is_disk_full
 
 log = logging.getLogger("sweeps")
 
-LEASE_FILE = "driver.json"
-LOCK_FILE = ".driver.lock"
 HEARTBEAT_S = 10.0
 """How often the holder renews its heartbeat."""
 STALE_S = 120.0

@@ -26,16 +26,15 @@ from typing import Any
 
 import pyarrow as pa
 
+from grokcore.layout import PACKS_DIR
+from grokcore.location import split_location
+from grokcore.progress.registry import BY_KEY, SWITCHABLE, SWITCHED_ON
 from sweeps.check import refuse_damaged
 from sweeps.lease import hold
 from sweeps.parquet import SNAPSHOT_DIR, SweepStore, progress_schema, rows_to_table
 
-MEASURES = ("fourier", "llc", "embed_coords")
-# A row has a measure when one of these columns holds a number (a mul member's restricted loss is
-# NaN by design, its embedding norms are not; the LLC's NaN rows between online estimates count as
-# missing, so they can be filled offline).
-_HAS = {"fourier": lambda c: c.startswith("fourier/embed_norm_"), "llc": lambda c: c == "llc/mean",
-        "embed_coords": lambda c: c.startswith("embed/pc0_")}
+MEASURE_CHOICES = SWITCHABLE
+"""What `grok measure --measures` can compute: the switchable rows of grokcore.progress.registry."""
 
 
 @dataclass
@@ -49,7 +48,7 @@ class MeasureResult:
     """pack -> snapshots left out because the pack has not finished"""
 
 
-def measure_snapshots(sweep_dir: str, measures: Sequence[str] = MEASURES, epochs: Sequence[int] | None = None,
+def measure_snapshots(sweep_dir: str, measures: Sequence[str] = SWITCHED_ON, epochs: Sequence[int] | None = None,
                       device: str = "cpu", replace_values: bool = False, llc_every: int | None = None,
                       sgld: dict[str, Any] | None = None, force: bool = False) -> MeasureResult:
     """Measure the snapshots of `sweep_dir` (a local path, mount or object-store URI) at `epochs`
@@ -59,11 +58,10 @@ def measure_snapshots(sweep_dir: str, measures: Sequence[str] = MEASURES, epochs
     it); DiskFull when a rewrite found no space (the pack's rows stay as before)."""
     from grokcore.progress import ProgressSettings, SGLDSettings
 
-    unknown = set(measures) - set(MEASURES)
+    unknown = set(measures) - set(MEASURE_CHOICES)
     if unknown or not measures:
-        raise ValueError(f"--measures: unknown {sorted(unknown)}; known: {', '.join(MEASURES)}")
-    settings = ProgressSettings(fourier="fourier" in measures, llc="llc" in measures,
-                                embed_coords="embed_coords" in measures)
+        raise ValueError(f"--measures: unknown {sorted(unknown)}; known: {', '.join(MEASURE_CHOICES)}")
+    settings = ProgressSettings.choosing(measures)
     if llc_every is not None:
         settings = replace(settings, llc_every=llc_every)  # checked by ProgressSettings
     if sgld:
@@ -99,7 +97,7 @@ def _measure_held(store: SweepStore, measures: Sequence[str], epochs: Sequence[i
             result.skipped_unfinished[pack_id] = len(entries)
             continue
         store.delete_uncommitted(pack_id, record)  # an earlier measure's or compaction's crash leftovers
-        parts = [p for p in store.parts("progress", pack_id) if p.seq is not None]
+        parts = store.pack_parts("progress", pack_id)
         old = store.read_table("progress", parts=parts) if parts else None
         old_rows = {(r["run_id"], r["epoch"]): r for r in (old.to_pylist() if old is not None else [])}
         todo = entries if replace_values else [e for e in entries if not _has_all(old_rows.get(
@@ -119,20 +117,22 @@ def _measure_held(store: SweepStore, measures: Sequence[str], epochs: Sequence[i
 
 
 def _store(sweep_dir: str) -> SweepStore:
-    text = str(sweep_dir).rstrip("/")
-    parent, _, name = text.rpartition("/")
+    parent, name = split_location(sweep_dir)
     if not name:
         raise ValueError(f"{sweep_dir}: give the sweep's folder, <results>/<name>")
-    store = SweepStore(parent or ".", name)
-    if not store.exists() or not (store.exists(SNAPSHOT_DIR) or store.exists("checkpoints")):
+    store = SweepStore(parent, name)
+    if not store.exists() or not (store.exists(SNAPSHOT_DIR) or store.exists(PACKS_DIR)):
         raise ValueError(f"{sweep_dir}: no sweep here (no snapshots/ or checkpoints/)")
     return store
 
 
 def _has_all(row: dict[str, Any] | None, measures: Sequence[str]) -> bool:
+    """A row has a measure when a column under its marker holds a number (a mul member's restricted
+    loss is NaN by design, its embedding norms are not; the LLC's NaN rows between online estimates
+    count as missing, so they can be filled offline)."""
     if row is None:
         return False
-    return all(any(_HAS[m](c) and _number(v) for c, v in row.items()) for m in measures)
+    return all(any(c.startswith(BY_KEY[m].marker) and _number(v) for c, v in row.items()) for m in measures)
 
 
 def _number(v: Any) -> bool:

@@ -45,11 +45,12 @@ from typing import Any
 from typing import TYPE_CHECKING
 
 from grokcore.config import RunConfig
+from grokcore.layout import PRUNING_DIR
 from grokcore.verdict import VERDICT_COLUMNS
 from sweeps.check import clean_for_restart
 from sweeps.optuna_spec import PRUNERS, SAMPLERS, Pruning, metric_direction
 from sweeps.packing import Pack
-from sweeps.parquet import SweepStore
+from sweeps.parquet import SweepStore, counted_runs
 from sweeps.runner import PackSettings
 from sweeps.snapshots import describe_search_storage
 from sweeps.validation import SpecError, coerce
@@ -60,7 +61,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sweeps")
 
-SNAPSHOT_DIR = "optuna/pruning"
 # intermediate values stored in the study: the pruning metric, else test accuracy (for the dashboard)
 DEFAULT_INTERMEDIATE = "test/acc"
 
@@ -308,20 +308,16 @@ class OptunaSource:
 
     # ---- what is on disk ---------------------------------------------------------------------
     def _finished_rows(self) -> dict[str, dict[str, Any]]:
-        """run_id -> runs row of every member that ended (a real row wins over a failed one)."""
-        table = with_verdicts(self.store, self.store.read_table("runs"), self.spec.thresholds)
-        rows: dict[str, dict[str, Any]] = {}
-        if table is not None:
-            for row in table.to_pylist():
-                if row["run_id"] not in rows or rows[row["run_id"]]["status"] == "failed":
-                    rows[row["run_id"]] = row
-        return rows
+        """run_id -> the runs row that counts of every member that ended (failed ones included: the
+        search tells the study of them; pruned rows count as any other)."""
+        table = counted_runs(with_verdicts(self.store, self.store.read_table("runs"), self.spec.thresholds))
+        return {} if table is None else {row["run_id"]: row for row in table.to_pylist()}
 
     def _pack_rows(self, pack: Pack) -> tuple[dict[str, dict[str, Any]], dict[str, list[tuple[int, float]]]]:
         """The pack's runs rows and each member's (epoch, intermediate value) series."""
-        parts = [p for p in self.store.parts("metrics", pack.pack_id) if p.seq is not None]
-        runs = with_verdicts(self.store, self.store.read_table("runs", parts=self.store.parts("runs", pack.pack_id)),
-                             self.spec.thresholds, parts)
+        parts = self.store.pack_parts("metrics", pack.pack_id)
+        runs = self.store.read_table("runs", parts=self.store.parts("runs", pack.pack_id))
+        runs = counted_runs(with_verdicts(self.store, runs, self.spec.thresholds, parts))
         rows = {} if runs is None else {r["run_id"]: r for r in runs.to_pylist()}
         metrics = self.store.read_table("metrics", columns=["run_id", "epoch", self.intermediate], parts=parts)
         series: dict[str, list[tuple[int, float]]] = defaultdict(list)
@@ -440,7 +436,7 @@ class OptunaSource:
         handed = self.handed[pack.pack_id]
         optuna_cfg: dict[str, Any] = {"kind": self.search.kind, "numbers": handed.numbers, "pruning": None}
         if self.pruning is not None:
-            rel = f"{SNAPSHOT_DIR}/{pack.pack_id}.json"
+            rel = f"{PRUNING_DIR}/{pack.pack_id}.json"
             self.store.write_json(rel, {"completed": self._completed_series(), "written": time.time()})
             optuna_cfg.update(snapshot=rel, pruning={"metric": self.pruning.metric,
                                                      "grace_epochs": self.pruning.grace_epochs,
@@ -457,10 +453,8 @@ class OptunaSource:
                    if t.state.name != "FAIL" and t.user_attrs.get("run_id") and t.user_attrs.get("twin_of") is None]
         packs = {pid: list(h.numbers) for pid, h in self.handed.items()}
         packs.update({h.pack.pack_id: list(h.numbers) for h in self.queue})
-        self.store.write_json("plan.json", {"name": self.spec.name, "search": self.search.kind,
-                                            "study": study_name(self.spec), "budget": self.search.members,
-                                            "members": list(dict.fromkeys(members)), "packs": packs,
-                                            "updated": time.time()})
+        self.store.write_plan(self.spec.name, dict.fromkeys(members), packs, search=self.search.kind,
+                              study=study_name(self.spec), budget=self.search.members)
 
     # ---- telling -----------------------------------------------------------------------------
     def pack_finished(self, pack_id: str) -> None:

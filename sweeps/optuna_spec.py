@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from grokcore.config import config_fields
+from grokcore.layout import OPTUNA_DB
 from sweeps.validation import SpecError, epoch_budget, field_kind, is_int, is_number, unknown
 
 KINDS = ("optuna", "tune-optuna")  # the search kinds this module parses (sweeps/sources.py lists all)
@@ -151,7 +152,7 @@ class SearchSpec:
         if "://" in sweep_uri:
             raise ValueError(f"results {sweep_uri} is not a local path, so the default SQLite study cannot live "
                              "there; set search.storage (postgresql://... or sqlite:////a/local/file.db)")
-        return f"sqlite:///{sweep_uri}/optuna.db"
+        return f"sqlite:///{sweep_uri}/{OPTUNA_DB}"
 
 
 # ---- the search block ---------------------------------------------------------------------------

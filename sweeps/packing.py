@@ -21,7 +21,7 @@ from grokcore.config import RunConfig
 CPU_MAX_PACK, GPU_MAX_PACK = 64, 256
 CPU_PACK_BYTES, GPU_PACK_BYTES_PER_GPU = 4 << 30, 16 << 30
 # ... unless that makes more trials than this: Ray Tune spends ~0.2 s of the driver's time on each
-# trial (README, Sweeps), one trial after another, so 1,000 trials cost it ~200 s in all. Beyond that,
+# trial (docs/specs.md), one trial after another, so 1,000 trials cost it ~200 s in all. Beyond that,
 # auto packs grow (within the memory budget) until the trials fit: 100,000 members on CPUs make 1,000
 # packs of 100 rather than 1,563 of 64, at some loss of per-member speed on a CPU (a pack of 64
 # already runs at about half a lone member's model-epochs/s there) but none on a GPU.

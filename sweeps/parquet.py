@@ -38,11 +38,12 @@ import hashlib
 import json
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
 import pyarrow as pa
@@ -50,17 +51,21 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from analysis.damage import PART_RE as _PART_RE
 from analysis.damage import DamagedFile, damaged, first_problem
 from grokcore.config import config_fields, config_hints
+from grokcore.layout import (
+    ENDSTATE_DIR, FAILED, PACKS_DIR, PART_RE, PLAN_FILE, SNAPSHOT_DIR, SPEC_FILE, SPEC_HISTORY_DIR, TABLES,
+    TRAINER_PREFIX, counted_rows, pack_dir, part_name, record_path,
+)
+from grokcore.location import filesystem, sweep_uri
+# re-exported: sweeps' callers name them here; grokcore.location is their one home
+from grokcore.location import results_location as results_location
+from grokcore.location import split_location as split_location
 from grokcore.records import METRIC_COLUMNS, OUTCOME_COLUMNS, RUN_KEYS, SCHEMA_METADATA_KEY, SCHEMA_VERSION
 from grokcore.verdict import VERDICT_COLUMNS
 
-TABLES = ("runs", "metrics", "progress")
-# Folders whose parts follow the commit invariant: the tables, and member snapshots
-# (sweeps/snapshots.py: part-<pack>-<seq>.safetensors, written with the same seq as the parts).
-SNAPSHOT_DIR = "snapshots"  # grokcore.snapshots reads it by the same name (a test keeps them equal)
-ENDSTATE_DIR = "endstates"  # members' end states, part-<pack>-<seq>.safetensors (sweeps/budget.py)
+# Folders whose parts follow the commit invariant: the tables, member snapshots and end states
+# (part-<pack>-<seq>.safetensors, written with the same seq as the parts).
 COMMITTED_DIRS = (*TABLES, SNAPSHOT_DIR, ENDSTATE_DIR)
 
 _OUTCOME_TYPES: dict[str, pa.DataType] = {
@@ -134,6 +139,22 @@ def rows_to_table(rows: Sequence[dict[str, Any]], schema: pa.Schema) -> pa.Table
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=schema.metadata))
 
 
+def counted_runs(runs: pa.Table | None, failed: bool = True) -> pa.Table | None:
+    """The runs rows that count, one per member, by the one rule (`grokcore.layout.counted_rows`);
+    failed=False also leaves out the members whose counted row failed (a reader for which they train
+    again). `runs` needs run_id and status, and epochs_trained where a member may have rows at two budgets."""
+    if runs is None:
+        return None
+    ids = runs.column("run_id").to_numpy(zero_copy_only=False)
+    statuses = runs.column("status").to_numpy(zero_copy_only=False)
+    trained = (runs.column("epochs_trained").to_numpy(zero_copy_only=False).astype(float)
+               if "epochs_trained" in runs.column_names else None)
+    chosen = counted_rows(ids, statuses, trained)
+    if not failed:
+        chosen = chosen[statuses[chosen] != FAILED]
+    return runs.take(chosen)
+
+
 def _committed(seq: int, record: dict[str, Any], folder: str = "") -> bool:
     """A part of this seq in this folder holds committed rows under its pack's record (module
     docstring). Compaction merges the tables only, so `compacted` does not apply to snapshot and
@@ -143,54 +164,6 @@ def _committed(seq: int, record: dict[str, Any], folder: str = "") -> bool:
 
 
 # ---- filesystems ---------------------------------------------------------------------------------
-def results_location(location: str) -> str:
-    """The one spelling of a results location that every process agrees on: a local path made
-    absolute against THIS process's working directory (`~` expanded, `file://` stripped), or an
-    object-store URI unchanged. The driver calls it once and hands the answer to every trial:
-    a trial resolving `results` itself would do so inside Tune's trial directory, and its rows
-    would land under Ray's session folder instead of where the user asked."""
-    location = location.strip()
-    if location.startswith("file://"):
-        location = location[len("file://"):]
-    if "://" in location:
-        return location.rstrip("/")
-    return str(Path(location).expanduser().resolve())
-
-
-def resolve(location: str) -> tuple[pafs.FileSystem, str]:
-    """A local path (made absolute) or a URI -> (filesystem, path on it)."""
-    location = results_location(location)
-    if "://" in location:
-        fs, path = pafs.FileSystem.from_uri(_small_writes_in_one_request(location))
-        return fs, path.rstrip("/")
-    return pafs.LocalFileSystem(), location
-
-
-def _small_writes_in_one_request(uri: str) -> str:
-    """s3:// URIs open with allow_delayed_open, so a file smaller than one upload part (every
-    record, most parts) goes up as one PutObject instead of a three-request multipart upload;
-    S3-compatible servers such as moto's also mishandle completing a multipart upload of one part.
-    analysis/load.py opens URIs the same way (it does not import sweeps)."""
-    if uri.startswith("s3://") and "?" not in uri:
-        return f"{uri}?allow_delayed_open=true"
-    return uri
-
-
-def sweep_uri(results: str, name: str) -> str:
-    return f"{results_location(results)}/{name}"
-
-
-def split_location(location: str) -> tuple[str, str]:
-    """`<results>/<name>` (path or URI) -> (results, name): sweep_uri's inverse."""
-    location = location.rstrip("/")
-    if "://" in location:
-        scheme, rest = location.split("://", 1)
-        parent, _, name = rest.rpartition("/")
-        return f"{scheme}://{parent}", name
-    path = PurePosixPath(location)
-    return str(path.parent), path.name
-
-
 class DiskFull(RuntimeError):
     """A write to the results location found no space left; what was committed before it stays."""
 
@@ -212,13 +185,18 @@ class Part:
     def name(self) -> str:
         return self.path.rsplit("/", 1)[-1]
 
+    @property
+    def failed(self) -> bool:
+        """The driver's part of a pack that failed for good (part-<pack>-failed), not one the pack wrote."""
+        return self.seq is None
+
 
 class SweepStore:
     """Reads and writes `<results>/<name>/`; safe to construct on any node."""
 
     def __init__(self, results: str, name: str):
         self.uri = sweep_uri(results, name)
-        self.fs, self.root = resolve(self.uri)
+        self.fs, self.root = filesystem(self.uri)
         self.local = isinstance(self.fs, pafs.LocalFileSystem)
 
     def __repr__(self) -> str:
@@ -306,8 +284,8 @@ class SweepStore:
         compaction merged (below the record's `compacted`) that a crash left behind. The one home of
         that rule: the driver before a (re)start, a pack before it continues, failed rows."""
         records = self.records() if records is None else records
-        return [p for p in self.parts(table, pack_id) if p.seq is not None
-                and (p.pack_id not in records or not _committed(p.seq, records[p.pack_id], table))]
+        return [p for p in self.pack_parts(table, pack_id)
+                if p.pack_id not in records or not _committed(p.seq, records[p.pack_id], table)]
 
     def delete_uncommitted(self, pack_id: str, record: dict[str, Any] | None) -> int:
         """Remove one pack's crash leftovers (its record as read now; None: never committed)."""
@@ -324,30 +302,37 @@ class SweepStore:
 
     def purge_failed_rows(self, run_ids: set[str]) -> int:
         """Members about to train again after their pack failed for good lose their failed rows."""
-        return sum(self.purge_rows(part, run_ids) for part in self.parts("runs") if part.seq is None)
+        return sum(self.purge_rows(part, run_ids) for part in self.parts("runs") if part.failed)
+
+    def write_plan(self, name: str, members: Iterable[str], packs: dict[str, Iterable[str]], **more: Any) -> None:
+        """plan.json, the current plan: its members' and each pack's run_ids (`grok status`, the report's
+        progress and a damaged file's message read them), and what a pack source adds in `more`."""
+        self.write_json(PLAN_FILE, {"name": name, "members": list(members),
+                                    "packs": {pid: list(ids) for pid, ids in packs.items()}, **more,
+                                    "updated": time.time()})
 
     def write_spec(self, text: str) -> None:
         """sweep.yaml is the spec as run; an earlier, different spec is kept as specs/sweep-<hash>.yaml."""
-        old = self.read_text("sweep.yaml")
+        old = self.read_text(SPEC_FILE)
         if old is not None and old != text:
             digest = hashlib.sha256(old.encode()).hexdigest()[:12]
-            self.write_text(f"specs/sweep-{digest}.yaml", old)
+            self.write_text(f"{SPEC_HISTORY_DIR}/sweep-{digest}.yaml", old)
         if old != text:
-            self.write_text("sweep.yaml", text)
+            self.write_text(SPEC_FILE, text)
 
     def delete_temporaries(self) -> int:
         """Remove the hidden temporaries (`.<name>.tmp-*`, `.trainer-*`) that a process killed
         mid-write leaves behind. Only while no pack of the sweep is running (the driver, before
         it starts trials, holding the sweep's lease: sweeps/lease.py): a live writer's temporary
         would go too."""
-        dirs = [self.root, *(self.path(t) for t in COMMITTED_DIRS), self.path("specs")]
-        packs = pafs.FileSelector(self.path("checkpoints", "packs"), allow_not_found=True)
+        dirs = [self.root, *(self.path(t) for t in COMMITTED_DIRS), self.path(SPEC_HISTORY_DIR)]
+        packs = pafs.FileSelector(self.path(PACKS_DIR), allow_not_found=True)
         dirs += [i.path for i in self.fs.get_file_info(packs) if i.type == pafs.FileType.Directory]
         removed = 0
         for directory in dirs:
             for info in self.fs.get_file_info(pafs.FileSelector(directory, allow_not_found=True)):
                 name = info.base_name
-                if not name.startswith(".") or not (".tmp-" in name or name.startswith(".trainer-")):
+                if not name.startswith(".") or not (".tmp-" in name or name.startswith(f".{TRAINER_PREFIX}")):
                     continue
                 if info.type == pafs.FileType.Directory:
                     self._delete_dir(info.path)
@@ -362,7 +347,7 @@ class SweepStore:
     # ---- parts ---------------------------------------------------------------------------------------
     @staticmethod
     def part_name(pack_id: str, seq: int | None) -> str:
-        return f"part-{pack_id}-{'failed' if seq is None else f'{seq:06d}'}.parquet"
+        return part_name(pack_id, seq)
 
     def write_part(self, table: str, pack_id: str, seq: int | None, rows: Sequence[dict[str, Any]],
                    schema: pa.Schema) -> str:
@@ -371,11 +356,21 @@ class SweepStore:
         self._atomic(path, lambda tmp: pq.write_table(data, tmp, filesystem=self.fs))
         return path
 
+    def pack_parts(self, table: str, pack_id: str | None = None) -> list[Part]:
+        """The parts packs wrote themselves (numbered; the driver's failed parts left out). Once the
+        pack's crash leftovers are gone (`delete_uncommitted`, which a pack runs before it continues)
+        these are its committed parts, and the parts it wrote since in a pack that is running."""
+        return [p for p in self.parts(table, pack_id) if not p.failed]
+
+    def committed_parts(self, folder: str, pack_id: str, record: dict[str, Any] | None) -> list[Part]:
+        """The pack's parts in this folder that its commit record (as read now) covers."""
+        return [p for p in self.pack_parts(folder, pack_id) if record is not None and _committed(p.seq, record, folder)]
+
     def parts(self, table: str, pack_id: str | None = None) -> list[Part]:
         selector = pafs.FileSelector(self.path(table), allow_not_found=True)
         out = []
         for info in self.fs.get_file_info(selector):
-            m = _PART_RE.match(info.base_name)
+            m = PART_RE.match(info.base_name)
             if info.type != pafs.FileType.File or m is None:
                 continue
             if pack_id is not None and m["pack"] != pack_id:
@@ -405,7 +400,7 @@ class SweepStore:
         differ: progress measures, columns a newer trainer adds); reading through it projects
         columns and reads the files concurrently, which matters with thousands of parts or an
         object store, where each file costs a round trip."""
-        from analysis.parquet_files import parquet_dataset  # one reader of part files for sweeps and analysis
+        from grokcore.parquet_files import parquet_dataset  # one reader of part files for sweeps and analysis
 
         return parquet_dataset(self.fs, [(p.path, p.size) for p in parts])
 
@@ -478,8 +473,7 @@ class SweepStore:
         record = self.read_record(pack_id)
         if record is None or not record.get("done"):
             return 0
-        by_table = {t: [p for p in self.parts(t, pack_id) if p.seq is not None and _committed(p.seq, record)]
-                    for t in TABLES}
+        by_table = {t: self.committed_parts(t, pack_id, record) for t in TABLES}
         if not rewrite and all(len(parts) <= 1 for parts in by_table.values()):
             return 0  # already one file per table
         merged_seq = int(record["seq"])
@@ -497,12 +491,12 @@ class SweepStore:
     # ---- pack records and checkpoints ----------------------------------------------------------------
     @staticmethod
     def pack_dir(pack_id: str) -> str:
-        return f"checkpoints/packs/{pack_id}"
+        return pack_dir(pack_id)
 
     def read_record(self, pack_id: str) -> dict[str, Any] | None:
         """The pack's commit record, None if it has none; DamagedFile if it cannot be read, never
         None then: a pack without a record has only uncommitted parts, which the driver deletes."""
-        rel = f"{self.pack_dir(pack_id)}/state.json"
+        rel = record_path(pack_id)
         try:
             record = self.read_json(rel)
         except (ValueError, UnicodeDecodeError) as e:
@@ -512,12 +506,12 @@ class SweepStore:
         return record
 
     def write_record(self, pack_id: str, record: dict[str, Any]) -> None:
-        self.write_json(f"{self.pack_dir(pack_id)}/state.json", record)
+        self.write_json(record_path(pack_id), record)
 
     def records(self, collect: list[DamagedFile] | None = None) -> dict[str, dict[str, Any]]:
         """Every pack's commit record. A damaged one raises DamagedFile, or, given a list, is added
         to it and left out (`grok check`, `--repair`: they report it, never act on its parts)."""
-        selector = pafs.FileSelector(self.path("checkpoints", "packs"), allow_not_found=True)
+        selector = pafs.FileSelector(self.path(PACKS_DIR), allow_not_found=True)
         out = {}
         for info in self.fs.get_file_info(selector):
             if info.type == pafs.FileType.Directory and not info.base_name.startswith("."):
@@ -563,7 +557,7 @@ class SweepStore:
         selector = pafs.FileSelector(self.path(self.pack_dir(pack_id)), allow_not_found=True)
         for info in self.fs.get_file_info(selector):
             if info.type == pafs.FileType.Directory and info.base_name != keep and (
-                    info.base_name.startswith("trainer-") or info.base_name.startswith(".trainer-")):
+                    info.base_name.startswith(TRAINER_PREFIX) or info.base_name.startswith(f".{TRAINER_PREFIX}")):
                 self._delete_dir(info.path)
 
     def _delete_dir(self, path: str) -> None:

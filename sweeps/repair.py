@@ -27,10 +27,10 @@ from typing import Any
 import pyarrow.fs as pafs
 
 from analysis.damage import all_problems
+from grokcore.layout import REPAIR_DIR, SNAPSHOT_DIR, TABLES, record_path
 from sweeps.check import check_sweep
-from sweeps.parquet import COMMITTED_DIRS, SNAPSHOT_DIR, TABLES, Part, SweepStore
+from sweeps.parquet import COMMITTED_DIRS, Part, SweepStore
 
-REPAIR_DIR = "repair"
 # runs columns that differ between two trainings of the same member by design (when and where)
 NOT_COMPARED = ("trial_id", "wall_seconds", "device")
 
@@ -80,7 +80,7 @@ def set_aside(store: SweepStore) -> RepairResult:
     report = check_sweep(store)
     packs = sorted(set(report.packs) | set(_under_repair(store)))
     for pack in packs:
-        rel = f"{store.pack_dir(pack)}/state.json"
+        rel = record_path(pack)
         if store.exists(rel):
             _move(store, pack, rel)
         for folder in COMMITTED_DIRS:
@@ -172,7 +172,7 @@ def _compare_snapshots(store: SweepStore, pack: str) -> tuple[int, str | None]:
     old = _tensors(store, _survivors(store, pack, SNAPSHOT_DIR))
     if not old:
         return 0, None
-    new = _tensors(store, [p for p in store.parts(SNAPSHOT_DIR, pack) if p.seq is not None])
+    new = _tensors(store, store.pack_parts(SNAPSHOT_DIR, pack))
     import torch
 
     for name, tensor in old.items():

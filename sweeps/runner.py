@@ -15,11 +15,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Protocol
 
+from grokcore.layout import FAULTS_DIR, TABLES, trainer_name
 from grokcore.records import METRIC_COLUMNS
 from grokcore.verdict import Thresholds, decide
 from sweeps import budget
 from sweeps.packing import Pack
-from sweeps.parquet import TABLES, SweepStore, metrics_schema, progress_schema, results_location, runs_schema
+from sweeps.parquet import SweepStore, metrics_schema, progress_schema, results_location, runs_schema
 from sweeps.snapshots import purge_snapshots, write_snapshots
 
 
@@ -166,6 +167,24 @@ bar (grok train in a terminal; never in a trial, which reports to Tune).
         _generalised_from_runs(store, pid, progress, settings.rule())
         return progress.metrics(done=True)
 
+    trainer = _resume(store, pack, record, progress, settings)
+    extra = {"pack_id": pid, "trial_id": trial_id, "optuna_trial": None, **(extra_row or {})}
+    batch = _Batch(store, pack, settings, record, progress, trainer, trial_id, node, extra, member_extra or {})
+    if trainer is not None:
+        batch.read_history(on_eval)
+        _train(trainer, batch, progress, settings, report, on_eval, progress_bar)
+    with store.disk_full_is_fatal(f"the last commit of pack {pid}"):
+        batch.commit(final=True)
+        store.compact_pack(pid)  # one file per table for a finished pack, not one per commit
+    return progress.metrics(done=True)
+
+
+def _resume(store: SweepStore, pack: Pack, record: dict[str, Any] | None, progress: _Progress,
+            settings: PackSettings) -> Any:
+    """Where an unfinished pack stands: its crash leftovers removed, then a trainer from its checkpoint,
+    or a new one for the members without a committed runs row (their earlier rows purged); None when
+    every member has one. Members that ended go into `progress`."""
+    pid = pack.pack_id
     seq = int(record["seq"]) if record else 0
     # parts at or above the committed seq come from a crash before their commit: redo that work
     store.delete_uncommitted(pid, record)
@@ -175,100 +194,117 @@ bar (grok train in a terminal; never in a trial, which reports to Tune).
 
         torch.set_num_threads(max(1, int(settings.cpus)))
 
-    trainer = None
     if record is not None and record.get("trainer") and not record.get("abandoned") and settings.checkpoints:
         trainer = store.load_trainer(pid, record["trainer"], device, **settings.trainer_options())
         live = {c.run_id for c in trainer.configs}
         progress.finished.update(r for r in pack.run_ids if r not in live)
         _generalised_from_runs(store, pid, progress, settings.rule())
-    else:
-        # no checkpoint: members already committed here stay; the rest start over, so their
-        # committed metrics rows from an earlier attempt go first
-        committed = _generalised_from_runs(store, pid, progress, settings.rule())
-        progress.finished.update(committed)
-        to_train = [m for m in pack.members if m.run_id not in committed]
-        if seq > 0 and to_train:
-            ids = {m.run_id for m in to_train}
-            for table in ("metrics", "progress"):
-                for part in store.parts(table, pid):
-                    if part.seq is not None:
-                        store.purge_rows(part, ids)
-            purge_snapshots(store, pid, ids)
-        if to_train:
-            trainer = budget.new_trainer(store, to_train, device, **settings.trainer_options())
+        return trainer
+    # no checkpoint: members already committed here stay; the rest start over, so their
+    # committed metrics rows from an earlier attempt go first
+    committed = _generalised_from_runs(store, pid, progress, settings.rule())
+    progress.finished.update(committed)
+    to_train = [m for m in pack.members if m.run_id not in committed]
+    if seq > 0 and to_train:
+        ids = {m.run_id for m in to_train}
+        for table in ("metrics", "progress"):
+            for part in store.pack_parts(table, pid):
+                store.purge_rows(part, ids)
+        purge_snapshots(store, pid, ids)
+    if to_train:
+        return budget.new_trainer(store, to_train, device, **settings.trainer_options())
+    return None
 
-    buffers: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLES}
-    # grokcore.snapshots.Snapshot since the last commit, by (run_id, epoch): a member pruned at an
-    # evaluation gets its end snapshot after that evaluation's report gave its scheduled one
-    snapshots: dict[tuple[str, int], Any] = {}
 
-    extra = {"pack_id": pid, "trial_id": trial_id, "optuna_trial": None, **(extra_row or {})}
-    member_extra = member_extra or {}
-    rule = settings.rule()
-    # each live member's evaluations so far, (epoch, train/acc, test/acc): its verdict at its end reads them all
-    histories: dict[str, list[tuple[int, float, float]]] = {}
+class _Batch:
+    """What the pack reported since its last commit, and the commit that writes it under the commit
+    invariant (sweeps/parquet.py): parts, snapshots and end states at one seq, the checkpoint, then
+    the record. Also each live member's evaluations, which its verdict reads when it ends."""
 
-    def remember(rows: list[dict[str, Any]]) -> None:
-        for r in rows:
-            histories.setdefault(r["run_id"], []).append((r["epoch"], r.get("train/acc"), r.get("test/acc")))
+    def __init__(self, store: SweepStore, pack: Pack, settings: PackSettings, record: dict[str, Any] | None,
+                 progress: _Progress, trainer: Any, trial_id: str, node: str, extra: dict[str, Any],
+                 member_extra: dict[str, dict[str, Any]]):
+        self.store, self.pack, self.settings, self.progress, self.trainer = store, pack, settings, progress, trainer
+        self.trial_id, self.node, self.extra, self.member_extra = trial_id, node, extra, member_extra
+        self.seq = int(record["seq"]) if record else 0
+        self.committed = record  # the pack's record as last written: what a failed commit falls back to
+        self.rule = settings.rule()
+        self.buffers: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLES}
+        # grokcore.snapshots.Snapshot since the last commit, by (run_id, epoch): a member pruned at an
+        # evaluation gets its end snapshot after that evaluation's report gave its scheduled one
+        self.snapshots: dict[tuple[str, int], Any] = {}
+        self.end_states: list = []  # grokcore.continuation.EndState since the last commit
+        # each live member's evaluations so far, (epoch, train/acc, test/acc): its verdict at its end reads them all
+        self.histories: dict[str, list[tuple[int, float, float]]] = {}
+        self.training_started = None  # wall clock at this attempt's first epoch (the record keeps it for benchmarks)
+        # members continued to a larger budget: where they went on from; their verdicts read the history before
+        starts = budget.starts_of(store, trainer.configs) if trainer is not None else {}
+        self.continued_from = {rid: epoch for rid, (_, epoch) in starts.items()}
+        progress.epochs_from = min(self.continued_from.values(), default=0)
+        self.remember(budget.history_before(store, pack.pack_id, starts))
+        self.keeper = None
+        if trainer is not None and settings.end_states:
+            from grokcore.continuation import EndStateKeeper
 
-    def verdict_columns(run_id: str) -> dict[str, Any]:
-        history = histories.pop(run_id, [])
-        return decide([h[0] for h in history], [h[1] for h in history], [h[2] for h in history], rule).columns()
+            self.keeper = EndStateKeeper(trainer)
 
-    def keep_snapshots(taken: list) -> None:
-        for snap in taken:
-            key = (snap.run_id, snap.epoch)
-            if key in snapshots:  # one snapshot, both labels
-                merged = snapshots[key]
-                for label in snap.event.split("+"):
-                    merged = merged.with_event(label)
-                snap = merged
-            snapshots[key] = snap
-
-    def finished_rows(outcomes: list) -> None:
-        rows = [{**o.to_row(), **extra, **member_extra.get(o.run_id, {}), **verdict_columns(o.run_id),
-                 "continued_from": continued_from.get(o.run_id)} for o in outcomes]
-        buffers["runs"].extend(rows)
-        progress.see_finished(rows)
-
-    # members continued to a larger budget: where they went on from; their verdicts read the history before
-    starts = budget.starts_of(store, trainer.configs) if trainer is not None else {}
-    continued_from = {rid: epoch for rid, (_, epoch) in starts.items()}
-    progress.epochs_from = min(continued_from.values(), default=0)
-    remember(budget.history_before(store, pid, starts))
-    keeper = None
-    if trainer is not None and settings.end_states:
-        from grokcore.continuation import EndStateKeeper
-
-        keeper = EndStateKeeper(trainer)
-    end_states: list = []  # grokcore.continuation.EndState since the last commit
-
-    if trainer is not None and seq > 0:
-        # continuing: the live members' verdicts and the hook need what they reported before (committed rows)
-        live = {c.run_id for c in trainer.configs}
-        parts = [p for p in store.parts("metrics", pid) if p.seq is not None]
-        table = store.read_table("metrics", parts=parts)
+    def read_history(self, on_eval: EvalHook | None) -> None:
+        """Continuing: the live members' verdicts and the hook need what they reported before (committed rows)."""
+        if self.seq == 0:
+            return
+        live = {c.run_id for c in self.trainer.configs}
+        table = self.store.read_table("metrics", parts=self.store.pack_parts("metrics", self.pack.pack_id))
         before = [] if table is None else sorted((r for r in table.to_pylist() if r["run_id"] in live),
                                                  key=lambda r: r["epoch"])
-        remember(before)
+        self.remember(before)
         if on_eval is not None and table is not None:
             on_eval.history(before)
 
-    training_started = None  # wall clock at this attempt's first epoch (the record keeps it for benchmarks)
+    def remember(self, rows: list[dict[str, Any]]) -> None:
+        for r in rows:
+            self.histories.setdefault(r["run_id"], []).append((r["epoch"], r.get("train/acc"), r.get("test/acc")))
 
-    committed = record  # the pack's record as last written: what a failed commit falls back to
+    def _verdict_columns(self, run_id: str) -> dict[str, Any]:
+        history = self.histories.pop(run_id, [])
+        return decide([h[0] for h in history], [h[1] for h in history], [h[2] for h in history], self.rule).columns()
 
-    def commit(final: bool) -> None:
+    def add_report(self, rep: Any) -> None:
+        """One evaluation's report: its metrics, progress rows, snapshots, end states and ended members."""
+        for row in rep.metrics:
+            self.buffers["metrics"].append({k: row.get(k) for k in ("run_id", "epoch", *METRIC_COLUMNS)})
+        self.remember(rep.metrics)
+        self.buffers["progress"].extend(getattr(rep, "progress", None) or [])
+        self.keep_snapshots(rep.snapshots)
+        if self.keeper is not None:
+            self.end_states.extend(self.keeper.take())
+        self.finished_rows(rep.finished)
+
+    def keep_snapshots(self, taken: list) -> None:
+        for snap in taken:
+            key = (snap.run_id, snap.epoch)
+            if key in self.snapshots:  # one snapshot, both labels
+                merged = self.snapshots[key]
+                for label in snap.event.split("+"):
+                    merged = merged.with_event(label)
+                snap = merged
+            self.snapshots[key] = snap
+
+    def finished_rows(self, outcomes: list) -> None:
+        rows = [{**o.to_row(), **self.extra, **self.member_extra.get(o.run_id, {}), **self._verdict_columns(o.run_id),
+                 "continued_from": self.continued_from.get(o.run_id)} for o in outcomes]
+        self.buffers["runs"].extend(rows)
+        self.progress.see_finished(rows)
+
+    def commit(self, final: bool) -> None:
         try:
-            write_batch(final)
+            self._write(final)
         except OSError:  # a full disk, say: the batch's files go now, so the pack is as at its last commit
-            store.delete_uncommitted(pid, committed)
-            store.delete_trainers(pid, keep=(committed or {}).get("trainer"))
+            self.store.delete_uncommitted(self.pack.pack_id, self.committed)
+            self.store.delete_trainers(self.pack.pack_id, keep=(self.committed or {}).get("trainer"))
             raise
 
-    def write_batch(final: bool) -> None:
-        nonlocal seq, committed
+    def _write(self, final: bool) -> None:
+        store, pid, seq, buffers = self.store, self.pack.pack_id, self.seq, self.buffers
         if buffers["runs"]:
             store.write_part("runs", pid, seq, buffers["runs"], runs_schema())
         if buffers["metrics"]:
@@ -276,75 +312,77 @@ bar (grok train in a terminal; never in a trial, which reports to Tune).
         if buffers["progress"]:
             columns = {k for r in buffers["progress"] for k in r} - {"run_id", "epoch"}
             store.write_part("progress", pid, seq, buffers["progress"], progress_schema(columns))
-        if snapshots:  # under the same seq as the parts: committed, or removed as a leftover, together
-            write_snapshots(store, pid, seq, list(snapshots.values()), {c.run_id: c for c in pack.members})
-            snapshots.clear()
-        if end_states:  # likewise
-            budget.write_end_states(store, pid, seq, end_states)
-            end_states.clear()
+        if self.snapshots:  # under the same seq as the parts: committed, or removed as a leftover, together
+            write_snapshots(store, pid, seq, list(self.snapshots.values()), {c.run_id: c for c in self.pack.members})
+            self.snapshots.clear()
+        if self.end_states:  # likewise
+            budget.write_end_states(store, pid, seq, self.end_states)
+            self.end_states.clear()
         name = None
-        if settings.checkpoints and not final and trainer is not None:
-            name = f"trainer-{seq:06d}"
-            store.save_trainer(trainer, pid, name)
+        if self.settings.checkpoints and not final and self.trainer is not None:
+            name = trainer_name(seq)
+            store.save_trainer(self.trainer, pid, name)
+        progress = self.progress
         written = {
-            "pack_id": pid, "members": pack.run_ids, "seq": seq + 1, "trainer": name, "done": final,
-            "epoch": progress.epoch, "trial_id": trial_id, "train_seconds": progress.train_seconds,
-            "updated": time.time(), "node": node or socket.gethostname(), "training_started": training_started,
+            "pack_id": pid, "members": self.pack.run_ids, "seq": seq + 1, "trainer": name, "done": final,
+            "epoch": progress.epoch, "trial_id": self.trial_id, "train_seconds": progress.train_seconds,
+            "updated": time.time(), "node": self.node or socket.gethostname(),
+            "training_started": self.training_started,
         }
         store.write_record(pid, written)
-        committed = written
+        self.committed = written
         store.delete_trainers(pid, keep=name)
-        seq += 1
+        self.seq += 1
         for rows in buffers.values():
             rows.clear()
 
+
+def _train(trainer: Any, batch: _Batch, progress: _Progress, settings: PackSettings,
+           report: Callable[[dict[str, Any]], None] | None, on_eval: EvalHook | None, progress_bar: bool) -> None:
+    """Run the trainer to its end: each evaluation into the batch, the hook's pruning, a commit every
+    `checkpoint_every_s`, a report to Tune every `report_every_s`, and the spec's injected faults."""
+    store, pid = batch.store, batch.pack.pack_id
     last_commit = last_report = time.monotonic()
-    if trainer is not None:
-        training_started = time.time()
-        progress.live = trainer.live
-        progress.epoch = trainer.epoch
-        if report is not None:
+    batch.training_started = time.time()
+    progress.live = trainer.live
+    progress.epoch = trainer.epoch
+    if report is not None:
+        report(progress.metrics())
+    for rep in trainer.run(progress=progress_bar):
+        batch.add_report(rep)
+        progress.see_metrics(rep.metrics)
+        if on_eval is not None and rep.live > 0:
+            _prune(trainer, batch, progress, on_eval, rep)
+        progress.live, progress.epoch, progress.train_seconds = rep.live, rep.epoch, rep.train_seconds
+        if settings.fault:
+            _maybe_fault(store, pid, rep.epoch, settings.fault)
+        now = time.monotonic()
+        if trainer.live > 0 and now - last_commit >= settings.checkpoint_every_s:
+            with store.disk_full_is_fatal(f"a commit of pack {pid}"):
+                batch.commit(final=False)
+            last_commit = time.monotonic()
+        if report is not None and now - last_report >= settings.report_every_s:
             report(progress.metrics())
-        for rep in trainer.run(progress=progress_bar):
-            for row in rep.metrics:
-                buffers["metrics"].append({k: row.get(k) for k in ("run_id", "epoch", *METRIC_COLUMNS)})
-            remember(rep.metrics)
-            buffers["progress"].extend(getattr(rep, "progress", None) or [])
-            keep_snapshots(rep.snapshots)
-            if keeper is not None:
-                end_states.extend(keeper.take())
-            finished_rows(rep.finished)
-            progress.see_metrics(rep.metrics)
-            if on_eval is not None and rep.live > 0:
-                live = {c.run_id for c in trainer.configs}
-                drop = [r for r in on_eval(rep.epoch, [m for m in rep.metrics if m["run_id"] in live]) if r in live]
-                if drop:  # no metrics after this epoch; their runs rows (status pruned) and end snapshots
-                    trainer.drop(drop, "pruned")  # go with the commit below, beside the checkpoint without them
-                    outcomes, taken = trainer.departures()
-                    finished_rows(outcomes)
-                    keep_snapshots(taken)
-                    progress.live = trainer.live
-            progress.live, progress.epoch, progress.train_seconds = rep.live, rep.epoch, rep.train_seconds
-            if settings.fault:
-                _maybe_fault(store, pid, rep.epoch, settings.fault)
-            now = time.monotonic()
-            if trainer.live > 0 and now - last_commit >= settings.checkpoint_every_s:
-                with store.disk_full_is_fatal(f"a commit of pack {pid}"):
-                    commit(final=False)
-                last_commit = time.monotonic()
-            if report is not None and now - last_report >= settings.report_every_s:
-                report(progress.metrics())
-                last_report = now
-    with store.disk_full_is_fatal(f"the last commit of pack {pid}"):
-        commit(final=True)
-        store.compact_pack(pid)  # one file per table for a finished pack, not one per commit
-    return progress.metrics(done=True)
+            last_report = now
+
+
+def _prune(trainer: Any, batch: _Batch, progress: _Progress, on_eval: EvalHook, rep: Any) -> None:
+    """End the members the hook names at this evaluation (status pruned): no metrics after this epoch; their
+    runs rows and end snapshots go with the next commit, beside the checkpoint without them."""
+    live = {c.run_id for c in trainer.configs}
+    drop = [r for r in on_eval(rep.epoch, [m for m in rep.metrics if m["run_id"] in live]) if r in live]
+    if drop:
+        trainer.drop(drop, "pruned")
+        outcomes, taken = trainer.departures()
+        batch.finished_rows(outcomes)
+        batch.keep_snapshots(taken)
+        progress.live = trainer.live
 
 
 def _maybe_fault(store: SweepStore, pack_id: str, epoch: int, fault: dict[str, Any]) -> None:
     if epoch < fault.get("epoch", 0) or pack_id not in fault.get("packs", [pack_id]):
         return
-    marker = f"faults/{pack_id}.json"
+    marker = f"{FAULTS_DIR}/{pack_id}.json"
     count = store.read_json(marker) or 0
     if count >= fault.get("times", 1):
         return
@@ -360,9 +398,8 @@ def _generalised_from_runs(store: SweepStore, pack_id: str, progress: _Progress,
     """run_ids with a committed runs row in this pack's parts; adds those that generalised."""
     from sweeps.verdicts import with_verdicts
 
-    parts = [p for p in store.parts("runs", pack_id) if p.seq is not None]
-    metrics = [p for p in store.parts("metrics", pack_id) if p.seq is not None]
-    table = with_verdicts(store, store.read_table("runs", parts=parts), rule, metrics)
+    table = with_verdicts(store, store.read_table("runs", parts=store.pack_parts("runs", pack_id)), rule,
+                          store.pack_parts("metrics", pack_id))
     if table is None:
         return set()
     ids = table.column("run_id").to_pylist()

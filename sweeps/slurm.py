@@ -39,9 +39,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grokcore.layout import SLURM_DIR
 from sweeps.slurm_jobs import ENDED_STATES, JOBS_FILE, job_ended, job_state, latest_job  # noqa: F401
 
-SCRIPT_DIR = "slurm"  # under the sweep's folder: the script and SLURM's output files
 # SLURM's --time formats: minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS
 _TIME = re.compile(r"^(\d+|\d+:\d{1,2}|\d+:\d{1,2}:\d{1,2}|\d+-\d{1,2}|\d+-\d{1,2}:\d{1,2}|\d+-\d{1,2}:\d{1,2}:\d{1,2})$")
 # CPU-only jobs: trials per node when --cpus-per-node is not given
@@ -208,11 +208,11 @@ def prepare_and_submit(spec_path: str, overrides: list[str], results: str | None
     if store.local:
         sweep_dir = Path(store.root)
         try:
-            (sweep_dir / SCRIPT_DIR).mkdir(parents=True, exist_ok=True)
+            (sweep_dir / SLURM_DIR).mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise SlurmError(f"--results: cannot create {sweep_dir / SCRIPT_DIR}: {e.strerror}") from None
-        script = sweep_dir / SCRIPT_DIR / f"{spec.name}.sbatch"
-        output = str(sweep_dir / SCRIPT_DIR / "slurm-%j.out")
+            raise SlurmError(f"--results: cannot create {sweep_dir / SLURM_DIR}: {e.strerror}") from None
+        script = sweep_dir / SLURM_DIR / f"{spec.name}.sbatch"
+        output = str(sweep_dir / SLURM_DIR / "slurm-%j.out")
     else:  # an object store: the script and SLURM's log stay in the working directory
         script = Path(workdir) / f"{spec.name}.sbatch"
         output = str(Path(workdir) / f"slurm-{spec.name}-%j.out")

@@ -8,7 +8,8 @@ import re
 import shutil
 import subprocess
 
-JOBS_FILE = "slurm.json"  # under the sweep's folder: the jobs submitted, newest last
+from grokcore.layout import JOBS_FILE
+
 # SLURM states of a job that will not run again by itself (squeue/scontrol spelling)
 ENDED_STATES = ("COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "PREEMPTED", "NODE_FAIL", "OUT_OF_MEMORY",
                 "BOOT_FAIL", "DEADLINE", "ENDED")

@@ -18,11 +18,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from grokcore.config import RunConfig
-from sweeps.parquet import SNAPSHOT_DIR, SweepStore
+from grokcore.layout import SNAPSHOT_DIR, part_name
+from sweeps.parquet import SweepStore
 
 
 def part_path(pack_id: str, seq: int) -> str:
-    return f"{SNAPSHOT_DIR}/part-{pack_id}-{seq:06d}.safetensors"
+    return f"{SNAPSHOT_DIR}/{part_name(pack_id, seq, '.safetensors')}"
 
 
 def write_snapshots(store: SweepStore, pack_id: str, seq: int, snapshots: Sequence[Any],
@@ -46,9 +47,9 @@ def purge_snapshots(store: SweepStore, pack_id: str, run_ids: set[str]) -> int:
     from grokcore.snapshots import CONFIGS_KEY, INDEX_KEY, header_metadata
 
     removed = 0
-    for part in store.parts(SNAPSHOT_DIR, pack_id):
+    for part in store.pack_parts(SNAPSHOT_DIR, pack_id):
         data = store.read_bytes(part.path)
-        if part.seq is None or data is None:
+        if data is None:
             continue
         meta = header_metadata(data)
         index = json.loads(meta[INDEX_KEY])

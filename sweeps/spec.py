@@ -45,6 +45,7 @@ from typing import Any
 import yaml
 
 from grokcore.config import ConfigError, RunConfig, config_fields
+from grokcore.layout import SPEC_FILE
 from grokcore.verdict import FIELDS as THRESHOLD_FIELDS
 from grokcore.verdict import Thresholds, ThresholdsError
 from sweeps import sources
@@ -322,7 +323,7 @@ def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> SweepSpec:
     return parse_spec(text, source=str(path), overrides=overrides)
 
 
-def spec_thresholds(text: str | None, source: str = "sweep.yaml") -> Thresholds:
+def spec_thresholds(text: str | None, source: str = SPEC_FILE) -> Thresholds:
     """The thresholds of a spec as run (a sweep's sweep.yaml; None or no block: the defaults), read without
     the rest of the spec, so that readers of a finished sweep (`grok status`) need nothing else from it."""
     if text is None:

@@ -6,12 +6,15 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.fs as pafs
 
+from grokcore.layout import PLAN_FILE, SPEC_FILE, counted_rows
 from grokcore.verdict import VERDICT_COLUMNS
-from sweeps.parquet import SweepStore, resolve, split_location
+from grokcore.location import filesystem, split_location
+from sweeps.parquet import SweepStore
 from sweeps.spec import spec_thresholds
 from sweeps.verdicts import with_verdicts
 from sweeps.slurm_jobs import latest_job
@@ -50,10 +53,10 @@ class SweepStatus:
 
 def find_sweeps(location: str) -> list[str]:
     """The sweep folders at or directly under location (a sweep folder has plan.json or runs/)."""
-    fs, root = resolve(location)
+    fs, root = filesystem(location)
 
     def is_sweep(path: str) -> bool:
-        return any(fs.get_file_info(f"{path}/{x}").type != pafs.FileType.NotFound for x in ("plan.json", "runs"))
+        return any(fs.get_file_info(f"{path}/{x}").type != pafs.FileType.NotFound for x in (PLAN_FILE, "runs"))
 
     if is_sweep(root):
         return [location.rstrip("/")]
@@ -65,9 +68,9 @@ def find_sweeps(location: str) -> list[str]:
 def sweep_status(location: str) -> SweepStatus:
     results, name = split_location(location)
     store = SweepStore(results, name)
-    plan = store.read_json("plan.json") or {}
+    plan = store.read_json(PLAN_FILE) or {}
     planned = plan.get("members")
-    thresholds = spec_thresholds(store.read_text("sweep.yaml"), f"{store.uri}/sweep.yaml")
+    thresholds = spec_thresholds(store.read_text(SPEC_FILE), f"{store.uri}/{SPEC_FILE}")
     runs = store.read_table("runs", columns=["run_id", "pack_id", "status", "epochs_trained", "continued_from",
                                              *VERDICT_COLUMNS])
     kept = one_row_per_member(with_verdicts(store, runs, thresholds))
@@ -121,21 +124,12 @@ def sweep_status(location: str) -> SweepStatus:
 
 
 def one_row_per_member(runs: pa.Table | None) -> pd.DataFrame | None:
-    """The runs rows that count, one per member: its longest row that did not fail (the newest outcome
-    of a member continued to a larger budget, whose older row goes soon after), else its last failed one. (A failed row and a later real one cannot coexist, since the driver removes failed
-    rows it retries, but a reader may catch the moment in between.) Vectorised: 100k members in
-    a Python loop over rows were a fifth of `grok status`."""
+    """The runs rows that count, one per member, by the one rule (`grokcore.layout.counted_rows`)."""
     if runs is None:
         return None
     frame = runs.to_pandas()
-    if "epochs_trained" in frame.columns:  # a member continued to a larger budget: its newest row (the longest)
-        frame = frame.sort_values("epochs_trained", ascending=False, kind="stable", na_position="last")
-    failed = (frame["status"] == "failed").to_numpy()
-    real = frame[~failed].drop_duplicates("run_id", keep="first")
-    if not failed.any():
-        return real
-    only_failed = frame[failed & ~frame["run_id"].isin(real["run_id"]).to_numpy()].drop_duplicates("run_id", keep="last")
-    return pd.concat([real, only_failed]) if len(only_failed) else real
+    trained = frame["epochs_trained"].to_numpy(dtype=float, na_value=np.nan) if "epochs_trained" in frame else None
+    return frame.iloc[counted_rows(frame["run_id"].to_numpy(), frame["status"].to_numpy(), trained)]
 
 
 def driver_state(store: SweepStore) -> str | None:

@@ -39,8 +39,9 @@ from typing import Any
 
 import pyarrow as pa
 
+from grokcore.layout import SPEC_FILE, TABLES
 from grokcore.records import OUTCOME_COLUMNS, RUN_KEYS
-from sweeps.parquet import TABLES, SweepStore, split_location
+from sweeps.parquet import SweepStore, split_location
 
 TRACKERS = ("mlflow", "wandb", "tensorboard")
 EXTRAS = {"mlflow": ("mlflow", "mlflow"), "wandb": ("wandb", "wandb"), "tensorboard": ("tensorboard", "tensorboard")}
@@ -152,7 +153,7 @@ def sweep_axes(store: SweepStore) -> list[str]:
     [] without one. Read as plain YAML: sweeps.spec imports this module to check a trackers: block."""
     import yaml
 
-    text = store.read_text("sweep.yaml")
+    text = store.read_text(SPEC_FILE)
     try:
         axes = (yaml.safe_load(text) or {}).get("axes") if text is not None else None
     except (yaml.YAMLError, AttributeError):

@@ -12,6 +12,9 @@ randomness comes from per-member generators seeded by the member's `progress` su
 Columns (all float64; NaN where a measure does not apply to the member)
 -----------------------------------------------------------------------
 
+Which measures exist, which packs they apply to and which columns each writes is one table,
+grokcore.progress.registry (a new measure: docs/howto/progress-measure.md).
+
 Embedding geometry, every task (operand tokens 0 .. operand_range-1, centred over tokens):
 
 - `embed/pca_var_{0,1,2}`: fraction of the embedding variance along principal component i.
@@ -31,6 +34,9 @@ means angle 2 pi k x / p, k = 1 .. p // 2.
 - `fourier/key_freq_{i}`, i = 0 .. 7: the key frequencies, strongest first, at most 8 (NaN when
   fewer). All key-frequency measures below use these (the strongest 8 when n_key > 8).
 - `fourier/embed_key_frac`: fraction of the embedding's non-constant Fourier energy in them.
+- `fourier/embed_entropy` (off by default: ProgressSettings(extra=("fourier_entropy",))): entropy in
+  nats of the embedding norms per frequency, normalised to sum 1; 0 when one frequency holds all the
+  norm, log(p // 2) when they are uniform (grokcore.progress.entropy).
 
 Addition members only (the `addition` measure: add; add_mul on its addition inputs; pow with
 m = n = 1), over the p x p grid
@@ -88,6 +94,8 @@ _EXPORTS = {
     "pack": ("ProgressSettings", "embedding_geometry", "estimate_llc", "estimate_member_llc", "grid_outputs", "grid_tokens",
              "measure_pack"),
     "attention": ("qk_ov_summaries",),
+    "entropy": ("fourier_entropy",),
+    "registry": ("PROGRESS_MEASURES", "ProgressMeasure"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 

@@ -40,11 +40,6 @@ def fourier_basis(p: int, dtype: torch.dtype = torch.float64, device: torch.devi
     return torch.stack(rows), torch.tensor(freqs, device=device)
 
 
-def n_frequencies(p: int) -> int:
-    """Frequencies 1 .. p // 2."""
-    return p // 2
-
-
 # ---- the embedding ---------------------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ devinterp records it) and estimate
 per chain, L(w*) the loss over the whole training set; `llc/mean` and `llc/std` are the mean and the
 standard deviation (ddof 0) over chains.
 
-Where devinterp differs (the README's "LLC and interop" has the recipes both ways): its default nbeta
+Where devinterp differs (docs/interop.md has the recipes both ways): its default nbeta
 is batch_size / log(batch_size), ours n / log n; its step size and localisation are absolute, ours by
 default scale with nbeta; 1.3's init loss is the mean over the first `num_chains` minibatches (pass
 `init_loss` to use ours) and its `llc/std` has ddof 1 (torch.std); 2.x averages over every step

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
 from grokcore.config import RunConfig
+from grokcore.data import member_data
+from grokcore.packed import build_packed, param_shapes
 from grokcore.progress import columns as col
 from grokcore.progress.attention import qk_ov_summaries
 from grokcore.progress.fourier import (
@@ -30,7 +33,8 @@ from grokcore.progress.fourier import (
     restricted_loss,
 )
 from grokcore.progress.llc import LLCResult, SGLDSettings, member_generator, sgld_llc
-from grokcore.task import ADDITION, FOURIER, MAX_CIRCUIT
+from grokcore.progress.registry import PROGRESS_MEASURES, SWITCHABLE, ProgressMeasure
+from grokcore.task import ADDITION
 
 if TYPE_CHECKING:
     from grokcore.train import PackTrainer
@@ -63,10 +67,33 @@ class ProgressSettings:
     """A neuron is clustered on a frequency when that frequency explains at least this fraction of
     its variance."""
     sgld: SGLDSettings = field(default_factory=SGLDSettings)
+    extra: tuple[str, ...] = ()
+    """Measures of grokcore.progress.registry that are off by default, switched on by key (e.g.
+    "fourier_entropy")."""
 
     def __post_init__(self) -> None:
         if self.llc_every < 1:
             raise ValueError(f"llc_every must be >= 1 (llc=False turns the LLC off), got {self.llc_every}")
+        object.__setattr__(self, "extra", tuple(self.extra))
+        off_by_default = [m.key for m in PROGRESS_MEASURES if m.switchable and not m.default]
+        unknown = sorted(set(self.extra) - set(off_by_default))
+        if unknown:
+            raise ValueError(f"extra: unknown {unknown}; measures off by default: {', '.join(off_by_default)}")
+
+    @classmethod
+    def choosing(cls, keys: Sequence[str], **fields: Any) -> ProgressSettings:
+        """Settings that compute exactly the switchable measures named (the others that apply always)."""
+        unknown = sorted(set(keys) - set(SWITCHABLE))
+        if unknown:
+            raise ValueError(f"unknown {unknown}; known: {', '.join(SWITCHABLE)}")
+        switches = {m.key: m.key in keys for m in PROGRESS_MEASURES if m.switchable and m.default}
+        extra = tuple(m.key for m in PROGRESS_MEASURES if m.switchable and not m.default and m.key in keys)
+        return cls(**switches, extra=extra, **fields)
+
+    def is_on(self, measure: ProgressMeasure) -> bool:
+        if not measure.switchable:
+            return True
+        return getattr(self, measure.key) if measure.default else measure.key in self.extra
 
     def llc_due(self, epoch: int, progress_every: int) -> bool:
         """Whether measure_pack estimates the LLC at `epoch` of a pack measured every `progress_every`."""
@@ -86,19 +113,9 @@ def measure_pack(trainer: PackTrainer, settings: ProgressSettings | None = None)
     columns: dict[str, Tensor] = {}
     with torch.no_grad():
         weights = {name: p.detach() for name, p in trainer.net.named_member_params().items()}
-        columns |= embedding_geometry(weights["embed.W_E"][:, : arch.operand_range], settings.embed_coords)
-        measures = arch.task_def.measures
-        if MAX_CIRCUIT in measures:
-            if arch.model == "transformer":
-                columns |= qk_ov_summaries(weights, arch)
-            else:
-                columns |= {name: _nan(trainer) for name in col.MAX_COLUMNS}
-        elif settings.fourier and FOURIER in measures:
-            columns |= fourier_measures(trainer, weights, settings)
-    if settings.llc_due(trainer.epoch, arch.progress_every):
-        columns |= llc_columns(estimate_llc(trainer, settings.sgld))
-    elif settings.llc:  # the same columns in every row of a pack that measures the LLC at all
-        columns |= {name: _nan(trainer) for name in col.LLC_COLUMNS}
+        for measure in PROGRESS_MEASURES:
+            if settings.is_on(measure) and measure.applies(arch):
+                columns |= measure.compute(trainer, weights, settings)
     names = list(columns)
     table = torch.stack([columns[n].detach().to("cpu", torch.float64) for n in names], dim=1)
     return [dict(zip(names, row)) for row in table.tolist()]
@@ -106,6 +123,32 @@ def measure_pack(trainer: PackTrainer, settings: ProgressSettings | None = None)
 
 def _nan(trainer: PackTrainer) -> Tensor:
     return torch.full((len(trainer.configs),), math.nan, dtype=torch.float64)
+
+
+# ---- the registry's functions (grokcore.progress.registry): (trainer, weights, settings) -> columns --
+
+
+def embedding_pca(trainer: PackTrainer, weights: dict[str, Tensor], settings: ProgressSettings) -> dict[str, Tensor]:
+    return embedding_geometry(weights["embed.W_E"][:, : trainer.arch.operand_range], coords=False)
+
+
+def embedding_coords(trainer: PackTrainer, weights: dict[str, Tensor], settings: ProgressSettings) -> dict[str, Tensor]:
+    out = embedding_geometry(weights["embed.W_E"][:, : trainer.arch.operand_range], coords=True)
+    return {name: value for name, value in out.items() if name.startswith(col.PC_PREFIXES)}
+
+
+def max_circuit(trainer: PackTrainer, weights: dict[str, Tensor], settings: ProgressSettings) -> dict[str, Tensor]:
+    if trainer.arch.model == "transformer":
+        return qk_ov_summaries(weights, trainer.arch)
+    return {name: _nan(trainer) for name in col.MAX_COLUMNS}
+
+
+def llc_measure(trainer: PackTrainer, weights: dict[str, Tensor], settings: ProgressSettings) -> dict[str, Tensor]:
+    """The LLC where it is due, NaN columns between: the same columns in every row of a pack that
+    measures the LLC at all."""
+    if not settings.llc_due(trainer.epoch, trainer.arch.progress_every):
+        return {name: _nan(trainer) for name in col.LLC_COLUMNS}
+    return llc_columns(estimate_llc(trainer, settings.sgld))  # sgld_llc takes its gradients under enable_grad
 
 
 # ---- embedding geometry ----------------------------------------------------------------------------
@@ -314,9 +357,6 @@ def estimate_member_llc(cfg: RunConfig, weights: dict[str, Tensor], settings: SG
     noise and batches as the trainer's measure at that epoch does, so with the trainer's data and
     epoch this reproduces `estimate_llc(trainer)` for the member (to float rounding: the pack
     batches its members' matmuls together)."""
-    from grokcore.data import member_data
-    from grokcore.packed import build_packed, param_shapes
-
     expected = param_shapes(cfg)
     wrong = sorted(name for name, shape in expected.items()
                    if name not in weights or tuple(weights[name].shape) != shape)

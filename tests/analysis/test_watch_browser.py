@@ -30,7 +30,7 @@ SPEC = SLOW.replace("name: resumable", "name: watched").replace("replicates: 2",
 assert "replicates: 3" in SPEC and "pack_size: 4" in SPEC
 PHASE_MAP = "phase__train_fraction__weight_decay__phase"
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "live-report.png"
-"""The README's picture of the live page, taken here (GROK_SCREENSHOT=1 writes it)."""
+"""The picture of the live page in docs/live.md, taken here (GROK_SCREENSHOT=1 writes it)."""
 
 
 def status(url: str) -> dict | None:

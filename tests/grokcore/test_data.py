@@ -8,7 +8,7 @@ import torch
 from grokcore import PackTrainer, RunConfig
 from grokcore.data import member_data
 from grokcore.packed import build_packed
-from grokcore.tasks import ADD, MUL
+from grokcore.splits import ADD, MUL
 
 SMALL = dict(d_model=16, n_heads=2, d_mlp=32, epochs=20, eval_every=10)
 
@@ -79,3 +79,10 @@ def test_token_ids_and_vocabulary():
     assert set(data.train_tokens[:, 1].tolist()) == {14} and set(data.train_tokens[:, 3].tolist()) == {13}
     a, b = data.test_tokens[:, 0], data.test_tokens[:, 2]
     assert torch.equal(data.test_labels, (a + b) % 13)
+
+
+def test_vocabulary_of_one_op_tasks_is_operand_range_plus_two():
+    """The Power and group tasks have one op token (grokcore/data.py's docstring gives these numbers)."""
+    sub, s5 = RunConfig(task="sub", p=97), RunConfig(task="perm", p=5, train_fraction=0.5)
+    assert (sub.operand_range, sub.d_vocab) == (97, 99)
+    assert (s5.operand_range, s5.d_vocab) == (120, 122)

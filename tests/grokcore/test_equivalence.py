@@ -14,7 +14,7 @@ from grokcore import PackTrainer, RunConfig, train_pack
 from grokcore.export import reference_state_dict
 from grokcore.packed import init_member
 from grokcore.reference import ReferenceTransformer, make_optimizer, reference_loss
-from grokcore.tasks import build_pool, make_split
+from grokcore.splits import build_pool, make_split
 
 BASE = RunConfig(task="pow", p=11, d_model=16, n_heads=2, d_mlp=32, epochs=30, eval_every=10)
 MEMBERS = [

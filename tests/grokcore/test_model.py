@@ -11,7 +11,7 @@ from grokcore.export import (hooked_transformer_config, hooked_transformer_state
 from grokcore.model import build_model
 from grokcore.packed import init_member, param_shapes
 from grokcore.reference import ReferenceTransformer
-from grokcore.tasks import build_pool
+from grokcore.splits import build_pool
 
 ARCHS = [
     RunConfig(p=13, d_model=16, n_heads=2, d_mlp=32),

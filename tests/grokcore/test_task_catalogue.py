@@ -16,7 +16,7 @@ import torch
 from grokcore import ConfigError, RunConfig, train_pack
 from grokcore.packed import init_member, param_shapes
 from grokcore.task import BUILTIN, FOURIER, check_task, load_user_task
-from grokcore.tasks import build_pool, make_split
+from grokcore.splits import build_pool, make_split
 
 MODULAR = {
     # name: (brute-force label of (x, y) mod p, subtask of (x, y))
@@ -280,10 +280,10 @@ def test_init_default_keeps_run_ids_and_kaiming_changes_them():
 
 
 def test_readme_user_task_example_works(tmp_path, monkeypatch):
-    """The README's user-task example, as written there, loads and labels as it says."""
+    """The user-task example of docs/howto/add-a-task.md, as written there, loads and labels as it says."""
     from pathlib import Path
 
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    readme = (Path(__file__).parents[2] / "docs" / "howto" / "add-a-task.md").read_text()
     start = readme.index("# mytasks.py")
     (tmp_path / "mytasks.py").write_text(readme[start:readme.index("```", start)])
     monkeypatch.syspath_prepend(str(tmp_path))

@@ -12,7 +12,7 @@ import torch
 
 from grokcore import RunConfig
 from grokcore.packed import init_member
-from grokcore.tasks import build_pool, make_split
+from grokcore.splits import build_pool, make_split
 
 
 def digest(t: torch.Tensor) -> str:

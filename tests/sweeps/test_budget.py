@@ -301,7 +301,7 @@ def test_end_states_live_and_extend_on_an_object_store(s3_env, tmp_path):
     """The same extension with results on moto's S3 server: end states written, read, purged there."""
     import pyarrow.dataset as ds
 
-    from sweeps.parquet import resolve
+    from grokcore.location import filesystem as resolve
 
     path = write_spec(tmp_path, SPEC.replace("PACKS", "2"))
     results = "s3://grok/budget"

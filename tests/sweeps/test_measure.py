@@ -202,3 +202,30 @@ def test_a_killed_measure_leaves_each_pack_before_or_after(tmp_path):
     assert main(["measure", str(tmp_path / "s"), *args]) == 0  # finishes the rest, redoes nothing twice
     pd.testing.assert_frame_equal(progress(store), after, check_exact=True)
     assert store.delete_crash_leftovers()["uncommitted parts"] == 0
+
+
+def test_a_measure_off_by_default_is_added_offline_by_its_key(tmp_path, capsys):
+    """grok measure --measures fourier_entropy (a registry row off by default) adds its column to the
+    rows the sweep wrote online and changes nothing else; its values are the entropy of each
+    snapshot's embedding spectrum."""
+    import torch
+
+    from grokcore.progress.entropy import fourier_entropy
+    from grokcore.progress.fourier import frequency_norms
+
+    pack = measured_pack()
+    run_pack(pack, settings(tmp_path, "s", snapshots={"every": 40}))
+    store = SweepStore(str(tmp_path), "s")
+    online = progress(store)
+    assert "fourier/embed_entropy" not in online.columns
+    assert main(["measure", str(tmp_path / "s"), "--measures", "fourier_entropy"]) == 0
+    assert "0 progress rows added, 4 changed, in 1 pack(s)" in capsys.readouterr().out
+    offline = progress(store)
+    pd.testing.assert_frame_equal(offline[online.columns], online, check_exact=True)
+    measured = offline.dropna(subset=["fourier/embed_entropy"])
+    assert sorted(set(measured.epoch)) == [40, 80] and len(measured) == 4
+    for row in measured.to_dict("records"):
+        _, weights = load_snapshot(str(tmp_path / "s"), row["run_id"], row["epoch"])
+        expected = fourier_entropy(frequency_norms(weights["embed.W_E"][:13].to(torch.float64).unsqueeze(0)))
+        # a pack of two batches the spectrum's matmul: the last bits may round differently from one alone
+        assert row["fourier/embed_entropy"] == pytest.approx(expected.item(), rel=1e-12)

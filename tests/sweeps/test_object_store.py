@@ -1,6 +1,6 @@
 """Results on an object store, for real: moto's S3 server runs as its own process on 127.0.0.1 and
 every process (the driver, Tune's trials, `grok status`, `grok report`) reaches it over HTTP through
-pyarrow's S3FileSystem, configured only by the usual AWS_* environment variables (README, "Sweeps").
+pyarrow's S3FileSystem, configured only by the usual AWS_* environment variables (docs/clusters.md).
 A sweep written there is killed mid-way, resumed, and read back with no row lost or duplicated."""
 
 from __future__ import annotations

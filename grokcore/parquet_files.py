@@ -1,9 +1,13 @@
 """Many small Parquet files as one pyarrow dataset, each file's footer read once.
 
 Both readers of the results layout use it: analysis.load (whole tables) and sweeps.parquet
-(`grok status`, planning). A finished sweep holds one file per pack and table, thousands at
-100k members, and on an object store every request is a round trip. So: each file's size comes
-from the directory listing (pyarrow otherwise asks the store for it, a HEAD request per file);
+(`grok status`, planning); it lives in grokcore, the package both import, so that the writer
+(sweeps) does not import the reader (analysis) for it. Only they import it: training never reads
+Parquet, so pyarrow stays out of a process that only trains.
+
+A finished sweep holds one file per pack and table, thousands at 100k members, and on an object
+store every request is a round trip. So: each file's size comes from the directory listing
+(pyarrow otherwise asks the store for it, a HEAD request per file);
 each footer is read once, concurrently, and kept in its fragment, where the scan and row counts
 find it (pyarrow's dataset factory reads every footer to unite the schemas, and the scan reads it
 again); the scan then reads only the projected columns' bytes.

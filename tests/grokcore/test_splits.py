@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from grokcore import ConfigError, RunConfig
-from grokcore.tasks import ADD, MUL, build_pool, make_split, pow_mod
+from grokcore.splits import ADD, MUL, build_pool, make_split
+from grokcore.task import pow_mod
 
 
 def decode(cfg, tokens):

@@ -1,4 +1,4 @@
-"""Datasets: every example of a member's task, tokenised, and each member's split.
+"""Example pools and member splits: every example of a member's task, tokenised, and each member's split.
 
 What a task is (operands, labels, split, subtasks) lives in grokcore.task; this module turns a
 Task's examples into tokens of the member's layout and adds label noise.
@@ -17,7 +17,6 @@ import torch
 from torch import Tensor
 
 from grokcore.config import RunConfig, check_split
-from grokcore.task import pow_mod  # noqa: F401  (re-exported: where it always was)
 
 ADD, MUL = 0, 1  # subtask ids of add_mul (its Task.subtasks are ('add', 'mul'))
 

@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         fig = phase_diagram(times, "train_fraction", "weight_decay", **({"value": value} if value else {}))
         label_axes(fig, "train fraction (share of all p² pairs)", "AdamW weight decay")
         if value:
-            fig.update_traces(colorbar_title_text="median epoch", selector=dict(type="heatmap"))
+            fig.update_traces(colorbar_title_text="median epoch", selector={"type": "heatmap"})
         add_caption(fig, source.spec, times)
         check_figure(fig)
         written.append(save(fig, name))

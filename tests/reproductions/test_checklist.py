@@ -45,5 +45,5 @@ def test_each_missing_item_is_named(spoil, found):
 def test_a_second_axis_is_checked_too():
     fig = good()
     fig.add_trace(go.Scatter(x=[1, 2], y=[3, 4], xaxis="x2", yaxis="y2"))
-    fig.update_layout(xaxis2=dict(title="train fraction"), yaxis2=dict(title=""))
+    fig.update_layout(xaxis2={"title": "train fraction"}, yaxis2={"title": ""})
     assert checklist_problems(fig) == ["yaxis2 has no title"]

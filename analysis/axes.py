@@ -89,10 +89,24 @@ def _swept_axes(table: pd.DataFrame, include_seed: bool) -> list[str]:
     candidates = [c for c in CONFIG_COLUMNS if c in placed.columns and c not in NON_AXIS_COLUMNS]
     if SWEEP_COLUMN in placed.columns:
         candidates.append(SWEEP_COLUMN)
-    axes = [c for c in candidates if _varies(placed[c])]
+    axes = [c for c in candidates if _varies(placed[c]) and c not in _BUDGET_COLUMNS]
+    if "epochs" in candidates and _varies(_first_budget(placed)):
+        axes.insert(candidates.index("epochs"), "epochs")  # config order, as above
     if not include_seed:
         axes = [c for c in axes if c != REPLICATE_AXIS]
     return axes
+
+
+# A member continued to a larger budget (sweeps/budget.py) has a runs row with its new `epochs` and
+# `extended_from`, its first budget; neither makes it another point of the sweep. The budget is an axis
+# only where the members' first budgets differ (an epochs axis in the spec).
+_BUDGET_COLUMNS = ("epochs", "extended_from")
+
+
+def _first_budget(placed: pd.DataFrame) -> pd.Series:
+    if "extended_from" not in placed.columns:
+        return placed["epochs"]
+    return placed["extended_from"].where(placed["extended_from"].notna(), placed["epochs"])
 
 
 def _varies(column: pd.Series) -> bool:

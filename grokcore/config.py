@@ -43,7 +43,8 @@ class RunConfig:
     # ---- task -------------------------------------------------------------
     task: str = "add"
     """A built-in task (grokcore.task.BUILTIN): add, mul, add_mul, pow, max (the seed experiments);
-    sub, div, sq_sum, quad, quad_x, cube_xy, cube_xy2_y, add_or_sub, add_or_mul (mod p, Power et al.);
+    sub, div, sq_sum, quad, quad_x, cube_xy, cube_xy2_y, add_or_sub, add_or_mul, div_or_sub (mod p,
+    Power et al.);
     perm, perm_conj, perm_xyx (S_p), dihedral (D_p); or a user task 'package.module:factory(arg=value, ...)'."""
     p: int = 113
     """Modulus (modular tasks), the operand range (max), or n of the group S_n / D_n (perm*, dihedral)."""

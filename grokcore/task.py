@@ -189,6 +189,16 @@ def _add_or_mul(x: Tensor, y: Tensor, p: int) -> Tensor:
     return ((x + y) % p).where(x % 2 == 0, (x * y) % p)
 
 
+def _div_or_sub(x: Tensor, y: Tensor, p: int) -> Tensor:
+    # y = 0 is even, so the inverse is only ever taken of a nonzero y: every pair is an example
+    return (x * pow_mod(y, p - 2, p) % p).where(y % 2 == 1, (x - y) % p)
+
+
+def _y_parity(x: Tensor, y: Tensor) -> Tensor:
+    """Subtask of 'x / y if y odd': 0 (division) for odd y, 1 (subtraction) for even y."""
+    return 1 - y % 2
+
+
 def _parity(x: Tensor, y: Tensor) -> Tensor:
     """Subtask of the 'if x even' mixtures: 0 (the first operation) for even x, 1 for odd."""
     return x % 2
@@ -515,6 +525,11 @@ BUILTIN: dict[str, tuple[str, Callable[[RunConfig], Task]]] = {
                    _modular("add_or_sub", _add_or_sub, subtasks=("add", "sub"), subtask_of=_parity)),
     "add_or_mul": ("x + y if x is even, else x * y (mod p); subtasks add, mul",
                    _modular("add_or_mul", _add_or_mul, subtasks=("add", "mul"), subtask_of=_parity)),
+    # Power et al.'s "x/y if y is odd, else x - y"; their reference code (openai/grok, data.py) builds it
+    # over all p^2 residue pairs, y = 0 included, and divides by the modular inverse
+    "div_or_sub": ("x / y if y is odd, else x - y (mod p, p prime); subtasks div, sub",
+                   _modular("div_or_sub", _div_or_sub, subtasks=("div", "sub"), subtask_of=_y_parity,
+                            prime_modulus=True)),
     # finite groups (Power et al.'s S5 operations; Chughtai et al.)
     "perm": ("x·y in S_p (composition; p! elements as tokens)", _group("perm", "symmetric", "xy")),
     "perm_conj": ("x·y·x⁻¹ in S_p", _group("perm_conj", "symmetric", "xyx^-1")),

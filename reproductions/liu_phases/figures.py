@@ -1,6 +1,7 @@
-"""Figures and numbers of the Liu et al. (2022) phase-diagram reproduction, read from a finished sweep.
+"""Figures and numbers of the Liu et al. (2022) phase-diagram reproduction, read from a finished sweep or its table.
 
     python reproductions/liu_phases/figures.py results/repro-liu_phases
+    python reproductions/liu_phases/figures.py --from-table        # the committed data/
 
 The phase of every cell (weight decay x train fraction) by the project's rule (analysis.derive:
 memorised / generalised = train / test accuracy >= 0.99 held 3 evaluations; grokking = generalised
@@ -17,11 +18,14 @@ from pathlib import Path
 import pandas as pd
 import plotly.graph_objects as go
 
-from analysis import aggregate, load_sweep, phase_diagram
+from analysis import aggregate, phase_diagram
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # reproductions/_png.py, shared by the scripts
-from _png import save_figure  # noqa: E402
+from _png import add_caption, check_figure, label_axes, save_figure  # noqa: E402
+from _table import add_source_arguments, load_source  # noqa: E402
+
+NAME = HERE.name
 
 
 def save(fig: go.Figure, name: str) -> Path:
@@ -30,10 +34,10 @@ def save(fig: go.Figure, name: str) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sweep", help="the sweep folder, e.g. results/repro-liu_phases")
+    add_source_arguments(parser, NAME)
     args = parser.parse_args(argv)
-    sweep = load_sweep(args.sweep)
-    times = sweep.member_times()
+    source = load_source(args, NAME)
+    times = source.times
     cells = aggregate(times, by=["weight_decay", "train_fraction"])
     pd.set_option("display.width", 200)
     text = cells.assign(cell=cells["phase"] + " " + cells["phase_count"].astype(str) + "/"
@@ -52,11 +56,20 @@ def main(argv: list[str] | None = None) -> int:
     present = set(cells["phase"])
     missing = {"comprehension", "grokking", "memorisation", "confusion"} - present
     print("all four phases lead a cell" if not missing else f"phases leading no cell: {', '.join(sorted(missing))}")
+    resting = cells[cells["phase_censored"] > 0]
+    print("\ncells whose phase rests on members censored at their budget:")
+    print(resting[["weight_decay", "train_fraction", "phase", "phase_count", "phase_censored", "censored_at_max"]]
+          .to_string(index=False) if len(resting) else "none")
 
-    written = [
-        save(phase_diagram(times, "train_fraction", "weight_decay"), "phase_diagram"),
-        save(phase_diagram(times, "train_fraction", "weight_decay", value="gen_epoch"), "gen_epoch"),
-    ]
+    written = []
+    for value, name in ((None, "phase_diagram"), ("gen_epoch", "gen_epoch")):
+        fig = phase_diagram(times, "train_fraction", "weight_decay", **({"value": value} if value else {}))
+        label_axes(fig, "train fraction (share of all p² pairs)", "AdamW weight decay")
+        if value:
+            fig.update_traces(colorbar_title_text="median epoch", selector={"type": "heatmap"})
+        add_caption(fig, source.spec, times)
+        check_figure(fig)
+        written.append(save(fig, name))
     for path in written:
         print(f"wrote {path.relative_to(HERE.parent.parent)} ({path.stat().st_size // 1024} KB)")
     return 0

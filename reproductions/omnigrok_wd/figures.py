@@ -1,6 +1,7 @@
-"""Figures and numbers of the Omnigrok weight-decay reproduction, read from a finished sweep.
+"""Figures and numbers of the Omnigrok weight-decay reproduction, read from a finished sweep or its table.
 
     python reproductions/omnigrok_wd/figures.py results/repro-omnigrok_wd [--theory-max 0.6]
+    python reproductions/omnigrok_wd/figures.py --from-table       # the committed data/
 
 Fits time = c * wd^exponent (analysis.derive.power_law_fit: least squares on the censored medians over
 seeds, 95% bootstrap interval over seeds) to the raw generalisation epoch and to the delay after
@@ -19,12 +20,14 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from analysis import axis_curve, load_sweep, power_law_fit
-from sweeps.spec import load_spec
+from analysis import axis_curve, power_law_fit
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # reproductions/_png.py, shared by the scripts
-from _png import save_figure  # noqa: E402
+from _png import add_caption, check_figure, label_axes, save_figure  # noqa: E402
+from _table import add_source_arguments, load_source  # noqa: E402
+
+NAME = HERE.name
 
 
 def save(fig: go.Figure, name: str) -> Path:
@@ -40,24 +43,14 @@ def norm_at(metrics: pd.DataFrame, run_id: str, epoch: float) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sweep", help="the sweep folder, e.g. results/repro-omnigrok_wd")
+    add_source_arguments(parser, NAME)
     parser.add_argument("--theory-max", type=float, default=0.6,
                         help="largest weight decay of the delay-dominated range (default 0.6)")
     args = parser.parse_args(argv)
-    sweep = load_sweep(args.sweep)
-    times = sweep.member_times()
-    # Members without a runs row (the run was stopped before they ended) have no config columns; the
-    # spec's own expansion names them.
-    planned = {c.run_id: c for c in load_spec(HERE / "spec.yaml").members()}
-    for run_id in sweep.running_run_ids:
-        rows = sweep.metrics[sweep.metrics["run_id"] == run_id].sort_values("epoch")
-        cfg, last = planned.get(run_id), rows.iloc[-1]
-        where = f"wd {cfg.weight_decay:g} seed {cfg.seed}" if cfg else run_id
-        print(f"unfinished: {where}, last evaluation epoch {last['epoch']:.0f}: train acc {last['train/acc']:.3f}, "
-              f"test acc {last['test/acc']:.3f}, max train acc {rows['train/acc'].max():.3f}")
-    times = times[times["status"] != "running"]
-    times["norm_at_mem"] = [norm_at(sweep.metrics, r, e) for r, e in zip(times["run_id"], times["mem_epoch"], strict=True)]
-    times["norm_at_gen"] = [norm_at(sweep.metrics, r, e) for r, e in zip(times["run_id"], times["gen_epoch"], strict=True)]
+    source = load_source(args, NAME)
+    times, metrics = source.times.copy(), source.evaluations
+    times["norm_at_mem"] = [norm_at(metrics, r, e) for r, e in zip(times["run_id"], times["mem_epoch"], strict=True)]
+    times["norm_at_gen"] = [norm_at(metrics, r, e) for r, e in zip(times["run_id"], times["gen_epoch"], strict=True)]
     pd.set_option("display.width", 200)
     print("per member:")
     print(times.sort_values(["weight_decay", "seed"])[
@@ -80,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table[["range", "value", "exponent", "exponent_lo", "exponent_hi", "r2", "n_points",
                  "n_censored_points", "x_min", "x_max", "note"]].to_string(index=False,
                                                                             float_format=lambda v: f"{v:.3g}"))
-    swept = sorted({c.weight_decay for c in planned.values()})
+    swept = sorted(times["weight_decay"].unique())
     fitted = times.loc[times["generalised"].astype(bool), "weight_decay"]
     print(f"\nweight decay swept over {np.log10(swept[-1] / swept[0]):.2f} decades ({swept[0]:g} to {swept[-1]:g}); "
           f"medians known over {np.log10(fitted.max() / fitted.min()):.2f} ({fitted.min():g} to {fitted.max():g}); "
@@ -89,10 +82,15 @@ def main(argv: list[str] | None = None) -> int:
     gen = axis_curve(times, "weight_decay", "gen_epoch", fit="power")
     delay_theory = axis_curve(theory, "weight_decay", "delay", fit="power")
     delay_all = axis_curve(times, "weight_decay", "delay", fit="power")
-    for fig, what in ((gen, "generalisation epoch"), (delay_theory, "delay"), (delay_all, "delay")):
-        fig.update_yaxes(title=f"{what} (median of seeds)")  # the default title is longer than the plot
-    written = [save(gen, "gen_epoch_vs_wd"), save(delay_theory, "delay_vs_wd_theory_range"),
-               save(delay_all, "delay_vs_wd")]
+    written = []
+    for fig, what, name in ((gen, "generalisation epoch", "gen_epoch_vs_wd"),
+                            (delay_theory, "delay after memorising", "delay_vs_wd_theory_range"),
+                            (delay_all, "delay after memorising", "delay_vs_wd")):
+        # the default titles are longer than the plot and have no units
+        label_axes(fig, "AdamW weight decay", f"{what} (epochs, median of seeds)")
+        add_caption(fig, source.spec, times)
+        check_figure(fig)
+        written.append(save(fig, name))
     for path in written:
         print(f"wrote {path.relative_to(HERE.parent.parent)} ({path.stat().st_size // 1024} KB)")
     return 0

@@ -1,6 +1,7 @@
 """Figures and numbers of the Power et al. (2022) train-fraction reproduction, read from a finished sweep.
 
     python reproductions/power_fraction/figures.py results/repro-power_fraction
+    python reproductions/power_fraction/figures.py --from-table     # the committed data/members.csv
 
 Per train fraction: the censored (Kaplan-Meier) median generalisation and memorisation epochs over
 seeds and how many seeds generalised; the critical fraction where the share that generalised crosses
@@ -17,11 +18,14 @@ from pathlib import Path
 import pandas as pd
 import plotly.graph_objects as go
 
-from analysis import aggregate, axis_curve, critical_train_fraction, load_sweep
+from analysis import aggregate, axis_curve, critical_train_fraction
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # reproductions/_png.py, shared by the scripts
-from _png import save_figure  # noqa: E402
+from _png import add_caption, check_figure, label_axes, save_figure  # noqa: E402
+from _table import add_source_arguments, load_source  # noqa: E402
+
+NAME = HERE.name
 
 
 def save(fig: go.Figure, name: str) -> Path:
@@ -30,10 +34,10 @@ def save(fig: go.Figure, name: str) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sweep", help="the sweep folder, e.g. results/repro-power_fraction")
+    add_source_arguments(parser, NAME)
     args = parser.parse_args(argv)
-    sweep = load_sweep(args.sweep)
-    times = sweep.member_times()
+    source = load_source(args, NAME)
+    times = source.times
     points = aggregate(times, by=["train_fraction"])
     pd.set_option("display.width", 200)
     print("per train fraction (epochs: Kaplan-Meier medians and quartiles over seeds; NaN: unknown, half or "
@@ -50,11 +54,15 @@ def main(argv: list[str] | None = None) -> int:
           .to_string(index=False, float_format=lambda v: f"{v:.3g}"))
 
     gen = axis_curve(times, "train_fraction", "gen_epoch")
-    gen.update_yaxes(title="generalisation epoch (median of seeds)")  # the default title is longer than the plot
-    written = [
-        save(gen, "gen_epoch_vs_fraction"),
-        save(axis_curve(times, "train_fraction", "fraction_generalised", fit="critical"), "critical_fraction"),
-    ]
+    # the default titles are longer than the plot and have no units
+    label_axes(gen, "train fraction (share of all p² pairs)", "generalisation epoch (epochs, median of seeds)")
+    share = axis_curve(times, "train_fraction", "fraction_generalised", fit="critical")
+    label_axes(share, "train fraction (share of all p² pairs)", "share of seeds that generalised")
+    written = []
+    for fig, name in ((gen, "gen_epoch_vs_fraction"), (share, "critical_fraction")):
+        add_caption(fig, source.spec, times)
+        check_figure(fig)
+        written.append(save(fig, name))
     for path in written:
         print(f"wrote {path.relative_to(HERE.parent.parent)} ({path.stat().st_size // 1024} KB)")
     return 0

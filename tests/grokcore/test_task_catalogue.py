@@ -29,6 +29,7 @@ MODULAR = {
     "cube_xy2_y": lambda x, y, p: (x**3 + x * y**2 + y) % p,
     "add_or_sub": lambda x, y, p: (x + y) % p if x % 2 == 0 else (x - y) % p,
     "add_or_mul": lambda x, y, p: (x + y) % p if x % 2 == 0 else (x * y) % p,
+    "div_or_sub": lambda x, y, p: (x * pow(y, -1, p)) % p if y % 2 == 1 else (x - y) % p,
 }
 
 
@@ -51,6 +52,9 @@ def test_modular_labels_match_brute_force(name, p):
     if name in ("add_or_sub", "add_or_mul"):
         assert cfg.task_def.subtasks == ("add", name.split("_")[-1])
         assert subtasks == [x % 2 for x, _ in pairs]  # even x: the first operation
+    elif name == "div_or_sub":
+        assert cfg.task_def.subtasks == ("div", "sub")
+        assert subtasks == [1 - y % 2 for _, y in pairs]  # odd y: division
     else:
         assert set(subtasks) == {0}
     n = cfg.task_def.n_examples
@@ -64,9 +68,10 @@ def test_brute_force_can_fail():
     assert labels != [MODULAR["sq_sum"](x, y, 7) for x, y in pairs]
 
 
-def test_division_needs_a_prime_modulus():
-    with pytest.raises(ConfigError, match=r"^p: div needs a prime p"):
-        RunConfig(task="div", p=12)
+@pytest.mark.parametrize("name", ["div", "div_or_sub"])
+def test_division_needs_a_prime_modulus(name):
+    with pytest.raises(ConfigError, match=rf"^p: {name} needs a prime p"):
+        RunConfig(task=name, p=12)
 
 
 def perm_compose(f: tuple[int, ...], g: tuple[int, ...]) -> tuple[int, ...]:

@@ -1,7 +1,9 @@
 """Power et al. (2022) train fraction, miniature of reproductions/power_fraction: the reproduction's own
-spec at three fractions and one seed. The claims: more data generalises sooner (0.7 before 0.6; seed 0
-of the full run: 350 against 2,300), too little does not generalise within the budget (0.3 memorises
-only, as in the quick example), so the critical fraction lies between 0.3 and 0.6."""
+spec at three fractions and one seed, with the fixed 3,000-epoch budget of its first round. The claims:
+more data generalises sooner (0.7 at least 1,000 epochs before 0.6), too little does not generalise within
+the budget (0.3 memorises only, as in the quick example), and the extra time at small fractions is all
+delay after memorising: every fraction memorises by epoch 300 (the full run: 150 at every fraction), so
+memorisation could have slowed with less data and did not."""
 
 import sys
 from pathlib import Path
@@ -12,9 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from lit_miniature import run_miniature
 
-from analysis import critical_train_fraction
-
-MINIATURE = ["axes.train_fraction=[0.3, 0.6, 0.7]", "replicates=1"]
+MINIATURE = ["axes.train_fraction=[0.3, 0.6, 0.7]", "replicates=1", "budget=null", "base.epochs=3000"]
 
 
 @pytest.mark.slow
@@ -24,5 +24,4 @@ def test_less_data_generalises_later_or_not_at_all(tmp_path):
     assert times.loc[0.3, "phase"] == "memorisation"
     assert times.loc[0.6, "generalised"] and times.loc[0.7, "generalised"]
     assert times.loc[0.7, "gen_epoch"] + 1000 < times.loc[0.6, "gen_epoch"]
-    critical = critical_train_fraction(times.reset_index(), by=[], n_boot=0)["critical"].iloc[0]
-    assert 0.3 < critical < 0.6, critical
+    assert (times["mem_epoch"] <= 300).all(), times["mem_epoch"]

@@ -1,0 +1,107 @@
+"""The committed raw tables of the rerun reproductions (reproductions/NAME/data/, reproductions/_table.py):
+every member's times and phase follow from its own evaluations by the held rule (grokcore/verdict.py),
+and each rerun README's headline numbers follow from its table, with the README's figure as the known
+answer. Quick: reads a few hundred KB, trains nothing."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+REPRODUCTIONS = Path(__file__).resolve().parents[2] / "reproductions"
+sys.path.insert(0, str(REPRODUCTIONS))
+
+import _table  # noqa: E402
+
+from analysis import aggregate, critical_train_fraction, member_times, power_law_fit  # noqa: E402
+
+RERUN = ["power_fraction", "omnigrok_wd", "liu_phases"]
+TABLES = [name for name in RERUN if (_table.table_dir(name) / _table.MEMBERS_FILE).exists()]
+DERIVED = ["last_epoch", "finished", "mem_epoch", "gen_epoch", "delay", "phase", "generalised", "censored",
+           "censored_at"]
+
+
+def recomputed(name: str, evaluations: pd.DataFrame | None = None) -> pd.DataFrame:
+    members = _table.read_members(name)
+    evaluations = _table.read_evaluations(name) if evaluations is None else evaluations
+    runs = members[["run_id", "status", "epochs", "extended_from"]]
+    return member_times(evaluations, runs, members.attrs["thresholds"]).set_index("run_id").loc[members["run_id"]]
+
+
+@pytest.mark.parametrize("name", TABLES)
+def test_member_times_follow_from_the_evaluations(name):
+    members = _table.read_members(name).set_index("run_id")
+    again = recomputed(name)
+    for column in DERIVED:
+        pd.testing.assert_series_equal(again[column], members[column], check_dtype=False, check_names=False,
+                                       obj=f"{name} {column}")
+
+
+def test_a_changed_evaluation_changes_a_members_time():
+    """Negative control: lower one generalised member's test accuracy at its generalisation epoch and the
+    recomputed time moves, so the comparison above can fail."""
+    name = TABLES[0]
+    members = _table.read_members(name)
+    member = members[members["generalised"]].iloc[0]
+    evaluations = _table.read_evaluations(name)
+    at = (evaluations["run_id"] == member["run_id"]) & (evaluations["epoch"] == member["gen_epoch"])
+    evaluations.loc[at, "test/acc"] = 0.5
+    again = recomputed(name, evaluations)
+    assert again.loc[member["run_id"], "gen_epoch"] != member["gen_epoch"]
+
+
+def test_every_rerun_has_a_table():
+    assert TABLES == RERUN, f"tables missing for {sorted(set(RERUN) - set(TABLES))}"
+
+
+def test_power_fraction_headline():
+    """README: critical train fraction 0.44 [95%: 0.41, 0.52] within 12,000 epochs, bracketed (0.4, 0.45];
+    censored at 12,000: 4 / 2 / 2 members at 0.4 / 0.45 / 0.5, none above."""
+    times = _table.read_members("power_fraction")
+    row = critical_train_fraction(times, by=[]).iloc[0]
+    assert (round(row["critical"], 2), round(row["critical_lo"], 2), round(row["critical_hi"], 2)) == (0.44, 0.41, 0.52)
+    assert (row["lower"], row["upper"]) == (0.4, 0.45)
+    cells = aggregate(times, by=["train_fraction"]).set_index("train_fraction")
+    assert cells["n_censored"].to_dict() == {0.4: 4, 0.45: 2, 0.5: 2, 0.55: 0, 0.6: 0, 0.7: 0}
+    assert (cells["censored_at_max"].dropna() == 12000).all()
+    medians = cells["gen_epoch_median"]
+    assert np.isnan(medians[0.4])  # 4 of 5 censored: the median is beyond the budget
+    assert medians.drop(0.4).to_dict() == {0.45: 10800, 0.5: 9000, 0.55: 2650, 0.6: 1450, 0.7: 1050}
+
+
+def test_omnigrok_headline():
+    """README: the fit decided before the run, delay against weight decay over 0.1-3.16, exponent −1.19
+    [95%: −1.57, −0.58] (excludes −0.5, contains −1); the generalisation epoch's −0.98 [−1.29, −0.51]; one
+    member censored, at 3.16, at 40,000 epochs."""
+    times = _table.read_members("omnigrok_wd")
+    fits = {value: power_law_fit(times, "weight_decay", value=value, by=[]).iloc[0] for value in ("delay", "gen_epoch")}
+    assert [round(fits["delay"][c], 2) for c in ("exponent", "exponent_lo", "exponent_hi")] == [-1.19, -1.57, -0.58]
+    assert [round(fits["gen_epoch"][c], 2) for c in ("exponent", "exponent_lo", "exponent_hi")] == [-0.98, -1.29, -0.51]
+    assert fits["delay"]["n_points"] == 7 and fits["delay"]["n_censored_points"] == 0
+    censored = times[times["censored"]]
+    assert censored[["weight_decay", "seed", "censored_at"]].values.tolist() == [[3.16, 4, 40000]]
+
+
+LIU_CELLS = {  # README: (weight decay, train fraction) -> phase counts, within 6,000 epochs
+    (10.0, 0.3): "confusion 3", (10.0, 0.45): "confusion 3", (10.0, 0.6): "confusion 3", (10.0, 0.75): "confusion 3",
+    (3.0, 0.3): "memorisation 3", (3.0, 0.45): "grokking 1, memorisation 2", (3.0, 0.6): "comprehension 3",
+    (3.0, 0.75): "comprehension 2, memorisation 1",
+    (1.0, 0.3): "memorisation 3", (1.0, 0.45): "memorisation 3", (1.0, 0.6): "grokking 3",
+    (1.0, 0.75): "comprehension 2, grokking 1",
+    (0.3, 0.3): "memorisation 3", (0.3, 0.45): "memorisation 3", (0.3, 0.6): "memorisation 3",
+    (0.3, 0.75): "comprehension 1, grokking 2",
+}
+
+
+def test_liu_phases_headline():
+    """README: every cell's phase counts; the 11 memorisation and confusion cells rest on members censored
+    at 6,000 epochs; the grokking cell at weight decay 1, fraction 0.6 has median 2,500."""
+    cells = aggregate(_table.read_members("liu_phases"), by=["weight_decay", "train_fraction"])
+    cells = cells.set_index(["weight_decay", "train_fraction"])
+    assert cells["phase_counts"].to_dict() == LIU_CELLS
+    resting = cells[cells["phase_censored"] > 0]
+    assert set(resting["phase"]) == {"memorisation", "confusion"} and len(resting) == 11
+    assert (resting["censored_at_max"] == 6000).all()
+    assert cells.loc[(1.0, 0.6), "gen_epoch_median"] == 2500

@@ -231,7 +231,7 @@ def format_value(value) -> str:
 
 def decades(lo: float, hi: float) -> list[float]:
     """Powers of ten from the one at or below `lo` to the one at or above `hi`."""
-    return [10.0 ** k for k in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)]
+    return [10.0**k for k in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)]
 
 
 def value_ticks(values: Iterable, scale: Scale, decade_grid: bool = True) -> dict:
@@ -243,8 +243,14 @@ def value_ticks(values: Iterable, scale: Scale, decade_grid: bool = True) -> dic
     settings: dict[str, Any] = dict(tickmode="array", tickvals=list(shown), ticktext=[format_value(v) for v in shown])
     if scale == "log" and decade_grid:
         numbers = [float(v) for v in shown]
-        settings["minor"] = dict(tickmode="array", tickvals=decades(min(numbers), max(numbers)), showgrid=True,
-                                 gridcolor="#d0d0d0", griddash="dot", ticks="")
+        settings["minor"] = dict(
+            tickmode="array",
+            tickvals=decades(min(numbers), max(numbers)),
+            showgrid=True,
+            gridcolor="#d0d0d0",
+            griddash="dot",
+            ticks="",
+        )
     return settings
 
 

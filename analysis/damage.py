@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
-import pyarrow.fs as pafs
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 
 from analysis.errors import AnalysisError
 from grokcore.layout import PART_RE, PLAN_FILE, RECORD_RE, SNAPSHOT_DIR, record_path
@@ -32,12 +32,16 @@ class DamagedFile(AnalysisError):
 
     def __init__(self, path: str, reason: str, pack: str | None, members: Sequence[str], sweep: str):
         self.path, self.reason, self.pack, self.members, self.sweep = path, reason, pack, list(members), sweep
-        super().__init__(self.describe() + f". `grok check {sweep}` lists every damaged file; "
-                         "`grok sweep SPEC --repair` trains its pack again")
+        super().__init__(
+            self.describe() + f". `grok check {sweep}` lists every damaged file; "
+            "`grok sweep SPEC --repair` trains its pack again"
+        )
 
     def describe(self) -> str:
         """One line without the advice: file, reason, pack and members."""
-        owner = "no pack named in its file name" if self.pack is None else f"pack {self.pack} ({_members(self.members)})"
+        owner = (
+            "no pack named in its file name" if self.pack is None else f"pack {self.pack} ({_members(self.members)})"
+        )
         return f"{self.path}: damaged ({self.reason}); it belongs to {owner}"
 
 
@@ -62,8 +66,10 @@ def pack_of(path: str) -> str | None:
 def members_of(fs: pafs.FileSystem, root: str, pack: str) -> list[str]:
     """A pack's members: from its commit record, else (the record itself damaged, or a pack that
     never committed) from plan.json; [] when neither can say."""
-    for rel, pick in ((record_path(pack), lambda d: d.get("members")),
-                      (PLAN_FILE, lambda d: (d.get("packs") or {}).get(pack))):
+    for rel, pick in (
+        (record_path(pack), lambda d: d.get("members")),
+        (PLAN_FILE, lambda d: (d.get("packs") or {}).get(pack)),
+    ):
         try:
             with fs.open_input_stream(f"{root}/{rel}") as f:
                 data = json.loads(f.read().decode())
@@ -77,7 +83,7 @@ def members_of(fs: pafs.FileSystem, root: str, pack: str) -> list[str]:
 
 def damaged(fs: pafs.FileSystem, root: str, shown: str, path: str, reason: str) -> DamagedFile:
     """The error for the file at `path` (on fs) of the sweep at `root` (shown to the user as `shown`)."""
-    rel = path[len(root):].lstrip("/") if path.startswith(root) else path.rsplit("/", 1)[-1]
+    rel = path[len(root) :].lstrip("/") if path.startswith(root) else path.rsplit("/", 1)[-1]
     pack = pack_of(path)
     members = members_of(fs, root, pack) if pack is not None else []
     return DamagedFile(f"{shown.rstrip('/')}/{rel}", reason, pack, members, shown.rstrip("/"))
@@ -131,8 +137,11 @@ def safetensors_problem(fs: pafs.FileSystem, path: str, size: int | None = None)
     ends = [v.get("data_offsets", [0, 0])[1] for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)]
     need = 8 + length + max(ends, default=0)
     if need != size:
-        return f"holds {size} bytes where its header promises {need} (cut short)" if size < need else \
-            f"holds {size} bytes where its header promises {need}"
+        return (
+            f"holds {size} bytes where its header promises {need} (cut short)"
+            if size < need
+            else f"holds {size} bytes where its header promises {need}"
+        )
     return None
 
 
@@ -154,6 +163,7 @@ def first_problem(fs: pafs.FileSystem, files: Sequence[tuple[str, int | None]]) 
 
 def all_problems(fs: pafs.FileSystem, files: Sequence[tuple[str, int | None]]) -> list[tuple[str, str]]:
     """(path, reason) of every damaged file among these, in their order; files gone meanwhile are skipped."""
+
     def one(item: tuple[str, int | None]) -> str | None:
         path, size = item
         try:
@@ -174,8 +184,11 @@ def all_problems(fs: pafs.FileSystem, files: Sequence[tuple[str, int | None]]) -
 def check_snapshot_files(fs: pafs.FileSystem, root: str, shown: str) -> None:
     """Raise DamagedFile for the first snapshot file of the sweep at `root` that cannot be read."""
     infos = fs.get_file_info(pafs.FileSelector(f"{root}/{SNAPSHOT_DIR}", allow_not_found=True))
-    files = sorted((i.path, i.size) for i in infos
-                   if i.type == pafs.FileType.File and PART_RE.match(i.base_name) and i.base_name.endswith(SNAPSHOT_SUFFIX))
+    files = sorted(
+        (i.path, i.size)
+        for i in infos
+        if i.type == pafs.FileType.File and PART_RE.match(i.base_name) and i.base_name.endswith(SNAPSHOT_SUFFIX)
+    )
     found = first_problem(fs, files)
     if found is not None:
         raise damaged(fs, root, shown, *found)

@@ -58,8 +58,7 @@ from analysis.errors import AnalysisError
 from grokcore.records import ACC_THRESHOLD
 from grokcore.verdict import Thresholds, Verdicts, decide_many, held_streaks
 
-PHASES = ("comprehension", "grokking", "memorisation", "confusion", "unstable", "test_only", "diverged",
-          "undecided")
+PHASES = ("comprehension", "grokking", "memorisation", "confusion", "unstable", "test_only", "diverged", "undecided")
 """Every phase a member can get."""
 MIXED = "mixed"
 """The phase of a cell whose replicates tie between phases: no tie is broken silently."""
@@ -90,13 +89,19 @@ class View:
         return f"{self.name}/{base}" if self.name else base
 
 
-MAIN_VIEW = View("", "train/acc", "test/acc", "train accuracy on the labels trained on; test accuracy on held-out pairs")
+MAIN_VIEW = View(
+    "", "train/acc", "test/acc", "train accuracy on the labels trained on; test accuracy on held-out pairs"
+)
 VIEWS = (
     MAIN_VIEW,
     View("add", "train/acc", "test_add/acc", "add_mul: generalisation measured on the addition test pairs only"),
     View("mul", "train/acc", "test_mul/acc", "add_mul: generalisation measured on the multiplication test pairs only"),
-    View("clean", "train_clean/acc", "test/acc",
-         "label noise: memorisation measured against the clean labels of the training inputs"),
+    View(
+        "clean",
+        "train_clean/acc",
+        "test/acc",
+        "label noise: memorisation measured against the clean labels of the training inputs",
+    ),
 )
 
 
@@ -167,16 +172,25 @@ class _Runs:
 
     def verdicts(self, metrics: pd.DataFrame, view: View, th: Thresholds) -> Verdicts:
         """Per run, the one rule's verdict (grokcore.verdict.decide_many) on this view's accuracies."""
+
         def column(name: str) -> np.ndarray:
             if name not in metrics.columns:
                 return np.full(len(metrics), np.nan)
             return metrics[name].to_numpy(dtype="float64", na_value=np.nan)
-        return decide_many(self.run_index, metrics["epoch"].to_numpy(dtype="float64"), column(view.train_col),
-                           column(view.test_col), th, n_members=len(self.starts))
+
+        return decide_many(
+            self.run_index,
+            metrics["epoch"].to_numpy(dtype="float64"),
+            column(view.train_col),
+            column(view.test_col),
+            th,
+            n_members=len(self.starts),
+        )
 
 
-def member_times(metrics: pd.DataFrame, runs: pd.DataFrame, thresholds: Thresholds | None = None,
-                 views: Sequence[View] | None = None) -> pd.DataFrame:
+def member_times(
+    metrics: pd.DataFrame, runs: pd.DataFrame, thresholds: Thresholds | None = None, views: Sequence[View] | None = None
+) -> pd.DataFrame:
     """One row per member: its runs row (config and outcome columns), then the derived columns.
 
     Derived: `status` ("running" for members with metrics but no runs row), `budget` (epochs it is judged
@@ -250,8 +264,14 @@ def member_times(metrics: pd.DataFrame, runs: pd.DataFrame, thresholds: Threshol
         times[view.column("relative_delay")] = (gen - mem) / mem.where(mem > 0)
         times[view.column("train_fell_back")] = np.where(applies, train_fell, False)
         times[view.column("test_fell_back")] = np.where(applies, test_fell, False)
-        phase = classify_phases(mem.to_numpy(), gen.to_numpy(), times["finished"].to_numpy(), diverged,
-                                grokked, fell_back=train_fell | test_fell)
+        phase = classify_phases(
+            mem.to_numpy(),
+            gen.to_numpy(),
+            times["finished"].to_numpy(),
+            diverged,
+            grokked,
+            fell_back=train_fell | test_fell,
+        )
         times[view.column("phase")] = pd.Series(np.where(applies, phase, np.array(None)), dtype=object)
         # The count behind fraction_generalised and the events of the censored medians.
         times[view.column("generalised")] = gen.notna().to_numpy()
@@ -264,8 +284,14 @@ def member_times(metrics: pd.DataFrame, runs: pd.DataFrame, thresholds: Threshol
     return times
 
 
-def classify_phases(mem: np.ndarray, gen: np.ndarray, finished: np.ndarray, diverged: np.ndarray,
-                    grokked: np.ndarray, fell_back: np.ndarray | None = None) -> np.ndarray:
+def classify_phases(
+    mem: np.ndarray,
+    gen: np.ndarray,
+    finished: np.ndarray,
+    diverged: np.ndarray,
+    grokked: np.ndarray,
+    fell_back: np.ndarray | None = None,
+) -> np.ndarray:
     """Liu et al. phases from the one rule's verdicts (grokcore.verdict: the two times, NaN where not
     reached for good, and grokked); a member that has not spent its budget is undecided unless both times
     are already there (more training cannot undo a time that happened). A member whose accuracy fell back
@@ -285,8 +311,11 @@ def classify_phases(mem: np.ndarray, gen: np.ndarray, finished: np.ndarray, dive
 
 def _resolution(times: pd.DataFrame, metrics: pd.DataFrame) -> pd.Series:
     """The evaluation interval: the config's eval_every, else the most common step between evaluations."""
-    configured = (pd.to_numeric(times["eval_every"], errors="coerce").astype("float64")
-                  if "eval_every" in times.columns else pd.Series(np.nan, index=times.index))
+    configured = (
+        pd.to_numeric(times["eval_every"], errors="coerce").astype("float64")
+        if "eval_every" in times.columns
+        else pd.Series(np.nan, index=times.index)
+    )
     if configured.notna().all():
         return configured
     step = metrics.groupby("run_id")["epoch"].agg(lambda e: e.diff().mode().min() if len(e) > 1 else np.nan)
@@ -328,8 +357,9 @@ def trainer_disagreements(times: pd.DataFrame) -> pd.DataFrame | None:
 # ---- over replicates ------------------------------------------------------------------------
 
 
-def survival_quantiles(durations: np.ndarray, observed: np.ndarray,
-                       quantiles: Sequence[float] = (0.25, 0.5, 0.75)) -> list[float]:
+def survival_quantiles(
+    durations: np.ndarray, observed: np.ndarray, quantiles: Sequence[float] = (0.25, 0.5, 0.75)
+) -> list[float]:
     """Kaplan-Meier quantiles of a time some members never reached: `durations` are the epochs at which
     each member reached it (observed) or was last seen without it (censored). The q-quantile is the first
     time by which a share q of the members is estimated to have reached it; NaN when the censored ones
@@ -386,8 +416,9 @@ def aggregate(times: pd.DataFrame, by: Sequence[str] | None = None, view: str = 
     Members still running without a runs row have no config and are left out.
     """
     vw = view_named(view)
-    needed = [vw.column(c) for c in (*TIME_COLUMNS, "phase", "generalised", "train_fell_back", "censored",
-                                     "censored_at")]
+    needed = [
+        vw.column(c) for c in (*TIME_COLUMNS, "phase", "generalised", "train_fell_back", "censored", "censored_at")
+    ]
     _require_columns(times, needed, f"member times (view '{view or 'main'}')")
     by = list(by) if by is not None else replicate_axes(times)
     if by:
@@ -416,9 +447,16 @@ def aggregate(times: pd.DataFrame, by: Sequence[str] | None = None, view: str = 
             durations, observed = (a[index] for a in times_of[base])
             q25, median, q75 = survival_quantiles(durations, observed)
             censored = np.isfinite(durations) & ~observed
-            row.update({f"{base}_median": median, f"{base}_q25": q25, f"{base}_q75": q75,
-                        f"{base}_n": int(observed.sum()), f"{base}_censored": int(censored.sum()),
-                        f"{base}_censored_at": float(durations[censored].max()) if censored.any() else np.nan})
+            row.update(
+                {
+                    f"{base}_median": median,
+                    f"{base}_q25": q25,
+                    f"{base}_q75": q75,
+                    f"{base}_n": int(observed.sum()),
+                    f"{base}_censored": int(censored.sum()),
+                    f"{base}_censored_at": float(durations[censored].max()) if censored.any() else np.nan,
+                }
+            )
         decided = phase_codes[index] != PHASES.index(UNDECIDED) + 1
         generalised = generalised_all[index] & decided
         row["fraction_generalised"] = generalised.sum() / n_decided if n_decided else np.nan
@@ -434,9 +472,12 @@ def aggregate(times: pd.DataFrame, by: Sequence[str] | None = None, view: str = 
         censored = censored_all[index]
         at = censored_at_all[index][censored]
         in_phase = phase_codes[index] == (PHASES.index(row["phase"]) + 1 if row["phase"] in PHASES else -1)
-        row.update(n_censored=int(censored.sum()), censored_at_min=float(at.min()) if len(at) else np.nan,
-                   censored_at_max=float(at.max()) if len(at) else np.nan,
-                   phase_censored=int((censored & in_phase).sum()))
+        row.update(
+            n_censored=int(censored.sum()),
+            censored_at_min=float(at.min()) if len(at) else np.nan,
+            censored_at_max=float(at.max()) if len(at) else np.nan,
+            phase_censored=int((censored & in_phase).sum()),
+        )
         rows.append(row)
     out = pd.DataFrame(rows)
     if not len(out):
@@ -454,7 +495,7 @@ def _group_rows(groups) -> list[tuple[object, np.ndarray]]:
     keys = groups.size().index
     order = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[order], np.arange(len(keys) + 1))
-    return [(key, order[bounds[i]:bounds[i + 1]]) for i, key in enumerate(keys)]
+    return [(key, order[bounds[i] : bounds[i + 1]]) for i, key in enumerate(keys)]
 
 
 def representative_members(times: pd.DataFrame, view: str = "", per_phase: int = 1) -> pd.DataFrame:
@@ -472,7 +513,7 @@ def representative_members(times: pd.DataFrame, view: str = "", per_phase: int =
             continue
         middle = len(members) // 2
         start = max(0, middle - per_phase // 2)
-        chosen.append(times.iloc[members.index[start:start + per_phase]])
+        chosen.append(times.iloc[members.index[start : start + per_phase]])
     if not chosen:
         return times.iloc[:0]
     return pd.concat(chosen)
@@ -527,7 +568,10 @@ def _point_groups(times: pd.DataFrame, x: str, by: list[str], view: str, base: s
             points[g][xv] = _Point(durations[mine], observed[mine], decided[mine], generalised[mine])
     for (key, _), group_points in zip(groups, points, strict=True):
         key = key if isinstance(key, tuple) else (key,)
-        yield dict(zip(by, key, strict=True)), group_points  # x values in sorted order, members in table order, as before
+        yield (
+            dict(zip(by, key, strict=True)),
+            group_points,
+        )  # x values in sorted order, members in table order, as before
 
 
 def _draws(points: dict, n_boot: int, seed: int, chunk: int = 50):
@@ -545,8 +589,9 @@ def _draws(points: dict, n_boot: int, seed: int, chunk: int = 50):
         yield start, draws
 
 
-def _resampled_survival_quantile(durations: np.ndarray, observed: np.ndarray, draws: np.ndarray,
-                                 q: float) -> np.ndarray:
+def _resampled_survival_quantile(
+    durations: np.ndarray, observed: np.ndarray, draws: np.ndarray, q: float
+) -> np.ndarray:
     """survival_quantiles(durations[d], observed[d], (q,))[0] for every row d of `draws`, all at once:
     a resample is a count per member, the Kaplan-Meier product runs over every distinct time of the
     point (at a time without events its factor is exactly 1.0, so each product is the one the
@@ -624,9 +669,16 @@ def _interval(samples: np.ndarray) -> tuple[float, float, int]:
     return float(np.percentile(ok, tail)), float(np.percentile(ok, 100 - tail)), len(ok)
 
 
-def critical_train_fraction(times: pd.DataFrame, axis: str = "train_fraction", by: Sequence[str] | None = None,
-                            level: float = 0.5, view: str = "", n_boot: int = BOOTSTRAP_SAMPLES,
-                            seed: int = 0, cache: BootstrapCache | None = None) -> pd.DataFrame:
+def critical_train_fraction(
+    times: pd.DataFrame,
+    axis: str = "train_fraction",
+    by: Sequence[str] | None = None,
+    level: float = 0.5,
+    view: str = "",
+    n_boot: int = BOOTSTRAP_SAMPLES,
+    seed: int = 0,
+    cache: BootstrapCache | None = None,
+) -> pd.DataFrame:
     """The train fraction below which members stop generalising within the budget, per group of the other axes
     (by default every other swept axis; `by=[]` pools them all, and the `scope` column says which).
 
@@ -659,29 +711,43 @@ def critical_train_fraction(times: pd.DataFrame, axis: str = "train_fraction", b
             tallies = {}
             for xv in order:
                 pt, rows = points[xv], draws[xv]
-                counts = np.bincount((rows + len(pt) * np.arange(len(rows))[:, None]).ravel(),
-                                     minlength=len(rows) * len(pt)).reshape(len(rows), len(pt))
+                counts = np.bincount(
+                    (rows + len(pt) * np.arange(len(rows))[:, None]).ravel(), minlength=len(rows) * len(pt)
+                ).reshape(len(rows), len(pt))
                 tallies[xv] = (counts @ pt.decided.astype(np.int64), counts @ pt.generalised.astype(np.int64))
             for b in range(len(next(iter(draws.values())))):
                 kept = [xv for xv in order if tallies[xv][0][b] > 0]
-                out[start + b] = crossing_of([float(xv) for xv in kept],
-                                             [tallies[xv][1][b] / tallies[xv][0][b] for xv in kept])[0]
+                out[start + b] = crossing_of(
+                    [float(xv) for xv in kept], [tallies[xv][1][b] / tallies[xv][0][b] for xv in kept]
+                )[0]
         return out
 
     def crossing_of(xs: list[float], fracs: list[float]) -> tuple[float, float, float, str]:
         x, frac = np.asarray(xs), np.asarray(fracs)
         if len(x) < MIN_FIT_POINTS:
-            return np.nan, np.nan, np.nan, (f"needs decided members at {MIN_FIT_POINTS} or more {axis} values; "
-                                            f"has {len(x)}")
+            return (
+                np.nan,
+                np.nan,
+                np.nan,
+                (f"needs decided members at {MIN_FIT_POINTS} or more {axis} values; has {len(x)}"),
+            )
         if frac[-1] < level:
-            return np.nan, x[-1], np.nan, (f"no point reaches fraction_generalised {level}: critical above the "
-                                           f"largest {axis} swept")
+            return (
+                np.nan,
+                x[-1],
+                np.nan,
+                (f"no point reaches fraction_generalised {level}: critical above the largest {axis} swept"),
+            )
         i = len(x) - 1
         while i > 0 and frac[i - 1] >= level:
             i -= 1
         if i == 0:
-            return np.nan, np.nan, x[0], (f"every point reaches fraction_generalised {level}: critical below the "
-                                          f"smallest {axis} swept")
+            return (
+                np.nan,
+                np.nan,
+                x[0],
+                (f"every point reaches fraction_generalised {level}: critical below the smallest {axis} swept"),
+            )
         x0, x1, f0, f1 = x[i - 1], x[i], frac[i - 1], frac[i]
         return x0 + (level - f0) * (x1 - x0) / (f1 - f0), x0, x1, ""
 
@@ -690,18 +756,55 @@ def critical_train_fraction(times: pd.DataFrame, axis: str = "train_fraction", b
         critical, lower, upper, note = crossing(points)
         lo = hi = np.nan
         if np.isfinite(critical) and n_boot:
-            lo, hi, _ = _cached(cache, ("critical", level, n_boot, seed), points,
-                                functools.partial(_resampled_interval, resampled_crossings, points))
-        rows.append({**key, "scope": scope, "critical": critical, "critical_lo": lo,
-                     "critical_hi": hi, "lower": lower, "upper": upper, "level": level,
-                     "n_points": len(points), "n_members": sum(len(pt) for pt in points.values()), "note": note})
-    return pd.DataFrame(rows, columns=[*by, "scope", "critical", "critical_lo", "critical_hi", "lower", "upper",
-                                       "level", "n_points", "n_members", "note"])
+            lo, hi, _ = _cached(
+                cache,
+                ("critical", level, n_boot, seed),
+                points,
+                functools.partial(_resampled_interval, resampled_crossings, points),
+            )
+        rows.append(
+            {
+                **key,
+                "scope": scope,
+                "critical": critical,
+                "critical_lo": lo,
+                "critical_hi": hi,
+                "lower": lower,
+                "upper": upper,
+                "level": level,
+                "n_points": len(points),
+                "n_members": sum(len(pt) for pt in points.values()),
+                "note": note,
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            *by,
+            "scope",
+            "critical",
+            "critical_lo",
+            "critical_hi",
+            "lower",
+            "upper",
+            "level",
+            "n_points",
+            "n_members",
+            "note",
+        ],
+    )
 
 
-def power_law_fit(times: pd.DataFrame, x: str, value: str = "gen_epoch", by: Sequence[str] | None = None,
-                  view: str = "", n_boot: int = BOOTSTRAP_SAMPLES, seed: int = 0,
-                  cache: BootstrapCache | None = None) -> pd.DataFrame:
+def power_law_fit(
+    times: pd.DataFrame,
+    x: str,
+    value: str = "gen_epoch",
+    by: Sequence[str] | None = None,
+    view: str = "",
+    n_boot: int = BOOTSTRAP_SAMPLES,
+    seed: int = 0,
+    cache: BootstrapCache | None = None,
+) -> pd.DataFrame:
     """Least-squares fit of log(median value) = log(prefactor) + exponent * log(x), per group of the other axes
     (by default every other swept axis; `by=[]` pools them all, and the `scope` column says which).
 
@@ -737,21 +840,27 @@ def power_law_fit(times: pd.DataFrame, x: str, value: str = "gen_epoch", by: Seq
         slope, intercept = np.polyfit(lx, ly, 1)
         residual = ly - (intercept + slope * lx)
         total = ((ly - ly.mean()) ** 2).sum()
-        return float(slope), float(np.exp(intercept)), (1 - (residual ** 2).sum() / total if total > 0 else 1.0)
+        return float(slope), float(np.exp(intercept)), (1 - (residual**2).sum() / total if total > 0 else 1.0)
 
     def resampled_exponents(points: dict) -> np.ndarray:
         """fit(*medians(resample)[:2])[0] for each of `_draws`' resamples, the medians of all resamples of
         a point at once (`_resampled_survival_quantile`)."""
-        positive = {xv: float(xv) for xv in points
-                    if isinstance(xv, (int, float, np.integer, np.floating)) and np.isfinite(float(xv)) and float(xv) > 0}
+        positive = {
+            xv: float(xv)
+            for xv in points
+            if isinstance(xv, (int, float, np.integer, np.floating)) and np.isfinite(float(xv)) and float(xv) > 0
+        }
         out = np.full(n_boot, np.nan)
         for start, draws in _draws(points, n_boot, seed):
-            resampled = {xv: _resampled_survival_quantile(points[xv].durations, points[xv].observed, draws[xv], 0.5)
-                         for xv in positive}
+            resampled = {
+                xv: _resampled_survival_quantile(points[xv].durations, points[xv].observed, draws[xv], 0.5)
+                for xv in positive
+            }
             for b in range(len(next(iter(draws.values())))):
                 known = [xv for xv in positive if np.isfinite(resampled[xv][b]) and resampled[xv][b] > 0]
-                out[start + b] = fit(np.asarray([positive[xv] for xv in known]),
-                                     np.asarray([float(resampled[xv][b]) for xv in known]))[0]
+                out[start + b] = fit(
+                    np.asarray([positive[xv] for xv in known]), np.asarray([float(resampled[xv][b]) for xv in known])
+                )[0]
         return out
 
     rows = []
@@ -759,28 +868,64 @@ def power_law_fit(times: pd.DataFrame, x: str, value: str = "gen_epoch", by: Seq
     for key, points in _point_groups(times, x, by, view, base=value):
         xs, ys, unknown = medians(points)
         exponent, prefactor, r2 = fit(xs, ys)
-        row = {**key, "scope": scope, "exponent": exponent, "exponent_lo": np.nan,
-               "exponent_hi": np.nan, "prefactor": prefactor, "r2": r2, "n_points": len(xs),
-               "n_censored_points": unknown, "n_members": sum(len(pt) for pt in points.values()),
-               "x_min": xs.min() if len(xs) else np.nan, "x_max": xs.max() if len(xs) else np.nan, "note": ""}
+        row = {
+            **key,
+            "scope": scope,
+            "exponent": exponent,
+            "exponent_lo": np.nan,
+            "exponent_hi": np.nan,
+            "prefactor": prefactor,
+            "r2": r2,
+            "n_points": len(xs),
+            "n_censored_points": unknown,
+            "n_members": sum(len(pt) for pt in points.values()),
+            "x_min": xs.min() if len(xs) else np.nan,
+            "x_max": xs.max() if len(xs) else np.nan,
+            "note": "",
+        }
         if not np.isfinite(exponent):
-            row["note"] = (f"needs medians at {MIN_FIT_POINTS} or more positive {x} values; has "
-                           f"{len(np.unique(xs))}" + (f" ({unknown} more with half or more of the replicates "
-                                                      "censored)" if unknown else ""))
+            row["note"] = f"needs medians at {MIN_FIT_POINTS} or more positive {x} values; has {len(np.unique(xs))}" + (
+                f" ({unknown} more with half or more of the replicates censored)" if unknown else ""
+            )
         elif n_boot:
-            lo, hi, ok = _cached(cache, ("power", n_boot, seed), points,
-                                 functools.partial(_resampled_interval, resampled_exponents, points))
+            lo, hi, ok = _cached(
+                cache,
+                ("power", n_boot, seed),
+                points,
+                functools.partial(_resampled_interval, resampled_exponents, points),
+            )
             row.update(exponent_lo=lo, exponent_hi=hi)
             if not np.isfinite(lo):
                 row["note"] = f"no interval: only {ok} of {n_boot} resamples had {MIN_FIT_POINTS} medians"
         rows.append(row)
-    return pd.DataFrame(rows, columns=[*by, "scope", "exponent", "exponent_lo", "exponent_hi", "prefactor", "r2",
-                                       "n_points", "n_censored_points", "n_members", "x_min", "x_max", "note"])
+    return pd.DataFrame(
+        rows,
+        columns=[
+            *by,
+            "scope",
+            "exponent",
+            "exponent_lo",
+            "exponent_hi",
+            "prefactor",
+            "r2",
+            "n_points",
+            "n_censored_points",
+            "n_members",
+            "x_min",
+            "x_max",
+            "note",
+        ],
+    )
 
 
-def weight_decay_exponent(times: pd.DataFrame, by: Sequence[str] | None = None, value: str = "gen_epoch",
-                          view: str = "", n_boot: int = BOOTSTRAP_SAMPLES,
-                          cache: BootstrapCache | None = None) -> pd.DataFrame:
+def weight_decay_exponent(
+    times: pd.DataFrame,
+    by: Sequence[str] | None = None,
+    value: str = "gen_epoch",
+    view: str = "",
+    n_boot: int = BOOTSTRAP_SAMPLES,
+    cache: BootstrapCache | None = None,
+) -> pd.DataFrame:
     """The exponent of generalisation time against weight decay; Omnigrok (Liu et al. 2023) reports time ∝
     1/wd, i.e. an exponent near -1."""
     return power_law_fit(times, x="weight_decay", value=value, by=by, view=view, n_boot=n_boot, cache=cache)

@@ -102,9 +102,11 @@ class Sweep:
                 raise AnalysisError(f"{name}/sweep.yaml: thresholds: {exc}") from None
             found.setdefault(th, []).append(name)
         if len(found) > 1:
-            raise AnalysisError("the sweeps set different thresholds ("
-                                + "; ".join(f"{', '.join(n)}: {th}" for th, n in found.items())
-                                + "); give the ones to judge all by (grok report --hold, --threshold, ...)")
+            raise AnalysisError(
+                "the sweeps set different thresholds ("
+                + "; ".join(f"{', '.join(n)}: {th}" for th, n in found.items())
+                + "); give the ones to judge all by (grok report --hold, --threshold, ...)"
+            )
         return next(iter(found), Thresholds())
 
     def member_times(self, thresholds: Thresholds | None = None) -> pd.DataFrame:
@@ -162,8 +164,10 @@ def load_sweep(locations: str | Path | Iterable[str | Path], parts: PartReader |
 
     runs, dropped = _dedupe_runs(runs)
     if dropped:
-        notes.append(f"{dropped} duplicate runs row(s) dropped (same run_id; kept a row that did not fail, "
-                     "then the one that trained longest)")
+        notes.append(
+            f"{dropped} duplicate runs row(s) dropped (same run_id; kept a row that did not fail, "
+            "then the one that trained longest)"
+        )
     metrics, dropped = _dedupe(metrics, ["run_id", "epoch"])
     if dropped:
         notes.append(f"{dropped} duplicate metrics row(s) dropped (same run_id and epoch)")
@@ -189,8 +193,10 @@ def load_sweep(locations: str | Path | Iterable[str | Path], parts: PartReader |
     sweep.planned = len(planned)
     if planned:
         started = set(runs["run_id"].unique().tolist()) | set(metrics["run_id"].unique().tolist())
-        sweep.notes.append(f"{len(planned)} member(s) planned: {len(planned & set(runs['run_id'].unique().tolist()))} ended, "
-                           f"{len(planned - started)} not started yet")
+        sweep.notes.append(
+            f"{len(planned)} member(s) planned: {len(planned & set(runs['run_id'].unique().tolist()))} ended, "
+            f"{len(planned - started)} not started yet"
+        )
     running = sweep.running_run_ids
     if running:
         sweep.notes.append(
@@ -230,7 +236,9 @@ def _find_sweep_dirs(location: str | Path) -> list[tuple[pafs.FileSystem, str, s
     if info.type == pafs.FileType.NotFound:
         raise AnalysisError(f"{shown}: no such directory")
     if info.type != pafs.FileType.Directory:
-        raise AnalysisError(f"{shown}: not a directory; give a sweep directory (with {SPEC_FILE}) or a results directory")
+        raise AnalysisError(
+            f"{shown}: not a directory; give a sweep directory (with {SPEC_FILE}) or a results directory"
+        )
     if _is_sweep_dir(fs, path):
         return [(fs, path, shown)]
     subdirs = sorted(
@@ -258,11 +266,14 @@ def _read_sweep_dir(fs: pafs.FileSystem, path: str, shown: str, parts: PartReade
         metrics["run_id"] = metrics["run_id"].astype(object)
         tables["metrics"] = metrics
     if tables["runs"] is None:
-        tables["runs"] = pd.DataFrame({"run_id": pd.Series(dtype=object), "status": pd.Series(dtype=object),
-                                       "epochs": pd.Series(dtype="float64")})
+        tables["runs"] = pd.DataFrame(
+            {"run_id": pd.Series(dtype=object), "status": pd.Series(dtype=object), "epochs": pd.Series(dtype="float64")}
+        )
     if tables["progress"] is None:
         tables["progress"] = pd.DataFrame()
-    name = spec.get("name") if isinstance(spec.get("name"), str) and spec.get("name") else path.rstrip("/").split("/")[-1]
+    name = (
+        spec.get("name") if isinstance(spec.get("name"), str) and spec.get("name") else path.rstrip("/").split("/")[-1]
+    )
     return {"name": name, "location": shown, "spec": spec, "notes": [], "planned": _read_plan(fs, path), **tables}
 
 
@@ -290,7 +301,9 @@ def _read_spec(fs: pafs.FileSystem, path: str, shown: str) -> dict:
     if spec is None:
         return {}
     if not isinstance(spec, dict):
-        raise AnalysisError(f"{shown}/{SPEC_FILE}: must be a mapping (name, base, axes, ...), got {type(spec).__name__}")
+        raise AnalysisError(
+            f"{shown}/{SPEC_FILE}: must be a mapping (name, base, axes, ...), got {type(spec).__name__}"
+        )
     return spec
 
 
@@ -302,8 +315,11 @@ def _read_table(fs: pafs.FileSystem, path: str, shown: str, table: str, read: Pa
     thousands of parts or lives on an object store where each file costs a round trip."""
     for _ in range(3):
         parts = sorted(
-            (i for i in _list(fs, f"{path}/{table}")
-             if i.type == pafs.FileType.File and fnmatch.fnmatch(i.base_name, PART_PATTERN)),
+            (
+                i
+                for i in _list(fs, f"{path}/{table}")
+                if i.type == pafs.FileType.File and fnmatch.fnmatch(i.base_name, PART_PATTERN)
+            ),
             key=lambda i: i.base_name,
         )
         if not parts:
@@ -384,7 +400,8 @@ def to_frame(arrow_table: pa.Table) -> pd.DataFrame:
     for name in list_columns:
         frame[name] = pd.Series(
             [tuple(v) if v is not None else None for v in arrow_table.column(name).to_pylist()],
-            dtype=object, index=frame.index,
+            dtype=object,
+            index=frame.index,
         )
     return frame[arrow_table.column_names]
 
@@ -413,7 +430,10 @@ def _dedupe_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     share a member."""
     if not len(runs) or not runs["run_id"].duplicated().any():
         return runs, 0
-    trained = (pd.to_numeric(runs["epochs_trained"], errors="coerce").to_numpy(dtype=float)
-               if "epochs_trained" in runs.columns else None)
+    trained = (
+        pd.to_numeric(runs["epochs_trained"], errors="coerce").to_numpy(dtype=float)
+        if "epochs_trained" in runs.columns
+        else None
+    )
     kept = runs.iloc[counted_rows(runs["run_id"].to_numpy(), runs["status"].astype(object).to_numpy(), trained)]
     return kept, len(runs) - len(kept)

@@ -59,8 +59,10 @@ def _members(table: pd.DataFrame, run_ids: Sequence[str], what: str) -> list[str
     known = set(table["run_id"].unique().tolist()) if "run_id" in table.columns else set()
     unknown = [r for r in run_ids if r not in known]
     if unknown:
-        raise AnalysisError(f"run_id(s) {', '.join(unknown[:5])} have no progress rows; "
-                            f"members with progress rows include {', '.join(sorted(known)[:5]) or 'none'}")
+        raise AnalysisError(
+            f"run_id(s) {', '.join(unknown[:5])} have no progress rows; "
+            f"members with progress rows include {', '.join(sorted(known)[:5]) or 'none'}"
+        )
     return run_ids
 
 
@@ -94,8 +96,13 @@ def _slots(row: pd.Series, prefix: str) -> list[int]:
 # ---- losses and LLC over epochs -------------------------------------------------------------------------
 
 
-def loss_and_progress(progress: pd.DataFrame, metrics: pd.DataFrame, run_ids: Sequence[str],
-                      threshold: float = 0.1, labels: Mapping[str, str] | None = None) -> go.Figure:
+def loss_and_progress(
+    progress: pd.DataFrame,
+    metrics: pd.DataFrame,
+    run_ids: Sequence[str],
+    threshold: float = 0.1,
+    labels: Mapping[str, str] | None = None,
+) -> go.Figure:
     """Train (dashed), test (solid), restricted (dotted) and excluded (dash-dot) loss of each member on one
     log-log plot, as Nanda et al. draw them, with a marker where each first falls to `threshold` or below.
     `layout.meta["crossings"][run_id]` holds those epochs and `restricted_lead`: test epoch minus
@@ -115,60 +122,121 @@ def loss_and_progress(progress: pd.DataFrame, metrics: pd.DataFrame, run_ids: Se
             if rows.empty or rows[column].isna().all():
                 crossings[run_id][word] = None
                 continue
-            fig.add_trace(go.Scatter(x=rows["epoch"], y=rows[column], mode="lines", name=f"{label} {word}",
-                                     legendgroup=run_id, line=dict(color=color, dash=dash),
-                                     meta=dict(run_id=run_id, column=column)))
+            fig.add_trace(
+                go.Scatter(
+                    x=rows["epoch"],
+                    y=rows[column],
+                    mode="lines",
+                    name=f"{label} {word}",
+                    legendgroup=run_id,
+                    line=dict(color=color, dash=dash),
+                    meta=dict(run_id=run_id, column=column),
+                )
+            )
             epoch = first_epoch_below(rows, column, threshold)
             crossings[run_id][word] = epoch
             if epoch is not None:
                 y = float(rows.loc[rows["epoch"] == epoch, column].iloc[0])
-                fig.add_trace(go.Scatter(x=[epoch], y=[max(y, 1e-12)], mode="markers", showlegend=False,
-                                         legendgroup=run_id, marker=dict(color=color, size=9, symbol="circle-open"),
-                                         hovertemplate=f"{word} loss <= {threshold:g} at epoch {epoch:g}<extra></extra>",
-                                         meta=dict(run_id=run_id, column=column, crossing=epoch)))
+                fig.add_trace(
+                    go.Scatter(
+                        x=[epoch],
+                        y=[max(y, 1e-12)],
+                        mode="markers",
+                        showlegend=False,
+                        legendgroup=run_id,
+                        marker=dict(color=color, size=9, symbol="circle-open"),
+                        hovertemplate=f"{word} loss <= {threshold:g} at epoch {epoch:g}<extra></extra>",
+                        meta=dict(run_id=run_id, column=column, crossing=epoch),
+                    )
+                )
         test, restricted = crossings[run_id].get("test"), crossings[run_id].get("restricted")
-        crossings[run_id]["restricted_lead"] = (test - restricted) if test is not None and restricted is not None else None
+        crossings[run_id]["restricted_lead"] = (
+            (test - restricted) if test is not None and restricted is not None else None
+        )
     fig.update_xaxes(type="log", title="epoch (log)")
     fig.update_yaxes(type="log", title="cross-entropy loss (log)")
     fig.update_layout(
         title=f"train (dashed), test (solid), restricted (dotted), excluded (dash-dot) loss; "
-              f"circles: first epoch at or below {threshold:g}",
-        height=480, meta=dict(kind="loss_and_progress", run_ids=run_ids, threshold=threshold, crossings=crossings))
+        f"circles: first epoch at or below {threshold:g}",
+        height=480,
+        meta=dict(kind="loss_and_progress", run_ids=run_ids, threshold=threshold, crossings=crossings),
+    )
     label_log_axes(fig)
     return fig
 
 
-def llc_curves(progress: pd.DataFrame, metrics: pd.DataFrame, run_ids: Sequence[str],
-               labels: Mapping[str, str] | None = None) -> go.Figure:
+def llc_curves(
+    progress: pd.DataFrame, metrics: pd.DataFrame, run_ids: Sequence[str], labels: Mapping[str, str] | None = None
+) -> go.Figure:
     """The LLC estimate (mean over chains, a band of +- one std) over epochs, under the train (dashed) and
     test (solid) loss of the same members."""
     run_ids = _members(progress, run_ids, "llc_curves")
     _require(progress, [col.LLC_MEAN, col.LLC_STD], "the progress table")
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        subplot_titles=("train / test loss", "local learning coefficient (mean ± std over chains)"))
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.08,
+        subplot_titles=("train / test loss", "local learning coefficient (mean ± std over chains)"),
+    )
     for k, run_id in enumerate(run_ids):
         color = COLORS[k % len(COLORS)]
         label = (labels or {}).get(run_id, run_id)
         m = _rows(metrics, run_id)
         for column, dash in (("train/loss", "dash"), ("test/loss", "solid")):
             if column in m.columns:
-                fig.add_trace(go.Scatter(x=m["epoch"], y=m[column], mode="lines", name=f"{label} {column}",
-                                         legendgroup=run_id, line=dict(color=color, dash=dash)), row=1, col=1)
+                fig.add_trace(
+                    go.Scatter(
+                        x=m["epoch"],
+                        y=m[column],
+                        mode="lines",
+                        name=f"{label} {column}",
+                        legendgroup=run_id,
+                        line=dict(color=color, dash=dash),
+                    ),
+                    row=1,
+                    col=1,
+                )
         p = _rows(progress, run_id)
         p = p[p[col.LLC_MEAN].notna()]  # the LLC is estimated at every llc_every-th progress epoch only
         mean, std = p[col.LLC_MEAN].to_numpy(float), p[col.LLC_STD].fillna(0).to_numpy(float)
         epochs = p["epoch"].to_numpy(float)
-        fig.add_trace(go.Scatter(x=np.concatenate([epochs, epochs[::-1]]), y=np.concatenate([mean + std, (mean - std)[::-1]]),
-                                 fill="toself", fillcolor=color, opacity=0.2, line=dict(width=0), showlegend=False,
-                                 legendgroup=run_id, hoverinfo="skip", meta=dict(run_id=run_id, band=True)), row=2, col=1)
-        fig.add_trace(go.Scatter(x=epochs, y=mean, mode="lines+markers", name=f"{label} llc", legendgroup=run_id,
-                                 line=dict(color=color), meta=dict(run_id=run_id, column=col.LLC_MEAN)), row=2, col=1)
+        fig.add_trace(
+            go.Scatter(
+                x=np.concatenate([epochs, epochs[::-1]]),
+                y=np.concatenate([mean + std, (mean - std)[::-1]]),
+                fill="toself",
+                fillcolor=color,
+                opacity=0.2,
+                line=dict(width=0),
+                showlegend=False,
+                legendgroup=run_id,
+                hoverinfo="skip",
+                meta=dict(run_id=run_id, band=True),
+            ),
+            row=2,
+            col=1,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=epochs,
+                y=mean,
+                mode="lines+markers",
+                name=f"{label} llc",
+                legendgroup=run_id,
+                line=dict(color=color),
+                meta=dict(run_id=run_id, column=col.LLC_MEAN),
+            ),
+            row=2,
+            col=1,
+        )
     fig.update_xaxes(type="log")
     fig.update_xaxes(title="epoch (log)", row=2, col=1)
     fig.update_yaxes(type="log", title="loss", row=1, col=1)
     fig.update_yaxes(title="LLC", row=2, col=1)
-    fig.update_layout(title="local learning coefficient over training", height=640,
-                      meta=dict(kind="llc_curves", run_ids=run_ids))
+    fig.update_layout(
+        title="local learning coefficient over training", height=640, meta=dict(kind="llc_curves", run_ids=run_ids)
+    )
     label_log_axes(fig)
     return fig
 
@@ -177,11 +245,16 @@ def llc_curves(progress: pd.DataFrame, metrics: pd.DataFrame, run_ids: Sequence[
 
 
 def _norm_columns(progress: pd.DataFrame) -> list[tuple[int, str]]:
-    found = sorted((int(c[len(col.EMBED_NORM_PREFIX):]), c) for c in progress.columns
-                   if c.startswith(col.EMBED_NORM_PREFIX) and c[len(col.EMBED_NORM_PREFIX):].isdigit())
+    found = sorted(
+        (int(c[len(col.EMBED_NORM_PREFIX) :]), c)
+        for c in progress.columns
+        if c.startswith(col.EMBED_NORM_PREFIX) and c[len(col.EMBED_NORM_PREFIX) :].isdigit()
+    )
     if not found:
-        raise AnalysisError(f"the progress table has no {col.EMBED_NORM_PREFIX}<k> columns (Fourier measures are "
-                            "recorded for modular tasks only)")
+        raise AnalysisError(
+            f"the progress table has no {col.EMBED_NORM_PREFIX}<k> columns (Fourier measures are "
+            "recorded for modular tasks only)"
+        )
     return found
 
 
@@ -205,21 +278,41 @@ def frequency_spectrum(progress: pd.DataFrame, run_id: str, label: str | None = 
         keys_by_epoch[int(epoch)] = keys
         key_x += [str(int(epoch))] * len(keys)
         key_y += keys
-    fig = go.Figure(go.Heatmap(x=[str(int(e)) for e in epochs], y=freqs, z=z.T, colorscale="Viridis",
-                               colorbar=dict(title="norm / max"), hovertemplate="epoch %{x}, k=%{y}: %{z:.2f}<extra></extra>"))
-    fig.add_trace(go.Scatter(x=key_x, y=key_y, mode="markers", name="key frequency",
-                             marker=dict(symbol="x", size=7, color="white", line=dict(width=1, color="black"))))
+    fig = go.Figure(
+        go.Heatmap(
+            x=[str(int(e)) for e in epochs],
+            y=freqs,
+            z=z.T,
+            colorscale="Viridis",
+            colorbar=dict(title="norm / max"),
+            hovertemplate="epoch %{x}, k=%{y}: %{z:.2f}<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=key_x,
+            y=key_y,
+            mode="markers",
+            name="key frequency",
+            marker=dict(symbol="x", size=7, color="white", line=dict(width=1, color="black")),
+        )
+    )
     fig.update_xaxes(title="epoch", type="category")
     fig.update_yaxes(title="frequency k")
-    fig.update_layout(title=f"embedding Fourier spectrum of {label or run_id} (x: key frequencies)", height=520,
-                      meta=dict(kind="frequency_spectrum", run_id=run_id, epochs=[int(e) for e in epochs],
-                                key_frequencies=keys_by_epoch))
+    fig.update_layout(
+        title=f"embedding Fourier spectrum of {label or run_id} (x: key frequencies)",
+        height=520,
+        meta=dict(
+            kind="frequency_spectrum", run_id=run_id, epochs=[int(e) for e in epochs], key_frequencies=keys_by_epoch
+        ),
+    )
     label_log_axes(fig)
     return fig
 
 
-def frequency_bars(progress: pd.DataFrame, run_ids: Sequence[str], epoch: int | None = None,
-                   labels: Mapping[str, str] | None = None) -> go.Figure:
+def frequency_bars(
+    progress: pd.DataFrame, run_ids: Sequence[str], epoch: int | None = None, labels: Mapping[str, str] | None = None
+) -> go.Figure:
     """The embedding's Fourier norm per frequency of each member at `epoch` (None: each member's last
     progress epoch), key frequencies outlined."""
     run_ids = _members(progress, run_ids, "frequency_bars")
@@ -237,15 +330,24 @@ def frequency_bars(progress: pd.DataFrame, run_ids: Sequence[str], epoch: int | 
         norms = [_num(row[c]) for _, c in norm_cols]
         freqs = [f for f, _ in norm_cols]
         color = COLORS[k % len(COLORS)]
-        fig.add_trace(go.Bar(x=freqs, y=norms, name=f"{(labels or {}).get(run_id, run_id)} @ {int(row['epoch'])}",
-                             marker=dict(color=color, line=dict(width=[2.5 if f in keys else 0 for f in freqs],
-                                                                color="black")),
-                             meta=dict(run_id=run_id, epoch=int(row["epoch"]), key_frequencies=keys)))
+        fig.add_trace(
+            go.Bar(
+                x=freqs,
+                y=norms,
+                name=f"{(labels or {}).get(run_id, run_id)} @ {int(row['epoch'])}",
+                marker=dict(color=color, line=dict(width=[2.5 if f in keys else 0 for f in freqs], color="black")),
+                meta=dict(run_id=run_id, epoch=int(row["epoch"]), key_frequencies=keys),
+            )
+        )
         shown[run_id] = {"epoch": int(row["epoch"]), "key_frequencies": keys}
     fig.update_xaxes(title="frequency k", dtick=max(1, len(norm_cols) // 20))
     fig.update_yaxes(title="norm of the embedding's (cos k, sin k) part")
-    fig.update_layout(title="key-frequency spectra of the embedding (outlined: key frequencies)", barmode="group",
-                      height=420, meta=dict(kind="frequency_bars", run_ids=run_ids, shown=shown))
+    fig.update_layout(
+        title="key-frequency spectra of the embedding (outlined: key frequencies)",
+        barmode="group",
+        height=420,
+        meta=dict(kind="frequency_bars", run_ids=run_ids, shown=shown),
+    )
     label_log_axes(fig)
     return fig
 
@@ -255,15 +357,24 @@ def frequency_bars(progress: pd.DataFrame, run_ids: Sequence[str], epoch: int | 
 
 def _coord_tokens(progress: pd.DataFrame) -> list[int]:
     prefix = col.PC_PREFIXES[0]
-    tokens = sorted(int(c[len(prefix):]) for c in progress.columns if c.startswith(prefix) and c[len(prefix):].isdigit())
+    tokens = sorted(
+        int(c[len(prefix) :]) for c in progress.columns if c.startswith(prefix) and c[len(prefix) :].isdigit()
+    )
     if not tokens:
-        raise AnalysisError("the progress table has no embed/pc0_<t> columns (ProgressSettings.embed_coords was off, "
-                            "or operand_range exceeds the stored maximum)")
+        raise AnalysisError(
+            "the progress table has no embed/pc0_<t> columns (ProgressSettings.embed_coords was off, "
+            "or operand_range exceeds the stored maximum)"
+        )
     return tokens
 
 
-def embedding_circle(progress: pd.DataFrame, run_id: str, epochs: Sequence[int] | None = None,
-                     p: int | None = None, label: str | None = None) -> go.Figure:
+def embedding_circle(
+    progress: pd.DataFrame,
+    run_id: str,
+    epochs: Sequence[int] | None = None,
+    p: int | None = None,
+    label: str | None = None,
+) -> go.Figure:
     """Each operand token t on the embedding's first two principal components, one panel per epoch
     (default: up to four epochs spread over the recorded ones, the last included). Tokens are coloured
     by t; when the member has a key frequency k, they are joined in the order of t * k mod p (p: the
@@ -281,8 +392,9 @@ def embedding_circle(progress: pd.DataFrame, run_id: str, epochs: Sequence[int] 
     if missing:
         raise AnalysisError(f"{run_id}: no progress row at epoch(s) {missing}; recorded: {available}")
     modulus = p or len(tokens)
-    fig = make_subplots(rows=1, cols=len(epochs), subplot_titles=[f"epoch {e}" for e in epochs],
-                        horizontal_spacing=0.04)
+    fig = make_subplots(
+        rows=1, cols=len(epochs), subplot_titles=[f"epoch {e}" for e in epochs], horizontal_spacing=0.04
+    )
     order_by: dict[int, int | None] = {}
     for i, epoch in enumerate(epochs, start=1):
         row = rows[rows["epoch"] == epoch].iloc[-1]
@@ -294,22 +406,50 @@ def embedding_circle(progress: pd.DataFrame, run_id: str, epochs: Sequence[int] 
         if k is not None:
             order = sorted(range(len(tokens)), key=lambda j: (tokens[j] * k) % modulus)
             order.append(order[0])
-            fig.add_trace(go.Scatter(x=x[order], y=y[order], mode="lines", line=dict(color="lightgray", width=1),
-                                     showlegend=False, hoverinfo="skip", meta=dict(epoch=int(epoch), order_freq=k)),
-                          row=1, col=i)
-        fig.add_trace(go.Scatter(x=x, y=y, mode="markers", showlegend=False, text=[str(t) for t in tokens],
-                                 marker=dict(color=tokens, colorscale="HSV", size=7,
-                                             showscale=i == len(epochs), colorbar=dict(title="token")),
-                                 hovertemplate="token %{text}: (%{x:.3f}, %{y:.3f})<extra></extra>",
-                                 meta=dict(epoch=int(epoch), pca_var=[_num(row.get(col.pca_var(j))) for j in range(col.N_PCA)])),
-                      row=1, col=i)
+            fig.add_trace(
+                go.Scatter(
+                    x=x[order],
+                    y=y[order],
+                    mode="lines",
+                    line=dict(color="lightgray", width=1),
+                    showlegend=False,
+                    hoverinfo="skip",
+                    meta=dict(epoch=int(epoch), order_freq=k),
+                ),
+                row=1,
+                col=i,
+            )
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=y,
+                mode="markers",
+                showlegend=False,
+                text=[str(t) for t in tokens],
+                marker=dict(
+                    color=tokens, colorscale="HSV", size=7, showscale=i == len(epochs), colorbar=dict(title="token")
+                ),
+                hovertemplate="token %{text}: (%{x:.3f}, %{y:.3f})<extra></extra>",
+                meta=dict(epoch=int(epoch), pca_var=[_num(row.get(col.pca_var(j))) for j in range(col.N_PCA)]),
+            ),
+            row=1,
+            col=i,
+        )
         fig.update_xaxes(title="PC 1", row=1, col=i)
         fig.update_yaxes(title="PC 2" if i == 1 else None, scaleanchor=f"x{i if i > 1 else ''}", row=1, col=i)
-    fig.update_layout(title=f"embedding on its first two principal components: {label or run_id}<br>"
-                            "<sup>joined in the order t·k mod p of the strongest key frequency k</sup>",
-                      height=420, width=max(500, 360 * len(epochs)),
-                      meta=dict(kind="embedding_circle", run_id=run_id, epochs=[int(e) for e in epochs],
-                                order_freq=order_by, modulus=modulus))
+    fig.update_layout(
+        title=f"embedding on its first two principal components: {label or run_id}<br>"
+        "<sup>joined in the order t·k mod p of the strongest key frequency k</sup>",
+        height=420,
+        width=max(500, 360 * len(epochs)),
+        meta=dict(
+            kind="embedding_circle",
+            run_id=run_id,
+            epochs=[int(e) for e in epochs],
+            order_freq=order_by,
+            modulus=modulus,
+        ),
+    )
     label_log_axes(fig)
     return fig
 
@@ -317,8 +457,9 @@ def embedding_circle(progress: pd.DataFrame, run_id: str, epochs: Sequence[int] 
 # ---- phase diagrams of progress measures ------------------------------------------------------------
 
 
-def member_progress_values(progress: pd.DataFrame, column: str, epoch: int | None = None,
-                           below: float | None = None) -> pd.Series:
+def member_progress_values(
+    progress: pd.DataFrame, column: str, epoch: int | None = None, below: float | None = None
+) -> pd.Series:
     """One value per run_id: `column` in the member's last progress row at or before `epoch` (None: its last
     row), or, with `below`, the first epoch at which `column` is at or below that value (NaN: never)."""
     _require(progress, [column], "the progress table")
@@ -332,9 +473,17 @@ def member_progress_values(progress: pd.DataFrame, column: str, epoch: int | Non
     return rows.groupby("run_id")[column].last().rename(column)
 
 
-def progress_phase_diagram(progress: pd.DataFrame, runs: pd.DataFrame, x: str, y: str, column: str,
-                           epoch: int | None = None, below: float | None = None,
-                           where: Mapping[str, object] | None = None, title: str | None = None) -> go.Figure:
+def progress_phase_diagram(
+    progress: pd.DataFrame,
+    runs: pd.DataFrame,
+    x: str,
+    y: str,
+    column: str,
+    epoch: int | None = None,
+    below: float | None = None,
+    where: Mapping[str, object] | None = None,
+    title: str | None = None,
+) -> go.Figure:
     """Heatmap over two swept config axes of a progress measure: per member its value at `epoch` (None: at
     its last progress row) or, with `below`, the first epoch it falls to that value; each cell shows the
     median over its members (seeds and any axis not fixed by `where`), with the member count as text."""
@@ -347,8 +496,9 @@ def progress_phase_diagram(progress: pd.DataFrame, runs: pd.DataFrame, x: str, y
     for axis, wanted in (where or {}).items():
         joined = joined[joined[axis] == wanted]
     if joined.empty:
-        raise AnalysisError(f"no member has both a runs row and progress column {column}"
-                            + (f" with {dict(where)}" if where else ""))
+        raise AnalysisError(
+            f"no member has both a runs row and progress column {column}" + (f" with {dict(where)}" if where else "")
+        )
     value_name = values.name
     if below is not None:
         # A first epoch is a time: members that never fell below are censored at their last progress row, not
@@ -358,10 +508,17 @@ def progress_phase_diagram(progress: pd.DataFrame, runs: pd.DataFrame, x: str, y
         joined["__duration"] = joined[value_name].fillna(joined.index.to_series().map(last))
 
         def censored(group: pd.DataFrame) -> pd.Series:
-            median = survival_quantiles(group["__duration"].to_numpy(), group["__reached"].to_numpy(),
-                                        quantiles=(0.5,))[0]
-            return pd.Series({"median": median, "count": len(group), "reached": int(group["__reached"].sum()),
-                              "censored_at": group.loc[~group["__reached"], "__duration"].max()})
+            median = survival_quantiles(
+                group["__duration"].to_numpy(), group["__reached"].to_numpy(), quantiles=(0.5,)
+            )[0]
+            return pd.Series(
+                {
+                    "median": median,
+                    "count": len(group),
+                    "reached": int(group["__reached"].sum()),
+                    "censored_at": group.loc[~group["__reached"], "__duration"].max(),
+                }
+            )
 
         cells = joined.groupby([x, y], dropna=False)[["__duration", "__reached"]].apply(censored).reset_index()
     else:
@@ -381,22 +538,51 @@ def progress_phase_diagram(progress: pd.DataFrame, runs: pd.DataFrame, x: str, y
             if not shown_value and pd.notna(cell["censored_at"]):
                 shown_value = f"> {cell['censored_at']:g}"
             text[i][j] = f"{shown_value} ({int(cell['reached'])}/{counts[i, j]} reached)"
-    log_color = below is not None and np.nanmin(z, initial=np.inf) > 0 and np.nanmax(z, initial=0) >= 10 * np.nanmin(z, initial=np.inf)
+    log_color = (
+        below is not None
+        and np.nanmin(z, initial=np.inf) > 0
+        and np.nanmax(z, initial=0) >= 10 * np.nanmin(z, initial=np.inf)
+    )
     shown = np.log10(z) if log_color else z
-    fig = go.Figure(go.Heatmap(x=[str(v) for v in xs], y=[str(v) for v in ys], z=shown, text=text,
-                               texttemplate="%{text}", customdata=z, colorscale="Viridis",
-                               colorbar=dict(title=("log10 " if log_color else "") + "median"),
-                               hovertemplate=f"{x}=%{{x}}, {y}=%{{y}}: %{{customdata:.4g}}<extra></extra>"))
+    fig = go.Figure(
+        go.Heatmap(
+            x=[str(v) for v in xs],
+            y=[str(v) for v in ys],
+            z=shown,
+            text=text,
+            texttemplate="%{text}",
+            customdata=z,
+            colorscale="Viridis",
+            colorbar=dict(title=("log10 " if log_color else "") + "median"),
+            hovertemplate=f"{x}=%{{x}}, {y}=%{{y}}: %{{customdata:.4g}}<extra></extra>",
+        )
+    )
     pooled = list(_swept(table, exclude=(x, y, "seed", *(where or {}))))
-    what = f"{value_name} (censored median: members that never got there count)" if below is not None else f"{column} at " + (f"epoch <= {epoch}" if epoch is not None else "the last epoch")
+    what = (
+        f"{value_name} (censored median: members that never got there count)"
+        if below is not None
+        else f"{column} at " + (f"epoch <= {epoch}" if epoch is not None else "the last epoch")
+    )
     fig.update_xaxes(title=axis_title(x), type="category")
     fig.update_yaxes(title=axis_title(y), type="category")
     fig.update_layout(
         title=title or f"{what}: median per cell" + (f" (pooled over {', '.join(pooled)})" if pooled else ""),
         height=480,
-        meta=dict(kind="progress_phase_diagram", x=x, y=y, column=column, epoch=epoch, below=below,
-                  x_values=[_plain(v) for v in xs], y_values=[_plain(v) for v in ys],
-                  x_scale=axis_scale(xs), y_scale=axis_scale(ys), pooled=pooled, log_color=bool(log_color)))
+        meta=dict(
+            kind="progress_phase_diagram",
+            x=x,
+            y=y,
+            column=column,
+            epoch=epoch,
+            below=below,
+            x_values=[_plain(v) for v in xs],
+            y_values=[_plain(v) for v in ys],
+            x_scale=axis_scale(xs),
+            y_scale=axis_scale(ys),
+            pooled=pooled,
+            log_color=bool(log_color),
+        ),
+    )
     label_log_axes(fig)
     return fig
 

@@ -13,10 +13,21 @@ def spectrum_over_snapshots(spectrum: pd.DataFrame, run_id: str, label: str | No
     rows = spectrum[spectrum["run_id"] == run_id]
     table = rows.pivot(index="frequency", columns="epoch", values="norm").sort_index()
     scaled = table / table.max(axis=0)
-    fig = go.Figure(go.Heatmap(x=[str(e) for e in scaled.columns], y=scaled.index, z=scaled.values,
-                               colorscale="Viridis", colorbar=dict(title="norm / max")))
-    fig.update_layout(title=dict(text=f"embedding Fourier spectrum at its snapshots: {label or run_id}"),
-                      xaxis_title="snapshot epoch", yaxis_title="frequency k", xaxis_type="category")
+    fig = go.Figure(
+        go.Heatmap(
+            x=[str(e) for e in scaled.columns],
+            y=scaled.index,
+            z=scaled.values,
+            colorscale="Viridis",
+            colorbar=dict(title="norm / max"),
+        )
+    )
+    fig.update_layout(
+        title=dict(text=f"embedding Fourier spectrum at its snapshots: {label or run_id}"),
+        xaxis_title="snapshot epoch",
+        yaxis_title="frequency k",
+        xaxis_type="category",
+    )
     return fig
 
 
@@ -26,8 +37,13 @@ def attention_over_snapshots(attention: pd.DataFrame, run_id: str, label: str | 
     rows = attention[attention["run_id"] == run_id].sort_values("epoch")
     fig = go.Figure()
     for (head, key), line in rows.groupby(["head", "key_pos"]):
-        fig.add_trace(go.Scatter(x=line["epoch"], y=line["attention"], mode="lines+markers",
-                                 name=f"head {head} → position {key}"))
-    fig.update_layout(title=dict(text=f"attention of the last position at its snapshots: {label or run_id}"),
-                      xaxis_title="snapshot epoch", yaxis_title="mean attention", yaxis_range=[0, 1])
+        fig.add_trace(
+            go.Scatter(x=line["epoch"], y=line["attention"], mode="lines+markers", name=f"head {head} → position {key}")
+        )
+    fig.update_layout(
+        title=dict(text=f"attention of the last position at its snapshots: {label or run_id}"),
+        xaxis_title="snapshot epoch",
+        yaxis_title="mean attention",
+        yaxis_range=[0, 1],
+    )
     return fig

@@ -22,8 +22,17 @@ from grokcore.records import ACC_THRESHOLD
 
 REQUIRED = ("task", "p", "train_fraction", "epoch_generalised")
 FINAL_TEST_ACC = "final/test/acc"
-OPERATION_COLUMNS = ("operation", "task", "p", "min_train_fraction", "fractions_tried", "largest_fraction",
-                     "members", "generalised", "best_final_test_acc")
+OPERATION_COLUMNS = (
+    "operation",
+    "task",
+    "p",
+    "min_train_fraction",
+    "fractions_tried",
+    "largest_fraction",
+    "members",
+    "generalised",
+    "best_final_test_acc",
+)
 
 
 def smallest_generalising_fraction(runs: pd.DataFrame, min_share: float = 0.5) -> pd.DataFrame:
@@ -41,29 +50,41 @@ def smallest_generalising_fraction(runs: pd.DataFrame, min_share: float = 0.5) -
     data = runs.loc[:, list(REQUIRED)].copy()
     data["generalised"] = data["epoch_generalised"].notna()
     data["final_acc"] = runs[FINAL_TEST_ACC].astype(float) if FINAL_TEST_ACC in runs.columns else math.nan
-    cells = (data.groupby(["task", "p", "train_fraction"], sort=True)
-             .agg(share=("generalised", "mean"), members=("generalised", "size"), generalised=("generalised", "sum"),
-                  best_acc=("final_acc", "max")).reset_index())
+    cells = (
+        data.groupby(["task", "p", "train_fraction"], sort=True)
+        .agg(
+            share=("generalised", "mean"),
+            members=("generalised", "size"),
+            generalised=("generalised", "sum"),
+            best_acc=("final_acc", "max"),
+        )
+        .reset_index()
+    )
     rows = []
     for (task, p), group in cells.groupby(["task", "p"], sort=True):
         ok = group.loc[group["share"] >= min_share, "train_fraction"]
-        rows.append({
-            "operation": f"{task} (p={p})",
-            "task": task,
-            "p": int(p),
-            "min_train_fraction": float(ok.min()) if len(ok) else math.nan,
-            "fractions_tried": len(group),
-            "largest_fraction": float(group["train_fraction"].max()),
-            "members": int(group["members"].sum()),
-            "generalised": int(group["generalised"].sum()),
-            "best_final_test_acc": float(group["best_acc"].max()),
-        })
+        rows.append(
+            {
+                "operation": f"{task} (p={p})",
+                "task": task,
+                "p": int(p),
+                "min_train_fraction": float(ok.min()) if len(ok) else math.nan,
+                "fractions_tried": len(group),
+                "largest_fraction": float(group["train_fraction"].max()),
+                "members": int(group["members"].sum()),
+                "generalised": int(group["generalised"].sum()),
+                "best_final_test_acc": float(group["best_acc"].max()),
+            }
+        )
     table = pd.DataFrame(rows, columns=list(OPERATION_COLUMNS))
     # hardest first: no fraction generalised, the least accurate of those first; then by the fraction
     hardness = table["min_train_fraction"].fillna(math.inf)
-    return table.assign(_h=hardness).sort_values(["_h", "best_final_test_acc", "operation"],
-                                                 ascending=[False, True, True], na_position="first") \
-        .drop(columns="_h").reset_index(drop=True)
+    return (
+        table.assign(_h=hardness)
+        .sort_values(["_h", "best_final_test_acc", "operation"], ascending=[False, True, True], na_position="first")
+        .drop(columns="_h")
+        .reset_index(drop=True)
+    )
 
 
 def min_fraction_figure(runs: pd.DataFrame, min_share: float = 0.5, title: str | None = None) -> go.Figure:
@@ -77,28 +98,44 @@ def min_fraction_figure(runs: pd.DataFrame, min_share: float = 0.5, title: str |
     ops = list(table["operation"])[::-1]  # plotly draws the first category at the bottom
     order = table.iloc[::-1]
     fig = go.Figure()
-    fig.add_trace(go.Bar(
-        name="smallest fraction that generalises",
-        y=list(order.loc[found[::-1], "operation"]), x=list(order.loc[found[::-1], "min_train_fraction"]),
-        orientation="h", marker_color="#1f77b4",
-        text=[f"{v:.2f}" for v in order.loc[found[::-1], "min_train_fraction"]], textposition="outside",
-        customdata=order.loc[found[::-1], ["generalised", "members"]].to_numpy(),
-        hovertemplate="%{y}: %{x:.2f} (%{customdata[0]} of %{customdata[1]} members generalised)<extra></extra>"))
+    fig.add_trace(
+        go.Bar(
+            name="smallest fraction that generalises",
+            y=list(order.loc[found[::-1], "operation"]),
+            x=list(order.loc[found[::-1], "min_train_fraction"]),
+            orientation="h",
+            marker_color="#1f77b4",
+            text=[f"{v:.2f}" for v in order.loc[found[::-1], "min_train_fraction"]],
+            textposition="outside",
+            customdata=order.loc[found[::-1], ["generalised", "members"]].to_numpy(),
+            hovertemplate="%{y}: %{x:.2f} (%{customdata[0]} of %{customdata[1]} members generalised)<extra></extra>",
+        )
+    )
     none = order.loc[~found[::-1]]
     if len(none):
-        fig.add_trace(go.Bar(
-            name="none within budget (up to the largest fraction tried)",
-            y=list(none["operation"]), x=list(none["largest_fraction"]), orientation="h",
-            marker=dict(color="rgba(0,0,0,0)", line=dict(color="#d62728", width=1.5), pattern_shape="/"),
-            text=["none"] * len(none), textposition="outside",
-            hovertemplate="%{y}: no fraction up to %{x:.2f} generalised<extra></extra>"))
+        fig.add_trace(
+            go.Bar(
+                name="none within budget (up to the largest fraction tried)",
+                y=list(none["operation"]),
+                x=list(none["largest_fraction"]),
+                orientation="h",
+                marker=dict(color="rgba(0,0,0,0)", line=dict(color="#d62728", width=1.5), pattern_shape="/"),
+                text=["none"] * len(none),
+                textposition="outside",
+                hovertemplate="%{y}: no fraction up to %{x:.2f} generalised<extra></extra>",
+            )
+        )
     fig.update_layout(
-        title=title or f"Smallest training fraction that generalises (test accuracy {ACC_THRESHOLD:g}) within the budget; "
-                       f"at least {min_share:.0%} of members",
+        title=title
+        or f"Smallest training fraction that generalises (test accuracy {ACC_THRESHOLD:g}) within the budget; "
+        f"at least {min_share:.0%} of members",
         xaxis=dict(title="train fraction", range=[0, 1.05]),
         yaxis=dict(title="operation", categoryorder="array", categoryarray=ops),
-        barmode="overlay", template="plotly_white", height=max(300, 40 * len(ops) + 120),
-        legend=dict(orientation="h", y=-0.2))
+        barmode="overlay",
+        template="plotly_white",
+        height=max(300, 40 * len(ops) + 120),
+        legend=dict(orientation="h", y=-0.2),
+    )
     return fig
 
 

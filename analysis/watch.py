@@ -115,15 +115,17 @@ class TimesCache:
         if self.ended is None or key != self.key:
             self.key, changed = key, None
         if changed is None or self.ended is None:
-            self.ended = member_times(sweep.metrics[~sweep.metrics["run_id"].isin(running)], sweep.runs,
-                                      self.thresholds, views)
+            self.ended = member_times(
+                sweep.metrics[~sweep.metrics["run_id"].isin(running)], sweep.runs, self.thresholds, views
+            )
         elif changed:
             ids = pd.Index(sorted(changed))
             kept = self.ended[~self.ended["run_id"].isin(ids)]
             runs = sweep.runs[sweep.runs["run_id"].isin(ids)]
             if len(runs):
-                fresh = member_times(sweep.metrics[sweep.metrics["run_id"].isin(runs["run_id"])], runs,
-                                     self.thresholds, views)
+                fresh = member_times(
+                    sweep.metrics[sweep.metrics["run_id"].isin(runs["run_id"])], runs, self.thresholds, views
+                )
                 self.ended = _concat_times([kept, fresh])
             else:
                 self.ended = kept
@@ -134,8 +136,9 @@ class TimesCache:
         if not len(running):
             self.times = self.ended
             return self.times
-        live = member_times(sweep.metrics[sweep.metrics["run_id"].isin(running)], sweep.runs.iloc[:0],
-                            self.thresholds, views)
+        live = member_times(
+            sweep.metrics[sweep.metrics["run_id"].isin(running)], sweep.runs.iloc[:0], self.thresholds, views
+        )
         self.times = _concat_times([self.ended, live])
         return self.times
 
@@ -164,8 +167,13 @@ class Snapshot:
 class LiveReport:
     """Rebuilds the report of `locations` when their parts change; `snapshot` is the latest page."""
 
-    def __init__(self, locations: list[str], thresholds: Thresholds | None = None, every_s: float = DEFAULT_EVERY_S,
-                 overrides: dict | None = None) -> None:
+    def __init__(
+        self,
+        locations: list[str],
+        thresholds: Thresholds | None = None,
+        every_s: float = DEFAULT_EVERY_S,
+        overrides: dict | None = None,
+    ) -> None:
         """`thresholds` None: the spec's (`thresholds:`), as `grok report` judges; `overrides` changes some."""
         self.locations, self.thresholds, self.every_s, self.overrides = locations, thresholds, every_s, overrides
         self.parts = PartCache()
@@ -186,9 +194,13 @@ class LiveReport:
         try:
             sweep = load_sweep(self.locations, parts=self.parts)
         except (AnalysisError, OSError) as e:  # no results yet, a listing that failed: try again later
-            self.snapshot = Snapshot(html=self.snapshot.html if self.snapshot.built else _waiting_page(str(e)),
-                                     built=self.snapshot.built, build_s=self.snapshot.build_s,
-                                     progress=self.snapshot.progress, error=str(e))
+            self.snapshot = Snapshot(
+                html=self.snapshot.html if self.snapshot.built else _waiting_page(str(e)),
+                built=self.snapshot.built,
+                build_s=self.snapshot.build_s,
+                progress=self.snapshot.progress,
+                error=str(e),
+            )
             return False
         changed, read = self.parts.take_changes()
         if self.snapshot.built is not None and not changed:
@@ -208,8 +220,14 @@ class LiveReport:
         progress = sweep_progress(sweep, times)
         page = _live_page(render_html(report), progress)
         steps["page"] = time.monotonic() - start - sum(steps.values())
-        self.snapshot = Snapshot(html=page, built=time.time(), build_s=round(time.monotonic() - start, 2),
-                                 parts_read=read, progress=progress, steps={k: round(v, 2) for k, v in steps.items()})
+        self.snapshot = Snapshot(
+            html=page,
+            built=time.time(),
+            build_s=round(time.monotonic() - start, 2),
+            parts_read=read,
+            progress=progress,
+            steps={k: round(v, 2) for k, v in steps.items()},
+        )
         return True
 
     def run(self) -> None:
@@ -218,17 +236,27 @@ class LiveReport:
             try:
                 self.rebuild()
             except Exception as e:  # noqa: BLE001 - one bad rebuild must not end the watch; shown on the page
-                self.snapshot = Snapshot(html=self.snapshot.html, built=self.snapshot.built,
-                                         build_s=self.snapshot.build_s, progress=self.snapshot.progress,
-                                         error=f"{type(e).__name__}: {e}")
+                self.snapshot = Snapshot(
+                    html=self.snapshot.html,
+                    built=self.snapshot.built,
+                    build_s=self.snapshot.build_s,
+                    progress=self.snapshot.progress,
+                    error=f"{type(e).__name__}: {e}",
+                )
                 print(f"grok report --watch: rebuild failed: {type(e).__name__}: {e}", file=sys.stderr)
             self.stop.wait(self.every_s)
 
     def status(self) -> dict:
         snap = self.snapshot
-        return {"built": snap.built, "age_s": None if snap.built is None else round(time.time() - snap.built, 1),
-                "build_s": snap.build_s, "steps": snap.steps, "parts_read": snap.parts_read, "progress": snap.progress,
-                "error": snap.error}
+        return {
+            "built": snap.built,
+            "age_s": None if snap.built is None else round(time.time() - snap.built, 1),
+            "build_s": snap.build_s,
+            "steps": snap.steps,
+            "parts_read": snap.parts_read,
+            "progress": snap.progress,
+            "error": snap.error,
+        }
 
 
 def sweep_progress(sweep: Sweep, times: pd.DataFrame) -> dict:
@@ -238,17 +266,22 @@ def sweep_progress(sweep: Sweep, times: pd.DataFrame) -> dict:
     status = times["status"].astype(object)
     planned = sweep.planned or None
     phases = times.loc[status != RUNNING_STATUS, "phase"].value_counts() if "phase" in times.columns else pd.Series()
-    return {"planned": planned, "ended": int((status != RUNNING_STATUS).sum()),
-            "running": int((status == RUNNING_STATUS).sum()),
-            "phases": {str(k): int(v) for k, v in phases.items()}}
+    return {
+        "planned": planned,
+        "ended": int((status != RUNNING_STATUS).sum()),
+        "running": int((status == RUNNING_STATUS).sum()),
+        "phases": {str(k): int(v) for k, v in phases.items()},
+    }
 
 
 def _banner(progress: dict) -> str:
-    return ('<div id="live-status" style="position:sticky;top:0;z-index:10;background:#fffbe6;'
-            'border-bottom:1px solid #e6d9a3;padding:6px 12px;font:14px sans-serif">'
-            '<b>live</b> · report <span id="live-age">just now</span> old · '
-            f'<span id="live-progress">{html.escape(_progress_text(progress))}</span>'
-            '<span id="live-error" style="color:#a00"></span></div>')
+    return (
+        '<div id="live-status" style="position:sticky;top:0;z-index:10;background:#fffbe6;'
+        'border-bottom:1px solid #e6d9a3;padding:6px 12px;font:14px sans-serif">'
+        '<b>live</b> · report <span id="live-age">just now</span> old · '
+        f'<span id="live-progress">{html.escape(_progress_text(progress))}</span>'
+        '<span id="live-error" style="color:#a00"></span></div>'
+    )
 
 
 def _progress_text(progress: dict) -> str:
@@ -293,9 +326,11 @@ def _live_page(page: str, progress: dict) -> str:
 
 
 def _waiting_page(reason: str) -> str:
-    return ("<!doctype html><html><head><meta charset='utf-8'><title>waiting for the sweep</title></head><body>"
-            f"{_banner({})}<p>No report yet: {html.escape(reason)}</p>{_SCRIPT % {'built': 'null', 'poll': POLL_MS}}"
-            "</body></html>")
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>waiting for the sweep</title></head><body>"
+        f"{_banner({})}<p>No report yet: {html.escape(reason)}</p>{_SCRIPT % {'built': 'null', 'poll': POLL_MS}}"
+        "</body></html>"
+    )
 
 
 def serve(live: LiveReport, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> ThreadingHTTPServer:
@@ -336,19 +371,30 @@ class Watching:
     sweep SPEC --watch`), or `watch()` in the foreground. Leaving the block stops both threads and
     closes the port; nothing was written."""
 
-    def __init__(self, locations: list[str], thresholds: Thresholds | None, host: str = DEFAULT_HOST,
-                 port: int = DEFAULT_PORT, every_s: float = DEFAULT_EVERY_S, overrides: dict | None = None) -> None:
+    def __init__(
+        self,
+        locations: list[str],
+        thresholds: Thresholds | None,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        every_s: float = DEFAULT_EVERY_S,
+        overrides: dict | None = None,
+    ) -> None:
         self.live = LiveReport(locations, thresholds, every_s, overrides)
         try:
             self.server = serve(self.live, host, port)
         except OSError as e:
-            raise AnalysisError(f"--port {port}: cannot listen on {host}:{port} ({e.strerror or e}); "
-                                "pick another port with --port") from e
+            raise AnalysisError(
+                f"--port {port}: cannot listen on {host}:{port} ({e.strerror or e}); pick another port with --port"
+            ) from e
         shown_host = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown_host}:{self.server.server_address[1]}/"
-        self.threads = [threading.Thread(target=self.live.run, name="grok-report-watch", daemon=True),
-                        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.5},
-                                         name="grok-report-serve", daemon=True)]
+        self.threads = [
+            threading.Thread(target=self.live.run, name="grok-report-watch", daemon=True),
+            threading.Thread(
+                target=self.server.serve_forever, kwargs={"poll_interval": 0.5}, name="grok-report-serve", daemon=True
+            ),
+        ]
 
     def __enter__(self) -> Watching:
         for thread in self.threads:
@@ -363,12 +409,23 @@ class Watching:
             thread.join(timeout=60)
 
 
-def watch(locations: list[str], thresholds: Thresholds | None, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-          every_s: float = DEFAULT_EVERY_S, out=None, overrides: dict | None = None) -> None:
+def watch(
+    locations: list[str],
+    thresholds: Thresholds | None,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    every_s: float = DEFAULT_EVERY_S,
+    out=None,
+    overrides: dict | None = None,
+) -> None:
     """Serve the live report until Ctrl-C (or the process ends); nothing is written anywhere."""
     with Watching(locations, thresholds, host, port, every_s, overrides) as watching:
-        print(f"live report of {', '.join(locations)} at {watching.url} "
-              f"(rebuilt every {every_s:g} s when parts change; Ctrl-C stops it)", file=out or sys.stdout, flush=True)
+        print(
+            f"live report of {', '.join(locations)} at {watching.url} "
+            f"(rebuilt every {every_s:g} s when parts change; Ctrl-C stops it)",
+            file=out or sys.stdout,
+            flush=True,
+        )
         watching.live.stop.wait()  # until Ctrl-C
 
 
@@ -383,4 +440,3 @@ def main_watch(args, overrides: dict) -> int:
     except KeyboardInterrupt:
         print("stopped; nothing was written", file=sys.stderr)
     return 0
-

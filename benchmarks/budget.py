@@ -57,14 +57,19 @@ def model_epochs(results: str, name: str, continued: bool = False) -> int:
     those that went on from a smaller budget only)."""
     table = SweepStore(results, name).read_table("runs", columns=["epochs_trained", "continued_from"])
     rows = table.to_pylist() if table is not None else []
-    return sum(r["epochs_trained"] - (r.get("continued_from") or 0) for r in rows
-               if not continued or r.get("continued_from") is not None)
+    return sum(
+        r["epochs_trained"] - (r.get("continued_from") or 0)
+        for r in rows
+        if not continued or r.get("continued_from") is not None
+    )
 
 
 def phase_map(results: str, name: str) -> dict[str, str]:
     cells = aggregate(load_sweep(Path(results) / name).member_times(), by=CELL)
-    return {f"wd={r.weight_decay:g} tf={r.train_fraction:g}": f"{r.phase} {r.phase_count}/{r.n_members}"
-            for r in cells.itertuples()}
+    return {
+        f"wd={r.weight_decay:g} tf={r.train_fraction:g}": f"{r.phase} {r.phase_count}/{r.n_members}"
+        for r in cells.itertuples()
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,10 +97,16 @@ def main(argv: list[str] | None = None) -> int:
         long_map = phase_map(results, "long")
 
     new_epochs = long_epochs - short_epochs  # what the long run trains past the short budget
-    rows = [("short, then extended", short_epochs + extend_epochs, first["wall_s"] + extend["wall_s"],
-             first["cpu_s"] + extend["cpu_s"]),
-            ("  of which the extension", extend_epochs, extend["wall_s"], extend["cpu_s"]),
-            ("long from epoch 0", long_epochs, scratch["wall_s"], scratch["cpu_s"])]
+    rows = [
+        (
+            "short, then extended",
+            short_epochs + extend_epochs,
+            first["wall_s"] + extend["wall_s"],
+            first["cpu_s"] + extend["cpu_s"],
+        ),
+        ("  of which the extension", extend_epochs, extend["wall_s"], extend["cpu_s"]),
+        ("long from epoch 0", long_epochs, scratch["wall_s"], scratch["cpu_s"]),
+    ]
     print(f"{'path':<24} {'model-epochs':>12} {'wall s':>8} {'CPU s':>8}")
     for name, epochs, wall, cpu in rows:
         print(f"{name:<24} {epochs:>12,} {wall:>8.1f} {cpu:>8.1f}")
@@ -105,13 +116,27 @@ def main(argv: list[str] | None = None) -> int:
     print(f"phase maps equal: {same}")
     for cell in sorted(long_map):
         print(f"  {cell:<18} extended: {extended_map.get(cell, '-'):<22} long: {long_map[cell]}")
-    print(json.dumps({"members": n, "short": short, "long": long, "short_model_epochs": short_epochs,
-                      "extension_model_epochs": extend_epochs, "long_model_epochs": long_epochs,
-                      "new_epochs": new_epochs, "extension_ratio": ratio,
-                      "short_wall_s": first["wall_s"], "extension_wall_s": extend["wall_s"],
-                      "long_wall_s": scratch["wall_s"], "short_cpu_s": first["cpu_s"],
-                      "extension_cpu_s": extend["cpu_s"], "long_cpu_s": scratch["cpu_s"],
-                      "phase_maps_equal": same}))
+    print(
+        json.dumps(
+            {
+                "members": n,
+                "short": short,
+                "long": long,
+                "short_model_epochs": short_epochs,
+                "extension_model_epochs": extend_epochs,
+                "long_model_epochs": long_epochs,
+                "new_epochs": new_epochs,
+                "extension_ratio": ratio,
+                "short_wall_s": first["wall_s"],
+                "extension_wall_s": extend["wall_s"],
+                "long_wall_s": scratch["wall_s"],
+                "short_cpu_s": first["cpu_s"],
+                "extension_cpu_s": extend["cpu_s"],
+                "long_cpu_s": scratch["cpu_s"],
+                "phase_maps_equal": same,
+            }
+        )
+    )
     return 0 if same and ratio <= 1.05 else 1
 
 

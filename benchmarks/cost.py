@@ -51,12 +51,14 @@ CPU_2CORE = {1: 28.66, 8: 21.82, 64: 16.09}
 START_S, COMPILE_S = 3.8, 17.0
 DEVICES = {
     "h100": Device("H100, float32", H100_F32, START_S, "measured (H100 80GB HBM3, 2026-11-23)"),
-    "h100-fast": Device("H100, TF32 + compile", H100_TF32_COMPILE, START_S + COMPILE_S,
-                        "measured (H100 80GB HBM3, 2026-11-23)"),
+    "h100-fast": Device(
+        "H100, TF32 + compile", H100_TF32_COMPILE, START_S + COMPILE_S, "measured (H100 80GB HBM3, 2026-11-23)"
+    ),
     "cpu": Device("2-core CPU machine", CPU_2CORE, START_S, "measured (this project's 2-core CPU, 2026-11-23)"),
     "a100": Device("A100, float32", A100_F32, START_S, "estimate: H100 figures × float32 peak ratio"),
-    "a100-fast": Device("A100, TF32 + compile", A100_TF32_COMPILE, START_S + COMPILE_S,
-                        "estimate: H100 figures × bandwidth ratio"),
+    "a100-fast": Device(
+        "A100, TF32 + compile", A100_TF32_COMPILE, START_S + COMPILE_S, "estimate: H100 figures × bandwidth ratio"
+    ),
 }
 # A run's fixed cost: ray.init to the first epoch and ray.shutdown, 7.5 s (docs/benchmarks.md, Sweeps), plus,
 # under SLURM, Ray started on the job's nodes before the driver: 24-39 s measured by
@@ -95,8 +97,16 @@ def cost(members: int, device: Device, nodes: int, gpus_per_node: int, spec_path
         heapq.heapreplace(slots, slots[0] + seconds)
     wall = max(slots) + RUN_START_S + TUNE_SECONDS_PER_TRIAL * len(packs)
     sizes = sorted({len(p.members) for p in packs})
-    return Cost(members, len(packs), "-".join(map(str, (sizes[0], sizes[-1]))) if len(sizes) > 1 else str(sizes[0]),
-                gpus, nodes, wall / 3600, gpus * wall / 3600, busy / 3600)
+    return Cost(
+        members,
+        len(packs),
+        "-".join(map(str, (sizes[0], sizes[-1]))) if len(sizes) > 1 else str(sizes[0]),
+        gpus,
+        nodes,
+        wall / 3600,
+        gpus * wall / 3600,
+        busy / 3600,
+    )
 
 
 def main() -> None:
@@ -113,17 +123,25 @@ def main() -> None:
     print("| device | pack of 64 | pack of 256 | figures |\n| --- | --- | --- | --- |")
     for key in args.device.split(","):
         d = DEVICES[key]
-        print(f"| {d.name} | {d.rates[64]:,.0f} | " + (f"{d.rates[256]:,.0f}" if 256 in d.rates else "") + f" | {d.source} |")
+        print(
+            f"| {d.name} | {d.rates[64]:,.0f} | "
+            + (f"{d.rates[256]:,.0f}" if 256 in d.rates else "")
+            + f" | {d.source} |"
+        )
     print()
-    print("| device | members | packs (size) | nodes × GPUs | wall time | GPU-hours billed | GPU-hours training | "
-          "figures |")
+    print(
+        "| device | members | packs (size) | nodes × GPUs | wall time | GPU-hours billed | GPU-hours training | "
+        "figures |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for key in args.device.split(","):
         device = DEVICES[key]
         for n, nd in zip(members, nodes, strict=True):
             c = cost(n, device, nd, args.gpus_per_node)
-            print(f"| {device.name} | {n:,} | {c.packs:,} ({c.pack_sizes}) | {nd} × {args.gpus_per_node} | "
-                  f"{_hours(c.wall_h)} | {c.gpu_h_billed:,.1f} | {c.gpu_h_busy:,.1f} | {device.source} |")
+            print(
+                f"| {device.name} | {n:,} | {c.packs:,} ({c.pack_sizes}) | {nd} × {args.gpus_per_node} | "
+                f"{_hours(c.wall_h)} | {c.gpu_h_billed:,.1f} | {c.gpu_h_busy:,.1f} | {device.source} |"
+            )
 
 
 def _hours(h: float) -> str:

@@ -17,8 +17,7 @@ import torch
 
 from grokcore import PackTrainer, RunConfig
 
-NANDA = RunConfig(task="add", p=113, train_fraction=0.3, n_layers=1, d_model=128, n_heads=4, d_mlp=512,
-                  eval_every=100)
+NANDA = RunConfig(task="add", p=113, train_fraction=0.3, n_layers=1, d_model=128, n_heads=4, d_mlp=512, eval_every=100)
 
 
 def seconds_per_call(fn, device, reps: int = 20) -> float:
@@ -40,10 +39,12 @@ def main() -> None:
     parser.add_argument("--modes", default="default", help="torch.compile modes to try, comma-separated")
     args = parser.parse_args()
     device = torch.device(args.device)
-    trainer = PackTrainer([dataclasses.replace(NANDA, seed=s) for s in range(args.members)], device=device,
-                          tf32=args.tf32)
+    trainer = PackTrainer(
+        [dataclasses.replace(NANDA, seed=s) for s in range(args.members)], device=device, tf32=args.tf32
+    )
     eager = seconds_per_call(trainer._train_epoch, device)
     from torch.profiler import ProfilerActivity, profile
+
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=acts) as prof:
         trainer._train_epoch()
@@ -65,8 +66,10 @@ def main() -> None:
         compile_s = time.perf_counter() - start
         err = ((got - ref).abs().max() / ref.abs().max()).item()
         t = seconds_per_call(trainer._train_epoch, device)
-        print(f"compile {mode}: {t * 1e3:.2f} ms/epoch, {args.members / t:.0f} model-epochs/s, "
-              f"{eager / t:.2f}x eager, compile {compile_s:.1f} s, max rel loss diff {err:.2e}")
+        print(
+            f"compile {mode}: {t * 1e3:.2f} ms/epoch, {args.members / t:.0f} model-epochs/s, "
+            f"{eager / t:.2f}x eager, compile {compile_s:.1f} s, max rel loss diff {err:.2e}"
+        )
         if mode == args.modes.split(",")[0]:
             with profile(activities=acts) as prof:
                 trainer._train_epoch()

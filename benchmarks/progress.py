@@ -52,17 +52,30 @@ def timed_run(members: list[RunConfig], device: str) -> dict[str, float]:
         rows += len(report.progress)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    return {"wall": time.perf_counter() - start, "cpu": time.process_time() - cpu_start,
-            "measure": progress_seconds, "rows": rows}
+    return {
+        "wall": time.perf_counter() - start,
+        "cpu": time.process_time() - cpu_start,
+        "measure": progress_seconds,
+        "rows": rows,
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a small model (p 31) for a run of seconds")
     parser.add_argument("--members", type=int, default=2, help="members in the pack")
-    parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default 1000: two progress evaluations, one with the LLC)")
-    parser.add_argument("--progress-every", type=int, default=DEFAULT_PROGRESS_EVERY,
-                        help=f"cadence (default {DEFAULT_PROGRESS_EVERY}; a multiple of eval_every)")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="epochs per run (default 1000: two progress evaluations, one with the LLC)",
+    )
+    parser.add_argument(
+        "--progress-every",
+        type=int,
+        default=DEFAULT_PROGRESS_EVERY,
+        help=f"cadence (default {DEFAULT_PROGRESS_EVERY}; a multiple of eval_every)",
+    )
     parser.add_argument("--repeats", type=int, default=1, help="off/on pairs, alternating which runs first")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--device", default="cpu")
@@ -88,25 +101,44 @@ def main(argv: list[str] | None = None) -> dict:
     measure_s = statistics.median(r["measure"] for r in runs["on"])
     in_run = statistics.median(r["wall"] / (r["wall"] - r["measure"]) for r in runs["on"])
     result = {
-        "benchmark": "progress", "model": "quick p31" if args.quick else "nanda p113", "members": args.members,
-        "epochs": epochs, "progress_every": every, "progress_rows": runs["on"][0]["rows"], "device": args.device,
-        "threads": args.threads, "repeats": args.repeats,
+        "benchmark": "progress",
+        "model": "quick p31" if args.quick else "nanda p113",
+        "members": args.members,
+        "epochs": epochs,
+        "progress_every": every,
+        "progress_rows": runs["on"][0]["rows"],
+        "device": args.device,
+        "threads": args.threads,
+        "repeats": args.repeats,
         "off_model_epochs_per_s": model_epochs / best["off"]["wall"],
         "on_model_epochs_per_s": model_epochs / best["on"]["wall"],
-        "measure_seconds": measure_s, "measure_share": measure_s / statistics.median(r["wall"] for r in runs["on"]),
-        "slowdown": best["on"]["wall"] / best["off"]["wall"], "slowdown_cpu": best["on"]["cpu"] / best["off"]["cpu"],
-        "slowdown_in_run": in_run, "goal": 1.2,
-        "off_wall_s": [r["wall"] for r in runs["off"]], "on_wall_s": [r["wall"] for r in runs["on"]],
-        "off_cpu_s": [r["cpu"] for r in runs["off"]], "on_cpu_s": [r["cpu"] for r in runs["on"]],
+        "measure_seconds": measure_s,
+        "measure_share": measure_s / statistics.median(r["wall"] for r in runs["on"]),
+        "slowdown": best["on"]["wall"] / best["off"]["wall"],
+        "slowdown_cpu": best["on"]["cpu"] / best["off"]["cpu"],
+        "slowdown_in_run": in_run,
+        "goal": 1.2,
+        "off_wall_s": [r["wall"] for r in runs["off"]],
+        "on_wall_s": [r["wall"] for r in runs["on"]],
+        "off_cpu_s": [r["cpu"] for r in runs["off"]],
+        "on_cpu_s": [r["cpu"] for r in runs["on"]],
     }
-    print(f"model {result['model']}, {args.members} members x {epochs} epochs, progress every {every} "
-          f"({result['progress_rows']} rows), {args.threads} thread(s) on {args.device}, best of {args.repeats}")
-    print(f"off: {result['off_model_epochs_per_s']:.2f} model-epochs/s ({best['off']['wall']:.1f} s wall, "
-          f"{best['off']['cpu']:.1f} s cpu)")
-    print(f"on:  {result['on_model_epochs_per_s']:.2f} model-epochs/s ({best['on']['wall']:.1f} s wall, "
-          f"{best['on']['cpu']:.1f} s cpu; measure_pack {measure_s:.2f} s = {100 * result['measure_share']:.1f}%)")
-    print(f"slowdown on/off (goal < 1.2): wall {result['slowdown']:.3f}, cpu {result['slowdown_cpu']:.3f}, "
-          f"in-run (training + measures) / training {result['slowdown_in_run']:.3f}")
+    print(
+        f"model {result['model']}, {args.members} members x {epochs} epochs, progress every {every} "
+        f"({result['progress_rows']} rows), {args.threads} thread(s) on {args.device}, best of {args.repeats}"
+    )
+    print(
+        f"off: {result['off_model_epochs_per_s']:.2f} model-epochs/s ({best['off']['wall']:.1f} s wall, "
+        f"{best['off']['cpu']:.1f} s cpu)"
+    )
+    print(
+        f"on:  {result['on_model_epochs_per_s']:.2f} model-epochs/s ({best['on']['wall']:.1f} s wall, "
+        f"{best['on']['cpu']:.1f} s cpu; measure_pack {measure_s:.2f} s = {100 * result['measure_share']:.1f}%)"
+    )
+    print(
+        f"slowdown on/off (goal < 1.2): wall {result['slowdown']:.3f}, cpu {result['slowdown_cpu']:.3f}, "
+        f"in-run (training + measures) / training {result['slowdown_in_run']:.3f}"
+    )
     print(json.dumps(result))
     return result
 

@@ -45,12 +45,14 @@ GRID = 10  # train fractions x weight decays: GRID * GRID cells, replicates make
 def spec_text(n_members: int, pack_size: int) -> str:
     replicates = max(1, n_members // (GRID * GRID))
     fractions = [round(0.2 + 0.06 * i, 2) for i in range(GRID)]
-    decays = [round(0.1 * 1.5 ** i, 4) for i in range(GRID)]
-    return (f"name: scale{n_members}\n"
-            "base: {task: add, p: 31, model: transformer, n_layers: 1, n_heads: 4, d_model: 32, d_mlp: 128,\n"
-            "       lr: 3.0e-3, epochs: 3000, eval_every: 50}\n"
-            f"axes:\n  train_fraction: {fractions}\n  weight_decay: {decays}\n"
-            f"replicates: {replicates}\npack_size: {pack_size}\nresources: {{cpus: 1, gpus: 0}}\n")
+    decays = [round(0.1 * 1.5**i, 4) for i in range(GRID)]
+    return (
+        f"name: scale{n_members}\n"
+        "base: {task: add, p: 31, model: transformer, n_layers: 1, n_heads: 4, d_model: 32, d_mlp: 128,\n"
+        "       lr: 3.0e-3, epochs: 3000, eval_every: 50}\n"
+        f"axes:\n  train_fraction: {fractions}\n  weight_decay: {decays}\n"
+        f"replicates: {replicates}\npack_size: {pack_size}\nresources: {{cpus: 1, gpus: 0}}\n"
+    )
 
 
 def build(spec_path: Path, results: Path, commits: int, evals: int, compact: bool = True) -> None:
@@ -70,34 +72,68 @@ def build(spec_path: Path, results: Path, commits: int, evals: int, compact: boo
         members = pack.members
         per_commit = -(-len(members) // commits)
         for seq in range(commits):
-            batch = members[seq * per_commit:(seq + 1) * per_commit]
+            batch = members[seq * per_commit : (seq + 1) * per_commit]
             runs, metrics = [], []
             for cfg in batch:
                 rid = cfg.run_id
                 memorised = rng.randrange(1, evals) * cfg.eval_every
                 generalised = memorised + rng.randrange(0, evals) * cfg.eval_every
                 generalised = generalised if generalised < evals * cfg.eval_every else None
-                runs.append({"run_id": rid, "pack_id": pack.pack_id, "trial_id": "t0", **cfg.to_dict(),
-                             "status": "done", "error": None, "epochs_trained": evals * cfg.eval_every,
-                             "epoch_train_99": memorised, "epoch_test_99": generalised,
-                             "final/train/loss": 0.01, "final/train/acc": 1.0, "final/test/loss": 0.5,
-                             "final/test/acc": 1.0 if generalised else 0.3, "wall_seconds": 60.0, "device": "cpu",
-                             "optuna_trial": None})
+                runs.append(
+                    {
+                        "run_id": rid,
+                        "pack_id": pack.pack_id,
+                        "trial_id": "t0",
+                        **cfg.to_dict(),
+                        "status": "done",
+                        "error": None,
+                        "epochs_trained": evals * cfg.eval_every,
+                        "epoch_train_99": memorised,
+                        "epoch_test_99": generalised,
+                        "final/train/loss": 0.01,
+                        "final/train/acc": 1.0,
+                        "final/test/loss": 0.5,
+                        "final/test/acc": 1.0 if generalised else 0.3,
+                        "wall_seconds": 60.0,
+                        "device": "cpu",
+                        "optuna_trial": None,
+                    }
+                )
                 for k in range(1, evals + 1):
                     epoch = k * cfg.eval_every
                     train_acc = 1.0 if epoch >= memorised else epoch / memorised
                     test_acc = 1.0 if generalised and epoch >= generalised else 0.1 + 0.2 * rng.random()
                     row = dict.fromkeys(METRIC_COLUMNS)
-                    row.update({"run_id": rid, "epoch": epoch, "train/loss": 1 - train_acc + 1e-3,
-                                "train/acc": train_acc, "test/loss": 1 - test_acc + 1e-3, "test/acc": test_acc,
-                                "weight_norm": 30.0 - epoch / 1000})
+                    row.update(
+                        {
+                            "run_id": rid,
+                            "epoch": epoch,
+                            "train/loss": 1 - train_acc + 1e-3,
+                            "train/acc": train_acc,
+                            "test/loss": 1 - test_acc + 1e-3,
+                            "test/acc": test_acc,
+                            "weight_norm": 30.0 - epoch / 1000,
+                        }
+                    )
                     metrics.append(row)
             if runs:
                 store.write_part("runs", pack.pack_id, seq, runs, r_schema)
                 store.write_part("metrics", pack.pack_id, seq, metrics, m_schema)
-        store.write_record(pack.pack_id, {"pack_id": pack.pack_id, "members": pack.run_ids, "seq": commits,
-                                          "trainer": None, "done": True, "epoch": evals * 50, "trial_id": "t0",
-                                          "train_seconds": 60.0, "updated": time.time(), "node": "bench"})
+        store.write_record(
+            pack.pack_id,
+            {
+                "pack_id": pack.pack_id,
+                "members": pack.run_ids,
+                "seq": commits,
+                "trainer": None,
+                "done": True,
+                "epoch": evals * 50,
+                "trial_id": "t0",
+                "train_seconds": 60.0,
+                "updated": time.time(),
+                "node": "bench",
+            },
+        )
         if compact:
             store.compact_pack(pack.pack_id)  # as run_pack does when a pack finishes
     store.write_json("driver.json", {"state": "ended"})
@@ -105,10 +141,12 @@ def build(spec_path: Path, results: Path, commits: int, evals: int, compact: boo
 
 def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     """Seconds and peak GB of one fresh process (peak read from the child's own rusage via a wrapper)."""
-    wrapper = ("import resource, runpy, sys; sys.argv = sys.argv[1:]\n"
-               "try:\n    runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)\n"
-               "except SystemExit as e:\n    assert not e.code, e.code\n"
-               "finally:\n    print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n")
+    wrapper = (
+        "import resource, runpy, sys; sys.argv = sys.argv[1:]\n"
+        "try:\n    runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)\n"
+        "except SystemExit as e:\n    assert not e.code, e.code\n"
+        "finally:\n    print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    )
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", wrapper, *argv], env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
@@ -133,16 +171,31 @@ def measure(n: int, work: Path, args: argparse.Namespace) -> dict:
     status_s, _ = timed(["sweeps.cli", "status", str(sweep)], env)
     load_s, load_gb = timed(["benchmarks.scale", "--load", str(sweep)], env)
     report_s, report_gb = timed(["sweeps.cli", "report", str(sweep), "--no-png"], env)
-    watch_first_s, watch_commit_s = json.loads(subprocess.run(
-        [sys.executable, "-m", "benchmarks.scale", "--watch-step", str(sweep)], env=env, check=True,
-        capture_output=True, text=True).stdout.splitlines()[-1])
+    watch_first_s, watch_commit_s = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "benchmarks.scale", "--watch-step", str(sweep)],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.splitlines()[-1]
+    )
     html = sweep / "report" / "index.html"
     parts = sum(1 for _ in (sweep / "metrics").glob("part-*.parquet"))
-    return {"members": n, "metric_parts": parts, "build_s": round(built, 1), "plan_s": round(plan_s, 1),
-            "status_s": round(status_s, 1), "load_s": round(load_s, 1), "load_gb": round(load_gb, 2),
-            "report_s": round(report_s, 1), "report_gb": round(report_gb, 2),
-            "watch_first_s": round(watch_first_s, 1), "watch_commit_s": round(watch_commit_s, 1),
-            "html_mb": round(html.stat().st_size / 1e6, 1)}
+    return {
+        "members": n,
+        "metric_parts": parts,
+        "build_s": round(built, 1),
+        "plan_s": round(plan_s, 1),
+        "status_s": round(status_s, 1),
+        "load_s": round(load_s, 1),
+        "load_gb": round(load_gb, 2),
+        "report_s": round(report_s, 1),
+        "report_gb": round(report_gb, 2),
+        "watch_first_s": round(watch_first_s, 1),
+        "watch_commit_s": round(watch_commit_s, 1),
+        "html_mb": round(html.stat().st_size / 1e6, 1),
+    }
 
 
 def watch_step(sweep: Path) -> tuple[float, float]:
@@ -154,8 +207,11 @@ def watch_step(sweep: Path) -> tuple[float, float]:
     held = sweep.parent / f".held-{sweep.name}"
     held.mkdir(exist_ok=True)
     pack = max(p.name for p in (sweep / "runs").glob("part-*.parquet")).rsplit("-", 1)[0]
-    moved = [(part, held / f"{part.parent.name}-{part.name}") for table in ("runs", "metrics")
-             for part in (sweep / table).glob(f"{pack}-*.parquet")]
+    moved = [
+        (part, held / f"{part.parent.name}-{part.name}")
+        for table in ("runs", "metrics")
+        for part in (sweep / table).glob(f"{pack}-*.parquet")
+    ]
     for part, aside in moved:
         os.replace(part, aside)
     try:
@@ -180,8 +236,11 @@ def main() -> None:
     parser.add_argument("--pack-size", type=int, default=64, help="members per pack")
     parser.add_argument("--commits", type=int, default=4, help="batches of parts each pack writes")
     parser.add_argument("--evals", type=int, default=20, help="metric rows per member")
-    parser.add_argument("--no-compact", action="store_true",
-                        help="leave every commit's parts, as sweeps did before compaction (issue 17)")
+    parser.add_argument(
+        "--no-compact",
+        action="store_true",
+        help="leave every commit's parts, as sweeps did before compaction (issue 17)",
+    )
     parser.add_argument("--keep", help="build the sweeps here and keep them (default: a temporary directory)")
     parser.add_argument("--load", help=argparse.SUPPRESS)  # the load_sweep step, in its own process
     parser.add_argument("--watch-step", help=argparse.SUPPRESS)  # the live report's steps, in its own process
@@ -199,15 +258,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="grok-scale-") as tmp:
         work = Path(args.keep) if args.keep else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        header = (f"{'members':>8} {'parts':>6} {'plan s':>7} {'status s':>9} {'load s':>7} {'load GB':>8} "
-                  f"{'report s':>9} {'report GB':>10} {'html MB':>8} {'watch first s':>14} {'watch commit s':>15}")
+        header = (
+            f"{'members':>8} {'parts':>6} {'plan s':>7} {'status s':>9} {'load s':>7} {'load GB':>8} "
+            f"{'report s':>9} {'report GB':>10} {'html MB':>8} {'watch first s':>14} {'watch commit s':>15}"
+        )
         print(header, flush=True)
         for n in (int(x) for x in args.members.split(",")):
             r = measure(n, work, args)
             rows.append(r)
-            print(f"{r['members']:>8,} {r['metric_parts']:>6} {r['plan_s']:>7} {r['status_s']:>9} {r['load_s']:>7} "
-                  f"{r['load_gb']:>8} {r['report_s']:>9} {r['report_gb']:>10} {r['html_mb']:>8} "
-                  f"{r['watch_first_s']:>14} {r['watch_commit_s']:>15}", flush=True)
+            print(
+                f"{r['members']:>8,} {r['metric_parts']:>6} {r['plan_s']:>7} {r['status_s']:>9} {r['load_s']:>7} "
+                f"{r['load_gb']:>8} {r['report_s']:>9} {r['report_gb']:>10} {r['html_mb']:>8} "
+                f"{r['watch_first_s']:>14} {r['watch_commit_s']:>15}",
+                flush=True,
+            )
     print(json.dumps(rows))
 
 

@@ -60,13 +60,20 @@ def measure(spec, pack_size: int, num_cpus: int) -> dict:
         pack_train = sorted(float(r.get("train_seconds", 0.0)) for r in records)
         started = [r["training_started"] for r in records if r.get("training_started")]
     if not result.ok:
-        raise SystemExit(f"pack size {pack_size}: the sweep did not finish: failed {result.failed_packs}, "
-                         f"unfinished {result.unfinished_packs}")
+        raise SystemExit(
+            f"pack size {pack_size}: the sweep did not finish: failed {result.failed_packs}, "
+            f"unfinished {result.unfinished_packs}"
+        )
     packs = result.ran_packs
     slots = max(1, min(packs, int(num_cpus // max(spec.cpus, 1e-9))))
     return {
-        "pack_size": pack_size, "members": len(members), "packs": packs, "slots": slots,
-        "wall_s": result.wall_seconds, "tune_s": result.tune_seconds, "train_s": result.train_seconds,
+        "pack_size": pack_size,
+        "members": len(members),
+        "packs": packs,
+        "slots": slots,
+        "wall_s": result.wall_seconds,
+        "tune_s": result.tune_seconds,
+        "train_s": result.train_seconds,
         "overhead": 1.0 - result.train_seconds / (result.wall_seconds * slots),
         "startup_s": result.wall_seconds - result.tune_seconds,
         "in_tune_overhead": 1.0 - result.train_seconds / (result.tune_seconds * slots),
@@ -97,27 +104,39 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.epochs:
         spec = spec.with_base({"epochs": args.epochs})
     sizes = [int(s) for s in args.pack_sizes.split(",") if s.strip()]
-    print(f"sweep {spec.name}: {spec.n_members()} members, {args.num_cpus} CPUs for the local Ray, "
-          f"{spec.cpus:g} CPU(s) per trial")
-    print(f"{'pack size':>9} {'packs':>5} {'slots':>5} {'wall s':>8} {'train s':>8} {'overhead':>9} "
-          f"{'startup s':>9} {'in-Tune':>8}")
+    print(
+        f"sweep {spec.name}: {spec.n_members()} members, {args.num_cpus} CPUs for the local Ray, "
+        f"{spec.cpus:g} CPU(s) per trial"
+    )
+    print(
+        f"{'pack size':>9} {'packs':>5} {'slots':>5} {'wall s':>8} {'train s':>8} {'overhead':>9} "
+        f"{'startup s':>9} {'in-Tune':>8}"
+    )
     rows = []
     for _ in range(max(1, args.repeat)):
         for size in sizes:
             row = measure(spec, size, args.num_cpus)
             rows.append(row)
-            print(f"{row['pack_size']:>9} {row['packs']:>5} {row['slots']:>5} {row['wall_s']:>8.1f} "
-                  f"{row['train_s']:>8.1f} {100 * row['overhead']:>8.1f}% {row['startup_s']:>9.1f} "
-                  f"{100 * row['in_tune_overhead']:>7.1f}%   packs' train s {_spread(row['pack_train_s'])}"
-                  f"   1st epoch s {_seconds(row['first_epoch_s'])}", flush=True)
+            print(
+                f"{row['pack_size']:>9} {row['packs']:>5} {row['slots']:>5} {row['wall_s']:>8.1f} "
+                f"{row['train_s']:>8.1f} {100 * row['overhead']:>8.1f}% {row['startup_s']:>9.1f} "
+                f"{100 * row['in_tune_overhead']:>7.1f}%   packs' train s {_spread(row['pack_train_s'])}"
+                f"   1st epoch s {_seconds(row['first_epoch_s'])}",
+                flush=True,
+            )
     if args.repeat > 1:
         print(f"\n{'pack size':>9} {'runs':>5} {'median overhead':>16} {'worst':>7}")
         for size in sizes:
             overheads = [r["overhead"] for r in rows if r["pack_size"] == size]
-            print(f"{size:>9} {len(overheads):>5} {100 * statistics.median(overheads):>15.1f}% "
-                  f"{100 * max(overheads):>6.1f}%")
-    print(json.dumps({"benchmark": "sweep", "spec": spec.name, "num_cpus": args.num_cpus, "goal_overhead": 0.10,
-                      "runs": rows}))
+            print(
+                f"{size:>9} {len(overheads):>5} {100 * statistics.median(overheads):>15.1f}% "
+                f"{100 * max(overheads):>6.1f}%"
+            )
+    print(
+        json.dumps(
+            {"benchmark": "sweep", "spec": spec.name, "num_cpus": args.num_cpus, "goal_overhead": 0.10, "runs": rows}
+        )
+    )
     return rows
 
 

@@ -37,8 +37,7 @@ from grokcore.packed import init_member
 from grokcore.reference import ReferenceTransformer, make_optimizer, reference_loss
 from grokcore.splits import build_pool, make_split
 
-NANDA = RunConfig(task="add", p=113, train_fraction=0.3, n_layers=1, d_model=128, n_heads=4, d_mlp=512,
-                  eval_every=100)
+NANDA = RunConfig(task="add", p=113, train_fraction=0.3, n_layers=1, d_model=128, n_heads=4, d_mlp=512, eval_every=100)
 
 
 def sync(device: torch.device) -> None:
@@ -104,8 +103,14 @@ def baseline_trainer(directory: str) -> tuple[type, type]:
     return trainer, config
 
 
-def pack_epoch(k: int, device: torch.device, tf32: bool, torch_compile: bool,
-               trainer_class: type = PackTrainer, config_class: type = RunConfig):
+def pack_epoch(
+    k: int,
+    device: torch.device,
+    tf32: bool,
+    torch_compile: bool,
+    trainer_class: type = PackTrainer,
+    config_class: type = RunConfig,
+):
     """A closure training one epoch of a K-member pack, the executed FLOPs per member-epoch, and
     the evaluation's share of an epoch (one evaluation every eval_every epochs)."""
     members = [config_class(**{**dataclasses.asdict(NANDA), "seed": s}) for s in range(k)]
@@ -128,14 +133,19 @@ def matmul_gflops(device: torch.device, min_seconds: float) -> float:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--packs", default=None, help="comma-separated pack sizes (default: 1,8,64 on CPU, "
-                        "1,8,64,256 on CUDA)")
+    parser.add_argument(
+        "--packs", default=None, help="comma-separated pack sizes (default: 1,8,64 on CPU, 1,8,64,256 on CUDA)"
+    )
     parser.add_argument("--min-seconds", type=float, default=3.0, help="time each row at least this long")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; each row keeps its best")
     parser.add_argument("--tf32", action="store_true", help="allow TF32 matmuls on CUDA (the matmul row too)")
     parser.add_argument("--compile", action="store_true", help="grokcore rows with torch_compile=True")
-    parser.add_argument("--baseline", metavar="DIR", help="also time the grokcore in DIR (a checkout of another "
-                        "commit) at the same pack sizes, interleaved with this checkout's rows")
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="also time the grokcore in DIR (a checkout of another "
+        "commit) at the same pack sizes, interleaved with this checkout's rows",
+    )
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     packs = [int(k) for k in (args.packs or ("1,8,64,256" if device.type == "cuda" else "1,8,64")).split(",")]
@@ -164,8 +174,12 @@ def main(argv: list[str] | None = None) -> dict:
         if key == "naive":
             continue
         rate = k / best[key]
-        rows[key] = {"model_epochs_per_s": rate, "gflops": rate * flops / 1e9,
-                     "flops_per_model_epoch": flops, "vs_naive": rate / naive}
+        rows[key] = {
+            "model_epochs_per_s": rate,
+            "gflops": rate * flops / 1e9,
+            "flops_per_model_epoch": flops,
+            "vs_naive": rate / naive,
+        }
 
     mode = ", ".join(m for m, on in (("tf32", args.tf32), ("torch.compile", args.compile)) if on) or "float32, eager"
     print(f"device: {name}   torch {torch.__version__}   Nanda config p=113 frac=0.3 d_model=128 d_mlp=512   {mode}")
@@ -174,16 +188,24 @@ def main(argv: list[str] | None = None) -> dict:
     for key, row in rows.items():
         if key == "naive":
             continue
-        print(f"{key:<16}{row['model_epochs_per_s']:>16.2f}{row['vs_naive']:>10.1f}{row['gflops']:>10.1f}"
-              f"{100 * row['gflops'] / roofline:>9.0f}%")
+        print(
+            f"{key:<16}{row['model_epochs_per_s']:>16.2f}{row['vs_naive']:>10.1f}{row['gflops']:>10.1f}"
+            f"{100 * row['gflops'] / roofline:>9.0f}%"
+        )
     print(f"{'matmul':<16}{'':>16}{'':>10}{roofline:>10.1f}{100:>9.0f}%")
     if base is not None:
         for k in packs:
             ratio = rows[f"grokcore_k{k}"]["model_epochs_per_s"] / rows[f"baseline_k{k}"]["model_epochs_per_s"]
             rows[f"grokcore_k{k}"]["vs_baseline"] = ratio
             print(f"K={k}: this checkout / baseline ({args.baseline}) = {ratio:.3f} model-epochs/s")
-    result = {"device": name, "torch": torch.__version__, "tf32": args.tf32, "compile": args.compile,
-              "matmul_gflops": roofline, **rows}
+    result = {
+        "device": name,
+        "torch": torch.__version__,
+        "tf32": args.tf32,
+        "compile": args.compile,
+        "matmul_gflops": roofline,
+        **rows,
+    }
     print(json.dumps(result))
     return result
 

@@ -152,13 +152,22 @@ class RunConfig:
             need(0 < self.train_fraction <= 1, "train_fraction", f"must be in (0, 1], got {self.train_fraction}")
         task.check(self)
         if task.needs_op_token:
-            need("op" in self.token_layout, "layout",
-                 f"{self.task} needs an op token: one of 'a op b', 'a op b ='; got '{self.token_layout}'")
+            need(
+                "op" in self.token_layout,
+                "layout",
+                f"{self.task} needs an op token: one of 'a op b', 'a op b ='; got '{self.token_layout}'",
+            )
         if self.noise == "binomial":
-            need(self.noise_n >= 0 and self.noise_n % 2 == 0, "noise_n",
-                 f"must be an even integer >= 0 (noise = Binomial(n, 1/2) - n/2), got {self.noise_n}")
-            need(self.noise_n // 2 < self.n_classes, "noise_n",
-                 f"noise_n/2 must be below the number of classes {self.n_classes}, got {self.noise_n}")
+            need(
+                self.noise_n >= 0 and self.noise_n % 2 == 0,
+                "noise_n",
+                f"must be an even integer >= 0 (noise = Binomial(n, 1/2) - n/2), got {self.noise_n}",
+            )
+            need(
+                self.noise_n // 2 < self.n_classes,
+                "noise_n",
+                f"noise_n/2 must be below the number of classes {self.n_classes}, got {self.noise_n}",
+            )
         if self.noise == "uniform":
             need(0 <= self.noise_fraction <= 1, "noise_fraction", f"must be in [0, 1], got {self.noise_fraction}")
         if self.noise != "binomial":
@@ -168,8 +177,11 @@ class RunConfig:
         for name in ("n_layers", "n_heads", "d_model", "d_mlp"):
             need(getattr(self, name) >= 1, name, f"must be an integer >= 1, got {getattr(self, name)}")
         if self.d_head is None:
-            need(self.d_model % self.n_heads == 0, "d_head",
-                 f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}; set d_head")
+            need(
+                self.d_model % self.n_heads == 0,
+                "d_head",
+                f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}; set d_head",
+            )
         else:
             need(self.d_head >= 1, "d_head", f"must be >= 1 or null, got {self.d_head}")
         need(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
@@ -177,16 +189,28 @@ class RunConfig:
         need(0 <= self.beta1 < 1, "beta1", f"must be in [0, 1), got {self.beta1}")
         need(0 <= self.beta2 < 1, "beta2", f"must be in [0, 1), got {self.beta2}")
         need(self.eps > 0, "eps", f"must be > 0, got {self.eps}")
-        need(self.batch_size is None or self.batch_size >= 1, "batch_size",
-             f"must be >= 1 or null (full batch), got {self.batch_size}")
+        need(
+            self.batch_size is None or self.batch_size >= 1,
+            "batch_size",
+            f"must be >= 1 or null (full batch), got {self.batch_size}",
+        )
         need(self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
-        need(self.extended_from is None or 1 <= self.extended_from < self.epochs, "extended_from",
-             f"must be null or in [1, epochs={self.epochs}), got {self.extended_from}")
+        need(
+            self.extended_from is None or 1 <= self.extended_from < self.epochs,
+            "extended_from",
+            f"must be null or in [1, epochs={self.epochs}), got {self.extended_from}",
+        )
         need(self.eval_every >= 1, "eval_every", f"must be >= 1, got {self.eval_every}")
-        need(self.progress_every >= 0 and self.progress_every % self.eval_every == 0, "progress_every",
-             f"must be 0 (off) or a multiple of eval_every={self.eval_every}, got {self.progress_every}")
-        need(self.stop_acc is None or 0 < self.stop_acc <= 1, "stop_acc",
-             f"must be in (0, 1] or null, got {self.stop_acc}")
+        need(
+            self.progress_every >= 0 and self.progress_every % self.eval_every == 0,
+            "progress_every",
+            f"must be 0 (off) or a multiple of eval_every={self.eval_every}, got {self.progress_every}",
+        )
+        need(
+            self.stop_acc is None or 0 < self.stop_acc <= 1,
+            "stop_acc",
+            f"must be in (0, 1] or null, got {self.stop_acc}",
+        )
         need(self.stop_patience >= 1, "stop_patience", f"must be >= 1, got {self.stop_patience}")
         need(self.stop_extra_epochs >= 0, "stop_extra_epochs", f"must be >= 0, got {self.stop_extra_epochs}")
         need(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
@@ -244,11 +268,28 @@ class RunConfig:
 
     def shape_key(self) -> tuple:
         """Members with equal shape keys can share one pack (same tensor shapes and model code)."""
-        return (self.model, self.task, self.token_layout, self.operand_range, self.p, self.n_layers, self.n_heads,
-                self.d_model, self.d_head_, self.d_mlp, self.act, self.normalization, self.attn_only, self.bias,
-                self.batch_size, self.loss_dtype, self.eval_every, self.progress_every,
-                # minibatch members step together, so they need equal train sets
-                self.train_size if self.batch_size is not None else None)
+        return (
+            self.model,
+            self.task,
+            self.token_layout,
+            self.operand_range,
+            self.p,
+            self.n_layers,
+            self.n_heads,
+            self.d_model,
+            self.d_head_,
+            self.d_mlp,
+            self.act,
+            self.normalization,
+            self.attn_only,
+            self.bias,
+            self.batch_size,
+            self.loss_dtype,
+            self.eval_every,
+            self.progress_every,
+            # minibatch members step together, so they need equal train sets
+            self.train_size if self.batch_size is not None else None,
+        )
 
     @property
     def train_size(self) -> int:
@@ -302,8 +343,11 @@ class RunConfig:
         return f"{_task.run_id_prefix(self.task)}-p{self.p}-", before, after
 
     def _id_fields(self) -> dict[str, Any]:
-        fields = {k: v for k, v in self.to_dict().items()
-                  if k not in ID_EXCLUDED_FIELDS and not (k in ID_NEW_FIELDS and v == ID_NEW_FIELDS[k])}
+        fields = {
+            k: v
+            for k, v in self.to_dict().items()
+            if k not in ID_EXCLUDED_FIELDS and not (k in ID_NEW_FIELDS and v == ID_NEW_FIELDS[k])
+        }
         if self.extended_from is not None:  # an extended member keeps the id of its first budget
             fields["epochs"] = fields.pop("extended_from")
         return fields
@@ -322,11 +366,11 @@ def split_sizes(cfg: RunConfig) -> tuple[int, int]:
 def check_split(cfg: RunConfig) -> None:
     n_train, n_test = split_sizes(cfg)
     if n_train == 0:
-        raise ConfigError("train_fraction",
-                          f"{cfg.train_fraction} of {cfg.task_def.n_examples} examples is an empty train set")
+        raise ConfigError(
+            "train_fraction", f"{cfg.train_fraction} of {cfg.task_def.n_examples} examples is an empty train set"
+        )
     if n_test == 0:
-        raise ConfigError("train_fraction",
-                          f"{cfg.train_fraction} leaves an empty test set; use a fraction below 1")
+        raise ConfigError("train_fraction", f"{cfg.train_fraction} leaves an empty test set; use a fraction below 1")
 
 
 # Fields that never change a run's numbers.
@@ -354,8 +398,12 @@ def field_docs(cls: type | None = None) -> dict[str, str]:
     docs: dict[str, str] = {}
     body = tree.body[0].body  # type: ignore[attr-defined]
     for node, nxt in itertools.pairwise(body):
-        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(nxt, ast.Expr)
-                and isinstance(nxt.value, ast.Constant)):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(nxt, ast.Expr)
+            and isinstance(nxt.value, ast.Constant)
+        ):
             docs[node.target.id] = " ".join(str(nxt.value.value).split())
     return docs
 
@@ -405,8 +453,9 @@ def _checker(hint: Any) -> Callable[[Any], bool]:
     if hint is type(None):
         return lambda value: value is None
     if origin is tuple:
-        return lambda value: isinstance(value, (tuple, list)) and all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value)
+        return lambda value: (
+            isinstance(value, (tuple, list)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        )
     if hint is bool:
         return lambda value: isinstance(value, bool)
     if hint is int:

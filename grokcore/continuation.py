@@ -67,19 +67,33 @@ class EndStateKeeper:
             return
         t = self.trainer
         index = torch.tensor(list(members), device=t.device)
-        rows = {name: x[index].detach().cpu() for name, x in
-                (("params", t.flat.data), ("exp_avg", t.optimizer.exp_avg), ("exp_avg_sq", t.optimizer.exp_avg_sq))}
+        rows = {
+            name: x[index].detach().cpu()
+            for name, x in (
+                ("params", t.flat.data),
+                ("exp_avg", t.optimizer.exp_avg),
+                ("exp_avg_sq", t.optimizer.exp_avg_sq),
+            )
+        }
         for i, k in enumerate(members):
-            self._taken.append(EndState(t.configs[k].run_id, t.epoch, t.optimizer.step_count, asdict(t.trackers[k]),
-                                        *(rows[name][i].clone() for name in TENSORS)))
+            self._taken.append(
+                EndState(
+                    t.configs[k].run_id,
+                    t.epoch,
+                    t.optimizer.step_count,
+                    asdict(t.trackers[k]),
+                    *(rows[name][i].clone() for name in TENSORS),
+                )
+            )
 
     def take(self) -> list[EndState]:
         taken, self._taken = self._taken, []
         return taken
 
 
-def continue_pack(configs: Sequence[RunConfig], states: Sequence[EndState], device: str | torch.device = "cpu",
-                  **trainer_options: Any) -> Any:
+def continue_pack(
+    configs: Sequence[RunConfig], states: Sequence[EndState], device: str | torch.device = "cpu", **trainer_options: Any
+) -> Any:
     """A PackTrainer over these members (their larger budgets in `epochs`) positioned at their end
     states. Every state must be at the same epoch and step (a pack shares its epoch counter and its
     optimizer's bias correction); the planner groups continuing members that way."""
@@ -93,18 +107,24 @@ def continue_pack(configs: Sequence[RunConfig], states: Sequence[EndState], devi
     starts = {(st.epoch, st.step) for st in states}
     if len(starts) != 1:
         raise ValueError(f"a continued pack needs members at one epoch and step; got {sorted(starts)}")
-    (epoch, step), = starts
+    ((epoch, step),) = starts
     trainer = PackTrainer(configs, device=device, **trainer_options)
     if trainer.flat.data.shape[1] != states[0].params.numel():
-        raise ValueError(f"end states hold {states[0].params.numel()} parameters a member, the model "
-                         f"{trainer.flat.data.shape[1]}")
+        raise ValueError(
+            f"end states hold {states[0].params.numel()} parameters a member, the model {trainer.flat.data.shape[1]}"
+        )
     with torch.no_grad():
-        for name, target in (("params", trainer.flat.data), ("exp_avg", trainer.optimizer.exp_avg),
-                             ("exp_avg_sq", trainer.optimizer.exp_avg_sq)):
+        for name, target in (
+            ("params", trainer.flat.data),
+            ("exp_avg", trainer.optimizer.exp_avg),
+            ("exp_avg_sq", trainer.optimizer.exp_avg_sq),
+        ):
             target.copy_(torch.stack([getattr(st, name) for st in states]).to(target.device, target.dtype))
     trainer.epoch, trainer.optimizer.step_count = epoch, step
-    trainer.trackers = [replace(_Tracker(**st.tracker), end_epoch=cfg.epochs, stop_fired=False)
-                        for cfg, st in zip(configs, states, strict=True)]
+    trainer.trackers = [
+        replace(_Tracker(**st.tracker), end_epoch=cfg.epochs, stop_fired=False)
+        for cfg, st in zip(configs, states, strict=True)
+    ]
     return trainer
 
 
@@ -126,9 +146,13 @@ def from_bytes(data: bytes, run_ids: set[str] | None = None) -> list[EndState]:
     from safetensors.torch import load
 
     tensors = load(data)
-    return [EndState(e["run_id"], e["epoch"], e["step"], e["tracker"],
-                     *(tensors[f"{e['run_id']}/{name}"] for name in TENSORS))
-            for e in index_of(data) if run_ids is None or e["run_id"] in run_ids]
+    return [
+        EndState(
+            e["run_id"], e["epoch"], e["step"], e["tracker"], *(tensors[f"{e['run_id']}/{name}"] for name in TENSORS)
+        )
+        for e in index_of(data)
+        if run_ids is None or e["run_id"] in run_ids
+    ]
 
 
 def without(data: bytes, run_ids: set[str]) -> bytes | None:
@@ -137,5 +161,4 @@ def without(data: bytes, run_ids: set[str]) -> bytes | None:
     return to_bytes(kept) if kept else None
 
 
-__all__ = ["EndState", "EndStateKeeper", "continue_pack", "from_bytes", "index_of", "to_bytes",
-           "without"]
+__all__ = ["EndState", "EndStateKeeper", "continue_pack", "from_bytes", "index_of", "to_bytes", "without"]

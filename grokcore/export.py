@@ -31,8 +31,11 @@ def save_member(directory: str | os.PathLike, cfg: RunConfig, weights: dict[str,
         raise ValueError(f"weights do not match the config's parameters: {sorted(set(weights) ^ set(expected))}")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, directory / WEIGHTS_FILE,
-              metadata={"run_id": cfg.run_id})
+    save_file(
+        {k: v.detach().contiguous().cpu() for k, v in weights.items()},
+        directory / WEIGHTS_FILE,
+        metadata={"run_id": cfg.run_id},
+    )
     (directory / CONFIG_FILE).write_text(json.dumps({"run_id": cfg.run_id, "config": cfg.to_dict()}, indent=1))
     return directory
 
@@ -106,8 +109,10 @@ def hooked_transformer(cfg: RunConfig, weights: dict[str, Tensor], device: torch
     except ImportError as error:
         from importlib.metadata import version
 
-        raise ImportError(f"transformer_lens {version('transformer_lens')} has no HookedTransformer (removed in "
-                          "4.0); use TransformerLens 2.x or 3.x") from error
+        raise ImportError(
+            f"transformer_lens {version('transformer_lens')} has no HookedTransformer (removed in "
+            "4.0); use TransformerLens 2.x or 3.x"
+        ) from error
     model = HookedTransformer(HookedTransformerConfig(**hooked_transformer_config(cfg), device=str(device)))
     model.load_state_dict(hooked_transformer_state_dict(cfg, weights), strict=True)  # copies onto its device
     return model

@@ -59,8 +59,9 @@ def record_path(pack_id: str) -> str:
     return f"{pack_dir(pack_id)}/{RECORD_FILE}"
 
 
-def counted_rows(run_ids: Sequence[str], statuses: Sequence[str | None],
-                 epochs_trained: Sequence[float | None] | None = None) -> np.ndarray:
+def counted_rows(
+    run_ids: Sequence[str], statuses: Sequence[str | None], epochs_trained: Sequence[float | None] | None = None
+) -> np.ndarray:
     """Which runs rows count, one per member: the positions (ascending) of the chosen rows.
 
     A member can have several rows: its failed row beside a retried one's (the driver removes the

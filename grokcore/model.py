@@ -24,15 +24,25 @@ from grokcore.packed import PackedMLP, PackedModel, PackedTransformer
 
 
 class HookedPackedTransformer(PackedTransformer, HookedRootModule):
-    def __init__(self, cfg: RunConfig, member_params: Sequence[dict[str, Tensor]] | None = None, *,
-                 params: nn.ParameterDict | None = None):
+    def __init__(
+        self,
+        cfg: RunConfig,
+        member_params: Sequence[dict[str, Tensor]] | None = None,
+        *,
+        params: nn.ParameterDict | None = None,
+    ):
         super().__init__(cfg, member_params, params=params, hook_point=HookPoint)
         self.setup()
 
 
 class HookedPackedMLP(PackedMLP, HookedRootModule):
-    def __init__(self, cfg: RunConfig, member_params: Sequence[dict[str, Tensor]] | None = None, *,
-                 params: nn.ParameterDict | None = None):
+    def __init__(
+        self,
+        cfg: RunConfig,
+        member_params: Sequence[dict[str, Tensor]] | None = None,
+        *,
+        params: nn.ParameterDict | None = None,
+    ):
         super().__init__(cfg, member_params, params=params, hook_point=HookPoint)
         self.setup()
 

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-
 # Gradients are deliberately strided views into one flat buffer (rows of a (member, n_params)
 # matrix); autograd warns that this is not the layout it would pick, but accumulates in place.
 warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
@@ -70,8 +69,16 @@ class FlatParams:
 class BatchedAdamW:
     """AdamW with per-member lr, weight decay, betas and eps, all members sharing the step count."""
 
-    def __init__(self, flat: FlatParams, lr: Sequence[float], weight_decay: Sequence[float],
-                 beta1: Sequence[float], beta2: Sequence[float], eps: Sequence[float], torch_compile: bool = False):
+    def __init__(
+        self,
+        flat: FlatParams,
+        lr: Sequence[float],
+        weight_decay: Sequence[float],
+        beta1: Sequence[float],
+        beta2: Sequence[float],
+        eps: Sequence[float],
+        torch_compile: bool = False,
+    ):
         self.flat = flat
         device = flat.data.device
 
@@ -94,10 +101,19 @@ class BatchedAdamW:
         dtype = self.flat.data.dtype
         bias_correction1 = 1 - self.beta1**self.step_count
         bias_correction2 = 1 - self.beta2**self.step_count
-        self._update(self.flat.data, self.flat.grad, self.exp_avg, self.exp_avg_sq,
-                     (1 - self.lr * self.weight_decay).to(dtype), (1 - self.beta1).to(dtype),
-                     self.beta2.to(dtype), (1 - self.beta2).to(dtype), (self.lr / bias_correction1).to(dtype),
-                     bias_correction2.sqrt().to(dtype), self.eps.to(dtype))
+        self._update(
+            self.flat.data,
+            self.flat.grad,
+            self.exp_avg,
+            self.exp_avg_sq,
+            (1 - self.lr * self.weight_decay).to(dtype),
+            (1 - self.beta1).to(dtype),
+            self.beta2.to(dtype),
+            (1 - self.beta2).to(dtype),
+            (self.lr / bias_correction1).to(dtype),
+            bias_correction2.sqrt().to(dtype),
+            self.eps.to(dtype),
+        )
 
     def zero_grad(self) -> None:
         self.flat.grad.zero_()
@@ -109,9 +125,19 @@ class BatchedAdamW:
             setattr(self, name, getattr(self, name)[keep])
 
 
-def _adamw_update(p: Tensor, g: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, decay: Tensor, one_minus_beta1: Tensor,
-                  beta2: Tensor, one_minus_beta2: Tensor, step_size: Tensor, sqrt_bias_correction2: Tensor,
-                  eps: Tensor) -> None:
+def _adamw_update(
+    p: Tensor,
+    g: Tensor,
+    exp_avg: Tensor,
+    exp_avg_sq: Tensor,
+    decay: Tensor,
+    one_minus_beta1: Tensor,
+    beta2: Tensor,
+    one_minus_beta2: Tensor,
+    step_size: Tensor,
+    sqrt_bias_correction2: Tensor,
+    eps: Tensor,
+) -> None:
     """torch.optim.AdamW's update in place, with (member, 1) hyperparameters in p's dtype."""
     p.mul_(decay)
     exp_avg.lerp_(g, one_minus_beta1)

@@ -50,8 +50,11 @@ def param_shapes(cfg: RunConfig) -> dict[str, tuple[int, ...]]:
     """Per-member parameter names and shapes, in a fixed order."""
     d, V, C, T = cfg.d_model, cfg.d_vocab, cfg.n_classes, cfg.n_ctx
     if cfg.model == "mlp":
-        shapes: dict[str, tuple[int, ...]] = {"embed.W_E": (V, d), "mlp.W_in": (T * d, cfg.d_mlp),
-                                              "unembed.W_U": (cfg.d_mlp, C)}
+        shapes: dict[str, tuple[int, ...]] = {
+            "embed.W_E": (V, d),
+            "mlp.W_in": (T * d, cfg.d_mlp),
+            "unembed.W_U": (cfg.d_mlp, C),
+        }
         if cfg.bias:
             shapes |= {"mlp.b_in": (cfg.d_mlp,), "unembed.b_U": (C,)}
         return shapes
@@ -62,11 +65,19 @@ def param_shapes(cfg: RunConfig) -> dict[str, tuple[int, ...]]:
         blk = f"blocks.{layer}"
         if ln:
             shapes |= {f"{blk}.ln1.w": (d,), f"{blk}.ln1.b": (d,)}
-        shapes |= {f"{blk}.attn.W_Q": (H, d, dh), f"{blk}.attn.W_K": (H, d, dh), f"{blk}.attn.W_V": (H, d, dh),
-                   f"{blk}.attn.W_O": (H, dh, d)}
+        shapes |= {
+            f"{blk}.attn.W_Q": (H, d, dh),
+            f"{blk}.attn.W_K": (H, d, dh),
+            f"{blk}.attn.W_V": (H, d, dh),
+            f"{blk}.attn.W_O": (H, dh, d),
+        }
         if cfg.bias:
-            shapes |= {f"{blk}.attn.b_Q": (H, dh), f"{blk}.attn.b_K": (H, dh), f"{blk}.attn.b_V": (H, dh),
-                       f"{blk}.attn.b_O": (d,)}
+            shapes |= {
+                f"{blk}.attn.b_Q": (H, dh),
+                f"{blk}.attn.b_K": (H, dh),
+                f"{blk}.attn.b_V": (H, dh),
+                f"{blk}.attn.b_O": (d,),
+            }
         if not cfg.attn_only:
             if ln:
                 shapes |= {f"{blk}.ln2.w": (d,), f"{blk}.ln2.b": (d,)}
@@ -169,8 +180,13 @@ class PackedModel(nn.Module):
     Built from the members' weights, or around an existing `params` (shared, not copied: a hooked
     twin of a trainer's model sees every update and every change of the member set)."""
 
-    def __init__(self, cfg: RunConfig, member_params: Sequence[dict[str, Tensor]] | None = None, *,
-                 params: nn.ParameterDict | None = None):
+    def __init__(
+        self,
+        cfg: RunConfig,
+        member_params: Sequence[dict[str, Tensor]] | None = None,
+        *,
+        params: nn.ParameterDict | None = None,
+    ):
         super().__init__()
         if (member_params is None) == (params is None):
             raise TypeError("give either member_params or params")
@@ -178,8 +194,11 @@ class PackedModel(nn.Module):
         if params is None:
             assert member_params is not None  # exactly one of the two, checked above
             params = nn.ParameterDict(
-                {name.replace(".", "__"): nn.Parameter(torch.stack([m[name] for m in member_params]))
-                 for name in param_shapes(cfg)})
+                {
+                    name.replace(".", "__"): nn.Parameter(torch.stack([m[name] for m in member_params]))
+                    for name in param_shapes(cfg)
+                }
+            )
         self.params = params
 
     @property
@@ -194,7 +213,8 @@ class PackedModel(nn.Module):
             raise ValueError(
                 f"tokens must be (member, batch, pos) with member = {self.n_members} (the pack's live members, "
                 f"in trainer.configs order) and pos <= {n_ctx}; got shape {tuple(tokens.shape)}. For one "
-                "member's inputs x (batch, pos), pass x.expand(n_members, -1, -1) and read that member's row")
+                "member's inputs x (batch, pos), pass x.expand(n_members, -1, -1) and read that member's row"
+            )
         if tokens.dtype not in (torch.int64, torch.int32):
             raise ValueError(f"tokens must be integer token ids, got dtype {tokens.dtype}")
 
@@ -224,15 +244,22 @@ class PackedModel(nn.Module):
         """The part of train_logits that is the same for every example, per (position, token)."""
         raise NotImplementedError
 
-    def train_logits(self, tokens: Int[Tensor, "member batch pos"],
-                     tables: dict[str, Tensor] | None = None) -> Float[Tensor, "member batch d_vocab_out"]:
+    def train_logits(
+        self, tokens: Int[Tensor, "member batch pos"], tables: dict[str, Tensor] | None = None
+    ) -> Float[Tensor, "member batch d_vocab_out"]:
         """Logits at the last position; `tables` from train_tables(pos), computed here if not given."""
         raise NotImplementedError
 
 
 class PackedTransformer(PackedModel):
-    def __init__(self, cfg: RunConfig, member_params: Sequence[dict[str, Tensor]] | None = None, *,
-                 params: nn.ParameterDict | None = None, hook_point: HookPointClass = nn.Identity):
+    def __init__(
+        self,
+        cfg: RunConfig,
+        member_params: Sequence[dict[str, Tensor]] | None = None,
+        *,
+        params: nn.ParameterDict | None = None,
+        hook_point: HookPointClass = nn.Identity,
+    ):
         super().__init__(cfg, member_params, params=params)
         self.hook_embed = hook_point()
         self.hook_pos_embed = hook_point()
@@ -315,16 +342,20 @@ class PackedTransformer(PackedModel):
             # member, so each key's score depends on (position, token) alone. Score it once on
             # the table and gather scalars, instead of gathering keys and queries per example.
             row = (n_pos - 1) * V + self.fixed_last_token
-            q = self._proj(x_table[:, row:row + 1], "blocks.0.attn", "Q")  # (member, 1, head, d_head)
+            q = self._proj(x_table[:, row : row + 1], "blocks.0.attn", "Q")  # (member, 1, head, d_head)
             tables["score"] = (self._proj(x_table, "blocks.0.attn", "K") * q).sum(-1) / math.sqrt(cfg.d_head_)
-            tables["resid"] = resid_table[:, row:row + 1]  # the last position's, the same in every example
+            tables["resid"] = resid_table[:, row : row + 1]  # the last position's, the same in every example
         else:
-            tables |= {"resid": resid_table, "k": self._proj(x_table, "blocks.0.attn", "K"),
-                       "q": self._proj(x_table, "blocks.0.attn", "Q")}
+            tables |= {
+                "resid": resid_table,
+                "k": self._proj(x_table, "blocks.0.attn", "K"),
+                "q": self._proj(x_table, "blocks.0.attn", "Q"),
+            }
         return tables
 
-    def train_logits(self, tokens: Int[Tensor, "member batch pos"],
-                     tables: dict[str, Tensor] | None = None) -> Float[Tensor, "member batch d_vocab_out"]:
+    def train_logits(
+        self, tokens: Int[Tensor, "member batch pos"], tables: dict[str, Tensor] | None = None
+    ) -> Float[Tensor, "member batch d_vocab_out"]:
         cfg = self.cfg
         _K, _B, T = tokens.shape
         V = cfg.d_vocab
@@ -357,8 +388,9 @@ class PackedTransformer(PackedModel):
             x_q = x[:, :, -1:] if last else x
             resid_q = resid[:, :, -1] if last else resid
             q = self._proj(x_q, f"{blk}.attn", "Q")
-            resid = self._train_block(layer, resid_q, q, self._proj(x, f"{blk}.attn", "K"),
-                                      self._proj(x, f"{blk}.attn", "V"), last)
+            resid = self._train_block(
+                layer, resid_q, q, self._proj(x, f"{blk}.attn", "K"), self._proj(x, f"{blk}.attn", "V"), last
+            )
         x = self._ln(resid, "ln_final", self.ln_final)
         return add_bias(bmm(x, self.w("unembed.W_U")), self.bias("unembed.b_U"))
 
@@ -393,8 +425,14 @@ class PackedTransformer(PackedModel):
 class PackedMLP(PackedModel):
     """Embeddings of the tokens concatenated, one hidden layer, unembedding."""
 
-    def __init__(self, cfg: RunConfig, member_params: Sequence[dict[str, Tensor]] | None = None, *,
-                 params: nn.ParameterDict | None = None, hook_point: HookPointClass = nn.Identity):
+    def __init__(
+        self,
+        cfg: RunConfig,
+        member_params: Sequence[dict[str, Tensor]] | None = None,
+        *,
+        params: nn.ParameterDict | None = None,
+        hook_point: HookPointClass = nn.Identity,
+    ):
         super().__init__(cfg, member_params, params=params)
         self.hook_embed = hook_point()
         self.mlp = _HookGroup(hook_point, MLP_HOOKS)
@@ -415,8 +453,9 @@ class PackedMLP(PackedModel):
         # table[t*V + v] = W_E[v] @ W_in[t]
         return {"pre": torch.einsum("mvd,mtdh->mtvh", self.w("embed.W_E"), W_in).flatten(1, 2)}
 
-    def train_logits(self, tokens: Int[Tensor, "member batch pos"],
-                     tables: dict[str, Tensor] | None = None) -> Float[Tensor, "member batch d_vocab_out"]:
+    def train_logits(
+        self, tokens: Int[Tensor, "member batch pos"], tables: dict[str, Tensor] | None = None
+    ) -> Float[Tensor, "member batch d_vocab_out"]:
         _K, _B, T = tokens.shape
         V = self.cfg.d_vocab
         if tables is None:
@@ -444,13 +483,19 @@ class _HookGroup(nn.Module):
             setattr(self, name, hook_point())
 
     if TYPE_CHECKING:  # the hook points and sub-groups are set by name above; nn.Module's own answer is Tensor | Module
+
         def __getattr__(self, name: str) -> Any: ...
 
 
 def _block_hooks(hook_point: HookPointClass) -> _HookGroup:
-    return _HookGroup(hook_point, BLOCK_HOOKS, ln1=_HookGroup(hook_point, LN_HOOKS),
-                      attn=_HookGroup(hook_point, ATTN_HOOKS), ln2=_HookGroup(hook_point, LN_HOOKS),
-                      mlp=_HookGroup(hook_point, MLP_HOOKS))
+    return _HookGroup(
+        hook_point,
+        BLOCK_HOOKS,
+        ln1=_HookGroup(hook_point, LN_HOOKS),
+        attn=_HookGroup(hook_point, ATTN_HOOKS),
+        ln2=_HookGroup(hook_point, LN_HOOKS),
+        mlp=_HookGroup(hook_point, MLP_HOOKS),
+    )
 
 
 def build_packed(cfg: RunConfig, member_params: Sequence[dict[str, Tensor]]) -> PackedModel:

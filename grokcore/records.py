@@ -21,17 +21,17 @@ RUN_KEYS = ("run_id", "pack_id", "trial_id")
 
 # Metrics of one member at one evaluation.
 METRIC_COLUMNS = (
-    "train/loss",        # against the labels trained on (noisy under label noise)
+    "train/loss",  # against the labels trained on (noisy under label noise)
     "train/acc",
     "train_clean/loss",  # training inputs against their clean labels (equals train/* without noise)
     "train_clean/acc",
-    "test/loss",         # held-out pairs, clean labels
+    "test/loss",  # held-out pairs, clean labels
     "test/acc",
-    "test_add/loss",     # mixtures with an 'add' subtask (add_mul, add_or_sub, add_or_mul): its test part
+    "test_add/loss",  # mixtures with an 'add' subtask (add_mul, add_or_sub, add_or_mul): its test part
     "test_add/acc",
-    "test_mul/loss",     # mixtures with a 'mul' subtask (add_mul, add_or_mul): its test part
+    "test_mul/loss",  # mixtures with a 'mul' subtask (add_mul, add_or_mul): its test part
     "test_mul/acc",
-    "weight_norm",       # L2 norm of all of the member's weights
+    "weight_norm",  # L2 norm of all of the member's weights
 )
 
 # The accuracy behind epoch_train_99 / epoch_test_99: the first evaluated epoch at or above it.
@@ -44,19 +44,19 @@ STATUS_VALUES = ("done", "stopped", "diverged", "failed", "pruned")
 # (grokcore/continuation.py keeps its end state; sweeps/budget.py plans it).
 BUDGET_END = "done"
 OUTCOME_COLUMNS = (
-    "status",            # done: budget spent; stopped: stop rule fired; diverged: loss NaN/inf;
-                         # failed: the pack failed for good (see error); pruned: by a search
-    "error",             # empty unless failed
+    "status",  # done: budget spent; stopped: stop rule fired; diverged: loss NaN/inf;
+    # failed: the pack failed for good (see error); pruned: by a search
+    "error",  # empty unless failed
     "epochs_trained",
-    "continued_from",    # the epoch this outcome's training went on from (a larger budget; sweeps/budget.py),
-                         # null when it trained from epoch 0
-    "epoch_train_99",    # first evaluated epoch with train/acc >= 0.99 (null if never)
-    "epoch_test_99",     # likewise for test/acc
+    "continued_from",  # the epoch this outcome's training went on from (a larger budget; sweeps/budget.py),
+    # null when it trained from epoch 0
+    "epoch_train_99",  # first evaluated epoch with train/acc >= 0.99 (null if never)
+    "epoch_test_99",  # likewise for test/acc
     "final/train/loss",
     "final/train/acc",
     "final/test/loss",
     "final/test/acc",
-    "wall_seconds",      # the pack's training wall time up to this member's end
+    "wall_seconds",  # the pack's training wall time up to this member's end
     "device",
-    "optuna_trial",      # Optuna trial number under `search: optuna`, else null
+    "optuna_trial",  # Optuna trial number under `search: optuna`, else null
 )

@@ -24,8 +24,13 @@ class ReferenceTransformer(nn.Module):
     def __init__(self, cfg: RunConfig, state_dict: dict[str, Tensor]):
         super().__init__()
         self.cfg = cfg
-        self.weights = nn.ParameterDict({k.replace(".", "__"): nn.Parameter(v.clone().float())
-                                         for k, v in state_dict.items() if v.is_floating_point()})
+        self.weights = nn.ParameterDict(
+            {
+                k.replace(".", "__"): nn.Parameter(v.clone().float())
+                for k, v in state_dict.items()
+                if v.is_floating_point()
+            }
+        )
         # The seeds froze biases at zero: only train what the config trains.
         for key, param in self.weights.items():
             leaf = key.rsplit("__", 1)[1]
@@ -80,5 +85,10 @@ def reference_loss(model: ReferenceTransformer, tokens: Tensor, labels: Tensor) 
 
 
 def make_optimizer(model: ReferenceTransformer, cfg: RunConfig) -> torch.optim.AdamW:
-    return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
-                             weight_decay=cfg.weight_decay, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
+    return torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad],
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        betas=(cfg.beta1, cfg.beta2),
+        eps=cfg.eps,
+    )

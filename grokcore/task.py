@@ -320,7 +320,7 @@ class AddMulTask(ModularTask):
         mul_perm = torch.randperm(n_pairs, generator=generator) + n_pairs
         n_test_each = n_test // 2
         train_idx = torch.cat([add_perm[:n_add], mul_perm[: n_train - n_add]])
-        test_idx = torch.cat([add_perm[n_add:][:n_test_each], mul_perm[n_train - n_add:][:n_test_each]])
+        test_idx = torch.cat([add_perm[n_add:][:n_test_each], mul_perm[n_train - n_add :][:n_test_each]])
         return train_idx, test_idx
 
 
@@ -363,8 +363,11 @@ class MaxTask(Task):
 
     def check(self, cfg: RunConfig) -> None:
         _need(len(self.force_adjacent) > 0, "force_adjacent", "must name at least one offset")
-        _need(all(0 <= i < self.n for i in self.force_adjacent), "force_adjacent",
-              f"offsets must lie in [0, p={self.n}), got {list(self.force_adjacent)}")
+        _need(
+            all(0 <= i < self.n for i in self.force_adjacent),
+            "force_adjacent",
+            f"offsets must lie in [0, p={self.n}), got {list(self.force_adjacent)}",
+        )
 
     def split_sizes(self, cfg: RunConfig) -> tuple[int, int]:
         return len(self.adjacent_pairs()), self.n_examples
@@ -453,8 +456,11 @@ class GroupTask(Task):
 
     def check(self, cfg: RunConfig) -> None:
         if self.kind == "symmetric":
-            _need(2 <= self.n <= 6, "p", f"{self.name} is S_p: p must be in 2..6 (6! = 720 elements, "
-                                         f"518,400 pairs), got {self.n}")
+            _need(
+                2 <= self.n <= 6,
+                "p",
+                f"{self.name} is S_p: p must be in 2..6 (6! = 720 elements, 518,400 pairs), got {self.n}",
+            )
         else:
             _need(3 <= self.n <= 1000, "p", f"{self.name} is D_p: p must be in 3..1000, got {self.n}")
 
@@ -498,21 +504,59 @@ SEED_OPS = ("add", "mul")  # the seed tasks' op tokens: '=' then '+' then '*'
 # range of max, and n of S_n / D_n.
 BUILTIN: dict[str, tuple[str, Callable[[RunConfig], Task]]] = {
     # the seed experiments (their vocabulary and splits are pinned by tests/grokcore/test_task_compat.py)
-    "add": ("(x + y) mod p", lambda cfg: ModularTask(
-        name="add", p=cfg.p, formula=_add, ops=SEED_OPS, default_layout="a b =",
-        measures=frozenset({FOURIER, ADDITION}))),
-    "mul": ("(x * y) mod p, operands up to max_num", lambda cfg: ModularTask(
-        name="mul", p=cfg.p, formula=_mul, operand_range=cfg.max_num, ops=SEED_OPS, example_op=1,
-        default_layout="a op b")),
-    "add_mul": ("(x + y) or (x * y) mod p marked by the op token, addition_fraction of the train set addition",
-                lambda cfg: AddMulTask(name="add_mul", p=cfg.p, formula=_add, operand_range=cfg.max_num, ops=SEED_OPS,
-                                       subtasks=SEED_OPS, default_layout="a op b",
-                                       measures=frozenset({FOURIER, ADDITION}))),
-    "pow": ("(x^exp_m + y^exp_n) mod p", lambda cfg: PowTask(
-        name="pow", p=cfg.p, formula=_add, ops=SEED_OPS, default_layout="a b =", exp_m=cfg.exp_m, exp_n=cfg.exp_n,
-        measures=frozenset({FOURIER, ADDITION}) if (cfg.exp_m, cfg.exp_n) == (1, 1) else frozenset({FOURIER}))),
-    "max": ("max(x, y) for x, y < p, trained on pairs (a, a +- i), i in force_adjacent",
-            lambda cfg: MaxTask(n=cfg.p, force_adjacent=tuple(cfg.force_adjacent))),
+    "add": (
+        "(x + y) mod p",
+        lambda cfg: ModularTask(
+            name="add",
+            p=cfg.p,
+            formula=_add,
+            ops=SEED_OPS,
+            default_layout="a b =",
+            measures=frozenset({FOURIER, ADDITION}),
+        ),
+    ),
+    "mul": (
+        "(x * y) mod p, operands up to max_num",
+        lambda cfg: ModularTask(
+            name="mul",
+            p=cfg.p,
+            formula=_mul,
+            operand_range=cfg.max_num,
+            ops=SEED_OPS,
+            example_op=1,
+            default_layout="a op b",
+        ),
+    ),
+    "add_mul": (
+        "(x + y) or (x * y) mod p marked by the op token, addition_fraction of the train set addition",
+        lambda cfg: AddMulTask(
+            name="add_mul",
+            p=cfg.p,
+            formula=_add,
+            operand_range=cfg.max_num,
+            ops=SEED_OPS,
+            subtasks=SEED_OPS,
+            default_layout="a op b",
+            measures=frozenset({FOURIER, ADDITION}),
+        ),
+    ),
+    "pow": (
+        "(x^exp_m + y^exp_n) mod p",
+        lambda cfg: PowTask(
+            name="pow",
+            p=cfg.p,
+            formula=_add,
+            ops=SEED_OPS,
+            default_layout="a b =",
+            exp_m=cfg.exp_m,
+            exp_n=cfg.exp_n,
+            measures=frozenset({FOURIER, ADDITION}) if (cfg.exp_m, cfg.exp_n) == (1, 1) else frozenset({FOURIER}),
+        ),
+    ),
+    "max": (
+        "max(x, y) for x, y < p, trained on pairs (a, a +- i), i in force_adjacent",
+        lambda cfg: MaxTask(n=cfg.p, force_adjacent=tuple(cfg.force_adjacent)),
+    ),
     # Power et al. (2022)
     "sub": ("(x - y) mod p", _modular("sub", _sub)),
     "div": ("x / y mod p over y != 0 (p prime)", _modular("div", _div, nonzero_y=True, prime_modulus=True)),
@@ -521,15 +565,20 @@ BUILTIN: dict[str, tuple[str, Callable[[RunConfig], Task]]] = {
     "quad_x": ("(x^2 + xy + y^2 + x) mod p", _modular("quad_x", _quad_x)),
     "cube_xy": ("(x^3 + xy) mod p", _modular("cube_xy", _cube_xy)),
     "cube_xy2_y": ("(x^3 + xy^2 + y) mod p", _modular("cube_xy2_y", _cube_xy2_y)),
-    "add_or_sub": ("x + y if x is even, else x - y (mod p); subtasks add, sub",
-                   _modular("add_or_sub", _add_or_sub, subtasks=("add", "sub"), subtask_of=_parity)),
-    "add_or_mul": ("x + y if x is even, else x * y (mod p); subtasks add, mul",
-                   _modular("add_or_mul", _add_or_mul, subtasks=("add", "mul"), subtask_of=_parity)),
+    "add_or_sub": (
+        "x + y if x is even, else x - y (mod p); subtasks add, sub",
+        _modular("add_or_sub", _add_or_sub, subtasks=("add", "sub"), subtask_of=_parity),
+    ),
+    "add_or_mul": (
+        "x + y if x is even, else x * y (mod p); subtasks add, mul",
+        _modular("add_or_mul", _add_or_mul, subtasks=("add", "mul"), subtask_of=_parity),
+    ),
     # Power et al.'s "x/y if y is odd, else x - y"; their reference code (openai/grok, data.py) builds it
     # over all p^2 residue pairs, y = 0 included, and divides by the modular inverse
-    "div_or_sub": ("x / y if y is odd, else x - y (mod p, p prime); subtasks div, sub",
-                   _modular("div_or_sub", _div_or_sub, subtasks=("div", "sub"), subtask_of=_y_parity,
-                            prime_modulus=True)),
+    "div_or_sub": (
+        "x / y if y is odd, else x - y (mod p, p prime); subtasks div, sub",
+        _modular("div_or_sub", _div_or_sub, subtasks=("div", "sub"), subtask_of=_y_parity, prime_modulus=True),
+    ),
     # finite groups (Power et al.'s S5 operations; Chughtai et al.)
     "perm": ("x·y in S_p (composition; p! elements as tokens)", _group("perm", "symmetric", "xy")),
     "perm_conj": ("x·y·x⁻¹ in S_p", _group("perm_conj", "symmetric", "xyx^-1")),
@@ -538,8 +587,9 @@ BUILTIN: dict[str, tuple[str, Callable[[RunConfig], Task]]] = {
 }
 
 USER_TASK_FORM = "'package.module:factory' or 'package.module:factory(arg=value, ...)'"
-_USER_RE = re.compile(r"^(?P<module>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*):(?P<factory>[A-Za-z_]\w*)(?:\((?P<args>.*)\))?$",
-                      re.DOTALL)
+_USER_RE = re.compile(
+    r"^(?P<module>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*):(?P<factory>[A-Za-z_]\w*)(?:\((?P<args>.*)\))?$", re.DOTALL
+)
 
 
 def is_user_task(name: str) -> bool:
@@ -564,8 +614,9 @@ def parse_user_task(text: str) -> tuple[str, str, dict[str, Any]]:
             try:
                 args[keyword.arg] = ast.literal_eval(keyword.value)  # type: ignore[index]
             except ValueError:
-                raise TaskError(f"{text!r}: argument {keyword.arg} must be a literal (number, string, "
-                                "list, ...)") from None
+                raise TaskError(
+                    f"{text!r}: argument {keyword.arg} must be a literal (number, string, list, ...)"
+                ) from None
     return m["module"], m["factory"], args
 
 
@@ -625,8 +676,9 @@ def check_task(task: Any, name: str) -> None:
     import torch
 
     if not isinstance(task, Task):
-        raise TaskError(f"{name}: the factory must return a grokcore.task.Task (e.g. a BinaryTask), "
-                        f"got {type(task).__name__}")
+        raise TaskError(
+            f"{name}: the factory must return a grokcore.task.Task (e.g. a BinaryTask), got {type(task).__name__}"
+        )
 
     def need(cond: bool, what: str) -> None:
         if not cond:
@@ -634,18 +686,26 @@ def check_task(task: Any, name: str) -> None:
 
     for attr in ("n_operands", "n_classes", "n_examples"):
         value = getattr(task, attr, None)
-        need(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
-             f"{attr} must be an integer >= 1, got {value!r}")
+        need(
+            isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+            f"{attr} must be an integer >= 1, got {value!r}",
+        )
     need(task.n_classes >= 2, f"n_classes must be >= 2, got {task.n_classes}")
     need(task.n_examples <= MAX_EXAMPLES, f"{task.n_examples:,} examples is more than {MAX_EXAMPLES:,}")
     need(task.default_layout in LAYOUTS, f"default_layout must be one of {list(LAYOUTS)}, got {task.default_layout!r}")
     need(isinstance(task.ops, tuple) and len(task.ops) >= 1, f"ops must be a non-empty tuple, got {task.ops!r}")
-    need(set(task.measures) <= set(TASK_MEASURES),
-         f"measures must be a subset of {list(TASK_MEASURES)}, got {set(task.measures)}")
-    need(FOURIER not in task.measures or isinstance(task.modulus, int),
-         f"the {FOURIER} measures need the task's modulus (operands are residues mod it)")
-    need(ADDITION not in task.measures or (isinstance(task.modulus, int) and "add" in task.ops),
-         f"the {ADDITION} measures score the (x + y) mod p grid: they need a modulus and an op named 'add'")
+    need(
+        set(task.measures) <= set(TASK_MEASURES),
+        f"measures must be a subset of {list(TASK_MEASURES)}, got {set(task.measures)}",
+    )
+    need(
+        FOURIER not in task.measures or isinstance(task.modulus, int),
+        f"the {FOURIER} measures need the task's modulus (operands are residues mod it)",
+    )
+    need(
+        ADDITION not in task.measures or (isinstance(task.modulus, int) and "add" in task.ops),
+        f"the {ADDITION} measures score the (x + y) mod p grid: they need a modulus and an op named 'add'",
+    )
     try:
         hash(task)  # the trainer keys example pools by task
     except TypeError:
@@ -654,11 +714,20 @@ def check_task(task: Any, name: str) -> None:
     n = task.n_examples
     for part in ("x", "y", "labels", "op", "subtask"):
         t = getattr(ex, part)
-        need(isinstance(t, torch.Tensor) and t.dtype == torch.int64 and t.shape == (n,),
-             f"examples().{part} must be an int64 tensor of shape ({n},) (n_examples), got "
-             f"{getattr(t, 'dtype', type(t).__name__)} {tuple(getattr(t, 'shape', ()))}")
-    for part, high in (("x", task.n_operands), ("y", task.n_operands), ("labels", task.n_classes),
-                       ("op", len(task.ops)), ("subtask", len(task.subtasks))):
+        need(
+            isinstance(t, torch.Tensor) and t.dtype == torch.int64 and t.shape == (n,),
+            f"examples().{part} must be an int64 tensor of shape ({n},) (n_examples), got "
+            f"{getattr(t, 'dtype', type(t).__name__)} {tuple(getattr(t, 'shape', ()))}",
+        )
+    for part, high in (
+        ("x", task.n_operands),
+        ("y", task.n_operands),
+        ("labels", task.n_classes),
+        ("op", len(task.ops)),
+        ("subtask", len(task.subtasks)),
+    ):
         t = getattr(ex, part)
-        need(bool(((t >= 0) & (t < high)).all()), f"examples().{part} must lie in [0, {high}), got values in "
-                                                  f"[{int(t.min())}, {int(t.max())}]")
+        need(
+            bool(((t >= 0) & (t < high)).all()),
+            f"examples().{part} must lie in [0, {high}), got values in [{int(t.min())}, {int(t.max())}]",
+        )

@@ -29,13 +29,13 @@ import torch
 from torch import Tensor
 
 from grokcore.config import RunConfig
-from grokcore.packed import PackedModel, build_packed, init_member
 from grokcore.optim import BatchedAdamW, FlatParams
+from grokcore.packed import PackedModel, build_packed, init_member
 from grokcore.progress import measure_pack
 from grokcore.records import ACC_THRESHOLD, METRIC_COLUMNS
 from grokcore.snapshots.schedule import SCHEDULED, Snapshot, SnapshotSchedule
-from grokcore.task import Task
 from grokcore.splits import ExamplePool, build_pool, make_split
+from grokcore.task import Task
 
 STATE_FORMAT = 1
 # Subtasks with their own test metric columns (records.METRIC_COLUMNS: test_add/*, test_mul/*).
@@ -68,8 +68,17 @@ class MemberOutcome:
     @classmethod
     def failed(cls, config: RunConfig, error: str, epochs_trained: int | None = None) -> MemberOutcome:
         """A member whose pack failed for good (a sweep's driver records it): nothing was measured."""
-        return cls(config=config, status="failed", epochs_trained=epochs_trained, epoch_train_99=None,
-                   epoch_test_99=None, final=dict.fromkeys(FINAL_KEYS), wall_seconds=None, device=None, error=error)
+        return cls(
+            config=config,
+            status="failed",
+            epochs_trained=epochs_trained,
+            epoch_train_99=None,
+            epoch_test_99=None,
+            final=dict.fromkeys(FINAL_KEYS),
+            wall_seconds=None,
+            device=None,
+            error=error,
+        )
 
     def to_row(self) -> dict[str, Any]:
         """A runs row: every config field, then the outcome columns the trainer knows. The one place
@@ -116,8 +125,14 @@ class _Tracker:
 
 
 class PackTrainer:
-    def __init__(self, configs: Sequence[RunConfig], device: str | torch.device = "cpu", tf32: bool = False,
-                 torch_compile: bool = False, snapshots: SnapshotSchedule | None = None):
+    def __init__(
+        self,
+        configs: Sequence[RunConfig],
+        device: str | torch.device = "cpu",
+        tf32: bool = False,
+        torch_compile: bool = False,
+        snapshots: SnapshotSchedule | None = None,
+    ):
         """`snapshots` keeps members' weights at its epochs and events (Report.snapshots); it only reads
         the weights, so the numbers are those of a trainer without it. `tf32` allows TF32 matmuls on
         CUDA (a process-wide torch setting). `torch_compile` runs the
@@ -144,8 +159,9 @@ class PackTrainer:
         self.trackers = [_Tracker(end_epoch=c.epochs) for c in self.configs]
         self._pending: list[MemberOutcome] = []
         self.snapshots = snapshots
-        self._snapshot_epochs = {c.run_id: snapshots.scheduled_epochs(c.epochs) for c in self.configs} \
-            if snapshots is not None else {}
+        self._snapshot_epochs = (
+            {c.run_id: snapshots.scheduled_epochs(c.epochs) for c in self.configs} if snapshots is not None else {}
+        )
         self._any_snapshot_epoch = frozenset().union(*self._snapshot_epochs.values())
         self._taken: dict[tuple[str, int], Snapshot] = {}  # since the last report, by (run_id, epoch)
         # Final weights of members that left the batch, as flat rows on the host: the batch shrinks,
@@ -158,11 +174,19 @@ class PackTrainer:
         self.net: PackedModel = build_packed(self.arch, [init_member(c) for c in self.configs]).to(self.device)
         self._hooked: PackedModel | None = None
         self.flat = FlatParams(self.net.named_member_params())
+
         def per_member(name: str) -> list[float]:
             return [getattr(c, name) for c in self.configs]
 
-        self.optimizer = BatchedAdamW(self.flat, per_member("lr"), per_member("weight_decay"), per_member("beta1"),
-                                      per_member("beta2"), per_member("eps"), torch_compile=torch_compile)
+        self.optimizer = BatchedAdamW(
+            self.flat,
+            per_member("lr"),
+            per_member("weight_decay"),
+            per_member("beta1"),
+            per_member("beta2"),
+            per_member("eps"),
+            torch_compile=torch_compile,
+        )
         self._compiled_loss = torch.compile(self._loss, dynamic=None) if torch_compile else None
         self.loss_dtype = torch.float64 if self.arch.loss_dtype == "float64" else torch.float32
 
@@ -227,8 +251,11 @@ class PackTrainer:
             "test_tokens": pool.inputs[test_idx],
             "test_labels": clean_labels.gather(1, test_idx),
             "test_weight": _mean_weights(test_mask),
-            **{f"test_{name}_weight": _mean_weights(test_mask & (pool.subtask[test_idx] == i))
-               for i, name in enumerate(subtasks) if name in SUBTASK_COLUMNS},
+            **{
+                f"test_{name}_weight": _mean_weights(test_mask & (pool.subtask[test_idx] == i))
+                for i, name in enumerate(subtasks)
+                if name in SUBTASK_COLUMNS
+            },
             "train_count": train_mask.sum(1),
             "test_count": test_mask.sum(1),
         }
@@ -241,8 +268,9 @@ class PackTrainer:
         nll = -logits.log_softmax(-1).gather(-1, labels.unsqueeze(-1)).squeeze(-1)
         return (nll * weight).sum(-1)
 
-    def _train_loss(self, tokens: Tensor, labels: Tensor, weight: Tensor,
-                    tables: dict[str, Tensor] | None = None) -> Tensor:
+    def _train_loss(
+        self, tokens: Tensor, labels: Tensor, weight: Tensor, tables: dict[str, Tensor] | None = None
+    ) -> Tensor:
         if self._compiled_loss is None:
             return self._loss(tokens, labels, weight, tables)
         # Members leave, so the member dimension of the parameters shrinks: let the compiled loss
@@ -262,8 +290,9 @@ class PackTrainer:
             leaves = {k: t.detach().requires_grad_() for k, t in tables.items()}
             for s in range(0, d["train_tokens"].shape[1], self.chunk):
                 rows = slice(s, s + self.chunk)
-                self._train_loss(d["train_tokens"][:, rows], d["train_labels"][:, rows],
-                                 d["train_weight"][:, rows], leaves).sum().backward()
+                self._train_loss(
+                    d["train_tokens"][:, rows], d["train_labels"][:, rows], d["train_weight"][:, rows], leaves
+                ).sum().backward()
             torch.autograd.backward(list(tables.values()), [leaf.grad for leaf in leaves.values()])
             self.optimizer.step()
             return
@@ -278,13 +307,22 @@ class PackTrainer:
         d = self.data
         n, size = int(self.arch.train_size), self.arch.batch_size
         assert size is not None  # only a pack with a batch size takes minibatches
-        orders = torch.stack([torch.randperm(n, generator=torch.Generator().manual_seed(
-            (c.sub_seed("batch") + self.epoch * 0x9E3779B97F4A7C15) % (1 << 63))) for c in self.configs])
+        orders = torch.stack(
+            [
+                torch.randperm(
+                    n,
+                    generator=torch.Generator().manual_seed(
+                        (c.sub_seed("batch") + self.epoch * 0x9E3779B97F4A7C15) % (1 << 63)
+                    ),
+                )
+                for c in self.configs
+            ]
+        )
         if self.device.type == "cuda":  # a pinned, non-blocking copy: no sync with the device
             orders = orders.pin_memory().to(self.device, non_blocking=True)
         out = []
         for start in range(0, n, size):
-            idx = orders[:, start:start + size]
+            idx = orders[:, start : start + size]
             tokens = d["train_tokens"].gather(1, idx.unsqueeze(-1).expand(-1, -1, d["train_tokens"].shape[-1]))
             weight = torch.full(idx.shape, 1.0 / idx.shape[1], dtype=d["train_weight"].dtype, device=self.device)
             out.append((tokens, d["train_labels"].gather(1, idx), weight))
@@ -295,12 +333,14 @@ class PackTrainer:
     def _metrics(self) -> Tensor:
         """(member, len(METRIC_COLUMNS)) on the host: the only device sync of the loop."""
         d = self.data
-        tr_nll, tr_ok, cl_nll, cl_ok = self._masked_means(d["train_tokens"], d["train_weight"], d["train_labels"],
-                                                          d["train_clean_labels"])
+        tr_nll, tr_ok, cl_nll, cl_ok = self._masked_means(
+            d["train_tokens"], d["train_weight"], d["train_labels"], d["train_clean_labels"]
+        )
         nan = torch.full_like(self.flat.data[:, 0], math.nan, dtype=torch.float64)
         sub_weights = [d.get(f"test_{name}_weight") for name in SUBTASK_COLUMNS]
-        test = self._masked_means(d["test_tokens"], d["test_weight"], d["test_labels"],
-                                  weights=[w for w in sub_weights if w is not None])
+        test = self._masked_means(
+            d["test_tokens"], d["test_weight"], d["test_labels"], weights=[w for w in sub_weights if w is not None]
+        )
         sub = []  # test_add/*, test_mul/*: a mixture's subtasks of those names, NaN otherwise
         extra = iter(test[2:])
         for w in sub_weights:
@@ -311,8 +351,14 @@ class PackTrainer:
         columns = [tr_nll, tr_ok, cl_nll, cl_ok, test[0], test[1], *sub, norm]
         return torch.stack([c.double() for c in columns], dim=1).cpu()
 
-    def _masked_means(self, tokens: Tensor, weight: Tensor, labels: Tensor, clean: Tensor | None = None,
-                      weights: Sequence[Tensor] = ()) -> list[Tensor]:
+    def _masked_means(
+        self,
+        tokens: Tensor,
+        weight: Tensor,
+        labels: Tensor,
+        clean: Tensor | None = None,
+        weights: Sequence[Tensor] = (),
+    ) -> list[Tensor]:
         """Each member's mean loss and accuracy over its examples (those of nonzero `weight`) against
         `labels` (then `clean`), then against `labels` over those of nonzero weight in each of
         `weights`, (member,) each. Sums over chunks of self.chunk rows, as in training (see
@@ -356,8 +402,10 @@ class PackTrainer:
                     self._train_epoch()
                     self.epoch += 1
                     if self.epoch in self._any_snapshot_epoch:  # a device sync, at snapshot epochs only
-                        self._snapshot([k for k, c in enumerate(self.configs)
-                                        if self.epoch in self._snapshot_epochs[c.run_id]], SCHEDULED)
+                        self._snapshot(
+                            [k for k, c in enumerate(self.configs) if self.epoch in self._snapshot_epochs[c.run_id]],
+                            SCHEDULED,
+                        )
                 values = self._metrics()  # syncs, so the timing below is honest
                 self.train_seconds += time.perf_counter() - start
                 progress_rows, progress_seconds = self._progress()
@@ -366,8 +414,9 @@ class PackTrainer:
                 bar.update(report, model_epochs=live * (self.epoch - first))
                 yield report
             if self._pending:
-                yield Report(self.epoch, [], self._take_pending(), 0, self.train_seconds,
-                             snapshots=self._take_snapshots())
+                yield Report(
+                    self.epoch, [], self._take_pending(), 0, self.train_seconds, snapshots=self._take_snapshots()
+                )
         finally:
             bar.close()
 
@@ -378,8 +427,9 @@ class PackTrainer:
             return [], 0.0
         start = time.perf_counter()
         rows = measure_pack(self)
-        return [{"run_id": c.run_id, "epoch": self.epoch, **row} for c, row in zip(self.configs, rows, strict=True)], \
-            time.perf_counter() - start
+        return [
+            {"run_id": c.run_id, "epoch": self.epoch, **row} for c, row in zip(self.configs, rows, strict=True)
+        ], time.perf_counter() - start
 
     def _report(self, values: Tensor) -> Report:
         epoch, every = self.epoch, self.arch.eval_every
@@ -415,8 +465,11 @@ class PackTrainer:
         this epoch; an event at an epoch already kept adds its label to that snapshot."""
         if self.snapshots is None or not members or (event != SCHEDULED and event not in self.snapshots.events):
             return
-        rows = self.flat.data[torch.tensor(members, device=self.device)].detach().to(
-            "cpu", dtype=self.snapshots.torch_dtype)
+        rows = (
+            self.flat.data[torch.tensor(members, device=self.device)]
+            .detach()
+            .to("cpu", dtype=self.snapshots.torch_dtype)
+        )
         for k, row in zip(members, rows, strict=True):
             key = (self.configs[k].run_id, self.epoch)
             if key in self._taken:
@@ -440,9 +493,16 @@ class PackTrainer:
                 tr.end_epoch = min(tr.end_epoch, epoch + cfg.stop_extra_epochs)
 
     def _outcome(self, cfg: RunConfig, tr: _Tracker, status: str) -> MemberOutcome:
-        return MemberOutcome(config=cfg, status=status, epochs_trained=self.epoch, epoch_train_99=tr.epoch_train_99,
-                             epoch_test_99=tr.epoch_test_99, final=dict(tr.last), wall_seconds=self.train_seconds,
-                             device=str(self.device))
+        return MemberOutcome(
+            config=cfg,
+            status=status,
+            epochs_trained=self.epoch,
+            epoch_train_99=tr.epoch_train_99,
+            epoch_test_99=tr.epoch_test_99,
+            final=dict(tr.last),
+            wall_seconds=self.train_seconds,
+            device=str(self.device),
+        )
 
     def _take_pending(self) -> list[MemberOutcome]:
         pending, self._pending = self._pending, []
@@ -499,8 +559,10 @@ class PackTrainer:
     # ---- checkpoints --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         if self._pending:
-            raise ValueError(f"{len(self._pending)} dropped member(s) not reported yet: take departures() (or the "
-                             "next report) first, or a checkpoint would lose their outcomes and end snapshots")
+            raise ValueError(
+                f"{len(self._pending)} dropped member(s) not reported yet: take departures() (or the "
+                "next report) first, or a checkpoint would lose their outcomes and end snapshots"
+            )
         return {
             "format": STATE_FORMAT,
             "epoch": self.epoch,
@@ -509,9 +571,12 @@ class PackTrainer:
             "configs": [c.to_dict() for c in self.configs],
             "trackers": [vars(t) for t in self.trackers],
             "departed": list(self.departed),
-            "tensors": {"params": self.flat.data, "exp_avg": self.optimizer.exp_avg,
-                        "exp_avg_sq": self.optimizer.exp_avg_sq,
-                        **({"departed": torch.stack(list(self.departed.values()))} if self.departed else {})},
+            "tensors": {
+                "params": self.flat.data,
+                "exp_avg": self.optimizer.exp_avg,
+                "exp_avg_sq": self.optimizer.exp_avg_sq,
+                **({"departed": torch.stack(list(self.departed.values()))} if self.departed else {}),
+            },
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -536,7 +601,9 @@ class PackTrainer:
         directory.parent.mkdir(parents=True, exist_ok=True)
         state = self.state_dict()
         tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-        save_file({k: v.detach().contiguous().cpu() for k, v in state.pop("tensors").items()}, tmp / "state.safetensors")
+        save_file(
+            {k: v.detach().contiguous().cpu() for k, v in state.pop("tensors").items()}, tmp / "state.safetensors"
+        )
         (tmp / "state.json").write_text(json.dumps(state))
         old = directory.with_name(directory.name + ".old")
         if directory.exists():
@@ -547,16 +614,27 @@ class PackTrainer:
         return directory
 
     @classmethod
-    def load(cls, directory: str | os.PathLike, device: str | torch.device = "cpu", tf32: bool = False,
-             torch_compile: bool = False, snapshots: SnapshotSchedule | None = None) -> PackTrainer:
+    def load(
+        cls,
+        directory: str | os.PathLike,
+        device: str | torch.device = "cpu",
+        tf32: bool = False,
+        torch_compile: bool = False,
+        snapshots: SnapshotSchedule | None = None,
+    ) -> PackTrainer:
         from safetensors.torch import load_file
 
         directory = Path(directory)
         state = json.loads((directory / "state.json").read_text())
         if state.get("format") != STATE_FORMAT:
             raise ValueError(f"{directory}: unknown checkpoint format {state.get('format')}")
-        trainer = cls([RunConfig.from_dict(c) for c in state["configs"]], device=device, tf32=tf32,
-                      torch_compile=torch_compile, snapshots=snapshots)
+        trainer = cls(
+            [RunConfig.from_dict(c) for c in state["configs"]],
+            device=device,
+            tf32=tf32,
+            torch_compile=torch_compile,
+            snapshots=snapshots,
+        )
         state["tensors"] = load_file(directory / "state.safetensors", device=str(trainer.device))
         trainer.load_state_dict(state)
         return trainer
@@ -579,9 +657,13 @@ def _mean_weights(mask: Tensor) -> Tensor:
     return mask / mask.sum(-1, keepdim=True).clamp(min=1)
 
 
-def train_pack(configs: Sequence[RunConfig], device: str | torch.device = "cpu",
-               tf32: bool = False, torch_compile: bool = False,
-               progress: bool | None = None) -> tuple[list[dict[str, Any]], list[MemberOutcome]]:
+def train_pack(
+    configs: Sequence[RunConfig],
+    device: str | torch.device = "cpu",
+    tf32: bool = False,
+    torch_compile: bool = False,
+    progress: bool | None = None,
+) -> tuple[list[dict[str, Any]], list[MemberOutcome]]:
     """Train to the end; returns (metrics rows, outcomes). For notebooks and quick looks.
     `progress`: as PackTrainer.run's (a bar in a terminal or a notebook by default)."""
     metrics: list[dict[str, Any]] = []
@@ -609,21 +691,34 @@ class ProgressBar:
         from tqdm.auto import tqdm
 
         budget = max(t.end_epoch for t in trainer.trackers)
-        self.bar = tqdm(total=budget, initial=trainer.epoch, unit="epoch", dynamic_ncols=True,
-                        desc=f"{len(trainer.configs)} member{'s' if len(trainer.configs) != 1 else ''}")
+        self.bar = tqdm(
+            total=budget,
+            initial=trainer.epoch,
+            unit="epoch",
+            dynamic_ncols=True,
+            desc=f"{len(trainer.configs)} member{'s' if len(trainer.configs) != 1 else ''}",
+        )
 
     def update(self, report: Report, model_epochs: int) -> None:
         if self.bar is None:
             return
         self.finished += len(report.finished)
         self.generalised.update(o.run_id for o in report.finished if o.epoch_test_99 is not None)
-        self.generalised.update(c.run_id for c, t in zip(self.trainer.configs, self.trainer.trackers, strict=True)
-                                if t.epoch_test_99 is not None)
+        self.generalised.update(
+            c.run_id
+            for c, t in zip(self.trainer.configs, self.trainer.trackers, strict=True)
+            if t.epoch_test_99 is not None
+        )
         now = time.perf_counter()
         rate, self.last_update = model_epochs / max(now - self.last_update, 1e-9), now
         # first crossings of 0.99 (epoch_test_99), not the held rule of grokcore/verdict.py: hence not "generalised"
-        self.bar.set_postfix(live=report.live, finished=self.finished, test_99=len(self.generalised),
-                             model_epochs_s=f"{rate:,.0f}", refresh=False)
+        self.bar.set_postfix(
+            live=report.live,
+            finished=self.finished,
+            test_99=len(self.generalised),
+            model_epochs_s=f"{rate:,.0f}",
+            refresh=False,
+        )
         self.bar.update(report.epoch - self.bar.n)
 
     def close(self) -> None:

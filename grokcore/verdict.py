@@ -74,13 +74,17 @@ class Thresholds:
         if not (_is_number(self.grok_delay) and self.grok_delay >= 0):
             raise ThresholdsError("grok_delay", f"grok_delay must be a number of epochs >= 0, got {self.grok_delay!r}")
         if self.grok_ratio is not None and not (_is_number(self.grok_ratio) and self.grok_ratio >= 0):
-            raise ThresholdsError("grok_ratio", f"grok_ratio must be a multiple of the memorisation epoch >= 0 or "
-                                                f"None, got {self.grok_ratio!r}")
+            raise ThresholdsError(
+                "grok_ratio",
+                f"grok_ratio must be a multiple of the memorisation epoch >= 0 or None, got {self.grok_ratio!r}",
+            )
         if not (isinstance(self.hold, int) and not isinstance(self.hold, bool) and self.hold >= 0):
-            raise ThresholdsError("hold", f"hold must be an integer >= 0 (0: until the last evaluation), "
-                                          f"got {self.hold!r}")
-        if self.budget is not None and not (isinstance(self.budget, int) and not isinstance(self.budget, bool)
-                                            and self.budget >= 1):
+            raise ThresholdsError(
+                "hold", f"hold must be an integer >= 0 (0: until the last evaluation), got {self.hold!r}"
+            )
+        if self.budget is not None and not (
+            isinstance(self.budget, int) and not isinstance(self.budget, bool) and self.budget >= 1
+        ):
             raise ThresholdsError("budget", f"budget must be a positive number of epochs or None, got {self.budget!r}")
 
     @classmethod
@@ -97,23 +101,33 @@ class Thresholds:
         return cls(**raw)
 
     def grok_rule(self) -> str:
-        ratio = (f" and at least {self.grok_ratio:g}× its memorisation epoch later" if self.grok_ratio is not None
-                 else "")
+        ratio = (
+            f" and at least {self.grok_ratio:g}× its memorisation epoch later" if self.grok_ratio is not None else ""
+        )
         return f"generalised {self.grok_delay:g} or more epochs after memorising{ratio}"
 
     def describe(self) -> str:
         """One sentence for the report, so a reader knows exactly what was counted."""
-        hold = ("the first evaluation at or above it counts" if self.hold == 1
-                else "it must then hold until the member's last evaluation" if self.hold == 0
-                else f"it counts from the first of {self.hold} consecutive evaluations at or above it "
-                     "(or of the evaluations left, if fewer)")
-        budget = (f"within {self.budget} epochs (or the member's own budget if smaller)" if self.budget
-                  else "within each member's own epoch budget")
-        return (f"Memorised: train accuracy ≥ {self.train_acc}; generalised: test accuracy ≥ {self.test_acc} "
-                f"and not below it again at the member's last evaluation; {hold}; judged {budget}. "
-                f"Grokked (the grokking phase): {self.grok_rule()}; comprehension: generalised sooner. "
-                "A member whose train or test accuracy reached its threshold and is below it again at its last "
-                "evaluation is flagged unstable instead of given a phase.")
+        hold = (
+            "the first evaluation at or above it counts"
+            if self.hold == 1
+            else "it must then hold until the member's last evaluation"
+            if self.hold == 0
+            else f"it counts from the first of {self.hold} consecutive evaluations at or above it "
+            "(or of the evaluations left, if fewer)"
+        )
+        budget = (
+            f"within {self.budget} epochs (or the member's own budget if smaller)"
+            if self.budget
+            else "within each member's own epoch budget"
+        )
+        return (
+            f"Memorised: train accuracy ≥ {self.train_acc}; generalised: test accuracy ≥ {self.test_acc} "
+            f"and not below it again at the member's last evaluation; {hold}; judged {budget}. "
+            f"Grokked (the grokking phase): {self.grok_rule()}; comprehension: generalised sooner. "
+            "A member whose train or test accuracy reached its threshold and is below it again at its last "
+            "evaluation is flagged unstable instead of given a phase."
+        )
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(Thresholds))
@@ -154,22 +168,32 @@ class Verdict:
         return dict(zip(VERDICT_COLUMNS, (self.memorised_epoch, self.generalised_epoch, self.grokked), strict=True))
 
 
-def decide(epochs: Sequence[float], train_acc: Sequence[float | None], test_acc: Sequence[float | None],
-           thresholds: Thresholds = Thresholds()) -> Verdict:
+def decide(
+    epochs: Sequence[float],
+    train_acc: Sequence[float | None],
+    test_acc: Sequence[float | None],
+    thresholds: Thresholds = Thresholds(),
+) -> Verdict:
     """The verdict on one member's evaluation history (equal-length sequences in epoch order; a missing
     accuracy, None or NaN, counts as below its threshold)."""
     if not len(epochs) == len(train_acc) == len(test_acc):
-        raise ValueError(f"epochs, train_acc and test_acc must have one value per evaluation; got lengths "
-                         f"{len(epochs)}, {len(train_acc)}, {len(test_acc)}")
-    rows = [(e, tr, te) for e, tr, te in zip(epochs, train_acc, test_acc, strict=True)
-            if thresholds.budget is None or e <= thresholds.budget]
+        raise ValueError(
+            f"epochs, train_acc and test_acc must have one value per evaluation; got lengths "
+            f"{len(epochs)}, {len(train_acc)}, {len(test_acc)}"
+        )
+    rows = [
+        (e, tr, te)
+        for e, tr, te in zip(epochs, train_acc, test_acc, strict=True)
+        if thresholds.budget is None or e <= thresholds.budget
+    ]
     mem, train_fell = _reached([(e, tr) for e, tr, _ in rows], thresholds.train_acc, thresholds.hold)
     gen, test_fell = _reached([(e, te) for e, _, te in rows], thresholds.test_acc, thresholds.hold)
     grokked = False
     if mem is not None and gen is not None:
         delay = gen - mem
         grokked = delay >= thresholds.grok_delay and (
-            thresholds.grok_ratio is None or (mem > 0 and delay / mem >= thresholds.grok_ratio))
+            thresholds.grok_ratio is None or (mem > 0 and delay / mem >= thresholds.grok_ratio)
+        )
     return Verdict(mem, gen, bool(grokked), train_fell, test_fell)
 
 
@@ -193,11 +217,11 @@ def _reached(history: list[tuple[float, float | None]], threshold: float, hold: 
 class Verdicts:
     """decide_many's answers, one entry per member code (NaN epochs: None)."""
 
-    memorised_epoch: np.ndarray   # (member,) float64
+    memorised_epoch: np.ndarray  # (member,) float64
     generalised_epoch: np.ndarray  # (member,) float64
-    grokked: np.ndarray           # (member,) bool
-    train_fell_back: np.ndarray   # (member,) bool
-    test_fell_back: np.ndarray    # (member,) bool
+    grokked: np.ndarray  # (member,) bool
+    train_fell_back: np.ndarray  # (member,) bool
+    test_fell_back: np.ndarray  # (member,) bool
 
     @property
     def memorised(self) -> np.ndarray:
@@ -213,12 +237,24 @@ class Verdicts:
     def __getitem__(self, i: int) -> Verdict:
         def epoch(values: np.ndarray) -> int | None:
             return None if np.isnan(values[i]) else int(values[i])
-        return Verdict(epoch(self.memorised_epoch), epoch(self.generalised_epoch), bool(self.grokked[i]),
-                       bool(self.train_fell_back[i]), bool(self.test_fell_back[i]))
+
+        return Verdict(
+            epoch(self.memorised_epoch),
+            epoch(self.generalised_epoch),
+            bool(self.grokked[i]),
+            bool(self.train_fell_back[i]),
+            bool(self.test_fell_back[i]),
+        )
 
 
-def decide_many(member: np.ndarray, epochs: np.ndarray, train_acc: np.ndarray, test_acc: np.ndarray,
-                thresholds: Thresholds = Thresholds(), n_members: int | None = None) -> Verdicts:
+def decide_many(
+    member: np.ndarray,
+    epochs: np.ndarray,
+    train_acc: np.ndarray,
+    test_acc: np.ndarray,
+    thresholds: Thresholds = Thresholds(),
+    n_members: int | None = None,
+) -> Verdicts:
     """`decide` for many members at once, from flat evaluation rows: `member` (row,) integer codes 0..n-1,
     each member's rows contiguous and in epoch order (e.g. a metrics table sorted by run_id, then epoch);
     `epochs`, `train_acc`, `test_acc` (row,) alongside (NaN: below the threshold). Entry k of the result
@@ -228,8 +264,10 @@ def decide_many(member: np.ndarray, epochs: np.ndarray, train_acc: np.ndarray, t
     train_acc = np.asarray(train_acc, dtype="float64")
     test_acc = np.asarray(test_acc, dtype="float64")
     if not len(member) == len(epochs) == len(train_acc) == len(test_acc):
-        raise ValueError(f"member, epochs, train_acc and test_acc must have one value per row; got lengths "
-                         f"{len(member)}, {len(epochs)}, {len(train_acc)}, {len(test_acc)}")
+        raise ValueError(
+            f"member, epochs, train_acc and test_acc must have one value per row; got lengths "
+            f"{len(member)}, {len(epochs)}, {len(train_acc)}, {len(test_acc)}"
+        )
     n = n_members if n_members is not None else (int(member.max()) + 1 if len(member) else 0)
     if thresholds.budget is not None:
         keep = epochs <= thresholds.budget
@@ -267,11 +305,11 @@ def held_streaks(ok: np.ndarray, new_run: np.ndarray, epochs: np.ndarray, hold: 
     if not n:
         return np.full(n_runs, np.nan), np.zeros(n_runs, dtype=bool)
     new_streak = new_run | np.r_[True, ok[1:] != ok[:-1]]
-    streak_id = np.cumsum(new_streak) - 1                      # (row,) which streak each row is in
-    streak_start = np.flatnonzero(new_streak)                  # (streak,)
-    streak_len = np.diff(np.r_[streak_start, n])               # (streak,)
+    streak_id = np.cumsum(new_streak) - 1  # (row,) which streak each row is in
+    streak_start = np.flatnonzero(new_streak)  # (streak,)
+    streak_len = np.diff(np.r_[streak_start, n])  # (streak,)
     remaining = streak_len[streak_id] - (np.arange(n) - streak_start[streak_id])  # evaluations left in the streak
-    run_index = np.cumsum(new_run) - 1                         # (row,)
+    run_index = np.cumsum(new_run) - 1  # (row,)
     last_row_of_run = np.r_[np.flatnonzero(new_run)[1:] - 1, n - 1]  # (run,)
     to_the_end = streak_id == streak_id[last_row_of_run][run_index]
     qualifies = ok & to_the_end if hold == 0 else ok & ((remaining >= hold) | to_the_end)
@@ -282,5 +320,14 @@ def held_streaks(ok: np.ndarray, new_run: np.ndarray, epochs: np.ndarray, hold: 
     return first, fell
 
 
-__all__ = ["FIELDS", "VERDICT_COLUMNS", "Thresholds", "ThresholdsError", "Verdict", "Verdicts", "decide", "decide_many",
-           "held_streaks"]
+__all__ = [
+    "FIELDS",
+    "VERDICT_COLUMNS",
+    "Thresholds",
+    "ThresholdsError",
+    "Verdict",
+    "Verdicts",
+    "decide",
+    "decide_many",
+    "held_streaks",
+]

@@ -76,12 +76,17 @@ def caption(spec: dict, times) -> str:
     from the spec as run and the members' times (their thresholds in `attrs`)."""
     base = spec.get("base", {})
     budget = spec.get("budget")
-    spent = f"adaptive budget {budget['epochs']:,} → {budget['max_epochs']:,} epochs" if budget else \
-        f"budget {base.get('epochs', 0):,} epochs"
+    spent = (
+        f"adaptive budget {budget['epochs']:,} → {budget['max_epochs']:,} epochs"
+        if budget
+        else f"budget {base.get('epochs', 0):,} epochs"
+    )
     th = times.attrs["thresholds"]
     seeds = spec.get("replicates", 1)
-    return (f"p = {base.get('p')}, {spent}, {seeds} seed{'s' if seeds != 1 else ''} a point; generalised: test "
-            f"accuracy ≥ {th.test_acc:g} held {th.hold} evaluations")
+    return (
+        f"p = {base.get('p')}, {spent}, {seeds} seed{'s' if seeds != 1 else ''} a point; generalised: test "
+        f"accuracy ≥ {th.test_acc:g} held {th.hold} evaluations"
+    )
 
 
 def add_caption(fig: go.Figure, spec: dict, times) -> go.Figure:

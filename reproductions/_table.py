@@ -39,8 +39,24 @@ SPEC_FILE = "sweep.yaml"
 REPRO_PREFIX = "repro-"  # a reproduction NAME's sweep is named repro-NAME (its spec.yaml's `name`)
 
 # The main view's derived columns of analysis.member_times that the aggregates and fits read.
-TIME_COLUMNS = ["status", "epochs", "extended_from", "last_epoch", "budget", "finished", "resolution", "mem_epoch", "gen_epoch",
-                "delay", "phase", "generalised", "train_fell_back", "test_fell_back", "censored", "censored_at"]
+TIME_COLUMNS = [
+    "status",
+    "epochs",
+    "extended_from",
+    "last_epoch",
+    "budget",
+    "finished",
+    "resolution",
+    "mem_epoch",
+    "gen_epoch",
+    "delay",
+    "phase",
+    "generalised",
+    "train_fell_back",
+    "test_fell_back",
+    "censored",
+    "censored_at",
+]
 EVALUATION_COLUMNS = ["train/loss", "test/loss", "train/acc", "test/acc", "weight_norm"]
 FINAL_PREFIX = "final_"  # final_train/acc: the member's last evaluation
 
@@ -54,11 +70,16 @@ def members_frame(sweep) -> pd.DataFrame:
     times = sweep.member_times()
     running = times["status"] == RUNNING_STATUS
     if running.any():
-        raise SystemExit(f"{sweep.name}: {int(running.sum())} members are still running; tables are written "
-                         "from a finished sweep")
+        raise SystemExit(
+            f"{sweep.name}: {int(running.sum())} members are still running; tables are written from a finished sweep"
+        )
     axes = sweep.swept_axes(include_seed=True)
-    last = (sweep.metrics.sort_values(["run_id", "epoch"], kind="stable").groupby("run_id").last()
-            [EVALUATION_COLUMNS].rename(columns=lambda c: FINAL_PREFIX + c))
+    last = (
+        sweep.metrics.sort_values(["run_id", "epoch"], kind="stable")
+        .groupby("run_id")
+        .last()[EVALUATION_COLUMNS]
+        .rename(columns=lambda c: FINAL_PREFIX + c)
+    )
     out = times[["run_id", *axes, *TIME_COLUMNS]].merge(last, left_on="run_id", right_index=True, how="left")
     return out.sort_values([*axes, "run_id"], kind="stable").reset_index(drop=True)
 
@@ -102,8 +123,11 @@ def read_evaluations(name: str) -> pd.DataFrame:
 def add_source_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     """The two sources a reproduction's figures.py draws from."""
     parser.add_argument("sweep", nargs="?", help=f"the sweep folder, e.g. results/{REPRO_PREFIX}{name}")
-    parser.add_argument("--from-table", action="store_true",
-                        help=f"draw from the committed reproductions/{name}/{DATA_DIR}/ instead of a results folder")
+    parser.add_argument(
+        "--from-table",
+        action="store_true",
+        help=f"draw from the committed reproductions/{name}/{DATA_DIR}/ instead of a results folder",
+    )
 
 
 @dataclass(frozen=True)

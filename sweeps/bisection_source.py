@@ -70,14 +70,19 @@ def parse_search(source: str, raw: dict[str, Any], base: dict[str, Any], axes: t
     name = raw.get("axis")
     if name is None:
         if len(ranges) != 1:
-            raise SpecError(source, "search.axis", "required: name the axis to bisect (an axis with "
-                                                   "{uniform|loguniform: [low, high]})" if ranges else
-                            "a bisection needs one axis with a range, {uniform|loguniform: [low, high]}")
+            raise SpecError(
+                source,
+                "search.axis",
+                "required: name the axis to bisect (an axis with {uniform|loguniform: [low, high]})"
+                if ranges
+                else "a bisection needs one axis with a range, {uniform|loguniform: [low, high]}",
+            )
         name = ranges[0].field
     bisected = next((a for a in ranges if a.field == name), None)
     if bisected is None:
-        raise SpecError(source, "search.axis", f"'{name}' must be an axis with a range "
-                                               "{uniform|loguniform: [low, high]}")
+        raise SpecError(
+            source, "search.axis", f"'{name}' must be an axis with a range {{uniform|loguniform: [low, high]}}"
+        )
     others = [a for a in axes if a is not bisected]
     for a in others:
         if a.kind != "grid":
@@ -95,9 +100,18 @@ def parse_search(source: str, raw: dict[str, Any], base: dict[str, Any], axes: t
     lines: list[tuple[tuple[str, Any], ...]] = [()]
     for a in others:
         lines = [(*line, (a.field, v)) for line in lines for v in a.values]
-    return BisectionSpec(kind="bisection", axis=name, low=bisected.values[0], high=bisected.values[1],
-                         log=bisected.kind == "loguniform", target=float(target), seeds=seeds, steps=steps,
-                         lines=tuple(lines), members=len(lines) * (2 + steps) * seeds)
+    return BisectionSpec(
+        kind="bisection",
+        axis=name,
+        low=bisected.values[0],
+        high=bisected.values[1],
+        log=bisected.kind == "loguniform",
+        target=float(target),
+        seeds=seeds,
+        steps=steps,
+        lines=tuple(lines),
+        members=len(lines) * (2 + steps) * seeds,
+    )
 
 
 # ---- the source ---------------------------------------------------------------------------------
@@ -121,8 +135,9 @@ class BisectionSource:
 
     learns = True
 
-    def __init__(self, spec: Any, store: SweepStore, settings: dict[str, Any], retry_failed: bool = True,
-                 write: bool = True):
+    def __init__(
+        self, spec: Any, store: SweepStore, settings: dict[str, Any], retry_failed: bool = True, write: bool = True
+    ):
         self.spec, self.search, self.store = spec, spec.search, store
         self.retry_failed, self.write = retry_failed, write
         self.name = "bisection"
@@ -142,16 +157,23 @@ class BisectionSource:
         failed members are kept failed (otherwise they train again)."""
         parts = None if pack_id is None else self.store.pack_parts("runs", pack_id)
         metrics = None if pack_id is None else self.store.pack_parts("metrics", pack_id)
-        table = with_verdicts(self.store, self.store.read_table("runs", columns=["run_id", "status", "epochs_trained",
-                                                                         *VERDICT_COLUMNS], parts=parts),
-                              self.spec.thresholds, metrics)
+        table = with_verdicts(
+            self.store,
+            self.store.read_table(
+                "runs", columns=["run_id", "status", "epochs_trained", *VERDICT_COLUMNS], parts=parts
+            ),
+            self.spec.thresholds,
+            metrics,
+        )
         table = counted_runs(table, failed=not self.retry_failed)
         return {} if table is None else {row["run_id"]: row for row in table.to_pylist()}
 
     def _probe_members(self, line: Line, value: float) -> list[RunConfig]:
         seed = self.spec.base.get("seed", RunConfig.seed)
-        return [self.spec.member({**line.point, self.search.axis: value, "seed": seed + k})
-                for k in range(self.search.seeds)]
+        return [
+            self.spec.member({**line.point, self.search.axis: value, "seed": seed + k})
+            for k in range(self.search.seeds)
+        ]
 
     def _fraction(self, members: list[RunConfig]) -> float | None:
         """The probe's generalised fraction, or None while a member has no runs row."""
@@ -211,8 +233,9 @@ class BisectionSource:
 
     def _plan_round(self) -> None:
         """The next round: every pending probe's members, cut into packs, minus those done."""
-        members = [m for i, values in self.pending.items() for v in values
-                   for m in self._probe_members(self.lines[i], v)]
+        members = [
+            m for i, values in self.pending.items() for v in values for m in self._probe_members(self.lines[i], v)
+        ]
         finished = dict.fromkeys(self.rows, "")
         the_plan = plan(members, self.spec.pack_size, self.spec.gpus, finished=finished)
         if self.write:
@@ -233,10 +256,26 @@ class BisectionSource:
 
     def _write_result(self) -> None:
         s = self.search
-        self.store.write_json(BISECTION_FILE, {
-            "axis": s.axis, "target": s.target, "seeds": s.seeds, "steps": s.steps, "updated": time.time(),
-            "lines": [{"point": line.point, "state": line.state, "low": _finite(line.low), "high": _finite(line.high),
-                       "probes": sorted([v, f] for v, f in line.probes.items())} for line in self.lines]})
+        self.store.write_json(
+            BISECTION_FILE,
+            {
+                "axis": s.axis,
+                "target": s.target,
+                "seeds": s.seeds,
+                "steps": s.steps,
+                "updated": time.time(),
+                "lines": [
+                    {
+                        "point": line.point,
+                        "state": line.state,
+                        "low": _finite(line.low),
+                        "high": _finite(line.high),
+                        "probes": sorted([v, f] for v, f in line.probes.items()),
+                    }
+                    for line in self.lines
+                ],
+            },
+        )
 
     def nothing_to_run(self) -> str | None:
         if self.pending:
@@ -258,10 +297,12 @@ class BisectionSource:
         lines = [
             f"sweep {spec.name}  ({spec.source})",
             f"  results      {self.store.uri}",
-            (f"  search       bisection of {s.axis} in [{s.low:g}, {s.high:g}]{' (log)' if s.log else ''} for "
-             f"where the generalised fraction crosses {s.target:g}"),
-            f"  lines        {len(s.lines)}" + (f" ({'; '.join(line.label() for line in self.lines)})"
-                                                if len(s.lines) <= 8 else ""),
+            (
+                f"  search       bisection of {s.axis} in [{s.low:g}, {s.high:g}]{' (log)' if s.log else ''} for "
+                f"where the generalised fraction crosses {s.target:g}"
+            ),
+            f"  lines        {len(s.lines)}"
+            + (f" ({'; '.join(line.label() for line in self.lines)})" if len(s.lines) <= 8 else ""),
             f"  members      at most {s.members}: {s.seeds} seeds per probe, 2 ends + {s.steps} steps per line",
             f"  trials       each with {spec.cpus:g} CPU{'s' if spec.cpus != 1 else ''}"
             + (f" and {spec.gpus:g} GPU" if spec.gpus else ""),
@@ -278,8 +319,9 @@ class BisectionSource:
         for line in self.lines:
             if line.state == "none":
                 ends = ", ".join(f"{f:.2f} at {v:g}" for v, f in sorted(line.probes.items()))
-                out.append(f"  {line.label()}: no crossing of {s.target:g} in [{s.low:g}, {s.high:g}] "
-                           f"(generalised {ends})")
+                out.append(
+                    f"  {line.label()}: no crossing of {s.target:g} in [{s.low:g}, {s.high:g}] (generalised {ends})"
+                )
             elif line.state == "found":
                 out.append(f"  {line.label()}: {s.axis} crosses {s.target:g} in [{line.low:g}, {line.high:g}]")
             else:

@@ -44,7 +44,6 @@ from sweeps.parquet import SweepStore, counted_runs
 from sweeps.validation import SpecError, is_int
 
 
-
 # ---- the spec's adaptive budget ------------------------------------------------------------------
 @dataclass(frozen=True)
 class Budget:
@@ -89,11 +88,16 @@ def parse_budget(source: str, raw: Any, base: dict[str, Any], axes: Sequence[Any
         if not is_int(values[key]) or values[key] < low:
             raise SpecError(source, f"budget.{key}", f"must be an integer >= {low}, got {values[key]!r}")
     if values["max_epochs"] <= values["epochs"]:
-        raise SpecError(source, "budget.max_epochs",
-                        f"must be above budget.epochs={values['epochs']}, got {values['max_epochs']}")
+        raise SpecError(
+            source, "budget.max_epochs", f"must be above budget.epochs={values['epochs']}, got {values['max_epochs']}"
+        )
     if search is not None:
-        raise SpecError(source, "budget", f"adaptive budgets work with a grid; a search ({search.kind}) picks "
-                                          "members by their outcome at one budget: remove budget: and set base.epochs")
+        raise SpecError(
+            source,
+            "budget",
+            f"adaptive budgets work with a grid; a search ({search.kind}) picks "
+            "members by their outcome at one budget: remove budget: and set base.epochs",
+        )
     if "epochs" in base:
         raise SpecError(source, "base.epochs", "budget.epochs sets the first budget; set epochs in one place")
     if any(a.field == "epochs" for a in axes):
@@ -126,9 +130,12 @@ def _header_index(store: SweepStore, path: str) -> list[dict[str, Any]]:
 
 def end_states_held(store: SweepStore, pack_ids: Iterable[str]) -> set[tuple[str, int]]:
     """(run_id, epoch) of every committed end state of these packs."""
-    return {(e["run_id"], e["epoch"]) for pid in set(pack_ids)
-            for part in store.committed_parts(ENDSTATE_DIR, pid, store.read_record(pid))
-            for e in _header_index(store, part.path)}
+    return {
+        (e["run_id"], e["epoch"])
+        for pid in set(pack_ids)
+        for part in store.committed_parts(ENDSTATE_DIR, pid, store.read_record(pid))
+        for e in _header_index(store, part.path)
+    }
 
 
 def read_end_states(store: SweepStore, wanted: Mapping[str, tuple[str, int]]) -> dict[str, Any]:
@@ -219,12 +226,18 @@ def undecided(store: SweepStore, rows: Sequence[dict[str, Any]], thresholds: Any
     ended = [r for r in rows if r.get("status") == BUDGET_END]
     if not ended:
         return set()
-    table = pa.Table.from_pylist([{"run_id": r["run_id"], "status": r["status"],
-                                   **{c: r.get(c) for c in VERDICT_COLUMNS}} for r in ended])
+    table = pa.Table.from_pylist(
+        [{"run_id": r["run_id"], "status": r["status"], **{c: r.get(c) for c in VERDICT_COLUMNS}} for r in ended]
+    )
     judged = with_verdicts(store, table, thresholds)
     assert judged is not None  # a table in, a table out
-    return {rid for rid, gen in zip(judged.column("run_id").to_pylist(), judged.column("epoch_generalised").to_pylist(), strict=True)
-            if gen is None}
+    return {
+        rid
+        for rid, gen in zip(
+            judged.column("run_id").to_pylist(), judged.column("epoch_generalised").to_pylist(), strict=True
+        )
+        if gen is None
+    }
 
 
 # ---- planning --------------------------------------------------------------------------------------
@@ -253,8 +266,9 @@ def continuation_pack_id(run_ids: Iterable[str], start: int, target: int) -> str
     return f"pack-{digest}"
 
 
-def plan_extension(spec: Any, store: SweepStore, members: Sequence[RunConfig],
-                   finished: Mapping[str, str]) -> Extension | None:
+def plan_extension(
+    spec: Any, store: SweepStore, members: Sequence[RunConfig], finished: Mapping[str, str]
+) -> Extension | None:
     """The members continued to a larger budget, or None when there are none to continue or
     continued before (every spec member matched by run_id, no adaptive budget): today's plan as is."""
     budget: Budget | None = getattr(spec, "budget", None)
@@ -327,8 +341,11 @@ def plan_extension(spec: Any, store: SweepStore, members: Sequence[RunConfig],
                 done.append(pack)
                 continue
             elsewhere = any(finished.get(m.run_id) != pack.pack_id for m in pack.members if m.run_id in continued_done)
-            to_run.append(pack if not elsewhere else
-                          Pack(continuation_pack_id([m.run_id for m in left], start, target), tuple(left)))
+            to_run.append(
+                pack
+                if not elsewhere
+                else Pack(continuation_pack_id([m.run_id for m in left], start, target), tuple(left))
+            )
     held = end_states_held(store, {pid for pid, _ in starts.values()}) if starts else set()
     missing = sorted(rid for rid, (_, epoch) in starts.items() if (rid, epoch) not in held)
     return Extension(out_members, main, Plan(packs=packs, to_run=to_run, done=done), starts, missing)
@@ -342,8 +359,12 @@ def _config(row: Mapping[str, Any], fields: set[str]) -> RunConfig:
 def merge(main: Plan, ext: Extension) -> Plan:
     """One plan of the usual packs and the continuation packs; a continuation pack's record is no orphan."""
     used = {p.pack_id for p in ext.plan.to_run}
-    return Plan(packs=main.packs + ext.plan.packs, to_run=main.to_run + ext.plan.to_run,
-                done=main.done + ext.plan.done, orphans=[o for o in main.orphans if o not in used])
+    return Plan(
+        packs=main.packs + ext.plan.packs,
+        to_run=main.to_run + ext.plan.to_run,
+        done=main.done + ext.plan.done,
+        orphans=[o for o in main.orphans if o not in used],
+    )
 
 
 def refuse_unextendable(spec: Any, ext: Extension) -> None:
@@ -351,13 +372,19 @@ def refuse_unextendable(spec: Any, ext: Extension) -> None:
     if not ext.unextendable:
         return
     epochs = sorted({ext.starts[r][1] for r in ext.unextendable})
-    why = ("the spec has end_states: false" if not getattr(spec, "end_states", True) else
-           "written before end states were kept, or by a sweep with end_states: false")
-    raise SpecError(spec.source, "base.epochs" if getattr(spec, "budget", None) is None else "budget",
-                    f"{len(ext.unextendable)} member(s) ended undecided at {', '.join(f'{e:,}' for e in epochs)} "
-                    f"epochs and would go on to a larger budget, but have no end state to continue from ({why}). "
-                    "Keep the old budget, or train the larger one in a new sweep (another name or results "
-                    "location), which starts every member from epoch 0")
+    why = (
+        "the spec has end_states: false"
+        if not getattr(spec, "end_states", True)
+        else "written before end states were kept, or by a sweep with end_states: false"
+    )
+    raise SpecError(
+        spec.source,
+        "base.epochs" if getattr(spec, "budget", None) is None else "budget",
+        f"{len(ext.unextendable)} member(s) ended undecided at {', '.join(f'{e:,}' for e in epochs)} "
+        f"epochs and would go on to a larger budget, but have no end state to continue from ({why}). "
+        "Keep the old budget, or train the larger one in a new sweep (another name or results "
+        "location), which starts every member from epoch 0",
+    )
 
 
 # ---- inside a trial ----------------------------------------------------------------------------------
@@ -369,10 +396,15 @@ def starts_of(store: SweepStore, members: Sequence[RunConfig]) -> dict[str, tupl
         return {}
     out: dict[str, tuple[str, int]] = {}
     table = store.read_table("runs", columns=["run_id", "pack_id", "status", "epochs_trained"])
-    for r in (table.to_pylist() if table is not None else []):
+    for r in table.to_pylist() if table is not None else []:
         rid, epoch = r["run_id"], r["epochs_trained"]
-        if (rid in wanted and r["status"] == BUDGET_END and epoch is not None and epoch < wanted[rid]
-                and (rid not in out or epoch > out[rid][1])):
+        if (
+            rid in wanted
+            and r["status"] == BUDGET_END
+            and epoch is not None
+            and epoch < wanted[rid]
+            and (rid not in out or epoch > out[rid][1])
+        ):
             out[rid] = (r["pack_id"], epoch)
     return out
 
@@ -389,8 +421,9 @@ def history_before(store: SweepStore, pack_id: str, starts: Mapping[str, tuple[s
     parts = [p for p in store.parts("metrics") if p.pack_id != pack_id]
     if not parts:
         return []
-    table = store.dataset(parts).to_table(columns=["run_id", "epoch", "train/acc", "test/acc"],
-                                          filter=ds.field("run_id").isin(sorted(starts)))
+    table = store.dataset(parts).to_table(
+        columns=["run_id", "epoch", "train/acc", "test/acc"], filter=ds.field("run_id").isin(sorted(starts))
+    )
     rows = [r for r in table.to_pylist() if r["epoch"] <= starts[r["run_id"]][1]]
     seen, out = set(), []
     for r in sorted(rows, key=lambda r: r["epoch"]):
@@ -414,8 +447,10 @@ def new_trainer(store: SweepStore, members: Sequence[RunConfig], device: str, **
     states = read_end_states(store, starts)
     lost += [r for r in starts if r not in states]
     if lost:
-        raise RuntimeError(f"{len(lost)} continued member(s) have no end state to go on from "
-                           f"(first: {lost[0]}); rerun `grok sweep` to plan again")
+        raise RuntimeError(
+            f"{len(lost)} continued member(s) have no end state to go on from "
+            f"(first: {lost[0]}); rerun `grok sweep` to plan again"
+        )
     return continue_pack(members, [states[m.run_id] for m in members], device=device, **options)
 
 
@@ -427,23 +462,31 @@ def describe(spec: Any, ext: Extension | None, members: Sequence[RunConfig]) -> 
         for m in members:
             if m.run_id in ext.starts:
                 by_start[(ext.starts[m.run_id][1], m.epochs)] += 1
-        lines.append("  extend       " + "; ".join(f"{n} member(s) {a:,} -> {b:,} epochs from their end states"
-                                                 for (a, b), n in sorted(by_start.items()))
-                     + f" ({ext.model_epochs:,} model-epochs)")
+        lines.append(
+            "  extend       "
+            + "; ".join(
+                f"{n} member(s) {a:,} -> {b:,} epochs from their end states" for (a, b), n in sorted(by_start.items())
+            )
+            + f" ({ext.model_epochs:,} model-epochs)"
+        )
     budget: Budget | None = getattr(spec, "budget", None)
     if budget is not None:
         rounds = budget.rounds()
-        lines.append(f"  budget       adaptive: {budget.epochs:,} -> {budget.max_epochs:,} epochs, x{budget.factor} a "
-                     f"round ({len(rounds)} rounds: {', '.join(f'{r:,}' for r in rounds)}); at most "
-                     f"{len(members) * budget.max_epochs:,} model-epochs if every member stays undecided")
+        lines.append(
+            f"  budget       adaptive: {budget.epochs:,} -> {budget.max_epochs:,} epochs, x{budget.factor} a "
+            f"round ({len(rounds)} rounds: {', '.join(f'{r:,}' for r in rounds)}); at most "
+            f"{len(members) * budget.max_epochs:,} model-epochs if every member stays undecided"
+        )
     if not getattr(spec, "end_states", True):
         lines.append("  end states   not kept (end_states: false): a larger budget cannot continue these members")
     elif members:
         from sweeps.snapshots import _bytes
 
         sizes = [end_state_bytes(m) for m in members]
-        lines.append(f"  end states   {_bytes(max(sizes))} a member that ends at its budget (weights and Adam "
-                     f"moments), at most {_bytes(sum(sizes))} under endstates/ (end_states: false keeps none)")
+        lines.append(
+            f"  end states   {_bytes(max(sizes))} a member that ends at its budget (weights and Adam "
+            f"moments), at most {_bytes(sum(sizes))} under endstates/ (end_states: false keeps none)"
+        )
     return lines
 
 
@@ -452,6 +495,20 @@ def end_state_bytes(cfg: RunConfig) -> int:
     return 3 * 4 * member_params(cfg)
 
 
-__all__ = ["Budget", "Extension", "describe", "latest_rows", "lineage", "merge", "new_trainer",
-           "parse_budget", "plan_extension", "purge_superseded", "read_end_states", "refuse_unextendable",
-           "starts_of", "undecided", "write_end_states"]
+__all__ = [
+    "Budget",
+    "Extension",
+    "describe",
+    "latest_rows",
+    "lineage",
+    "merge",
+    "new_trainer",
+    "parse_budget",
+    "plan_extension",
+    "purge_superseded",
+    "read_end_states",
+    "refuse_unextendable",
+    "starts_of",
+    "undecided",
+    "write_end_states",
+]

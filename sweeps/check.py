@@ -57,12 +57,19 @@ class CheckReport:
         return sorted({p.pack for p in self.problems if p.pack is not None})
 
     def to_dict(self) -> dict[str, Any]:
-        return {"uri": self.uri, "ok": self.ok, "checked": self.checked, "leftovers": self.leftovers,
-                "packs": self.packs, "problems": [vars(p) for p in self.problems]}
+        return {
+            "uri": self.uri,
+            "ok": self.ok,
+            "checked": self.checked,
+            "leftovers": self.leftovers,
+            "packs": self.packs,
+            "problems": [vars(p) for p in self.problems],
+        }
 
 
-def committed_files(store: SweepStore, records: dict[str, dict[str, Any]], unknown: frozenset[str] = frozenset()
-                    ) -> tuple[list[Part], int]:
+def committed_files(
+    store: SweepStore, records: dict[str, dict[str, Any]], unknown: frozenset[str] = frozenset()
+) -> tuple[list[Part], int]:
     """(the committed parts of every folder, failed parts included; the count of uncommitted ones).
     Packs in `unknown` (their record is damaged) are in neither: nothing says which parts count."""
     keep, leftovers = [], 0
@@ -79,7 +86,9 @@ def committed_files(store: SweepStore, records: dict[str, dict[str, Any]], unkno
 
 def damaged_files(store: SweepStore, parts: list[Part]) -> dict[str, DamagedFile]:
     """Path -> DamagedFile of each of these parts that cannot be read (footers and headers, concurrently)."""
-    return {path: store.damaged(path, reason) for path, reason in all_problems(store.fs, [(p.path, p.size) for p in parts])}
+    return {
+        path: store.damaged(path, reason) for path, reason in all_problems(store.fs, [(p.path, p.size) for p in parts])
+    }
 
 
 def refuse_damaged(store: SweepStore, records: dict[str, dict[str, Any]]) -> None:
@@ -103,14 +112,19 @@ def check_sweep(store: SweepStore) -> CheckReport:
     report = CheckReport(store.uri)
     bad_records: list[DamagedFile] = []
     records = store.records(collect=bad_records)
-    parts, report.leftovers = committed_files(store, records, frozenset(e.pack for e in bad_records if e.pack is not None))
+    parts, report.leftovers = committed_files(
+        store, records, frozenset(e.pack for e in bad_records if e.pack is not None)
+    )
     bad_files = damaged_files(store, parts)
     for e in bad_records + list(bad_files.values()):
         report.problems.append(Problem("damaged", e.describe(), e.pack))
     readable = [p for p in parts if p.path not in bad_files]
     by_table = {t: [p for p in readable if p.table == t] for t in TABLES}
-    report.checked = {"records": len(records) + len(bad_records), **{f"{t} parts": len(by_table[t]) for t in TABLES},
-                      "snapshot files": sum(p.table == SNAPSHOT_DIR for p in readable)}
+    report.checked = {
+        "records": len(records) + len(bad_records),
+        **{f"{t} parts": len(by_table[t]) for t in TABLES},
+        "snapshot files": sum(p.table == SNAPSHOT_DIR for p in readable),
+    }
 
     runs = _frame(store, report, by_table["runs"], ["run_id", "pack_id", "status", "epochs_trained", "eval_every"])
     report.checked["runs rows"] = len(runs)
@@ -123,8 +137,13 @@ def check_sweep(store: SweepStore) -> CheckReport:
     for pid, rec in sorted(records.items()):
         missing = [r for r in rec.get("members", []) if r not in with_row]
         if rec.get("done") and not rec.get("abandoned") and missing:
-            report.problems.append(Problem("missing", f"pack {pid} is done but {len(missing)} member(s) have no "
-                                                      f"runs row: {', '.join(missing[:4])}", pid))
+            report.problems.append(
+                Problem(
+                    "missing",
+                    f"pack {pid} is done but {len(missing)} member(s) have no runs row: {', '.join(missing[:4])}",
+                    pid,
+                )
+            )
 
     metrics = _frame(store, report, by_table["metrics"], ["run_id", "epoch"])
     report.checked["metrics rows"] = len(metrics)
@@ -158,8 +177,13 @@ def _duplicates(report: CheckReport, rows: pd.DataFrame, table: str, pack_of: di
     twice = rows[rows.duplicated(["run_id", "epoch"], keep="first")]
     for rid, group in twice.groupby("run_id"):
         epochs = sorted(group["epoch"].unique().tolist())
-        report.problems.append(Problem("duplicate", f"member {rid}: {len(group)} {table} row(s) twice, at epoch(s) "
-                                                    f"{_epochs(epochs)}", pack_of.get(rid)))
+        report.problems.append(
+            Problem(
+                "duplicate",
+                f"member {rid}: {len(group)} {table} row(s) twice, at epoch(s) {_epochs(epochs)}",
+                pack_of.get(rid),
+            )
+        )
 
 
 def _check_evaluations(report: CheckReport, metrics: pd.DataFrame, runs: pd.DataFrame, pack_of: dict[str, str]) -> None:
@@ -169,17 +193,31 @@ def _check_evaluations(report: CheckReport, metrics: pd.DataFrame, runs: pd.Data
     if not len(ended):
         return
     seen = metrics.drop_duplicates(["run_id", "epoch"]).groupby("run_id")["epoch"].apply(set).to_dict()
-    for rid, last, every in zip(ended["run_id"], ended["epochs_trained"].astype(int), ended["eval_every"].astype(int), strict=True):
+    for rid, last, every in zip(
+        ended["run_id"], ended["epochs_trained"].astype(int), ended["eval_every"].astype(int), strict=True
+    ):
         expected = set(range(every, last + 1, every)) | ({last} if last > 0 else set())
         have = seen.get(rid, set())
         if have - expected:
-            report.problems.append(Problem("unexpected", f"member {rid}: metrics rows at epoch(s) "
-                                                         f"{_epochs(sorted(have - expected))}, which it never evaluated "
-                                                         f"(it ended at {last}, eval_every {every})", pack_of.get(rid)))
+            report.problems.append(
+                Problem(
+                    "unexpected",
+                    f"member {rid}: metrics rows at epoch(s) "
+                    f"{_epochs(sorted(have - expected))}, which it never evaluated "
+                    f"(it ended at {last}, eval_every {every})",
+                    pack_of.get(rid),
+                )
+            )
         if expected - have:
-            report.problems.append(Problem("missing", f"member {rid}: no metrics row at {len(expected - have)} of its "
-                                                      f"{len(expected)} evaluations (epoch(s) "
-                                                      f"{_epochs(sorted(expected - have))})", pack_of.get(rid)))
+            report.problems.append(
+                Problem(
+                    "missing",
+                    f"member {rid}: no metrics row at {len(expected - have)} of its "
+                    f"{len(expected)} evaluations (epoch(s) "
+                    f"{_epochs(sorted(expected - have))})",
+                    pack_of.get(rid),
+                )
+            )
 
 
 def _epochs(epochs: list[int], shown: int = 6) -> str:
@@ -191,17 +229,24 @@ def format_check(report: CheckReport) -> str:
     checked = ", ".join(f"{n} {what}" for what, n in report.checked.items())
     lines = [report.uri, f"  checked   {checked}"]
     if report.leftovers:
-        lines.append(f"  note      {report.leftovers} uncommitted part(s): a running pack's next batch or a crash's "
-                     "leftovers (the next grok sweep removes them)")
+        lines.append(
+            f"  note      {report.leftovers} uncommitted part(s): a running pack's next batch or a crash's "
+            "leftovers (the next grok sweep removes them)"
+        )
     if report.ok:
         lines.append("  ok        every committed file reads; one runs row per member; every evaluation once")
         return "\n".join(lines)
     by_kind: dict[str, int] = defaultdict(int)
     for p in report.problems:
         by_kind[p.kind] += 1
-    lines.append(f"  problems  {len(report.problems)} (" + ", ".join(f"{n} {k}" for k, n in sorted(by_kind.items()))
-                 + f") in {len(report.packs)} pack(s)")
+    lines.append(
+        f"  problems  {len(report.problems)} ("
+        + ", ".join(f"{n} {k}" for k, n in sorted(by_kind.items()))
+        + f") in {len(report.packs)} pack(s)"
+    )
     lines += [f"  {p.kind:<9} {p.text}" for p in report.problems]
-    lines.append(f"  repair    grok sweep SPEC --repair trains pack(s) {', '.join(report.packs)} again "
-                 "(nothing else is rewritten)")
+    lines.append(
+        f"  repair    grok sweep SPEC --repair trains pack(s) {', '.join(report.packs)} again "
+        "(nothing else is rewritten)"
+    )
     return "\n".join(lines)

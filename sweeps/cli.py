@@ -23,44 +23,72 @@ from collections.abc import Sequence
 from grokcore.progress.registry import SWITCHABLE, SWITCHED_ON
 
 EXIT_OK, EXIT_FAILED, EXIT_SPEC, EXIT_UNFINISHED = 0, 1, 2, 3
-FORCE_HELP = ("take the sweep's lease from a writer that still looks alive (one you know is gone); without it a "
-              "second writer refuses, and a lease not renewed for 2 min is taken over anyway")
-CHECK_DOC = ("Read every commit record, Parquet footer and snapshot header of a sweep and its rows: one runs row per "
-             "member, each member's evaluations once each, none missing (sweeps/check.py). Exit 0 when all is well, "
-             "1 with a summary when not; grok sweep SPEC --repair mends what it finds.")
+FORCE_HELP = (
+    "take the sweep's lease from a writer that still looks alive (one you know is gone); without it a "
+    "second writer refuses, and a lease not renewed for 2 min is taken over anyway"
+)
+CHECK_DOC = (
+    "Read every commit record, Parquet footer and snapshot header of a sweep and its rows: one runs row per "
+    "member, each member's evaluations once each, none missing (sweeps/check.py). Exit 0 when all is well, "
+    "1 with a summary when not; grok sweep SPEC --repair mends what it finds."
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="grok", description="Grokking sweeps: packs of small models on Ray Tune, "
-                                                               "results in Parquet.")
+    parser = argparse.ArgumentParser(
+        prog="grok", description="Grokking sweeps: packs of small models on Ray Tune, results in Parquet."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("sweep", help="run (or continue) a sweep from a YAML spec",
-                       description="Run every member of a sweep spec as packs on Ray Tune. Running it again on "
-                                   "the same results continues: finished members are skipped, unfinished packs "
-                                   "continue from their checkpoints.",
-                       epilog=_spec_settings_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "sweep",
+        help="run (or continue) a sweep from a YAML spec",
+        description="Run every member of a sweep spec as packs on Ray Tune. Running it again on "
+        "the same results continues: finished members are skipped, unfinished packs "
+        "continue from their checkpoints.",
+        epilog=_spec_settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("spec", help="the sweep spec (YAML); see sweeps/examples/")
     p.add_argument("--results", help="results location (path, shared mount or s3:// URI); overrides the spec's")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                   help="change a spec setting, checked like the file (repeatable): --set base.lr=3e-3 "
-                        "--set resources.cpus=2 --set axes.weight_decay=[0.3,1]")
-    p.add_argument("--address", help="a running Ray cluster (e.g. ray://head:10001 or head:6379); "
-                                     "default: RAY_ADDRESS if set, else a local Ray started here")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="change a spec setting, checked like the file (repeatable): --set base.lr=3e-3 "
+        "--set resources.cpus=2 --set axes.weight_decay=[0.3,1]",
+    )
+    p.add_argument(
+        "--address",
+        help="a running Ray cluster (e.g. ray://head:10001 or head:6379); "
+        "default: RAY_ADDRESS if set, else a local Ray started here",
+    )
     p.add_argument("--dry-run", action="store_true", help="print members, packs, trials and model-epochs, then exit")
     p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all)")
     p.add_argument("--no-retry-failed", action="store_true", help="keep members that failed before as failed")
-    p.add_argument("--repair", action="store_true",
-                   help="train again the packs whose committed files are damaged or missing (grok check DIR lists "
-                        "them) and check their new rows equal the surviving ones; nothing else is rewritten")
+    p.add_argument(
+        "--repair",
+        action="store_true",
+        help="train again the packs whose committed files are damaged or missing (grok check DIR lists "
+        "them) and check their new rows equal the surviving ones; nothing else is rewritten",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress table")
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
-    p.add_argument("--watch", nargs="?", const="default", metavar="PORT",
-                   help="serve the live report beside the driver on 127.0.0.1:PORT (default: grok report DIR "
-                        "--watch's port)")
+    p.add_argument(
+        "--watch",
+        nargs="?",
+        const="default",
+        metavar="PORT",
+        help="serve the live report beside the driver on 127.0.0.1:PORT (default: grok report DIR --watch's port)",
+    )
 
-    p = sub.add_parser("check", help="verify a sweep's committed files and rows; non-zero exit when anything is wrong",
-                       description=CHECK_DOC)
+    p = sub.add_parser(
+        "check",
+        help="verify a sweep's committed files and rows; non-zero exit when anything is wrong",
+        description=CHECK_DOC,
+    )
     p.add_argument("dir", help="<results>/<name> of a sweep (a path, mount or s3:// URI)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -72,46 +100,77 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", help="<results>/<name> of a sweep (or <results> for every sweep in it)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
-    sub.add_parser("train", help="train one pack without Ray, for quick looks (grok train --help)", add_help=False,
-                   prefix_chars="\0").add_argument("args", nargs=argparse.REMAINDER)
+    sub.add_parser(
+        "train",
+        help="train one pack without Ray, for quick looks (grok train --help)",
+        add_help=False,
+        prefix_chars="\0",
+    ).add_argument("args", nargs=argparse.REMAINDER)
 
-    p = sub.add_parser("export", help="write one member's snapshot as grokcore's export (safetensors + config.json)",
-                       description="Write a member's weights at a snapshot epoch to a folder that "
-                                   "grokcore.export.load_member reads (and hooked_transformer turns into a "
-                                   "TransformerLens 2.x/3.x HookedTransformer). Needs the sweep's snapshots: setting.")
+    p = sub.add_parser(
+        "export",
+        help="write one member's snapshot as grokcore's export (safetensors + config.json)",
+        description="Write a member's weights at a snapshot epoch to a folder that "
+        "grokcore.export.load_member reads (and hooked_transformer turns into a "
+        "TransformerLens 2.x/3.x HookedTransformer). Needs the sweep's snapshots: setting.",
+    )
     p.add_argument("dir", help="<results>/<name> of a sweep (a path, mount or s3:// URI)")
     p.add_argument("run_id", help="the member (see grok status or the runs table)")
     p.add_argument("--epoch", type=int, help="the snapshot's epoch (default: the member's last snapshot)")
     p.add_argument("--out", help="the folder to write (default: export-<run_id>-<epoch> here)")
 
-    p = sub.add_parser("measure", help="recompute progress measures offline from a sweep's snapshots",
-                       description="Measure the snapshots of a sweep's finished packs (sweeps/measure.py) and merge "
-                                   "the rows into the progress table, one row per member and epoch: epochs with no "
-                                   "row gain one, rows lacking a measure gain its columns; --replace overwrites "
-                                   "the measured columns (e.g. a finer LLC). A rerun writes nothing twice.")
+    p = sub.add_parser(
+        "measure",
+        help="recompute progress measures offline from a sweep's snapshots",
+        description="Measure the snapshots of a sweep's finished packs (sweeps/measure.py) and merge "
+        "the rows into the progress table, one row per member and epoch: epochs with no "
+        "row gain one, rows lacking a measure gain its columns; --replace overwrites "
+        "the measured columns (e.g. a finer LLC). A rerun writes nothing twice.",
+    )
     p.add_argument("dir", help="<results>/<name> of a sweep with snapshots (a path, mount or s3:// URI)")
-    p.add_argument("--measures", default=",".join(SWITCHED_ON),
-                   help=f"comma-separated: {', '.join(SWITCHABLE)} (grokcore.progress.registry; the embedding's "
-                        f"geometry is always measured; default: {','.join(SWITCHED_ON)})")
+    p.add_argument(
+        "--measures",
+        default=",".join(SWITCHED_ON),
+        help=f"comma-separated: {', '.join(SWITCHABLE)} (grokcore.progress.registry; the embedding's "
+        f"geometry is always measured; default: {','.join(SWITCHED_ON)})",
+    )
     p.add_argument("--epochs", help="comma-separated snapshot epochs (default: all)")
-    p.add_argument("--replace", action="store_true",
-                   help="overwrite the measured columns of rows that have them (default: only fill what is missing)")
-    p.add_argument("--llc-every", type=int, metavar="N",
-                   help="the LLC at every N-th progress epoch, as online (default 2); 1: at every snapshot epoch")
-    p.add_argument("--sgld", metavar="KEY=VALUE,...",
-                   help="SGLD settings of the LLC (grokcore.progress.SGLDSettings), e.g. chains=8,draws=100")
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="overwrite the measured columns of rows that have them (default: only fill what is missing)",
+    )
+    p.add_argument(
+        "--llc-every",
+        type=int,
+        metavar="N",
+        help="the LLC at every N-th progress epoch, as online (default 2); 1: at every snapshot epoch",
+    )
+    p.add_argument(
+        "--sgld",
+        metavar="KEY=VALUE,...",
+        help="SGLD settings of the LLC (grokcore.progress.SGLDSettings), e.g. chains=8,draws=100",
+    )
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
 
-    p = sub.add_parser("push", help="log every member as its own run in MLflow, W&B or TensorBoard (sweeps/trackers.py)",
-                       description="Push the committed rows of a sweep to a tracker, one run per member with its "
-                                   "config, per-evaluation metrics and progress measures, outcome and sweep/pack/cell "
-                                   "tags. Run it again (also while the sweep runs): only what the tracker lacks goes.")
+    p = sub.add_parser(
+        "push",
+        help="log every member as its own run in MLflow, W&B or TensorBoard (sweeps/trackers.py)",
+        description="Push the committed rows of a sweep to a tracker, one run per member with its "
+        "config, per-evaluation metrics and progress measures, outcome and sweep/pack/cell "
+        "tags. Run it again (also while the sweep runs): only what the tracker lacks goes.",
+    )
     p.add_argument("dir", help="<results>/<name> of a sweep (a path, mount or s3:// URI)")
-    p.add_argument("--to", required=True, nargs="+", metavar=("TRACKER", "TARGET"),
-                   help="mlflow, wandb (offline runs) or tensorboard, then where: MLflow's tracking URI (default: "
-                        "MLFLOW_TRACKING_URI), W&B's directory for its wandb/ folder (default: here), TensorBoard's "
-                        "log directory (required)")
+    p.add_argument(
+        "--to",
+        required=True,
+        nargs="+",
+        metavar=("TRACKER", "TARGET"),
+        help="mlflow, wandb (offline runs) or tensorboard, then where: MLflow's tracking URI (default: "
+        "MLFLOW_TRACKING_URI), W&B's directory for its wandb/ folder (default: here), TensorBoard's "
+        "log directory (required)",
+    )
 
     p = sub.add_parser("report", help="write the analysis report of a sweep (analysis.report)", prefix_chars="\0")
     p.add_argument("args", nargs=argparse.REMAINDER, help="DIR [options of analysis.report]")
@@ -137,9 +196,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     from analysis.errors import AnalysisError  # light: no pyarrow
 
     args = build_parser().parse_args(argv)
-    command = {"sweep": _sweep, "status": _status, "check": _check, "train": _train, "report": _report,
-               "export": _export, "measure": _measure,
-               "slurm": _slurm, "push": _push}[args.command]
+    command = {
+        "sweep": _sweep,
+        "status": _status,
+        "check": _check,
+        "train": _train,
+        "report": _report,
+        "export": _export,
+        "measure": _measure,
+        "slurm": _slurm,
+        "push": _push,
+    }[args.command]
     try:
         code = command(args)
         sys.stdout.flush()  # inside the try: a reader that left (`| head`) shows up here, not at exit
@@ -162,8 +229,10 @@ def _after_interrupt(args: argparse.Namespace) -> str:
     if args.command == "train":
         if any(a == "--results" or a.startswith("--results=") for a in args.args):
             return "run the same command again to continue from the last checkpoint"
-        return ("nothing was kept: without --results, grok train keeps no rows or checkpoints (add --results DIR "
-                "to keep them and continue by running the same command again)")
+        return (
+            "nothing was kept: without --results, grok train keeps no rows or checkpoints (add --results DIR "
+            "to keep them and continue by running the same command again)"
+        )
     return "nothing to continue"
 
 
@@ -215,9 +284,16 @@ def _sweep(args: argparse.Namespace) -> int:
         return EXIT_SPEC
     try:
         with Pushing(spec.trackers, location), watching:
-            result = run_sweep(spec, results=args.results, address=args.address, verbose=0 if args.quiet else 1,
-                               num_cpus=args.num_cpus, retry_failed=not args.no_retry_failed, force=args.force,
-                               repair=args.repair)
+            result = run_sweep(
+                spec,
+                results=args.results,
+                address=args.address,
+                verbose=0 if args.quiet else 1,
+                num_cpus=args.num_cpus,
+                retry_failed=not args.no_retry_failed,
+                force=args.force,
+                repair=args.repair,
+            )
     except RuntimeError as e:  # resources the cluster lacks, storage the nodes cannot see, another writer, a full disk
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
@@ -234,9 +310,17 @@ def _slurm(args: argparse.Namespace) -> int:
     from sweeps.slurm import SlurmError, SlurmJob, prepare_and_submit
     from sweeps.spec import SpecError
 
-    job = SlurmJob(nodes=args.nodes, gpus_per_node=args.gpus_per_node, cpus_per_node=args.cpus_per_node,
-                   time=args.time, partition=args.partition, account=args.account, mem=args.mem,
-                   requeue=args.requeue, sbatch_args=tuple(args.sbatch_args))
+    job = SlurmJob(
+        nodes=args.nodes,
+        gpus_per_node=args.gpus_per_node,
+        cpus_per_node=args.cpus_per_node,
+        time=args.time,
+        partition=args.partition,
+        account=args.account,
+        mem=args.mem,
+        requeue=args.requeue,
+        sbatch_args=tuple(args.sbatch_args),
+    )
     try:
         done = prepare_and_submit(args.spec, args.overrides, args.results, job, submit=not args.no_submit)
     except SpecError as e:
@@ -250,8 +334,10 @@ def _slurm(args: argparse.Namespace) -> int:
         print(f"not submitted (--no-submit); submit it with: sbatch {done.script}")
         return EXIT_OK
     print(f"submitted job {done.job_id}; its log: {done.output}")
-    print("follow it with `grok status` on the sweep's folder; stop it with "
-          f"`scancel {done.job_id}`; run this command again to continue after a time limit")
+    print(
+        "follow it with `grok status` on the sweep's folder; stop it with "
+        f"`scancel {done.job_id}`; run this command again to continue after a time limit"
+    )
     return EXIT_OK
 
 
@@ -286,8 +372,7 @@ def _status(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from sweeps.check import check_sweep, format_check
-    from sweeps.parquet import SweepStore
-    from sweeps.parquet import split_location
+    from sweeps.parquet import SweepStore, split_location
     from sweeps.status import find_sweeps
 
     sweeps = find_sweeps(args.dir)
@@ -306,9 +391,11 @@ def _train_parser() -> argparse.ArgumentParser:
     from grokcore.config import allowed_values, config_fields, field_docs
 
     p = argparse.ArgumentParser(
-        prog="grok train", description="Train members as one pack in this process (no Ray) and print how each "
+        prog="grok train",
+        description="Train members as one pack in this process (no Ray) and print how each "
         "ended. Members: a spec's expansion (first pack, or all with --all), or one config from the defaults "
-        "and the --FIELD options below, with --seeds replicates.")
+        "and the --FIELD options below, with --seeds replicates.",
+    )
     p.add_argument("spec", nargs="?", help="a sweep spec (optional); --FIELD options override its base")
     p.add_argument("--seeds", type=int, default=1, help="replicates (seed, seed+1, ...) when no spec is given")
     p.add_argument("--all", action="store_true", help="train every pack of the spec, one after another")
@@ -318,17 +405,26 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.add_argument("--every", type=int, default=1, help="print every N-th evaluation")
     p.add_argument("--tf32", action="store_true", help="allow TF32 matmuls on CUDA (or the spec's tf32: true)")
-    p.add_argument("--compile", action="store_true", help="compile the training step with torch.compile "
-                   "(or the spec's torch_compile: true)")
-    p.add_argument("--snapshots", metavar="YAML", help="keep members' weights under --results (or the spec's "
-                   "snapshots:), e.g. '{every: 100, events: [train_99, test_99, end], dtype: bfloat16}'")
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="compile the training step with torch.compile (or the spec's torch_compile: true)",
+    )
+    p.add_argument(
+        "--snapshots",
+        metavar="YAML",
+        help="keep members' weights under --results (or the spec's "
+        "snapshots:), e.g. '{every: 100, events: [train_99, test_99, end], dtype: bfloat16}'",
+    )
     docs = field_docs()
     group = p.add_argument_group("RunConfig fields (YAML values: 0.3, 1e-3, null, [0, 1, 2])")
     for name in config_fields():
         allowed = allowed_values(name)
         extra = f" One of {', '.join(map(str, allowed))}." if allowed else ""
         flags = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
-        group.add_argument(*flags, dest=f"field_{name}", metavar="V", help=(docs.get(name, "") + extra).replace("%", "%%"))
+        group.add_argument(
+            *flags, dest=f"field_{name}", metavar="V", help=(docs.get(name, "") + extra).replace("%", "%%")
+        )
     return p
 
 
@@ -340,9 +436,9 @@ def _train(args: argparse.Namespace) -> int:
 
     from grokcore import RunConfig
     from grokcore.config import ConfigError
-    from sweeps.packing import cut_packs
     from grokcore.train import interactive
     from sweeps.lease import hold
+    from sweeps.packing import cut_packs
     from sweeps.parquet import SweepStore, results_location
     from sweeps.runner import PackSettings, pick_device, run_pack
     from sweeps.spec import SpecError, _Loader, load_spec
@@ -362,12 +458,17 @@ def _train(args: argparse.Namespace) -> int:
             if overrides:
                 spec = spec.with_base(overrides)
             if spec.search is not None:
-                raise SpecError(spec.source, "search", "grok train trains fixed members; a search picks its "
-                                                       "members as it goes: run it with grok sweep")
+                raise SpecError(
+                    spec.source,
+                    "search",
+                    "grok train trains fixed members; a search picks its members as it goes: run it with grok sweep",
+                )
             members = spec.members()
             name, pack_size, gpus = spec.name, spec.pack_size, 0.0
-            options: dict[str, bool] = {"tf32": spec.tf32 or targs.tf32,
-                                        "torch_compile": spec.torch_compile or targs.compile}
+            options: dict[str, bool] = {
+                "tf32": spec.tf32 or targs.tf32,
+                "torch_compile": spec.torch_compile or targs.compile,
+            }
             snapshots, thresholds = spec.snapshots, spec.thresholds
         else:
             members = [RunConfig(**{**overrides, "seed": overrides.get("seed", 0) + r}) for r in range(targs.seeds)]
@@ -379,7 +480,9 @@ def _train(args: argparse.Namespace) -> int:
 
             given = yaml.load(targs.snapshots, Loader=_Loader)
             if not isinstance(given, dict):
-                raise ValueError(f"--snapshots: a mapping like '{{every: 100, events: [end]}}', got {targs.snapshots!r}")
+                raise ValueError(
+                    f"--snapshots: a mapping like '{{every: 100, events: [end]}}', got {targs.snapshots!r}"
+                )
             snapshots = SnapshotSchedule.from_dict(given).to_dict()
     except (SpecError, ConfigError, ValueError, TypeError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -403,18 +506,33 @@ def _train(args: argparse.Namespace) -> int:
             held.enter_context(Pushing(spec.trackers, sweep_uri(targs.results, name)))
         with held:
             for pack in packs:
-                print(f"{pack.pack_id}: {len(pack.members)} members, {pack.members[0].task} p={pack.members[0].p}, "
-                      f"{max(m.epochs for m in pack.members)} epochs at most, on {device}", flush=True)
+                print(
+                    f"{pack.pack_id}: {len(pack.members)} members, {pack.members[0].task} p={pack.members[0].p}, "
+                    f"{max(m.epochs for m in pack.members)} epochs at most, on {device}",
+                    flush=True,
+                )
                 start = time.monotonic()
                 if targs.results:
                     # checkpointed, so that running the same command again continues the pack
-                    settings = PackSettings(results=results_location(targs.results), name=name, device=device,
-                                            checkpoints=True, checkpoint_every_s=30.0, report_every_s=2.0,
-                                            snapshots=snapshots, thresholds=thresholds,
-                                            tf32=options["tf32"], torch_compile=options["torch_compile"])
+                    settings = PackSettings(
+                        results=results_location(targs.results),
+                        name=name,
+                        device=device,
+                        checkpoints=True,
+                        checkpoint_every_s=30.0,
+                        report_every_s=2.0,
+                        snapshots=snapshots,
+                        thresholds=thresholds,
+                        tf32=options["tf32"],
+                        torch_compile=options["torch_compile"],
+                    )
                     bar = interactive()
-                    final = run_pack(pack, settings, progress_bar=bar,
-                                     report=None if bar else lambda m: print(_progress_line(m), flush=True))
+                    final = run_pack(
+                        pack,
+                        settings,
+                        progress_bar=bar,
+                        report=None if bar else lambda m: print(_progress_line(m), flush=True),
+                    )
                     print(_progress_line(final))
                     print(f"rows written under {settings.results}/{name}")
                 else:
@@ -444,8 +562,10 @@ def _unknown_options(parser: argparse.ArgumentParser, unknown: list[str]) -> str
 
 def _progress_line(m: dict) -> str:
     acc = m.get("test_acc_latest")
-    return (f"  epoch {m['epoch']:>6}  live {m['members_live']:>4}  finished {m['members_finished']:>4}  "
-            f"generalised {m['members_generalised']:>4}  test acc {'-' if acc is None else f'{acc:.3f}'}")
+    return (
+        f"  epoch {m['epoch']:>6}  live {m['members_live']:>4}  finished {m['members_finished']:>4}  "
+        f"generalised {m['members_generalised']:>4}  test acc {'-' if acc is None else f'{acc:.3f}'}"
+    )
 
 
 def _train_in_memory(pack, device: str, every: int, options: dict[str, bool]) -> None:
@@ -461,13 +581,18 @@ def _train_in_memory(pack, device: str, every: int, options: dict[str, bool]) ->
             n = len(rep.metrics)
             tr = sum(r["train/acc"] for r in rep.metrics) / n
             te = sum(r["test/acc"] for r in rep.metrics) / n
-            print(f"  epoch {rep.epoch:>6}  live {rep.live:>4}  train acc {tr:.3f}  test acc {te:.3f}  "
-                  f"({rep.train_seconds:.1f} s)", flush=True)
+            print(
+                f"  epoch {rep.epoch:>6}  live {rep.live:>4}  train acc {tr:.3f}  test acc {te:.3f}  "
+                f"({rep.train_seconds:.1f} s)",
+                flush=True,
+            )
     print(f"  {'run_id':<24} {'status':<9} {'train99':>8} {'test99':>8} {'test acc':>9}")
     for o in outcomes:
         row = o.to_row()
-        print(f"  {o.run_id:<24} {o.status:<9} {_epoch(row['epoch_train_99']):>8} {_epoch(row['epoch_test_99']):>8} "
-              f"{row['final/test/acc']:>9.3f}")
+        print(
+            f"  {o.run_id:<24} {o.status:<9} {_epoch(row['epoch_train_99']):>8} {_epoch(row['epoch_test_99']):>8} "
+            f"{row['final/test/acc']:>9.3f}"
+        )
 
 
 def _epoch(e) -> str:
@@ -506,8 +631,16 @@ def _measure(args: argparse.Namespace) -> int:
     try:
         epochs = [int(e) for e in args.epochs.split(",")] if args.epochs else None
         sgld = dict(_sgld_setting(kv) for kv in args.sgld.split(",") if kv.strip()) if args.sgld else None
-        result = measure_snapshots(args.dir, measures, epochs, device=args.device, replace_values=args.replace,
-                                   llc_every=args.llc_every, sgld=sgld, force=args.force)
+        result = measure_snapshots(
+            args.dir,
+            measures,
+            epochs,
+            device=args.device,
+            replace_values=args.replace,
+            llc_every=args.llc_every,
+            sgld=sgld,
+            force=args.force,
+        )
     except DamagedFile as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
@@ -517,11 +650,16 @@ def _measure(args: argparse.Namespace) -> int:
     except RuntimeError as e:  # another writer holds the sweep, a full disk
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
-    print(f"{result.rows_added} progress rows added, {result.rows_changed} changed, in {result.packs_rewritten} "
-          f"pack(s), under {args.dir}/progress")
+    print(
+        f"{result.rows_added} progress rows added, {result.rows_changed} changed, in {result.packs_rewritten} "
+        f"pack(s), under {args.dir}/progress"
+    )
     if result.skipped_unfinished:
-        print(f"left out: {sum(result.skipped_unfinished.values())} snapshots of {len(result.skipped_unfinished)} "
-              "unfinished pack(s); measure them once the sweep has finished them", file=sys.stderr)
+        print(
+            f"left out: {sum(result.skipped_unfinished.values())} snapshots of {len(result.skipped_unfinished)} "
+            "unfinished pack(s); measure them once the sweep has finished them",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 

@@ -34,8 +34,13 @@ class Prepared:
     extension: budget.Extension | None = None  # members continued to a larger budget (sweeps/budget.py)
 
 
-def prepare(spec: Any, results: str | None = None, members: Sequence[RunConfig] | None = None,
-            write: bool = True, retry_failed: bool = True) -> Prepared:
+def prepare(
+    spec: Any,
+    results: str | None = None,
+    members: Sequence[RunConfig] | None = None,
+    write: bool = True,
+    retry_failed: bool = True,
+) -> Prepared:
     """Plan the sweep; with write=True also tidy what an interrupted run left and write sweep.yaml
     and plan.json. Call with write=False for a dry run (reads only)."""
     members = list(members) if members is not None else spec.members()
@@ -53,7 +58,9 @@ def prepare(spec: Any, results: str | None = None, members: Sequence[RunConfig] 
     failed_ids: set[str] = set()
     runs = counted_runs(store.read_table("runs", columns=["run_id", "pack_id", "status", "epochs_trained"]))
     if runs is not None:
-        for rid, pid, status in zip(*(runs.column(c).to_pylist() for c in ("run_id", "pack_id", "status")), strict=True):
+        for rid, pid, status in zip(
+            *(runs.column(c).to_pylist() for c in ("run_id", "pack_id", "status")), strict=True
+        ):
             if status == "failed":
                 failed_ids.add(rid)
             else:
@@ -87,8 +94,12 @@ def prepare(spec: Any, results: str | None = None, members: Sequence[RunConfig] 
             store.delete_trainers(pid)
             store.write_record(pid, {**record, "trainer": None, "abandoned": True})
         store.write_spec(spec.text)
-        store.write_plan(spec.name, [m.run_id for m in members], {p.pack_id: p.run_ids for p in the_plan.packs},
-                         to_run=[p.pack_id for p in the_plan.to_run])
+        store.write_plan(
+            spec.name,
+            [m.run_id for m in members],
+            {p.pack_id: p.run_ids for p in the_plan.packs},
+            to_run=[p.pack_id for p in the_plan.to_run],
+        )
     return Prepared(spec, store, members, the_plan, finished, cleaned, ext)
 
 
@@ -105,18 +116,21 @@ def describe(prep: Prepared) -> str:
         f"sweep {spec.name}  ({spec.source})",
         f"  results      {prep.store.uri}",
         "  axes         " + ("; ".join(f"{a.field}: {a.describe()}" for a in spec.axes) or "none"),
-        (f"  members      {len(prep.members)}  (samples {spec.samples} x grid "
-         f"{len(prep.members) // (spec.samples * spec.replicates)} x replicates {spec.replicates})"),
+        (
+            f"  members      {len(prep.members)}  (samples {spec.samples} x grid "
+            f"{len(prep.members) // (spec.samples * spec.replicates)} x replicates {spec.replicates})"
+        ),
         f"  packs        {len(p.packs)} in {shapes} shape group(s); pack size "
         f"{'auto' if spec.pack_size is None else spec.pack_size} -> {sizes[0]}"
         + (f"..{sizes[-1]}" if len(sizes) > 1 else ""),
         *([f"  auto         {describe_auto(prep.members, spec.gpus)}"] if spec.pack_size is None else []),
         f"  already done {n_done} members, {len(p.done)} packs",
         f"  trials       {len(p.to_run)} to run, {p.members_to_run} members, each with "
-        f"{spec.cpus:g} CPU{'s' if spec.cpus != 1 else ''}"
-        + (f" and {spec.gpus:g} GPU" if spec.gpus else ""),
-        (f"  model-epochs {run_epochs:,} to run (at most; stop rules end members early), "
-         f"{sum(x.model_epochs for x in p.packs):,} in the whole sweep"),
+        f"{spec.cpus:g} CPU{'s' if spec.cpus != 1 else ''}" + (f" and {spec.gpus:g} GPU" if spec.gpus else ""),
+        (
+            f"  model-epochs {run_epochs:,} to run (at most; stop rules end members early), "
+            f"{sum(x.model_epochs for x in p.packs):,} in the whole sweep"
+        ),
     ]
     storage = describe_storage(spec.snapshots, prep.members)
     return "\n".join(lines + budget.describe(spec, prep.extension, prep.members) + ([storage] if storage else []))
@@ -125,8 +139,9 @@ def describe(prep: Prepared) -> str:
 class GridSource:
     """A PackSource (sweeps/sources.py) handing out the plan's packs still to run, in plan order."""
 
-    def __init__(self, spec: Any, store: SweepStore, settings: dict[str, Any], retry_failed: bool = True,
-                 write: bool = True):
+    def __init__(
+        self, spec: Any, store: SweepStore, settings: dict[str, Any], retry_failed: bool = True, write: bool = True
+    ):
         self.prep = prepare(spec, settings["results"], write=write, retry_failed=retry_failed)
         self.waiting = list(self.prep.plan.to_run)
         # Every pack is known up front (Tune may queue them all), except under an adaptive budget: a

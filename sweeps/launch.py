@@ -93,13 +93,19 @@ def connect_ray(address: str | None = None, num_cpus: int | None = None) -> bool
             # A local Ray, without the workers Ray would start ahead for tasks: Tune's trial actors
             # never use them (they carry a runtime_env of their own, so each gets a fresh process),
             # and on a small machine their start-up competes with the trials' (~1 CPU-second each).
-            ray.init(include_dashboard=False, dashboard_host="127.0.0.1", num_cpus=num_cpus,
-                     _system_config={"prestart_worker_first_driver": False}, **kwargs)
+            ray.init(
+                include_dashboard=False,
+                dashboard_host="127.0.0.1",
+                num_cpus=num_cpus,
+                _system_config={"prestart_worker_first_driver": False},
+                **kwargs,
+            )
     except Exception as e:
         if type(e).__name__ == "AuthenticationError" or "authentication" in str(e).lower():
             raise RuntimeError(
                 f"{e}\nThe cluster uses token authentication: set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN "
-                "(or copy the head's ~/.ray/auth_token; `ray get-auth-token` prints it).") from e
+                "(or copy the head's ~/.ray/auth_token; `ray get-auth-token` prints it)."
+            ) from e
         raise
     return True
 
@@ -113,24 +119,33 @@ def check_local_resources(spec: SweepSpec, num_cpus: int | None = None) -> None:
     """On a local Ray, a trial can use only this machine: refuse a spec that asks more of one
     trial than the machine has, as a spec error, before anything is started or written.
     (Against a cluster, check_resources warns instead: an autoscaler may still add nodes.)"""
-    check_trial_fits(spec, num_cpus or os.cpu_count() or 1, local_gpu_count() if spec.gpus > 0 else 0,
-                     cpus_at="this machine's local Ray has", gpus_at="this machine has",
-                     elsewhere="run against a cluster that has {them} (--address)")
+    check_trial_fits(
+        spec,
+        num_cpus or os.cpu_count() or 1,
+        local_gpu_count() if spec.gpus > 0 else 0,
+        cpus_at="this machine's local Ray has",
+        gpus_at="this machine has",
+        elsewhere="run against a cluster that has {them} (--address)",
+    )
 
 
-def check_trial_fits(spec: SweepSpec, cpus: float, gpus: float, *, cpus_at: str, gpus_at: str,
-                     elsewhere: str) -> None:
+def check_trial_fits(spec: SweepSpec, cpus: float, gpus: float, *, cpus_at: str, gpus_at: str, elsewhere: str) -> None:
     """A trial runs on one node: refuse, as a spec error, a spec whose trial asks for more CPUs or
     GPUs than one node has (`grok sweep` on this machine, `grok slurm` per node of the job).
     `elsewhere` says where it would fit ({them}: "them" or "GPUs")."""
     if spec.cpus > cpus:
-        raise SpecError(spec.source, "resources.cpus",
-                        f"{spec.cpus:g} CPUs per trial, but {cpus_at} {cpus:g}; lower it, "
-                        f"or {elsewhere.format(them='them')}")
+        raise SpecError(
+            spec.source,
+            "resources.cpus",
+            f"{spec.cpus:g} CPUs per trial, but {cpus_at} {cpus:g}; lower it, or {elsewhere.format(them='them')}",
+        )
     if spec.gpus > gpus:
-        raise SpecError(spec.source, "resources.gpus",
-                        f"{spec.gpus:g} GPU{'s' if spec.gpus != 1 else ''} per trial, but {gpus_at} "
-                        f"{gpus:g}; set resources.gpus: 0 to train on the CPU, or {elsewhere.format(them='GPUs')}")
+        raise SpecError(
+            spec.source,
+            "resources.gpus",
+            f"{spec.gpus:g} GPU{'s' if spec.gpus != 1 else ''} per trial, but {gpus_at} "
+            f"{gpus:g}; set resources.gpus: 0 to train on the CPU, or {elsewhere.format(them='GPUs')}",
+        )
 
 
 def local_gpu_count() -> int:
@@ -157,16 +172,21 @@ def check_shared_storage(store: SweepStore) -> None:
         return os.path.exists(path)
 
     try:
-        checks = {n["NodeManagerAddress"] + " " + n["NodeID"][:8]: sees.options(
-            scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(store.path(marker))
-            for n in nodes}
+        checks = {
+            n["NodeManagerAddress"] + " " + n["NodeID"][:8]: sees.options(
+                scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
+            ).remote(store.path(marker))
+            for n in nodes
+        }
         missing = [name for name, ref in checks.items() if not ray.get(ref, timeout=60)]
     finally:
         with suppress(FileNotFoundError):
             store.fs.delete_file(store.path(marker))
     if missing:
-        raise RuntimeError(f"results location {store.uri} is not visible on node(s) {', '.join(missing)}; "
-                           "use a shared mount present on every node, or an object store URI (s3://...)")
+        raise RuntimeError(
+            f"results location {store.uri} is not visible on node(s) {', '.join(missing)}; "
+            "use a shared mount present on every node, or an object store URI (s3://...)"
+        )
 
 
 def check_resources(spec: SweepSpec, autoscaling: bool) -> None:
@@ -175,13 +195,17 @@ def check_resources(spec: SweepSpec, autoscaling: bool) -> None:
     import ray
 
     total = ray.cluster_resources()
-    short = [f"{need:g} {what} per trial, the cluster has {total.get(key, 0):g}"
-             for need, what, key in ((spec.cpus, "CPUs", "CPU"), (spec.gpus, "GPUs", "GPU"))
-             if need > total.get(key, 0)]
+    short = [
+        f"{need:g} {what} per trial, the cluster has {total.get(key, 0):g}"
+        for need, what, key in ((spec.cpus, "CPUs", "CPU"), (spec.gpus, "GPUs", "GPU"))
+        if need > total.get(key, 0)
+    ]
     if not short:
         return
-    message = (f"{spec.source}: resources: {'; '.join(short)}. Lower resources in the spec, or run against a "
-               "cluster that has them (--address)")
+    message = (
+        f"{spec.source}: resources: {'; '.join(short)}. Lower resources in the spec, or run against a "
+        "cluster that has them (--address)"
+    )
     if not autoscaling:
         raise RuntimeError(message)
     log.warning("%s; trials will wait until nodes with these resources join", message)
@@ -228,14 +252,21 @@ def _progress_reporter(total_members: int, report_every_s: float) -> Any:
             share = budget_done / total_members if total_members else 1.0
             elapsed = time.monotonic() - self.started
             eta = f", ETA {_duration(elapsed * (1 - share) / share)}" if 0.02 < share < 1 else ""
-            line = (f"Members (this run): {fin} of {total_members} ended ({gen} generalised), {live} training, "
-                    f"{max(total_members - fin - live, 0)} waiting; {share:.0%} of the epoch budget done{eta} "
-                    "(stop rules may end sooner)")
+            line = (
+                f"Members (this run): {fin} of {total_members} ended ({gen} generalised), {live} training, "
+                f"{max(total_members - fin - live, 0)} waiting; {share:.0%} of the epoch budget done{eta} "
+                "(stop rules may end sooner)"
+            )
             super().report(trials, done, line, *sys_info)
 
-    return SweepReporter(metric_columns=PROGRESS_COLUMNS, parameter_columns={"pack/size": "members"},
-                         max_report_frequency=max(int(report_every_s), 1), print_intermediate_tables=True,
-                         max_progress_rows=20, max_column_length=24)
+    return SweepReporter(
+        metric_columns=PROGRESS_COLUMNS,
+        parameter_columns={"pack/size": "members"},
+        max_report_frequency=max(int(report_every_s), 1),
+        print_intermediate_tables=True,
+        max_progress_rows=20,
+        max_column_length=24,
+    )
 
 
 def quiet_tune_logs() -> None:
@@ -286,10 +317,19 @@ def dry_run(spec: SweepSpec, results: str | None = None) -> str:
     return sources.open_source(spec, SweepStore(location, spec.name), settings, write=False).describe()
 
 
-def run_sweep(spec: SweepSpec, results: str | None = None, address: str | None = None, *,
-              verbose: int = 1, num_cpus: int | None = None, retry_failed: bool = True,
-              out=None, fault: dict[str, Any] | None = None, force: bool = False,
-              repair: bool = False) -> SweepResult:
+def run_sweep(
+    spec: SweepSpec,
+    results: str | None = None,
+    address: str | None = None,
+    *,
+    verbose: int = 1,
+    num_cpus: int | None = None,
+    retry_failed: bool = True,
+    out=None,
+    fault: dict[str, Any] | None = None,
+    force: bool = False,
+    repair: bool = False,
+) -> SweepResult:
     """Run (or continue) a sweep to the end; see the module docstring. LeaseHeld when another writer
     holds the sweep (`force` takes its lease), DiskFull when a commit found no space. `repair`: train
     again the packs whose files are damaged or missing, and check their rows against the survivors
@@ -305,13 +345,36 @@ def run_sweep(spec: SweepSpec, results: str | None = None, address: str | None =
     location = results_location(results or spec.results)
     store = SweepStore(location, spec.name)
     with hold(store, "grok sweep", force=force) as lease:
-        return _run_held(spec, store, lease, location, address, verbose, num_cpus, retry_failed, out or sys.stdout,
-                         fault, start, repair)
+        return _run_held(
+            spec,
+            store,
+            lease,
+            location,
+            address,
+            verbose,
+            num_cpus,
+            retry_failed,
+            out or sys.stdout,
+            fault,
+            start,
+            repair,
+        )
 
 
-def _run_held(spec: SweepSpec, store: SweepStore, lease: SweepLease, location: str, address: str | None, verbose: int,
-              num_cpus: int | None, retry_failed: bool, out, fault: dict[str, Any] | None,
-              start: float, repair: bool) -> SweepResult:
+def _run_held(
+    spec: SweepSpec,
+    store: SweepStore,
+    lease: SweepLease,
+    location: str,
+    address: str | None,
+    verbose: int,
+    num_cpus: int | None,
+    retry_failed: bool,
+    out,
+    fault: dict[str, Any] | None,
+    start: float,
+    repair: bool,
+) -> SweepResult:
     """run_sweep once it holds the sweep's lease."""
     settings = {**PackSettings.from_spec(spec, location).to_dict(), "fault": fault}
     if repair:  # under the lease: it moves the damaged packs' files aside
@@ -337,8 +400,10 @@ def _run_held(spec: SweepSpec, store: SweepStore, lease: SweepLease, location: s
     if disk_full:  # the packs in flight were stopped; each kept what it had committed
         raise DiskFull(disk_full)
     if lease.lost is not None:
-        raise LeaseHeld(f"{store.uri}: {describe_holder(lease.lost)} took the sweep's lease (--force); this driver "
-                        "stopped its trials (what they committed is kept)")
+        raise LeaseHeld(
+            f"{store.uri}: {describe_holder(lease.lost)} took the sweep's lease (--force); this driver "
+            "stopped its trials (what they committed is kept)"
+        )
 
     # every pack handed out is done, failed for good (its members get failed rows), or unfinished
     done, failed, unfinished, train_seconds = [], {}, [], 0.0
@@ -355,11 +420,23 @@ def _run_held(spec: SweepSpec, store: SweepStore, lease: SweepLease, location: s
         else:
             unfinished.append(pack.pack_id)
         source.pack_finished(pack.pack_id)  # idempotent: tells what the searcher has not told yet
-    result = SweepResult(spec.name, store.uri, source.n_members, len(handed), done, failed, unfinished,
-                         time.monotonic() - start, train_seconds, tune_seconds)
+    result = SweepResult(
+        spec.name,
+        store.uri,
+        source.n_members,
+        len(handed),
+        done,
+        failed,
+        unfinished,
+        time.monotonic() - start,
+        train_seconds,
+        tune_seconds,
+    )
     if verbose:
-        print(f"\n{spec.name}: {len(done)} of {len(handed)} packs finished in {result.wall_seconds:.0f} s"
-              f" -> {store.uri}", file=out)
+        print(
+            f"\n{spec.name}: {len(done)} of {len(handed)} packs finished in {result.wall_seconds:.0f} s -> {store.uri}",
+            file=out,
+        )
         for line in source.summary():
             print(line, file=out)
         print_unfinished(failed, unfinished, out)
@@ -373,12 +450,18 @@ def print_unfinished(failed: dict[str, str], unfinished: list[str], out) -> None
     for pid, err in failed.items():
         print(f"  FAILED {pid}: {err.strip().splitlines()[-1] if err.strip() else err}", file=out)
     if unfinished:
-        print(f"  {len(unfinished)} pack(s) unfinished (interrupted?): run the same command again to continue",
-              file=out)
+        print(
+            f"  {len(unfinished)} pack(s) unfinished (interrupted?): run the same command again to continue", file=out
+        )
 
 
-def write_failed_rows(store: SweepStore, pack: Pack, error: str, record: dict[str, Any] | None = None,
-                      member_extra: dict[str, dict[str, Any]] | None = None) -> int:
+def write_failed_rows(
+    store: SweepStore,
+    pack: Pack,
+    error: str,
+    record: dict[str, Any] | None = None,
+    member_extra: dict[str, dict[str, Any]] | None = None,
+) -> int:
     """Runs rows with status failed for the pack's members that have no committed runs row
     (`member_extra`: run_id -> more columns, such as the Optuna trial number)."""
     from grokcore.train import MemberOutcome  # here: torch's import would cost every dry run seconds
@@ -387,9 +470,17 @@ def write_failed_rows(store: SweepStore, pack: Pack, error: str, record: dict[st
     have = store.read_table("runs", columns=["run_id"], parts=store.pack_parts("runs", pack.pack_id))
     have_ids = set(have.column("run_id").to_pylist()) if have is not None else set()
     record = record or {}
-    rows = [{**MemberOutcome.failed(m, error, record.get("epoch")).to_row(), "pack_id": pack.pack_id,
-             "trial_id": record.get("trial_id"), "optuna_trial": None, **(member_extra or {}).get(m.run_id, {})}
-            for m in pack.members if m.run_id not in have_ids]
+    rows = [
+        {
+            **MemberOutcome.failed(m, error, record.get("epoch")).to_row(),
+            "pack_id": pack.pack_id,
+            "trial_id": record.get("trial_id"),
+            "optuna_trial": None,
+            **(member_extra or {}).get(m.run_id, {}),
+        }
+        for m in pack.members
+        if m.run_id not in have_ids
+    ]
     if rows:
         store.write_part("runs", pack.pack_id, None, rows, runs_schema())
     return len(rows)
@@ -440,8 +531,11 @@ def _searcher(source: PackSource, settings: dict[str, Any], max_in_flight: int |
             if pack is None:  # nothing now: wait for the packs in flight, or end when there are none
                 return None if self.in_flight else Searcher.FINISHED
             self.in_flight[trial_id] = pack.pack_id
-            return {"pack": {"pack_id": pack.pack_id, "size": len(pack.members), **pack.to_dict()},
-                    "settings": settings, "hooks": source.trial_hooks(pack)}
+            return {
+                "pack": {"pack_id": pack.pack_id, "size": len(pack.members), **pack.to_dict()},
+                "settings": settings,
+                "hooks": source.trial_hooks(pack),
+            }
 
         def on_trial_result(self, trial_id: str, result: dict) -> None:
             pass
@@ -461,8 +555,9 @@ def _searcher(source: PackSource, settings: dict[str, Any], max_in_flight: int |
     return PackSearcher()
 
 
-def _tune(spec: SweepSpec, store: SweepStore, source: PackSource, settings: dict[str, Any], verbose: int,
-          lease: SweepLease) -> tuple[dict[str, str], str | None]:
+def _tune(
+    spec: SweepSpec, store: SweepStore, source: PackSource, settings: dict[str, Any], verbose: int, lease: SweepLease
+) -> tuple[dict[str, str], str | None]:
     """One Tuner with one searcher over the source's packs; returns the error text of every pack
     whose trial failed for good, and the message of a full disk if a trial met one (then every
     trial was stopped: on a full disk each further commit would fail too). Every trial stops too
@@ -496,15 +591,21 @@ def _tune(spec: SweepSpec, store: SweepStore, source: PackSource, settings: dict
         tune.with_resources(trainable, {"cpu": spec.cpus, "gpu": spec.gpus}),
         param_space={},
         tune_config=tune.TuneConfig(
-            search_alg=searcher, num_samples=-1, reuse_actors=True,
+            search_alg=searcher,
+            num_samples=-1,
+            reuse_actors=True,
             trial_name_creator=lambda t: t.config["pack"]["pack_id"],
             trial_dirname_creator=lambda t: t.config["pack"]["pack_id"],
         ),
         run_config=tune.RunConfig(
-            name=source.name, callbacks=[], verbose=verbose, **_tune_storage(store),
+            name=source.name,
+            callbacks=[],
+            verbose=verbose,
+            **_tune_storage(store),
             progress_reporter=_progress_reporter(source.members_to_run, spec.report_every_s),
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1), stop=stopper,
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            stop=stopper,
         ),
     )
     errors = {}

@@ -93,9 +93,11 @@ def describe_holder(record: dict[str, Any] | None, now: float | None = None) -> 
     record = record or {}
     beat = record.get("heartbeat", record.get("started"))
     started = record.get("started")
-    return (f"{record.get('command', 'a driver')} (pid {record.get('pid')} on {record.get('host')})"
-            + (f", started {_ago(now - started)} ago" if isinstance(started, (int, float)) else "")
-            + (f", last heartbeat {_ago(now - beat)} ago" if isinstance(beat, (int, float)) else ""))
+    return (
+        f"{record.get('command', 'a driver')} (pid {record.get('pid')} on {record.get('host')})"
+        + (f", started {_ago(now - started)} ago" if isinstance(started, (int, float)) else "")
+        + (f", last heartbeat {_ago(now - beat)} ago" if isinstance(beat, (int, float)) else "")
+    )
 
 
 def _ago(seconds: float) -> str:
@@ -153,8 +155,10 @@ class _S3Conditional:
         try:
             import boto3
         except ImportError as e:
-            raise RuntimeError(f"{store.uri}: the sweep's lease on s3:// is a conditional PUT through boto3, which is "
-                               "not installed: pip install 'grokking-sweeps[s3]'") from e
+            raise RuntimeError(
+                f"{store.uri}: the sweep's lease on s3:// is a conditional PUT through boto3, which is "
+                "not installed: pip install 'grokking-sweeps[s3]'"
+            ) from e
 
         parts = urlsplit(store.uri)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
@@ -177,13 +181,21 @@ class _S3Conditional:
 
         condition = {"IfNoneMatch": "*"} if expected is None else {"IfMatch": expected}
         try:
-            self.client.put_object(Bucket=self.bucket, Key=self.key, Body=json.dumps(record, indent=1).encode(),
-                                   ContentType="application/json", **condition)
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=self.key,
+                Body=json.dumps(record, indent=1).encode(),
+                ContentType="application/json",
+                **condition,
+            )
             return True
         except ClientError as e:
             status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             if status in (404, 409, 412) or e.response.get("Error", {}).get("Code") in (
-                    "PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey"):
+                "PreconditionFailed",
+                "ConditionalRequestConflict",
+                "NoSuchKey",
+            ):
                 return False
             raise
 
@@ -210,8 +222,11 @@ def _record_io(store: SweepStore) -> _LockedFile | _S3Conditional:
         return _LockedFile(store)
     if store.uri.startswith("s3://"):
         return _S3Conditional(store)
-    log.warning("%s: this filesystem offers no conditional write here; two writers starting together "
-                "are not excluded (local paths, shared mounts and s3:// are)", store.uri)
+    log.warning(
+        "%s: this filesystem offers no conditional write here; two writers starting together "
+        "are not excluded (local paths, shared mounts and s3:// are)",
+        store.uri,
+    )
     return _Unconditional(store)
 
 
@@ -232,12 +247,21 @@ class SweepLease:
             current, version = self.io.read()
             state = holder_state(current)
             if state == "running" and not self.force:
-                raise LeaseHeld(f"{self.store.uri} is being written by {describe_holder(current)}; one writer per "
-                                f"sweep at a time: wait for it to end, or if it is gone pass --force (a lease not "
-                                f"renewed for {STALE_S:.0f} s is taken over without it)")
+                raise LeaseHeld(
+                    f"{self.store.uri} is being written by {describe_holder(current)}; one writer per "
+                    f"sweep at a time: wait for it to end, or if it is gone pass --force (a lease not "
+                    f"renewed for {STALE_S:.0f} s is taken over without it)"
+                )
             now = time.time()
-            record = {"state": "running", "command": self.command, "host": socket.gethostname(),
-                      "pid": os.getpid(), "started": now, "heartbeat": now, "token": self.token}
+            record = {
+                "state": "running",
+                "command": self.command,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "started": now,
+                "heartbeat": now,
+                "token": self.token,
+            }
             if os.environ.get("SLURM_JOB_ID"):  # `grok status` and the next writer ask SLURM whether the job ended
                 record["slurm_job"] = os.environ["SLURM_JOB_ID"]
             if state in ("running", "dead") and current is not None:  # a holder's state implies its record
@@ -245,8 +269,12 @@ class SweepLease:
             if self.io.swap(record, version):
                 self.record = record
                 if state in ("running", "dead"):
-                    log.warning("%s: took over the lease of %s (%s)", self.store.uri, describe_holder(current),
-                                "--force" if state == "running" else "its holder is gone")
+                    log.warning(
+                        "%s: took over the lease of %s (%s)",
+                        self.store.uri,
+                        describe_holder(current),
+                        "--force" if state == "running" else "its holder is gone",
+                    )
                 return
         raise LeaseHeld(f"{self.store.uri}: other writers keep taking the sweep's lease; try again")
 
@@ -257,8 +285,12 @@ class SweepLease:
         current, version = self.io.read()
         if current is None or current.get("token") != self.token:
             self.lost = current or {}
-            log.error("%s: the sweep's lease was taken by %s; this %s no longer holds it", self.store.uri,
-                      describe_holder(self.lost) if current else "nobody (the record is gone)", self.command)
+            log.error(
+                "%s: the sweep's lease was taken by %s; this %s no longer holds it",
+                self.store.uri,
+                describe_holder(self.lost) if current else "nobody (the record is gone)",
+                self.command,
+            )
             return False
         record = {**self.record, "heartbeat": time.time()}
         if self.io.swap(record, version):

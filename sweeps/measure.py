@@ -48,9 +48,16 @@ class MeasureResult:
     """pack -> snapshots left out because the pack has not finished"""
 
 
-def measure_snapshots(sweep_dir: str, measures: Sequence[str] = SWITCHED_ON, epochs: Sequence[int] | None = None,
-                      device: str = "cpu", replace_values: bool = False, llc_every: int | None = None,
-                      sgld: dict[str, Any] | None = None, force: bool = False) -> MeasureResult:
+def measure_snapshots(
+    sweep_dir: str,
+    measures: Sequence[str] = SWITCHED_ON,
+    epochs: Sequence[int] | None = None,
+    device: str = "cpu",
+    replace_values: bool = False,
+    llc_every: int | None = None,
+    sgld: dict[str, Any] | None = None,
+    force: bool = False,
+) -> MeasureResult:
     """Measure the snapshots of `sweep_dir` (a local path, mount or object-store URI) at `epochs`
     (all if None) and merge the rows into the progress table (module docstring). `llc_every`,
     `sgld`: ProgressSettings.llc_every and SGLDSettings fields (the trainer's defaults if None).
@@ -76,8 +83,14 @@ def measure_snapshots(sweep_dir: str, measures: Sequence[str] = SWITCHED_ON, epo
         return _measure_held(store, measures, epochs, settings, device, replace_values)
 
 
-def _measure_held(store: SweepStore, measures: Sequence[str], epochs: Sequence[int] | None, settings: Any,
-                  device: str, replace_values: bool) -> MeasureResult:
+def _measure_held(
+    store: SweepStore,
+    measures: Sequence[str],
+    epochs: Sequence[int] | None,
+    settings: Any,
+    device: str,
+    replace_values: bool,
+) -> MeasureResult:
     from grokcore.snapshots import SnapshotFiles
 
     files = SnapshotFiles(store.uri)
@@ -100,8 +113,11 @@ def _measure_held(store: SweepStore, measures: Sequence[str], epochs: Sequence[i
         parts = store.pack_parts("progress", pack_id)
         old = store.read_table("progress", parts=parts) if parts else None
         old_rows = {(r["run_id"], r["epoch"]): r for r in (old.to_pylist() if old is not None else [])}
-        todo = entries if replace_values else [e for e in entries if not _has_all(old_rows.get(
-            (e["run_id"], e["epoch"])), measures)]
+        todo = (
+            entries
+            if replace_values
+            else [e for e in entries if not _has_all(old_rows.get((e["run_id"], e["epoch"])), measures)]
+        )
         new_rows = _measure(files, todo, settings, device)
         merged, added, changed = _merge(old_rows, new_rows, replace_values)
         if not added and not changed:
@@ -148,12 +164,16 @@ def _measure(files: Any, entries: list[dict[str, Any]], settings: Any, device: s
     for epoch in sorted({e["epoch"] for e in entries}):
         members = [files.load(e["run_id"], epoch, entries=[e]) for e in entries if e["epoch"] == epoch]
         trainer = pack_at([c for c, _ in members], [w for _, w in members], epoch, device)
-        rows += [{"run_id": c.run_id, "epoch": epoch, **row} for (c, _), row in zip(members, measure_pack(trainer, settings), strict=True)]
+        rows += [
+            {"run_id": c.run_id, "epoch": epoch, **row}
+            for (c, _), row in zip(members, measure_pack(trainer, settings), strict=True)
+        ]
     return rows
 
 
-def _merge(old: dict[tuple, dict[str, Any]], new: list[dict[str, Any]], replace_values: bool
-           ) -> tuple[list[dict[str, Any]], int, int]:
+def _merge(
+    old: dict[tuple, dict[str, Any]], new: list[dict[str, Any]], replace_values: bool
+) -> tuple[list[dict[str, Any]], int, int]:
     """(rows, added, changed): the old rows with the new ones merged in, by (run_id, epoch). A new
     value fills a column the old row lacks (absent or NaN), or overwrites it with `replace_values`."""
     merged = {k: dict(r) for k, r in old.items()}

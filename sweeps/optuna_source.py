@@ -40,9 +40,7 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from grokcore.config import RunConfig
 from grokcore.layout import PRUNING_DIR
@@ -109,8 +107,12 @@ def make_sampler(spec: SweepSpec, n_trials: int = 0) -> Any:
     seed = None if search.seed is None else search.seed + n_trials
     cls = getattr(optuna.samplers, SAMPLERS[search.sampler])
     if search.sampler == "grid":
-        space = {a.field: ([_plain(v) for v in a.values] if a.kind != "integers"
-                           else list(range(a.values[0], a.values[1] + 1))) for a in spec.axes}
+        space = {
+            a.field: (
+                [_plain(v) for v in a.values] if a.kind != "integers" else list(range(a.values[0], a.values[1] + 1))
+            )
+            for a in spec.axes
+        }
 
         class GridSampler(optuna.samplers.GridSampler):
             """Optuna's GridSampler stops the study when the grid is done, which only works inside
@@ -140,14 +142,23 @@ def open_storage_and_study(spec: SweepSpec, store: SweepStore) -> tuple[Any, Any
         os.makedirs(store.root, exist_ok=True)
     storage = optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
     name = study_name(spec)
-    study = optuna.create_study(storage=storage, study_name=name, sampler=make_sampler(spec),
-                                direction=spec.search.direction, load_if_exists=True)
+    study = optuna.create_study(
+        storage=storage,
+        study_name=name,
+        sampler=make_sampler(spec),
+        direction=spec.search.direction,
+        load_if_exists=True,
+    )
     n_trials = len(study.get_trials(deepcopy=False))
     if n_trials:
         study.sampler = make_sampler(spec, n_trials)
     if study.direction.name.lower() != spec.search.direction:
-        raise SpecError(spec.source, "search.direction", f"the study '{name}' in {url} was created to "
-                        f"{study.direction.name.lower()}; use another search.study or storage")
+        raise SpecError(
+            spec.source,
+            "search.direction",
+            f"the study '{name}' in {url} was created to "
+            f"{study.direction.name.lower()}; use another search.study or storage",
+        )
     attrs = study.user_attrs
     objective = spec.search.objective.describe()
     if attrs.get("objective") not in (None, objective):
@@ -179,17 +190,23 @@ class MemberPruner:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.metric = pruning["metric"]
         self.grace = int(pruning["grace_epochs"])
-        pruner = getattr(optuna.pruners, PRUNERS[pruning["pruner"]])(n_warmup_steps=self.grace,
-                                                                      **pruning.get("options", {}))
-        self.study = optuna.create_study(direction=metric_direction(self.metric), pruner=pruner,
-                                         sampler=optuna.samplers.RandomSampler(seed=0))
+        pruner = getattr(optuna.pruners, PRUNERS[pruning["pruner"]])(
+            n_warmup_steps=self.grace, **pruning.get("options", {})
+        )
+        self.study = optuna.create_study(
+            direction=metric_direction(self.metric), pruner=pruner, sampler=optuna.samplers.RandomSampler(seed=0)
+        )
         for values in completed:
             steps = {int(k): float(v) for k, v in values.items()}
             if steps:
                 last = steps[max(steps)]
-                self.study.add_trial(optuna.trial.create_trial(
-                    state=optuna.trial.TrialState.COMPLETE, value=last if math.isfinite(last) else 0.0,
-                    intermediate_values=steps))
+                self.study.add_trial(
+                    optuna.trial.create_trial(
+                        state=optuna.trial.TrialState.COMPLETE,
+                        value=last if math.isfinite(last) else 0.0,
+                        intermediate_values=steps,
+                    )
+                )
         self.trials = {rid: self.study.ask() for rid in run_ids}
         self.reported: set[tuple[str, int]] = set()
 
@@ -244,8 +261,14 @@ class OptunaSource:
 
     learns = True  # a pack is asked only when a slot is free, so it learns from every pack before it
 
-    def __init__(self, spec: SweepSpec, store: SweepStore, settings: dict[str, Any], retry_failed: bool = True,
-                 write: bool = True):
+    def __init__(
+        self,
+        spec: SweepSpec,
+        store: SweepStore,
+        settings: dict[str, Any],
+        retry_failed: bool = True,
+        write: bool = True,
+    ):
         self.spec, self.search, self.store, self.settings = spec, spec.search, store, settings
         self.pruning = self.search.pruning or scheduler_pruning(self.search.scheduler)
         self.name = f"optuna-{study_name(spec)}"
@@ -305,15 +328,21 @@ class OptunaSource:
 
     def summary(self) -> list[str]:
         c = self.counts()
-        lines = [(f"  study {study_name(self.spec)}: {c.get('complete', 0)} complete, {c.get('pruned', 0)} pruned, "
-                  f"{c.get('fail', 0)} failed, {c.get('running', 0)} running")]
+        lines = [
+            (
+                f"  study {study_name(self.spec)}: {c.get('complete', 0)} complete, {c.get('pruned', 0)} pruned, "
+                f"{c.get('fail', 0)} failed, {c.get('running', 0)} running"
+            )
+        ]
         try:
             best = self.opened.best_trial
         except ValueError:
             return lines
         params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items())
-        lines.append(f"  best: trial {best.number} {self.search.objective.metric} = {best.value:g}  ({params}; "
-                     f"{best.user_attrs.get('run_id')})")
+        lines.append(
+            f"  best: trial {best.number} {self.search.objective.metric} = {best.value:g}  ({params}; "
+            f"{best.user_attrs.get('run_id')})"
+        )
         return lines
 
     # ---- what is on disk ---------------------------------------------------------------------
@@ -332,7 +361,9 @@ class OptunaSource:
         metrics = self.store.read_table("metrics", columns=["run_id", "epoch", self.intermediate], parts=parts)
         series: dict[str, list[tuple[int, float]]] = defaultdict(list)
         if metrics is not None:
-            for rid, epoch, value in zip(*(metrics.column(c).to_pylist() for c in ("run_id", "epoch", self.intermediate)), strict=True):
+            for rid, epoch, value in zip(
+                *(metrics.column(c).to_pylist() for c in ("run_id", "epoch", self.intermediate)), strict=True
+            ):
                 series[rid].append((epoch, value))
         return rows, series
 
@@ -376,8 +407,9 @@ class OptunaSource:
                 for t in ts:  # the spec's base changed since: these members cannot continue
                     self._tell_state(t.number, "FAIL", {"error": "the spec changed; the member is no longer the same"})
                 continue
-            self._hand_out(_Handed(Pack(pid, tuple(members)), {t.user_attrs["run_id"]: t.number for t in ts}),
-                           front=True)
+            self._hand_out(
+                _Handed(Pack(pid, tuple(members)), {t.user_attrs["run_id"]: t.number for t in ts}), front=True
+            )
         return len(self.queue)
 
     def _params(self, t: Any) -> dict[str, Any]:
@@ -448,11 +480,18 @@ class OptunaSource:
         optuna_cfg: dict[str, Any] = {"kind": self.search.kind, "numbers": handed.numbers, "pruning": None}
         if self.pruning is not None:
             rel = f"{PRUNING_DIR}/{pack.pack_id}.json"
-            self.store.write_json(rel, {"completed": self._completed_series(self.pruning.grace_epochs),
-                                        "written": time.time()})
-            optuna_cfg.update(snapshot=rel, pruning={"metric": self.pruning.metric,
-                                                     "grace_epochs": self.pruning.grace_epochs,
-                                                     "pruner": self.pruning.pruner, "options": self.pruning.options})
+            self.store.write_json(
+                rel, {"completed": self._completed_series(self.pruning.grace_epochs), "written": time.time()}
+            )
+            optuna_cfg.update(
+                snapshot=rel,
+                pruning={
+                    "metric": self.pruning.metric,
+                    "grace_epochs": self.pruning.grace_epochs,
+                    "pruner": self.pruning.pruner,
+                    "options": self.pruning.options,
+                },
+            )
         return optuna_cfg
 
     def _completed_series(self, grace: int) -> list[dict[str, float]]:
@@ -460,12 +499,21 @@ class OptunaSource:
         return [{str(k): v for k, v in t.intermediate_values.items() if k >= grace} for t in completed]
 
     def _write_plan(self) -> None:
-        members = [t.user_attrs["run_id"] for t in self.opened.get_trials(deepcopy=False)
-                   if t.state.name != "FAIL" and t.user_attrs.get("run_id") and t.user_attrs.get("twin_of") is None]
+        members = [
+            t.user_attrs["run_id"]
+            for t in self.opened.get_trials(deepcopy=False)
+            if t.state.name != "FAIL" and t.user_attrs.get("run_id") and t.user_attrs.get("twin_of") is None
+        ]
         packs = {pid: list(h.numbers) for pid, h in self.handed.items()}
         packs.update({h.pack.pack_id: list(h.numbers) for h in self.queue})
-        self.store.write_plan(self.spec.name, dict.fromkeys(members), packs, search=self.search.kind,
-                              study=study_name(self.spec), budget=self.search.members)
+        self.store.write_plan(
+            self.spec.name,
+            dict.fromkeys(members),
+            packs,
+            search=self.search.kind,
+            study=study_name(self.spec),
+            budget=self.search.members,
+        )
 
     # ---- telling -----------------------------------------------------------------------------
     def pack_finished(self, pack_id: str) -> None:
@@ -502,8 +550,9 @@ class OptunaSource:
         for epoch, value in sorted(series):
             if value is not None and math.isfinite(value) and epoch not in frozen.intermediate_values:
                 self.storage.set_trial_intermediate_value(trial_id, int(epoch), float(value))
-        attrs = {k: row.get(k)
-                 for k in ("status", "epochs_trained", *VERDICT_COLUMNS, "epoch_train_99", "epoch_test_99")}
+        attrs = {
+            k: row.get(k) for k in ("status", "epochs_trained", *VERDICT_COLUMNS, "epoch_train_99", "epoch_test_99")
+        }
         status = row.get("status")
         if status == "failed":
             self._tell_state(number, "FAIL", {**attrs, "error": (row.get("error") or "")[-500:]})
@@ -512,7 +561,9 @@ class OptunaSource:
         else:
             value = self.search.objective.value(row)
             if value is None:
-                self._tell_state(number, "FAIL", {**attrs, "error": f"no {self.search.objective.metric} and no penalty"})
+                self._tell_state(
+                    number, "FAIL", {**attrs, "error": f"no {self.search.objective.metric} and no penalty"}
+                )
             else:
                 for k, v in attrs.items():
                     self.storage.set_trial_user_attr(trial_id, k, v)
@@ -550,25 +601,34 @@ def describe_search(spec: SweepSpec, store: SweepStore, driver: OptunaSource | N
         f"sweep {spec.name}  ({spec.source})",
         f"  results      {store.uri}",
         f"  search       {s.kind}: {s.direction} {s.objective.describe()} with {s.sampler}"
-        + (f" {s.sampler_options}" if s.sampler_options else "") + f", seed {s.seed}",
+        + (f" {s.sampler_options}" if s.sampler_options else "")
+        + f", seed {s.seed}",
         "  space        " + "; ".join(f"{a.field}: {a.describe()}" for a in spec.axes),
         f"  members      {s.members}" + (f" in packs of {s.batch}" if s.kind == "optuna" else ", one per trial"),
         f"  study        {study_name(spec)} in {url}",
     ]
     if s.pruning:
         p = s.pruning
-        lines.append(f"  pruning      {p.pruner} on {p.metric} after {p.grace_epochs} epochs"
-                     + (f" {p.options}" if p.options else ""))
+        lines.append(
+            f"  pruning      {p.pruner} on {p.metric} after {p.grace_epochs} epochs"
+            + (f" {p.options}" if p.options else "")
+        )
     if s.scheduler:
         c = s.scheduler
-        lines.append(f"  scheduler    {c.kind} on {c.metric}, grace {c.grace_epochs} epochs, "
-                     f"reduction factor {c.reduction_factor:g}")
+        lines.append(
+            f"  scheduler    {c.kind} on {c.metric}, grace {c.grace_epochs} epochs, "
+            f"reduction factor {c.reduction_factor:g}"
+        )
     if driver is not None:
         c = driver.counts()
-        lines.append(f"  so far       {c.get('complete', 0)} complete, {c.get('pruned', 0)} pruned, "
-                     f"{c.get('fail', 0)} failed; {driver.resumed} pack(s) to continue; {driver.left} to ask")
-    lines.append(f"  trials       each with {spec.cpus:g} CPU{'s' if spec.cpus != 1 else ''}"
-                 + (f" and {spec.gpus:g} GPU" if spec.gpus else ""))
+        lines.append(
+            f"  so far       {c.get('complete', 0)} complete, {c.get('pruned', 0)} pruned, "
+            f"{c.get('fail', 0)} failed; {driver.resumed} pack(s) to continue; {driver.left} to ask"
+        )
+    lines.append(
+        f"  trials       each with {spec.cpus:g} CPU{'s' if spec.cpus != 1 else ''}"
+        + (f" and {spec.gpus:g} GPU" if spec.gpus else "")
+    )
     storage = describe_search_storage(spec.snapshots, spec, s.members)
     return "\n".join(lines + ([storage] if storage else []))
 
@@ -579,10 +639,25 @@ def scheduler_pruning(scheduler: Any) -> Pruning | None:
     reduction_factor members have completed (ASHA promotes nothing from a rung with fewer)."""
     if scheduler is None:
         return None
-    return Pruning(metric=scheduler.metric, grace_epochs=scheduler.grace_epochs, pruner="percentile",
-                   options={"percentile": 100.0 / scheduler.reduction_factor,
-                            "n_startup_trials": math.ceil(scheduler.reduction_factor)})
+    return Pruning(
+        metric=scheduler.metric,
+        grace_epochs=scheduler.grace_epochs,
+        pruner="percentile",
+        options={
+            "percentile": 100.0 / scheduler.reduction_factor,
+            "n_startup_trials": math.ceil(scheduler.reduction_factor),
+        },
+    )
 
 
-__all__ = ["MemberPruner", "OptunaSource", "describe_search", "distributions", "make_sampler", "open_study",
-           "scheduler_pruning", "study_name", "trial_hooks"]
+__all__ = [
+    "MemberPruner",
+    "OptunaSource",
+    "describe_search",
+    "distributions",
+    "make_sampler",
+    "open_study",
+    "scheduler_pruning",
+    "study_name",
+    "trial_hooks",
+]

@@ -26,8 +26,13 @@ from grokcore.layout import OPTUNA_DB
 from sweeps.validation import SpecError, epoch_budget, field_kind, is_int, is_number, unknown
 
 KINDS = ("optuna", "tune-optuna")  # the search kinds this module parses (sweeps/sources.py lists all)
-SAMPLERS = {"tpe": "TPESampler", "gp": "GPSampler", "cmaes": "CmaEsSampler", "random": "RandomSampler",
-            "grid": "GridSampler"}
+SAMPLERS = {
+    "tpe": "TPESampler",
+    "gp": "GPSampler",
+    "cmaes": "CmaEsSampler",
+    "random": "RandomSampler",
+    "grid": "GridSampler",
+}
 SAMPLER_PACKAGES = {"gp": ("scipy", "torch"), "cmaes": ("cmaes",)}  # imported by Optuna when sampling
 PRUNERS = {"median": "MedianPruner", "percentile": "PercentilePruner"}
 SCHEDULERS = ("asha",)
@@ -38,24 +43,58 @@ DIRECTIONS = ("minimize", "maximize")
 REQUIREMENTS = {"generalised": "epoch_generalised", "memorised": "epoch_memorised", "grokked": "grokked"}
 # Outcomes of a runs row an objective can use; grok_delay = epoch_generalised - epoch_memorised (the rule's
 # times). epoch_test_99 / epoch_train_99 are the trainer's first crossings of 0.99, what its stop rules use.
-OUTCOME_METRICS = ("epoch_generalised", "epoch_memorised", "grok_delay", "epoch_test_99", "epoch_train_99",
-                   "epochs_trained", "final/test/loss", "final/test/acc", "final/train/loss", "final/train/acc",
-                   "wall_seconds")
-NULLABLE_METRICS = ("epoch_generalised", "epoch_memorised", "grok_delay", "epoch_test_99",
-                    "epoch_train_99")  # null when never reached in the budget
+OUTCOME_METRICS = (
+    "epoch_generalised",
+    "epoch_memorised",
+    "grok_delay",
+    "epoch_test_99",
+    "epoch_train_99",
+    "epochs_trained",
+    "final/test/loss",
+    "final/test/acc",
+    "final/train/loss",
+    "final/train/acc",
+    "wall_seconds",
+)
+NULLABLE_METRICS = (
+    "epoch_generalised",
+    "epoch_memorised",
+    "grok_delay",
+    "epoch_test_99",
+    "epoch_train_99",
+)  # null when never reached in the budget
 # Metrics of an evaluation that pruning and schedulers can watch (the metrics table's columns).
-WATCHED_METRICS = ("test/loss", "test/acc", "train/loss", "train/acc", "train_clean/loss", "train_clean/acc",
-                   "test_add/loss", "test_add/acc", "test_mul/loss", "test_mul/acc")
+WATCHED_METRICS = (
+    "test/loss",
+    "test/acc",
+    "train/loss",
+    "train/acc",
+    "train_clean/loss",
+    "train_clean/acc",
+    "test_add/loss",
+    "test_add/acc",
+    "test_mul/loss",
+    "test_mul/acc",
+)
 
 SEARCH_DEFAULTS: dict[str, Any] = {
-    "kind": None, "objective": None, "direction": None, "members": None, "batch": None, "sampler": "tpe",
-    "seed": 0, "pruning": None, "scheduler": None, "storage": None, "study": None,
+    "kind": None,
+    "objective": None,
+    "direction": None,
+    "members": None,
+    "batch": None,
+    "sampler": "tpe",
+    "seed": 0,
+    "pruning": None,
+    "scheduler": None,
+    "storage": None,
+    "study": None,
 }
 SEARCH_DOCS: dict[str, str] = {
     "kind": "optuna (packs: each Tune trial asks Optuna for `batch` members) or tune-optuna (Ray's OptunaSearch, "
-            "one member per trial, optional Tune scheduler)",
+    "one member per trial, optional Tune scheduler)",
     "objective": "{metric: an outcome or numeric config field, penalty: value of members without it, "
-                 "require: generalised | memorised | grokked} (grokcore/verdict.py's rule, the spec's thresholds:)",
+    "require: generalised | memorised | grokked} (grokcore/verdict.py's rule, the spec's thresholds:)",
     "direction": "minimize or maximize",
     "members": "members to try in all (the budget; integer >= 1)",
     "batch": "members asked at once and trained as one pack (kind optuna; default 8)",
@@ -150,8 +189,10 @@ class SearchSpec:
         if self.storage:
             return self.storage
         if "://" in sweep_uri:
-            raise ValueError(f"results {sweep_uri} is not a local path, so the default SQLite study cannot live "
-                             "there; set search.storage (postgresql://... or sqlite:////a/local/file.db)")
+            raise ValueError(
+                f"results {sweep_uri} is not a local path, so the default SQLite study cannot live "
+                "there; set search.storage (postgresql://... or sqlite:////a/local/file.db)"
+            )
         return f"sqlite:///{sweep_uri}/{OPTUNA_DB}"
 
 
@@ -175,16 +216,22 @@ def parse_search(source: str, raw: dict[str, Any], base: dict[str, Any], axes: t
     if isinstance(obj, str):
         obj = {"metric": obj}
     if not isinstance(obj, dict) or "metric" not in obj:
-        raise SpecError(source, "search.objective", "required: {metric: ..., penalty: ..., require: ...}, "
-                                                    f"got {obj!r}")
+        raise SpecError(
+            source, "search.objective", f"required: {{metric: ..., penalty: ..., require: ...}}, got {obj!r}"
+        )
     for key in obj:
         if key not in ("metric", "penalty", "require"):
             raise unknown(source, f"search.objective.{key}", str(key), ["metric", "penalty", "require"], "key")
     metric = obj["metric"]
     allowed = [*OUTCOME_METRICS, *numeric_fields]
     if metric not in allowed:
-        raise unknown(source, "search.objective.metric", str(metric), allowed,
-                       f"metric '{metric}': an objective is an outcome of the runs table or a numeric config field")
+        raise unknown(
+            source,
+            "search.objective.metric",
+            str(metric),
+            allowed,
+            f"metric '{metric}': an objective is an outcome of the runs table or a numeric config field",
+        )
     require = obj.get("require")
     if require is not None and require not in REQUIREMENTS:
         raise unknown(source, "search.objective.require", str(require), list(REQUIREMENTS), f"requirement '{require}'")
@@ -192,10 +239,16 @@ def parse_search(source: str, raw: dict[str, Any], base: dict[str, Any], axes: t
     if penalty is not None and not is_number(penalty):
         raise SpecError(source, "search.objective.penalty", f"must be a finite number, got {penalty!r}")
     if penalty is None and (metric in NULLABLE_METRICS or require is not None):
-        why = (f"require: {require} fails for some members" if require is not None
-               else f"{metric} is null for members that never reach it")
-        raise SpecError(source, "search.objective.penalty", f"required: {why}; give the value they score "
-                                                            "(worse than any real value)")
+        why = (
+            f"require: {require} fails for some members"
+            if require is not None
+            else f"{metric} is null for members that never reach it"
+        )
+        raise SpecError(
+            source,
+            "search.objective.penalty",
+            f"required: {why}; give the value they score (worse than any real value)",
+        )
     direction = get["direction"]
     if direction not in DIRECTIONS:
         if direction is None:
@@ -203,19 +256,25 @@ def parse_search(source: str, raw: dict[str, Any], base: dict[str, Any], axes: t
         raise unknown(source, "search.direction", str(direction), list(DIRECTIONS), f"direction '{direction}'")
     max_epochs = epoch_budget(base, axes)
     if metric in NULLABLE_METRICS and direction == "minimize" and penalty is not None and penalty <= max_epochs:
-        raise SpecError(source, "search.objective.penalty", f"{penalty:g} would score members that never reach "
-                        f"{metric} better than some that do: use more than the epoch budget {max_epochs}")
+        raise SpecError(
+            source,
+            "search.objective.penalty",
+            f"{penalty:g} would score members that never reach "
+            f"{metric} better than some that do: use more than the epoch budget {max_epochs}",
+        )
 
     # budget and packs
     members = get["members"]
     if not is_int(members) or members < 1:
-        raise SpecError(source, "search.members", f"required: the number of members to try (integer >= 1), "
-                                                  f"got {members!r}")
+        raise SpecError(
+            source, "search.members", f"required: the number of members to try (integer >= 1), got {members!r}"
+        )
     batch = get["batch"]
     if kind == "tune-optuna":
         if batch not in (None, 1):
-            raise SpecError(source, "search.batch", "tune-optuna trains one member per trial; use kind: optuna "
-                                                    "for packs")
+            raise SpecError(
+                source, "search.batch", "tune-optuna trains one member per trial; use kind: optuna for packs"
+            )
         batch = 1
     elif batch is None:
         batch = min(8, members)
@@ -234,35 +293,61 @@ def parse_search(source: str, raw: dict[str, Any], base: dict[str, Any], axes: t
     if sampler == "grid":
         points = math.prod(a.values[1] - a.values[0] + 1 if a.kind == "integers" else len(a.values) for a in axes)
         if members > points:
-            raise SpecError(source, "search.members", f"{members} is more than the grid's {points} points; "
-                                                      f"use members: {points} or widen the axes")
+            raise SpecError(
+                source,
+                "search.members",
+                f"{members} is more than the grid's {points} points; use members: {points} or widen the axes",
+            )
 
     # pruning (optuna) or a Tune scheduler (tune-optuna)
     pruning = scheduler = None
     if get["pruning"] is not None:
         if kind != "optuna":
-            raise SpecError(source, "search.pruning", "kind tune-optuna stops trials with a Tune scheduler; "
-                                                      "use search.scheduler")
+            raise SpecError(
+                source, "search.pruning", "kind tune-optuna stops trials with a Tune scheduler; use search.scheduler"
+            )
         pruning = _parse_pruning(source, get["pruning"], max_epochs)
     if get["scheduler"] is not None:
         if kind != "tune-optuna":
-            raise SpecError(source, "search.scheduler", "a Tune scheduler needs kind: tune-optuna (one member per "
-                                                        "trial); kind optuna prunes members with search.pruning")
+            raise SpecError(
+                source,
+                "search.scheduler",
+                "a Tune scheduler needs kind: tune-optuna (one member per "
+                "trial); kind optuna prunes members with search.pruning",
+            )
         scheduler = _parse_scheduler(source, get["scheduler"], max_epochs)
 
     storage = get["storage"]
     if storage is not None and (not isinstance(storage, str) or not _STORAGE_RE.match(storage)):
-        raise SpecError(source, "search.storage", "must be an Optuna RDB URL: postgresql://user@host/db, "
-                                                  f"mysql://..., or sqlite:///path.db; got {storage!r}")
+        raise SpecError(
+            source,
+            "search.storage",
+            f"must be an Optuna RDB URL: postgresql://user@host/db, mysql://..., or sqlite:///path.db; got {storage!r}",
+        )
     if storage is None and "://" in results:
-        raise SpecError(source, "search.storage", f"required when results is a URI ({results}): the default SQLite "
-                                                  "file needs a local disk; give postgresql://... ")
+        raise SpecError(
+            source,
+            "search.storage",
+            f"required when results is a URI ({results}): the default SQLite "
+            "file needs a local disk; give postgresql://... ",
+        )
     study = get["study"]
     if study is not None and (not isinstance(study, str) or not study):
         raise SpecError(source, "search.study", f"must be a study name, got {study!r}")
-    return SearchSpec(kind=kind, objective=Objective(metric, None if penalty is None else float(penalty), require),
-                      direction=direction, members=members, batch=batch, sampler=sampler, sampler_options=options,
-                      seed=seed, pruning=pruning, scheduler=scheduler, storage=storage, study=study)
+    return SearchSpec(
+        kind=kind,
+        objective=Objective(metric, None if penalty is None else float(penalty), require),
+        direction=direction,
+        members=members,
+        batch=batch,
+        sampler=sampler,
+        sampler_options=options,
+        seed=seed,
+        pruning=pruning,
+        scheduler=scheduler,
+        storage=storage,
+        study=study,
+    )
 
 
 def _parse_sampler(source: str, raw: Any, axes: tuple) -> tuple[str, dict[str, Any]]:
@@ -277,8 +362,12 @@ def _parse_sampler(source: str, raw: Any, axes: tuple) -> tuple[str, dict[str, A
     if name == "grid":
         continuous = [a.field for a in axes if a.kind in ("uniform", "loguniform")]
         if continuous:
-            raise SpecError(source, where, f"grid needs every axis to be a list of values (or choice, integers); "
-                                           f"axes.{continuous[0]} is continuous")
+            raise SpecError(
+                source,
+                where,
+                f"grid needs every axis to be a list of values (or choice, integers); "
+                f"axes.{continuous[0]} is continuous",
+            )
     import importlib.util
 
     for package in SAMPLER_PACKAGES.get(name, ()):
@@ -318,8 +407,13 @@ def _parse_pruning(source: str, raw: Any, max_epochs: int) -> Pruning:
     params = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "n_warmup_steps")]
     for key in options:
         if key not in params:
-            raise unknown(source, f"{where}.{key}", str(key), ["metric", "grace_epochs", "pruner", *params],
-                           f"option of {cls.__name__}")
+            raise unknown(
+                source,
+                f"{where}.{key}",
+                str(key),
+                ["metric", "grace_epochs", "pruner", *params],
+                f"option of {cls.__name__}",
+            )
     try:
         cls(**options)
     except (TypeError, ValueError) as e:
@@ -354,13 +448,21 @@ def _check_grace(source: str, where: str, grace: Any, metric: str, max_epochs: i
     """`grace`, checked: grokking runs sit at chance on test until late, so stopping on test metrics needs a
     grace period."""
     if grace is None:
-        raise SpecError(source, where, "required: epochs before anything is pruned (grokking runs sit at chance "
-                                       "on test until late, so give them time)")
+        raise SpecError(
+            source,
+            where,
+            "required: epochs before anything is pruned (grokking runs sit at chance "
+            "on test until late, so give them time)",
+        )
     if not is_int(grace) or grace < 0:
         raise SpecError(source, where, f"must be an integer >= 0 (epochs), got {grace!r}")
     if grace == 0 and metric.startswith("test"):
         raise SpecError(source, where, f"must be > 0 for {metric}: grokking runs sit at chance on test until late")
     if grace >= max_epochs:
-        raise SpecError(source, where, f"{grace} is not below the epoch budget {max_epochs}: nothing would ever be "
-                                       "pruned; lower it or remove pruning")
+        raise SpecError(
+            source,
+            where,
+            f"{grace} is not below the epoch budget {max_epochs}: nothing would ever be "
+            "pruned; lower it or remove pruning",
+        )
     return grace

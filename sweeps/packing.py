@@ -107,8 +107,7 @@ def auto_pack_size(members: Sequence[RunConfig], gpus: float, max_packs: int | N
     return size
 
 
-def auto_pack_sizes(groups: Sequence[Sequence[RunConfig]], gpus: float,
-                    max_trials: int = AUTO_MAX_TRIALS) -> list[int]:
+def auto_pack_sizes(groups: Sequence[Sequence[RunConfig]], gpus: float, max_trials: int = AUTO_MAX_TRIALS) -> list[int]:
     """auto_pack_size of each shape group, the trial budget shared out by the groups' sizes."""
     total = sum(len(g) for g in groups)
     return [auto_pack_size(g, gpus, max_packs=max(1, max_trials * len(g) // total)) for g in groups]
@@ -123,16 +122,15 @@ def describe_auto(members: Sequence[RunConfig], gpus: float, max_trials: int = A
     device = f"{gpus:g} GPU" if gpus > 0 else "a CPU trial"
     capped = [min(cap, fits) for cap, fits in limits]
     at_cap = sum(math.ceil(len(g) / size) for g, size in zip(groups, capped, strict=True))
-    text = (f"packs of at most {limits[0][0]} members on {device} (fewer where its memory budget holds "
-            "fewer)")
-    tune = f"Tune's ~{TUNE_SECONDS_PER_TRIAL:g} s a trial: ~{trials * TUNE_SECONDS_PER_TRIAL:,.0f} s of the driver's time"
+    text = f"packs of at most {limits[0][0]} members on {device} (fewer where its memory budget holds fewer)"
+    tune = (
+        f"Tune's ~{TUNE_SECONDS_PER_TRIAL:g} s a trial: ~{trials * TUNE_SECONDS_PER_TRIAL:,.0f} s of the driver's time"
+    )
     if at_cap <= max_trials:
         return f"{text}; {trials:,} trials <= {max_trials:,} ({tune})"
     if trials <= max_trials:
-        return (f"{text}; packs grown to {max(sizes)} since {at_cap:,} trials would exceed {max_trials:,} "
-                f"({tune})")
-    return (f"{text}; {trials:,} trials, above the {max_trials:,} aimed at, since memory holds no larger packs "
-            f"({tune})")
+        return f"{text}; packs grown to {max(sizes)} since {at_cap:,} trials would exceed {max_trials:,} ({tune})"
+    return f"{text}; {trials:,} trials, above the {max_trials:,} aimed at, since memory holds no larger packs ({tune})"
 
 
 def shape_groups(members: Sequence[RunConfig]) -> list[list[RunConfig]]:
@@ -143,8 +141,9 @@ def shape_groups(members: Sequence[RunConfig]) -> list[list[RunConfig]]:
     return [sorted(groups[k], key=lambda m: (m.epochs, m.run_id)) for k in sorted(groups, key=repr)]
 
 
-def cut_packs(members: Sequence[RunConfig], pack_size: int | None, gpus: float = 0.0,
-              max_trials: int = AUTO_MAX_TRIALS) -> list[Pack]:
+def cut_packs(
+    members: Sequence[RunConfig], pack_size: int | None, gpus: float = 0.0, max_trials: int = AUTO_MAX_TRIALS
+) -> list[Pack]:
     """Every member in exactly one pack; equal-sized packs per shape group (sizes differ by at most one).
     pack_size None: auto (`auto_pack_sizes`, at most about `max_trials` packs where memory allows)."""
     packs: list[Pack] = []
@@ -175,8 +174,13 @@ class Plan:
         return sum(len(p.members) for p in self.to_run)
 
 
-def plan(members: Sequence[RunConfig], pack_size: int | None, gpus: float = 0.0,
-         finished: Mapping[str, str] | None = None, records: Mapping[str, Mapping[str, Any]] | None = None) -> Plan:
+def plan(
+    members: Sequence[RunConfig],
+    pack_size: int | None,
+    gpus: float = 0.0,
+    finished: Mapping[str, str] | None = None,
+    records: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Plan:
     """Packs to run given what is on disk.
 
     finished: run_id -> pack_id of every member with a committed runs row (not failed).
@@ -201,6 +205,7 @@ def plan(members: Sequence[RunConfig], pack_size: int | None, gpus: float = 0.0,
         run = pack if not elsewhere else Pack.of(left)
         to_run.append(run)
         used.add(run.pack_id)
-    orphans = sorted(pid for pid, rec in records.items()
-                     if pid not in used and not rec.get("done") and not rec.get("abandoned"))
+    orphans = sorted(
+        pid for pid, rec in records.items() if pid not in used and not rec.get("done") and not rec.get("abandoned")
+    )
     return Plan(packs=packs, to_run=to_run, done=done, orphans=orphans)

@@ -55,10 +55,23 @@ import pyarrow.parquet as pq
 from analysis.damage import DamagedFile, damaged, first_problem
 from grokcore.config import config_fields, config_hints
 from grokcore.layout import (
-    ENDSTATE_DIR, FAILED, PACKS_DIR, PART_RE, PLAN_FILE, SNAPSHOT_DIR, SPEC_FILE, SPEC_HISTORY_DIR, TABLES,
-    TRAINER_PREFIX, counted_rows, pack_dir, part_name, record_path,
+    ENDSTATE_DIR,
+    FAILED,
+    PACKS_DIR,
+    PART_RE,
+    PLAN_FILE,
+    SNAPSHOT_DIR,
+    SPEC_FILE,
+    SPEC_HISTORY_DIR,
+    TABLES,
+    TRAINER_PREFIX,
+    counted_rows,
+    pack_dir,
+    part_name,
+    record_path,
 )
 from grokcore.location import filesystem, sweep_uri
+
 # re-exported: sweeps' callers name them here; grokcore.location is their one home
 from grokcore.location import results_location as results_location
 from grokcore.location import split_location as split_location
@@ -114,13 +127,27 @@ def runs_schema() -> pa.Schema:
 
 
 def metrics_schema() -> pa.Schema:
-    return _with_version(pa.schema([pa.field("run_id", pa.string()), pa.field("epoch", pa.int64()),
-                                    *(pa.field(c, pa.float64()) for c in METRIC_COLUMNS)]))
+    return _with_version(
+        pa.schema(
+            [
+                pa.field("run_id", pa.string()),
+                pa.field("epoch", pa.int64()),
+                *(pa.field(c, pa.float64()) for c in METRIC_COLUMNS),
+            ]
+        )
+    )
 
 
 def progress_schema(columns: Iterable[str]) -> pa.Schema:
-    return _with_version(pa.schema([pa.field("run_id", pa.string()), pa.field("epoch", pa.int64()),
-                                    *(pa.field(c, pa.float64()) for c in sorted(columns))]))
+    return _with_version(
+        pa.schema(
+            [
+                pa.field("run_id", pa.string()),
+                pa.field("epoch", pa.int64()),
+                *(pa.field(c, pa.float64()) for c in sorted(columns)),
+            ]
+        )
+    )
 
 
 def _with_version(schema: pa.Schema) -> pa.Schema:
@@ -136,7 +163,7 @@ def rows_to_table(rows: Sequence[dict[str, Any]], schema: pa.Schema) -> pa.Table
     for k in extra:
         arrays.append(pa.array([r.get(k) for r in rows]))
         names.append(k)
-    fields = list(schema) + [pa.field(k, a.type) for k, a in zip(extra, arrays[len(schema):], strict=True)]
+    fields = list(schema) + [pa.field(k, a.type) for k, a in zip(extra, arrays[len(schema) :], strict=True)]
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=schema.metadata))
 
 
@@ -148,8 +175,11 @@ def counted_runs(runs: pa.Table | None, failed: bool = True) -> pa.Table | None:
         return None
     ids = runs.column("run_id").to_numpy(zero_copy_only=False)
     statuses = runs.column("status").to_numpy(zero_copy_only=False)
-    trained = (runs.column("epochs_trained").to_numpy(zero_copy_only=False).astype(float)
-               if "epochs_trained" in runs.column_names else None)
+    trained = (
+        runs.column("epochs_trained").to_numpy(zero_copy_only=False).astype(float)
+        if "epochs_trained" in runs.column_names
+        else None
+    )
     chosen = counted_rows(ids, statuses, trained)
     if not failed:
         chosen = chosen[statuses[chosen] != FAILED]
@@ -221,9 +251,11 @@ class SweepStore:
         except OSError as e:
             if not is_disk_full(e):
                 raise
-            raise DiskFull(f"{self.uri}: no space left on the device while writing {what}; the sweep is as it was "
-                           "after its last commit (nothing committed is lost): free space, then run the same "
-                           "command again to continue") from e
+            raise DiskFull(
+                f"{self.uri}: no space left on the device while writing {what}; the sweep is as it was "
+                "after its last commit (nothing committed is lost): free space, then run the same "
+                "command again to continue"
+            ) from e
 
     # ---- whole files, atomically ----------------------------------------------------------------
     def _atomic(self, path: str, write) -> None:
@@ -276,15 +308,19 @@ class SweepStore:
         text = self.read_text(rel)
         return None if text is None else json.loads(text)
 
-    def uncommitted(self, table: str, records: dict[str, dict[str, Any]] | None = None,
-                    pack_id: str | None = None) -> list[Part]:
+    def uncommitted(
+        self, table: str, records: dict[str, dict[str, Any]] | None = None, pack_id: str | None = None
+    ) -> list[Part]:
         """Parts at or above their pack's committed seq, or of packs never committed: the leftovers
         of a crash between writing parts and committing (see the module docstring); and parts a
         compaction merged (below the record's `compacted`) that a crash left behind. The one home of
         that rule: the driver before a (re)start, a pack before it continues, failed rows."""
         records = self.records() if records is None else records
-        return [p for p in self.pack_parts(table, pack_id)
-                if p.pack_id not in records or not _committed(p.seq, records[p.pack_id], table)]
+        return [
+            p
+            for p in self.pack_parts(table, pack_id)
+            if p.pack_id not in records or not _committed(p.seq, records[p.pack_id], table)
+        ]
 
     def delete_uncommitted(self, pack_id: str, record: dict[str, Any] | None) -> int:
         """Remove one pack's crash leftovers (its record as read now; None: never committed)."""
@@ -296,8 +332,10 @@ class SweepStore:
         Planners call it through sweeps.check.clean_for_restart, which first refuses a damaged
         committed file (DamagedFile), before anything is deleted."""
         records = self.records() if records is None else records
-        return {"uncommitted parts": sum(self.delete_parts(self.uncommitted(t, records)) for t in COMMITTED_DIRS),
-                "half-written files": self.delete_temporaries()}
+        return {
+            "uncommitted parts": sum(self.delete_parts(self.uncommitted(t, records)) for t in COMMITTED_DIRS),
+            "half-written files": self.delete_temporaries(),
+        }
 
     def purge_failed_rows(self, run_ids: set[str]) -> int:
         """Members about to train again after their pack failed for good lose their failed rows."""
@@ -306,9 +344,16 @@ class SweepStore:
     def write_plan(self, name: str, members: Iterable[str], packs: Mapping[str, Iterable[str]], **more: Any) -> None:
         """plan.json, the current plan: its members' and each pack's run_ids (`grok status`, the report's
         progress and a damaged file's message read them), and what a pack source adds in `more`."""
-        self.write_json(PLAN_FILE, {"name": name, "members": list(members),
-                                    "packs": {pid: list(ids) for pid, ids in packs.items()}, **more,
-                                    "updated": time.time()})
+        self.write_json(
+            PLAN_FILE,
+            {
+                "name": name,
+                "members": list(members),
+                "packs": {pid: list(ids) for pid, ids in packs.items()},
+                **more,
+                "updated": time.time(),
+            },
+        )
 
     def write_spec(self, text: str) -> None:
         """sweep.yaml is the spec as run; an earlier, different spec is kept as specs/sweep-<hash>.yaml."""
@@ -348,8 +393,9 @@ class SweepStore:
     def part_name(pack_id: str, seq: int | None) -> str:
         return part_name(pack_id, seq)
 
-    def write_part(self, table: str, pack_id: str, seq: int | None, rows: Sequence[dict[str, Any]],
-                   schema: pa.Schema) -> str:
+    def write_part(
+        self, table: str, pack_id: str, seq: int | None, rows: Sequence[dict[str, Any]], schema: pa.Schema
+    ) -> str:
         data = rows_to_table(rows, schema)
         path = self.path(table, self.part_name(pack_id, seq))
         self._atomic(path, lambda tmp: pq.write_table(data, tmp, filesystem=self.fs))
@@ -407,8 +453,11 @@ class SweepStore:
         """read(dataset) over the table's parts (or these parts); a part deleted between listing and
         reading (an uncommitted one being cleaned up, or merged by compaction) means: list again."""
         for _ in range(5):
-            chosen = self.parts(table) if parts is None else [p for p in parts if self.fs.get_file_info(
-                p.path).type == pafs.FileType.File]
+            chosen = (
+                self.parts(table)
+                if parts is None
+                else [p for p in parts if self.fs.get_file_info(p.path).type == pafs.FileType.File]
+            )
             if not chosen:
                 return None
             try:
@@ -422,11 +471,13 @@ class SweepStore:
                 raise self.damaged(*found) from e
         raise OSError(f"{self.path(table)}: parts keep changing while being read")
 
-    def read_table(self, table: str, columns: Sequence[str] | None = None,
-                   parts: Sequence[Part] | None = None) -> pa.Table | None:
+    def read_table(
+        self, table: str, columns: Sequence[str] | None = None, parts: Sequence[Part] | None = None
+    ) -> pa.Table | None:
         """All parts of a table concatenated (None if there are none). Readable while a sweep runs;
         right after a crash it may briefly include an uncommitted part that the resume removes.
         Requested columns that no part has are left out."""
+
         def read(dataset: ds.Dataset) -> pa.Table | None:
             names = None if columns is None else [c for c in columns if c in dataset.schema.names]
             data = dataset.to_table(columns=names)
@@ -454,8 +505,9 @@ class SweepStore:
         self._atomic(part.path, lambda tmp: pq.write_table(kept, tmp, filesystem=self.fs))
         return removed
 
-    def compact_pack(self, pack_id: str, rewrite: dict[str, Callable[[pa.Table | None], pa.Table | None]] | None = None
-                     ) -> int:
+    def compact_pack(
+        self, pack_id: str, rewrite: dict[str, Callable[[pa.Table | None], pa.Table | None]] | None = None
+    ) -> int:
         """Merge a finished pack's committed parts into one part per table; returns parts removed.
         `rewrite` (table -> function of its merged rows, None where it has none) changes a table's
         rows in the same step, so a finished pack's rows are changed under this one rule (how
@@ -537,8 +589,9 @@ class SweepStore:
             return
         with tempfile.TemporaryDirectory() as tmp:
             trainer.save(Path(tmp) / name)
-            pafs.copy_files(str(Path(tmp) / name), target, source_filesystem=pafs.LocalFileSystem(),
-                            destination_filesystem=self.fs)
+            pafs.copy_files(
+                str(Path(tmp) / name), target, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=self.fs
+            )
 
     def load_trainer(self, pack_id: str, name: str, device: Any, **trainer_options: Any) -> Any:
         from grokcore import PackTrainer
@@ -548,15 +601,19 @@ class SweepStore:
             return PackTrainer.load(source, device=device, **trainer_options)
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / name).mkdir()  # copying onto the local disk does not create the folder
-            pafs.copy_files(source, str(Path(tmp) / name), source_filesystem=self.fs,
-                            destination_filesystem=pafs.LocalFileSystem())
+            pafs.copy_files(
+                source, str(Path(tmp) / name), source_filesystem=self.fs, destination_filesystem=pafs.LocalFileSystem()
+            )
             return PackTrainer.load(Path(tmp) / name, device=device, **trainer_options)
 
     def delete_trainers(self, pack_id: str, keep: str | None = None) -> None:
         selector = pafs.FileSelector(self.path(self.pack_dir(pack_id)), allow_not_found=True)
         for info in self.fs.get_file_info(selector):
-            if info.type == pafs.FileType.Directory and info.base_name != keep and (
-                    info.base_name.startswith(TRAINER_PREFIX) or info.base_name.startswith(f".{TRAINER_PREFIX}")):
+            if (
+                info.type == pafs.FileType.Directory
+                and info.base_name != keep
+                and (info.base_name.startswith(TRAINER_PREFIX) or info.base_name.startswith(f".{TRAINER_PREFIX}"))
+            ):
                 self._delete_dir(info.path)
 
     def _delete_dir(self, path: str) -> None:

@@ -47,15 +47,21 @@ def refuse_search(spec: Any) -> None:
     if spec.search is not None:
         from sweeps.validation import SpecError
 
-        raise SpecError(spec.source, "search", f"--repair trains a grid sweep's packs again; this spec searches "
-                                               f"({spec.search.kind}): grok check DIR names its damaged files")
+        raise SpecError(
+            spec.source,
+            "search",
+            f"--repair trains a grid sweep's packs again; this spec searches "
+            f"({spec.search.kind}): grok check DIR names its damaged files",
+        )
 
 
 def describe(result: RepairResult) -> str:
     lines = []
     if result.set_aside:
-        lines.append(f"repair: {len(result.set_aside)} pack(s) with damaged or missing files set aside under "
-                     f"{REPAIR_DIR}/ and trained again: {', '.join(result.set_aside)}")
+        lines.append(
+            f"repair: {len(result.set_aside)} pack(s) with damaged or missing files set aside under "
+            f"{REPAIR_DIR}/ and trained again: {', '.join(result.set_aside)}"
+        )
     for pack, n in result.verified.items():
         lines.append(f"repair: pack {pack} trained again; its {n} surviving values are equal to the new ones")
     if result.waiting:
@@ -110,8 +116,10 @@ def verify(store: SweepStore) -> RepairResult:
     if not _under_repair(store):
         store._delete_dir(store.path(REPAIR_DIR))
     if differences:
-        raise RuntimeError("repaired rows differ from the surviving ones (kept under "
-                           f"{store.path(REPAIR_DIR)}): " + "; ".join(differences))
+        raise RuntimeError(
+            "repaired rows differ from the surviving ones (kept under "
+            f"{store.path(REPAIR_DIR)}): " + "; ".join(differences)
+        )
     return result
 
 

@@ -142,19 +142,25 @@ class _Progress:
         }
 
 
-def run_pack(pack: Pack, settings: PackSettings, trial_id: str = "local",
-             report: Callable[[dict[str, Any]], None] | None = None,
-             extra_row: dict[str, Any] | None = None, node: str = "",
-             member_extra: dict[str, dict[str, Any]] | None = None,
-             on_eval: EvalHook | None = None, progress_bar: bool = False) -> dict[str, Any]:
+def run_pack(
+    pack: Pack,
+    settings: PackSettings,
+    trial_id: str = "local",
+    report: Callable[[dict[str, Any]], None] | None = None,
+    extra_row: dict[str, Any] | None = None,
+    node: str = "",
+    member_extra: dict[str, dict[str, Any]] | None = None,
+    on_eval: EvalHook | None = None,
+    progress_bar: bool = False,
+) -> dict[str, Any]:
     """Train the pack to the end (or continue it), writing its rows; returns the final progress.
-    `node` names where it runs (the Ray node id), for the pack's record. `extra_row` adds columns
-    to every runs row, `member_extra` (run_id -> columns) to one member's; `on_eval` may end
-    members at an evaluation (a search's pruning; see EvalHook). `progress_bar` draws the trainer's
-bar (grok train in a terminal; never in a trial, which reports to Tune).
+        `node` names where it runs (the Ray node id), for the pack's record. `extra_row` adds columns
+        to every runs row, `member_extra` (run_id -> columns) to one member's; `on_eval` may end
+        members at an evaluation (a search's pruning; see EvalHook). `progress_bar` draws the trainer's
+    bar (grok train in a terminal; never in a trial, which reports to Tune).
 
-    Exceptions propagate (Tune retries the trial); nothing is committed for work after the last
-    checkpoint, so a retry redoes exactly that work.
+        Exceptions propagate (Tune retries the trial); nothing is committed for work after the last
+        checkpoint, so a retry redoes exactly that work.
     """
     store = SweepStore(settings.results, settings.name)
     pid = pack.pack_id
@@ -179,8 +185,9 @@ bar (grok train in a terminal; never in a trial, which reports to Tune).
     return progress.metrics(done=True)
 
 
-def _resume(store: SweepStore, pack: Pack, record: dict[str, Any] | None, progress: _Progress,
-            settings: PackSettings) -> Any:
+def _resume(
+    store: SweepStore, pack: Pack, record: dict[str, Any] | None, progress: _Progress, settings: PackSettings
+) -> Any:
     """Where an unfinished pack stands: its crash leftovers removed, then a trainer from its checkpoint,
     or a new one for the members without a committed runs row (their earlier rows purged); None when
     every member has one. Members that ended go into `progress`."""
@@ -221,9 +228,19 @@ class _Batch:
     invariant (sweeps/parquet.py): parts, snapshots and end states at one seq, the checkpoint, then
     the record. Also each live member's evaluations, which its verdict reads when it ends."""
 
-    def __init__(self, store: SweepStore, pack: Pack, settings: PackSettings, record: dict[str, Any] | None,
-                 progress: _Progress, trainer: Any, trial_id: str, node: str, extra: dict[str, Any],
-                 member_extra: dict[str, dict[str, Any]]):
+    def __init__(
+        self,
+        store: SweepStore,
+        pack: Pack,
+        settings: PackSettings,
+        record: dict[str, Any] | None,
+        progress: _Progress,
+        trainer: Any,
+        trial_id: str,
+        node: str,
+        extra: dict[str, Any],
+        member_extra: dict[str, dict[str, Any]],
+    ):
         self.store, self.pack, self.settings, self.progress, self.trainer = store, pack, settings, progress, trainer
         self.trial_id, self.node, self.extra, self.member_extra = trial_id, node, extra, member_extra
         self.seq = int(record["seq"]) if record else 0
@@ -236,7 +253,9 @@ class _Batch:
         self.end_states: list = []  # grokcore.continuation.EndState since the last commit
         # each live member's evaluations so far, (epoch, train/acc, test/acc): its verdict at its end reads them all
         self.histories: dict[str, list[tuple[int, float | None, float | None]]] = {}
-        self.training_started: float | None = None  # wall clock at this attempt's first epoch (the record keeps it for benchmarks)
+        self.training_started: float | None = (
+            None  # wall clock at this attempt's first epoch (the record keeps it for benchmarks)
+        )
         # members continued to a larger budget: where they went on from; their verdicts read the history before
         starts = budget.starts_of(store, trainer.configs) if trainer is not None else {}
         self.continued_from = {rid: epoch for rid, (_, epoch) in starts.items()}
@@ -254,8 +273,11 @@ class _Batch:
             return
         live = {c.run_id for c in self.trainer.configs}
         table = self.store.read_table("metrics", parts=self.store.pack_parts("metrics", self.pack.pack_id))
-        before = [] if table is None else sorted((r for r in table.to_pylist() if r["run_id"] in live),
-                                                 key=lambda r: r["epoch"])
+        before = (
+            []
+            if table is None
+            else sorted((r for r in table.to_pylist() if r["run_id"] in live), key=lambda r: r["epoch"])
+        )
         self.remember(before)
         if on_eval is not None and table is not None:
             on_eval.history(before)
@@ -290,8 +312,16 @@ class _Batch:
             self.snapshots[key] = snap
 
     def finished_rows(self, outcomes: list) -> None:
-        rows = [{**o.to_row(), **self.extra, **self.member_extra.get(o.run_id, {}), **self._verdict_columns(o.run_id),
-                 "continued_from": self.continued_from.get(o.run_id)} for o in outcomes]
+        rows = [
+            {
+                **o.to_row(),
+                **self.extra,
+                **self.member_extra.get(o.run_id, {}),
+                **self._verdict_columns(o.run_id),
+                "continued_from": self.continued_from.get(o.run_id),
+            }
+            for o in outcomes
+        ]
         self.buffers["runs"].extend(rows)
         self.progress.see_finished(rows)
 
@@ -324,9 +354,16 @@ class _Batch:
             store.save_trainer(self.trainer, pid, name)
         progress = self.progress
         written = {
-            "pack_id": pid, "members": self.pack.run_ids, "seq": seq + 1, "trainer": name, "done": final,
-            "epoch": progress.epoch, "trial_id": self.trial_id, "train_seconds": progress.train_seconds,
-            "updated": time.time(), "node": self.node or socket.gethostname(),
+            "pack_id": pid,
+            "members": self.pack.run_ids,
+            "seq": seq + 1,
+            "trainer": name,
+            "done": final,
+            "epoch": progress.epoch,
+            "trial_id": self.trial_id,
+            "train_seconds": progress.train_seconds,
+            "updated": time.time(),
+            "node": self.node or socket.gethostname(),
             "training_started": self.training_started,
         }
         store.write_record(pid, written)
@@ -337,8 +374,15 @@ class _Batch:
             rows.clear()
 
 
-def _train(trainer: Any, batch: _Batch, progress: _Progress, settings: PackSettings,
-           report: Callable[[dict[str, Any]], None] | None, on_eval: EvalHook | None, progress_bar: bool) -> None:
+def _train(
+    trainer: Any,
+    batch: _Batch,
+    progress: _Progress,
+    settings: PackSettings,
+    report: Callable[[dict[str, Any]], None] | None,
+    on_eval: EvalHook | None,
+    progress_bar: bool,
+) -> None:
     """Run the trainer to its end: each evaluation into the batch, the hook's pruning, a commit every
     `checkpoint_every_s`, a report to Tune every `report_every_s`, and the spec's injected faults."""
     store, pid = batch.store, batch.pack.pack_id
@@ -398,8 +442,12 @@ def _generalised_from_runs(store: SweepStore, pack_id: str, progress: _Progress,
     """run_ids with a committed runs row in this pack's parts; adds those that generalised."""
     from sweeps.verdicts import with_verdicts
 
-    table = with_verdicts(store, store.read_table("runs", parts=store.pack_parts("runs", pack_id)), rule,
-                          store.pack_parts("metrics", pack_id))
+    table = with_verdicts(
+        store,
+        store.read_table("runs", parts=store.pack_parts("runs", pack_id)),
+        rule,
+        store.pack_parts("metrics", pack_id),
+    )
     if table is None:
         return set()
     ids = table.column("run_id").to_pylist()

@@ -42,7 +42,9 @@ from grokcore.layout import SLURM_DIR
 from sweeps.slurm_jobs import ENDED_STATES, JOBS_FILE, job_ended, job_state, latest_job  # noqa: F401
 
 # SLURM's --time formats: minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS
-_TIME = re.compile(r"^(\d+|\d+:\d{1,2}|\d+:\d{1,2}:\d{1,2}|\d+-\d{1,2}|\d+-\d{1,2}:\d{1,2}|\d+-\d{1,2}:\d{1,2}:\d{1,2})$")
+_TIME = re.compile(
+    r"^(\d+|\d+:\d{1,2}|\d+:\d{1,2}:\d{1,2}|\d+-\d{1,2}|\d+-\d{1,2}:\d{1,2}|\d+-\d{1,2}:\d{1,2}:\d{1,2})$"
+)
 # CPU-only jobs: trials per node when --cpus-per-node is not given
 DEFAULT_CPU_TRIALS_PER_NODE = 4
 
@@ -91,27 +93,48 @@ def check_job(job: SlurmJob) -> None:
     if job.cpus_per_node is not None and job.cpus_per_node < 1:
         raise SlurmError(f"--cpus-per-node: at least 1, got {job.cpus_per_node}")
     if not _TIME.match(job.time):
-        raise SlurmError(f"--time: one of SLURM's formats MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS, "
-                         f"got {job.time!r}")
+        raise SlurmError(
+            f"--time: one of SLURM's formats MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS, got {job.time!r}"
+        )
 
 
 # ---- the script -------------------------------------------------------------------------------------
-def sbatch_script(*, name: str, spec_path: str, results: str, overrides: list[str], job: SlurmJob, cpus: int,
-                  output: str, workdir: str, python_bin: str, pythonpath: str | None) -> str:
+def sbatch_script(
+    *,
+    name: str,
+    spec_path: str,
+    results: str,
+    overrides: list[str],
+    job: SlurmJob,
+    cpus: int,
+    output: str,
+    workdir: str,
+    python_bin: str,
+    pythonpath: str | None,
+) -> str:
     """The batch script's text: SLURM's options, then Ray on the nodes, the sweep, Ray stopped."""
     q = shlex.quote
-    sbatch = [f"--job-name=grok-{name}", f"--nodes={job.nodes}", "--ntasks-per-node=1",
-              f"--cpus-per-task={cpus}", f"--time={job.time}", f"--output={output}", "--open-mode=append",
-              f"--chdir={workdir}"]
+    sbatch = [
+        f"--job-name=grok-{name}",
+        f"--nodes={job.nodes}",
+        "--ntasks-per-node=1",
+        f"--cpus-per-task={cpus}",
+        f"--time={job.time}",
+        f"--output={output}",
+        "--open-mode=append",
+        f"--chdir={workdir}",
+    ]
     if job.gpus_per_node:
         sbatch.append(f"--gres=gpu:{job.gpus_per_node}")
     sbatch += [f"--partition={job.partition}"] * bool(job.partition) + [f"--account={job.account}"] * bool(job.account)
     sbatch += [f"--mem={job.mem}"] * bool(job.mem) + ["--requeue"] * job.requeue + list(job.sbatch_args)
     # each Ray node's step asks for the node's GPUs itself, so SLURM puts them in its CUDA_VISIBLE_DEVICES
     step = "srun --nodes=1 --ntasks=1" + (f" --gres=gpu:{job.gpus_per_node}" if job.gpus_per_node else "")
-    sweep_cmd = " ".join(["grok", "sweep", q(spec_path), "--results", q(results), "--address", '"$address"']
-                         + [f"--set {q(o)}" for o in overrides])
-    env = [f"export PATH={q(python_bin)}:\"$PATH\""]
+    sweep_cmd = " ".join(
+        ["grok", "sweep", q(spec_path), "--results", q(results), "--address", '"$address"']
+        + [f"--set {q(o)}" for o in overrides]
+    )
+    env = [f'export PATH={q(python_bin)}:"$PATH"']
     if pythonpath:
         env.append(f"export PYTHONPATH={q(pythonpath)}")
     return f"""#!/bin/bash
@@ -181,8 +204,15 @@ class Submitted:
     output: str
 
 
-def prepare_and_submit(spec_path: str, overrides: list[str], results: str | None, job: SlurmJob, *,
-                       submit: bool = True, workdir: str | None = None) -> Submitted:
+def prepare_and_submit(
+    spec_path: str,
+    overrides: list[str],
+    results: str | None,
+    job: SlurmJob,
+    *,
+    submit: bool = True,
+    workdir: str | None = None,
+) -> Submitted:
     """Check everything a local run checks (raising SpecError or SlurmError), write the script,
     submit it with sbatch and record the job in the sweep's slurm.json."""
     from sweeps.launch import check_trial_fits
@@ -194,13 +224,19 @@ def prepare_and_submit(spec_path: str, overrides: list[str], results: str | None
     if spec.search is None:
         spec.members()  # a grid's members are checked before anything starts (a search's as it asks)
     cpus = job.cpus_for(spec.cpus, spec.gpus)
-    check_trial_fits(spec, cpus, job.gpus_per_node, cpus_at="the job gives each node --cpus-per-node",
-                     gpus_at="the job gives each node --gpus-per-node",
-                     elsewhere="ask the job for more per node (--cpus-per-node, --gpus-per-node)")
+    check_trial_fits(
+        spec,
+        cpus,
+        job.gpus_per_node,
+        cpus_at="the job gives each node --cpus-per-node",
+        gpus_at="the job gives each node --gpus-per-node",
+        elsewhere="ask the job for more per node (--cpus-per-node, --gpus-per-node)",
+    )
     sbatch = shutil.which("sbatch")
     if submit and sbatch is None:
-        raise SlurmError("sbatch not found: run grok slurm on a SLURM login node, or add --no-submit to only "
-                         "write the script")
+        raise SlurmError(
+            "sbatch not found: run grok slurm on a SLURM login node, or add --no-submit to only write the script"
+        )
     location = results_location(results or spec.results)
     store = SweepStore(location, spec.name)
     workdir = os.path.abspath(workdir or os.getcwd())
@@ -215,9 +251,18 @@ def prepare_and_submit(spec_path: str, overrides: list[str], results: str | None
     else:  # an object store: the script and SLURM's log stay in the working directory
         script = Path(workdir) / f"{spec.name}.sbatch"
         output = str(Path(workdir) / f"slurm-{spec.name}-%j.out")
-    text = sbatch_script(name=spec.name, spec_path=os.path.abspath(spec_path), results=location,
-                         overrides=list(overrides), job=job, cpus=cpus, output=output, workdir=workdir,
-                         python_bin=os.path.dirname(sys.executable), pythonpath=os.environ.get("PYTHONPATH"))
+    text = sbatch_script(
+        name=spec.name,
+        spec_path=os.path.abspath(spec_path),
+        results=location,
+        overrides=list(overrides),
+        job=job,
+        cpus=cpus,
+        output=output,
+        workdir=workdir,
+        python_bin=os.path.dirname(sys.executable),
+        pythonpath=os.environ.get("PYTHONPATH"),
+    )
     tmp = script.with_name(f".{script.name}.tmp")
     tmp.write_text(text)
     tmp.chmod(0o755)
@@ -230,8 +275,17 @@ def prepare_and_submit(spec_path: str, overrides: list[str], results: str | None
         raise SlurmError(f"sbatch refused {script}: {done.stderr.strip() or done.stdout.strip()}")
     job_id = done.stdout.strip().split(";")[0]  # --parsable: "id" or "id;cluster"
     jobs = (store.read_json(JOBS_FILE) or {}).get("jobs", [])
-    jobs.append({"job_id": job_id, "submitted": time.time(), "script": str(script), "nodes": job.nodes,
-                 "gpus_per_node": job.gpus_per_node, "cpus_per_node": cpus, "time": job.time})
+    jobs.append(
+        {
+            "job_id": job_id,
+            "submitted": time.time(),
+            "script": str(script),
+            "nodes": job.nodes,
+            "gpus_per_node": job.gpus_per_node,
+            "cpus_per_node": cpus,
+            "time": job.time,
+        }
+    )
     store.write_json(JOBS_FILE, {"jobs": jobs})
     return Submitted(str(script), job_id, output.replace("%j", job_id))
 
@@ -262,13 +316,24 @@ def start_ray_node(address: str, head: bool, extra: list[str]) -> list[str]:
     here = node_ip(os.environ.get("SLURMD_NODENAME", "localhost"))
     job, node = os.environ.get("SLURM_JOB_ID", str(os.getpid())), os.environ.get("SLURMD_NODENAME", "node")
     tmp_root = os.environ.get("SLURM_TMPDIR") or os.environ.get("TMPDIR") or "/tmp"
-    cmd = ["ray", "start", "--block", "--disable-usage-stats", f"--node-ip-address={here}",
-           f"--temp-dir={tmp_root}/ray-{job}-{node}", f"--dashboard-agent-listen-port={free_port()}"]
+    cmd = [
+        "ray",
+        "start",
+        "--block",
+        "--disable-usage-stats",
+        f"--node-ip-address={here}",
+        f"--temp-dir={tmp_root}/ray-{job}-{node}",
+        f"--dashboard-agent-listen-port={free_port()}",
+    ]
     if os.environ.get("SLURM_CPUS_PER_TASK"):
         cmd.append(f"--num-cpus={os.environ['SLURM_CPUS_PER_TASK']}")
     if head:
-        cmd += ["--head", f"--port={address.rsplit(':', 1)[1]}", f"--ray-client-server-port={free_port()}",
-                "--include-dashboard=false"]
+        cmd += [
+            "--head",
+            f"--port={address.rsplit(':', 1)[1]}",
+            f"--ray-client-server-port={free_port()}",
+            "--include-dashboard=false",
+        ]
     else:
         cmd.append(f"--address={address}")
     return cmd + extra
@@ -278,10 +343,9 @@ def wait_for_ray(address: str, nodes: int, timeout_s: float) -> int:
     """Wait until the cluster at address has `nodes` live nodes, so that the sweep's checks (trial
     resources, shared storage) see all of them. 0 when they are there, 1 on timeout."""
     import logging
+    import socket
 
     import ray
-
-    import socket
 
     deadline = time.monotonic() + timeout_s
     alive = 0
@@ -304,24 +368,37 @@ def wait_for_ray(address: str, nodes: int, timeout_s: float) -> int:
         except (ConnectionError, RuntimeError, TimeoutError) as e:
             print(f"grok slurm: waiting for Ray at {address}: {e}", flush=True)
         time.sleep(2)
-    print(f"grok slurm: Ray at {address} has {alive} of {nodes} node(s) after {timeout_s:.0f} s; giving up",
-          file=sys.stderr, flush=True)
+    print(
+        f"grok slurm: Ray at {address} has {alive} of {nodes} node(s) after {timeout_s:.0f} s; giving up",
+        file=sys.stderr,
+        flush=True,
+    )
     return 1
 
 
 # ---- the CLI ----------------------------------------------------------------------------------------
 def add_parser(sub) -> None:
     """`grok slurm`'s options (sweeps/cli.py calls this)."""
-    p = sub.add_parser("slurm", help="submit a sweep to SLURM as one job (Ray on the job's nodes)",
-                       description="Check the spec, write <results>/<name>/slurm/<name>.sbatch (Ray's head on "
-                                   "the first node, a worker per other node, grok sweep against it) and submit "
-                                   "it. Running the same command again after a time limit, scancel or "
-                                   "pre-emption continues the sweep; `grok status DIR` shows the job.")
+    p = sub.add_parser(
+        "slurm",
+        help="submit a sweep to SLURM as one job (Ray on the job's nodes)",
+        description="Check the spec, write <results>/<name>/slurm/<name>.sbatch (Ray's head on "
+        "the first node, a worker per other node, grok sweep against it) and submit "
+        "it. Running the same command again after a time limit, scancel or "
+        "pre-emption continues the sweep; `grok status DIR` shows the job.",
+    )
     p.add_argument("spec", help="the sweep spec (YAML); see sweeps/examples/")
-    p.add_argument("--results", help="results location every node sees: a shared mount or an s3:// URI "
-                                     "(default: the spec's)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                   help="change a spec setting, as for grok sweep (repeatable)")
+    p.add_argument(
+        "--results", help="results location every node sees: a shared mount or an s3:// URI (default: the spec's)"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="change a spec setting, as for grok sweep (repeatable)",
+    )
     p.add_argument("--nodes", type=int, default=SlurmJob.nodes, help=_doc("nodes"))
     p.add_argument("--gpus-per-node", type=int, default=SlurmJob.gpus_per_node, help=_doc("gpus_per_node"))
     p.add_argument("--cpus-per-node", type=int, help=_doc("cpus_per_node"))
@@ -330,8 +407,14 @@ def add_parser(sub) -> None:
     p.add_argument("--account", help="the account to charge (default: yours)")
     p.add_argument("--mem", help=_doc("mem"))
     p.add_argument("--requeue", action="store_true", help=_doc("requeue"))
-    p.add_argument("--sbatch-arg", action="append", default=[], metavar="ARG", dest="sbatch_args",
-                   help=_doc("sbatch_args") + " (repeatable)")
+    p.add_argument(
+        "--sbatch-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        dest="sbatch_args",
+        help=_doc("sbatch_args") + " (repeatable)",
+    )
     p.add_argument("--no-submit", action="store_true", help="write the script, do not submit it")
 
 

@@ -11,8 +11,18 @@ import subprocess
 from grokcore.layout import JOBS_FILE
 
 # SLURM states of a job that will not run again by itself (squeue/scontrol spelling)
-ENDED_STATES = ("COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "PREEMPTED", "NODE_FAIL", "OUT_OF_MEMORY",
-                "BOOT_FAIL", "DEADLINE", "ENDED")
+ENDED_STATES = (
+    "COMPLETED",
+    "CANCELLED",
+    "FAILED",
+    "TIMEOUT",
+    "PREEMPTED",
+    "NODE_FAIL",
+    "OUT_OF_MEMORY",
+    "BOOT_FAIL",
+    "DEADLINE",
+    "ENDED",
+)
 
 
 # ---- what `grok status` shows -----------------------------------------------------------------------
@@ -21,6 +31,7 @@ def job_state(job_id: str) -> str:
     while the controller remembers the job, then sacct where accounting runs; ENDED for a job the
     controller has forgotten (MinJobAge) where no accounting knows it; `unknown` where no
     controller answers (not on the cluster)."""
+
     def ask(cmd: list[str]) -> subprocess.CompletedProcess | None:
         if shutil.which(cmd[0]) is None:
             return None

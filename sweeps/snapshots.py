@@ -26,8 +26,9 @@ def part_path(pack_id: str, seq: int) -> str:
     return f"{SNAPSHOT_DIR}/{part_name(pack_id, seq, '.safetensors')}"
 
 
-def write_snapshots(store: SweepStore, pack_id: str, seq: int, snapshots: Sequence[Any],
-                    configs: dict[str, RunConfig]) -> str:
+def write_snapshots(
+    store: SweepStore, pack_id: str, seq: int, snapshots: Sequence[Any], configs: dict[str, RunConfig]
+) -> str:
     """One file of these snapshots (grokcore.snapshots.Snapshot), whole or not at all."""
     from safetensors.torch import save
 
@@ -62,8 +63,10 @@ def purge_snapshots(store: SweepStore, pack_id: str, run_ids: set[str]) -> int:
             continue
         tensors = {k: v for k, v in load(data).items() if k.split("/", 1)[0] not in run_ids}
         configs = {r: c for r, c in json.loads(meta[CONFIGS_KEY]).items() if r not in run_ids}
-        store.write_bytes(part.path.removeprefix(store.root + "/"),
-                          save(tensors, metadata={INDEX_KEY: json.dumps(keep), CONFIGS_KEY: json.dumps(configs)}))
+        store.write_bytes(
+            part.path.removeprefix(store.root + "/"),
+            save(tensors, metadata={INDEX_KEY: json.dumps(keep), CONFIGS_KEY: json.dumps(configs)}),
+        )
     return removed
 
 
@@ -83,8 +86,10 @@ def describe_storage(schedule: dict[str, Any] | None, members: Sequence[RunConfi
     if not schedule:
         return None
     n, size = storage_estimate(schedule, members)
-    return (f"  snapshots    at most {n:,} ({n / max(len(members), 1):.0f} per member, {schedule['dtype']}), "
-            f"{_bytes(size)} under snapshots/")
+    return (
+        f"  snapshots    at most {n:,} ({n / max(len(members), 1):.0f} per member, {schedule['dtype']}), "
+        f"{_bytes(size)} under snapshots/"
+    )
 
 
 def search_storage(schedule: dict[str, Any] | None, spec: Any, budget: int) -> tuple[int, int]:
@@ -127,8 +132,10 @@ def describe_search_storage(schedule: dict[str, Any] | None, spec: Any, budget: 
     if not schedule:
         return None
     n, size = search_storage(schedule, spec, budget)
-    return (f"  snapshots    at most {n:,} ({n / max(budget, 1):.0f} per member at most, {schedule['dtype']}), "
-            f"{_bytes(size)} under snapshots/ for {budget} members")
+    return (
+        f"  snapshots    at most {n:,} ({n / max(budget, 1):.0f} per member at most, {schedule['dtype']}), "
+        f"{_bytes(size)} under snapshots/ for {budget} members"
+    )
 
 
 def _bytes(n: float) -> str:

@@ -31,14 +31,14 @@ if TYPE_CHECKING:
 class PackSource(Protocol):
     """What the driver needs of a source of packs.
 
-    `next_pack` returns the next pack to train, or None when there is none to hand out right now;
-    the driver ends the sweep once it returns None with no pack in flight. `pack_finished` is called
-    when a handed-out pack's trial ended, failed ones after their failed rows were written (the
-    source reads the pack's runs rows). `trial_hooks` is what the trial needs besides the pack and
-    the settings (plain values; see `trial_hooks` below), `member_extra` more columns of the pack's
-failed rows; `describe` is the dry-run text, `nothing_to_run` says why a run has nothing to do (or
-None), `summary` adds lines to the end-of-run summary, `handed_out` lists the packs this run
-handed out (the driver sorts them into done, failed and unfinished)."""
+        `next_pack` returns the next pack to train, or None when there is none to hand out right now;
+        the driver ends the sweep once it returns None with no pack in flight. `pack_finished` is called
+        when a handed-out pack's trial ended, failed ones after their failed rows were written (the
+        source reads the pack's runs rows). `trial_hooks` is what the trial needs besides the pack and
+        the settings (plain values; see `trial_hooks` below), `member_extra` more columns of the pack's
+    failed rows; `describe` is the dry-run text, `nothing_to_run` says why a run has nothing to do (or
+    None), `summary` adds lines to the end-of-run summary, `handed_out` lists the packs this run
+    handed out (the driver sorts them into done, failed and unfinished)."""
 
     name: str  # the Tune experiment's name under <results>/<name>/tune
     n_members: int  # members of the whole sweep (a search: its budget)
@@ -71,10 +71,12 @@ class SearchKind:
 
 GRID_SOURCE = "sweeps.grid_source:GridSource"
 SEARCH_KINDS: dict[str, SearchKind] = {
-    "optuna": SearchKind("sweeps.optuna_spec:parse_search", "sweeps.optuna_source:OptunaSource",
-                         "sweeps.optuna_source:trial_hooks"),
-    "tune-optuna": SearchKind("sweeps.optuna_spec:parse_search", "sweeps.optuna_source:OptunaSource",
-                              "sweeps.optuna_source:trial_hooks"),
+    "optuna": SearchKind(
+        "sweeps.optuna_spec:parse_search", "sweeps.optuna_source:OptunaSource", "sweeps.optuna_source:trial_hooks"
+    ),
+    "tune-optuna": SearchKind(
+        "sweeps.optuna_spec:parse_search", "sweeps.optuna_source:OptunaSource", "sweeps.optuna_source:trial_hooks"
+    ),
     "bisection": SearchKind("sweeps.bisection_source:parse_search", "sweeps.bisection_source:BisectionSource"),
 }
 
@@ -89,8 +91,11 @@ def parse_search(source: str, raw: Any, base: dict[str, Any], axes: tuple, resul
     if isinstance(raw, str):
         raw = {"kind": raw}
     if not isinstance(raw, dict):
-        raise SpecError(source, "search", f"must be a mapping {{kind: optuna, objective: ..., direction: ..., "
-                                          f"members: N, ...}}, got {raw!r}")
+        raise SpecError(
+            source,
+            "search",
+            f"must be a mapping {{kind: optuna, objective: ..., direction: ..., members: N, ...}}, got {raw!r}",
+        )
     kind = raw.get("kind")
     if kind not in SEARCH_KINDS:
         if kind is None:
@@ -99,8 +104,9 @@ def parse_search(source: str, raw: Any, base: dict[str, Any], axes: tuple, resul
     return _load(SEARCH_KINDS[kind].parser)(source, raw, base, axes, results)
 
 
-def open_source(spec: Any, store: SweepStore, settings: dict[str, Any], retry_failed: bool = True,
-                write: bool = True) -> PackSource:
+def open_source(
+    spec: Any, store: SweepStore, settings: dict[str, Any], retry_failed: bool = True, write: bool = True
+) -> PackSource:
     """The spec's source, opened against what is on disk. write=False (a dry run) only reads."""
     target = GRID_SOURCE if spec.search is None else SEARCH_KINDS[spec.search.kind].source
     if not write:  # a dry run names a damaged file as a run would (its SweepStore.delete_crash_leftovers)

@@ -95,7 +95,6 @@ def _round(x: float) -> float:
     return float(f"{x:.6g}")
 
 
-
 # ---- the spec -----------------------------------------------------------------------------------
 def _setting(default: Any, check: Any, must: str, **metadata: Any) -> Any:
     """A SweepSpec field whose spec value `check` accepts; otherwise `<key>: must be <must>, got ...`."""
@@ -211,8 +210,9 @@ class SweepSpec:
         """Every member's RunConfig, validated; raises SpecError naming the spec and the field.
         A search spec has no fixed members (the search asks for them; see `member`)."""
         if self.search is not None:
-            raise TypeError(f"{self.source}: a search spec has no fixed members; its search picks them "
-                            "(sweeps/sources.py)")
+            raise TypeError(
+                f"{self.source}: a search spec has no fixed members; its search picks them (sweeps/sources.py)"
+            )
         cached = self.__dict__.get("_members")
         if cached is not None:  # `grok sweep` checks the members, then plans them: expand once
             return list(cached)
@@ -233,8 +233,12 @@ class SweepSpec:
                 at = ", ".join(f"{k}={v!r}" for k, v in point.items())
                 raise SpecError(self.source, where, f"{bare(e)} (at {at})" if at else bare(e)) from None
             if cfg.run_id in seen:
-                raise SpecError(self.source, "axes", f"two members are the same run ({seen[cfg.run_id]} and {point}): "
-                                                     "an axis repeats a value or varies a field that has no effect")
+                raise SpecError(
+                    self.source,
+                    "axes",
+                    f"two members are the same run ({seen[cfg.run_id]} and {point}): "
+                    "an axis repeats a value or varies a field that has no effect",
+                )
             seen[cfg.run_id] = point
             members.append(cfg)
         object.__setattr__(self, "_members", tuple(members))  # frozen; a replace() starts without it
@@ -268,10 +272,14 @@ def setting_docs() -> dict[str, str]:
 
     body = ast.parse(inspect.getsource(SweepSpec)).body[0].body  # type: ignore[attr-defined]
     keys = {f.name: f.metadata.get("key", f.name) for f in dataclasses.fields(SweepSpec)}
-    return {keys[node.target.id]: " ".join(str(nxt.value.value).split())
-            for node, nxt in itertools.pairwise(body)
-            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(nxt, ast.Expr)
-            and isinstance(nxt.value, ast.Constant)}
+    return {
+        keys[node.target.id]: " ".join(str(nxt.value.value).split())
+        for node, nxt in itertools.pairwise(body)
+        if isinstance(node, ast.AnnAssign)
+        and isinstance(node.target, ast.Name)
+        and isinstance(nxt, ast.Expr)
+        and isinstance(nxt.value, ast.Constant)
+    }
 
 
 def _spec_defaults() -> dict[str, Any]:
@@ -356,8 +364,12 @@ def parse_spec(text: str, source: str = "<spec>", overrides: Sequence[str] = ())
     if overrides:
         data = apply_overrides(data, overrides, source)
         # sweep.yaml keeps the spec as run: the file with the overrides applied, and which they were
-        text = (f"# {source} with " + " ".join(f"--set {o}" for o in overrides) + "\n"
-                + yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
+        text = (
+            f"# {source} with "
+            + " ".join(f"--set {o}" for o in overrides)
+            + "\n"
+            + yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
+        )
     return _build(data, text, source)
 
 
@@ -369,8 +381,11 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str], source: str)
         key, sep, raw = item.partition("=")
         path = key.strip().split(".")
         if not sep or not all(path):
-            raise SpecError(source, f"--set {item}", "expected KEY=VALUE with a dotted key, e.g. --set base.lr=3e-3 "
-                                                     "or --set resources.cpus=2")
+            raise SpecError(
+                source,
+                f"--set {item}",
+                "expected KEY=VALUE with a dotted key, e.g. --set base.lr=3e-3 or --set resources.cpus=2",
+            )
         try:
             value = yaml.load(raw, Loader=_Loader) if raw.strip() else None
         except yaml.YAMLError as e:
@@ -381,7 +396,7 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str], source: str)
             if child is None:
                 child = node[part] = {}
             elif not isinstance(child, dict):
-                where = ".".join(path[:depth + 1])
+                where = ".".join(path[: depth + 1])
                 raise SpecError(source, where, f"is {child!r}, not a mapping, so --set {key} cannot set inside it")
             node = child
         node[path[-1]] = value
@@ -473,8 +488,11 @@ def _build(data: dict[str, Any], text: str, source: str) -> SweepSpec:
     search = None
     if get["search"] is not None:
         search = sources.parse_search(source, get["search"], base, axes, get["results"])
-        for key, why in (("samples", "search.members is the budget"), ("replicates", "each member is one point"),
-                         ("pack_size", "search.batch sets the members per pack")):
+        for key, why in (
+            ("samples", "search.members is the budget"),
+            ("replicates", "each member is one point"),
+            ("pack_size", "search.batch sets the members per pack"),
+        ):
             if key in data and data[key] is not None and data[key] != SPEC_DEFAULTS[key]:
                 raise SpecError(source, key, f"not used with a search ({why}); remove it")
     elif get["samples"] > 1 and not any(a.is_random for a in axes):
@@ -517,20 +535,37 @@ def _build(data: dict[str, Any], text: str, source: str) -> SweepSpec:
         base = {**base, "epochs": budget.epochs}
 
     spec = SweepSpec(
-        name=name, source=source, text=text, base=dict(base), axes=axes, description=get["description"],
-        samples=get["samples"], sample_seed=get["sample_seed"], replicates=get["replicates"], pack_size=pack_size,
-        cpus=float(cpus), gpus=float(gpus), device=get["device"], tf32=get["tf32"],
-        torch_compile=get["torch_compile"], results=get["results"],
-        checkpoints=get["checkpoints"], checkpoint_every_s=float(get["checkpoint_every_s"]),
-        report_every_s=float(get["report_every_s"]), max_failures=get["max_failures"], search=search,
-        snapshots=snapshots, thresholds=thresholds, trackers=trackers, budget=budget,
+        name=name,
+        source=source,
+        text=text,
+        base=dict(base),
+        axes=axes,
+        description=get["description"],
+        samples=get["samples"],
+        sample_seed=get["sample_seed"],
+        replicates=get["replicates"],
+        pack_size=pack_size,
+        cpus=float(cpus),
+        gpus=float(gpus),
+        device=get["device"],
+        tf32=get["tf32"],
+        torch_compile=get["torch_compile"],
+        results=get["results"],
+        checkpoints=get["checkpoints"],
+        checkpoint_every_s=float(get["checkpoint_every_s"]),
+        report_every_s=float(get["report_every_s"]),
+        max_failures=get["max_failures"],
+        search=search,
+        snapshots=snapshots,
+        thresholds=thresholds,
+        trackers=trackers,
+        budget=budget,
         end_states=get["end_states"],
     )
     if search is not None:
         spec = dataclasses.replace(spec, pack_size=search.batch)
     _check_values(spec)
     return spec
-
 
 
 def _check_values(spec: SweepSpec) -> None:
@@ -548,8 +583,15 @@ def _check_values(spec: SweepSpec) -> None:
         raise SpecError(spec.source, "axes", f"expands to {n:,} members; at most {MAX_MEMBERS:,} are allowed")
 
 
-_KIND_WORDS = {"int": "an integer", "float": "a real-valued", "bool": "a true/false", "str": "a text",
-               "literal": "a closed-choice", "list": "a list", "other": "a"}
+_KIND_WORDS = {
+    "int": "an integer",
+    "float": "a real-valued",
+    "bool": "a true/false",
+    "str": "a text",
+    "literal": "a closed-choice",
+    "list": "a list",
+    "other": "a",
+}
 
 
 def _parse_axis(source: str, field: str, raw: Any, fields: list[str]) -> Axis:
@@ -562,7 +604,7 @@ def _parse_axis(source: str, field: str, raw: Any, fields: list[str]) -> Axis:
     forms = "a list of values, or one of {grid: [...]}, {choice: [...]}, {uniform|loguniform|integers: [low, high]}"
     if not isinstance(raw, dict) or len(raw) != 1:
         raise SpecError(source, where, f"must be {forms}; got {raw!r}")
-    (dist, args), = raw.items()
+    ((dist, args),) = raw.items()
     if dist not in ("grid", *RANDOM_KINDS):
         raise unknown(source, where, str(dist), ["grid", *RANDOM_KINDS], f"axis kind '{dist}'")
     if dist in ("grid", "choice"):
@@ -584,7 +626,9 @@ def _parse_axis(source: str, field: str, raw: Any, fields: list[str]) -> Axis:
     else:
         if kind != "float":
             use = "integers or choice" if kind == "int" else "choice or a grid"
-            raise SpecError(source, where, f"{dist} draws real numbers, but {field} is {_KIND_WORDS[kind]} field; use {use}")
+            raise SpecError(
+                source, where, f"{dist} draws real numbers, but {field} is {_KIND_WORDS[kind]} field; use {use}"
+            )
         if not low < high:
             raise SpecError(source, where, f"{dist} needs low < high, got {args!r}")
         if dist == "loguniform" and low <= 0:

@@ -12,12 +12,12 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from grokcore.layout import PLAN_FILE, SPEC_FILE, counted_rows
-from grokcore.verdict import VERDICT_COLUMNS
 from grokcore.location import filesystem, split_location
+from grokcore.verdict import VERDICT_COLUMNS
 from sweeps.parquet import SweepStore
+from sweeps.slurm_jobs import latest_job
 from sweeps.spec import spec_thresholds
 from sweeps.verdicts import with_verdicts
-from sweeps.slurm_jobs import latest_job
 
 
 @dataclass
@@ -61,8 +61,11 @@ def find_sweeps(location: str) -> list[str]:
     if is_sweep(root):
         return [location.rstrip("/")]
     infos = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
-    return [f"{location.rstrip('/')}/{i.base_name}" for i in sorted(infos, key=lambda i: i.base_name)
-            if i.type == pafs.FileType.Directory and is_sweep(i.path)]
+    return [
+        f"{location.rstrip('/')}/{i.base_name}"
+        for i in sorted(infos, key=lambda i: i.base_name)
+        if i.type == pafs.FileType.Directory and is_sweep(i.path)
+    ]
 
 
 def sweep_status(location: str) -> SweepStatus:
@@ -71,12 +74,14 @@ def sweep_status(location: str) -> SweepStatus:
     plan = store.read_json(PLAN_FILE) or {}
     planned = plan.get("members")
     thresholds = spec_thresholds(store.read_text(SPEC_FILE), f"{store.uri}/{SPEC_FILE}")
-    runs = store.read_table("runs", columns=["run_id", "pack_id", "status", "epochs_trained", "continued_from",
-                                             *VERDICT_COLUMNS])
+    runs = store.read_table(
+        "runs", columns=["run_id", "pack_id", "status", "epochs_trained", "continued_from", *VERDICT_COLUMNS]
+    )
     kept = one_row_per_member(with_verdicts(store, runs, thresholds))
     rows = set(kept["run_id"].array.tolist()) if kept is not None else set()
-    st = SweepStatus(name=name, uri=store.uri, planned=len(planned) if planned is not None else None,
-                     with_row=len(rows))
+    st = SweepStatus(
+        name=name, uri=store.uri, planned=len(planned) if planned is not None else None, with_row=len(rows)
+    )
     if kept is not None:
         st.by_status = {str(k): int(v) for k, v in kept["status"].value_counts(sort=False).items()}
         memorised, generalised = kept["epoch_memorised"].notna(), kept["epoch_generalised"].notna()
@@ -86,8 +91,10 @@ def sweep_status(location: str) -> SweepStatus:
         ended = kept[kept["status"] != "failed"]["epochs_trained"].dropna()
         st.budgets = {int(k): int(v) for k, v in ended.value_counts().sort_index().items()}
         st.extended = int(kept["continued_from"].notna().sum()) if "continued_from" in kept.columns else 0
-    st.thresholds = (f"train acc {thresholds.train_acc:g} / test acc {thresholds.test_acc:g} held "
-                     f"{thresholds.hold} evaluation(s); grokked: {thresholds.grok_rule()}")
+    st.thresholds = (
+        f"train acc {thresholds.train_acc:g} / test acc {thresholds.test_acc:g} held "
+        f"{thresholds.hold} evaluation(s); grokked: {thresholds.grok_rule()}"
+    )
     records = store.records()
     packs = plan.get("packs", {})
     st.packs_planned = len(packs) if packs else None
@@ -146,24 +153,33 @@ def format_status(st: SweepStatus) -> str:
     lines = [
         f"{st.name}  ({st.uri})",
         f"  members   {total} planned; {st.with_row} ended ({ended})",
-        (f"  outcome   memorised {st.memorised}, generalised {st.generalised}, grokked {st.grokked}, "
-         f"memorised only {st.memorised_only}  ({st.thresholds})"),
+        (
+            f"  outcome   memorised {st.memorised}, generalised {st.generalised}, grokked {st.grokked}, "
+            f"memorised only {st.memorised_only}  ({st.thresholds})"
+        ),
         f"  failed    {st.by_status.get('failed', 0)}",
-        (f"  running   {st.training} in {st.packs_started} started pack(s); {st.waiting} waiting"
-         if not st.interrupted else
-         f"  stopped   {st.interrupted} in {st.packs_started} unfinished pack(s), no driver running "
-         f"(grok sweep again continues them); {st.waiting} waiting"),
+        (
+            f"  running   {st.training} in {st.packs_started} started pack(s); {st.waiting} waiting"
+            if not st.interrupted
+            else f"  stopped   {st.interrupted} in {st.packs_started} unfinished pack(s), no driver running "
+            f"(grok sweep again continues them); {st.waiting} waiting"
+        ),
         f"  packs     {st.packs_done} done" + (f" of {st.packs_planned}" if st.packs_planned else ""),
         f"  metrics   {st.metric_rows} rows",
     ]
     if len(st.budgets) > 1 or st.continuing or st.extended:
-        lines.append("  budgets   ended at " + ", ".join(f"{e:,} epochs: {n}" for e, n in st.budgets.items())
-                     + (f"; {st.extended} went on from a smaller budget" if st.extended else "")
-                     + (f"; {st.continuing} going on to a larger budget" if st.continuing else ""))
+        lines.append(
+            "  budgets   ended at "
+            + ", ".join(f"{e:,} epochs: {n}" for e, n in st.budgets.items())
+            + (f"; {st.extended} went on from a smaller budget" if st.extended else "")
+            + (f"; {st.continuing} going on to a larger budget" if st.continuing else "")
+        )
     if st.last_update_s is not None:
         lines.append(f"  last commit {st.last_update_s:.0f} s ago")
     if st.slurm_job:
         job = st.slurm_job
-        lines.append(f"  slurm     job {job['job_id']} {job['state']}"
-                     + (f" (the newest of {job['jobs']} submitted)" if job["jobs"] > 1 else ""))
+        lines.append(
+            f"  slurm     job {job['job_id']} {job['state']}"
+            + (f" (the newest of {job['jobs']} submitted)" if job["jobs"] > 1 else "")
+        )
     return "\n".join(lines)

@@ -70,8 +70,10 @@ def require(tracker: str, where: str = "--to") -> None:
         raise TrackerError(f"{prefix}{tracker!r} is not a tracker; one of {', '.join(TRACKERS)}")
     module, extra = EXTRAS[tracker]
     if importlib.util.find_spec(module) is None:
-        raise TrackerError(f"{where + ' ' if where else ''}{tracker}: the {module} package is not installed; "
-                           f"pip install 'grokking-sweeps[{extra}]'")
+        raise TrackerError(
+            f"{where + ' ' if where else ''}{tracker}: the {module} package is not installed; "
+            f"pip install 'grokking-sweeps[{extra}]'"
+        )
 
 
 # ---- what the store holds ---------------------------------------------------------------------------
@@ -102,8 +104,7 @@ class Member:
         return ",".join(f"{a}={config.get(a)}" for a in axes if a != "seed" and a in config) or "-"
 
 
-def committed_rows(store: SweepStore, kept: dict[str, tuple[int | None, pa.Table]] | None = None
-                   ) -> dict[str, Member]:
+def committed_rows(store: SweepStore, kept: dict[str, tuple[int | None, pa.Table]] | None = None) -> dict[str, Member]:
     """run_id -> Member from the committed parts only (crash leftovers and merged-away parts left out,
     by the store's own rule); the failed part (written whole by the driver) counts as committed.
     `kept` (path -> (size, rows)), carried from one push to the next beside a driver, saves reading a
@@ -139,7 +140,9 @@ def committed_rows(store: SweepStore, kept: dict[str, tuple[int | None, pa.Table
 def _add_evaluations(members: dict[str, Member], data: pa.Table, pack_id: str) -> None:
     names = [n for n in data.column_names if n not in ("run_id", "epoch")]
     columns = {n: data.column(n).to_pylist() for n in names}
-    for i, (run_id, epoch) in enumerate(zip(data.column("run_id").to_pylist(), data.column("epoch").to_pylist(), strict=True)):
+    for i, (run_id, epoch) in enumerate(
+        zip(data.column("run_id").to_pylist(), data.column("epoch").to_pylist(), strict=True)
+    ):
         member = members.setdefault(run_id, Member(run_id, pack_id))
         point = member.evaluations.setdefault(int(epoch), {})
         for n in names:
@@ -188,12 +191,19 @@ class Pushed:
     skipped: int = 0
 
     def __str__(self) -> str:
-        return (f"{self.members} member(s) pushed: {self.points} new point(s), {self.closed} finished; "
-                f"{self.skipped} already complete")
+        return (
+            f"{self.members} member(s) pushed: {self.points} new point(s), {self.closed} finished; "
+            f"{self.skipped} already complete"
+        )
 
 
-def push(location: str, tracker: str, target: str | None = None, progress: Callable[[str], None] | None = None,
-         kept: dict | None = None) -> Pushed:
+def push(
+    location: str,
+    tracker: str,
+    target: str | None = None,
+    progress: Callable[[str], None] | None = None,
+    kept: dict | None = None,
+) -> Pushed:
     """Push the committed rows of the sweep at `location` (`<results>/<name>`, path or URI) to a tracker.
     target: MLflow's tracking URI (default: MLFLOW_TRACKING_URI or MLflow's own default), W&B's
     directory (default: the working directory), TensorBoard's log directory (required). `kept`: see
@@ -226,8 +236,9 @@ def _chunks(member: Member, after: int) -> Iterator[list[tuple[int, dict[str, fl
         yield group
 
 
-def _push_mlflow(members: dict[str, Member], sweep: str, axes: list[str], target: str | None,
-                 progress: Callable[[str], None]) -> Pushed:
+def _push_mlflow(
+    members: dict[str, Member], sweep: str, axes: list[str], target: str | None, progress: Callable[[str], None]
+) -> Pushed:
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # two lines per member otherwise
     from mlflow.entities import Metric, Param, RunStatus, RunTag
     from mlflow.tracking import MlflowClient
@@ -251,8 +262,12 @@ def _push_mlflow(members: dict[str, Member], sweep: str, axes: list[str], target
         run = known.get(member.run_id)
         # closed with the outcome it has now; a member retried after its pack failed for good gets a new
         # runs row, and its run goes on from its last evaluation
-        if (run is not None and run.info.status != "RUNNING" and member.ended
-                and run.data.tags.get(f"{TAG_PREFIX}status") == member.outcome().get("status")):
+        if (
+            run is not None
+            and run.info.status != "RUNNING"
+            and member.ended
+            and run.data.tags.get(f"{TAG_PREFIX}status") == member.outcome().get("status")
+        ):
             done.skipped += 1
             continue
         if run is None:
@@ -272,7 +287,7 @@ def _push_mlflow(members: dict[str, Member], sweep: str, axes: list[str], target
             params = [Param(k, _text(v)[:6000]) for k, v in sorted(member.config().items())]
             outcome = [RunTag(f"{TAG_PREFIX}{k}", _text(v)) for k, v in member.outcome().items() if v is not None]
             for start in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
-                client.log_batch(run_uuid, params=params[start:start + 100])
+                client.log_batch(run_uuid, params=params[start : start + 100])
             client.log_batch(run_uuid, tags=[RunTag(k, v) for k, v in tags(member, sweep, axes).items()] + outcome)
             failed = member.outcome().get("status") in FAILED_STATUSES
             client.set_terminated(run_uuid, RunStatus.to_string(RunStatus.FAILED if failed else RunStatus.FINISHED))
@@ -283,8 +298,9 @@ def _push_mlflow(members: dict[str, Member], sweep: str, axes: list[str], target
     return done
 
 
-def _push_wandb(members: dict[str, Member], sweep: str, axes: list[str], target: str | None,
-                progress: Callable[[str], None]) -> Pushed:
+def _push_wandb(
+    members: dict[str, Member], sweep: str, axes: list[str], target: str | None, progress: Callable[[str], None]
+) -> Pushed:
     import wandb
 
     root = Path(target or ".").expanduser().resolve()
@@ -301,14 +317,24 @@ def _push_wandb(members: dict[str, Member], sweep: str, axes: list[str], target:
             done.skipped += 1
             continue
         member_tags = tags(member, sweep, axes)
-        run = wandb.init(mode="offline", dir=str(root), project=sweep, id=wandb_id(member.run_id),
-                         name=member.run_id, group=member_tags.get(f"{TAG_PREFIX}cell"), job_type=member.pack_id,
-                         config={**{k: _text(v) if isinstance(v, (list, tuple)) else v
-                                    for k, v in member.config().items()}, **member_tags},
-                         tags=[f"sweep:{sweep}", f"pack:{member.pack_id}", f"cell:{member_tags[f'{TAG_PREFIX}cell']}"],
-                         settings=wandb.Settings(silent=True, console="off", x_disable_stats=True,
-                                                 x_disable_meta=True, save_code=False),
-                         reinit="create_new")
+        run = wandb.init(
+            mode="offline",
+            dir=str(root),
+            project=sweep,
+            id=wandb_id(member.run_id),
+            name=member.run_id,
+            group=member_tags.get(f"{TAG_PREFIX}cell"),
+            job_type=member.pack_id,
+            config={
+                **{k: _text(v) if isinstance(v, (list, tuple)) else v for k, v in member.config().items()},
+                **member_tags,
+            },
+            tags=[f"sweep:{sweep}", f"pack:{member.pack_id}", f"cell:{member_tags[f'{TAG_PREFIX}cell']}"],
+            settings=wandb.Settings(
+                silent=True, console="off", x_disable_stats=True, x_disable_meta=True, save_code=False
+            ),
+            reinit="create_new",
+        )
         for epoch in sorted(member.evaluations):
             run.log({**member.evaluations[epoch], SENTINEL: epoch}, step=epoch)
             done.points += len(member.evaluations[epoch]) + 1
@@ -316,7 +342,9 @@ def _push_wandb(members: dict[str, Member], sweep: str, axes: list[str], target:
         failed = member.outcome().get("status") in FAILED_STATUSES
         folder = Path(run.dir).parent
         run.finish(exit_code=1 if failed else 0)
-        (folder / WANDB_MARKER).write_text(json.dumps({"run_id": member.run_id, "evaluations": len(member.evaluations)}))
+        (folder / WANDB_MARKER).write_text(
+            json.dumps({"run_id": member.run_id, "evaluations": len(member.evaluations)})
+        )
         done.members += 1
         done.closed += 1
         if (i + 1) % 20 == 0:
@@ -334,8 +362,9 @@ def wandb_runs(root: Path, run_id: str) -> list[Path]:
     return sorted((root / "wandb").glob(f"offline-run-*-{wandb_id(run_id)}"))
 
 
-def _push_tensorboard(members: dict[str, Member], sweep: str, axes: list[str], target: str | None,
-                      progress: Callable[[str], None]) -> Pushed:
+def _push_tensorboard(
+    members: dict[str, Member], sweep: str, axes: list[str], target: str | None, progress: Callable[[str], None]
+) -> Pushed:
     from torch.utils.tensorboard import SummaryWriter
 
     logdir = Path(target).expanduser().resolve()  # type: ignore[arg-type]

@@ -77,5 +77,6 @@ def bare(e: ConfigError) -> str:
 def epoch_budget(base: dict[str, Any], axes: Iterable[Any]) -> int:
     """The most epochs any member of the spec may train: base's (or RunConfig's default), or the
     largest value of an `epochs` axis. Grace periods and penalties are checked against it."""
-    return max([base.get("epochs", RunConfig.epochs)]
-               + [v for a in axes if a.field == "epochs" for v in a.values if is_int(v)])
+    return max(
+        [base.get("epochs", RunConfig.epochs)] + [v for a in axes if a.field == "epochs" for v in a.values if is_int(v)]
+    )

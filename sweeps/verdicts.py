@@ -17,22 +17,28 @@ import pyarrow as pa
 
 from grokcore.verdict import VERDICT_COLUMNS, Thresholds, decide_many
 from sweeps.parquet import Part, SweepStore, runs_schema
+
 _HISTORY = ["run_id", "epoch", "train/acc", "test/acc"]
 
 
-def with_verdicts(store: SweepStore, runs: pa.Table | None, thresholds: Thresholds,
-                  metrics_parts: Sequence[Part] | None = None) -> pa.Table | None:
+def with_verdicts(
+    store: SweepStore, runs: pa.Table | None, thresholds: Thresholds, metrics_parts: Sequence[Part] | None = None
+) -> pa.Table | None:
     """`runs` with every row's VERDICT_COLUMNS filled: as written, or, where a row lacks them (grokked
     null), from its member's metrics rows (`metrics_parts`: where to look; None: the whole table). Rows of
     failed members (status failed) keep nulls."""
     if runs is None:
         return None
-    missing = (np.ones(runs.num_rows, dtype=bool) if "grokked" not in runs.column_names
-               else runs.column("grokked").is_null().to_numpy(zero_copy_only=False))
+    missing = (
+        np.ones(runs.num_rows, dtype=bool)
+        if "grokked" not in runs.column_names
+        else runs.column("grokked").is_null().to_numpy(zero_copy_only=False)
+    )
     if "status" in runs.column_names:  # the driver's rows of a failed pack: no verdict, nothing to read for them
         missing &= np.asarray([s != "failed" for s in runs.column("status").to_pylist()], dtype=bool)
-    columns = {c: (runs.column(c).to_pylist() if c in runs.column_names else [None] * runs.num_rows)
-               for c in VERDICT_COLUMNS}
+    columns = {
+        c: (runs.column(c).to_pylist() if c in runs.column_names else [None] * runs.num_rows) for c in VERDICT_COLUMNS
+    }
     if missing.any():
         ids = runs.column("run_id").to_pylist()
         wanted = {ids[i] for i in np.flatnonzero(missing)}
@@ -47,8 +53,9 @@ def with_verdicts(store: SweepStore, runs: pa.Table | None, thresholds: Threshol
     return out
 
 
-def _from_metrics(store: SweepStore, run_ids: set[str], thresholds: Thresholds,
-                  parts: Sequence[Part] | None) -> dict[str, dict]:
+def _from_metrics(
+    store: SweepStore, run_ids: set[str], thresholds: Thresholds, parts: Sequence[Part] | None
+) -> dict[str, dict]:
     """run_id -> its VERDICT_COLUMNS computed from its metrics rows (members without rows: absent)."""
     table = store.read_table("metrics", columns=_HISTORY, parts=parts)
     if table is None or not all(c in table.column_names for c in _HISTORY):
@@ -59,9 +66,14 @@ def _from_metrics(store: SweepStore, run_ids: set[str], thresholds: Thresholds,
     if not len(frame):
         return {}
     codes, labels = frame["run_id"].factorize(sort=False)
-    v = decide_many(codes, frame["epoch"].to_numpy(dtype="float64"),
-                    frame["train/acc"].to_numpy(dtype="float64", na_value=np.nan),
-                    frame["test/acc"].to_numpy(dtype="float64", na_value=np.nan), thresholds, n_members=len(labels))
+    v = decide_many(
+        codes,
+        frame["epoch"].to_numpy(dtype="float64"),
+        frame["train/acc"].to_numpy(dtype="float64", na_value=np.nan),
+        frame["test/acc"].to_numpy(dtype="float64", na_value=np.nan),
+        thresholds,
+        n_members=len(labels),
+    )
     return {rid: v[k].columns() for k, rid in enumerate(labels)}
 
 

@@ -12,10 +12,11 @@ ROOT = Path(__file__).parents[1]
 def readme_command(name: str) -> str:
     """The command .ci/run would run, extracted by .ci/run's own function."""
     script = (ROOT / ".ci" / "run").read_text()
-    function = script[script.index("readme_command() {"):]
+    function = script[script.index("readme_command() {") :]
     function = function[: function.index("\n}\n") + 3]
-    out = subprocess.run(["bash", "-c", f"{function}\nreadme_command {name}"], cwd=ROOT, capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        ["bash", "-c", f"{function}\nreadme_command {name}"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     return out.stdout.strip()
 
 
@@ -24,7 +25,7 @@ def test_ci_runs_the_readme_commands_exactly_as_written():
     main_job, tests = readme_command("main-job"), readme_command("tests")
     for command, marker in ((main_job, "<!-- ci:main-job"), (tests, "<!-- ci:tests")):
         assert readme.count(marker) == 1
-        block = readme[readme.index(marker):].split("```bash\n", 1)[1].split("```", 1)[0]
+        block = readme[readme.index(marker) :].split("```bash\n", 1)[1].split("```", 1)[0]
         assert block == command + "\n"  # one command, the whole block
     assert "--index-url https://download.pytorch.org/whl/cpu" in main_job  # never the CUDA build by accident
     spec = main_job.split("grok sweep ", 1)[1].split()[0]

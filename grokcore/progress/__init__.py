@@ -88,11 +88,25 @@ with the LLC every 1000 epochs that is ~2% for the Nanda model and ~11% for a mo
 # Lazy exports: `grokcore.progress.columns` (the column names analysis reads) must stay importable
 # without loading the torch code of this package.
 _EXPORTS = {
-    "fourier": ("excluded_loss", "fourier_basis", "frequency_norms", "key_frequencies", "logit_cos_coefficients",
-                "neuron_frequency_fve", "restricted_loss"),
+    "fourier": (
+        "excluded_loss",
+        "fourier_basis",
+        "frequency_norms",
+        "key_frequencies",
+        "logit_cos_coefficients",
+        "neuron_frequency_fve",
+        "restricted_loss",
+    ),
     "llc": ("LLCResult", "SGLDSettings", "sgld_llc"),
-    "pack": ("ProgressSettings", "embedding_geometry", "estimate_llc", "estimate_member_llc", "grid_outputs", "grid_tokens",
-             "measure_pack"),
+    "pack": (
+        "ProgressSettings",
+        "embedding_geometry",
+        "estimate_llc",
+        "estimate_member_llc",
+        "grid_outputs",
+        "grid_tokens",
+        "measure_pack",
+    ),
     "attention": ("qk_ov_summaries",),
     "entropy": ("fourier_entropy",),
     "registry": ("PROGRESS_MEASURES", "ProgressMeasure"),

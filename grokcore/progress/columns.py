@@ -63,12 +63,16 @@ PC_PREFIXES = ("embed/pc0_", "embed/pc1_")
 
 def fourier_columns(p: int) -> list[str]:
     """Every `fourier/` column of a modular task with modulus p, in the order measure_pack writes them."""
-    return ([embed_norm(k) for k in range(1, p // 2 + 1)] + [N_KEY, EMBED_KEY_FRAC]
-            + [key_freq(i) for i in range(MAX_KEY_FREQS)]
-            + [NEURON_FVE_MEAN, NEURON_FRAC_CLUSTERED, NEURON_FRAC_KEY]
-            + [neuron_frac_key_slot(i) for i in range(MAX_KEY_FREQS)]
-            + [logit_cos_coef(i) for i in range(MAX_KEY_FREQS)] + [LOGIT_COS_FVE]
-            + [GRID_LOSS, RESTRICTED_LOSS, EXCLUDED_LOSS])
+    return (
+        [embed_norm(k) for k in range(1, p // 2 + 1)]
+        + [N_KEY, EMBED_KEY_FRAC]
+        + [key_freq(i) for i in range(MAX_KEY_FREQS)]
+        + [NEURON_FVE_MEAN, NEURON_FRAC_CLUSTERED, NEURON_FRAC_KEY]
+        + [neuron_frac_key_slot(i) for i in range(MAX_KEY_FREQS)]
+        + [logit_cos_coef(i) for i in range(MAX_KEY_FREQS)]
+        + [LOGIT_COS_FVE]
+        + [GRID_LOSS, RESTRICTED_LOSS, EXCLUDED_LOSS]
+    )
 
 
 def embed_columns(n_tokens: int, coords: bool = True) -> list[str]:

@@ -14,12 +14,12 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-
 # ---- the basis ------------------------------------------------------------------------------------
 
 
-def fourier_basis(p: int, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None
-                  ) -> tuple[Float[Tensor, "p p"], Int[Tensor, " p"]]:
+def fourier_basis(
+    p: int, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None
+) -> tuple[Float[Tensor, "p p"], Int[Tensor, " p"]]:
     """The orthonormal real Fourier basis of functions on Z_p, one basis vector per row, and the
     frequency of each row.
 
@@ -55,8 +55,9 @@ def frequency_norms(embed: Float[Tensor, "member p d"]) -> Float[Tensor, "member
     return grouped[:, 1:].sqrt()
 
 
-def key_frequencies(norms: Float[Tensor, "member freq"], fraction: float = 0.25, max_keys: int = 8
-                    ) -> tuple[Int[Tensor, "member key"], Int[Tensor, " member"]]:
+def key_frequencies(
+    norms: Float[Tensor, "member freq"], fraction: float = 0.25, max_keys: int = 8
+) -> tuple[Int[Tensor, "member key"], Int[Tensor, " member"]]:
     """The key frequencies: every frequency whose norm is at least `fraction` of the member's largest
     norm, strongest first, at most `max_keys` of them (padded with -1).
 
@@ -76,7 +77,9 @@ def key_frequencies(norms: Float[Tensor, "member freq"], fraction: float = 0.25,
     return torch.where(slot < n_above.unsqueeze(-1), keys, torch.full_like(keys, -1)), n_above
 
 
-def key_energy_fraction(norms: Float[Tensor, "member freq"], keys: Int[Tensor, "member key"]) -> Float[Tensor, " member"]:
+def key_energy_fraction(
+    norms: Float[Tensor, "member freq"], keys: Int[Tensor, "member key"]
+) -> Float[Tensor, " member"]:
     """Fraction of the embedding's non-constant Fourier energy (squared norm) in the key frequencies."""
     energy = norms.pow(2)
     picked = energy.gather(-1, keys.clamp(min=1) - 1) * (keys > 0)
@@ -86,8 +89,9 @@ def key_energy_fraction(norms: Float[Tensor, "member freq"], keys: Int[Tensor, "
 # ---- logits over the input grid --------------------------------------------------------------------
 
 
-def sum_directions(p: int, keys: Int[Tensor, "member key"], dtype: torch.dtype = torch.float64
-                   ) -> Float[Tensor, "member pair dir"]:
+def sum_directions(
+    p: int, keys: Int[Tensor, "member key"], dtype: torch.dtype = torch.float64
+) -> Float[Tensor, "member pair dir"]:
     """Unit vectors over the p x p input grid along cos(w (a + b)) and sin(w (a + b)) for each key
     frequency w (two columns per key slot; zero columns for padding and for the vanishing sine of
     w = p / 2). They are mutually orthogonal and orthogonal to the constant."""
@@ -104,7 +108,9 @@ def sum_directions(p: int, keys: Int[Tensor, "member key"], dtype: torch.dtype =
     return torch.where(norm > 1e-9 * p, dirs / norm.clamp(min=1e-30), torch.zeros_like(dirs))
 
 
-def key_terms(logits: Float[Tensor, "member pair cls"], keys: Int[Tensor, "member key"]) -> Float[Tensor, "member pair cls"]:
+def key_terms(
+    logits: Float[Tensor, "member pair cls"], keys: Int[Tensor, "member key"]
+) -> Float[Tensor, "member pair cls"]:
     """The part of the logits along the key directions cos(w (a + b)), sin(w (a + b)) of the input grid,
     each output logit c projected separately (so it holds the cos(w (a + b - c)) and sin(w (a + b - c))
     terms the algorithm uses). As `get_component_cos_xpy` / `_sin_xpy` in the paper's code."""
@@ -113,8 +119,11 @@ def key_terms(logits: Float[Tensor, "member pair cls"], keys: Int[Tensor, "membe
     return torch.bmm(dirs, torch.bmm(dirs.transpose(1, 2), logits))
 
 
-def cross_entropy(logits: Float[Tensor, "member n cls"], labels: Int[Tensor, "member n"],
-                  weight: Float[Tensor, "member n"] | None = None) -> Float[Tensor, " member"]:
+def cross_entropy(
+    logits: Float[Tensor, "member n cls"],
+    labels: Int[Tensor, "member n"],
+    weight: Float[Tensor, "member n"] | None = None,
+) -> Float[Tensor, " member"]:
     """Per-member (weighted) mean cross-entropy; weight rows sum to one (None: the plain mean)."""
     nll = -logits.log_softmax(-1).gather(-1, labels.unsqueeze(-1)).squeeze(-1)
     if weight is None:
@@ -122,8 +131,9 @@ def cross_entropy(logits: Float[Tensor, "member n cls"], labels: Int[Tensor, "me
     return (nll * weight).sum(-1)
 
 
-def restricted_loss(logits: Float[Tensor, "member pair cls"], labels: Int[Tensor, "member pair"],
-                    keys: Int[Tensor, "member key"]) -> Float[Tensor, " member"]:
+def restricted_loss(
+    logits: Float[Tensor, "member pair cls"], labels: Int[Tensor, "member pair"], keys: Int[Tensor, "member key"]
+) -> Float[Tensor, " member"]:
     """Restricted loss: only the key-frequency terms of the logits kept, plus the bias correction (the
     mean over all inputs of the logits the projection removed, per output: the input-independent
     term), evaluated on the whole p x p grid."""
@@ -132,9 +142,13 @@ def restricted_loss(logits: Float[Tensor, "member pair cls"], labels: Int[Tensor
     return cross_entropy(corrected, labels)
 
 
-def excluded_loss(logits: Float[Tensor, "member pair cls"], keys: Int[Tensor, "member key"],
-                  index: Int[Tensor, "member n"], labels: Int[Tensor, "member n"],
-                  weight: Float[Tensor, "member n"]) -> Float[Tensor, " member"]:
+def excluded_loss(
+    logits: Float[Tensor, "member pair cls"],
+    keys: Int[Tensor, "member key"],
+    index: Int[Tensor, "member n"],
+    labels: Int[Tensor, "member n"],
+    weight: Float[Tensor, "member n"],
+) -> Float[Tensor, " member"]:
     """Excluded loss: the key-frequency terms removed from the logits, evaluated on the training pairs
     (`index` into the grid, their labels and mean weights; zero weight on padding)."""
     removed = logits - key_terms(logits, keys)
@@ -142,8 +156,9 @@ def excluded_loss(logits: Float[Tensor, "member pair cls"], keys: Int[Tensor, "m
     return cross_entropy(picked, labels, weight)
 
 
-def logit_cos_coefficients(logits: Float[Tensor, "member pair cls"], keys: Int[Tensor, "member key"]
-                           ) -> tuple[Float[Tensor, "member key"], Float[Tensor, " member"]]:
+def logit_cos_coefficients(
+    logits: Float[Tensor, "member pair cls"], keys: Int[Tensor, "member key"]
+) -> tuple[Float[Tensor, "member key"], Float[Tensor, " member"]]:
     """Least-squares coefficients alpha_w of the logits on cos(w (a + b - c)) over the p x p x p grid
     for each key frequency (NaN on padded slots), and the fraction of the logits' variance they explain.
 

@@ -144,9 +144,14 @@ RowLoss = Callable[[Tensor, int], Tensor]
 is chain c of member m. It may draw its batch from the members' generators (before the noise)."""
 
 
-def sgld_llc(loss: RowLoss, theta0: Float[Tensor, "member n_params"], init_loss: Float[Tensor, " member"],
-             nbeta: Float[Tensor, " member"], settings: SGLDSettings,
-             generators: Sequence[torch.Generator]) -> LLCResult:
+def sgld_llc(
+    loss: RowLoss,
+    theta0: Float[Tensor, "member n_params"],
+    init_loss: Float[Tensor, " member"],
+    nbeta: Float[Tensor, " member"],
+    settings: SGLDSettings,
+    generators: Sequence[torch.Generator],
+) -> LLCResult:
     """Run `settings.chains` SGLD chains per member around theta0 (all members and chains as one
     batch of parameter rows) and return the LLC estimate of each chain. theta0 is never modified.
 
@@ -179,8 +184,9 @@ def sgld_llc(loss: RowLoss, theta0: Float[Tensor, "member n_params"], init_loss:
             if step >= settings.burnin:
                 trace.append(row_loss.detach())
             drift = nb * grad + gamma * (theta - center)
-            noise = torch.cat([torch.randn(C, n_params, generator=g, dtype=theta.dtype, device=theta.device)
-                               for g in generators])
+            noise = torch.cat(
+                [torch.randn(C, n_params, generator=g, dtype=theta.dtype, device=theta.device) for g in generators]
+            )
             theta = theta - (eps / 2) * drift + noise_scale * noise
     draws = torch.stack(trace, dim=-1).view(members, C, settings.draws)
     init = init_loss.to(draws.dtype)

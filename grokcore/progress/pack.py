@@ -9,8 +9,8 @@ measures on follows exactly the trajectory it follows with them off.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -164,8 +164,9 @@ def embedding_geometry(embed: Tensor, coords: bool = True) -> dict[str, Tensor]:
     U, S, _ = torch.linalg.svd(x, full_matrices=False)  # U (member, token, r)
     var = S.pow(2)
     ratio = var / var.sum(-1, keepdim=True).clamp(min=1e-300)
-    out = {col.pca_var(i): ratio[:, i] if i < ratio.shape[1] else torch.zeros_like(ratio[:, 0])
-           for i in range(col.N_PCA)}
+    out = {
+        col.pca_var(i): ratio[:, i] if i < ratio.shape[1] else torch.zeros_like(ratio[:, 0]) for i in range(col.N_PCA)
+    }
     n_tokens = x.shape[1]
     if coords and n_tokens <= col.MAX_COORD_TOKENS:
         pcs = U[:, :, :2] * S[:, None, :2]  # (member, token, 2)
@@ -225,10 +226,12 @@ def fourier_measures(trainer: PackTrainer, weights: dict[str, Tensor], settings:
         out[col.key_freq(i)] = slots[:, i]
 
     addition = torch.tensor([is_addition(c) for c in trainer.configs], device=device)
-    grid_names = ([col.NEURON_FVE_MEAN, col.NEURON_FRAC_CLUSTERED, col.NEURON_FRAC_KEY]
-                  + [col.neuron_frac_key_slot(i) for i in range(col.MAX_KEY_FREQS)]
-                  + [col.logit_cos_coef(i) for i in range(col.MAX_KEY_FREQS)]
-                  + [col.LOGIT_COS_FVE, col.GRID_LOSS, col.RESTRICTED_LOSS, col.EXCLUDED_LOSS])
+    grid_names = (
+        [col.NEURON_FVE_MEAN, col.NEURON_FRAC_CLUSTERED, col.NEURON_FRAC_KEY]
+        + [col.neuron_frac_key_slot(i) for i in range(col.MAX_KEY_FREQS)]
+        + [col.logit_cos_coef(i) for i in range(col.MAX_KEY_FREQS)]
+        + [col.LOGIT_COS_FVE, col.GRID_LOSS, col.RESTRICTED_LOSS, col.EXCLUDED_LOSS]
+    )
     if not addition.any():
         return out | {n: torch.full((K,), math.nan, dtype=f64, device=device) for n in grid_names}
 
@@ -261,8 +264,9 @@ def fourier_measures(trainer: PackTrainer, weights: dict[str, Tensor], settings:
 
 
 def neuron_summaries(acts: Tensor | None, keys: Tensor, threshold: float, members: int) -> dict[str, Tensor]:
-    names = [col.NEURON_FVE_MEAN, col.NEURON_FRAC_CLUSTERED, col.NEURON_FRAC_KEY] + \
-        [col.neuron_frac_key_slot(i) for i in range(col.MAX_KEY_FREQS)]
+    names = [col.NEURON_FVE_MEAN, col.NEURON_FRAC_CLUSTERED, col.NEURON_FRAC_KEY] + [
+        col.neuron_frac_key_slot(i) for i in range(col.MAX_KEY_FREQS)
+    ]
     if acts is None:
         return {n: torch.full((members,), math.nan, dtype=torch.float64, device=keys.device) for n in names}
     fve = neuron_frequency_fve(acts.to(torch.float64))  # (member, neuron, freq)
@@ -311,7 +315,8 @@ def grid_outputs(model: PackedModel, weights: dict[str, Tensor], tokens: Tensor)
     if hook_name is not None:
         last = cfg.model == "transformer"
         handle = model.get_submodule(hook_name).register_forward_hook(
-            lambda _m, _i, out: captured.append(out[:, :, -1] if last else out))
+            lambda _m, _i, out: captured.append(out[:, :, -1] if last else out)
+        )
     try:
         params = {f"model.params.{name.replace('.', '__')}": w for name, w in weights.items()}
         out = functional_call(_Hooked(model), params, (tokens.expand(members, -1, -1),))
@@ -340,14 +345,29 @@ def estimate_llc(trainer: PackTrainer, settings: SGLDSettings | None = None) -> 
     The batch of each step and the noise come from the member's generator at this epoch.
     `estimate_member_llc` gives the same numbers from a member's config and weights alone."""
     data = trainer.data
-    return _sgld_llc_of_pack(trainer.net, trainer.flat.data, trainer.configs, data["train_tokens"],
-                             data["train_labels"], data["train_weight"], data["train_count"].tolist(), trainer.epoch,
-                             settings or SGLDSettings(), trainer.loss_dtype)
+    return _sgld_llc_of_pack(
+        trainer.net,
+        trainer.flat.data,
+        trainer.configs,
+        data["train_tokens"],
+        data["train_labels"],
+        data["train_weight"],
+        data["train_count"].tolist(),
+        trainer.epoch,
+        settings or SGLDSettings(),
+        trainer.loss_dtype,
+    )
 
 
-def estimate_member_llc(cfg: RunConfig, weights: dict[str, Tensor], settings: SGLDSettings | None = None, *,
-                        data: tuple[Tensor, Tensor] | None = None, epoch: int = 0,
-                        device: torch.device | str = "cpu") -> LLCResult:
+def estimate_member_llc(
+    cfg: RunConfig,
+    weights: dict[str, Tensor],
+    settings: SGLDSettings | None = None,
+    *,
+    data: tuple[Tensor, Tensor] | None = None,
+    epoch: int = 0,
+    device: torch.device | str = "cpu",
+) -> LLCResult:
     """The LLC of one member from its config and weights (TransformerLens names, no member axis): what
     `PackTrainer.member_weights`, `grokcore.export.load_member` (and checkpoints of single members)
     give, so no live trainer is needed. Results have a member axis of length 1.
@@ -359,11 +379,14 @@ def estimate_member_llc(cfg: RunConfig, weights: dict[str, Tensor], settings: SG
     epoch this reproduces `estimate_llc(trainer)` for the member (to float rounding: the pack
     batches its members' matmuls together)."""
     expected = param_shapes(cfg)
-    wrong = sorted(name for name, shape in expected.items()
-                   if name not in weights or tuple(weights[name].shape) != shape)
+    wrong = sorted(
+        name for name, shape in expected.items() if name not in weights or tuple(weights[name].shape) != shape
+    )
     if wrong or set(weights) - set(expected):
-        raise ValueError(f"weights do not match the config's parameters (name or shape): "
-                         f"{wrong + sorted(set(weights) - set(expected))}")
+        raise ValueError(
+            f"weights do not match the config's parameters (name or shape): "
+            f"{wrong + sorted(set(weights) - set(expected))}"
+        )
     if data is None:
         split = member_data(cfg)
         data = (split.train_tokens, split.train_labels)
@@ -375,13 +398,32 @@ def estimate_member_llc(cfg: RunConfig, weights: dict[str, Tensor], settings: SG
     n = tokens.shape[0]
     weight = torch.full((1, n), 1.0 / n, dtype=torch.float64, device=tokens.device)
     loss_dtype = torch.float64 if cfg.loss_dtype == "float64" else torch.float32
-    return _sgld_llc_of_pack(net, theta0, [cfg], tokens.unsqueeze(0), labels.unsqueeze(0), weight, [n], epoch,
-                             settings or SGLDSettings(), loss_dtype)
+    return _sgld_llc_of_pack(
+        net,
+        theta0,
+        [cfg],
+        tokens.unsqueeze(0),
+        labels.unsqueeze(0),
+        weight,
+        [n],
+        epoch,
+        settings or SGLDSettings(),
+        loss_dtype,
+    )
 
 
-def _sgld_llc_of_pack(net: PackedModel, theta0: Tensor, configs: list[RunConfig], tokens_all: Tensor,
-                      labels_all: Tensor, weight_all: Tensor, counts: list[int], epoch: int,
-                      settings: SGLDSettings, loss_dtype: torch.dtype) -> LLCResult:
+def _sgld_llc_of_pack(
+    net: PackedModel,
+    theta0: Tensor,
+    configs: list[RunConfig],
+    tokens_all: Tensor,
+    labels_all: Tensor,
+    weight_all: Tensor,
+    counts: list[int],
+    epoch: int,
+    settings: SGLDSettings,
+    loss_dtype: torch.dtype,
+) -> LLCResult:
     """SGLD around the rows of theta0 (member, n_params; laid out as net.named_member_params()), on each
     member's examples (member, n, ...; padded rows have zero weight, `counts` real ones)."""
     K, C = len(configs), settings.chains
@@ -398,8 +440,10 @@ def _sgld_llc_of_pack(net: PackedModel, theta0: Tensor, configs: list[RunConfig]
 
     def logits_of(theta: Tensor, tokens: Tensor) -> Tensor:
         rows = theta.shape[0]
-        params = {f"model.params.{name.replace('.', '__')}": theta[:, s:e].view(rows, *shapes[name])
-                  for name, (s, e) in offsets.items()}
+        params = {
+            f"model.params.{name.replace('.', '__')}": theta[:, s:e].view(rows, *shapes[name])
+            for name, (s, e) in offsets.items()
+        }
         return functional_call(path, params, (tokens,))
 
     def batch_loss(theta: Tensor, tokens: Tensor, labels: Tensor, weight: Tensor) -> Tensor:
@@ -424,16 +468,21 @@ def _sgld_llc_of_pack(net: PackedModel, theta0: Tensor, configs: list[RunConfig]
             for k, (g, n) in enumerate(zip(generators, counts, strict=True)):
                 if n > B:
                     pick = torch.rand(C, n, generator=g, device=device).argsort(-1)[:, :B]
-                    index[k * C:(k + 1) * C] = pick
-                    weight[k * C:(k + 1) * C] = 1.0 / B
+                    index[k * C : (k + 1) * C] = pick
+                    weight[k * C : (k + 1) * C] = 1.0 / B
                 else:  # the whole (small) training set of this member
-                    index[k * C:(k + 1) * C, :n] = torch.arange(n, device=device)
-                    weight[k * C:(k + 1) * C, :n] = 1.0 / n
+                    index[k * C : (k + 1) * C, :n] = torch.arange(n, device=device)
+                    weight[k * C : (k + 1) * C, :n] = 1.0 / n
             return batch_loss(theta, tokens_all[member_of_row, index], labels_all[member_of_row, index], weight)
 
     return sgld_llc(loss, theta0, init_loss, nbeta, settings, generators)
 
 
 def llc_columns(result: LLCResult) -> dict[str, Tensor]:
-    return {col.LLC_MEAN: result.mean, col.LLC_STD: result.std, col.LLC_INIT_LOSS: result.init_loss,
-            col.LLC_NBETA: result.nbeta, col.LLC_FAILED_CHAINS: result.failed_chains}
+    return {
+        col.LLC_MEAN: result.mean,
+        col.LLC_STD: result.std,
+        col.LLC_INIT_LOSS: result.init_loss,
+        col.LLC_NBETA: result.nbeta,
+        col.LLC_FAILED_CHAINS: result.failed_chains,
+    }

@@ -67,18 +67,36 @@ def _declares(measure: str) -> Callable[[RunConfig], bool]:
 
 
 def _coord_columns(cfg: RunConfig) -> list[str]:
-    return col.embed_columns(cfg.operand_range)[col.N_PCA:]
+    return col.embed_columns(cfg.operand_range)[col.N_PCA :]
 
 
 PROGRESS_MEASURES: tuple[ProgressMeasure, ...] = (
-    ProgressMeasure("embed", _always, lambda cfg: col.embed_columns(cfg.operand_range, coords=False),
-                    "grokcore.progress.pack:embedding_pca", marker="embed/pca_var_", switchable=False),
-    ProgressMeasure("embed_coords", _always, _coord_columns, "grokcore.progress.pack:embedding_coords",
-                    marker="embed/pc0_"),
-    ProgressMeasure("max", _declares(MAX_CIRCUIT), lambda cfg: list(col.MAX_COLUMNS),
-                    "grokcore.progress.pack:max_circuit", marker="max/", switchable=False),
-    ProgressMeasure("fourier", _declares(FOURIER), lambda cfg: col.fourier_columns(modulus(cfg)),
-                    "grokcore.progress.pack:fourier_measures", marker=col.EMBED_NORM_PREFIX),
+    ProgressMeasure(
+        "embed",
+        _always,
+        lambda cfg: col.embed_columns(cfg.operand_range, coords=False),
+        "grokcore.progress.pack:embedding_pca",
+        marker="embed/pca_var_",
+        switchable=False,
+    ),
+    ProgressMeasure(
+        "embed_coords", _always, _coord_columns, "grokcore.progress.pack:embedding_coords", marker="embed/pc0_"
+    ),
+    ProgressMeasure(
+        "max",
+        _declares(MAX_CIRCUIT),
+        lambda cfg: list(col.MAX_COLUMNS),
+        "grokcore.progress.pack:max_circuit",
+        marker="max/",
+        switchable=False,
+    ),
+    ProgressMeasure(
+        "fourier",
+        _declares(FOURIER),
+        lambda cfg: col.fourier_columns(modulus(cfg)),
+        "grokcore.progress.pack:fourier_measures",
+        marker=col.EMBED_NORM_PREFIX,
+    ),
     ProgressMeasure(
         "fourier_entropy",
         _declares(FOURIER),
@@ -87,8 +105,9 @@ PROGRESS_MEASURES: tuple[ProgressMeasure, ...] = (
         marker=col.EMBED_ENTROPY,
         default=False,
     ),
-    ProgressMeasure("llc", _always, lambda cfg: list(col.LLC_COLUMNS), "grokcore.progress.pack:llc_measure",
-                    marker=col.LLC_MEAN),
+    ProgressMeasure(
+        "llc", _always, lambda cfg: list(col.LLC_COLUMNS), "grokcore.progress.pack:llc_measure", marker=col.LLC_MEAN
+    ),
 )
 """In column order: measure_pack writes the rows' columns in this order."""
 

@@ -21,7 +21,9 @@ INDEX_KEY = "grok.snapshots"
 CONFIGS_KEY = "grok.configs"
 
 
-def snapshot_tensors(snapshots: Sequence[Snapshot], configs: dict[str, RunConfig]) -> tuple[dict[str, Tensor], dict[str, str]]:
+def snapshot_tensors(
+    snapshots: Sequence[Snapshot], configs: dict[str, RunConfig]
+) -> tuple[dict[str, Tensor], dict[str, str]]:
     """(tensors, metadata) of a snapshot file holding these snapshots; `configs` by run_id."""
     tensors: dict[str, Tensor] = {}
     for s in snapshots:
@@ -37,4 +39,4 @@ def header_metadata(data: bytes) -> dict[str, str]:
     """The `__metadata__` of a safetensors file's bytes (the format: an 8-byte little-endian header
     length, then the JSON header), without decoding its tensors."""
     length = int.from_bytes(data[:8], "little")
-    return json.loads(data[8:8 + length]).get("__metadata__", {})
+    return json.loads(data[8 : 8 + length]).get("__metadata__", {})

@@ -18,6 +18,7 @@ from grokcore.location import filesystem, is_uri, results_location, strip_file_s
 from grokcore.packed import param_shapes
 from grokcore.snapshots.file_format import CONFIGS_KEY, INDEX_KEY, header_metadata
 
+
 class SnapshotFiles:
     """The snapshot files of one sweep folder: a local path or shared mount, read with safetensors
     alone, or an object-store URI (s3://, gs://), read through pyarrow's filesystem (imported only
@@ -43,8 +44,11 @@ class SnapshotFiles:
         else:
             import pyarrow.fs as pafs
 
-            names = [i.base_name for i in self.fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
-                     if i.type == pafs.FileType.File]
+            names = [
+                i.base_name
+                for i in self.fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
+                if i.type == pafs.FileType.File
+            ]
         return sorted(f"{folder}/{n}" for n in names if n.startswith("part-") and n.endswith(".safetensors"))
 
     def metadata(self, path: str) -> dict[str, str]:
@@ -67,19 +71,20 @@ class SnapshotFiles:
 
             with safe_open(path, framework="pt") as f:
                 names = f.keys()  # a safetensors safe_open: it has keys() and no iteration
-                return {k[len(prefix):]: f.get_tensor(k) for k in names if k.startswith(prefix)}
+                return {k[len(prefix) :]: f.get_tensor(k) for k in names if k.startswith(prefix)}
         from safetensors.torch import load
 
         if path not in self._data:
             with self.fs.open_input_stream(path) as f:
                 self._data = {path: f.read()}  # the last file only: a member's epochs are read in file order
-        return {k[len(prefix):]: v for k, v in load(self._data[path]).items() if k.startswith(prefix)}
+        return {k[len(prefix) :]: v for k, v in load(self._data[path]).items() if k.startswith(prefix)}
 
     def index(self, path: str) -> tuple[list[dict[str, Any]], dict[str, RunConfig]]:
         """A file's index and configs, without reading its tensors."""
         meta = self.metadata(path)
-        return json.loads(meta.get(INDEX_KEY, "[]")), \
-            {r: RunConfig.from_dict(c) for r, c in json.loads(meta.get(CONFIGS_KEY, "{}")).items()}
+        return json.loads(meta.get(INDEX_KEY, "[]")), {
+            r: RunConfig.from_dict(c) for r, c in json.loads(meta.get(CONFIGS_KEY, "{}")).items()
+        }
 
     def list(self, run_id: str | None = None) -> list[dict[str, Any]]:
         """As list_snapshots."""
@@ -89,8 +94,13 @@ class SnapshotFiles:
             out += [{**e, "file": path} for e in index if run_id is None or e["run_id"] == run_id]
         return sorted(out, key=lambda e: (e["run_id"], e["epoch"]))
 
-    def load(self, run_id: str, epoch: int | None = None, dtype: torch.dtype | None = torch.float32,
-             entries: Sequence[dict[str, Any]] | None = None) -> tuple[RunConfig, dict[str, Tensor]]:
+    def load(
+        self,
+        run_id: str,
+        epoch: int | None = None,
+        dtype: torch.dtype | None = torch.float32,
+        entries: Sequence[dict[str, Any]] | None = None,
+    ) -> tuple[RunConfig, dict[str, Tensor]]:
         """As load_snapshot; `entries`: the member's, as list() gave them (saves listing again)."""
         entries = self.list(run_id) if entries is None else entries
         if not entries:
@@ -107,7 +117,9 @@ class SnapshotFiles:
         weights = self.tensors(entry["file"], f"{run_id}/{entry['epoch']}/")
         expected = param_shapes(cfg)
         if set(weights) != set(expected):
-            raise ValueError(f"{entry['file']}: {run_id} at {entry['epoch']} lacks {sorted(set(expected) - set(weights))}")
+            raise ValueError(
+                f"{entry['file']}: {run_id} at {entry['epoch']} lacks {sorted(set(expected) - set(weights))}"
+            )
         if dtype is not None:
             weights = {k: v.to(dtype) for k, v in weights.items()}
         return cfg, weights
@@ -119,8 +131,9 @@ def list_snapshots(sweep_dir: str | os.PathLike, run_id: str | None = None) -> l
     return SnapshotFiles(sweep_dir).list(run_id)
 
 
-def load_snapshot(sweep_dir: str | os.PathLike, run_id: str, epoch: int | None = None,
-                  dtype: torch.dtype | None = torch.float32) -> tuple[RunConfig, dict[str, Tensor]]:
+def load_snapshot(
+    sweep_dir: str | os.PathLike, run_id: str, epoch: int | None = None, dtype: torch.dtype | None = torch.float32
+) -> tuple[RunConfig, dict[str, Tensor]]:
     """One member's config and weights (TransformerLens names, no member axis) at `epoch` (None: its
     last snapshot), from a sweep folder (local, mount or object-store URI), without Ray or a GPU
     (pyarrow only for an object store). `dtype`: cast to it (float32 by default, what the models

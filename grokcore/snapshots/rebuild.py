@@ -11,8 +11,9 @@ from grokcore.config import RunConfig
 from grokcore.train import PackTrainer
 
 
-def pack_at(configs: Sequence[RunConfig], weights: Sequence[dict[str, Tensor]], epoch: int,
-            device: torch.device | str = "cpu"):
+def pack_at(
+    configs: Sequence[RunConfig], weights: Sequence[dict[str, Tensor]], epoch: int, device: torch.device | str = "cpu"
+):
     """A PackTrainer of these members (one shape) holding these weights at `epoch`: what the trainer
     held then, for measures recomputed offline (grokcore.progress.measure_pack(pack_at(...)) at a
     snapshot's epoch equals the online measure of the same pack at that epoch)."""

@@ -25,6 +25,8 @@ RENAMED_EVENTS = {"memorised": "train_99", "generalised": "test_99"}
 """Event names of earlier specs: "memorised" and "generalised" are the held rule's words now."""
 SCHEDULED = "epoch"  # the event label of a snapshot taken because its epoch was scheduled
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
 @dataclass(frozen=True)
 class SnapshotSchedule:
     """When to keep a member's weights. Epochs are per member: `log_points` and `every` run up to
@@ -59,21 +61,35 @@ class SnapshotSchedule:
         events = data.get("events", ())
         renamed = [e for e in events if e in RENAMED_EVENTS]
         if renamed:
-            raise ValueError("snapshots.events: " + "; ".join(
-                f"{e!r} is now {RENAMED_EVENTS[e]!r} (the first evaluation at accuracy 0.99; {e!r} means the held "
-                f"rule of grokcore/verdict.py, which is known only later)" for e in renamed))
+            raise ValueError(
+                "snapshots.events: "
+                + "; ".join(
+                    f"{e!r} is now {RENAMED_EVENTS[e]!r} (the first evaluation at accuracy 0.99; {e!r} means the held "
+                    f"rule of grokcore/verdict.py, which is known only later)"
+                    for e in renamed
+                )
+            )
         bad = set(events) - set(EVENTS)
         if bad:
             raise ValueError(f"snapshots.events: unknown {sorted(bad)}; allowed: {', '.join(EVENTS)}")
         if data.get("dtype", "float32") not in DTYPES:
             raise ValueError(f"snapshots.dtype: one of {', '.join(DTYPES)}, got {data['dtype']!r}")
-        return cls(every=data.get("every"), epochs=tuple(data.get("epochs", ())),
-                   log_points=int(data.get("log_points", 0)), events=tuple(events),
-                   dtype=data.get("dtype", "float32"))
+        return cls(
+            every=data.get("every"),
+            epochs=tuple(data.get("epochs", ())),
+            log_points=int(data.get("log_points", 0)),
+            events=tuple(events),
+            dtype=data.get("dtype", "float32"),
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"every": self.every, "epochs": list(self.epochs), "log_points": self.log_points,
-                "events": list(self.events), "dtype": self.dtype}
+        return {
+            "every": self.every,
+            "epochs": list(self.epochs),
+            "log_points": self.log_points,
+            "events": list(self.events),
+            "dtype": self.dtype,
+        }
 
     @property
     def torch_dtype(self) -> torch.dtype:

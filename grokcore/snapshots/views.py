@@ -15,8 +15,9 @@ from grokcore.snapshots.rebuild import hooked_member
 from grokcore.task import FOURIER
 
 
-def snapshot_views(sweep_dir: str | os.PathLike, run_ids: Sequence[str], max_examples: int = 512
-                   ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def snapshot_views(
+    sweep_dir: str | os.PathLike, run_ids: Sequence[str], max_examples: int = 512
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """What a report draws of these members' snapshots over training, as plain rows (pure compute):
 
     - spectrum: {run_id, epoch, frequency, norm}: the embedding's Fourier spectrum (grokcore.progress
@@ -36,14 +37,20 @@ def snapshot_views(sweep_dir: str | os.PathLike, run_ids: Sequence[str], max_exa
             if FOURIER in cfg.task_def.measures:
                 p = cfg.task_def.modulus
                 norms = frequency_norms(weights["embed.W_E"][:p].double().unsqueeze(0))[0]
-                spectrum += [{"run_id": run_id, "epoch": epoch, "frequency": k + 1, "norm": float(v)}
-                             for k, v in enumerate(norms.tolist())]
+                spectrum += [
+                    {"run_id": run_id, "epoch": epoch, "frequency": k + 1, "norm": float(v)}
+                    for k, v in enumerate(norms.tolist())
+                ]
             if cfg.model == "transformer":
                 tokens = member_data(cfg).test_tokens[:max_examples]
                 with torch.no_grad():
                     _, cache = hooked_member(cfg, weights).run_with_cache(
-                        tokens.unsqueeze(0), names_filter="blocks.0.attn.hook_pattern")
+                        tokens.unsqueeze(0), names_filter="blocks.0.attn.hook_pattern"
+                    )
                 pattern = cache["blocks.0.attn.hook_pattern"][0, :, :, -1].mean(0)  # (head, key_pos)
-                attention += [{"run_id": run_id, "epoch": epoch, "head": h, "key_pos": k, "attention": float(a)}
-                              for h, row in enumerate(pattern.tolist()) for k, a in enumerate(row)]
+                attention += [
+                    {"run_id": run_id, "epoch": epoch, "head": h, "key_pos": k, "attention": float(a)}
+                    for h, row in enumerate(pattern.tolist())
+                    for k, a in enumerate(row)
+                ]
     return spectrum, attention

@@ -29,6 +29,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # reproductions/_png.py, shared by the scripts
 
 from _png import HEIGHT, WIDTH, save_png  # noqa: E402
+
 SEED_P = 113
 
 
@@ -41,8 +42,7 @@ def bijection_table(ps: list[int], exponents=range(1, 10)) -> pd.DataFrame:
     for p in ps:
         for m in exponents:
             n = distinct_powers(p, m)
-            rows.append({"p": p, "m": m, "gcd(m, p-1)": math.gcd(m, p - 1), "distinct x^m": n,
-                         "one-to-one": n == p})
+            rows.append({"p": p, "m": m, "gcd(m, p-1)": math.gcd(m, p - 1), "distinct x^m": n, "one-to-one": n == p})
             # The number theory the README states: distinct values = 1 + (p - 1) / gcd(m, p - 1).
             assert n == 1 + (p - 1) // math.gcd(m, p - 1), (p, m, n)
     return pd.DataFrame(rows)
@@ -65,11 +65,26 @@ def twin_share(cfg: RunConfig) -> float:
 def final_acc_figure(agg: pd.DataFrame, p: int) -> go.Figure:
     ms, ns = sorted(agg["exp_m"].unique()), sorted(agg["exp_n"].unique())
     z = agg.pivot_table(index="exp_n", columns="exp_m", values="final_test_acc").reindex(index=ns, columns=ms)
-    fig = go.Figure(go.Heatmap(x=[str(m) for m in ms], y=[str(n) for n in ns], z=z.to_numpy(), zmin=0, zmax=1,
-                               colorscale="Viridis", text=np.vectorize(lambda v: f"{v:.3f}")(z.to_numpy()),
-                               texttemplate="%{text}", colorbar={"title": "test acc"}))
-    fig.update_layout(title=f"Final test accuracy, mean of seeds (m even: x^m not one-to-one mod {p})",
-                      xaxis_title="m (exponent of a)", yaxis_title="n (exponent of b)", width=WIDTH, height=HEIGHT)
+    fig = go.Figure(
+        go.Heatmap(
+            x=[str(m) for m in ms],
+            y=[str(n) for n in ns],
+            z=z.to_numpy(),
+            zmin=0,
+            zmax=1,
+            colorscale="Viridis",
+            text=np.vectorize(lambda v: f"{v:.3f}")(z.to_numpy()),
+            texttemplate="%{text}",
+            colorbar={"title": "test acc"},
+        )
+    )
+    fig.update_layout(
+        title=f"Final test accuracy, mean of seeds (m even: x^m not one-to-one mod {p})",
+        xaxis_title="m (exponent of a)",
+        yaxis_title="n (exponent of b)",
+        width=WIDTH,
+        height=HEIGHT,
+    )
     return fig
 
 
@@ -82,33 +97,57 @@ def main(sweep_dir: str) -> None:
 
     times = sweep.member_times()
     times = times[times["status"] != "running"].copy()
-    times["twin_share"] = [twin_share(RunConfig.from_dict({k: getattr(r, k) for k in ("task", "p", "exp_m", "exp_n",
-                                                                                        "train_fraction", "seed")}))
-                           for r in times.itertuples()]
+    times["twin_share"] = [
+        twin_share(
+            RunConfig.from_dict({k: getattr(r, k) for k in ("task", "p", "exp_m", "exp_n", "train_fraction", "seed")})
+        )
+        for r in times.itertuples()
+    ]
     times["final_test_acc"] = times["final/test/acc"]
     agg = aggregate(times, by=["exp_m", "exp_n"])
     extra = times.groupby(["exp_m", "exp_n"])[["final_test_acc", "twin_share"]].mean().reset_index()
     agg = agg.merge(extra, on=["exp_m", "exp_n"])
-    agg["one_to_one"] = [distinct_powers(p, m) == p and distinct_powers(p, n) == p
-                         for m, n in zip(agg["exp_m"], agg["exp_n"], strict=True)]
+    agg["one_to_one"] = [
+        distinct_powers(p, m) == p and distinct_powers(p, n) == p
+        for m, n in zip(agg["exp_m"], agg["exp_n"], strict=True)
+    ]
 
     out = HERE / "figures"
     out.mkdir(exist_ok=True)
-    save_png(phase_diagram(times, "exp_m", "exp_n", value="gen_epoch",
-                                  title=f"(a^m + b^n) mod {p}: median epoch test accuracy reaches 0.99"),
-                    out / "gen_epoch.png")
+    save_png(
+        phase_diagram(
+            times,
+            "exp_m",
+            "exp_n",
+            value="gen_epoch",
+            title=f"(a^m + b^n) mod {p}: median epoch test accuracy reaches 0.99",
+        ),
+        out / "gen_epoch.png",
+    )
     save_png(final_acc_figure(agg, p), out / "final_test_acc.png")
 
-    cols = ["exp_m", "exp_n", "one_to_one", "n_members", "mem_epoch_median", "gen_epoch_median", "n_generalised",
-            "final_test_acc", "twin_share", "phase_counts"]
+    cols = [
+        "exp_m",
+        "exp_n",
+        "one_to_one",
+        "n_members",
+        "mem_epoch_median",
+        "gen_epoch_median",
+        "n_generalised",
+        "final_test_acc",
+        "twin_share",
+        "phase_counts",
+    ]
     print("\nper cell (Kaplan-Meier medians over seeds; twin_share: test pairs with a same-(a^m, b^n) train pair):")
     print(agg[cols].round(3).to_string(index=False))
     for flag, group in agg.groupby("one_to_one"):
         name = "one-to-one" if flag else "colliding (m even)"
-        print(f"\n{name}: {len(group)} cells, members generalised {int(group['n_generalised'].sum())} of "
-              f"{int(group['n_members'].sum())}, mean final test acc {group['final_test_acc'].mean():.3f}, "
-              f"mean cell median gen epoch {group['gen_epoch_median'].mean():.0f}, "
-              f"mean twin share {group['twin_share'].mean():.3f}")
+        print(
+            f"\n{name}: {len(group)} cells, members generalised {int(group['n_generalised'].sum())} of "
+            f"{int(group['n_members'].sum())}, mean final test acc {group['final_test_acc'].mean():.3f}, "
+            f"mean cell median gen epoch {group['gen_epoch_median'].mean():.0f}, "
+            f"mean twin share {group['twin_share'].mean():.3f}"
+        )
     print(f"\nwall seconds of the pack: {sweep.runs['wall_seconds'].max():.0f}")
 
 

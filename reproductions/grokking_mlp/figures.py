@@ -25,6 +25,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # reproductions/_png.py, shared by the scripts
 
 from _png import HEIGHT, WIDTH, save_png  # noqa: E402
+
 COLOURS = {"kaiming": "#d62728", "tl": "#1f77b4"}
 
 
@@ -43,14 +44,23 @@ def gen_figure(times: pd.DataFrame) -> go.Figure:
         y = np.where(reached, group["gen_epoch"], group["last_epoch"])
         for mask, symbol, suffix in ((reached, "circle", ""), (~reached, "circle-open", " (never: last epoch)")):
             if mask.any():
-                fig.add_scatter(x=np.array(x)[mask], y=y[mask], mode="markers", name=f"init {init}{suffix}",
-                                marker={"color": COLOURS.get(init), "symbol": symbol, "size": 10},
-                                offsetgroup=init)
-    fig.update_layout(title=f"Grokking MLP (p = {p}): epoch test accuracy reaches 0.99 (held 3 evaluations)",
-                      xaxis={"title": "weight decay, learning rate", "categoryorder": "array",
-                             "categoryarray": order},
-                      yaxis={"title": "generalisation epoch (each seed a marker)", "type": "log"},
-                      scattermode="group", width=WIDTH, height=HEIGHT, legend={"x": 0.3, "y": 0.99})
+                fig.add_scatter(
+                    x=np.array(x)[mask],
+                    y=y[mask],
+                    mode="markers",
+                    name=f"init {init}{suffix}",
+                    marker={"color": COLOURS.get(init), "symbol": symbol, "size": 10},
+                    offsetgroup=init,
+                )
+    fig.update_layout(
+        title=f"Grokking MLP (p = {p}): epoch test accuracy reaches 0.99 (held 3 evaluations)",
+        xaxis={"title": "weight decay, learning rate", "categoryorder": "array", "categoryarray": order},
+        yaxis={"title": "generalisation epoch (each seed a marker)", "type": "log"},
+        scattermode="group",
+        width=WIDTH,
+        height=HEIGHT,
+        legend={"x": 0.3, "y": 0.99},
+    )
     return fig
 
 
@@ -62,12 +72,21 @@ def curves_figure(metrics: pd.DataFrame, runs: pd.DataFrame) -> go.Figure:
         for init, group in cell.groupby("init"):
             # Members stopped by the stop rule have no rows after they ended; carry their last value on.
             wide = group.pivot_table(index="epoch", columns="run_id", values="test/acc").ffill()
-            fig.add_scatter(x=wide.index, y=wide.mean(axis=1), mode="lines",
-                            name=f"{init}, {cell_label(wd, lr)}",
-                            line={"color": COLOURS.get(init), "dash": dashes[i % len(dashes)]})
-    fig.update_layout(title=f"Test accuracy, mean of {runs['seed'].nunique()} seeds: Kaiming (red) against tl (blue)",
-                      xaxis={"title": "epoch", "type": "log"}, yaxis_title="test accuracy",
-                      width=WIDTH, height=HEIGHT, legend={"font": {"size": 10}})
+            fig.add_scatter(
+                x=wide.index,
+                y=wide.mean(axis=1),
+                mode="lines",
+                name=f"{init}, {cell_label(wd, lr)}",
+                line={"color": COLOURS.get(init), "dash": dashes[i % len(dashes)]},
+            )
+    fig.update_layout(
+        title=f"Test accuracy, mean of {runs['seed'].nunique()} seeds: Kaiming (red) against tl (blue)",
+        xaxis={"title": "epoch", "type": "log"},
+        yaxis_title="test accuracy",
+        width=WIDTH,
+        height=HEIGHT,
+        legend={"font": {"size": 10}},
+    )
     return fig
 
 
@@ -86,12 +105,23 @@ def main(sweep_dir: str) -> None:
     for a in ("weight_decay", "lr"):
         if a not in agg:
             agg[a] = times[a].iloc[0]
-    cols = ["init", "weight_decay", "lr", "n_members", "mem_epoch_median", "gen_epoch_median", "gen_epoch_q25",
-            "gen_epoch_q75", "n_generalised", "gen_epoch_censored_at"]
+    cols = [
+        "init",
+        "weight_decay",
+        "lr",
+        "n_members",
+        "mem_epoch_median",
+        "gen_epoch_median",
+        "gen_epoch_q25",
+        "gen_epoch_q75",
+        "n_generalised",
+        "gen_epoch_censored_at",
+    ]
     print("per init x weight decay x lr (Kaplan-Meier medians over seeds; n_generalised of n_members):")
     print(agg[cols].to_string(index=False))
     per_member = times.sort_values(["weight_decay", "lr", "init", "seed"])[
-        ["init", "weight_decay", "lr", "seed", "mem_epoch", "gen_epoch", "last_epoch", "final/test/acc"]]
+        ["init", "weight_decay", "lr", "seed", "mem_epoch", "gen_epoch", "last_epoch", "final/test/acc"]
+    ]
     print("\nper member:\n" + per_member.to_string(index=False))
     wide = agg.pivot_table(index=["weight_decay", "lr"], columns="init", values="gen_epoch_median")
     if {"kaiming", "tl"} <= set(wide.columns):
@@ -100,8 +130,11 @@ def main(sweep_dir: str) -> None:
         print(wide.round(2).to_string())
     pooled = aggregate(times, by=["init"])  # over whatever cells the spec swept
     print("\npooled over weight decay and lr:")
-    print(pooled[["init", "n_members", "n_generalised", "gen_epoch_median", "gen_epoch_q25", "gen_epoch_q75"]]
-          .to_string(index=False))
+    print(
+        pooled[["init", "n_members", "n_generalised", "gen_epoch_median", "gen_epoch_q25", "gen_epoch_q75"]].to_string(
+            index=False
+        )
+    )
     print(f"\nwall seconds of the pack: {sweep.runs['wall_seconds'].max():.0f}")
 
 

@@ -30,6 +30,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # reproductions/_png.py, shared by the scripts
 
 from _png import HEIGHT, WIDTH, save_png  # noqa: E402
+
 SERIES = {"train/acc": "train, noisy labels", "train_clean/acc": "train, clean labels", "test/acc": "test (clean)"}
 
 
@@ -53,17 +54,34 @@ def accuracy_figure(final: pd.DataFrame, title: str) -> go.Figure:
     fig = go.Figure()
     for col, name in SERIES.items():
         stats = final.groupby("noise_n")[col].agg(["mean", "min", "max"]).reset_index()
-        fig.add_scatter(x=stats["noise_n"], y=stats["mean"], mode="lines+markers", name=name,
-                        error_y={"type": "data", "symmetric": False, "array": stats["max"] - stats["mean"],
-                                 "arrayminus": stats["mean"] - stats["min"]})
+        fig.add_scatter(
+            x=stats["noise_n"],
+            y=stats["mean"],
+            mode="lines+markers",
+            name=name,
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": stats["max"] - stats["mean"],
+                "arrayminus": stats["mean"] - stats["min"],
+            },
+        )
     n = np.array(sorted(final["noise_n"].unique()))
-    fig.add_scatter(x=n, y=[comb(int(k), int(k) // 2) / 2 ** int(k) for k in n], mode="lines",
-                    line={"dash": "dot", "color": "grey"}, name="P(noise = 0) = C(n, n/2) / 2^n")
-    fig.update_layout(title=f"Label noise, MLP, {title}: final accuracy (mean, min-max over seeds)",
-                      xaxis={"title": "noise n (Binomial(n, 1/2) - n/2 added to train labels)",
-                             "tickvals": list(n)},
-                      yaxis={"title": "accuracy at the last epoch", "range": [0, 1.05]},
-                      width=WIDTH, height=HEIGHT, legend={"x": 0.55, "y": 0.6})
+    fig.add_scatter(
+        x=n,
+        y=[comb(int(k), int(k) // 2) / 2 ** int(k) for k in n],
+        mode="lines",
+        line={"dash": "dot", "color": "grey"},
+        name="P(noise = 0) = C(n, n/2) / 2^n",
+    )
+    fig.update_layout(
+        title=f"Label noise, MLP, {title}: final accuracy (mean, min-max over seeds)",
+        xaxis={"title": "noise n (Binomial(n, 1/2) - n/2 added to train labels)", "tickvals": list(n)},
+        yaxis={"title": "accuracy at the last epoch", "range": [0, 1.05]},
+        width=WIDTH,
+        height=HEIGHT,
+        legend={"x": 0.55, "y": 0.6},
+    )
     return fig
 
 
@@ -75,12 +93,22 @@ def curves_figure(metrics: pd.DataFrame, runs: pd.DataFrame, title: str) -> go.F
     for i, (n, group) in enumerate(m.groupby("noise_n")):
         mean = group.groupby("epoch")[list(SERIES)].mean()
         for col, label in SERIES.items():
-            fig.add_scatter(x=mean.index, y=mean[col], mode="lines", name=f"n {n}: {label}",
-                            line={"dash": dashes[col], "color": colours[i % len(colours)]},
-                            showlegend=col == "test/acc" or i == 0)
-    fig.update_layout(title=f"{title}, mean of seeds (dotted: noisy train, dashed: clean train, solid: test)",
-                      xaxis={"title": "epoch", "type": "log"}, yaxis_title="accuracy", width=WIDTH, height=HEIGHT,
-                      legend={"font": {"size": 9}})
+            fig.add_scatter(
+                x=mean.index,
+                y=mean[col],
+                mode="lines",
+                name=f"n {n}: {label}",
+                line={"dash": dashes[col], "color": colours[i % len(colours)]},
+                showlegend=col == "test/acc" or i == 0,
+            )
+    fig.update_layout(
+        title=f"{title}, mean of seeds (dotted: noisy train, dashed: clean train, solid: test)",
+        xaxis={"title": "epoch", "type": "log"},
+        yaxis_title="accuracy",
+        width=WIDTH,
+        height=HEIGHT,
+        legend={"font": {"size": 9}},
+    )
     return fig
 
 
@@ -98,10 +126,14 @@ def main(sweep_dir: str) -> None:
     save_png(curves_figure(sweep.metrics, sweep.runs, title), out / f"curves{suffix}.png")
 
     cols = ["train/acc", "train_clean/acc", "test/acc", "unchanged"]
-    print("final accuracies per noise n (mean [min, max] over seeds); unchanged: share of train labels the "
-          "noise left alone:")
+    print(
+        "final accuracies per noise n (mean [min, max] over seeds); unchanged: share of train labels the "
+        "noise left alone:"
+    )
     g = final.groupby("noise_n")[cols]
-    table = g.mean().round(3).astype(str) + " [" + g.min().round(3).astype(str) + ", " + g.max().round(3).astype(str) + "]"
+    table = (
+        g.mean().round(3).astype(str) + " [" + g.min().round(3).astype(str) + ", " + g.max().round(3).astype(str) + "]"
+    )
     table["P(noise=0)"] = [round(comb(int(k), int(k) // 2) / 2 ** int(k), 3) for k in table.index]
     print(table.to_string())
     print("\nper member:")

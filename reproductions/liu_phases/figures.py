@@ -40,17 +40,27 @@ def main(argv: list[str] | None = None) -> int:
     times = source.times
     cells = aggregate(times, by=["weight_decay", "train_fraction"])
     pd.set_option("display.width", 200)
-    text = cells.assign(cell=cells["phase"] + " " + cells["phase_count"].astype(str) + "/"
-                        + cells["n_members"].astype(str))
+    text = cells.assign(
+        cell=cells["phase"] + " " + cells["phase_count"].astype(str) + "/" + cells["n_members"].astype(str)
+    )
     print("phase per cell (rows: weight decay, columns: train fraction):")
-    print(text.pivot(index="weight_decay", columns="train_fraction", values="cell").sort_index(ascending=False)
-          .to_string())
+    print(
+        text.pivot(index="weight_decay", columns="train_fraction", values="cell")
+        .sort_index(ascending=False)
+        .to_string()
+    )
     print("\nmedian generalisation epoch (Kaplan-Meier; NaN: half or more never generalised):")
-    print(cells.pivot(index="weight_decay", columns="train_fraction", values="gen_epoch_median")
-          .sort_index(ascending=False).to_string(float_format=lambda v: f"{v:.0f}"))
+    print(
+        cells.pivot(index="weight_decay", columns="train_fraction", values="gen_epoch_median")
+        .sort_index(ascending=False)
+        .to_string(float_format=lambda v: f"{v:.0f}")
+    )
     print("\nmedian memorisation epoch:")
-    print(cells.pivot(index="weight_decay", columns="train_fraction", values="mem_epoch_median")
-          .sort_index(ascending=False).to_string(float_format=lambda v: f"{v:.0f}"))
+    print(
+        cells.pivot(index="weight_decay", columns="train_fraction", values="mem_epoch_median")
+        .sort_index(ascending=False)
+        .to_string(float_format=lambda v: f"{v:.0f}")
+    )
     counts = times.groupby("phase").size()
     print("\nmembers per phase:", ", ".join(f"{p} {n}" for p, n in counts.items()))
     present = set(cells["phase"])
@@ -58,8 +68,13 @@ def main(argv: list[str] | None = None) -> int:
     print("all four phases lead a cell" if not missing else f"phases leading no cell: {', '.join(sorted(missing))}")
     resting = cells[cells["phase_censored"] > 0]
     print("\ncells whose phase rests on members censored at their budget:")
-    print(resting[["weight_decay", "train_fraction", "phase", "phase_count", "phase_censored", "censored_at_max"]]
-          .to_string(index=False) if len(resting) else "none")
+    print(
+        resting[
+            ["weight_decay", "train_fraction", "phase", "phase_count", "phase_censored", "censored_at_max"]
+        ].to_string(index=False)
+        if len(resting)
+        else "none"
+    )
 
     written = []
     for value, name in ((None, "phase_diagram"), ("gen_epoch", "gen_epoch")):

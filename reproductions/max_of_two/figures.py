@@ -42,9 +42,20 @@ def pair_table(sweep_dir: str, runs: pd.DataFrame) -> pd.DataFrame:
         a, b = data.test_tokens[:, 0].numpy(), data.test_tokens[:, 1].numpy()
         # The notebook's reading of the mechanism: QK should rank the larger operand first, OV copy it.
         circuit = qk_ov_summaries({k: v.unsqueeze(0) for k, v in weights.items()}, cfg)
-        rows.append(pd.DataFrame({"run_id": run.run_id, "weight_decay": run.weight_decay, "seed": run.seed,
-                                  "a": a, "b": b, "label": data.test_labels.numpy(), "pred": pred.numpy(),
-                                  **{k: float(v[0]) for k, v in circuit.items()}}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "run_id": run.run_id,
+                    "weight_decay": run.weight_decay,
+                    "seed": run.seed,
+                    "a": a,
+                    "b": b,
+                    "label": data.test_labels.numpy(),
+                    "pred": pred.numpy(),
+                    **{k: float(v[0]) for k, v in circuit.items()},
+                }
+            )
+        )
     table = pd.concat(rows, ignore_index=True)
     table["gap"] = (table["a"] - table["b"]).abs()
     table["correct"] = table["pred"] == table["label"]
@@ -59,11 +70,24 @@ def curves_figure(metrics: pd.DataFrame, runs: pd.DataFrame) -> go.Figure:
     for wd, group in m.groupby("weight_decay"):
         stats = group.groupby("epoch")["test/acc"].agg(["mean", "min", "max"]).reset_index()
         fig.add_scatter(x=stats["epoch"], y=stats["mean"], mode="lines", name=f"wd {wd:g} (mean of seeds)")
-        fig.add_scatter(x=np.r_[stats["epoch"], stats["epoch"][::-1]], y=np.r_[stats["max"], stats["min"][::-1]],
-                        fill="toself", opacity=0.15, line={"width": 0}, showlegend=False, hoverinfo="skip")
-    fig.update_layout(title=f"Max of two (p = {p}, attention only): test accuracy, all {p * p:,} pairs",
-                      xaxis_title="epoch", yaxis_title=f"test accuracy (band: min-max over {seeds} seeds)",
-                      yaxis_range=[0.5, 1.0], width=WIDTH, height=HEIGHT, legend={"x": 0.6, "y": 0.1})
+        fig.add_scatter(
+            x=np.r_[stats["epoch"], stats["epoch"][::-1]],
+            y=np.r_[stats["max"], stats["min"][::-1]],
+            fill="toself",
+            opacity=0.15,
+            line={"width": 0},
+            showlegend=False,
+            hoverinfo="skip",
+        )
+    fig.update_layout(
+        title=f"Max of two (p = {p}, attention only): test accuracy, all {p * p:,} pairs",
+        xaxis_title="epoch",
+        yaxis_title=f"test accuracy (band: min-max over {seeds} seeds)",
+        yaxis_range=[0.5, 1.0],
+        width=WIDTH,
+        height=HEIGHT,
+        legend={"x": 0.6, "y": 0.1},
+    )
     return fig
 
 
@@ -71,24 +95,42 @@ def gap_figure(pairs: pd.DataFrame, trained_gaps: list[int], epoch: int) -> go.F
     by_gap = pairs.groupby(["weight_decay", "gap"])["correct"].mean().reset_index()
     fig = go.Figure()
     for wd, group in by_gap.groupby("weight_decay"):
-        fig.add_scatter(x=group["gap"], y=group["correct"], mode="lines+markers", marker={"size": 4},
-                        name=f"wd {wd:g}")
+        fig.add_scatter(x=group["gap"], y=group["correct"], mode="lines+markers", marker={"size": 4}, name=f"wd {wd:g}")
     for g in trained_gaps:
         fig.add_vline(x=g, line={"dash": "dot", "color": "grey"})
-    fig.update_layout(title=f"Final accuracy by |a - b| (dotted: the trained gaps {trained_gaps})",
-                      xaxis_title="|a - b|", yaxis_title=f"accuracy at epoch {epoch} ({pairs['seed'].nunique()} seeds pooled)",
-                      width=WIDTH, height=HEIGHT, legend={"x": 0.8, "y": 0.1})
+    fig.update_layout(
+        title=f"Final accuracy by |a - b| (dotted: the trained gaps {trained_gaps})",
+        xaxis_title="|a - b|",
+        yaxis_title=f"accuracy at epoch {epoch} ({pairs['seed'].nunique()} seeds pooled)",
+        width=WIDTH,
+        height=HEIGHT,
+        legend={"x": 0.8, "y": 0.1},
+    )
     return fig
 
 
 def error_map_figure(pairs: pd.DataFrame, n: int, epoch: int) -> go.Figure:
-    rate = (~pairs["correct"]).groupby([pairs["b"], pairs["a"]]).mean().unstack().reindex(index=range(n),
-                                                                                         columns=range(n))
-    fig = go.Figure(go.Heatmap(z=rate.to_numpy(), x=list(range(n)), y=list(range(n)), colorscale="Reds", zmin=0,
-                               zmax=1, colorbar={"title": "error rate"}))
-    fig.update_layout(title=f"Share of the {pairs['run_id'].nunique()} members wrong on (a, b) at epoch {epoch}",
-                      xaxis={"title": "a", "range": [-0.5, n - 0.5]},
-                      yaxis={"title": "b", "range": [-0.5, n - 0.5]}, width=WIDTH, height=HEIGHT)
+    rate = (
+        (~pairs["correct"]).groupby([pairs["b"], pairs["a"]]).mean().unstack().reindex(index=range(n), columns=range(n))
+    )
+    fig = go.Figure(
+        go.Heatmap(
+            z=rate.to_numpy(),
+            x=list(range(n)),
+            y=list(range(n)),
+            colorscale="Reds",
+            zmin=0,
+            zmax=1,
+            colorbar={"title": "error rate"},
+        )
+    )
+    fig.update_layout(
+        title=f"Share of the {pairs['run_id'].nunique()} members wrong on (a, b) at epoch {epoch}",
+        xaxis={"title": "a", "range": [-0.5, n - 0.5]},
+        yaxis={"title": "b", "range": [-0.5, n - 0.5]},
+        width=WIDTH,
+        height=HEIGHT,
+    )
     return fig
 
 
@@ -123,23 +165,32 @@ def main(sweep_dir: str) -> None:
     off = (wrong["pred"] - wrong["label"]).abs()
     print(f"  |prediction - max|: median {off.median():.0f}, share <= 2: {(off <= 2).mean():.3f}")
     between = wrong["gap"].between(3, 16)
-    print(f"  gap 3-16 (between the trained gaps 2 and 17): {between.mean():.3f} of the wrong pairs; "
-          f"gap >= 18: {(wrong['gap'] >= 18).mean():.3f}")
-    print(f"  larger operand < 32: {(np.maximum(wrong['a'], wrong['b']) < 32).mean():.3f} of the wrong pairs "
-          f"(such pairs are {(np.maximum(pairs['a'], pairs['b']) < 32).mean():.3f} of all)")
+    print(
+        f"  gap 3-16 (between the trained gaps 2 and 17): {between.mean():.3f} of the wrong pairs; "
+        f"gap >= 18: {(wrong['gap'] >= 18).mean():.3f}"
+    )
+    print(
+        f"  larger operand < 32: {(np.maximum(wrong['a'], wrong['b']) < 32).mean():.3f} of the wrong pairs "
+        f"(such pairs are {(np.maximum(pairs['a'], pairs['b']) < 32).mean():.3f} of all)"
+    )
     per_member = pairs.groupby("run_id")["correct"].agg(lambda c: int((~c).sum()))
     print(f"  wrong pairs per member: {sorted(per_member.tolist())}")
-    members_3_16 = (pairs[pairs['gap'].between(3, 16)].groupby("run_id")["correct"].mean() < 0.99).sum()
+    members_3_16 = (pairs[pairs["gap"].between(3, 16)].groupby("run_id")["correct"].mean() < 0.99).sum()
     print(f"  members below 0.99 on gaps 3-16: {members_3_16} of {pairs['run_id'].nunique()}")
-    circuit = pairs.groupby("run_id").agg(weight_decay=("weight_decay", "first"), seed=("seed", "first"),
-                                          wrong=("correct", lambda c: int((~c).sum())),
-                                          qk_monotonic=("max/qk_monotonic_frac", "first"),
-                                          qk_min_gap=("max/qk_min_gap", "first"),
-                                          ov_copy=("max/ov_copy_frac", "first"))
+    circuit = pairs.groupby("run_id").agg(
+        weight_decay=("weight_decay", "first"),
+        seed=("seed", "first"),
+        wrong=("correct", lambda c: int((~c).sum())),
+        qk_monotonic=("max/qk_monotonic_frac", "first"),
+        qk_min_gap=("max/qk_min_gap", "first"),
+        ov_copy=("max/ov_copy_frac", "first"),
+    )
     print(f"\nper member: wrong pairs and the QK / OV summaries (grokcore.progress.attention) at epoch {epoch}:")
     print(circuit.sort_values("wrong").round(4).to_string(index=False))
-    print(f"  Spearman correlation of wrong pairs with qk_monotonic: "
-          f"{circuit['wrong'].corr(circuit['qk_monotonic'], method='spearman'):.2f}")
+    print(
+        f"  Spearman correlation of wrong pairs with qk_monotonic: "
+        f"{circuit['wrong'].corr(circuit['qk_monotonic'], method='spearman'):.2f}"
+    )
     bands = pd.cut(pairs["gap"], [-1, 2, 16, 17, 63], labels=["0-2", "3-16", "17", "18-63"])
     print("\naccuracy by gap band (all weight decays pooled):")
     print(pairs.groupby(bands, observed=True)["correct"].agg(["mean", "size"]).round(4).to_string())

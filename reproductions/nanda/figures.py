@@ -26,6 +26,7 @@ from grokcore.progress import columns as col
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # reproductions/_png.py, shared by the scripts
 from _png import save_figure  # noqa: E402
+
 LOSS_LEVEL = 0.1  # the level Nanda et al.'s restricted / test loss curves are read at
 
 
@@ -34,8 +35,11 @@ def save(fig: go.Figure, name: str) -> Path:
 
 
 def key_freqs(row: pd.Series) -> list[int]:
-    return [int(row[f"{col.KEY_FREQ_PREFIX}{i}"]) for i in range(col.MAX_KEY_FREQS)
-            if pd.notna(row.get(f"{col.KEY_FREQ_PREFIX}{i}"))]
+    return [
+        int(row[f"{col.KEY_FREQ_PREFIX}{i}"])
+        for i in range(col.MAX_KEY_FREQS)
+        if pd.notna(row.get(f"{col.KEY_FREQ_PREFIX}{i}"))
+    ]
 
 
 def value_at(rows: pd.DataFrame, column: str, epoch: float | None) -> float:
@@ -57,23 +61,27 @@ def phase_table(sweep) -> pd.DataFrame:
         test_low = first_epoch_below(m[m["epoch"] > 0], "test/loss", LOSS_LEVEL)
         first, last = pr.iloc[0], pr.iloc[-1]
         peak_norm = m["weight_norm"].max()
-        rows.append({
-            "seed": int(times.loc[run_id, "seed"]),
-            "memorised": mem,
-            "circuit (restricted <= 0.1)": circuit,
-            "test loss <= 0.1": test_low,
-            "generalised (test acc held 0.99)": gen,
-            "restricted lead": (test_low - circuit) if test_low is not None and circuit is not None else np.nan,
-            "n_key first": int(first[col.N_KEY]), "n_key last": int(last[col.N_KEY]),
-            "key freqs last": key_freqs(last),
-            "weight norm peak": peak_norm, "peak epoch": float(m.loc[m["weight_norm"].idxmax(), "epoch"]),
-            "weight norm at circuit": value_at(m, "weight_norm", circuit),
-            "weight norm last": float(m["weight_norm"].iloc[-1]),
-            "excluded loss at mem": value_at(pr, col.EXCLUDED_LOSS, mem),
-            "excluded loss at circuit": value_at(pr, col.EXCLUDED_LOSS, circuit),
-            "last epoch": float(m["epoch"].iloc[-1]),
-            "run_id": run_id,
-        })
+        rows.append(
+            {
+                "seed": int(times.loc[run_id, "seed"]),
+                "memorised": mem,
+                "circuit (restricted <= 0.1)": circuit,
+                "test loss <= 0.1": test_low,
+                "generalised (test acc held 0.99)": gen,
+                "restricted lead": (test_low - circuit) if test_low is not None and circuit is not None else np.nan,
+                "n_key first": int(first[col.N_KEY]),
+                "n_key last": int(last[col.N_KEY]),
+                "key freqs last": key_freqs(last),
+                "weight norm peak": peak_norm,
+                "peak epoch": float(m.loc[m["weight_norm"].idxmax(), "epoch"]),
+                "weight norm at circuit": value_at(m, "weight_norm", circuit),
+                "weight norm last": float(m["weight_norm"].iloc[-1]),
+                "excluded loss at mem": value_at(pr, col.EXCLUDED_LOSS, mem),
+                "excluded loss at circuit": value_at(pr, col.EXCLUDED_LOSS, circuit),
+                "last epoch": float(m["epoch"].iloc[-1]),
+                "run_id": run_id,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -86,8 +94,9 @@ def norm_and_keys(sweep, run_ids: list[str], labels: dict[str, str]) -> go.Figur
         pr = sweep.progress[(sweep.progress["run_id"] == run_id) & (sweep.progress["epoch"] > 0)].sort_values("epoch")
         c = colors[k % len(colors)]
         fig.add_trace(go.Scatter(x=m["epoch"], y=m["weight_norm"], name=labels[run_id], line=dict(color=c)), 1, 1)
-        fig.add_trace(go.Scatter(x=pr["epoch"], y=pr[col.N_KEY], showlegend=False, line=dict(color=c, shape="hv")),
-                      2, 1)
+        fig.add_trace(
+            go.Scatter(x=pr["epoch"], y=pr[col.N_KEY], showlegend=False, line=dict(color=c, shape="hv")), 2, 1
+        )
     fig.update_yaxes(title="weight norm", row=1, col=1)
     # plotly's own log ticks label 20-60 as "2 ... 6" beside "10": name them in full
     fig.update_yaxes(title="key frequencies", type="log", tickvals=[1, 2, 3, 5, 10, 20, 30, 50], row=2, col=1)
@@ -120,8 +129,13 @@ def main(argv: list[str] | None = None) -> int:
     by_gen = table.sort_values("generalised (test acc held 0.99)", na_position="last")
     middle, slowest = by_gen["run_id"].iloc[len(table) // 2], by_gen["run_id"].iloc[-1]
     # one member per figure: four curves each, and the slowest seed shows the phases furthest apart
-    written = [save_as(loss_and_progress(sweep.progress, sweep.metrics, [run_id], LOSS_LEVEL, labels=labels),
-                    f"losses_{labels[run_id].replace(' ', '')}") for run_id in dict.fromkeys([middle, slowest])]
+    written = [
+        save_as(
+            loss_and_progress(sweep.progress, sweep.metrics, [run_id], LOSS_LEVEL, labels=labels),
+            f"losses_{labels[run_id].replace(' ', '')}",
+        )
+        for run_id in dict.fromkeys([middle, slowest])
+    ]
     written += [
         save_as(norm_and_keys(sweep, run_ids, labels), "weight_norm_keys"),
         save_as(frequency_bars(sweep.progress, run_ids, labels=labels), "key_frequencies"),

@@ -40,18 +40,36 @@ def main(argv: list[str] | None = None) -> int:
     times = source.times
     points = aggregate(times, by=["train_fraction"])
     pd.set_option("display.width", 200)
-    print("per train fraction (epochs: Kaplan-Meier medians and quartiles over seeds; NaN: unknown, half or "
-          "more censored):")
-    print(points[["train_fraction", "n_members", "n_generalised", "fraction_generalised", "mem_epoch_median",
-                  "gen_epoch_median", "gen_epoch_q25", "gen_epoch_q75", "gen_epoch_censored_at", "phase_counts"]]
-          .to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(
+        "per train fraction (epochs: Kaplan-Meier medians and quartiles over seeds; NaN: unknown, half or "
+        "more censored):"
+    )
+    print(
+        points[
+            [
+                "train_fraction",
+                "n_members",
+                "n_generalised",
+                "fraction_generalised",
+                "mem_epoch_median",
+                "gen_epoch_median",
+                "gen_epoch_q25",
+                "gen_epoch_q75",
+                "gen_epoch_censored_at",
+                "phase_counts",
+            ]
+        ].to_string(index=False, float_format=lambda v: f"{v:.4g}")
+    )
     per_seed = times.pivot(index="train_fraction", columns="seed", values="gen_epoch")
     print("\ngeneralisation epoch per seed (NaN: not within the budget):")
     print(per_seed.to_string(float_format=lambda v: f"{v:.0f}"))
     critical = critical_train_fraction(times, by=[])
     print("\ncritical train fraction (share generalised crosses 0.5):")
-    print(critical[["critical", "critical_lo", "critical_hi", "lower", "upper", "n_points", "n_members", "note"]]
-          .to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    print(
+        critical[
+            ["critical", "critical_lo", "critical_hi", "lower", "upper", "n_points", "n_members", "note"]
+        ].to_string(index=False, float_format=lambda v: f"{v:.3g}")
+    )
 
     gen = axis_curve(times, "train_fraction", "gen_epoch")
     # the default titles are longer than the plot and have no units

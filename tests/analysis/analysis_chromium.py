@@ -21,9 +21,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--enable-logging=stderr", "--v=0", "--hide-scrollbars")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--enable-logging=stderr",
+    "--v=0",
+    "--hide-scrollbars",
+)
 
 
 def chromium_path() -> str | None:
@@ -50,12 +60,26 @@ class PageLoad:
     """Console messages and uncaught exceptions of the page."""
 
 
-def load_page(page: Path | str, profile: Path, *, screenshot: Path | None = None, dump_dom: bool = False,
-              window: tuple[int, int] = (1280, 6000), scale: float = 0.25, timeout: float = 90) -> PageLoad:
+def load_page(
+    page: Path | str,
+    profile: Path,
+    *,
+    screenshot: Path | None = None,
+    dump_dom: bool = False,
+    window: tuple[int, int] = (1280, 6000),
+    scale: float = 0.25,
+    timeout: float = 90,
+) -> PageLoad:
     """Open `page` (a file, or a URL such as the live report's) in a fresh profile; take a screenshot
     (scaled down, so it decodes fast) or dump the DOM."""
-    args = [chromium_path(), *FLAGS, f"--user-data-dir={profile}", f"--window-size={window[0]},{window[1]}",
-            f"--force-device-scale-factor={scale}", "--virtual-time-budget=10000"]
+    args = [
+        chromium_path(),
+        *FLAGS,
+        f"--user-data-dir={profile}",
+        f"--window-size={window[0]},{window[1]}",
+        f"--force-device-scale-factor={scale}",
+        "--virtual-time-budget=10000",
+    ]
     if screenshot is not None:
         args.append(f"--screenshot={screenshot}")
     if dump_dom:
@@ -72,8 +96,8 @@ def read_png(path: Path) -> np.ndarray:
     assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
     pos, idat, header = 8, [], None
     while pos < len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + length]
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        body = data[pos + 8 : pos + 8 + length]
         if kind == b"IHDR":
             header = struct.unpack(">IIBBBBB", body)
         elif kind == b"IDAT":

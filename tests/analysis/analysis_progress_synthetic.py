@@ -17,6 +17,7 @@ import math
 from pathlib import Path
 
 import analysis_synthetic as synthetic
+
 from grokcore.progress import columns as col
 
 P = 13
@@ -48,11 +49,25 @@ def members() -> list[synthetic.Member]:
     for tf in TRAIN_FRACTIONS:
         for wd in WEIGHT_DECAYS:
             for seed in SEEDS:
-                out.append(synthetic.Member(
-                    config={"task": "add", "p": P, "train_fraction": tf, "weight_decay": wd, "seed": seed,
-                            "epochs": EPOCHS, "eval_every": EVERY, "progress_every": EVERY,
-                            "d_model": 8, "n_heads": 2, "d_mlp": 16},
-                    mem_epoch=200, gen_epoch=gen_epoch(tf, wd)))
+                out.append(
+                    synthetic.Member(
+                        config={
+                            "task": "add",
+                            "p": P,
+                            "train_fraction": tf,
+                            "weight_decay": wd,
+                            "seed": seed,
+                            "epochs": EPOCHS,
+                            "eval_every": EVERY,
+                            "progress_every": EVERY,
+                            "d_model": 8,
+                            "n_heads": 2,
+                            "d_mlp": 16,
+                        },
+                        mem_epoch=200,
+                        gen_epoch=gen_epoch(tf, wd),
+                    )
+                )
     return out
 
 
@@ -67,9 +82,13 @@ def progress_rows(member: synthetic.Member) -> list[dict]:
     rows = []
     for epoch in range(EVERY, cfg.epochs + 1, EVERY):
         formed = grok is not None and epoch >= grok // 2
-        row = {"run_id": member.run_id, "epoch": epoch,
-               col.RESTRICTED_LOSS: test_loss(epoch + grok // 2, grok) if grok is not None else 2.0,
-               col.EXCLUDED_LOSS: 1.0 + epoch / cfg.epochs, col.GRID_LOSS: test_loss(epoch, grok)}
+        row = {
+            "run_id": member.run_id,
+            "epoch": epoch,
+            col.RESTRICTED_LOSS: test_loss(epoch + grok // 2, grok) if grok is not None else 2.0,
+            col.EXCLUDED_LOSS: 1.0 + epoch / cfg.epochs,
+            col.GRID_LOSS: test_loss(epoch, grok),
+        }
         keys = [k_key] if formed else list(range(1, P // 2 + 1))
         for k in range(1, P // 2 + 1):
             row[col.embed_norm(k)] = 10.0 if formed and k == k_key else 1.0
@@ -93,9 +112,12 @@ def progress_rows(member: synthetic.Member) -> list[dict]:
 
 def write_progress_sweep(root: Path, name: str = "progress") -> Path:
     ms = members()
-    sweep_dir = synthetic.write_sweep(root, name, ms,
-                                      axes={"train_fraction": list(TRAIN_FRACTIONS),
-                                            "weight_decay": list(WEIGHT_DECAYS), "seed": list(SEEDS)},
-                                      base={"task": "add", "p": P, "epochs": EPOCHS, "progress_every": EVERY})
+    sweep_dir = synthetic.write_sweep(
+        root,
+        name,
+        ms,
+        axes={"train_fraction": list(TRAIN_FRACTIONS), "weight_decay": list(WEIGHT_DECAYS), "seed": list(SEEDS)},
+        base={"task": "add", "p": P, "epochs": EPOCHS, "progress_every": EVERY},
+    )
     synthetic.write_parts(sweep_dir / "progress", [r for m in ms for r in progress_rows(m)], 2)
     return sweep_dir

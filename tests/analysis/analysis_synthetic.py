@@ -87,13 +87,19 @@ def metrics_rows(member: Member) -> list[dict]:
             test = 0.995 if reached <= epoch < lost else 0.6 if epoch >= lost else 0.3
         clean = accuracy(epoch, clean_epoch)
         row = dict.fromkeys(METRIC_COLUMNS, math.nan)
-        row.update({
-            "run_id": member.run_id, "epoch": epoch,
-            "train/acc": train, "train/loss": 5.0 * (1 - train) + 1e-3,
-            "train_clean/acc": clean, "train_clean/loss": 5.0 * (1 - clean) + 1e-3,
-            "test/acc": test, "test/loss": 5.0 * (1 - test) + 1e-3,
-            "weight_norm": 30.0 - epoch / max(last, 1),
-        })
+        row.update(
+            {
+                "run_id": member.run_id,
+                "epoch": epoch,
+                "train/acc": train,
+                "train/loss": 5.0 * (1 - train) + 1e-3,
+                "train_clean/acc": clean,
+                "train_clean/loss": 5.0 * (1 - clean) + 1e-3,
+                "test/acc": test,
+                "test/loss": 5.0 * (1 - test) + 1e-3,
+                "weight_norm": 30.0 - epoch / max(last, 1),
+            }
+        )
         if cfg.task == "add_mul":
             for op, reached in (("add", member.add_epoch), ("mul", member.mul_epoch)):
                 acc = accuracy(epoch, reached)
@@ -108,22 +114,36 @@ def runs_row(member: Member, index: int) -> dict:
     last = rows[-1]
     row = {"run_id": member.run_id, "pack_id": f"pack-{index // 4}", "trial_id": f"trial-{index // 4}"}
     row.update(cfg.to_dict())
-    row.update({
-        "status": member.status, "error": "" if member.status != "failed" else "synthetic failure",
-        "epochs_trained": last["epoch"],
-        "epoch_train_99": member.mem_epoch, "epoch_test_99": member.gen_epoch,
-        "final/train/loss": last["train/loss"], "final/train/acc": last["train/acc"],
-        "final/test/loss": last["test/loss"], "final/test/acc": last["test/acc"],
-        "wall_seconds": 1.5, "device": "cpu", "optuna_trial": None,
-    })
+    row.update(
+        {
+            "status": member.status,
+            "error": "" if member.status != "failed" else "synthetic failure",
+            "epochs_trained": last["epoch"],
+            "epoch_train_99": member.mem_epoch,
+            "epoch_test_99": member.gen_epoch,
+            "final/train/loss": last["train/loss"],
+            "final/train/acc": last["train/acc"],
+            "final/test/loss": last["test/loss"],
+            "final/test/acc": last["test/acc"],
+            "wall_seconds": 1.5,
+            "device": "cpu",
+            "optuna_trial": None,
+        }
+    )
     row.update(member.extra_runs_columns)
     return row
 
 
 def progress_rows(member: Member) -> list[dict]:
-    return [{"run_id": r["run_id"], "epoch": r["epoch"],
-             "fourier/restricted_loss": r["test/loss"] * 0.5, "fourier/excluded_loss": 5.0 - r["test/loss"]}
-            for r in metrics_rows(member)]
+    return [
+        {
+            "run_id": r["run_id"],
+            "epoch": r["epoch"],
+            "fourier/restricted_loss": r["test/loss"] * 0.5,
+            "fourier/excluded_loss": 5.0 - r["test/loss"],
+        }
+        for r in metrics_rows(member)
+    ]
 
 
 def write_parts(directory: Path, rows: list[dict], n_parts: int, version: int | None = SCHEMA_VERSION) -> None:
@@ -132,7 +152,7 @@ def write_parts(directory: Path, rows: list[dict], n_parts: int, version: int | 
         return
     size = math.ceil(len(rows) / n_parts)
     for i in range(n_parts):
-        chunk = rows[i * size:(i + 1) * size]
+        chunk = rows[i * size : (i + 1) * size]
         if not chunk:
             continue
         table = pa.Table.from_pylist(chunk)
@@ -141,8 +161,15 @@ def write_parts(directory: Path, rows: list[dict], n_parts: int, version: int | 
         pq.write_table(table, directory / f"part-{i:05d}.parquet")
 
 
-def write_sweep(root: Path, name: str, members: list[Member], axes: dict | None = None, base: dict | None = None,
-                n_parts: int = 2, write_spec: bool = True) -> Path:
+def write_sweep(
+    root: Path,
+    name: str,
+    members: list[Member],
+    axes: dict | None = None,
+    base: dict | None = None,
+    n_parts: int = 2,
+    write_spec: bool = True,
+) -> Path:
     """Write `members` as sweep `name` under `root`; returns the sweep directory."""
     sweep_dir = Path(root) / name
     sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -187,21 +214,36 @@ def grid_members() -> list[Member]:
     for tf in TRAIN_FRACTIONS:
         for wd in WEIGHT_DECAYS:
             for seed in SEEDS:
-                members.append(Member(
-                    config={"task": "add", "p": 13, "train_fraction": tf, "weight_decay": wd, "seed": seed,
-                            "epochs": EPOCHS, "eval_every": EVAL_EVERY, "d_model": 8, "n_heads": 2, "d_mlp": 16},
-                    mem_epoch=constructed_mem_epoch(tf, wd, seed),
-                    gen_epoch=constructed_gen_epoch(tf, wd, seed),
-                    progress=(tf == 0.5 and seed == 0),
-                ))
+                members.append(
+                    Member(
+                        config={
+                            "task": "add",
+                            "p": 13,
+                            "train_fraction": tf,
+                            "weight_decay": wd,
+                            "seed": seed,
+                            "epochs": EPOCHS,
+                            "eval_every": EVAL_EVERY,
+                            "d_model": 8,
+                            "n_heads": 2,
+                            "d_mlp": 16,
+                        },
+                        mem_epoch=constructed_mem_epoch(tf, wd, seed),
+                        gen_epoch=constructed_gen_epoch(tf, wd, seed),
+                        progress=(tf == 0.5 and seed == 0),
+                    )
+                )
     return members
 
 
 def write_grid_sweep(root: Path, name: str = "grid") -> Path:
-    return write_sweep(root, name, grid_members(),
-                       axes={"train_fraction": list(TRAIN_FRACTIONS), "weight_decay": list(WEIGHT_DECAYS),
-                             "seed": list(SEEDS)},
-                       base={"task": "add", "p": 13, "epochs": EPOCHS, "eval_every": EVAL_EVERY})
+    return write_sweep(
+        root,
+        name,
+        grid_members(),
+        axes={"train_fraction": list(TRAIN_FRACTIONS), "weight_decay": list(WEIGHT_DECAYS), "seed": list(SEEDS)},
+        base={"task": "add", "p": 13, "epochs": EPOCHS, "eval_every": EVAL_EVERY},
+    )
 
 
 # ---- the three named phase diagrams of the seed experiments -------------------------------------
@@ -216,8 +258,9 @@ def pow_members() -> list[Member]:
     for m in (1, 2, 3):
         for n in (1, 2, 3):
             grok = None if m == n == 3 else 1000 * (m + n)
-            members.append(Member(config={**SMALL, "task": "pow", "exp_m": m, "exp_n": n},
-                                  mem_epoch=100, gen_epoch=grok))
+            members.append(
+                Member(config={**SMALL, "task": "pow", "exp_m": m, "exp_n": n}, mem_epoch=100, gen_epoch=grok)
+            )
     return members
 
 
@@ -231,8 +274,15 @@ def add_mul_members() -> list[Member]:
             add = 500 if af > 0 else None
             mul = 800 * (1 + i) if af < 1 else None
             both = max(add, mul) if add is not None and mul is not None else None
-            members.append(Member(config={**SMALL, "task": "add_mul", "train_fraction": tf, "addition_fraction": af},
-                                  mem_epoch=200, gen_epoch=both, add_epoch=add, mul_epoch=mul))
+            members.append(
+                Member(
+                    config={**SMALL, "task": "add_mul", "train_fraction": tf, "addition_fraction": af},
+                    mem_epoch=200,
+                    gen_epoch=both,
+                    add_epoch=add,
+                    mul_epoch=mul,
+                )
+            )
     return members
 
 
@@ -243,13 +293,19 @@ def noise_members() -> list[Member]:
     members = []
     for tf in (0.3, 0.5):
         for n in (0, 2, 4):
-            members.append(Member(
-                config={**SMALL, "task": "add", "train_fraction": tf, "noise": "binomial", "noise_n": n},
-                mem_epoch=200 if n == 0 else None, clean_epoch=200 if n == 0 else 300, gen_epoch=1000 + 500 * n))
+            members.append(
+                Member(
+                    config={**SMALL, "task": "add", "train_fraction": tf, "noise": "binomial", "noise_n": n},
+                    mem_epoch=200 if n == 0 else None,
+                    clean_epoch=200 if n == 0 else 300,
+                    gen_epoch=1000 + 500 * n,
+                )
+            )
     return members
 
 
 # ---- a sampled (random / Optuna) sweep: no two members share a point --------------------------
+
 
 def sampled_members(n: int = 24) -> list[Member]:
     """Log-uniform weight decay in [0.01, 10] and uniform train fraction in [0.1, 0.9], drawn with a fixed
@@ -262,8 +318,22 @@ def sampled_members(n: int = 24) -> list[Member]:
         tf = round(rng.uniform(0.1, 0.9), 4)
         wd = round(10 ** rng.uniform(-2, 1), 5)
         grok = None if tf < 0.4 else max(EVAL_EVERY, round(GROK_CONSTANT / wd / EVAL_EVERY) * EVAL_EVERY)
-        members.append(Member(
-            config={"task": "add", "p": 13, "train_fraction": tf, "weight_decay": wd, "seed": i,
-                    "epochs": 200_000, "eval_every": EVAL_EVERY, "d_model": 8, "n_heads": 2, "d_mlp": 16},
-            mem_epoch=min(200, grok or 200), gen_epoch=grok))
+        members.append(
+            Member(
+                config={
+                    "task": "add",
+                    "p": 13,
+                    "train_fraction": tf,
+                    "weight_decay": wd,
+                    "seed": i,
+                    "epochs": 200_000,
+                    "eval_every": EVAL_EVERY,
+                    "d_model": 8,
+                    "n_heads": 2,
+                    "d_mlp": 16,
+                },
+                mem_epoch=min(200, grok or 200),
+                gen_epoch=grok,
+            )
+        )
     return members

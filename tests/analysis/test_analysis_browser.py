@@ -9,9 +9,9 @@ import html
 import re
 
 import numpy as np
+from analysis_chromium import ink, load_page, needs_chromium, read_png
 
 from analysis.report import write_report
-from analysis_chromium import ink, load_page, needs_chromium, read_png
 
 pytestmark = needs_chromium
 
@@ -62,13 +62,14 @@ def _figure_markup(dom: str, figure_id: str) -> str:
     """The rendered markup of one figure: from its div to the next figure's div."""
     start = dom.index(f'<div id="{figure_id}"')
     following = dom.find('class="plotly-graph-div', dom.index(">", start))
-    return dom[start:following if following > 0 else len(dom)]
+    return dom[start : following if following > 0 else len(dom)]
 
 
 def _rendered(markup: str, group: str) -> list[str]:
     """The text plotly drew in each <g class=group> (data-unformatted keeps '<br>' line breaks)."""
-    return [html.unescape(t) for t in re.findall(rf'<g class="{group}"[^>]*><text[^>]*data-unformatted="([^"]*)"',
-                                                 markup)]
+    return [
+        html.unescape(t) for t in re.findall(rf'<g class="{group}"[^>]*><text[^>]*data-unformatted="([^"]*)"', markup)
+    ]
 
 
 def test_tick_labels_and_cell_texts_read_back_from_the_rendered_page(tmp_path):
@@ -81,12 +82,20 @@ def test_tick_labels_and_cell_texts_read_back_from_the_rendered_page(tmp_path):
     tfs, wds = (0.3, 0.5, 0.7), (0.03, 0.1, 0.3, 1.0, 3.0)
 
     def gen_epoch(tf, wd, seed):
-        if tf == 0.3 or (tf == 0.5 and wd == 0.03 and seed == 0):   # the second: a 1-1 tie in its cell
+        if tf == 0.3 or (tf == 0.5 and wd == 0.03 and seed == 0):  # the second: a 1-1 tie in its cell
             return None
-        return 1500 if wd < 1 else 300                              # memorised at 100: grokking vs comprehension
+        return 1500 if wd < 1 else 300  # memorised at 100: grokking vs comprehension
 
-    members = [Member(config={**synthetic.SMALL, "train_fraction": tf, "weight_decay": wd, "seed": s},
-                      mem_epoch=100, gen_epoch=gen_epoch(tf, wd, s)) for tf in tfs for wd in wds for s in (0, 1)]
+    members = [
+        Member(
+            config={**synthetic.SMALL, "train_fraction": tf, "weight_decay": wd, "seed": s},
+            mem_epoch=100,
+            gen_epoch=gen_epoch(tf, wd, s),
+        )
+        for tf in tfs
+        for wd in wds
+        for s in (0, 1)
+    ]
     index = write_report(synthetic.write_sweep(tmp_path, "ticks", members), out_dir=tmp_path / "report", png=False)
     dom = load_page(index, tmp_path / "profile", dump_dom=True)
     assert dom.console == [], f"console output from the report: {dom.console}"
@@ -142,11 +151,13 @@ def test_members_table_sorts_and_filters_in_the_browser(grid_times, tmp_path):
       document.body.appendChild(out);
     </script>"""
     page = tmp_path / "members.html"
-    page.write_text(f'<html><head><meta charset="utf-8"></head><body>{_members_section(grid_times)}{drive}'
-                    "</body></html>", encoding="utf-8")
+    page.write_text(
+        f'<html><head><meta charset="utf-8"></head><body>{_members_section(grid_times)}{drive}</body></html>',
+        encoding="utf-8",
+    )
     dom = load_page(page, tmp_path / "profile", dump_dom=True)
     assert dom.console == [], dom.console
     first, last, shown = re.search(r'<pre id="result">([^<]*)</pre>', dom.stdout).group(1).split("|")
     # The earliest generalisation is 500 epochs (weight decay 3); members that never generalised sort last.
     assert first == "500,500" and last == "—"
-    assert shown == "28"            # the 28 memorising members of the grid
+    assert shown == "28"  # the 28 memorising members of the grid

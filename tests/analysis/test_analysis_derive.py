@@ -2,11 +2,12 @@
 
 import math
 
+import analysis_synthetic as synthetic
 import numpy as np
 import pandas as pd
 import pytest
+from analysis_synthetic import Member
 
-import analysis_synthetic as synthetic
 from analysis.derive import (
     Thresholds,
     aggregate,
@@ -19,7 +20,6 @@ from analysis.derive import (
 )
 from analysis.errors import AnalysisError
 from analysis.load import load_sweep
-from analysis_synthetic import Member
 
 SMALL = synthetic.SMALL
 
@@ -75,8 +75,9 @@ def test_threshold_is_at_or_above_not_above(tmp_path):
 
 
 def test_grok_delay_boundary_is_grokking(tmp_path):
-    members = [Member(config={**SMALL, "seed": s}, mem_epoch=200, gen_epoch=200 + d)
-               for s, d in enumerate((900, 1000, 1100))]
+    members = [
+        Member(config={**SMALL, "seed": s}, mem_epoch=200, gen_epoch=200 + d) for s, d in enumerate((900, 1000, 1100))
+    ]
     times = times_of(tmp_path, members)
     assert [times.loc[m.run_id, "phase"] for m in members] == ["comprehension", "grokking", "grokking"]
     wider = times_of(tmp_path, members, Thresholds(grok_delay=1100), name="wider")
@@ -86,7 +87,7 @@ def test_grok_delay_boundary_is_grokking(tmp_path):
 def test_hold_requires_the_accuracy_to_stay(tmp_path):
     # Test accuracy reaches 0.99 at 500, drops at 600, is back from 700 on.
     member = Member(config=SMALL, mem_epoch=200, gen_epoch=500, test_dips=(600,))
-    assert Thresholds().hold == 3                                   # the default: a lone evaluation does not count
+    assert Thresholds().hold == 3  # the default: a lone evaluation does not count
     default = times_of(tmp_path, [member]).loc[member.run_id]
     assert (default["gen_epoch"], default["gen_epoch_first"]) == (700, 500)
     assert times_of(tmp_path, [member], Thresholds(hold=1), "h1").loc[member.run_id, "gen_epoch"] == 500
@@ -99,11 +100,13 @@ def test_hold_requires_the_accuracy_to_stay(tmp_path):
 
 
 def test_first_epoch_reaching_on_a_hand_table():
-    metrics = pd.DataFrame({
-        "run_id": ["a"] * 5 + ["b"] * 3,
-        "epoch": [0, 10, 20, 30, 40, 0, 10, 20],
-        "test/acc": [0.1, 0.99, 0.5, 0.995, 1.0, 0.2, np.nan, 0.3],
-    })
+    metrics = pd.DataFrame(
+        {
+            "run_id": ["a"] * 5 + ["b"] * 3,
+            "epoch": [0, 10, 20, 30, 40, 0, 10, 20],
+            "test/acc": [0.1, 0.99, 0.5, 0.995, 1.0, 0.2, np.nan, 0.3],
+        }
+    )
     assert first_epoch_reaching(metrics, "test/acc", 0.99).to_dict() == {"a": 10.0}
     assert first_epoch_reaching(metrics, "test/acc", 0.99, hold=2).to_dict() == {"a": 30.0}
     # A streak cut short by the last evaluation holds as far as anyone can see: it counts.
@@ -127,28 +130,40 @@ def test_budget_judges_members_within_fewer_epochs(tmp_path):
 def test_outcomes_outside_liu_phases(tmp_path):
     cases = {
         "confusion": Member(config={**SMALL, "seed": 0}, mem_epoch=None, gen_epoch=None),
-        "diverged": Member(config={**SMALL, "seed": 1}, mem_epoch=300, gen_epoch=None, status="diverged",
-                           epochs_trained=1000),
-        "undecided_stopped": Member(config={**SMALL, "seed": 2}, mem_epoch=300, gen_epoch=None, status="stopped",
-                                    epochs_trained=2000),
-        "undecided_pruned": Member(config={**SMALL, "seed": 3}, mem_epoch=None, gen_epoch=None, status="pruned",
-                                   epochs_trained=500),
-        "undecided_failed": Member(config={**SMALL, "seed": 4}, mem_epoch=300, gen_epoch=None, status="failed",
-                                   epochs_trained=400),
+        "diverged": Member(
+            config={**SMALL, "seed": 1}, mem_epoch=300, gen_epoch=None, status="diverged", epochs_trained=1000
+        ),
+        "undecided_stopped": Member(
+            config={**SMALL, "seed": 2}, mem_epoch=300, gen_epoch=None, status="stopped", epochs_trained=2000
+        ),
+        "undecided_pruned": Member(
+            config={**SMALL, "seed": 3}, mem_epoch=None, gen_epoch=None, status="pruned", epochs_trained=500
+        ),
+        "undecided_failed": Member(
+            config={**SMALL, "seed": 4}, mem_epoch=300, gen_epoch=None, status="failed", epochs_trained=400
+        ),
         # Both times before the pack failed: the phase is known whatever happened later.
-        "grokking_then_failed": Member(config={**SMALL, "seed": 5}, mem_epoch=100, gen_epoch=1500,
-                                       status="failed", epochs_trained=1600),
-        "running_memorised": Member(config={**SMALL, "seed": 6}, mem_epoch=300, gen_epoch=None,
-                                    epochs_trained=1000, write_runs_row=False),
-        "running_generalised": Member(config={**SMALL, "seed": 7}, mem_epoch=300, gen_epoch=600,
-                                      epochs_trained=1000, write_runs_row=False),
+        "grokking_then_failed": Member(
+            config={**SMALL, "seed": 5}, mem_epoch=100, gen_epoch=1500, status="failed", epochs_trained=1600
+        ),
+        "running_memorised": Member(
+            config={**SMALL, "seed": 6}, mem_epoch=300, gen_epoch=None, epochs_trained=1000, write_runs_row=False
+        ),
+        "running_generalised": Member(
+            config={**SMALL, "seed": 7}, mem_epoch=300, gen_epoch=600, epochs_trained=1000, write_runs_row=False
+        ),
     }
     times = times_of(tmp_path, list(cases.values()))
     phases = {case: times.loc[m.run_id, "phase"] for case, m in cases.items()}
     assert phases == {
-        "confusion": "confusion", "diverged": "diverged", "undecided_stopped": "undecided",
-        "undecided_pruned": "undecided", "undecided_failed": "undecided", "grokking_then_failed": "grokking",
-        "running_memorised": "undecided", "running_generalised": "comprehension",
+        "confusion": "confusion",
+        "diverged": "diverged",
+        "undecided_stopped": "undecided",
+        "undecided_pruned": "undecided",
+        "undecided_failed": "undecided",
+        "grokking_then_failed": "grokking",
+        "running_memorised": "undecided",
+        "running_generalised": "comprehension",
     }
     assert times.loc[cases["running_memorised"].run_id, "status"] == "running"
     assert times.loc[cases["running_memorised"].run_id, "resolution"] == 100  # inferred from the epochs
@@ -164,7 +179,7 @@ def test_subtask_views_of_add_mul(tmp_path):
         assert row["add/mem_epoch"] == 200 and row["mem_epoch"] == 200
         expected_add = "memorisation" if m.add_epoch is None else "comprehension"  # 500 - 200 < 1000
         delay_mul = None if m.mul_epoch is None else m.mul_epoch - 200
-        expected_mul = ("memorisation" if delay_mul is None else "grokking" if delay_mul >= 1000 else "comprehension")
+        expected_mul = "memorisation" if delay_mul is None else "grokking" if delay_mul >= 1000 else "comprehension"
         assert (row["add/phase"], row["mul/phase"]) == (expected_add, expected_mul)
     assert "clean/phase" not in times.columns  # no label noise: the clean view equals the main one
 
@@ -212,7 +227,7 @@ def test_aggregate_over_seeds(grid_times):
         assert cell.loc[(0.1, wd), "gen_epoch_censored"] == 3
         assert cell.loc[(0.1, wd), "gen_epoch_censored_at"] == synthetic.EPOCHS
         assert cell.loc[(0.1, wd), "phase"] == "memorisation"
-    assert cell.loc[(0.3, 1.0), "phase"] == "grokking"                    # 2 grokking, 1 memorisation
+    assert cell.loc[(0.3, 1.0), "phase"] == "grokking"  # 2 grokking, 1 memorisation
     assert cell.loc[(0.3, 1.0), "phase_count"] == 2
     assert cell.loc[(0.3, 1.0), "phase_counts"] == "grokking 2, memorisation 1"
     assert cell.loc[(0.3, 1.0), "fraction_grokked"] == pytest.approx(2 / 3)
@@ -222,8 +237,8 @@ def test_aggregate_over_seeds(grid_times):
 
 def test_aggregate_majority_tie_and_undecided(tmp_path):
     members = [
-        Member(config={**SMALL, "seed": 0}, mem_epoch=200, gen_epoch=None),               # memorisation
-        Member(config={**SMALL, "seed": 1}, mem_epoch=200, gen_epoch=2000),               # grokking
+        Member(config={**SMALL, "seed": 0}, mem_epoch=200, gen_epoch=None),  # memorisation
+        Member(config={**SMALL, "seed": 1}, mem_epoch=200, gen_epoch=2000),  # grokking
         Member(config={**SMALL, "seed": 2}, mem_epoch=200, gen_epoch=None, status="pruned", epochs_trained=600),
     ]
     sweep = load_sweep(synthetic.write_sweep(tmp_path, "tie", members))
@@ -267,7 +282,7 @@ def test_critical_train_fraction_is_where_generalisation_starts(grid_times):
     assert per_wd["lower"].tolist() == [0.2] * 4 and per_wd["upper"].tolist() == [0.3] * 4
     pooled = critical_train_fraction(grid_times, by=[])
     assert pooled["critical"].tolist() == pytest.approx([0.275])
-    at_level = critical_train_fraction(grid_times, by=[], level=0.9)   # crosses between 0.3 (2/3) and 0.4 (1)
+    at_level = critical_train_fraction(grid_times, by=[], level=0.9)  # crosses between 0.3 (2/3) and 0.4 (1)
     assert at_level["critical"].item() == pytest.approx(0.3 + (0.9 - 2 / 3) / (1 / 3) * 0.1)
 
 
@@ -301,8 +316,10 @@ def test_grokking_time_against_weight_decay_has_exponent_minus_one(grid_times):
 
 def test_power_law_fit_recovers_a_constructed_exponent(tmp_path):
     # grok epoch = 100 * m^2 on exponents m = 1..4 (pow task, n fixed): exponent 2.
-    members = [Member(config={**SMALL, "task": "pow", "exp_m": m, "epochs": 3000}, mem_epoch=100,
-                      gen_epoch=100 * m * m) for m in (1, 2, 3, 4)]
+    members = [
+        Member(config={**SMALL, "task": "pow", "exp_m": m, "epochs": 3000}, mem_epoch=100, gen_epoch=100 * m * m)
+        for m in (1, 2, 3, 4)
+    ]
     sweep = load_sweep(synthetic.write_sweep(tmp_path, "pow2", members))
     fit = power_law_fit(sweep.member_times(), x="exp_m", value="gen_epoch")
     assert fit["exponent"].item() == pytest.approx(2.0) and fit["prefactor"].item() == pytest.approx(100.0)
@@ -310,7 +327,8 @@ def test_power_law_fit_recovers_a_constructed_exponent(tmp_path):
 
 def test_thresholds_are_validated():
     # Thresholds moved to grokcore.verdict (tested there); derive re-exports the same class
-    from grokcore.verdict import Thresholds as OneRule, ThresholdsError
+    from grokcore.verdict import Thresholds as OneRule
+    from grokcore.verdict import ThresholdsError
 
     assert Thresholds is OneRule
     with pytest.raises(ThresholdsError, match="train_acc must be in"):
@@ -327,10 +345,9 @@ def test_member_times_names_a_missing_column(grid_sweep):
 def test_derived_times_are_checked_against_the_trainers_own(tmp_path, grid_times):
     from analysis.derive import trainer_disagreements
 
-    assert len(trainer_disagreements(grid_times)) == 0   # the synthetic runs rows agree with the metrics
+    assert len(trainer_disagreements(grid_times)) == 0  # the synthetic runs rows agree with the metrics
     honest = Member(config={**SMALL, "seed": 0}, mem_epoch=200, gen_epoch=800)
-    wrong = Member(config={**SMALL, "seed": 1}, mem_epoch=200, gen_epoch=800,
-                   extra_runs_columns={"epoch_test_99": 700})
+    wrong = Member(config={**SMALL, "seed": 1}, mem_epoch=200, gen_epoch=800, extra_runs_columns={"epoch_test_99": 700})
     sweep = load_sweep(synthetic.write_sweep(tmp_path, "disagree", [honest, wrong]))
     bad = trainer_disagreements(sweep.member_times())
     assert list(bad["run_id"]) == [wrong.run_id] and bad["gen_epoch_first"].item() == 800
@@ -340,13 +357,16 @@ def test_derived_times_are_checked_against_the_trainers_own(tmp_path, grid_times
 # ---- the rules a referee checks: censoring, unstable members, fits below 3 points, relative delay ----
 
 
-@pytest.mark.parametrize("durations, observed, expected", [
-    ([200, 300, 400], [1, 1, 1], [200, 300, 400]),                  # nothing censored: empirical quantiles
-    ([1000, 2000, 5000], [1, 1, 0], [1000, 2000, math.nan]),       # one never reached it: q75 unknown
-    ([1000, 5000, 5000], [1, 0, 0], [1000, math.nan, math.nan]),   # two of three never: median unknown
-    # Censored early (a pruned member at 600) leaves the risk set: the later event carries its weight.
-    ([600, 1000, 2000, 3000], [0, 1, 1, 1], [1000, 2000, 3000]),
-])
+@pytest.mark.parametrize(
+    "durations, observed, expected",
+    [
+        ([200, 300, 400], [1, 1, 1], [200, 300, 400]),  # nothing censored: empirical quantiles
+        ([1000, 2000, 5000], [1, 1, 0], [1000, 2000, math.nan]),  # one never reached it: q75 unknown
+        ([1000, 5000, 5000], [1, 0, 0], [1000, math.nan, math.nan]),  # two of three never: median unknown
+        # Censored early (a pruned member at 600) leaves the risk set: the later event carries its weight.
+        ([600, 1000, 2000, 3000], [0, 1, 1, 1], [1000, 2000, 3000]),
+    ],
+)
 def test_survival_quantiles_known_answers(durations, observed, expected):
     from analysis.derive import survival_quantiles
 
@@ -357,8 +377,9 @@ def test_survival_quantiles_known_answers(durations, observed, expected):
 def test_members_that_never_generalised_are_censored_not_dropped(tmp_path):
     # Generalised at 1000 and 2000; the third never did within 5000 epochs. Over survivors only the median
     # would be 1500 (biased early); censored at 5000 it is 2000, and the cell says 2 of 3 generalised.
-    members = [Member(config={**SMALL, "seed": s}, mem_epoch=100, gen_epoch=g)
-               for s, g in enumerate((1000, 2000, None))]
+    members = [
+        Member(config={**SMALL, "seed": s}, mem_epoch=100, gen_epoch=g) for s, g in enumerate((1000, 2000, None))
+    ]
     sweep = load_sweep(synthetic.write_sweep(tmp_path, "censored", members))
     row = aggregate(member_times(sweep.metrics, sweep.runs), by=[]).iloc[0]
     assert row["gen_epoch_median"] == 2000 and row["gen_epoch_q25"] == 1000 and math.isnan(row["gen_epoch_q75"])
@@ -371,8 +392,7 @@ def test_a_member_whose_accuracy_falls_back_is_flagged_unstable(tmp_path):
     # Twins: both memorise at 200 and generalise at 500; one's train accuracy is below 0.99 from 3000 to the
     # end (the trainer's first-crossing epochs would call it comprehension), the other's stays.
     stays = Member(config={**SMALL, "seed": 0}, mem_epoch=200, gen_epoch=500)
-    falls = Member(config={**SMALL, "seed": 1}, mem_epoch=200, gen_epoch=500,
-                   train_dips=tuple(range(3000, 5001, 100)))
+    falls = Member(config={**SMALL, "seed": 1}, mem_epoch=200, gen_epoch=500, train_dips=tuple(range(3000, 5001, 100)))
     test_falls = Member(config={**SMALL, "seed": 2}, mem_epoch=200, gen_epoch=None, test_reached_then=(700, 1500))
     times = times_of(tmp_path, [stays, falls, test_falls])
     assert times.loc[stays.run_id, "phase"] == "comprehension"
@@ -389,8 +409,11 @@ def test_a_member_whose_accuracy_falls_back_is_flagged_unstable(tmp_path):
 
 
 def test_a_fit_through_two_points_is_not_scored(tmp_path):
-    members = [Member(config={**SMALL, "weight_decay": wd, "seed": s}, mem_epoch=100, gen_epoch=int(1000 / wd))
-               for wd in (0.5, 1.0) for s in (0, 1)]
+    members = [
+        Member(config={**SMALL, "weight_decay": wd, "seed": s}, mem_epoch=100, gen_epoch=int(1000 / wd))
+        for wd in (0.5, 1.0)
+        for s in (0, 1)
+    ]
     fit = weight_decay_exponent(load_sweep(synthetic.write_sweep(tmp_path, "two", members)).member_times())
     assert math.isnan(fit["exponent"].item()) and math.isnan(fit["r2"].item())
     assert fit["n_points"].item() == 2 and "3 or more positive weight_decay values; has 2" in fit["note"].item()
@@ -398,9 +421,15 @@ def test_a_fit_through_two_points_is_not_scored(tmp_path):
 
 def test_power_fit_interval_covers_the_constructed_exponent(tmp_path):
     # gen epoch = 2000 / wd times a replicate factor of 0.8, 1, 1.25: exponent -1, with spread between seeds.
-    members = [Member(config={**SMALL, "epochs": 20000, "weight_decay": wd, "seed": s}, mem_epoch=100,
-                      gen_epoch=round(2000 / wd * f / 100) * 100)
-               for wd in (0.25, 0.5, 1.0, 2.0) for s, f in enumerate((0.8, 1.0, 1.25))]
+    members = [
+        Member(
+            config={**SMALL, "epochs": 20000, "weight_decay": wd, "seed": s},
+            mem_epoch=100,
+            gen_epoch=round(2000 / wd * f / 100) * 100,
+        )
+        for wd in (0.25, 0.5, 1.0, 2.0)
+        for s, f in enumerate((0.8, 1.0, 1.25))
+    ]
     fit = weight_decay_exponent(load_sweep(synthetic.write_sweep(tmp_path, "ci", members)).member_times()).iloc[0]
     assert fit["exponent"] == pytest.approx(-1.0, abs=0.02)
     assert fit["exponent_lo"] < fit["exponent"] < fit["exponent_hi"]
@@ -426,14 +455,20 @@ def test_vectorised_bootstrap_gives_the_intervals_of_one_resample_at_a_time(tmp_
     resample's quantile equals the scalar one bit for bit (both computed here)."""
     from analysis.derive import _resampled_survival_quantile, survival_quantiles
 
-    members = [Member(config={**SMALL, "epochs": 4000, "weight_decay": wd, "seed": s}, mem_epoch=100,
-                      gen_epoch=(None if (s * 7 + int(wd * 4)) % 5 == 0
-                                 else round(1000 / wd * (0.7 + 0.1 * s) / 100) * 100))
-               for wd in (0.5, 1.0, 2.0, 4.0) for s in range(7)]
+    members = [
+        Member(
+            config={**SMALL, "epochs": 4000, "weight_decay": wd, "seed": s},
+            mem_epoch=100,
+            gen_epoch=(None if (s * 7 + int(wd * 4)) % 5 == 0 else round(1000 / wd * (0.7 + 0.1 * s) / 100) * 100),
+        )
+        for wd in (0.5, 1.0, 2.0, 4.0)
+        for s in range(7)
+    ]
     times = load_sweep(synthetic.write_sweep(tmp_path, "ci", members)).member_times()
     fit = weight_decay_exponent(times, n_boot=200).iloc[0]
     assert (fit["exponent"], fit["exponent_lo"], fit["exponent_hi"]) == pytest.approx(
-        (-0.9085365900414766, -1.2084145943575664, -0.8104973932341637), **CROSS_MACHINE)
+        (-0.9085365900414766, -1.2084145943575664, -0.8104973932341637), **CROSS_MACHINE
+    )
     rng = np.random.default_rng(1)
     for _ in range(200):
         n = int(rng.integers(1, 40))
@@ -442,8 +477,9 @@ def test_vectorised_bootstrap_gives_the_intervals_of_one_resample_at_a_time(tmp_
         draws = rng.integers(0, n, (9, n))
         for q in (0.25, 0.5):
             one_by_one = [survival_quantiles(durations[d], observed[d], (q,))[0] for d in draws]
-            assert np.array_equal(_resampled_survival_quantile(durations, observed, draws, q), one_by_one,
-                                  equal_nan=True)
+            assert np.array_equal(
+                _resampled_survival_quantile(durations, observed, draws, q), one_by_one, equal_nan=True
+            )
 
 
 def test_vectorised_critical_fraction_bootstrap_gives_the_interval_of_one_resample_at_a_time(tmp_path):
@@ -452,10 +488,17 @@ def test_vectorised_critical_fraction_bootstrap_gives_the_interval_of_one_resamp
     CROSS_MACHINE)."""
     from analysis.derive import critical_train_fraction
 
-    members = [Member(config={**SMALL, "epochs": 2000, "train_fraction": tf, "seed": s}, mem_epoch=100,
-                      gen_epoch=(500 if (s * 3 + int(tf * 10)) % 7 < int(tf * 12) else None))
-               for tf in (0.2, 0.3, 0.4, 0.5, 0.6) for s in range(6)]
+    members = [
+        Member(
+            config={**SMALL, "epochs": 2000, "train_fraction": tf, "seed": s},
+            mem_epoch=100,
+            gen_epoch=(500 if (s * 3 + int(tf * 10)) % 7 < int(tf * 12) else None),
+        )
+        for tf in (0.2, 0.3, 0.4, 0.5, 0.6)
+        for s in range(6)
+    ]
     times = load_sweep(synthetic.write_sweep(tmp_path, "crit", members)).member_times()
     row = critical_train_fraction(times, n_boot=200).iloc[0]
     assert (row["critical"], row["critical_lo"], row["critical_hi"]) == pytest.approx(
-        (0.4, 0.25775000000000003, 0.5), **CROSS_MACHINE)
+        (0.4, 0.25775000000000003, 0.5), **CROSS_MACHINE
+    )

@@ -2,39 +2,46 @@
 
 import math
 
+import analysis_synthetic as synthetic
 import numpy as np
 import pytest
+from analysis_synthetic import Member
 
-import analysis_synthetic as synthetic
 from analysis.axes import axis_scale
 from analysis.errors import AnalysisError
 from analysis.figures import PHASE_COLORS, axis_curve, phase_diagram, progress_curves, training_curves
 from analysis.load import load_sweep
-from analysis_synthetic import Member
 
 
 def cell(fig, x, y):
     """(z, text, customdata) of the heatmap cell at axis values x, y; the text is the one drawn on the cell."""
     trace = fig.data[0]
     j, i = list(trace.x).index(x), list(trace.y).index(y)
-    drawn = [(tx, ty, t) for trace in fig.data if trace.meta and trace.meta.get("role") == "cell_text"
-             for tx, ty, t in zip(trace.x, trace.y, trace.text, strict=True)]
+    drawn = [
+        (tx, ty, t)
+        for trace in fig.data
+        if trace.meta and trace.meta.get("role") == "cell_text"
+        for tx, ty, t in zip(trace.x, trace.y, trace.text, strict=True)
+    ]
     text = next((t for tx, ty, t in drawn if (tx, ty) == (x, y)), None)
     return trace.z[i][j], text, trace.customdata[i][j]
 
 
-@pytest.mark.parametrize("values, scale", [
-    ([1e-4, 3e-4, 1e-3, 3e-3], "log"),
-    ([0.1, 0.3, 1.0, 3.0], "log"),
-    ([0.1, 0.2, 0.5, 1, 2, 5], "log"),
-    ([1e-3, 1e-2], "log"),
-    ([0.1, 0.2, 0.3, 0.4, 0.5], "linear"),
-    ([1, 2, 3, 4, 5, 6, 7, 8, 9], "linear"),
-    ([0, 0.1, 1, 10], "linear"),          # a zero cannot go on a log axis
-    ([0.3, 0.5], "linear"),
-    (["relu", "gelu"], "category"),
-    ([True, False], "category"),
-])
+@pytest.mark.parametrize(
+    "values, scale",
+    [
+        ([1e-4, 3e-4, 1e-3, 3e-3], "log"),
+        ([0.1, 0.3, 1.0, 3.0], "log"),
+        ([0.1, 0.2, 0.5, 1, 2, 5], "log"),
+        ([1e-3, 1e-2], "log"),
+        ([0.1, 0.2, 0.3, 0.4, 0.5], "linear"),
+        ([1, 2, 3, 4, 5, 6, 7, 8, 9], "linear"),
+        ([0, 0.1, 1, 10], "linear"),  # a zero cannot go on a log axis
+        ([0.3, 0.5], "linear"),
+        (["relu", "gelu"], "category"),
+        ([True, False], "category"),
+    ],
+)
 def test_axis_scale(values, scale):
     assert axis_scale(values) == scale
 
@@ -65,10 +72,15 @@ def test_phase_diagram_of_fraction_and_of_phase(grid_times):
     fractions = phase_diagram(grid_times, "train_fraction", "weight_decay", value="fraction_generalised")
     assert [cell(fractions, tf, 1.0)[0] for tf in synthetic.TRAIN_FRACTIONS] == pytest.approx([0, 0, 2 / 3, 1, 1])
     censored = "<br>3/3 censored at 20,000"  # members that never generalised in their 20,000 epochs
-    assert [cell(fractions, tf, 1.0)[1] for tf in synthetic.TRAIN_FRACTIONS] == \
-        [f"0/3{censored}", f"0/3{censored}", "2/3<br>1/3 censored at 20,000", "3/3", "3/3"]
+    assert [cell(fractions, tf, 1.0)[1] for tf in synthetic.TRAIN_FRACTIONS] == [
+        f"0/3{censored}",
+        f"0/3{censored}",
+        "2/3<br>1/3 censored at 20,000",
+        "3/3",
+        "3/3",
+    ]
     assert (fractions.data[0].zmin, fractions.data[0].zmax) == (0, 1)
-    phases = phase_diagram(grid_times, "train_fraction", "weight_decay")     # the default: the phase map
+    phases = phase_diagram(grid_times, "train_fraction", "weight_decay")  # the default: the phase map
     assert phases.layout.meta["value"] == "phase"
     present = phases.layout.meta["phases"]
     assert present == ["comprehension", "grokking", "memorisation"]
@@ -83,9 +95,16 @@ def test_phase_diagram_of_fraction_and_of_phase(grid_times):
 
 def test_phase_map_shows_ties_as_mixed(tmp_path):
     # One cell of two replicates: one grokking, one memorising. Nothing breaks the tie toward either.
-    members = [Member(config={**synthetic.SMALL, "train_fraction": tf, "weight_decay": wd, "seed": s},
-                      mem_epoch=100, gen_epoch=(2000 if s == 0 or tf == 0.5 else None))
-               for tf in (0.3, 0.5) for wd in (0.1, 1.0) for s in (0, 1)]
+    members = [
+        Member(
+            config={**synthetic.SMALL, "train_fraction": tf, "weight_decay": wd, "seed": s},
+            mem_epoch=100,
+            gen_epoch=(2000 if s == 0 or tf == 0.5 else None),
+        )
+        for tf in (0.3, 0.5)
+        for wd in (0.1, 1.0)
+        for s in (0, 1)
+    ]
     times = load_sweep(synthetic.write_sweep(tmp_path, "tie", members)).member_times()
     fig = phase_diagram(times, "train_fraction", "weight_decay")
     z, text, _ = cell(fig, 0.3, 0.1)
@@ -97,8 +116,11 @@ def test_phase_map_shows_ties_as_mixed(tmp_path):
 
 def test_every_swept_value_is_labelled_on_its_axis(tmp_path):
     # Weight decays 0.03 ... 3: plotly's own log ticks would label 0.3 as "3" and leave 0.03 between ticks.
-    members = [Member(config={**synthetic.SMALL, "train_fraction": tf, "weight_decay": wd}, mem_epoch=100,
-                      gen_epoch=1000) for tf in (0.3, 0.5, 0.7) for wd in (0.03, 0.1, 0.3, 1.0, 3.0)]
+    members = [
+        Member(config={**synthetic.SMALL, "train_fraction": tf, "weight_decay": wd}, mem_epoch=100, gen_epoch=1000)
+        for tf in (0.3, 0.5, 0.7)
+        for wd in (0.03, 0.1, 0.3, 1.0, 3.0)
+    ]
     times = load_sweep(synthetic.write_sweep(tmp_path, "ticks", members)).member_times()
     fig = phase_diagram(times, "train_fraction", "weight_decay")
     assert fig.layout.yaxis.type == "log"
@@ -107,7 +129,7 @@ def test_every_swept_value_is_labelled_on_its_axis(tmp_path):
     assert list(fig.layout.xaxis.ticktext) == ["0.3", "0.5", "0.7"]
     curve = axis_curve(times, "weight_decay", value="fraction_generalised")
     assert list(curve.layout.xaxis.ticktext) == ["0.03", "0.1", "0.3", "1", "3"]
-    assert list(curve.layout.xaxis.minor.tickvals) == [0.01, 0.1, 1.0, 10.0]      # decades: unlabelled grid lines
+    assert list(curve.layout.xaxis.minor.tickvals) == [0.01, 0.1, 1.0, 10.0]  # decades: unlabelled grid lines
 
 
 def test_cell_text_is_white_on_dark_cells(grid_times):
@@ -148,9 +170,9 @@ def test_addition_fraction_by_train_fraction(tmp_path):
     add = phase_diagram(times, "train_fraction", "addition_fraction", value="gen_epoch", view="add")
     assert list(mul.data[0].y) == [0.0, 0.5, 1.0] and mul.layout.meta["view"] == "mul"
     for i, tf in enumerate((0.2, 0.4, 0.6)):
-        assert cell(mul, tf, 1.0)[2][0] == "memorisation"      # no multiplication trained on
+        assert cell(mul, tf, 1.0)[2][0] == "memorisation"  # no multiplication trained on
         assert cell(mul, tf, 0.5)[0] == 800 * (1 + i)
-        assert cell(add, tf, 0.0)[2][0] == "memorisation"      # no addition trained on
+        assert cell(add, tf, 0.0)[2][0] == "memorisation"  # no addition trained on
         assert cell(add, tf, 0.5)[0] == 500 and cell(add, tf, 0.5)[2][0] == "comprehension"
 
 
@@ -160,15 +182,20 @@ def test_noise_by_train_fraction(tmp_path):
     clean = phase_diagram(times, "train_fraction", "noise_n", value="phase", view="clean")
     for tf in (0.3, 0.5):
         assert cell(main, tf, 0)[2][0] == "comprehension"
-        assert cell(main, tf, 4)[2][0] == "test_only"          # never fits the noisy labels
-        assert cell(clean, tf, 4)[2][0] == "grokking"          # fits the clean ones at 300, test at 3000
-        assert cell(phase_diagram(times, "train_fraction", "noise_n", value="gen_epoch", view="clean"),
-                    tf, 4)[1] == "3000<br>1/1 generalised"
+        assert cell(main, tf, 4)[2][0] == "test_only"  # never fits the noisy labels
+        assert cell(clean, tf, 4)[2][0] == "grokking"  # fits the clean ones at 300, test at 3000
+        assert (
+            cell(phase_diagram(times, "train_fraction", "noise_n", value="gen_epoch", view="clean"), tf, 4)[1]
+            == "3000<br>1/1 generalised"
+        )
 
 
 def test_phase_diagram_bad_input(grid_times):
-    with pytest.raises(AnalysisError, match=r"axis 'lr' was not swept: it takes only the value\(s\) 0\.001; "
-                                            r"swept axes: train_fraction, weight_decay, seed"):
+    with pytest.raises(
+        AnalysisError,
+        match=r"axis 'lr' was not swept: it takes only the value\(s\) 0\.001; "
+        r"swept axes: train_fraction, weight_decay, seed",
+    ):
         phase_diagram(grid_times, "train_fraction", "lr")
     with pytest.raises(AnalysisError, match=r"'wd' is not a column"):
         phase_diagram(grid_times, "wd", "train_fraction")
@@ -190,7 +217,7 @@ def test_axis_curve_with_the_power_fit(grid_times):
     assert fit.meta["exponent"] == pytest.approx(-1.0)
     assert np.asarray(fit.y) == pytest.approx(synthetic.GROK_CONSTANT / np.asarray(fit.x))
     assert "^-1.00 [-1.00, -1.00], n=4" in fit.name and fit.meta["n_points"] == 4
-    assert list(median.text) == ["3/3"] * 4                       # the generalised fraction beside every median
+    assert list(median.text) == ["3/3"] * 4  # the generalised fraction beside every median
     members = next(t for t in fig.data if t.meta["role"] == "members")
     assert len(members.x) == 12  # every member of the 4 weight decays x 3 seeds generalised
 
@@ -224,19 +251,28 @@ def test_nothing_generalised_gives_a_sentence_not_blank_axes(grid_times):
     diagram = phase_diagram(never, "train_fraction", "weight_decay", value="gen_epoch")
     assert "No member generalised" in diagram.layout.meta["empty"]
     # The phase map still has something to say: every cell memorised.
-    assert cell(phase_diagram(never, "train_fraction", "weight_decay"), 0.1, 0.1)[1] == \
-        "memorisation 3/3<br>3/3 censored at 20,000"
+    assert (
+        cell(phase_diagram(never, "train_fraction", "weight_decay"), 0.1, 0.1)[1]
+        == "memorisation 3/3<br>3/3 censored at 20,000"
+    )
 
 
 def test_a_line_lying_on_another_stays_visible(tmp_path):
     # Identical outcomes at both train fractions: the two lines coincide exactly.
-    members = [Member(config={**synthetic.SMALL, "train_fraction": tf, "weight_decay": wd}, mem_epoch=100,
-                      gen_epoch=int(1000 / wd)) for tf in (0.3, 0.5) for wd in (0.5, 1.0, 2.0)]
+    members = [
+        Member(
+            config={**synthetic.SMALL, "train_fraction": tf, "weight_decay": wd},
+            mem_epoch=100,
+            gen_epoch=int(1000 / wd),
+        )
+        for tf in (0.3, 0.5)
+        for wd in (0.5, 1.0, 2.0)
+    ]
     times = load_sweep(synthetic.write_sweep(tmp_path, "same", members)).member_times()
     fig = axis_curve(times, "weight_decay", color="train_fraction")
     lines = [t for t in fig.data if t.meta["role"] == "median"]
     assert list(lines[0].y) == list(lines[1].y)
-    assert lines[0].line.width > lines[1].line.width                     # the first drawn shows around the second
+    assert lines[0].line.width > lines[1].line.width  # the first drawn shows around the second
     assert lines[0].line.dash != lines[1].line.dash and lines[0].marker.symbol != lines[1].marker.symbol
 
 
@@ -314,9 +350,19 @@ def censoring_sweep(tmp_path):
             for seed in range(3):
                 budget = 6000 if (tf, wd) == (0.3, 1.0) else 3000
                 late = tf == 0.3 or (wd == 1.0 and seed == 2)
-                members.append(Member(config={**synthetic.SMALL, "train_fraction": tf, "weight_decay": wd,
-                                              "seed": seed, "epochs": budget},
-                                      mem_epoch=200, gen_epoch=None if late else 2000))
+                members.append(
+                    Member(
+                        config={
+                            **synthetic.SMALL,
+                            "train_fraction": tf,
+                            "weight_decay": wd,
+                            "seed": seed,
+                            "epochs": budget,
+                        },
+                        mem_epoch=200,
+                        gen_epoch=None if late else 2000,
+                    )
+                )
     return load_sweep(synthetic.write_sweep(tmp_path, "censoring", members)).member_times()
 
 
@@ -347,9 +393,13 @@ def test_phase_map_cells_say_how_many_are_censored_and_mark_phases_that_rest_on_
 
 
 def test_a_map_without_censored_phases_has_no_mark(tmp_path):
-    members = [Member(config={**synthetic.SMALL, "train_fraction": tf, "weight_decay": wd}, mem_epoch=200,
-                      gen_epoch=2000) for tf in (0.3, 0.6) for wd in (0.3, 1.0)]
-    fig = phase_diagram(load_sweep(synthetic.write_sweep(tmp_path, "none", members)).member_times(),
-                        "train_fraction", "weight_decay")
+    members = [
+        Member(config={**synthetic.SMALL, "train_fraction": tf, "weight_decay": wd}, mem_epoch=200, gen_epoch=2000)
+        for tf in (0.3, 0.6)
+        for wd in (0.3, 1.0)
+    ]
+    fig = phase_diagram(
+        load_sweep(synthetic.write_sweep(tmp_path, "none", members)).member_times(), "train_fraction", "weight_decay"
+    )
     assert not [tr for tr in fig.data if (tr.meta or {}).get("role") == "censored_mark"]
     assert all("censored" not in c["text"] for c in fig.layout.meta["cells"])

@@ -2,15 +2,15 @@
 
 import json
 
+import analysis_synthetic as synthetic
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from analysis_synthetic import Member
 
-import analysis_synthetic as synthetic
 from analysis.errors import AnalysisError
 from analysis.load import load_sweep
-from analysis_synthetic import Member
 
 SMALL = synthetic.SMALL
 
@@ -30,10 +30,12 @@ def test_load_one_sweep(grid_sweep, grid_sweep_dir):
 
 def test_load_a_results_directory_with_two_sweeps(tmp_path):
     shared = Member(config={**SMALL, "seed": 9}, mem_epoch=200, gen_epoch=900)
-    synthetic.write_sweep(tmp_path, "first", [Member(config={**SMALL, "lr": 1e-3}, mem_epoch=200, gen_epoch=800),
-                                              shared])
-    synthetic.write_sweep(tmp_path, "second", [Member(config={**SMALL, "lr": 3e-3}, mem_epoch=100, gen_epoch=400),
-                                               shared])
+    synthetic.write_sweep(
+        tmp_path, "first", [Member(config={**SMALL, "lr": 1e-3}, mem_epoch=200, gen_epoch=800), shared]
+    )
+    synthetic.write_sweep(
+        tmp_path, "second", [Member(config={**SMALL, "lr": 3e-3}, mem_epoch=100, gen_epoch=400), shared]
+    )
     sweep = load_sweep(tmp_path)
     assert sweep.name == "first+second" and set(sweep.specs) == {"first", "second"}
     # The member both sweeps ran (same config, same run_id) is kept once.
@@ -53,8 +55,9 @@ def test_load_through_a_filesystem_uri(grid_sweep_dir):
 
 def test_a_sweep_still_running(tmp_path):
     done = Member(config={**SMALL, "seed": 0}, mem_epoch=200, gen_epoch=800)
-    running = Member(config={**SMALL, "seed": 1}, mem_epoch=200, gen_epoch=None, epochs_trained=700,
-                     write_runs_row=False)
+    running = Member(
+        config={**SMALL, "seed": 1}, mem_epoch=200, gen_epoch=None, epochs_trained=700, write_runs_row=False
+    )
     sweep = load_sweep(synthetic.write_sweep(tmp_path, "live", [done, running]))
     assert sweep.running_run_ids == [running.run_id]
     assert "still running" in " ".join(sweep.notes)
@@ -84,8 +87,9 @@ def test_a_sweep_with_no_results_yet(tmp_path):
 
 
 def test_a_table_with_a_missing_column(tmp_path):
-    sweep_dir = synthetic.write_sweep(tmp_path, "broken", [Member(config=SMALL, mem_epoch=200, gen_epoch=800)],
-                                      n_parts=1)
+    sweep_dir = synthetic.write_sweep(
+        tmp_path, "broken", [Member(config=SMALL, mem_epoch=200, gen_epoch=800)], n_parts=1
+    )
     part = sweep_dir / "metrics" / "part-00000.parquet"
     table = pq.read_table(part)
     pq.write_table(table.drop_columns(["test/acc"]), part)
@@ -98,13 +102,17 @@ def test_a_table_with_a_missing_column(tmp_path):
 
 
 def test_a_newer_schema_version_is_refused(tmp_path):
-    sweep_dir = synthetic.write_sweep(tmp_path, "future", [Member(config=SMALL, mem_epoch=200, gen_epoch=800)],
-                                      n_parts=1)
+    sweep_dir = synthetic.write_sweep(
+        tmp_path, "future", [Member(config=SMALL, mem_epoch=200, gen_epoch=800)], n_parts=1
+    )
     part = sweep_dir / "runs" / "part-00000.parquet"
     table = pq.read_table(part)
     pq.write_table(table.replace_schema_metadata({"grok.schema_version": "2"}), part)
-    with pytest.raises(AnalysisError, match=r"runs/part-00000\.parquet: written with schema version 2; "
-                                            r"this analysis reads version 1"):
+    with pytest.raises(
+        AnalysisError,
+        match=r"runs/part-00000\.parquet: written with schema version 2; "
+        r"this analysis reads version 1",
+    ):
         load_sweep(sweep_dir)
 
 
@@ -136,8 +144,10 @@ def test_parts_with_different_columns_are_combined(tmp_path):
     extra = extra.replace_schema_metadata({"grok.schema_version": "1"})
     (sweep_dir / "progress").mkdir()
     pq.write_table(extra, sweep_dir / "progress" / "part-00000.parquet")
-    pq.write_table(pa.table({"run_id": ["y"], "epoch": [0], "fourier/restricted_loss": [0.5]}),
-                   sweep_dir / "progress" / "part-00001.parquet")
+    pq.write_table(
+        pa.table({"run_id": ["y"], "epoch": [0], "fourier/restricted_loss": [0.5]}),
+        sweep_dir / "progress" / "part-00001.parquet",
+    )
     progress = load_sweep(sweep_dir).progress
     assert set(progress.columns) == {"run_id", "epoch", "llc/mean", "fourier/restricted_loss"}
     assert len(progress) == 2
@@ -157,12 +167,14 @@ def test_a_retried_member_keeps_its_successful_row(tmp_path):
 
 def test_plan_json_counts_members_not_started(tmp_path):
     ended = Member(config={**SMALL, "seed": 0}, mem_epoch=200, gen_epoch=800)
-    running = Member(config={**SMALL, "seed": 1}, mem_epoch=200, gen_epoch=None, epochs_trained=300,
-                     write_runs_row=False)
+    running = Member(
+        config={**SMALL, "seed": 1}, mem_epoch=200, gen_epoch=None, epochs_trained=300, write_runs_row=False
+    )
     waiting = Member(config={**SMALL, "seed": 2}, mem_epoch=200, gen_epoch=None)
     sweep_dir = synthetic.write_sweep(tmp_path, "planned", [ended, running])
-    (sweep_dir / "plan.json").write_text(json.dumps({"name": "planned",
-                                                     "members": [ended.run_id, running.run_id, waiting.run_id]}))
+    (sweep_dir / "plan.json").write_text(
+        json.dumps({"name": "planned", "members": [ended.run_id, running.run_id, waiting.run_id]})
+    )
     notes = " ".join(load_sweep(sweep_dir).notes)
     assert "3 member(s) planned: 1 ended, 1 not started yet" in notes
     assert "1 member(s) have metrics but no runs row yet" in notes
@@ -175,15 +187,22 @@ def test_tables_written_by_the_sweeps_writer(tmp_path):
     store = parquet.SweepStore(str(tmp_path), "written")
     runs = [synthetic.runs_row(m, i) for i, m in enumerate(members)]
     store.write_part("runs", "pack-a", 0, runs, parquet.runs_schema())
-    store.write_part("metrics", "pack-a", 0, [r for m in members for r in synthetic.metrics_rows(m)],
-                     parquet.metrics_schema())
-    store.write_part("progress", "pack-a", 0, synthetic.progress_rows(members[0]),
-                     parquet.progress_schema(["fourier/restricted_loss", "fourier/excluded_loss"]))
+    store.write_part(
+        "metrics", "pack-a", 0, [r for m in members for r in synthetic.metrics_rows(m)], parquet.metrics_schema()
+    )
+    store.write_part(
+        "progress",
+        "pack-a",
+        0,
+        synthetic.progress_rows(members[0]),
+        parquet.progress_schema(["fourier/restricted_loss", "fourier/excluded_loss"]),
+    )
     sweep = load_sweep(tmp_path / "written")
     assert sorted(sweep.runs["run_id"]) == sorted(m.run_id for m in members)
     times = sweep.member_times().set_index("run_id")
     for m in members:
         assert times.loc[m.run_id, "mem_epoch"] == m.mem_epoch
-        assert (times.loc[m.run_id, "gen_epoch"] == m.gen_epoch
-                or (m.gen_epoch is None and np.isnan(times.loc[m.run_id, "gen_epoch"])))
+        assert times.loc[m.run_id, "gen_epoch"] == m.gen_epoch or (
+            m.gen_epoch is None and np.isnan(times.loc[m.run_id, "gen_epoch"])
+        )
     assert len(sweep.progress) == len(synthetic.progress_rows(members[0]))

@@ -3,14 +3,14 @@
 import re
 from pathlib import Path
 
+import analysis_synthetic as synthetic
 import pytest
 import yaml
-
-import analysis_synthetic as synthetic
-from analysis import load_sweep
-from grokcore.verdict import Thresholds
-from analysis.report import main, write_report
 from analysis_chromium import ink, needs_chromium, read_png
+
+from analysis import load_sweep
+from analysis.report import main, write_report
+from grokcore.verdict import Thresholds
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +28,9 @@ def test_report_holds_spec_members_fits_and_figures(report_html):
     index, page = report_html
     assert index.name == "index.html"
     assert "<h1>Grokking report: grid</h1>" in page
-    assert "weight_decay:" in page and "- 0.3" in page              # the spec as YAML
-    assert page.count("<tr>") >= 60 + 1                             # every member in the table
-    assert "evaluated every 100 epochs" in page                     # the resolution is said
+    assert "weight_decay:" in page and "- 0.3" in page  # the spec as YAML
+    assert page.count("<tr>") >= 60 + 1  # every member in the table
+    assert "evaluated every 100 epochs" in page  # the resolution is said
     assert "train accuracy ≥ 0.99" in page
     # The fits, computed from the data: the critical fraction and the 1/wd exponent.
     assert "<td>0.275</td>" in page and "<td>-1</td>" in page
@@ -44,9 +44,9 @@ def test_report_holds_spec_members_fits_and_figures(report_html):
 
 def test_report_is_self_contained(report_html):
     _, page = report_html
-    assert "<script src=" not in page and "<link" not in page      # nothing fetched: readable offline
+    assert "<script src=" not in page and "<link" not in page  # nothing fetched: readable offline
     assert page.count("Plotly.newPlot") == len(figure_ids(page))
-    assert len(page) > 3_000_000                                    # plotly.js itself is inside
+    assert len(page) > 3_000_000  # plotly.js itself is inside
 
 
 def test_default_output_is_inside_the_sweep(tmp_path):
@@ -67,13 +67,16 @@ def test_cli_writes_the_report_and_prints_its_path(tmp_path, capsys):
     # the spec (no thresholds: block) says the defaults; the report says it judged by others, and which
     assert "Judged by thresholds other than the spec&#x27;s: train_acc 0.95 (spec: 0.99)" in page
     assert "grok_delay 500 (spec: 1000)" in page
-    assert "view &#x27;clean&#x27;" in page or "view 'clean'" in page     # the clean-label diagrams are there
+    assert "view &#x27;clean&#x27;" in page or "view 'clean'" in page  # the clean-label diagrams are there
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda d: d, "no sweep found"),
-    (lambda d: d / "missing", "no such directory"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda d: d, "no sweep found"),
+        (lambda d: d / "missing", "no such directory"),
+    ],
+)
 def test_cli_bad_directory(tmp_path, capsys, make, message):
     assert main([str(make(tmp_path)), "--no-png"]) == 2
     err = capsys.readouterr().err
@@ -110,9 +113,9 @@ def test_report_pngs(tmp_path):
     assert pngs == sorted(ids)
     assert "PNG export unavailable" not in page and page.count('">PNG</a>') == len(ids)
     image = read_png(index.parent / "png" / "phase__exp_m__exp_n__gen_epoch.png")
-    assert image.shape[1] == 1000                      # PNG_WIDTH
+    assert image.shape[1] == 1000  # PNG_WIDTH
     nonwhite, colours = ink(image)
-    assert nonwhite > 0.2 and colours > 50             # a heatmap, not a blank canvas
+    assert nonwhite > 0.2 and colours > 50  # a heatmap, not a blank canvas
 
 
 def test_several_sweeps_are_drawn_one_sweep_at_a_time(tmp_path):
@@ -130,17 +133,18 @@ def test_several_sweeps_are_drawn_one_sweep_at_a_time(tmp_path):
 
 
 def test_report_says_when_the_tables_disagree(tmp_path):
-    wrong = synthetic.Member(config=synthetic.SMALL, mem_epoch=200, gen_epoch=800,
-                             extra_runs_columns={"epoch_train_99": 100})
+    wrong = synthetic.Member(
+        config=synthetic.SMALL, mem_epoch=200, gen_epoch=800, extra_runs_columns={"epoch_train_99": 100}
+    )
     page = write_report(synthetic.write_sweep(tmp_path, "odd", [wrong]), png=False).read_text(encoding="utf-8")
     assert "1 member(s) have first crossings of 0.99 that differ from the trainer&#x27;s epoch_train_99" in page
 
 
 def test_sampled_axes_get_a_phase_scatter_not_a_heatmap(tmp_path):
     """Random or Optuna axes share no grid cells: the report draws each member as a point, by phase."""
+    from analysis.derive import Thresholds
     from analysis.load import load_sweep
     from analysis.report import build_report
-    from analysis.derive import Thresholds
 
     members = synthetic.sampled_members()
     sweep_dir = synthetic.write_sweep(tmp_path, "sampled", members)
@@ -192,8 +196,18 @@ def test_members_table_shows_finals_and_swept_values_sorts_filters_and_has_a_fil
     page = index.read_text(encoding="utf-8")
     header = re.search(r'<table[^>]*id="members"[^>]*>\s*<thead>(.*?)</thead>', page, re.DOTALL).group(1)
     columns = re.findall(r"<th>(.*?)</th>", header)
-    for column in ("train_fraction", "weight_decay", "seed", "phase", "gen_epoch", "relative_delay",
-                   "final/train/loss", "final/train/acc", "final/test/loss", "final/test/acc"):
+    for column in (
+        "train_fraction",
+        "weight_decay",
+        "seed",
+        "phase",
+        "gen_epoch",
+        "relative_delay",
+        "final/train/loss",
+        "final/train/acc",
+        "final/test/loss",
+        "final/test/acc",
+    ):
         assert column in columns
     assert 'id="members-filter"' in page and "click to sort" in page
     csv = pd.read_csv(index.parent / "members.csv")
@@ -218,7 +232,8 @@ def test_fit_tables_hold_per_group_and_pooled_rows_that_the_figures_repeat(grid_
     report = build_report(grid_sweep, Thresholds())
     wd_table = next(t for title, t in report.tables.items() if "weight_decay^exponent" in title)
     assert list(wd_table["group"]) == [f"train_fraction = {tf:g}" for tf in synthetic.TRAIN_FRACTIONS] + [
-        "pooled over train_fraction"]
+        "pooled over train_fraction"
+    ]
     curve = next(f for f in report.figures if f.slug == "curve__weight_decay__gen_epoch")
     fits = [t for t in curve.figure.data if t.meta and t.meta.get("role") == "fit"]
     drawn = {round(t.meta["exponent"], 6) for t in fits}
@@ -230,13 +245,17 @@ def test_fit_tables_hold_per_group_and_pooled_rows_that_the_figures_repeat(grid_
 
 
 def test_an_empty_figure_becomes_one_sentence(tmp_path):
-    members = [synthetic.Member(config={**synthetic.SMALL, "train_fraction": tf, "weight_decay": wd},
-                                mem_epoch=100, gen_epoch=None)
-               for tf in (0.2, 0.3, 0.4) for wd in (0.1, 1.0, 10.0)]
+    members = [
+        synthetic.Member(
+            config={**synthetic.SMALL, "train_fraction": tf, "weight_decay": wd}, mem_epoch=100, gen_epoch=None
+        )
+        for tf in (0.2, 0.3, 0.4)
+        for wd in (0.1, 1.0, 10.0)
+    ]
     page = write_report(synthetic.write_sweep(tmp_path, "never", members), png=False).read_text(encoding="utf-8")
     assert '<p class="empty" id="phase__train_fraction__weight_decay__gen_epoch">No member generalised' in page
     assert '<p class="empty" id="curve__weight_decay__gen_epoch">No member generalised' in page
-    assert "phase__train_fraction__weight_decay__phase" in figure_ids(page)   # the phase map still says why
+    assert "phase__train_fraction__weight_decay__phase" in figure_ids(page)  # the phase map still says why
 
 
 def test_the_report_judges_by_the_specs_thresholds(tmp_path):

@@ -8,8 +8,16 @@ from analysis.axes import replicate_axes, swept_axes
 
 
 def runs(epochs, extended_from, fraction=(0.3, 0.3, 0.6, 0.6)) -> pd.DataFrame:
-    return pd.DataFrame({"run_id": list("abcd"), "status": "done", "train_fraction": list(fraction),
-                         "seed": [0, 1, 0, 1], "epochs": epochs, "extended_from": extended_from})
+    return pd.DataFrame(
+        {
+            "run_id": list("abcd"),
+            "status": "done",
+            "train_fraction": list(fraction),
+            "seed": [0, 1, 0, 1],
+            "epochs": epochs,
+            "extended_from": extended_from,
+        }
+    )
 
 
 def test_continued_members_do_not_make_the_budget_an_axis():

@@ -33,9 +33,14 @@ def synthetic_tables():
         for e in EPOCHS:
             test = {100: 5.0, 200: 3.0, 300: 1.0, 400: 0.5, 500: 0.05}[e] if fast else 4.0
             metrics.append({"run_id": run_id, "epoch": e, "train/loss": 0.01, "test/loss": test})
-            row = {"run_id": run_id, "epoch": e,
-                   col.RESTRICTED_LOSS: ({100: 1.0, 200: 0.08, 300: 0.02, 400: 0.01, 500: 0.01}[e] if fast else 2.0),
-                   col.EXCLUDED_LOSS: 3.0 + e / 100, col.LLC_MEAN: 100.0 - e / 10, col.LLC_STD: 2.0}
+            row = {
+                "run_id": run_id,
+                "epoch": e,
+                col.RESTRICTED_LOSS: ({100: 1.0, 200: 0.08, 300: 0.02, 400: 0.01, 500: 0.01}[e] if fast else 2.0),
+                col.EXCLUDED_LOSS: 3.0 + e / 100,
+                col.LLC_MEAN: 100.0 - e / 10,
+                col.LLC_STD: 2.0,
+            }
             keys = [3] if (fast and e >= 300) else [1, 2, 3, 4, 5]
             for i in range(col.MAX_KEY_FREQS):
                 row[col.key_freq(i)] = float(keys[i]) if i < len(keys) else math.nan
@@ -59,7 +64,8 @@ def test_loss_and_progress_marks_restricted_loss_falling_first():
     assert crossings["b"]["restricted"] is None and crossings["b"]["restricted_lead"] is None
     lines = [t for t in fig.data if t.mode == "lines"]
     assert {(t.meta["run_id"], t.meta["column"]) for t in lines} == {
-        (r, c) for r in "ab" for c in ("train/loss", "test/loss", col.RESTRICTED_LOSS, col.EXCLUDED_LOSS)}
+        (r, c) for r in "ab" for c in ("train/loss", "test/loss", col.RESTRICTED_LOSS, col.EXCLUDED_LOSS)
+    }
     assert first_epoch_below(progress[progress.run_id == "a"], col.RESTRICTED_LOSS, 0.1) == 200
     with pytest.raises(AnalysisError, match="no progress rows"):
         loss_and_progress(progress, metrics, ["zzz"])
@@ -109,8 +115,9 @@ def test_progress_phase_diagram_medians_and_first_epochs():
     rows, runs = [], []
     for i, (tf, wd, seed) in enumerate([(0.3, 1.0, 0), (0.3, 1.0, 1), (0.3, 0.1, 0), (0.5, 1.0, 0), (0.5, 0.1, 0)]):
         run_id = f"r{i}"
-        runs.append({"run_id": run_id, "train_fraction": tf, "weight_decay": wd, "seed": seed, "status": "done",
-                     "epochs": 300})
+        runs.append(
+            {"run_id": run_id, "train_fraction": tf, "weight_decay": wd, "seed": seed, "status": "done", "epochs": 300}
+        )
         for e in (100, 200, 300):
             value = 1.0 / (e * (1 + i))
             rows.append({"run_id": run_id, "epoch": e, col.RESTRICTED_LOSS: value, col.LLC_MEAN: float(10 * i + e)})
@@ -124,15 +131,17 @@ def test_progress_phase_diagram_medians_and_first_epochs():
     assert at_200.data[0].customdata[list(at_200.data[0].y).index("0.1")][0] == 220
     firsts = member_progress_values(progress, col.RESTRICTED_LOSS, below=1 / 450)
     assert firsts.to_dict() == {"r0": math.nan, "r1": 300.0, "r2": 200.0, "r3": 200.0, "r4": 100.0} or (
-        math.isnan(firsts["r0"]) and firsts.drop("r0").to_dict() == {"r1": 300.0, "r2": 200.0, "r3": 200.0, "r4": 100.0})
+        math.isnan(firsts["r0"]) and firsts.drop("r0").to_dict() == {"r1": 300.0, "r2": 200.0, "r3": 200.0, "r4": 100.0}
+    )
     below = progress_phase_diagram(progress, runs, "train_fraction", "weight_decay", col.RESTRICTED_LOSS, below=1 / 450)
     assert below.layout.meta["below"] == pytest.approx(1 / 450)
     row = list(below.data[0].y).index("1.0")
     # tf 0.3, wd 1.0: r0 never fell below (censored at its last row, 300), r1 at 300: half by 300.
     assert below.data[0].customdata[row][0] == 300 and below.data[0].text[row][0] == "300 (1/2 reached)"
     # Censoring, not dropping: without r1's row the cell's median is unknown, shown as "> 300".
-    alone = progress_phase_diagram(progress[progress["run_id"] != "r1"], runs, "train_fraction", "weight_decay",
-                                   col.RESTRICTED_LOSS, below=1 / 450)
+    alone = progress_phase_diagram(
+        progress[progress["run_id"] != "r1"], runs, "train_fraction", "weight_decay", col.RESTRICTED_LOSS, below=1 / 450
+    )
     row = list(alone.data[0].y).index("1.0")
     assert alone.data[0].text[row][0] == "> 300 (0/1 reached)"
     with pytest.raises(AnalysisError, match="not a column"):
@@ -144,8 +153,9 @@ def test_figures_draw_the_rows_a_real_run_writes():
     from grokcore import PackTrainer, RunConfig
     from grokcore.progress import ProgressSettings, SGLDSettings
 
-    base = RunConfig(p=P, d_model=16, n_heads=2, d_mlp=32, train_fraction=0.5, epochs=60, eval_every=20,
-                     progress_every=20)
+    base = RunConfig(
+        p=P, d_model=16, n_heads=2, d_mlp=32, train_fraction=0.5, epochs=60, eval_every=20, progress_every=20
+    )
     members = [dataclasses.replace(base, weight_decay=wd, seed=s) for wd in (0.1, 1.0) for s in (0, 1)]
     trainer = PackTrainer(members)
     trainer.progress_settings = ProgressSettings(sgld=SGLDSettings(chains=2, burnin=1, draws=2))

@@ -4,19 +4,26 @@ the figures (known answers of analysis_progress_synthetic) and from the page; PN
 import math
 import re
 
-import numpy as np
-import pytest
-
 import analysis_progress_synthetic as ps
 import analysis_synthetic as synthetic
+import numpy as np
+import pytest
+from analysis_chromium import ink, load_page, needs_chromium, read_png
+
 from analysis.load import load_sweep
 from analysis.report import PROGRESS_LOSS, build_report, write_report
-from analysis_chromium import ink, load_page, needs_chromium, read_png
 from grokcore.progress import columns as col
 
-PROGRESS_SLUGS = {"progress__loss", "progress__llc", "progress__spectrum", "progress__bars", "progress__circle",
-                  "progress__measures", "progress__phase__train_fraction__weight_decay__restricted",
-                  "progress__phase__train_fraction__weight_decay__llc"}
+PROGRESS_SLUGS = {
+    "progress__loss",
+    "progress__llc",
+    "progress__spectrum",
+    "progress__bars",
+    "progress__circle",
+    "progress__measures",
+    "progress__phase__train_fraction__weight_decay__restricted",
+    "progress__phase__train_fraction__weight_decay__llc",
+}
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +63,10 @@ def test_restricted_loss_falls_before_test_loss(report):
             assert c["restricted"] is None and c["restricted_lead"] is None
         else:
             assert (c["restricted"], c["test"], c["restricted_lead"]) == (grok // 2, grok, grok - grok // 2)
-            assert f"restricted loss ≤ 0.1 at epoch {grok // 2}, test loss at {grok} (+{grok - grok // 2} epochs)" \
+            assert (
+                f"restricted loss ≤ 0.1 at epoch {grok // 2}, test loss at {grok} (+{grok - grok // 2} epochs)"
                 in fig.caption
+            )
 
 
 def test_llc_curves_only_where_estimated(report):
@@ -91,7 +100,9 @@ def test_spectrum_and_circle_of_the_grokking_member(report):
 def test_summary_curves_leave_out_what_other_figures_draw(report):
     columns = figures(report)["progress__measures"].figure.layout.meta["columns"]
     assert columns[:3] == [col.N_KEY, col.EMBED_KEY_FRAC, col.pca_var(0)]
-    assert not any(c.startswith(("llc/", "fourier/embed_norm_", "embed/pc0_", "embed/pc1_", "fourier/key_freq_")) for c in columns)
+    assert not any(
+        c.startswith(("llc/", "fourier/embed_norm_", "embed/pc0_", "embed/pc1_", "fourier/key_freq_")) for c in columns
+    )
     assert col.RESTRICTED_LOSS not in columns and len(columns) <= 8
 
 
@@ -103,7 +114,10 @@ def cells(fig) -> dict:
 def test_progress_phase_diagrams_hold_the_constructed_values(report):
     restricted = cells(figures(report)["progress__phase__train_fraction__weight_decay__restricted"].figure)
     assert {k: v for k, v in restricted.items() if not math.isnan(v)} == {
-        ("0.5", "1.0"): 500, ("0.5", "0.5"): 1000, ("0.3", "1.0"): 1000}
+        ("0.5", "1.0"): 500,
+        ("0.5", "0.5"): 1000,
+        ("0.3", "1.0"): 1000,
+    }
     assert math.isnan(restricted[("0.3", "0.5")])
     llc = cells(figures(report)["progress__phase__train_fraction__weight_decay__llc"].figure)
     for tf in ps.TRAIN_FRACTIONS:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 
 import numpy as np
+
 from analysis.derive import Thresholds
 from analysis.load import load_sweep
 from analysis.report import build_report, render_html
@@ -17,10 +18,13 @@ from sweeps.runner import PackSettings, run_pack
 
 
 def test_snapshot_figures_show_the_stored_weights(tmp_path):
-    pack = Pack.of(RunConfig(p=13, d_model=16, n_heads=2, d_mlp=32, train_fraction=0.5, epochs=60, eval_every=20,
-                             seed=s) for s in (0, 1))
-    settings = PackSettings(results=str(tmp_path), name="s", checkpoint_every_s=0.0, report_every_s=0.0,
-                            snapshots={"every": 20})
+    pack = Pack.of(
+        RunConfig(p=13, d_model=16, n_heads=2, d_mlp=32, train_fraction=0.5, epochs=60, eval_every=20, seed=s)
+        for s in (0, 1)
+    )
+    settings = PackSettings(
+        results=str(tmp_path), name="s", checkpoint_every_s=0.0, report_every_s=0.0, snapshots={"every": 20}
+    )
     run_pack(pack, settings)
     report = build_report(load_sweep(tmp_path / "s"), Thresholds())
     shown = {f.slug: f for f in report.figures if f.section == "Snapshots of representative members"}

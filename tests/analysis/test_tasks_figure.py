@@ -14,20 +14,35 @@ NAN = math.nan
 
 def runs_table(cells: dict) -> pd.DataFrame:
     """cells: (task, p, fraction) -> list of epoch_generalised per member (None: never generalised)."""
-    rows = [{"task": t, "p": p, "train_fraction": f, "epoch_generalised": e, "status": "done",
-             "final/test/acc": 1.0 if e is not None else f / 2}  # those that never generalised: half the fraction
-            for (t, p, f), epochs in cells.items() for e in epochs]
+    rows = [
+        {
+            "task": t,
+            "p": p,
+            "train_fraction": f,
+            "epoch_generalised": e,
+            "status": "done",
+            "final/test/acc": 1.0 if e is not None else f / 2,
+        }  # those that never generalised: half the fraction
+        for (t, p, f), epochs in cells.items()
+        for e in epochs
+    ]
     return pd.DataFrame(rows).astype({"epoch_generalised": "Int64"})
 
 
 CELLS = {
     # add generalises from 0.3 on
-    ("add", 23, 0.1): [None, None], ("add", 23, 0.3): [900, 1200], ("add", 23, 0.5): [400, 500],
+    ("add", 23, 0.1): [None, None],
+    ("add", 23, 0.3): [900, 1200],
+    ("add", 23, 0.5): [400, 500],
     # quad only at 0.5, by one of two members
-    ("quad", 23, 0.1): [None, None], ("quad", 23, 0.3): [None, None], ("quad", 23, 0.5): [2000, None],
+    ("quad", 23, 0.1): [None, None],
+    ("quad", 23, 0.3): [None, None],
+    ("quad", 23, 0.5): [2000, None],
     # perm in S4 never; in S3 from 0.3
-    ("perm", 4, 0.3): [None], ("perm", 4, 0.5): [None],
-    ("perm", 3, 0.3): [300], ("perm", 3, 0.5): [200],
+    ("perm", 4, 0.3): [None],
+    ("perm", 4, 0.5): [None],
+    ("perm", 3, 0.3): [300],
+    ("perm", 3, 0.5): [200],
 }
 
 
@@ -68,15 +83,25 @@ def test_the_report_draws_the_operations_figure_by_its_own_rule(tmp_path):
     """A sweep over task x train_fraction: the report gets Power et al.'s per-operation figure and table,
     counted with the report's held threshold, and a sweep of one task does not."""
     import analysis_synthetic as synthetic
+
     from analysis.derive import Thresholds
     from analysis.load import load_sweep
     from analysis.report import build_report
 
     needs = {"add": 0.5, "sub": 0.7, "quad": None}  # the smallest fraction that generalises; None: never
-    members = [synthetic.Member(config={**synthetic.SMALL, "task": task, "train_fraction": tf, "seed": seed},
-                                mem_epoch=100, gen_epoch=2000 if need is not None and tf >= need else None)
-               for task, need in needs.items() for tf in (0.3, 0.5, 0.7) for seed in (0, 1)]
-    sweep = synthetic.write_sweep(tmp_path, "ops", members, axes={"task": list(needs), "train_fraction": [0.3, 0.5, 0.7]})
+    members = [
+        synthetic.Member(
+            config={**synthetic.SMALL, "task": task, "train_fraction": tf, "seed": seed},
+            mem_epoch=100,
+            gen_epoch=2000 if need is not None and tf >= need else None,
+        )
+        for task, need in needs.items()
+        for tf in (0.3, 0.5, 0.7)
+        for seed in (0, 1)
+    ]
+    sweep = synthetic.write_sweep(
+        tmp_path, "ops", members, axes={"task": list(needs), "train_fraction": [0.3, 0.5, 0.7]}
+    )
     report = build_report(load_sweep(sweep), Thresholds())
     table = report.tables["Smallest train fraction that generalises, per operation"]
     found = dict(zip(table["task"], table["min_train_fraction"], strict=True))

@@ -16,12 +16,12 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from analysis_synthetic import grid_members, metrics_rows, progress_rows, runs_row, write_parts, write_sweep
 
 from analysis.derive import Thresholds
 from analysis.load import load_sweep
 from analysis.report import build_report
 from analysis.watch import LiveReport
-from analysis_synthetic import grid_members, metrics_rows, progress_rows, runs_row, write_parts, write_sweep
 
 AXES = {"train_fraction": [0.1, 0.2, 0.3, 0.4, 0.5], "weight_decay": [0.1, 0.3, 1.0, 3.0], "seed": [0, 1, 2]}
 
@@ -94,8 +94,9 @@ def test_rebuild_reads_only_new_parts_and_equals_a_fresh_report(tmp_path):
 
     # compaction: the parts merged into one, the old ones deleted; then the rest of the sweep, with progress
     for table in ("runs", "metrics"):
-        merged = pa.concat_tables([pq.read_table(p) for p in sorted((sweep_dir / table).glob("part-*.parquet"))],
-                                  promote_options="permissive")
+        merged = pa.concat_tables(
+            [pq.read_table(p) for p in sorted((sweep_dir / table).glob("part-*.parquet"))], promote_options="permissive"
+        )
         for old in (sweep_dir / table).glob("part-*.parquet"):
             old.unlink()
         pq.write_table(merged, sweep_dir / table / "part-merged.parquet")
@@ -114,9 +115,13 @@ def test_rebuild_reads_only_new_parts_and_equals_a_fresh_report(tmp_path):
 def test_watch_serves_on_loopback_and_leaves_nothing_behind(tmp_path):
     sweep_dir = write_sweep(tmp_path, "grid", grid_members(), axes=AXES)
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
-    proc = subprocess.Popen([sys.executable, "-m", "sweeps.cli", "report", "grid", "--watch", "--port", "0",
-                             "--every", "0.5"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweeps.cli", "report", "grid", "--watch", "--port", "0", "--every", "0.5"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()
         assert "live report of grid at http://127.0.0.1:" in line, line + proc.stderr.read()
@@ -128,8 +133,12 @@ def test_watch_serves_on_loopback_and_leaves_nothing_behind(tmp_path):
                 break
             assert time.monotonic() < deadline and proc.poll() is None, status
             time.sleep(0.5)
-        assert status["progress"] == {"planned": None, "ended": 60, "running": 0,
-                                      "phases": status["progress"]["phases"]}
+        assert status["progress"] == {
+            "planned": None,
+            "ended": 60,
+            "running": 0,
+            "phases": status["progress"]["phases"],
+        }
         assert sum(status["progress"]["phases"].values()) == 60
         page = urllib.request.urlopen(url, timeout=10).read().decode()
         assert 'id="live-status"' in page and "60 members ended" in page and "heatmap" in page
@@ -145,6 +154,11 @@ def test_watch_serves_on_loopback_and_leaves_nothing_behind(tmp_path):
 
 def test_watch_refuses_out(tmp_path):
     write_sweep(tmp_path, "grid", grid_members()[:3], axes=AXES)
-    done = subprocess.run([sys.executable, "-m", "sweeps.cli", "report", "grid", "--watch", "--out", "x"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "sweeps.cli", "report", "grid", "--watch", "--out", "x"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2 and "--out: the live report is served, not written" in done.stderr

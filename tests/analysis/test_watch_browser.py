@@ -15,7 +15,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from analysis_chromium import ink, load_page, needs_chromium, read_png
 from test_analysis_browser import _figure_markup, _rendered
 
@@ -65,9 +64,28 @@ def test_live_page_shows_the_phase_map_fill_in_during_a_real_sweep(tmp_path):
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}/"
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    proc = subprocess.Popen([sys.executable, "-m", "sweeps.cli", "sweep", "spec.yaml", "--results", "res",
-                             "--num-cpus", "1", "-q", "--watch", str(port)], cwd=tmp_path, env=env,
-                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sweeps.cli",
+            "sweep",
+            "spec.yaml",
+            "--results",
+            "res",
+            "--num-cpus",
+            "1",
+            "-q",
+            "--watch",
+            str(port),
+        ],
+        cwd=tmp_path,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         first = wait_for(url, proc, 4, timeout_s=600)
         assert first["progress"]["ended"] == 4, first  # one pack in: the page was rebuilt before the second

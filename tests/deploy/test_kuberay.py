@@ -32,8 +32,10 @@ def problems(doc: dict, plural: str) -> list[str]:
     import jsonschema
 
     spec = schema(plural)
-    found = [f"{'.'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}"
-             for e in jsonschema.Draft7Validator(spec).iter_errors(doc)]
+    found = [
+        f"{'.'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}"
+        for e in jsonschema.Draft7Validator(spec).iter_errors(doc)
+    ]
     return found + unknown_fields(doc, spec, "")
 
 
@@ -42,12 +44,18 @@ def unknown_fields(value, spec: dict, where: str) -> list[str]:
         props = spec.get("properties")
         if props is None:
             extra = spec.get("additionalProperties")
-            return [e for k, v in value.items() for e in unknown_fields(v, extra, f"{where}.{k}")] \
-                if isinstance(extra, dict) else []
+            return (
+                [e for k, v in value.items() for e in unknown_fields(v, extra, f"{where}.{k}")]
+                if isinstance(extra, dict)
+                else []
+            )
         if spec.get("x-kubernetes-preserve-unknown-fields"):
             return []
-        out = [f"{where[1:] or '(top)'}: unknown field {k!r}" for k in value
-               if k not in props and not (where == "" and k in ("apiVersion", "kind"))]
+        out = [
+            f"{where[1:] or '(top)'}: unknown field {k!r}"
+            for k in value
+            if k not in props and not (where == "" and k in ("apiVersion", "kind"))
+        ]
         return out + [e for k, v in value.items() if k in props for e in unknown_fields(v, props[k], f"{where}.{k}")]
     if isinstance(value, list) and isinstance(spec.get("items"), dict):
         return [e for i, v in enumerate(value) for e in unknown_fields(v, spec["items"], f"{where}[{i}]")]
@@ -84,17 +92,22 @@ def test_the_validation_catches_mistakes():
     assert problems(typo, "rayjobs") == ["spec.rayClusterSpec: unknown field 'workerGroupSpec'"]
     wrong = json.loads(json.dumps(job))
     wrong["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["replicas"] = "two"
-    assert problems(wrong, "rayjobs") == [("spec.rayClusterSpec.workerGroupSpecs.0.replicas: 'two' is not of type "
-                                           "'integer'")]
+    assert problems(wrong, "rayjobs") == [
+        ("spec.rayClusterSpec.workerGroupSpecs.0.replicas: 'two' is not of type 'integer'")
+    ]
     missing = json.loads(json.dumps(job))
     del missing["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["groupName"]
-    assert problems(missing, "rayjobs") == [("spec.rayClusterSpec.workerGroupSpecs.0: 'groupName' is a required "
-                                             "property")]
+    assert problems(missing, "rayjobs") == [
+        ("spec.rayClusterSpec.workerGroupSpecs.0: 'groupName' is a required property")
+    ]
     quantity = manifest("raycluster.yaml")
-    quantity["spec"]["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"] = "32 GB"
+    quantity["spec"]["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"] = (
+        "32 GB"
+    )
     [bad] = problems(quantity, "rayclusters")
-    assert bad.startswith("spec.workerGroupSpecs.0.template.spec.containers.0.resources.limits.memory: '32 GB' "
-                          "does not match"), bad
+    assert bad.startswith(
+        "spec.workerGroupSpecs.0.template.spec.containers.0.resources.limits.memory: '32 GB' does not match"
+    ), bad
     deep = manifest("raycluster.yaml")  # inside the pod template too
     deep["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["envFom"] = []
     assert problems(deep, "rayclusters") == ["spec.headGroupSpec.template.spec.containers[0]: unknown field 'envFom'"]
@@ -114,8 +127,10 @@ def test_manifest_matches_the_project(name):
     assert len(images) == 1  # head and workers from one image: the same Ray, torch and project
     for c in containers(cluster):  # every Ray container reads the object store's credentials
         assert {"secretRef": {"name": "grok-results-s3"}} in c["envFrom"]
-    gpus = [g["template"]["spec"]["containers"][0]["resources"]["limits"].get("nvidia.com/gpu")
-            for g in cluster["workerGroupSpecs"]]
+    gpus = [
+        g["template"]["spec"]["containers"][0]["resources"]["limits"].get("nvidia.com/gpu")
+        for g in cluster["workerGroupSpecs"]
+    ]
     assert gpus == ["1"] and cluster["headGroupSpec"]["rayStartParams"]["num-cpus"] == "0"
 
 
@@ -142,8 +157,12 @@ def test_image_pins_come_from_pyproject():
     deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
     assert pin("torch") in deps
     assert pin("ray") == "ray[default,tune]==" + next(d for d in deps if d.startswith("ray[")).split("==")[1]
-    copied = [token for line in (KUBERAY / "Dockerfile").read_text().splitlines() if line.startswith("COPY ")
-              for token in line.split()[1:-1]]
+    copied = [
+        token
+        for line in (KUBERAY / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY ")
+        for token in line.split()[1:-1]
+    ]
     assert copied == ["pyproject.toml", "README.md", "deploy/kuberay/pins.py", "grokcore", "sweeps", "analysis"]
     kept = (KUBERAY / "Dockerfile.dockerignore").read_text().split()
     for path in copied:  # each is in the repository and not ignored out of the build context
@@ -160,9 +179,17 @@ def test_the_image_builds_and_runs_grok():
     if not _docker_daemon():
         pytest.skip("no Docker daemon answers here (docker info failed): the image was not built")
     tag = "grokking-sweeps:test-cpu"
-    build = subprocess.run(["docker", "build", "-f", str(KUBERAY / "Dockerfile"), "-t", tag, str(REPO)],
-                           capture_output=True, text=True, timeout=3600)
+    build = subprocess.run(
+        ["docker", "build", "-f", str(KUBERAY / "Dockerfile"), "-t", tag, str(REPO)],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     assert build.returncode == 0, build.stderr[-3000:]
-    run = subprocess.run(["docker", "run", "--rm", tag, "grok", "sweep", "sweeps/examples/quick.yaml", "--dry-run"],
-                         capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        ["docker", "run", "--rm", tag, "grok", "sweep", "sweeps/examples/quick.yaml", "--dry-run"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0 and "members" in run.stdout, run.stderr[-3000:]

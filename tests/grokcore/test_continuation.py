@@ -9,13 +9,13 @@ import torch
 from grokcore import PackTrainer, RunConfig
 from grokcore.continuation import EndStateKeeper, continue_pack, from_bytes, to_bytes
 
-TRANSFORMER = RunConfig(task="add", p=11, d_model=16, n_heads=2, d_mlp=32, train_fraction=0.5, eval_every=20,
-                        lr=3e-3, weight_decay=0.5)
+TRANSFORMER = RunConfig(
+    task="add", p=11, d_model=16, n_heads=2, d_mlp=32, train_fraction=0.5, eval_every=20, lr=3e-3, weight_decay=0.5
+)
 MLP = dataclasses.replace(TRANSFORMER, model="mlp", init="kaiming", layout="a op b =", d_model=16, d_mlp=32)
 CASES = {
     "transformer-full": TRANSFORMER,
-    "transformer-minibatch-noise": dataclasses.replace(TRANSFORMER, batch_size=16, noise="uniform",
-                                                       noise_fraction=0.2),
+    "transformer-minibatch-noise": dataclasses.replace(TRANSFORMER, batch_size=16, noise="uniform", noise_fraction=0.2),
     "mlp-full-noise": dataclasses.replace(MLP, noise="binomial", noise_n=2),
     "mlp-minibatch": dataclasses.replace(MLP, batch_size=16),
 }
@@ -75,9 +75,14 @@ def test_continued_member_equals_long_run_from_start(case, short):
         assert len(extra) == 2 and not extra & set(expected)
         joined = {k: v for k, v in joined.items() if k not in extra}
     # the short run's ids are the extended members' ids: the two histories line up under one run_id
-    expected = {(cont_id, e): r for (rid, e), r in expected.items()
-                for cont_id, full_id in zip([m.run_id for m in continued_members], [m.run_id for m in full_members], strict=True)
-                if rid == full_id}
+    expected = {
+        (cont_id, e): r
+        for (rid, e), r in expected.items()
+        for cont_id, full_id in zip(
+            [m.run_id for m in continued_members], [m.run_id for m in full_members], strict=True
+        )
+        if rid == full_id
+    }
     assert joined.keys() == expected.keys()
     for key, row in expected.items():
         assert same_values(joined[key], row), key
@@ -95,8 +100,10 @@ def test_continue_pack_refuses_mixed_starts_and_short_budgets():
     keeper = EndStateKeeper(first)
     _, _, states = train(first, keeper)
     states = sorted(states, key=lambda st: -st.epoch)  # ms[0]'s first
-    longer = [dataclasses.replace(ms[0], epochs=80, extended_from=40),
-              dataclasses.replace(ms[1], epochs=80, extended_from=20)]
+    longer = [
+        dataclasses.replace(ms[0], epochs=80, extended_from=40),
+        dataclasses.replace(ms[1], epochs=80, extended_from=20),
+    ]
     with pytest.raises(ValueError, match="one epoch and step"):
         continue_pack(longer, states)
     with pytest.raises(ValueError, match="not past"):

@@ -14,13 +14,19 @@ SMALL = dict(d_model=16, n_heads=2, d_mlp=32, epochs=20, eval_every=10)
 
 PACKS = {
     # members of one pack differ in split, fraction and noise, so the trainer pads them
-    "add with noise": [RunConfig(p=13, train_fraction=0.5, **SMALL),
-                       RunConfig(p=13, train_fraction=0.3, seed=1, noise="binomial", noise_n=4, **SMALL),
-                       RunConfig(p=13, train_fraction=0.6, seed=2, noise="uniform", noise_fraction=0.4, **SMALL)],
-    "add_mul": [RunConfig(task="add_mul", p=11, max_num=14, addition_fraction=0.7, **SMALL),
-                RunConfig(task="add_mul", p=11, max_num=14, addition_fraction=0.2, seed=3, **SMALL)],
-    "pow": [RunConfig(task="pow", p=11, exp_m=2, exp_n=3, **SMALL),
-            RunConfig(task="pow", p=11, exp_m=5, exp_n=1, seed=1, **SMALL)],
+    "add with noise": [
+        RunConfig(p=13, train_fraction=0.5, **SMALL),
+        RunConfig(p=13, train_fraction=0.3, seed=1, noise="binomial", noise_n=4, **SMALL),
+        RunConfig(p=13, train_fraction=0.6, seed=2, noise="uniform", noise_fraction=0.4, **SMALL),
+    ],
+    "add_mul": [
+        RunConfig(task="add_mul", p=11, max_num=14, addition_fraction=0.7, **SMALL),
+        RunConfig(task="add_mul", p=11, max_num=14, addition_fraction=0.2, seed=3, **SMALL),
+    ],
+    "pow": [
+        RunConfig(task="pow", p=11, exp_m=2, exp_n=3, **SMALL),
+        RunConfig(task="pow", p=11, exp_m=5, exp_n=1, seed=1, **SMALL),
+    ],
     "max, mlp": [RunConfig(task="max", p=20, model="mlp", **SMALL)],
 }
 

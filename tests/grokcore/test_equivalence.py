@@ -65,10 +65,13 @@ def test_pack_equals_members_alone_and_reference_loop():
     assert len({round(f, 4) for f in finals}) == len(finals)
 
 
-@pytest.mark.parametrize("extra", [
-    dict(normalization="ln", act="gelu", n_layers=2, bias=True),
-    dict(attn_only=True, n_heads=1, n_layers=1),
-])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        dict(normalization="ln", act="gelu", n_layers=2, bias=True),
+        dict(attn_only=True, n_heads=1, n_layers=1),
+    ],
+)
 def test_architectures_match_reference(extra):
     cfg = dataclasses.replace(BASE, task="add", epochs=20, **extra)
     members = [dataclasses.replace(cfg, seed=s, lr=1e-3 * (s + 1)) for s in range(2)]
@@ -79,8 +82,17 @@ def test_architectures_match_reference(extra):
 
 
 def test_mlp_matches_reference():
-    cfg = RunConfig(task="add", p=13, model="mlp", layout="a op b =", d_model=8, d_mlp=24, epochs=20,
-                    eval_every=5, train_fraction=0.5)
+    cfg = RunConfig(
+        task="add",
+        p=13,
+        model="mlp",
+        layout="a op b =",
+        d_model=8,
+        d_mlp=24,
+        epochs=20,
+        eval_every=5,
+        train_fraction=0.5,
+    )
     members = [dataclasses.replace(cfg, seed=s, weight_decay=0.3 * s) for s in range(3)]
     pack = losses_by_member(train_pack(members)[0])
     for m in members:
@@ -89,8 +101,18 @@ def test_mlp_matches_reference():
 
 
 def test_minibatch_pack_equals_alone():
-    cfg = RunConfig(task="add", p=13, model="mlp", layout="a op b =", d_model=8, d_mlp=24, epochs=6,
-                    eval_every=2, train_fraction=0.5, batch_size=32)
+    cfg = RunConfig(
+        task="add",
+        p=13,
+        model="mlp",
+        layout="a op b =",
+        d_model=8,
+        d_mlp=24,
+        epochs=6,
+        eval_every=2,
+        train_fraction=0.5,
+        batch_size=32,
+    )
     members = [dataclasses.replace(cfg, seed=s, lr=2e-3 * (s + 1)) for s in range(3)]
     pack = losses_by_member(train_pack(members)[0])
     for m in members:
@@ -135,21 +157,48 @@ PACKS = {
         # the longest leaves at half the budget: its mates then drop the chunks that only padded them
         dataclasses.replace(TINY, exp_m=3, exp_n=2, train_fraction=0.8, lr=3e-3, seed=1, epochs=1),
         dataclasses.replace(TINY, exp_m=2, exp_n=9, train_fraction=0.5, noise="binomial", noise_n=2, seed=2),
-        dataclasses.replace(TINY, exp_m=4, exp_n=4, train_fraction=0.45, noise="uniform", noise_fraction=0.2,
-                            weight_decay=0.1, seed=3),
+        dataclasses.replace(
+            TINY, exp_m=4, exp_n=4, train_fraction=0.45, noise="uniform", noise_fraction=0.2, weight_decay=0.1, seed=3
+        ),
     ],
     "transformer_ln_bias": [
-        dataclasses.replace(TINY, task="add_mul", n_layers=2, normalization="ln", bias=True, act="gelu",
-                            train_fraction=f, seed=s) for s, f in enumerate((0.35, 0.7))
+        dataclasses.replace(
+            TINY, task="add_mul", n_layers=2, normalization="ln", bias=True, act="gelu", train_fraction=f, seed=s
+        )
+        for s, f in enumerate((0.35, 0.7))
     ],
     "mlp": [
-        RunConfig(task="add", p=13, model="mlp", layout="a op b =", d_model=8, d_mlp=24, eval_every=20,
-                  train_fraction=f, weight_decay=wd, seed=s)
+        RunConfig(
+            task="add",
+            p=13,
+            model="mlp",
+            layout="a op b =",
+            d_model=8,
+            d_mlp=24,
+            eval_every=20,
+            train_fraction=f,
+            weight_decay=wd,
+            seed=s,
+        )
         for s, (f, wd) in enumerate(((0.3, 1.0), (0.75, 0.3), (0.5, 3.0)))
     ],
     "minibatch": [
-        RunConfig(task="pow", exp_m=m, exp_n=n, p=13, model="mlp", layout="a op b =", d_model=8, d_mlp=24,
-                  eval_every=20, train_fraction=0.5, batch_size=24, noise=noise, noise_fraction=q, seed=s)
+        RunConfig(
+            task="pow",
+            exp_m=m,
+            exp_n=n,
+            p=13,
+            model="mlp",
+            layout="a op b =",
+            d_model=8,
+            d_mlp=24,
+            eval_every=20,
+            train_fraction=0.5,
+            batch_size=24,
+            noise=noise,
+            noise_fraction=q,
+            seed=s,
+        )
         for s, (m, n, noise, q) in enumerate(((1, 1, "none", 0.0), (2, 3, "uniform", 0.1), (5, 1, "none", 0.0)))
     ],
 }
@@ -175,7 +224,9 @@ def assert_identical(a: tuple[dict, dict], b: tuple[dict, dict], run_id: str) ->
     for x, y in zip(rows_a, rows_b, strict=True):
         assert {k: v for k, v in x.items() if v == v} == {k: v for k, v in y.items() if v == v}, x["epoch"]  # noqa: PLR0124
         assert [k for k, v in x.items() if v != v] == [k for k, v in y.items() if v != v]  # noqa: PLR0124
-    for epoch, (wa, wb) in zip((r["epoch"] for r in rows_a), zip(weights_a[run_id], weights_b[run_id], strict=True), strict=True):
+    for epoch, (wa, wb) in zip(
+        (r["epoch"] for r in rows_a), zip(weights_a[run_id], weights_b[run_id], strict=True), strict=True
+    ):
         assert wa.keys() == wb.keys()
         assert all(torch.equal(wa[k], wb[k]) for k in wa), (run_id, epoch)
 
@@ -226,10 +277,16 @@ def test_member_continued_in_a_new_pack_is_bit_identical():
     rows = {c["seed"]: (state, k) for state in (first, second) for k, c in enumerate(state["configs"])}
     regrouped = [n, m]  # another order, another mate, another padded length than either pack
     picked = [rows[c.seed] for c in regrouped]
-    state = {**first, "configs": [c.to_dict() for c in regrouped], "departed": [],
-             "trackers": [s["trackers"][k] for s, k in picked],
-             "tensors": {name: torch.stack([s["tensors"][name][k] for s, k in picked])
-                         for name in ("params", "exp_avg", "exp_avg_sq")}}
+    state = {
+        **first,
+        "configs": [c.to_dict() for c in regrouped],
+        "departed": [],
+        "trackers": [s["trackers"][k] for s, k in picked],
+        "tensors": {
+            name: torch.stack([s["tensors"][name][k] for s, k in picked])
+            for name in ("params", "exp_avg", "exp_avg_sq")
+        },
+    }
     assert first["step"] == second["step"]
     trainer = PackTrainer(regrouped)
     trainer.load_state_dict(state)
@@ -241,6 +298,8 @@ def test_member_continued_in_a_new_pack_is_bit_identical():
     for member in regrouped:
         metrics, weights = member_history([member])
         after = [i for i, r in enumerate(metrics[member.run_id]) if r["epoch"] > 40]
-        alone = ({member.run_id: [metrics[member.run_id][i] for i in after]},
-                 {member.run_id: [weights[member.run_id][i] for i in after]})
+        alone = (
+            {member.run_id: [metrics[member.run_id][i] for i in after]},
+            {member.run_id: [weights[member.run_id][i] for i in after]},
+        )
         assert_identical(continued, alone, member.run_id)

@@ -22,8 +22,11 @@ def quoted_blocks() -> list[tuple[str, str]]:
 
 def test_the_page_quotes_the_files_it_names():
     blocks = quoted_blocks()
-    assert {f for f, _ in blocks} == {"grokcore/progress/entropy.py", "grokcore/progress/columns.py",
-                                      "grokcore/progress/registry.py"}
+    assert {f for f, _ in blocks} == {
+        "grokcore/progress/entropy.py",
+        "grokcore/progress/columns.py",
+        "grokcore/progress/registry.py",
+    }
     for path, code in blocks:
         assert code in (ROOT / path).read_text(), f"{path} no longer holds:\n{code}"
 
@@ -34,7 +37,11 @@ def test_the_row_on_the_page_is_the_registrys():
 
     row = BY_KEY["fourier_entropy"]
     assert (row.function, row.marker, row.default, row.switchable) == (
-        "grokcore.progress.entropy:fourier_entropy_columns", col.EMBED_ENTROPY, False, True)
+        "grokcore.progress.entropy:fourier_entropy_columns",
+        col.EMBED_ENTROPY,
+        False,
+        True,
+    )
     assert f"grok measure results/mysweep --measures {row.key}" in PAGE.read_text()
 
 

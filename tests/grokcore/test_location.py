@@ -15,18 +15,21 @@ def in_tmp(tmp_path, monkeypatch):
     return tmp_path.resolve()
 
 
-@pytest.mark.parametrize("written, expected", [
-    ("results", "{cwd}/results"),
-    ("results/", "{cwd}/results"),
-    ("./a/../results", "{cwd}/results"),
-    ("~/results", "{cwd}/home/results"),
-    ("file://{cwd}/results", "{cwd}/results"),
-    ("file://{cwd}/results/", "{cwd}/results"),
-    ("  {cwd}/results  ", "{cwd}/results"),
-    ("s3://bucket/x", "s3://bucket/x"),
-    ("s3://bucket/x/", "s3://bucket/x"),
-    ("gs://bucket/a/b", "gs://bucket/a/b"),
-])
+@pytest.mark.parametrize(
+    "written, expected",
+    [
+        ("results", "{cwd}/results"),
+        ("results/", "{cwd}/results"),
+        ("./a/../results", "{cwd}/results"),
+        ("~/results", "{cwd}/home/results"),
+        ("file://{cwd}/results", "{cwd}/results"),
+        ("file://{cwd}/results/", "{cwd}/results"),
+        ("  {cwd}/results  ", "{cwd}/results"),
+        ("s3://bucket/x", "s3://bucket/x"),
+        ("s3://bucket/x/", "s3://bucket/x"),
+        ("gs://bucket/a/b", "gs://bucket/a/b"),
+    ],
+)
 def test_results_location_spells_each_location_one_way(in_tmp, written, expected):
     assert results_location(written.format(cwd=in_tmp)) == expected.format(cwd=in_tmp)
     assert is_uri(written.format(cwd=in_tmp)) == expected.startswith(("s3://", "gs://"))
@@ -57,12 +60,15 @@ def test_filesystem_of_an_s3_uri_is_s3_at_bucket_and_key():
     assert path == "bucket/x"
 
 
-@pytest.mark.parametrize("results, name, joined", [
-    ("s3://bucket/r", "sweep", "s3://bucket/r/sweep"),
-    ("s3://bucket/r/", "sweep", "s3://bucket/r/sweep"),
-    ("file:///data/r", "sweep", "/data/r/sweep"),
-    ("/data/r/", "sweep", "/data/r/sweep"),
-])
+@pytest.mark.parametrize(
+    "results, name, joined",
+    [
+        ("s3://bucket/r", "sweep", "s3://bucket/r/sweep"),
+        ("s3://bucket/r/", "sweep", "s3://bucket/r/sweep"),
+        ("file:///data/r", "sweep", "/data/r/sweep"),
+        ("/data/r/", "sweep", "/data/r/sweep"),
+    ],
+)
 def test_sweep_uri_joins_and_split_location_undoes_it(results, name, joined):
     assert sweep_uri(results, name) == joined
     assert split_location(joined) == (results_location(results), name)

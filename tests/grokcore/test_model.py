@@ -6,8 +6,13 @@ import pytest
 import torch
 
 from grokcore import PackTrainer, RunConfig
-from grokcore.export import (hooked_transformer_config, hooked_transformer_state_dict, load_member,
-                             reference_state_dict, save_member)
+from grokcore.export import (
+    hooked_transformer_config,
+    hooked_transformer_state_dict,
+    load_member,
+    reference_state_dict,
+    save_member,
+)
 from grokcore.model import build_model
 from grokcore.packed import init_member, param_shapes
 from grokcore.reference import ReferenceTransformer
@@ -27,8 +32,10 @@ def pack_of(cfg, k=3):
 
 
 # tasks of the catalogue with their own vocabulary (one op token) and classes (group elements)
-CATALOGUE = [RunConfig(task="perm_conj", p=4, d_model=16, n_heads=2, d_mlp=32),
-             RunConfig(task="div", p=11, model="mlp", d_model=8, d_mlp=16, init="kaiming")]
+CATALOGUE = [
+    RunConfig(task="perm_conj", p=4, d_model=16, n_heads=2, d_mlp=32),
+    RunConfig(task="div", p=11, model="mlp", d_model=8, d_mlp=16, init="kaiming"),
+]
 
 
 @pytest.mark.parametrize("cfg", ARCHS + CATALOGUE + [RunConfig(p=13, layout="a b", d_model=16, n_heads=2, d_mlp=32)])
@@ -143,13 +150,15 @@ def test_training_alone_does_not_import_transformer_lens():
     import subprocess
     import sys
 
-    code = ("import sys\n"
-            "from grokcore import PackTrainer, RunConfig\n"
-            "import sweeps.runner\n"
-            "trainer = PackTrainer([RunConfig(p=7, d_model=8, n_heads=2, d_mlp=16, epochs=4, eval_every=2)])\n"
-            "reports = list(trainer.run())\n"
-            "assert reports[-1].finished, reports\n"
-            "print('transformer_lens' in sys.modules)\n")
+    code = (
+        "import sys\n"
+        "from grokcore import PackTrainer, RunConfig\n"
+        "import sweeps.runner\n"
+        "trainer = PackTrainer([RunConfig(p=7, d_model=8, n_heads=2, d_mlp=16, epochs=4, eval_every=2)])\n"
+        "reports = list(trainer.run())\n"
+        "assert reports[-1].finished, reports\n"
+        "print('transformer_lens' in sys.modules)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", out.stderr
 

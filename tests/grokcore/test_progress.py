@@ -52,7 +52,9 @@ def test_fourier_basis_is_orthonormal_with_frequencies(p):
     torch.testing.assert_close(basis @ basis.T, torch.eye(p, dtype=torch.float64))
     assert freqs.tolist()[:3] == [0, 1, 1] and freqs.max().item() == p // 2
     x = torch.arange(p, dtype=torch.float64)
-    assert torch.allclose(basis[2 * 3 - 1] / basis[2 * 3 - 1].norm(), torch.cos(2 * math.pi * 3 * x / p) / math.sqrt(p / 2))
+    assert torch.allclose(
+        basis[2 * 3 - 1] / basis[2 * 3 - 1].norm(), torch.cos(2 * math.pi * 3 * x / p) / math.sqrt(p / 2)
+    )
 
 
 def test_exact_fourier_embedding_yields_exactly_its_key_frequencies():
@@ -74,7 +76,7 @@ def test_exact_fourier_embedding_yields_exactly_its_key_frequencies():
     for row, modes in zip(rows, chosen, strict=True):
         expected = [k for k, amp in sorted(modes.items(), key=lambda kv: -kv[1]) if amp >= 0.25]
         got = [row[col.key_freq(i)] for i in range(col.MAX_KEY_FREQS)]
-        assert got[: len(expected)] == expected and all(math.isnan(v) for v in got[len(expected):])
+        assert got[: len(expected)] == expected and all(math.isnan(v) for v in got[len(expected) :])
         assert row[col.N_KEY] == len(expected)
         for k in range(1, p // 2 + 1):
             norm = row[col.embed_norm(k)]
@@ -126,18 +128,21 @@ def test_restricted_and_excluded_loss_known_answers():
     # excluded loss removes them: what is left is the bias alone
     bias_only = bias.view(1, 1, -1).expand(1, train.shape[1], p)
     assert excluded_loss(pure, keys, train, labels[:, train[0]], weight).item() == pytest.approx(
-        cross_entropy(bias_only, labels[:, train[0]]).item(), rel=1e-10)
+        cross_entropy(bias_only, labels[:, train[0]]).item(), rel=1e-10
+    )
 
     # with a non-key term: restricted drops it, excluded keeps only it (and the bias)
     mixed = trig_logits(p, key_terms + other, bias)
     assert restricted_loss(mixed, labels, keys).item() == pytest.approx(cross_entropy(pure, labels).item(), rel=1e-10)
     rest = trig_logits(p, other, bias)[:, train[0]]
     assert excluded_loss(mixed, keys, train, labels[:, train[0]], weight).item() == pytest.approx(
-        cross_entropy(rest, labels[:, train[0]]).item(), rel=1e-10)
+        cross_entropy(rest, labels[:, train[0]]).item(), rel=1e-10
+    )
     # a constant added to every logit of an input changes nothing
     shifted = mixed + torch.randn(1, p * p, 1, dtype=torch.float64)
     assert restricted_loss(shifted, labels, keys).item() == pytest.approx(
-        restricted_loss(mixed, labels, keys).item(), rel=1e-10)
+        restricted_loss(mixed, labels, keys).item(), rel=1e-10
+    )
 
 
 def test_logit_cos_coefficients_recover_amplitudes():
@@ -166,8 +171,17 @@ def test_neuron_fve_single_frequency_and_mixtures():
 def test_restricted_loss_falls_before_test_loss_on_a_real_grokking_run():
     """The README's small adder (memorises by ~100, groks by ~575): restricted loss reaches 0.1 well before test
     loss does, excluded loss rises after memorisation as the circuit forms, and the key frequencies thin out."""
-    cfg = RunConfig(p=31, train_fraction=0.5, d_model=64, d_mlp=128, lr=3e-3, weight_decay=3.0, epochs=700,
-                    eval_every=25, progress_every=25)
+    cfg = RunConfig(
+        p=31,
+        train_fraction=0.5,
+        d_model=64,
+        d_mlp=128,
+        lr=3e-3,
+        weight_decay=3.0,
+        epochs=700,
+        eval_every=25,
+        progress_every=25,
+    )
     trainer = PackTrainer([cfg])
     trainer.progress_settings = NO_LLC
     test, rows = {}, {}
@@ -191,8 +205,18 @@ def test_max_qk_ov_summaries_on_a_built_circuit(direction):
     """Attention-only, one head: the query '=' scores key token t as direction * t and the OV circuit is the
     identity, so attention prefers the larger (direction 1) or the smaller (-1) operand, and OV copies."""
     n = 8
-    cfg = RunConfig(task="max", p=n, force_adjacent=(0, 1), model="transformer", attn_only=True, n_heads=1,
-                    d_model=n + 3, d_head=n, epochs=10, eval_every=10)
+    cfg = RunConfig(
+        task="max",
+        p=n,
+        force_adjacent=(0, 1),
+        model="transformer",
+        attn_only=True,
+        n_heads=1,
+        d_model=n + 3,
+        d_head=n,
+        epochs=10,
+        eval_every=10,
+    )
     trainer = PackTrainer([cfg])
     V, d = cfg.d_vocab, cfg.d_model
     W_Q, W_K = torch.zeros(1, d, n), torch.zeros(1, d, n)
@@ -204,9 +228,15 @@ def test_max_qk_ov_summaries_on_a_built_circuit(direction):
     W_O[0, :n, :n] = torch.eye(n)
     W_U = torch.zeros(d, n)
     W_U[:n, :n] = torch.eye(n)
-    for name, value in {"embed.W_E": torch.eye(V, d), "pos_embed.W_pos": torch.zeros(3, d), "blocks.0.attn.W_Q": W_Q,
-                        "blocks.0.attn.W_K": W_K, "blocks.0.attn.W_V": W_V, "blocks.0.attn.W_O": W_O,
-                        "unembed.W_U": W_U}.items():
+    for name, value in {
+        "embed.W_E": torch.eye(V, d),
+        "pos_embed.W_pos": torch.zeros(3, d),
+        "blocks.0.attn.W_Q": W_Q,
+        "blocks.0.attn.W_K": W_K,
+        "blocks.0.attn.W_V": W_V,
+        "blocks.0.attn.W_O": W_O,
+        "unembed.W_U": W_U,
+    }.items():
         set_weight(trainer, name, 0, value)
     (row,) = measure_pack(trainer, NO_LLC)
     assert row[col.QK_MONOTONIC_FRAC] == (1.0 if direction > 0 else 0.0)
@@ -256,7 +286,8 @@ def devinterp_estimator():
     installed = version("devinterp")
     assert (1, 3) <= tuple(int(x) for x in installed.split(".")[:2]) < (2, 0), (
         f"devinterp {installed} installed; the [devinterp] extra pins >=1.3.2,<2, whose "
-        "estimate_learning_coeff_with_summary this test compares with")
+        "estimate_learning_coeff_with_summary this test compares with"
+    )
     from devinterp.slt.sampler import estimate_learning_coeff_with_summary
 
     return estimate_learning_coeff_with_summary
@@ -292,10 +323,17 @@ def test_llc_matches_devinterp_on_the_same_member():
     with torch.random.fork_rng(), warnings.catch_warnings():  # devinterp seeds the global RNG per chain
         warnings.simplefilter("ignore")
         theirs = estimate_learning_coeff_with_summary(
-            MemberModule(cfg, weights), loader, evaluate=evaluate,
+            MemberModule(cfg, weights),
+            loader,
+            evaluate=evaluate,
             optimizer_kwargs=dict(lr=settings.lr, localization=settings.localization, nbeta=nbeta),
-            num_chains=chains, num_draws=settings.draws, num_burnin_steps=settings.burnin,
-            init_loss=ours.init_loss.item(), seed=0, verbose=False)
+            num_chains=chains,
+            num_draws=settings.draws,
+            num_burnin_steps=settings.burnin,
+            init_loss=ours.init_loss.item(),
+            seed=0,
+            verbose=False,
+        )
     their_chains = torch.tensor([theirs[f"llc-chain/{c}"] for c in range(chains)], dtype=torch.float64)
     assert theirs["llc/mean"] == pytest.approx(their_chains.mean().item(), rel=1e-5)
 
@@ -315,7 +353,8 @@ def test_llc_matches_devinterp_on_the_same_member():
 def same(a: dict, b: dict) -> bool:
     """Equal bit for bit, NaN equal to NaN (metrics that do not apply are NaN)."""
     return a.keys() == b.keys() and all(
-        a[k] == b[k] or (isinstance(a[k], float) and math.isnan(a[k]) and math.isnan(b[k])) for k in a)
+        a[k] == b[k] or (isinstance(a[k], float) and math.isnan(a[k]) and math.isnan(b[k])) for k in a
+    )
 
 
 @pytest.mark.parametrize("batch_size", [None, 32])

@@ -32,7 +32,7 @@ PACKS = {
 def test_measure_pack_writes_the_declared_columns_in_table_order(name, keys):
     cfg = PACKS[name]
     settings = ProgressSettings.choosing([k for k in keys if k != "llc"])  # the LLC's columns: its own test
-    row, = measure_pack(PackTrainer([cfg]), settings)
+    (row,) = measure_pack(PackTrainer([cfg]), settings)
     assert list(row) == progress_columns(cfg, settings.is_on)
     assert ("fourier/embed_norm_1" in row) == (cfg.task_def.modulus is not None and "fourier" in keys)
 
@@ -43,7 +43,7 @@ def test_llc_columns_are_written_where_due_and_nan_between():
     settings = ProgressSettings(llc_every=2, sgld=dataclasses.replace(ProgressSettings().sgld, draws=2, burnin=1))
     for epoch, due in ((10, False), (20, True)):
         trainer.epoch = epoch
-        row, = measure_pack(trainer, settings)
+        (row,) = measure_pack(trainer, settings)
         assert list(row) == progress_columns(cfg, settings.is_on)
         assert math.isfinite(row[col.LLC_MEAN]) == due
 

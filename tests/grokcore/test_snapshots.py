@@ -10,8 +10,9 @@ from grokcore.data import member_data
 from grokcore.export import MemberModule
 from grokcore.snapshots import SnapshotSchedule, hooked_member
 
-BASE = RunConfig(p=17, d_model=32, n_heads=2, d_mlp=128, train_fraction=0.6, lr=1e-2, weight_decay=1.0,
-                 epochs=120, eval_every=10)
+BASE = RunConfig(
+    p=17, d_model=32, n_heads=2, d_mlp=128, train_fraction=0.6, lr=1e-2, weight_decay=1.0, epochs=120, eval_every=10
+)
 # Three members, one with a shorter budget; a learning rate that memorises within the budget.
 MEMBERS = [dataclasses.replace(BASE, seed=s, epochs=120 - 40 * (s == 2)) for s in range(3)]
 # Epoch 7 and 33 are not evaluation epochs: the trainer must stop inside an evaluation interval.
@@ -48,8 +49,9 @@ def test_snapshots_leave_training_numbers_bit_identical_and_equal_live_weights()
     assert none == []
     metrics, finished, snapshots = run_all(PackTrainer(MEMBERS, snapshots=SCHEDULE))
     assert repr(metrics) == repr(plain_metrics)  # every metric bit for bit (repr: NaN columns compare equal)
-    assert repr([o.to_row() | {"wall_seconds": 0} for o in finished]) == \
-        repr([o.to_row() | {"wall_seconds": 0} for o in plain_finished])
+    assert repr([o.to_row() | {"wall_seconds": 0} for o in finished]) == repr(
+        [o.to_row() | {"wall_seconds": 0} for o in plain_finished]
+    )
 
     by_key = {(s.run_id, s.epoch): s for s in snapshots}
     assert len(by_key) == len(snapshots)  # one snapshot per member and epoch, events merged
@@ -85,8 +87,9 @@ def test_snapshots_leave_training_numbers_bit_identical_and_equal_live_weights()
             got = MemberModule(cfg, snap.weights)(tokens)
         assert torch.equal(got, expected), key  # bit for bit
     # a different epoch's weights differ: the comparison can fail
-    assert not torch.equal(by_key[MEMBERS[0].run_id, 7].weights["embed.W_E"],
-                           by_key[MEMBERS[0].run_id, 33].weights["embed.W_E"])
+    assert not torch.equal(
+        by_key[MEMBERS[0].run_id, 7].weights["embed.W_E"], by_key[MEMBERS[0].run_id, 33].weights["embed.W_E"]
+    )
 
 
 def test_hooked_member_runs_with_cache_and_matches_trainer_logits():

@@ -27,16 +27,19 @@ def brute(cfg, a, b, op):
     return (a + b) % cfg.p
 
 
-@pytest.mark.parametrize("cfg", [
-    RunConfig(task="add", p=13),
-    RunConfig(task="add", p=13, layout="a op b ="),
-    RunConfig(task="add", p=13, layout="a b"),
-    RunConfig(task="mul", p=11, max_num=15),
-    RunConfig(task="add_mul", p=11, max_num=14, layout="a op b ="),
-    RunConfig(task="pow", p=13, exp_m=13, exp_n=9),
-    RunConfig(task="pow", p=113, exp_m=37, exp_n=64),
-    RunConfig(task="max", p=20),
-])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        RunConfig(task="add", p=13),
+        RunConfig(task="add", p=13, layout="a op b ="),
+        RunConfig(task="add", p=13, layout="a b"),
+        RunConfig(task="mul", p=11, max_num=15),
+        RunConfig(task="add_mul", p=11, max_num=14, layout="a op b ="),
+        RunConfig(task="pow", p=13, exp_m=13, exp_n=9),
+        RunConfig(task="pow", p=113, exp_m=37, exp_n=64),
+        RunConfig(task="max", p=20),
+    ],
+)
 def test_labels_match_brute_force(cfg):
     pool = build_pool(cfg)
     n = cfg.operand_range
@@ -116,27 +119,30 @@ def test_uniform_noise_replaces_fraction():
     assert abs(changed - 0.3 * 96 / 97) < 0.02  # a replaced label keeps its value 1/97 of the time
 
 
-@pytest.mark.parametrize("kwargs, field", [
-    (dict(p=1), "p"),
-    (dict(train_fraction=0.0), "train_fraction"),
-    (dict(train_fraction=1.5), "train_fraction"),
-    (dict(train_fraction=1.0), "train_fraction"),  # empty test set
-    (dict(p=3, train_fraction=0.01), "train_fraction"),  # empty train set
-    (dict(task="pow", exp_m=0), "exp_m"),
-    (dict(task="pow", exp_n=-2), "exp_n"),
-    (dict(weight_decay=-0.1), "weight_decay"),
-    (dict(task="divide"), "task"),
-    (dict(task="no_such_module_xyz:factory"), "task"),
-    (dict(task="perm", p=7), "p"),
-    (dict(task="div", p=12), "p"),
-    (dict(act="tanh"), "act"),
-    (dict(noise="binomial", noise_n=3), "noise_n"),
-    (dict(noise="binomial", noise_n=400, p=97), "noise_n"),
-    (dict(noise="uniform", noise_fraction=1.5), "noise_fraction"),
-    (dict(noise_n=2), "noise_n"),
-    (dict(p="113"), "p"),
-    (dict(task="add_mul", layout="a b ="), "layout"),
-])
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        (dict(p=1), "p"),
+        (dict(train_fraction=0.0), "train_fraction"),
+        (dict(train_fraction=1.5), "train_fraction"),
+        (dict(train_fraction=1.0), "train_fraction"),  # empty test set
+        (dict(p=3, train_fraction=0.01), "train_fraction"),  # empty train set
+        (dict(task="pow", exp_m=0), "exp_m"),
+        (dict(task="pow", exp_n=-2), "exp_n"),
+        (dict(weight_decay=-0.1), "weight_decay"),
+        (dict(task="divide"), "task"),
+        (dict(task="no_such_module_xyz:factory"), "task"),
+        (dict(task="perm", p=7), "p"),
+        (dict(task="div", p=12), "p"),
+        (dict(act="tanh"), "act"),
+        (dict(noise="binomial", noise_n=3), "noise_n"),
+        (dict(noise="binomial", noise_n=400, p=97), "noise_n"),
+        (dict(noise="uniform", noise_fraction=1.5), "noise_fraction"),
+        (dict(noise_n=2), "noise_n"),
+        (dict(p="113"), "p"),
+        (dict(task="add_mul", layout="a b ="), "layout"),
+    ],
+)
 def test_bad_input_names_the_field(kwargs, field):
     with pytest.raises(ConfigError) as err:
         RunConfig(**kwargs)

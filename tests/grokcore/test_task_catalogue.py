@@ -15,8 +15,8 @@ import torch
 
 from grokcore import ConfigError, RunConfig, train_pack
 from grokcore.packed import init_member, param_shapes
-from grokcore.task import BUILTIN, FOURIER, check_task, load_user_task
 from grokcore.splits import build_pool, make_split
+from grokcore.task import BUILTIN, FOURIER, check_task, load_user_task
 
 MODULAR = {
     # name: (brute-force label of (x, y) mod p, subtask of (x, y))
@@ -127,11 +127,14 @@ def test_every_builtin_task_passes_the_user_task_checks(name):
     assert cfg.d_vocab == cfg.operand_range + 1 + len(cfg.task_def.ops)
 
 
-@pytest.mark.parametrize("kwargs, field", [
-    (dict(task="perm", p=7), "p"),
-    (dict(task="dihedral", p=2), "p"),
-    (dict(task="divide"), "task"),
-])
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        (dict(task="perm", p=7), "p"),
+        (dict(task="dihedral", p=2), "p"),
+        (dict(task="divide"), "task"),
+    ],
+)
 def test_bad_task_configs_name_the_field(kwargs, field):
     with pytest.raises(ConfigError) as err:
         RunConfig(**kwargs)
@@ -192,14 +195,17 @@ def test_user_task_labels_run_id_and_canonical_name(user_module):
     assert labels == [x ^ y for x, y in pairs] and xor.n_classes == 8
 
 
-@pytest.mark.parametrize("factory, message", [
-    ("out_of_range", r"examples\(\).labels must lie in \[0, 11\)"),
-    ("not_a_task", "must return a grokcore.task.Task"),
-    ("raises", "the factory raised RuntimeError: no such thing"),
-    ("missing", "has no callable 'missing'"),
-    ("affine(3)", r"give the factory's arguments by name"),
-    ("affine(k=len)", "must be a literal"),
-])
+@pytest.mark.parametrize(
+    "factory, message",
+    [
+        ("out_of_range", r"examples\(\).labels must lie in \[0, 11\)"),
+        ("not_a_task", "must return a grokcore.task.Task"),
+        ("raises", "the factory raised RuntimeError: no such thing"),
+        ("missing", "has no callable 'missing'"),
+        ("affine(3)", r"give the factory's arguments by name"),
+        ("affine(k=len)", "must be a literal"),
+    ],
+)
 def test_bad_user_tasks_say_why(user_module, factory, message):
     with pytest.raises(ConfigError, match=message) as err:
         RunConfig(task=f"{user_module}:{factory}", p=11)
@@ -214,8 +220,16 @@ def test_unimportable_user_task():
 def test_user_task_trains_in_a_pack_and_configs_pickle(user_module):
     import pickle
 
-    base = RunConfig(task=f"{user_module}:affine(k=2)", p=7, train_fraction=0.6, d_model=16, n_heads=2, d_mlp=32,
-                     epochs=20, eval_every=10)
+    base = RunConfig(
+        task=f"{user_module}:affine(k=2)",
+        p=7,
+        train_fraction=0.6,
+        d_model=16,
+        n_heads=2,
+        d_mlp=32,
+        epochs=20,
+        eval_every=10,
+    )
     members = [base, dataclasses.replace(base, seed=1)]
     assert pickle.loads(pickle.dumps(base)) == base  # the cached Task (a lambda) is not pickled
     metrics, outcomes = train_pack(members)
@@ -225,9 +239,11 @@ def test_user_task_trains_in_a_pack_and_configs_pickle(user_module):
 
 # ---- new tasks in the trainer and the progress measures --------------------------------------------
 
+
 def test_mixture_reports_its_add_and_mul_subtasks():
-    cfg = RunConfig(task="add_or_mul", p=11, train_fraction=0.5, d_model=16, n_heads=2, d_mlp=32, epochs=10,
-                    eval_every=10)
+    cfg = RunConfig(
+        task="add_or_mul", p=11, train_fraction=0.5, d_model=16, n_heads=2, d_mlp=32, epochs=10, eval_every=10
+    )
     metrics, _ = train_pack([cfg])
     row = metrics[-1]
     assert math.isfinite(row["test_add/acc"]) and math.isfinite(row["test_mul/acc"])
@@ -254,13 +270,21 @@ def test_group_task_progress_has_no_fourier_columns():
 
 # ---- init ----------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("model", ["mlp", "transformer"])
 def test_kaiming_init_has_the_kaiming_scale(model):
     cfg = RunConfig(task="add", p=97, model=model, layout="a op b =", d_model=128, d_mlp=512, init="kaiming")
     weights = init_member(cfg)
-    fan_in = {"embed.W_E": 128, "pos_embed.W_pos": 128, "blocks.0.attn.W_Q": 128, "blocks.0.attn.W_O": 128,
-              "blocks.0.mlp.W_in": 128, "blocks.0.mlp.W_out": 512, "unembed.W_U": 512 if model == "mlp" else 128,
-              "mlp.W_in": cfg.n_ctx * 128}  # the MLP reads the concatenated embeddings
+    fan_in = {
+        "embed.W_E": 128,
+        "pos_embed.W_pos": 128,
+        "blocks.0.attn.W_Q": 128,
+        "blocks.0.attn.W_O": 128,
+        "blocks.0.mlp.W_in": 128,
+        "blocks.0.mlp.W_out": 512,
+        "unembed.W_U": 512 if model == "mlp" else 128,
+        "mlp.W_in": cfg.n_ctx * 128,
+    }  # the MLP reads the concatenated embeddings
     for name in param_shapes(cfg):
         if name in fan_in:
             w = weights[name]
@@ -285,7 +309,7 @@ def test_readme_user_task_example_works(tmp_path, monkeypatch):
 
     readme = (Path(__file__).parents[2] / "docs" / "howto" / "add-a-task.md").read_text()
     start = readme.index("# mytasks.py")
-    (tmp_path / "mytasks.py").write_text(readme[start:readme.index("```", start)])
+    (tmp_path / "mytasks.py").write_text(readme[start : readme.index("```", start)])
     monkeypatch.syspath_prepend(str(tmp_path))
     load_user_task.cache_clear()
     try:

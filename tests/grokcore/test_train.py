@@ -7,8 +7,9 @@ import torch
 
 from grokcore import PackTrainer, RunConfig, train_pack
 
-GROKS = RunConfig(p=31, d_model=64, n_heads=4, d_mlp=128, train_fraction=0.5, lr=3e-3, weight_decay=3.0,
-                  epochs=700, eval_every=25)
+GROKS = RunConfig(
+    p=31, d_model=64, n_heads=4, d_mlp=128, train_fraction=0.5, lr=3e-3, weight_decay=3.0, epochs=700, eval_every=25
+)
 
 
 def test_small_config_visibly_groks():
@@ -33,8 +34,9 @@ def collect(reports):
 
 @pytest.mark.parametrize("batch_size", [None, 64])
 def test_save_restore_continue_equals_uninterrupted(tmp_path, batch_size):
-    base = RunConfig(p=17, d_model=16, n_heads=2, d_mlp=32, train_fraction=0.5, epochs=60, eval_every=10,
-                     batch_size=batch_size)
+    base = RunConfig(
+        p=17, d_model=16, n_heads=2, d_mlp=32, train_fraction=0.5, epochs=60, eval_every=10, batch_size=batch_size
+    )
     members = [dataclasses.replace(base, seed=s, lr=1e-3 * (1 + s), epochs=60 - 20 * (s == 2)) for s in range(3)]
     full_metrics, full_finished = collect(PackTrainer(members).run())
 
@@ -51,8 +53,9 @@ def test_save_restore_continue_equals_uninterrupted(tmp_path, batch_size):
     assert [(m["run_id"], m["epoch"]) for m in metrics] == [(m["run_id"], m["epoch"]) for m in full_metrics]
     for a, b in zip(metrics, full_metrics, strict=True):
         assert a["train/loss"] == b["train/loss"] and a["test/acc"] == b["test/acc"]  # bit for bit
-    assert [o.run_id for r in first for o in r.finished] + [o.run_id for o in rest_finished] == \
-        [o.run_id for o in full_finished]
+    assert [o.run_id for r in first for o in r.finished] + [o.run_id for o in rest_finished] == [
+        o.run_id for o in full_finished
+    ]
 
 
 def test_stop_rule_with_extra_epochs():
@@ -133,8 +136,12 @@ def test_torch_compile_matches_eager_while_the_pack_shrinks(device):
     if not _compiles_on(device):
         pytest.skip(f"torch.compile cannot build kernels on {device} here")
     base = RunConfig(p=17, d_model=16, n_heads=2, d_mlp=32, train_fraction=0.5, epochs=60, eval_every=10)
-    members = [dataclasses.replace(base, seed=s, lr=1e-3 * (1 + s), weight_decay=0.5 * s,
-                                   epochs=60 - 20 * (s == 1) - 30 * (s == 2)) for s in range(4)]
+    members = [
+        dataclasses.replace(
+            base, seed=s, lr=1e-3 * (1 + s), weight_decay=0.5 * s, epochs=60 - 20 * (s == 1) - 30 * (s == 2)
+        )
+        for s in range(4)
+    ]
     eager, eager_out = train_pack(members, device=device)
     torch._dynamo.utils.counters.clear()
     compiled, compiled_out = train_pack(members, device=device, torch_compile=True)

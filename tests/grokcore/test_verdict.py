@@ -16,18 +16,20 @@ EPOCHS = list(range(100, 1100, 100))  # 10 evaluations
 def history(train_from: int | None, test_from: int | None, dips: dict[int, str] | None = None):
     """Accuracies at EPOCHS: 1.0 from the given epoch on (None: never), 0.5 before, and 0.5 at the epochs of
     `dips` for the named accuracy."""
+
     def acc(start, name):
         return [0.5 if start is None or e < start or (dips or {}).get(e) in (name, "both") else 1.0 for e in EPOCHS]
+
     return EPOCHS, acc(train_from, "train"), acc(test_from, "test")
 
 
 def test_memorised_generalised_grokked_known_answers():
     v = decide(*history(200, 900))
-    assert v == Verdict(200, 900, False)                      # 700 epochs later: under grok_delay 1000
+    assert v == Verdict(200, 900, False)  # 700 epochs later: under grok_delay 1000
     assert v.memorised and v.generalised
     assert decide(*history(200, 900), Thresholds(grok_delay=700)).grokked
     assert not decide(*history(200, 900), Thresholds(grok_delay=701)).grokked
-    assert decide(*history(None, 300)) == Verdict(None, 300, False)   # generalised without memorising: not grokked
+    assert decide(*history(None, 300)) == Verdict(None, 300, False)  # generalised without memorising: not grokked
     never = decide(*history(None, None))
     assert not never.memorised and not never.generalised and not never.grokked
 
@@ -69,19 +71,23 @@ def test_budget_ignores_later_evaluations():
 def test_missing_accuracies_count_as_below():
     # test at 1.0 once, then missing: not held under hold 3; under hold 1 reached and fell back
     assert decide([100, 200, 300], [None, 1.0, 1.0], [math.nan, 1.0, math.nan]) == Verdict(200, None, False)
-    assert decide([100, 200, 300], [None, 1.0, 1.0], [math.nan, 1.0, math.nan], Thresholds(hold=1)) == \
-        Verdict(200, None, False, test_fell_back=True)
+    assert decide([100, 200, 300], [None, 1.0, 1.0], [math.nan, 1.0, math.nan], Thresholds(hold=1)) == Verdict(
+        200, None, False, test_fell_back=True
+    )
 
 
-@pytest.mark.parametrize("kwargs, field, text", [
-    ({"train_acc": 1.5}, "train_acc", "train_acc must be in"),
-    ({"test_acc": 0}, "test_acc", "test_acc must be in"),
-    ({"hold": -1}, "hold", "hold must be an integer >= 0"),
-    ({"hold": 1.5}, "hold", "hold must be an integer"),
-    ({"budget": 0}, "budget", "budget must be a positive"),
-    ({"grok_delay": -1}, "grok_delay", "grok_delay must be"),
-    ({"grok_ratio": "x"}, "grok_ratio", "grok_ratio must be"),
-])
+@pytest.mark.parametrize(
+    "kwargs, field, text",
+    [
+        ({"train_acc": 1.5}, "train_acc", "train_acc must be in"),
+        ({"test_acc": 0}, "test_acc", "test_acc must be in"),
+        ({"hold": -1}, "hold", "hold must be an integer >= 0"),
+        ({"hold": 1.5}, "hold", "hold must be an integer"),
+        ({"budget": 0}, "budget", "budget must be a positive"),
+        ({"grok_delay": -1}, "grok_delay", "grok_delay must be"),
+        ({"grok_ratio": "x"}, "grok_ratio", "grok_ratio must be"),
+    ],
+)
 def test_thresholds_errors_name_the_field(kwargs, field, text):
     with pytest.raises(ThresholdsError, match=text) as e:
         Thresholds(**kwargs)
@@ -91,16 +97,26 @@ def test_thresholds_errors_name_the_field(kwargs, field, text):
 def test_thresholds_from_a_spec_block():
     assert Thresholds.from_mapping(None) == Thresholds()
     assert Thresholds.from_mapping({"hold": 1, "test_acc": 0.95}) == Thresholds(test_acc=0.95, hold=1)
-    with pytest.raises(ThresholdsError, match="unknown field 'holds'; allowed: train_acc, test_acc, grok_delay, "
-                                              "grok_ratio, hold, budget"):
+    with pytest.raises(
+        ThresholdsError,
+        match="unknown field 'holds'; allowed: train_acc, test_acc, grok_delay, grok_ratio, hold, budget",
+    ):
         Thresholds.from_mapping({"holds": 1})
     with pytest.raises(ThresholdsError, match="must be a mapping"):
         Thresholds.from_mapping([0.9])
 
 
-@pytest.mark.parametrize("th", [Thresholds(), Thresholds(hold=1), Thresholds(hold=0), Thresholds(hold=5),
-                                Thresholds(train_acc=0.9, test_acc=0.8, grok_delay=300, grok_ratio=1.5),
-                                Thresholds(budget=1500, grok_delay=200)])
+@pytest.mark.parametrize(
+    "th",
+    [
+        Thresholds(),
+        Thresholds(hold=1),
+        Thresholds(hold=0),
+        Thresholds(hold=5),
+        Thresholds(train_acc=0.9, test_acc=0.8, grok_delay=300, grok_ratio=1.5),
+        Thresholds(budget=1500, grok_delay=200),
+    ],
+)
 def test_vectorised_form_equals_the_per_member_one(th):
     rng = np.random.default_rng(0)
     members, epochs, train, test, n_rows = [], [], [], [], []
@@ -133,11 +149,12 @@ def test_decide_many_refuses_rows_out_of_order():
 
 
 def test_importable_with_numpy_only():
-    code = ("import sys, grokcore.verdict; bad = {'torch', 'pandas', 'ray', 'optuna'} & set(sys.modules); "
-            "assert not bad, bad")
+    code = (
+        "import sys, grokcore.verdict; bad = {'torch', 'pandas', 'ray', 'optuna'} & set(sys.modules); "
+        "assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_runs_row_columns():
-    assert decide(*history(200, 900)).columns() == {"epoch_memorised": 200, "epoch_generalised": 900,
-                                                    "grokked": False}
+    assert decide(*history(200, 900)).columns() == {"epoch_memorised": 200, "epoch_generalised": 900, "grokked": False}

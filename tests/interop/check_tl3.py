@@ -15,20 +15,29 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from grokcore import PackTrainer, RunConfig
 from grokcore.data import member_data
-from grokcore.export import (MemberModule, hooked_transformer, hooked_transformer_config,
-                             hooked_transformer_state_dict, load_member, save_member)
+from grokcore.export import (
+    MemberModule,
+    hooked_transformer,
+    hooked_transformer_config,
+    hooked_transformer_state_dict,
+    load_member,
+    save_member,
+)
 from grokcore.model import build_model
 
 SMALL = dict(d_model=16, n_heads=2, d_mlp=32, epochs=40, eval_every=20, lr=1e-2)
 CONFIGS = {
     "nanda: 1 layer, no LN, relu, a b =": RunConfig(p=13, **SMALL),
-    "LN, gelu, biases, 2 layers, d_head 8": RunConfig(p=13, **(SMALL | dict(n_heads=4, d_head=8)), n_layers=2,
-                                                       normalization="ln", act="gelu", bias=True),
+    "LN, gelu, biases, 2 layers, d_head 8": RunConfig(
+        p=13, **(SMALL | dict(n_heads=4, d_head=8)), n_layers=2, normalization="ln", act="gelu", bias=True
+    ),
     "add_mul, a op b, max_num > p": RunConfig(task="add_mul", p=7, max_num=9, **SMALL),
-    "attention only, 3 layers, a op b =": RunConfig(task="add_mul", p=7, max_num=9, layout="a op b =", n_layers=3,
-                                                    attn_only=True, **SMALL),
-    "max of two, 1 head": RunConfig(task="max", p=16, force_adjacent=(0, 1, 5), attn_only=True,
-                                    **(SMALL | dict(n_heads=1, d_model=32))),
+    "attention only, 3 layers, a op b =": RunConfig(
+        task="add_mul", p=7, max_num=9, layout="a op b =", n_layers=3, attn_only=True, **SMALL
+    ),
+    "max of two, 1 head": RunConfig(
+        task="max", p=16, force_adjacent=(0, 1, 5), attn_only=True, **(SMALL | dict(n_heads=1, d_model=32))
+    ),
     "pow, a b, LN": RunConfig(task="pow", p=11, exp_m=2, exp_n=3, layout="a b", normalization="ln", **SMALL),
 }
 
@@ -64,7 +73,10 @@ def assert_same_forward(theirs_model: HookedTransformer, ours_model, tokens: tor
     shared = [name for name in theirs if name in ours]
     assert len(shared) >= 6, shared
     for name in shared:
-        assert torch.equal(their_cache[name], our_cache[name][0]), (name, (their_cache[name] - our_cache[name][0]).abs().max())
+        assert torch.equal(their_cache[name], our_cache[name][0]), (
+            name,
+            (their_cache[name] - our_cache[name][0]).abs().max(),
+        )
     torch.testing.assert_close(theirs, ours[0], rtol=1e-6, atol=1e-5)
     return theirs
 

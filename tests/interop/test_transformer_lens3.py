@@ -38,10 +38,18 @@ def tl3_environment() -> Path:
     # packages, without the project's torch, and pip would fetch a multi-GB torch.
     project_sites = [p for p in [*site.getsitepackages(), site.getusersitepackages()] if Path(p).is_dir()]
     link = "".join(f"import site; site.addsitedir({p!r})\n" for p in project_sites)
-    steps = [[sys.executable, "-m", "venv", str(venv)],
-             [str(python), "-c", (f"import sysconfig, pathlib; pathlib.Path(sysconfig.get_paths()['purelib'], "
-                                  f"'grok_project_env.pth').write_text({link!r})")],
-             [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r", str(REQUIREMENTS)]]
+    steps = [
+        [sys.executable, "-m", "venv", str(venv)],
+        [
+            str(python),
+            "-c",
+            (
+                f"import sysconfig, pathlib; pathlib.Path(sysconfig.get_paths()['purelib'], "
+                f"'grok_project_env.pth').write_text({link!r})"
+            ),
+        ],
+        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r", str(REQUIREMENTS)],
+    ]
     for step in steps:
         done = subprocess.run(step, capture_output=True, text=True, timeout=900)
         if done.returncode != 0:
@@ -60,7 +68,13 @@ def test_transformer_lens_3_hooked_transformer_equals_grokcore():
     snapshot loads into it with the live model's logits."""
     python = tl3_environment()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning",
-                           str(CHECKS)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning", str(CHECKS)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
     assert "11 passed" in done.stdout, done.stdout[-2000:]  # every check ran: none skipped or deselected

@@ -21,8 +21,9 @@ REPRODUCTIONS = Path(__file__).resolve().parents[2] / "reproductions"
 
 def run_miniature(name: str, overrides: list[str], results: Path) -> Sweep:
     spec = load_spec(REPRODUCTIONS / name / "spec.yaml", overrides)
-    settings = PackSettings(results=results_location(str(results)), name=spec.name, device="cpu",
-                            checkpoints=False, report_every_s=600.0)
+    settings = PackSettings(
+        results=results_location(str(results)), name=spec.name, device="cpu", checkpoints=False, report_every_s=600.0
+    )
     for pack in cut_packs(spec.members(), None):
         run_pack(pack, settings)
     return load_sweep(results / spec.name)

@@ -10,9 +10,23 @@ import pytest
 
 from grokcore import RunConfig, train_pack
 
-MIXTURE = RunConfig(task="add_mul", p=31, max_num=36, layout="a op b", model="transformer", n_layers=1, n_heads=4,
-                    d_model=64, d_mlp=256, normalization="ln", train_fraction=0.4, lr=3e-3, weight_decay=1.0,
-                    epochs=1000, eval_every=100)
+MIXTURE = RunConfig(
+    task="add_mul",
+    p=31,
+    max_num=36,
+    layout="a op b",
+    model="transformer",
+    n_layers=1,
+    n_heads=4,
+    d_model=64,
+    d_mlp=256,
+    normalization="ln",
+    train_fraction=0.4,
+    lr=3e-3,
+    weight_decay=1.0,
+    epochs=1000,
+    eval_every=100,
+)
 
 
 @pytest.mark.slow

@@ -28,13 +28,18 @@ def test_a_figure_with_every_item_passes():
     check_figure(good())
 
 
-@pytest.mark.parametrize("spoil, found", [
-    (lambda f: f.update_yaxes(title=""), "yaxis has no title"),
-    (lambda f: f.update_xaxes(title="weight decay"), "xaxis is logarithmic"),
-    (lambda f: f.update_xaxes(tickangle=-90), "turned -90 degrees"),
-    (lambda f: f.update_layout(title_text="time against weight decay<br><sup>p = 31, 5 seeds</sup>"),
-     "does not give 'budget'"),
-])
+@pytest.mark.parametrize(
+    "spoil, found",
+    [
+        (lambda f: f.update_yaxes(title=""), "yaxis has no title"),
+        (lambda f: f.update_xaxes(title="weight decay"), "xaxis is logarithmic"),
+        (lambda f: f.update_xaxes(tickangle=-90), "turned -90 degrees"),
+        (
+            lambda f: f.update_layout(title_text="time against weight decay<br><sup>p = 31, 5 seeds</sup>"),
+            "does not give 'budget'",
+        ),
+    ],
+)
 def test_each_missing_item_is_named(spoil, found):
     fig = good()
     spoil(fig)

@@ -12,8 +12,19 @@ import pytest
 
 from grokcore import RunConfig, train_pack
 
-POW = RunConfig(task="pow", p=47, train_fraction=0.5, n_layers=1, n_heads=4, d_model=64, d_mlp=128, lr=3e-3,
-                weight_decay=3.0, epochs=600, eval_every=50)
+POW = RunConfig(
+    task="pow",
+    p=47,
+    train_fraction=0.5,
+    n_layers=1,
+    n_heads=4,
+    d_model=64,
+    d_mlp=128,
+    lr=3e-3,
+    weight_decay=3.0,
+    epochs=600,
+    eval_every=50,
+)
 
 
 @pytest.mark.parametrize("p", [47, 107, 113])

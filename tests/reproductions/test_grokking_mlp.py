@@ -10,9 +10,23 @@ import pytest
 
 from grokcore import RunConfig, train_pack
 
-SEED_MLP = RunConfig(task="add", p=41, layout="a op b =", model="mlp", d_model=64, d_mlp=256, batch_size=512,
-                     train_fraction=0.5, lr=3e-3, weight_decay=1.0, epochs=2000, eval_every=50,
-                     stop_acc=0.99, stop_patience=3, stop_extra_epochs=0)
+SEED_MLP = RunConfig(
+    task="add",
+    p=41,
+    layout="a op b =",
+    model="mlp",
+    d_model=64,
+    d_mlp=256,
+    batch_size=512,
+    train_fraction=0.5,
+    lr=3e-3,
+    weight_decay=1.0,
+    epochs=2000,
+    eval_every=50,
+    stop_acc=0.99,
+    stop_patience=3,
+    stop_extra_epochs=0,
+)
 
 
 @pytest.mark.slow

@@ -12,8 +12,19 @@ import pytest
 
 from grokcore import RunConfig, train_pack
 
-GENERALISING = RunConfig(task="add", p=31, model="mlp", d_model=128, d_mlp=512, noise="binomial", train_fraction=0.5,
-                         lr=3e-3, weight_decay=3.0, epochs=2000, eval_every=50)
+GENERALISING = RunConfig(
+    task="add",
+    p=31,
+    model="mlp",
+    d_model=128,
+    d_mlp=512,
+    noise="binomial",
+    train_fraction=0.5,
+    lr=3e-3,
+    weight_decay=3.0,
+    epochs=2000,
+    eval_every=50,
+)
 
 
 @pytest.mark.slow

@@ -11,8 +11,20 @@ from grokcore import PackTrainer, RunConfig
 from grokcore.data import member_data
 from grokcore.export import MemberModule
 
-SEED_MAX = RunConfig(task="max", p=64, force_adjacent=(0, 1, 2, 17), model="transformer", attn_only=True,
-                     n_layers=1, n_heads=1, d_model=32, lr=1e-3, weight_decay=0.0, epochs=1500, eval_every=100)
+SEED_MAX = RunConfig(
+    task="max",
+    p=64,
+    force_adjacent=(0, 1, 2, 17),
+    model="transformer",
+    attn_only=True,
+    n_layers=1,
+    n_heads=1,
+    d_model=32,
+    lr=1e-3,
+    weight_decay=0.0,
+    epochs=1500,
+    eval_every=100,
+)
 
 
 @pytest.mark.slow

@@ -13,9 +13,19 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from lit_miniature import figures_module, run_miniature
 
-MINIATURE = ["base.p=31", "base.train_fraction=0.5", "base.d_model=64", "base.d_mlp=128", "base.lr=3e-3",
-             "base.weight_decay=3.0", "base.epochs=800", "base.eval_every=25", "base.progress_every=50",
-             "base.stop_extra_epochs=200", "replicates=1"]
+MINIATURE = [
+    "base.p=31",
+    "base.train_fraction=0.5",
+    "base.d_model=64",
+    "base.d_mlp=128",
+    "base.lr=3e-3",
+    "base.weight_decay=3.0",
+    "base.epochs=800",
+    "base.eval_every=25",
+    "base.progress_every=50",
+    "base.stop_extra_epochs=200",
+    "replicates=1",
+]
 
 
 @pytest.mark.slow

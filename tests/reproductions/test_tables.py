@@ -19,8 +19,17 @@ from analysis import aggregate, critical_train_fraction, member_times, power_law
 
 RERUN = ["power_fraction", "omnigrok_wd", "liu_phases"]
 TABLES = [name for name in RERUN if (_table.table_dir(name) / _table.MEMBERS_FILE).exists()]
-DERIVED = ["last_epoch", "finished", "mem_epoch", "gen_epoch", "delay", "phase", "generalised", "censored",
-           "censored_at"]
+DERIVED = [
+    "last_epoch",
+    "finished",
+    "mem_epoch",
+    "gen_epoch",
+    "delay",
+    "phase",
+    "generalised",
+    "censored",
+    "censored_at",
+]
 
 
 def recomputed(name: str, evaluations: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -35,8 +44,9 @@ def test_member_times_follow_from_the_evaluations(name):
     members = _table.read_members(name).set_index("run_id")
     again = recomputed(name)
     for column in DERIVED:
-        pd.testing.assert_series_equal(again[column], members[column], check_dtype=False, check_names=False,
-                                       obj=f"{name} {column}")
+        pd.testing.assert_series_equal(
+            again[column], members[column], check_dtype=False, check_names=False, obj=f"{name} {column}"
+        )
 
 
 def test_a_changed_evaluation_changes_a_members_time():
@@ -85,12 +95,21 @@ def test_omnigrok_headline():
 
 
 LIU_CELLS = {  # README: (weight decay, train fraction) -> phase counts, within 6,000 epochs
-    (10.0, 0.3): "confusion 3", (10.0, 0.45): "confusion 3", (10.0, 0.6): "confusion 3", (10.0, 0.75): "confusion 3",
-    (3.0, 0.3): "memorisation 3", (3.0, 0.45): "grokking 1, memorisation 2", (3.0, 0.6): "comprehension 3",
+    (10.0, 0.3): "confusion 3",
+    (10.0, 0.45): "confusion 3",
+    (10.0, 0.6): "confusion 3",
+    (10.0, 0.75): "confusion 3",
+    (3.0, 0.3): "memorisation 3",
+    (3.0, 0.45): "grokking 1, memorisation 2",
+    (3.0, 0.6): "comprehension 3",
     (3.0, 0.75): "comprehension 2, memorisation 1",
-    (1.0, 0.3): "memorisation 3", (1.0, 0.45): "memorisation 3", (1.0, 0.6): "grokking 3",
+    (1.0, 0.3): "memorisation 3",
+    (1.0, 0.45): "memorisation 3",
+    (1.0, 0.6): "grokking 3",
     (1.0, 0.75): "comprehension 2, grokking 1",
-    (0.3, 0.3): "memorisation 3", (0.3, 0.45): "memorisation 3", (0.3, 0.6): "memorisation 3",
+    (0.3, 0.3): "memorisation 3",
+    (0.3, 0.45): "memorisation 3",
+    (0.3, 0.6): "memorisation 3",
     (0.3, 0.75): "comprehension 1, grokking 2",
 }
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 import contextlib
+from pathlib import Path
 
 # A tiny sweep: 8 members of (a + b) mod 11 in two packs; each pack trains in about a second.
 TINY = """\

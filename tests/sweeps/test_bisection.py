@@ -10,6 +10,7 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
+from sweeps_testing import assert_bad_spec
 
 from analysis import aggregate, load_sweep
 from grokcore.train import MemberOutcome
@@ -17,7 +18,6 @@ from sweeps.bisection_source import BisectionSource
 from sweeps.launch import run_sweep
 from sweeps.parquet import SweepStore, runs_schema
 from sweeps.spec import parse_spec
-from sweeps_testing import assert_bad_spec
 
 SPEC = """\
 name: bis
@@ -39,14 +39,31 @@ def generalises(member) -> bool:
 
 def stand_in_train(store: SweepStore, pack) -> None:
     """A pack's committed rows as run_pack would leave them, without training."""
-    rows = [{**MemberOutcome(config=m, status="done", epochs_trained=m.epochs, epoch_train_99=20,
-                             epoch_test_99=60 if generalises(m) else None, final={}, wall_seconds=0.0,
-                             device="cpu").to_row(), "pack_id": pack.pack_id, "trial_id": "stand-in",
-             "optuna_trial": None, "epoch_memorised": 20, "epoch_generalised": 60 if generalises(m) else None, "grokked": False}
-            for m in pack.members]
+    rows = [
+        {
+            **MemberOutcome(
+                config=m,
+                status="done",
+                epochs_trained=m.epochs,
+                epoch_train_99=20,
+                epoch_test_99=60 if generalises(m) else None,
+                final={},
+                wall_seconds=0.0,
+                device="cpu",
+            ).to_row(),
+            "pack_id": pack.pack_id,
+            "trial_id": "stand-in",
+            "optuna_trial": None,
+            "epoch_memorised": 20,
+            "epoch_generalised": 60 if generalises(m) else None,
+            "grokked": False,
+        }
+        for m in pack.members
+    ]
     store.write_part("runs", pack.pack_id, 0, rows, runs_schema())
-    store.write_record(pack.pack_id, {"pack_id": pack.pack_id, "members": pack.run_ids, "seq": 1, "done": True,
-                                      "trainer": None})
+    store.write_record(
+        pack.pack_id, {"pack_id": pack.pack_id, "members": pack.run_ids, "seq": 1, "done": True, "trainer": None}
+    )
 
 
 def drive(source: BisectionSource, store: SweepStore, packs: int | None = None) -> int:
@@ -86,7 +103,8 @@ def test_bisection_closes_on_a_known_boundary(tmp_path):
     saved = json.loads((tmp_path / "bis" / "bisection.json").read_text())
     assert [(x["state"], x["low"], x["high"]) for x in saved["lines"]] == [
         (line.state, line.low if line.state == "found" else None, line.high if line.state == "found" else None)
-        for line in source.lines]
+        for line in source.lines
+    ]
     assert "nothing to run" in BisectionSource(spec, store, {}).nothing_to_run()
 
 
@@ -110,17 +128,33 @@ def test_a_rerun_replays_the_rounds_from_the_rows(tmp_path):
 
 BASE = "name: b\nbase: {task: add, p: 23, epochs: 1000, eval_every: 10}\n"
 BAD = {
-    "no_range": (BASE + "axes:\n  train_fraction: [0.3, 0.6]\nsearch: {kind: bisection}\n",
-                 "search.axis: a bisection needs one axis with a range", None),
-    "two_ranges": (BASE + "axes:\n  train_fraction: {uniform: [0.2, 0.8]}\n  weight_decay: {uniform: [0.1, 1]}\n"
-                   "search: {kind: bisection}\n", "search.axis: required: name the axis to bisect", None),
-    "random_line": (BASE + "axes:\n  train_fraction: {uniform: [0.2, 0.8]}\n  weight_decay: {uniform: [0.1, 1]}\n"
-                    "search: {kind: bisection, axis: train_fraction}\n",
-                    "axes.weight_decay: a bisection's other axes are its lines", None),
-    "target": (BASE + "axes:\n  train_fraction: {uniform: [0.2, 0.8]}\nsearch: {kind: bisection, target: 1}\n",
-               "search.target: must be a fraction strictly between 0 and 1", None),
-    "unknown_key": (BASE + "axes:\n  train_fraction: {uniform: [0.2, 0.8]}\nsearch: {kind: bisection, step: 3}\n",
-                    "search.step: unknown search key; did you mean 'steps'?", None),
+    "no_range": (
+        BASE + "axes:\n  train_fraction: [0.3, 0.6]\nsearch: {kind: bisection}\n",
+        "search.axis: a bisection needs one axis with a range",
+        None,
+    ),
+    "two_ranges": (
+        BASE + "axes:\n  train_fraction: {uniform: [0.2, 0.8]}\n  weight_decay: {uniform: [0.1, 1]}\n"
+        "search: {kind: bisection}\n",
+        "search.axis: required: name the axis to bisect",
+        None,
+    ),
+    "random_line": (
+        BASE + "axes:\n  train_fraction: {uniform: [0.2, 0.8]}\n  weight_decay: {uniform: [0.1, 1]}\n"
+        "search: {kind: bisection, axis: train_fraction}\n",
+        "axes.weight_decay: a bisection's other axes are its lines",
+        None,
+    ),
+    "target": (
+        BASE + "axes:\n  train_fraction: {uniform: [0.2, 0.8]}\nsearch: {kind: bisection, target: 1}\n",
+        "search.target: must be a fraction strictly between 0 and 1",
+        None,
+    ),
+    "unknown_key": (
+        BASE + "axes:\n  train_fraction: {uniform: [0.2, 0.8]}\nsearch: {kind: bisection, step: 3}\n",
+        "search.step: unknown search key; did you mean 'steps'?",
+        None,
+    ),
 }
 
 

@@ -13,6 +13,9 @@ from collections import Counter
 
 import pyarrow.parquet as pq
 import pytest
+from sweeps_testing import write_spec
+from test_object_store import pytestmark as needs_moto
+from test_object_store import s3_env  # noqa: F401  (a fixture)
 
 from grokcore.snapshots import INDEX_KEY, header_metadata
 from sweeps import budget
@@ -20,9 +23,6 @@ from sweeps.grid_source import describe, prepare
 from sweeps.runner import PackSettings, run_pack
 from sweeps.spec import SpecError, load_spec
 from sweeps.status import format_status, sweep_status
-from sweeps_testing import write_spec
-from test_object_store import pytestmark as needs_moto
-from test_object_store import s3_env  # noqa: F401  (a fixture)
 
 # Continuing members are regrouped into new packs, and the sweep trained long from the start packs them
 # differently again: mixed packs (train sizes, label noise) hold the comparison exact because a member's
@@ -99,8 +99,11 @@ def test_larger_budget_continues_undecided_members_and_equals_training_long_from
         assert sorted(e for r, e in keys if r == rid) == list(range(20, 201, 20))
     # snapshots go on after the old ones (the old budget's end snapshot stays)
     snaps = budget.SweepStore(str(results), "ext")
-    index = [e for part in snaps.parts("snapshots")
-             for e in json.loads(header_metadata(snaps.read_bytes(part.path))[INDEX_KEY])]
+    index = [
+        e
+        for part in snaps.parts("snapshots")
+        for e in json.loads(header_metadata(snaps.read_bytes(part.path))[INDEX_KEY])
+    ]
     for rid in to_go_on:
         assert sorted(e["epoch"] for e in index if e["run_id"] == rid) == [40, 60, 80, 120, 160, 200]
     # old end states are gone (superseded), the new ones are kept
@@ -110,8 +113,11 @@ def test_larger_budget_continues_undecided_members_and_equals_training_long_from
     assert all(epoch == newest[rid]["epochs_trained"] for rid, epoch in held)
 
     # the same members trained with 200 epochs from epoch 0, in another sweep
-    write_spec(tmp_path, SPEC.replace("PACKS", str(PACK_SIZE)).replace("name: ext", "name: long").replace(
-        "epochs: 60", "epochs: 200"), "long.yaml")
+    write_spec(
+        tmp_path,
+        SPEC.replace("PACKS", str(PACK_SIZE)).replace("name: ext", "name: long").replace("epochs: 60", "epochs: 200"),
+        "long.yaml",
+    )
     run_all(load_spec(tmp_path / "long.yaml"), results)
     long_runs = table(results, "long", "runs")
     long_metrics = by_lineage(table(results, "long", "metrics"), long_runs)
@@ -137,14 +143,20 @@ def test_a_sweep_without_end_states_refuses_to_extend_and_says_why(tmp_path):
     results = tmp_path / "results"
     run_all(load_spec(path), results)
     assert not (results / "ext" / "endstates").exists()
-    with pytest.raises(SpecError, match=r"base\.epochs: .* ended undecided at 60 epochs .* no end state .*"
-                                        r"end_states: false"):
+    with pytest.raises(
+        SpecError,
+        match=r"base\.epochs: .* ended undecided at 60 epochs .* no end state .*"
+        r"end_states: false",
+    ):
         prepare(load_spec(path, overrides=["base.epochs=200"]), str(results), write=False)
 
 
 def test_members_a_stop_rule_ended_are_not_touched(tmp_path):
-    stop = SPEC.replace("PACKS", "4").replace("  batch_size: [null]", "  stop_acc: [null, 0.05]").replace(
-        "thresholds: {test_acc: 0.12, hold: 1}", "thresholds: {test_acc: 0.9}")
+    stop = (
+        SPEC.replace("PACKS", "4")
+        .replace("  batch_size: [null]", "  stop_acc: [null, 0.05]")
+        .replace("thresholds: {test_acc: 0.12, hold: 1}", "thresholds: {test_acc: 0.9}")
+    )
     path = write_spec(tmp_path, stop)
     results = tmp_path / "results"
     run_all(load_spec(path), results)
@@ -204,16 +216,35 @@ def test_adaptive_budget_extends_undecided_members_in_rounds_up_to_max_epochs(tm
 def test_adaptive_budget_is_refused_with_a_search_and_beside_epochs(tmp_path):
     from sweeps_testing import assert_bad_spec
 
-    assert_bad_spec(tmp_path, ADAPTIVE.replace("eval_every: 20}", "eval_every: 20, epochs: 40}"), "base.epochs",
-                    "set epochs in one place")
-    assert_bad_spec(tmp_path, ADAPTIVE.replace("max_epochs: 120", "max_epochs: 30"), "budget.max_epochs",
-                    "must be above budget.epochs=40")
-    assert_bad_spec(tmp_path, ADAPTIVE.replace("eval_every: 20}", "eval_every: 20, extended_from: 10}"),
-                    "base.extended_from", "raise epochs instead")
-    bisection = ADAPTIVE.replace("replicates: 2\npack_size: 4\n", "").replace(
-        "weight_decay: [0.1, 1.0]", "train_fraction: {uniform: [0.3, 0.9]}").replace("train_fraction: 0.6, ", "")
-    assert_bad_spec(tmp_path, bisection + "search: {kind: bisection, seeds: 2, steps: 1}\n", "budget",
-                    "adaptive budgets work with a grid; a search (bisection)")
+    assert_bad_spec(
+        tmp_path,
+        ADAPTIVE.replace("eval_every: 20}", "eval_every: 20, epochs: 40}"),
+        "base.epochs",
+        "set epochs in one place",
+    )
+    assert_bad_spec(
+        tmp_path,
+        ADAPTIVE.replace("max_epochs: 120", "max_epochs: 30"),
+        "budget.max_epochs",
+        "must be above budget.epochs=40",
+    )
+    assert_bad_spec(
+        tmp_path,
+        ADAPTIVE.replace("eval_every: 20}", "eval_every: 20, extended_from: 10}"),
+        "base.extended_from",
+        "raise epochs instead",
+    )
+    bisection = (
+        ADAPTIVE.replace("replicates: 2\npack_size: 4\n", "")
+        .replace("weight_decay: [0.1, 1.0]", "train_fraction: {uniform: [0.3, 0.9]}")
+        .replace("train_fraction: 0.6, ", "")
+    )
+    assert_bad_spec(
+        tmp_path,
+        bisection + "search: {kind: bisection, seeds: 2, steps: 1}\n",
+        "budget",
+        "adaptive budgets work with a grid; a search (bisection)",
+    )
 
 
 # (a + b) mod 17, undecided for a long while at this weight decay: rounds of 200, 400, ..., 3200 epochs
@@ -232,21 +263,29 @@ budget: {epochs: 200, max_epochs: 3200}
 
 @pytest.mark.slow
 def test_a_driver_killed_mid_round_resumes_with_nothing_lost_or_duplicated(ray_session, tmp_path):
-    from sweeps.launch import run_sweep
     from sweeps_testing import records
     from test_resume import kill_once_packs_committed
+
+    from sweeps.launch import run_sweep
 
     spec_path = write_spec(tmp_path, KILLED)
     results = tmp_path / "results"
     sweep = results / "killed"
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    proc = subprocess.Popen([sys.executable, "-m", "sweeps.cli", "sweep", str(spec_path), "--results", str(results),
-                             "-q"], start_new_session=True, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweeps.cli", "sweep", str(spec_path), "--results", str(results), "-q"],
+        start_new_session=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:  # killed once a pack of the fourth round (800 -> 1600 epochs) has committed work, well before its end
-        kill_once_packs_committed(proc, lambda: [r for r in records(sweep)
-                                                 if not r["done"] and 800 < r["epoch"] <= 1400][:1],
-                                  timeout_s=300, packs=1)
+        kill_once_packs_committed(
+            proc,
+            lambda: [r for r in records(sweep) if not r["done"] and 800 < r["epoch"] <= 1400][:1],
+            timeout_s=300,
+            packs=1,
+        )
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -280,8 +319,11 @@ def test_a_sweep_written_by_main_before_budgets_loads_resumes_reports_and_refuse
     assert len(load_sweep(results / "legacy").runs) == 2  # loads as written
 
     longer = load_spec(spec_path, overrides=["base.epochs=200"])
-    with pytest.raises(SpecError, match=r"2 member\(s\) ended undecided at 60 epochs .* no end state to continue "
-                                        r"from \(written before end states were kept"):
+    with pytest.raises(
+        SpecError,
+        match=r"2 member\(s\) ended undecided at 60 epochs .* no end state to continue "
+        r"from \(written before end states were kept",
+    ):
         prepare(longer, str(results), write=False)
 
     run_all(spec, results)  # resumes: the interrupted pack goes on from main's checkpoint

@@ -10,6 +10,7 @@ import types
 from pathlib import Path
 
 import pytest
+from sweeps_testing import TINY, write_spec
 
 from sweeps.cli import main
 from sweeps.grid_source import prepare
@@ -17,14 +18,15 @@ from sweeps.packing import cut_packs
 from sweeps.runner import PackSettings, run_pack
 from sweeps.spec import load_spec
 from sweeps.status import sweep_status
-from sweeps_testing import TINY, write_spec
 
 QUICK = Path(__file__).parents[2] / "sweeps" / "examples" / "quick.yaml"
 
 
 def test_help_is_light():
-    code = ("import sys\nfrom sweeps.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "print('HEAVY', sorted(m for m in ('torch', 'ray', 'optuna', 'pandas') if m in sys.modules))")
+    code = (
+        "import sys\nfrom sweeps.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('HEAVY', sorted(m for m in ('torch', 'ray', 'optuna', 'pandas') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "sweep" in out and "status" in out and "train" in out and "report" in out
     assert "HEAVY []" in out
@@ -62,13 +64,30 @@ def test_status_of_a_half_done_sweep(tmp_path, capsys):
 
 
 def test_train_without_ray(tmp_path, capsys):
-    args = ["train", "--p", "11", "--d_model", "16", "--n-heads", "2", "--d_mlp", "32", "--epochs", "60",
-            "--eval_every", "20", "--lr", "1e-3", "--seeds", "3"]
+    args = [
+        "train",
+        "--p",
+        "11",
+        "--d_model",
+        "16",
+        "--n-heads",
+        "2",
+        "--d_mlp",
+        "32",
+        "--epochs",
+        "60",
+        "--eval_every",
+        "20",
+        "--lr",
+        "1e-3",
+        "--seeds",
+        "3",
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert out.count("add-p11-") == 3 and "epoch     60" in out
     assert main([*args, "--results", str(tmp_path)]) == 0
-    assert "generalised    0" in capsys.readouterr().out    # the run_pack progress line: 60 epochs, nobody
+    assert "generalised    0" in capsys.readouterr().out  # the run_pack progress line: 60 epochs, nobody
     assert len(list((tmp_path / "train" / "runs").glob("part-*.parquet"))) >= 1
     assert main(["train", "--p", "1"]) == 2  # RunConfig's validation, one clear message
     assert "p: must be an integer >= 2" in capsys.readouterr().err
@@ -87,8 +106,7 @@ def test_report_hands_over_to_analysis(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("dry_run", [False, True])
-def test_more_gpus_than_the_machine_has_is_a_spec_error_before_anything_starts(tmp_path, capsys, monkeypatch,
-                                                                                dry_run):
+def test_more_gpus_than_the_machine_has_is_a_spec_error_before_anything_starts(tmp_path, capsys, monkeypatch, dry_run):
     """This machine has no GPU: a spec asking one per trial exits 2 with the field named, starts no
     Ray and writes nothing, in a real run and in a dry run alike."""
     import ray
@@ -127,18 +145,23 @@ def test_status_after_the_driver_stopped_says_stopped_not_running(tmp_path, caps
     with pytest.raises(KeyboardInterrupt):
         run_pack(second, settings, report=stop)
     sweep = tmp_path / "r" / spec.name
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True, check=True).stdout.strip()
-    for driver, state in (({"state": "running", "pid": os.getpid(), "host": socket.gethostname()}, "running"),
-                          ({"state": "ended", "pid": 1, "host": socket.gethostname()}, "ended"),
-                          ({"state": "running", "pid": int(dead), "host": socket.gethostname()}, "dead")):
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    for driver, state in (
+        ({"state": "running", "pid": os.getpid(), "host": socket.gethostname()}, "running"),
+        ({"state": "ended", "pid": 1, "host": socket.gethostname()}, "ended"),
+        ({"state": "running", "pid": int(dead), "host": socket.gethostname()}, "dead"),
+    ):
         (sweep / "driver.json").write_text(json.dumps(driver))
         st = sweep_status(str(sweep))
         assert st.driver == state
         assert (st.training, st.interrupted) == ((4, 0) if state == "running" else (0, 4))
     assert main(["status", str(sweep)]) == 0
-    assert "stopped   4 in 1 unfinished pack(s), no driver running (grok sweep again continues them)" in \
-        capsys.readouterr().out
+    assert (
+        "stopped   4 in 1 unfinished pack(s), no driver running (grok sweep again continues them)"
+        in capsys.readouterr().out
+    )
 
 
 def test_status_into_a_closed_pipe_is_quiet(tmp_path):
@@ -150,8 +173,13 @@ def test_status_into_a_closed_pipe_is_quiet(tmp_path):
     prepare(spec, str(tmp_path / "r"))
     for i in range(300):
         shutil.copytree(tmp_path / "r" / spec.name, tmp_path / "r" / f"copy-{i:03d}")
-    done = subprocess.run(f"{sys.executable} -m sweeps.cli status {tmp_path / 'r'} | head -c 1", shell=True,
-                          capture_output=True, text=True, cwd=Path(__file__).parents[2])
+    done = subprocess.run(
+        f"{sys.executable} -m sweeps.cli status {tmp_path / 'r'} | head -c 1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parents[2],
+    )
     assert done.stdout == "c" and done.stderr == ""
 
 
@@ -162,10 +190,14 @@ def test_status_keeps_one_runs_row_per_member_preferring_one_that_did_not_fail()
 
     from sweeps.status import one_row_per_member
 
-    runs = pa.table({"run_id": ["a", "a", "b", "b", "c", "d", "d", "a"],
-                     "status": ["failed", "done", "failed", "failed", "done", "done", "failed", "done"],
-                     "epoch_train_99": [None, 1, 2, 3, None, 5, 6, 7],
-                     "epoch_test_99": [None, None, None, None, None, 9, None, None]})
+    runs = pa.table(
+        {
+            "run_id": ["a", "a", "b", "b", "c", "d", "d", "a"],
+            "status": ["failed", "done", "failed", "failed", "done", "done", "failed", "done"],
+            "epoch_train_99": [None, 1, 2, 3, None, 5, 6, 7],
+            "epoch_test_99": [None, None, None, None, None, 9, None, None],
+        }
+    )
     kept = one_row_per_member(runs).sort_values("run_id")
     assert kept["run_id"].tolist() == ["a", "b", "c", "d"]
     assert kept["status"].tolist() == ["done", "failed", "done", "done"]

@@ -35,5 +35,6 @@ def test_every_node_installs_the_project_and_the_dashboard_stays_local():
     assert config["file_mounts"]["~/grok"] == "."
     head = "\n".join(config["head_start_ray_commands"])
     assert "--head" in head and "--dashboard-host=127.0.0.1" in head
-    assert all("ray start --address=$RAY_HEAD_IP:6379" in c or "ray stop" in c
-               for c in config["worker_start_ray_commands"])
+    assert all(
+        "ray start --address=$RAY_HEAD_IP:6379" in c or "ray stop" in c for c in config["worker_start_ray_commands"]
+    )

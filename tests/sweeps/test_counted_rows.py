@@ -6,6 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+from sweeps_testing import TINY, write_spec
 
 from grokcore.layout import counted_rows
 from grokcore.verdict import Thresholds
@@ -16,22 +17,31 @@ from sweeps.optuna_source import OptunaSource
 from sweeps.parquet import SweepStore, runs_schema
 from sweeps.spec import load_spec
 from sweeps.status import one_row_per_member
-from sweeps_testing import TINY, write_spec
 
 # (pack, seq or None for the driver's failed part) -> (member index, status, epochs_trained, wall_seconds)
 PARTS = {
     ("pa", 0): [(0, "done", 200, 1.0), (1, "pruned", 40, 1.0), (3, "done", 200, 1.0)],
-    ("pa", 1): [(0, "done", 200, 2.0),  # resumed: the same member's row committed again
-                (5, "done", 200, 1.0)],
+    ("pa", 1): [
+        (0, "done", 200, 2.0),  # resumed: the same member's row committed again
+        (5, "done", 200, 1.0),
+    ],
     ("pa", None): [(2, "failed", None, None), (4, "failed", None, 1.0)],
-    ("pb", 0): [(1, "done", 200, 3.0),  # pruned, then retried to its budget
-                (2, "done", 200, 3.0),  # failed, then done
-                (3, "done", 400, 3.0)],  # continued to a larger budget: its old row stays until purged
+    ("pb", 0): [
+        (1, "done", 200, 3.0),  # pruned, then retried to its budget
+        (2, "done", 200, 3.0),  # failed, then done
+        (3, "done", 400, 3.0),
+    ],  # continued to a larger budget: its old row stays until purged
     ("pb", None): [(4, "failed", None, 2.0)],  # failed twice
 }
 # member -> (pack, status, epochs_trained, wall_seconds) of the row that counts
-EXPECTED = {0: ("pa", "done", 200, 1.0), 1: ("pb", "done", 200, 3.0), 2: ("pb", "done", 200, 3.0),
-            3: ("pb", "done", 400, 3.0), 4: ("pb", "failed", None, 2.0), 5: ("pa", "done", 200, 1.0)}
+EXPECTED = {
+    0: ("pa", "done", 200, 1.0),
+    1: ("pb", "done", 200, 3.0),
+    2: ("pb", "done", 200, 3.0),
+    3: ("pb", "done", 400, 3.0),
+    4: ("pb", "failed", None, 2.0),
+    5: ("pa", "done", 200, 1.0),
+}
 
 
 @pytest.fixture
@@ -40,19 +50,36 @@ def duplicated(tmp_path):
     members = spec.members()
     store = SweepStore(str(tmp_path / "res"), spec.name)
     for (pack, seq), rows in PARTS.items():
-        store.write_part("runs", pack, seq, [{"run_id": members[m].run_id, **members[m].to_dict(), "pack_id": pack,
-                                              "status": status, "epochs_trained": epochs, "wall_seconds": wall}
-                                             for m, status, epochs, wall in rows], runs_schema())
+        store.write_part(
+            "runs",
+            pack,
+            seq,
+            [
+                {
+                    "run_id": members[m].run_id,
+                    **members[m].to_dict(),
+                    "pack_id": pack,
+                    "status": status,
+                    "epochs_trained": epochs,
+                    "wall_seconds": wall,
+                }
+                for m, status, epochs, wall in rows
+            ],
+            runs_schema(),
+        )
     expected = {members[m].run_id: row for m, row in EXPECTED.items()}
     return spec, store, str(tmp_path / "res"), expected
 
 
 def chosen(rows) -> dict[str, tuple]:
     """run_id -> the columns that tell its rows apart (pandas' NaN read as the null it stands for)."""
+
     def plain(v):
         return None if v is None or v != v else v  # noqa: PLR0124 - NaN is the one value unequal to itself
-    return {r["run_id"]: tuple(plain(r[c]) for c in ("pack_id", "status", "epochs_trained", "wall_seconds"))
-            for r in rows}
+
+    return {
+        r["run_id"]: tuple(plain(r[c]) for c in ("pack_id", "status", "epochs_trained", "wall_seconds")) for r in rows
+    }
 
 
 def test_the_rule_on_plain_columns():
@@ -74,6 +101,7 @@ def test_every_reader_counts_the_same_row(duplicated):
     assert chosen(one_row_per_member(table).to_dict("records")) == expected
     # the report's loader
     from analysis.load import load_sweep
+
     sweep = load_sweep(store.root)
     assert chosen(sweep.runs.to_dict("records")) == expected
     assert "5 duplicate runs row(s) dropped" in " ".join(sweep.notes)

@@ -16,11 +16,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from sweeps_testing import TINY, TINY_EVALS, TINY_MEMBERS, write_spec
+from test_object_store import s3_env  # noqa: F401  (the moto S3 server fixture)
 
 from sweeps.cli import main
 from sweeps.lease import LEASE_FILE, LOCK_FILE
-from sweeps_testing import TINY, TINY_EVALS, TINY_MEMBERS, write_spec
-from test_object_store import s3_env  # noqa: F401  (the moto S3 server fixture)
 
 # TINY with snapshots, so that a safetensors file can be damaged too
 SPEC = TINY + "snapshots: {every: 100, events: [end]}\n"
@@ -35,8 +35,12 @@ def _damage(sweep: Path, kind: str) -> tuple[Path, str]:
         text = record.read_text()
         record.write_text(text[: len(text) // 2])  # cut mid-JSON
         return record, pack
-    folder, suffix = {"metrics": ("metrics", "parquet"), "metrics page": ("metrics", "parquet"), "runs": ("runs", "parquet"),
-                      "snapshot": ("snapshots", "safetensors")}[kind]
+    folder, suffix = {
+        "metrics": ("metrics", "parquet"),
+        "metrics page": ("metrics", "parquet"),
+        "runs": ("runs", "parquet"),
+        "snapshot": ("snapshots", "safetensors"),
+    }[kind]
     path = max(sweep.glob(f"{folder}/part-{pack}-*.{suffix}"))
     data = path.read_bytes()
     if kind == "runs":
@@ -74,8 +78,11 @@ def sweep(trained, tmp_path, monkeypatch) -> Path:
 def _files(sweep: Path) -> dict[str, bytes]:
     """The sweep's data: every file but the lease's, which each writer that starts (and refuses) records itself in."""
     lease = {LEASE_FILE, LOCK_FILE}
-    return {str(p.relative_to(sweep)): p.read_bytes() for p in sorted(sweep.rglob("*"))
-            if p.is_file() and str(p.relative_to(sweep)) not in lease}
+    return {
+        str(p.relative_to(sweep)): p.read_bytes()
+        for p in sorted(sweep.rglob("*"))
+        if p.is_file() and str(p.relative_to(sweep)) not in lease
+    }
 
 
 def test_check_says_a_whole_sweep_is_whole(sweep, capsys):
@@ -95,8 +102,11 @@ def test_every_reader_names_the_damaged_file_and_its_pack(sweep, kind, capsys):
     before = _files(sweep)
     commands = [["check", str(sweep)]]
     if kind != "metrics page":  # a footer or header: what a truncation or a bad copy breaks, checked before work
-        commands += [["measure", str(sweep), "--measures", "fourier"],
-                     ["sweep", "spec.yaml", "--results", "results", "-q"], ["sweep", "spec.yaml", "--dry-run"]]
+        commands += [
+            ["measure", str(sweep), "--measures", "fourier"],
+            ["sweep", "spec.yaml", "--results", "results", "-q"],
+            ["sweep", "spec.yaml", "--dry-run"],
+        ]
     if kind not in ("snapshot", "metrics page"):  # status reads no snapshot file nor metrics page (footers only)
         commands.append(["status", str(sweep)])
     if kind != "record":  # the report reads no record
@@ -172,8 +182,9 @@ def test_on_s3_damage_is_named_and_repaired(s3_env, tmp_path):  # noqa: F811 - t
     import subprocess
     import sys
 
-    from sweeps.parquet import SweepStore
     from test_object_store import BUCKET, _grok
+
+    from sweeps.parquet import SweepStore
 
     spec = str(write_spec(tmp_path, SPEC))
     results = f"s3://{BUCKET}/results"
@@ -186,8 +197,9 @@ def test_on_s3_damage_is_named_and_repaired(s3_env, tmp_path):  # noqa: F811 - t
     store.write_bytes(f"snapshots/{snapshot.name}", store.read_bytes(snapshot.path)[: snapshot.size // 2])
 
     def grok(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "sweeps.cli", *args], env=s3_env, capture_output=True, text=True,
-                              timeout=600)
+        return subprocess.run(
+            [sys.executable, "-m", "sweeps.cli", *args], env=s3_env, capture_output=True, text=True, timeout=600
+        )
 
     status = grok("status", store.uri)
     assert status.returncode == 1 and f"pack {first}" in status.stderr and "Traceback" not in status.stderr
@@ -218,8 +230,10 @@ def test_a_repair_cut_short_is_finished_by_the_next(sweep):
     result = set_aside(SweepStore("results", "tiny"))
     assert result.set_aside == []  # no longer named by grok check, but still under repair/
     assert not list(sweep.glob(f"*/part-{pack}-*"))
-    assert sorted(str(p.relative_to(sweep / REPAIR_DIR / pack)) for p in (sweep / REPAIR_DIR / pack).glob("*/part-*")) \
+    assert (
+        sorted(str(p.relative_to(sweep / REPAIR_DIR / pack)) for p in (sweep / REPAIR_DIR / pack).glob("*/part-*"))
         == left
+    )
 
 
 def test_repair_refuses_a_search_before_anything(tmp_path, monkeypatch, capsys):

@@ -16,16 +16,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from sweeps_testing import TINY, TINY_EVALS, assert_rows_once, records, write_spec
+from test_measure import drop_columns, measured_pack, progress
+from test_object_store import BUCKET, s3_env  # noqa: F401 - the fixture, for the S3 race
+from test_runner import settings
 
 from sweeps.cli import main
 from sweeps.lease import LEASE_FILE, STALE_S, LeaseHeld, SweepLease, _record_io, hold, holder_state
 from sweeps.parquet import DiskFull, SweepStore
 from sweeps.runner import run_pack
 from sweeps.spec import load_spec
-from sweeps_testing import TINY, TINY_EVALS, assert_rows_once, records, write_spec
-from test_measure import drop_columns, measured_pack, progress
-from test_object_store import BUCKET, s3_env  # noqa: F401 - the fixture, for the S3 race
-from test_runner import settings
 
 
 def _env() -> dict[str, str]:
@@ -59,8 +59,17 @@ def test_a_gone_holders_lease_is_taken_over_and_logged_and_force_takes_a_live_on
     now = time.time()
     # a SIGKILLed driver on this host: its pid is gone, its heartbeat still fresh
     dead = _dead_pid()
-    store.write_json(LEASE_FILE, {"state": "running", "command": "grok sweep", "host": socket.gethostname(),
-                                  "pid": dead, "started": now, "heartbeat": now})
+    store.write_json(
+        LEASE_FILE,
+        {
+            "state": "running",
+            "command": "grok sweep",
+            "host": socket.gethostname(),
+            "pid": dead,
+            "started": now,
+            "heartbeat": now,
+        },
+    )
     with caplog.at_level(logging.WARNING, logger="sweeps"):
         SweepLease(store, "grok sweep").acquire()
     assert f"took over the lease of grok sweep (pid {dead} on" in caplog.text and "its holder is gone" in caplog.text
@@ -68,8 +77,17 @@ def test_a_gone_holders_lease_is_taken_over_and_logged_and_force_takes_a_live_on
 
     # a driver on another node that stopped beating STALE_S ago, and one that beat just now
     for beat, taken in ((now - STALE_S - 5, True), (now - 5, False)):
-        store.write_json(LEASE_FILE, {"state": "running", "command": "grok sweep", "host": "node-7", "pid": 1,
-                                      "started": now - 600, "heartbeat": beat})
+        store.write_json(
+            LEASE_FILE,
+            {
+                "state": "running",
+                "command": "grok sweep",
+                "host": "node-7",
+                "pid": 1,
+                "started": now - 600,
+                "heartbeat": beat,
+            },
+        )
         if taken:
             SweepLease(store, "grok sweep").acquire()
         else:
@@ -77,8 +95,10 @@ def test_a_gone_holders_lease_is_taken_over_and_logged_and_force_takes_a_live_on
                 SweepLease(store, "grok sweep").acquire()
 
     # --force takes the live one; the holder it displaced learns at its next beat and writes no more
-    store.write_json(LEASE_FILE, {"state": "running", "command": "grok sweep", "host": "node-7", "pid": 1,
-                                  "started": now, "heartbeat": now})
+    store.write_json(
+        LEASE_FILE,
+        {"state": "running", "command": "grok sweep", "host": "node-7", "pid": 1, "started": now, "heartbeat": now},
+    )
     forced = SweepLease(store, "grok measure", force=True)
     forced.acquire()
     assert store.read_json(LEASE_FILE)["took_over"]["host"] == "node-7"
@@ -126,8 +146,16 @@ time.sleep(1)  # alive while the others decide: a gone pid would be taken over
 def _race(results: str, writers: int) -> list[str]:
     """`writers` processes that try to take one sweep's lease at the same instant."""
     at = time.time() + 4  # after every process has imported what it needs
-    procs = [subprocess.Popen([sys.executable, "-c", RACE, results, str(at)], env=_env(), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(writers)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACE, results, str(at)],
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(writers)
+    ]
     outs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err for _, err in outs]
     return sorted(out.strip() for out, _ in outs)
@@ -159,15 +187,26 @@ def test_writers_racing_for_the_lease_on_s3_leave_one_holder(s3_env):  # noqa: F
 
 
 def _grok_sweep(spec_path: Path, results: str | Path) -> list[str]:
-    return [sys.executable, "-m", "sweeps.cli", "sweep", str(spec_path), "--results", str(results), "-q",
-            "--num-cpus", "2"]
+    return [
+        sys.executable,
+        "-m",
+        "sweeps.cli",
+        "sweep",
+        str(spec_path),
+        "--results",
+        str(results),
+        "-q",
+        "--num-cpus",
+        "2",
+    ]
 
 
 def _sweep_until(spec_path: Path, results: Path, ready, act) -> tuple[int, str, object]:
     """Run `grok sweep` until ready() holds, then act() and let it end: its exit code, its stderr,
     and what act returned."""
-    proc = subprocess.Popen(_grok_sweep(spec_path, results), env=_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        _grok_sweep(spec_path, results), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         deadline = time.monotonic() + 300
         while not ready():
@@ -182,8 +221,12 @@ def _sweep_until(spec_path: Path, results: Path, ready, act) -> tuple[int, str, 
 
 
 def _two_sweeps(spec_path: Path, results: str, env: dict[str, str]) -> list[subprocess.CompletedProcess]:
-    procs = [subprocess.Popen(_grok_sweep(spec_path, results), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            _grok_sweep(spec_path, results), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=600) for p in procs]
     return [subprocess.CompletedProcess(p.args, p.returncode, *out) for p, out in zip(procs, outs, strict=True)]
 
@@ -225,8 +268,13 @@ def test_two_grok_measures_at_once_one_refuses_and_the_rows_are_measured_once(tm
     store = SweepStore(str(tmp_path), "s")
     online = progress(store)
     drop_columns(store, pack.pack_id, list(online.columns[2:]))
-    proc = subprocess.Popen([sys.executable, "-m", "sweeps.cli", "measure", str(tmp_path / "s")], env=_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweeps.cli", "measure", str(tmp_path / "s")],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while holder_state(store.read_json(LEASE_FILE)) != "running":  # the first measure holds the sweep
@@ -273,12 +321,16 @@ def _fill(disk: Path) -> Path:
 
 
 def _files(sweep: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(sweep)): p.read_bytes() for p in sorted(sweep.rglob("*")) if p.is_file()
-            and p.name != LEASE_FILE}
+    return {
+        str(p.relative_to(sweep)): p.read_bytes()
+        for p in sorted(sweep.rglob("*"))
+        if p.is_file() and p.name != LEASE_FILE
+    }
 
 
 def test_a_full_disk_during_a_commit_leaves_the_pack_as_at_its_last_commit_and_the_next_run_continues(
-        small_disk, tmp_path, capsys):
+    small_disk, tmp_path, capsys
+):
     pack = measured_pack()
     sweep = small_disk / "s"
     state: dict = {}
@@ -289,9 +341,14 @@ def test_a_full_disk_during_a_commit_leaves_the_pack_as_at_its_last_commit_and_t
             state["before"] = _files(sweep)
             state["filler"] = _fill(small_disk)
 
-    with (pytest.raises(DiskFull, match=r"no space left on the device while writing a commit of pack .*run the same "
-                                        r"command again to continue"),
-          hold(SweepStore(str(small_disk), "s"), "grok train")):
+    with (
+        pytest.raises(
+            DiskFull,
+            match=r"no space left on the device while writing a commit of pack .*run the same "
+            r"command again to continue",
+        ),
+        hold(SweepStore(str(small_disk), "s"), "grok train"),
+    ):
         run_pack(pack, settings(small_disk, "s", snapshots={"every": 20}), report=fill_after_two_commits)
     assert _files(sweep) == state["before"]  # the failed commit left nothing: no part, temporary or checkpoint
     assert not list(sweep.rglob(".*tmp-*")) and not list(sweep.rglob(".trainer-*"))
@@ -316,8 +373,12 @@ def test_a_full_disk_under_grok_sweep_ends_it_with_one_message_and_the_next_run_
 
     spec_path = write_spec(tmp_path, SLOW)
     sweep = small_disk / "resumable"
-    code, err, filler = _sweep_until(spec_path, small_disk, lambda: len(recs := records(sweep)) == 2 and all(
-        r["seq"] >= 2 for r in recs), lambda: _fill(small_disk))
+    code, err, filler = _sweep_until(
+        spec_path,
+        small_disk,
+        lambda: len(recs := records(sweep)) == 2 and all(r["seq"] >= 2 for r in recs),
+        lambda: _fill(small_disk),
+    )
     assert code == 1, err[-3000:]
     assert "no space left on the device while writing" in err and "run the same command again" in err, err[-3000:]
     assert not all(r["done"] for r in records(sweep))
@@ -336,8 +397,12 @@ def test_a_driver_whose_lease_was_forced_away_stops_its_trials(tmp_path):
 
     spec_path = write_spec(tmp_path, SLOW)
     results = tmp_path / "results"
-    code, err, _ = _sweep_until(spec_path, results, lambda: records(results / "resumable"), lambda: SweepLease(
-        SweepStore(str(results), "resumable"), "grok measure", force=True).acquire())
+    code, err, _ = _sweep_until(
+        spec_path,
+        results,
+        lambda: records(results / "resumable"),
+        lambda: SweepLease(SweepStore(str(results), "resumable"), "grok measure", force=True).acquire(),
+    )
     assert code == 1, err[-3000:]
     assert f"grok measure (pid {os.getpid()} on {socket.gethostname()})" in err and "stopped its trials" in err
     assert not all(r["done"] for r in records(results / "resumable"))  # stopped before the packs finished

@@ -13,6 +13,7 @@ import time
 
 import pandas as pd
 import pytest
+from test_runner import settings
 
 from grokcore.config import RunConfig
 from grokcore.progress import ProgressSettings, SGLDSettings, measure_pack
@@ -21,15 +22,26 @@ from sweeps.cli import main
 from sweeps.packing import Pack
 from sweeps.parquet import SweepStore, progress_schema
 from sweeps.runner import run_pack
-from test_runner import settings
 
 LLC = ["llc/failed_chains", "llc/init_loss", "llc/mean", "llc/nbeta", "llc/std"]
 
 
 def measured_pack(d_model: int = 16) -> Pack:
     # p 13 add: Fourier and restricted-loss measures apply; progress every 20, the LLC every 40
-    return Pack.of(RunConfig(p=13, d_model=d_model, n_heads=2, d_mlp=32, train_fraction=0.5, epochs=80, eval_every=20,
-                             progress_every=20, seed=s) for s in (0, 1))
+    return Pack.of(
+        RunConfig(
+            p=13,
+            d_model=d_model,
+            n_heads=2,
+            d_mlp=32,
+            train_fraction=0.5,
+            epochs=80,
+            eval_every=20,
+            progress_every=20,
+            seed=s,
+        )
+        for s in (0, 1)
+    )
 
 
 def progress(store: SweepStore) -> pd.DataFrame:
@@ -43,8 +55,16 @@ def progress(store: SweepStore) -> pd.DataFrame:
 
 def drop_columns(store: SweepStore, pack_id: str, columns: list[str]) -> None:
     """The pack's progress rows as a sweep that never measured these columns would have them."""
-    store.compact_pack(pack_id, rewrite={"progress": lambda t: None if t is None or not (
-        set(t.column_names) - {"run_id", "epoch"} - set(columns)) else t.drop_columns(columns)})
+    store.compact_pack(
+        pack_id,
+        rewrite={
+            "progress": lambda t: (
+                None
+                if t is None or not (set(t.column_names) - {"run_id", "epoch"} - set(columns))
+                else t.drop_columns(columns)
+            )
+        },
+    )
 
 
 def part_files(store: SweepStore) -> list[str]:
@@ -63,8 +83,9 @@ def test_offline_measures_equal_online_and_never_duplicate(tmp_path, capsys):
     drop_columns(store, pack.pack_id, list(online.columns[2:]))
     assert progress(store).empty
     seq = store.read_record(pack.pack_id)["seq"]
-    store.write_part("progress", pack.pack_id, seq, [{"run_id": "x", "epoch": 1, "llc/mean": 1.0}],
-                     progress_schema({"llc/mean"}))
+    store.write_part(
+        "progress", pack.pack_id, seq, [{"run_id": "x", "epoch": 1, "llc/mean": 1.0}], progress_schema({"llc/mean"})
+    )
     assert main(["measure", str(tmp_path / "s")]) == 0
     assert "8 progress rows added, 0 changed, in 1 pack(s)" in capsys.readouterr().out
     offline = progress(store)
@@ -100,8 +121,22 @@ def test_an_old_sweep_gains_a_measure_and_a_finer_llc_replaces_the_old(tmp_path,
         loaded = [load_snapshot(tmp_path / "s", m.run_id, epoch) for m in pack.members]
         rows = measure_pack(pack_at([c for c, _ in loaded], [w for _, w in loaded], epoch), finer)
         expected.update({(c.run_id, epoch): row["llc/mean"] for (c, _), row in zip(loaded, rows, strict=True)})
-    assert main(["measure", str(tmp_path / "s"), "--measures", "llc", "--replace", "--llc-every", "1",
-                 "--sgld", "chains=3,draws=40"]) == 0
+    assert (
+        main(
+            [
+                "measure",
+                str(tmp_path / "s"),
+                "--measures",
+                "llc",
+                "--replace",
+                "--llc-every",
+                "1",
+                "--sgld",
+                "chains=3,draws=40",
+            ]
+        )
+        == 0
+    )
     assert "0 progress rows added, 8 changed" in capsys.readouterr().out
     replaced = progress(store)
     assert len(replaced) == len(online) and not replaced.duplicated(["run_id", "epoch"]).any()
@@ -113,8 +148,22 @@ def test_an_old_sweep_gains_a_measure_and_a_finer_llc_replaces_the_old(tmp_path,
 
     # the same again: identical values (per-member generators seeded by the epoch), nothing written
     files = part_files(store)
-    assert main(["measure", str(tmp_path / "s"), "--measures", "llc", "--replace", "--llc-every", "1",
-                 "--sgld", "chains=3,draws=40"]) == 0
+    assert (
+        main(
+            [
+                "measure",
+                str(tmp_path / "s"),
+                "--measures",
+                "llc",
+                "--replace",
+                "--llc-every",
+                "1",
+                "--sgld",
+                "chains=3,draws=40",
+            ]
+        )
+        == 0
+    )
     assert "0 progress rows added, 0 changed" in capsys.readouterr().out
     assert part_files(store) == files
     # bad settings are named before anything runs
@@ -171,8 +220,12 @@ def test_a_killed_measure_leaves_each_pack_before_or_after(tmp_path):
 
     seqs = {p.pack_id: store.read_record(p.pack_id)["seq"] for p in packs}
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.Popen([sys.executable, "-m", "sweeps.cli", "measure", str(tmp_path / "s"), *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweeps.cli", "measure", str(tmp_path / "s"), *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 300
     while proc.poll() is None and time.monotonic() < deadline:
         if any(store.read_record(p.pack_id)["seq"] > seqs[p.pack_id] for p in packs):
@@ -189,13 +242,15 @@ def test_a_killed_measure_leaves_each_pack_before_or_after(tmp_path):
         ids = set(pack.run_ids)
         mine = now[now.run_id.isin(ids)].reset_index(drop=True)
         if mine["llc/mean"].notna().any():
-            pd.testing.assert_frame_equal(mine, after[after.run_id.isin(ids)].reset_index(drop=True)[mine.columns],
-                                          check_exact=True)
+            pd.testing.assert_frame_equal(
+                mine, after[after.run_id.isin(ids)].reset_index(drop=True)[mine.columns], check_exact=True
+            )
             states.append("after")
         else:  # the other pack's rows brought llc/ columns into the table; none of this pack's has a value
             assert mine[LLC].isna().all().all()
-            pd.testing.assert_frame_equal(mine.drop(columns=LLC),
-                                          before[before.run_id.isin(ids)].reset_index(drop=True), check_exact=True)
+            pd.testing.assert_frame_equal(
+                mine.drop(columns=LLC), before[before.run_id.isin(ids)].reset_index(drop=True), check_exact=True
+            )
             states.append("before")
     assert sorted(states) == ["after", "before"]
 

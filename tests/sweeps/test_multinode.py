@@ -8,10 +8,10 @@ import threading
 import time
 
 import pytest
+from sweeps_testing import SLOW, SLOW_EVALS, assert_rows_once, records, write_spec
 
 from sweeps.launch import run_sweep
 from sweeps.spec import load_spec
-from sweeps_testing import SLOW, SLOW_EVALS, assert_rows_once, records, write_spec
 
 
 @pytest.mark.slow

@@ -15,15 +15,16 @@ import sys
 import time
 
 import pytest
-
-from sweeps.parquet import SweepStore
-from sweeps.spec import load_spec
 from sweeps_testing import SLOW, SLOW_EVALS, SLOW_MEMBERS, write_spec
 from test_resume import kill_once_packs_committed
 
+from sweeps.parquet import SweepStore
+from sweeps.spec import load_spec
+
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None,
-    reason="needs moto's standalone server: pip install 'moto[server]' (the test extra declares it)")
+    reason="needs moto's standalone server: pip install 'moto[server]' (the test extra declares it)",
+)
 
 BUCKET = "grok"
 
@@ -39,10 +40,17 @@ def s3_env(tmp_path, monkeypatch):
     """A moto S3 server process with one bucket; the environment every process here reads."""
     port = _free_port()
     with open(tmp_path / "moto.log", "w") as log:  # the server writes through its own copy of the descriptor
-        server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                  stdout=log, stderr=subprocess.STDOUT)
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
+        server = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+    }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     try:
@@ -64,8 +72,9 @@ def s3_env(tmp_path, monkeypatch):
 
 
 def _grok(env: dict[str, str], *args: str, timeout: float = 300) -> str:
-    done = subprocess.run([sys.executable, "-m", "sweeps.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    done = subprocess.run(
+        [sys.executable, "-m", "sweeps.cli", *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout
 
@@ -76,9 +85,13 @@ def test_a_sweep_on_s3_is_killed_resumed_and_read_back(s3_env, tmp_path):
     store = SweepStore(results, "resumable")
     assert not store.local and store.records() == {}  # negative control: nothing there yet
 
-    proc = subprocess.Popen([sys.executable, "-m", "sweeps.cli", "sweep", str(spec_path), "--results", results,
-                             "-q"], start_new_session=True, env=s3_env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweeps.cli", "sweep", str(spec_path), "--results", results, "-q"],
+        start_new_session=True,
+        env=s3_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         kill_once_packs_committed(proc, lambda: store.records().values(), timeout_s=300)
     finally:
@@ -112,12 +125,12 @@ def test_snapshots_on_s3_are_listed_loaded_exported_measured_and_drawn(s3_env, t
     snapshot reader gets what the same pack gives on the local disk."""
     import pandas as pd
     import torch
+    from test_measure import LLC, drop_columns, measured_pack, progress
+    from test_runner import settings
 
     from grokcore.export import load_member
     from grokcore.snapshots import list_snapshots, load_snapshot
     from sweeps.runner import run_pack
-    from test_measure import LLC, drop_columns, measured_pack, progress
-    from test_runner import settings
 
     pack = measured_pack()
     results = f"s3://{BUCKET}/results"
@@ -128,8 +141,9 @@ def test_snapshots_on_s3_are_listed_loaded_exported_measured_and_drawn(s3_env, t
 
     local = list_snapshots(tmp_path / "local")
     remote = list_snapshots(uri)
-    assert [(e["run_id"], e["epoch"], e["event"]) for e in remote] == \
-        [(e["run_id"], e["epoch"], e["event"]) for e in local] and len(remote) == 8
+    assert [(e["run_id"], e["epoch"], e["event"]) for e in remote] == [
+        (e["run_id"], e["epoch"], e["event"]) for e in local
+    ] and len(remote) == 8
     assert remote[0]["file"].startswith(f"{BUCKET}/results/snap/snapshots/part-")
     run_id = pack.run_ids[1]
     cfg, weights = load_snapshot(uri, run_id, 40)
@@ -179,21 +193,62 @@ def test_status_and_load_sweep_make_few_requests_per_part_file(s3_env, tmp_path)
     n_packs = 3
     for k in range(n_packs):
         pack = f"pack-{k:016d}"
-        cfgs = [RunConfig(p=11, d_model=16, n_heads=2, d_mlp=32, epochs=40, eval_every=10, seed=4 * k + i)
-                for i in range(4)]
-        store.write_part("runs", pack, 0, [
-            {"run_id": c.run_id, "pack_id": pack, "trial_id": "t", **c.to_dict(), "status": "done", "error": None,
-             "epochs_trained": 40, "epoch_train_99": 10, "epoch_test_99": None, "final/train/loss": 0.1,
-             "final/train/acc": 1.0, "final/test/loss": 1.0, "final/test/acc": 0.5, "wall_seconds": 1.0,
-             "device": "cpu", "optuna_trial": None,
-             # the runner's verdict columns: without them (an older sweep) status reads metrics rows instead
-             "epoch_memorised": 10, "epoch_generalised": None, "grokked": False} for c in cfgs], runs_schema())
-        store.write_part("metrics", pack, 0, [
-            {**dict.fromkeys(METRIC_COLUMNS), "run_id": c.run_id, "epoch": e, "train/acc": 1.0,
-             "test/acc": 0.5, "train/loss": 0.1, "test/loss": 1.0} for c in cfgs for e in (10, 20, 30, 40)],
-            metrics_schema())
-        store.write_record(pack, {"pack_id": pack, "members": [c.run_id for c in cfgs], "seq": 1, "done": True,
-                                  "updated": time.time()})
+        cfgs = [
+            RunConfig(p=11, d_model=16, n_heads=2, d_mlp=32, epochs=40, eval_every=10, seed=4 * k + i) for i in range(4)
+        ]
+        store.write_part(
+            "runs",
+            pack,
+            0,
+            [
+                {
+                    "run_id": c.run_id,
+                    "pack_id": pack,
+                    "trial_id": "t",
+                    **c.to_dict(),
+                    "status": "done",
+                    "error": None,
+                    "epochs_trained": 40,
+                    "epoch_train_99": 10,
+                    "epoch_test_99": None,
+                    "final/train/loss": 0.1,
+                    "final/train/acc": 1.0,
+                    "final/test/loss": 1.0,
+                    "final/test/acc": 0.5,
+                    "wall_seconds": 1.0,
+                    "device": "cpu",
+                    "optuna_trial": None,
+                    # the runner's verdict columns: without them (an older sweep) status reads metrics rows instead
+                    "epoch_memorised": 10,
+                    "epoch_generalised": None,
+                    "grokked": False,
+                }
+                for c in cfgs
+            ],
+            runs_schema(),
+        )
+        store.write_part(
+            "metrics",
+            pack,
+            0,
+            [
+                {
+                    **dict.fromkeys(METRIC_COLUMNS),
+                    "run_id": c.run_id,
+                    "epoch": e,
+                    "train/acc": 1.0,
+                    "test/acc": 0.5,
+                    "train/loss": 0.1,
+                    "test/loss": 1.0,
+                }
+                for c in cfgs
+                for e in (10, 20, 30, 40)
+            ],
+            metrics_schema(),
+        )
+        store.write_record(
+            pack, {"pack_id": pack, "members": [c.run_id for c in cfgs], "seq": 1, "done": True, "updated": time.time()}
+        )
     log = tmp_path / "moto.log"
     time.sleep(0.5)
     written = _requests_per_part(log.read_text())

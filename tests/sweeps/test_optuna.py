@@ -12,16 +12,16 @@ import signal
 import optuna
 import pyarrow.parquet as pq
 import pytest
+from sweeps_testing import assert_bad_spec, write_spec
 
 from grokcore.config import RunConfig
 from sweeps.launch import run_sweep
 from sweeps.optuna_source import MemberPruner, OptunaSource, open_study
+from sweeps.optuna_spec import Objective
 from sweeps.packing import Pack
 from sweeps.parquet import SweepStore
 from sweeps.runner import PackSettings, run_pack
-from sweeps.optuna_spec import Objective
 from sweeps.spec import parse_spec
-from sweeps_testing import assert_bad_spec, write_spec
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -52,8 +52,9 @@ PRUNING = "  pruning: {metric: train/loss, grace_epochs: 100, pruner: median, n_
 GRACE = 100
 
 
-def search_text(name="guided", sampler="{kind: tpe, n_startup_trials: 8}", members=40, batch=4, pruning=PRUNING,
-                epochs=300):
+def search_text(
+    name="guided", sampler="{kind: tpe, n_startup_trials: 8}", members=40, batch=4, pruning=PRUNING, epochs=300
+):
     """A search over SEARCH; with pruning, members train 300 epochs (evaluated every 60) so that
     pruning after the grace period saves something."""
     text = SEARCH.format(name=name, sampler=sampler, members=members, batch=batch, pruning=pruning)
@@ -102,62 +103,133 @@ AXES = "axes:\n  lr: {loguniform: [1.0e-4, 1.0e-2]}\n"
 GOOD = "search: {kind: optuna, objective: {metric: epoch_test_99, penalty: 2000}, direction: minimize, members: 8"
 
 BAD = {
-    "unknown_objective_metric": (BASE + AXES + GOOD.replace("epoch_test_99", "epoch_test_999") + "}\n",
-                                 "search.objective.metric: unknown metric 'epoch_test_999'", "allowed: epoch_generalised"),
-    "objective_not_a_field": (BASE + AXES + GOOD.replace("epoch_test_99, penalty: 2000", "task") + "}\n",
-                              "search.objective.metric: unknown metric 'task'", "final/test/loss"),
-    "space_not_a_field": (BASE + "axes:\n  learning_rate: {loguniform: [1.0e-4, 1.0e-2]}\n" + GOOD + "}\n",
-                          "axes.learning_rate: unknown config field", "allowed:"),
-    "empty_bounds": (BASE + "axes:\n  lr: {uniform: [0.01, 0.01]}\n" + GOOD + "}\n",
-                     "axes.lr: uniform needs low < high, got [0.01, 0.01]", None),
-    "reversed_bounds": (BASE + "axes:\n  weight_decay: {loguniform: [3.0, 0.1]}\n" + GOOD + "}\n",
-                        "axes.weight_decay: loguniform needs low < high", None),
-    "empty_integers": (BASE + "axes:\n  d_mlp: {integers: [64, 32]}\n" + GOOD + "}\n",
-                       "axes.d_mlp: integers needs integers low <= high", None),
-    "empty_choice": (BASE + "axes:\n  act: {choice: []}\n" + GOOD + "}\n", "axes.act: choice needs a non-empty list",
-                     None),
-    "unknown_sampler": (BASE + AXES + GOOD + ", sampler: bayes}\n", "search.sampler: unknown sampler 'bayes'",
-                        "allowed: tpe, gp, cmaes, random, grid"),
-    "unknown_sampler_option": (BASE + AXES + GOOD + ", sampler: {kind: tpe, n_startup: 3}}\n",
-                               ("search.sampler.n_startup: unknown option of TPESampler; did you mean "
-                                "'n_startup_trials'?"), None),
-    "grid_over_continuous": (BASE + AXES + GOOD + ", sampler: grid}\n",
-                             "search.sampler: grid needs every axis to be a list of values", None),
-    "missing_penalty": (BASE + AXES + GOOD.replace(", penalty: 2000", "") + "}\n",
-                        "search.objective.penalty: required: epoch_test_99 is null for members that never reach it",
-                        None),
-    "penalty_inside_budget": (BASE + AXES + GOOD.replace("2000", "500") + "}\n",
-                              ("search.objective.penalty: 500 would score members that never reach epoch_test_99 "
-                               "better than some that do"), "epoch budget 1000"),
-    "no_direction": (BASE + AXES + GOOD.replace("direction: minimize, ", "") + "}\n",
-                     "search.direction: required: minimize or maximize", None),
+    "unknown_objective_metric": (
+        BASE + AXES + GOOD.replace("epoch_test_99", "epoch_test_999") + "}\n",
+        "search.objective.metric: unknown metric 'epoch_test_999'",
+        "allowed: epoch_generalised",
+    ),
+    "objective_not_a_field": (
+        BASE + AXES + GOOD.replace("epoch_test_99, penalty: 2000", "task") + "}\n",
+        "search.objective.metric: unknown metric 'task'",
+        "final/test/loss",
+    ),
+    "space_not_a_field": (
+        BASE + "axes:\n  learning_rate: {loguniform: [1.0e-4, 1.0e-2]}\n" + GOOD + "}\n",
+        "axes.learning_rate: unknown config field",
+        "allowed:",
+    ),
+    "empty_bounds": (
+        BASE + "axes:\n  lr: {uniform: [0.01, 0.01]}\n" + GOOD + "}\n",
+        "axes.lr: uniform needs low < high, got [0.01, 0.01]",
+        None,
+    ),
+    "reversed_bounds": (
+        BASE + "axes:\n  weight_decay: {loguniform: [3.0, 0.1]}\n" + GOOD + "}\n",
+        "axes.weight_decay: loguniform needs low < high",
+        None,
+    ),
+    "empty_integers": (
+        BASE + "axes:\n  d_mlp: {integers: [64, 32]}\n" + GOOD + "}\n",
+        "axes.d_mlp: integers needs integers low <= high",
+        None,
+    ),
+    "empty_choice": (
+        BASE + "axes:\n  act: {choice: []}\n" + GOOD + "}\n",
+        "axes.act: choice needs a non-empty list",
+        None,
+    ),
+    "unknown_sampler": (
+        BASE + AXES + GOOD + ", sampler: bayes}\n",
+        "search.sampler: unknown sampler 'bayes'",
+        "allowed: tpe, gp, cmaes, random, grid",
+    ),
+    "unknown_sampler_option": (
+        BASE + AXES + GOOD + ", sampler: {kind: tpe, n_startup: 3}}\n",
+        ("search.sampler.n_startup: unknown option of TPESampler; did you mean 'n_startup_trials'?"),
+        None,
+    ),
+    "grid_over_continuous": (
+        BASE + AXES + GOOD + ", sampler: grid}\n",
+        "search.sampler: grid needs every axis to be a list of values",
+        None,
+    ),
+    "missing_penalty": (
+        BASE + AXES + GOOD.replace(", penalty: 2000", "") + "}\n",
+        "search.objective.penalty: required: epoch_test_99 is null for members that never reach it",
+        None,
+    ),
+    "penalty_inside_budget": (
+        BASE + AXES + GOOD.replace("2000", "500") + "}\n",
+        ("search.objective.penalty: 500 would score members that never reach epoch_test_99 better than some that do"),
+        "epoch budget 1000",
+    ),
+    "no_direction": (
+        BASE + AXES + GOOD.replace("direction: minimize, ", "") + "}\n",
+        "search.direction: required: minimize or maximize",
+        None,
+    ),
     "no_space": (BASE + GOOD + "}\n", "axes: a search needs a search space", None),
-    "grace_missing": (BASE + AXES + GOOD + ", pruning: {metric: test/acc}}\n",
-                      "search.pruning.grace_epochs: required", "sit at chance"),
-    "grace_zero_on_test": (BASE + AXES + GOOD + ", pruning: {metric: test/acc, grace_epochs: 0}}\n",
-                           "search.pruning.grace_epochs: must be > 0 for test/acc", None),
-    "grace_past_budget": (BASE + AXES + GOOD + ", pruning: {metric: test/loss, grace_epochs: 1000}}\n",
-                          "search.pruning.grace_epochs: 1000 is not below the epoch budget 1000", None),
-    "unknown_pruner": (BASE + AXES + GOOD + ", pruning: {grace_epochs: 100, pruner: hyperband}}\n",
-                       "search.pruning.pruner: unknown pruner 'hyperband'", "median, percentile"),
-    "pruning_metric": (BASE + AXES + GOOD + ", pruning: {metric: test/accuracy, grace_epochs: 100}}\n",
-                       "search.pruning.metric: unknown metric 'test/accuracy'; did you mean 'test/acc'?", None),
-    "scheduler_with_packs": (BASE + AXES + GOOD + ", scheduler: asha}\n",
-                             "search.scheduler: a Tune scheduler needs kind: tune-optuna", None),
-    "pruning_with_tune": (BASE + AXES + GOOD.replace("kind: optuna", "kind: tune-optuna")
-                          + ", pruning: {grace_epochs: 100}}\n", ("search.pruning: kind tune-optuna stops trials "
-                           "with a Tune scheduler"), None),
-    "batch_with_tune": (BASE + AXES + GOOD.replace("kind: optuna", "kind: tune-optuna") + ", batch: 4}\n",
-                        "search.batch: tune-optuna trains one member per trial", None),
-    "unknown_kind": (BASE + AXES + GOOD.replace("kind: optuna", "kind: hyperopt") + "}\n",
-                     "search.kind: unknown search kind 'hyperopt'", "optuna, tune-optuna"),
-    "grid_smaller_than_budget": (BASE + "axes:\n  lr: [1.0e-3, 1.0e-2]\n" + GOOD + ", sampler: grid}\n",
-                                 "search.members: 8 is more than the grid's 2 points", None),
+    "grace_missing": (
+        BASE + AXES + GOOD + ", pruning: {metric: test/acc}}\n",
+        "search.pruning.grace_epochs: required",
+        "sit at chance",
+    ),
+    "grace_zero_on_test": (
+        BASE + AXES + GOOD + ", pruning: {metric: test/acc, grace_epochs: 0}}\n",
+        "search.pruning.grace_epochs: must be > 0 for test/acc",
+        None,
+    ),
+    "grace_past_budget": (
+        BASE + AXES + GOOD + ", pruning: {metric: test/loss, grace_epochs: 1000}}\n",
+        "search.pruning.grace_epochs: 1000 is not below the epoch budget 1000",
+        None,
+    ),
+    "unknown_pruner": (
+        BASE + AXES + GOOD + ", pruning: {grace_epochs: 100, pruner: hyperband}}\n",
+        "search.pruning.pruner: unknown pruner 'hyperband'",
+        "median, percentile",
+    ),
+    "pruning_metric": (
+        BASE + AXES + GOOD + ", pruning: {metric: test/accuracy, grace_epochs: 100}}\n",
+        "search.pruning.metric: unknown metric 'test/accuracy'; did you mean 'test/acc'?",
+        None,
+    ),
+    "scheduler_with_packs": (
+        BASE + AXES + GOOD + ", scheduler: asha}\n",
+        "search.scheduler: a Tune scheduler needs kind: tune-optuna",
+        None,
+    ),
+    "pruning_with_tune": (
+        BASE + AXES + GOOD.replace("kind: optuna", "kind: tune-optuna") + ", pruning: {grace_epochs: 100}}\n",
+        ("search.pruning: kind tune-optuna stops trials with a Tune scheduler"),
+        None,
+    ),
+    "batch_with_tune": (
+        BASE + AXES + GOOD.replace("kind: optuna", "kind: tune-optuna") + ", batch: 4}\n",
+        "search.batch: tune-optuna trains one member per trial",
+        None,
+    ),
+    "unknown_kind": (
+        BASE + AXES + GOOD.replace("kind: optuna", "kind: hyperopt") + "}\n",
+        "search.kind: unknown search kind 'hyperopt'",
+        "optuna, tune-optuna",
+    ),
+    "grid_smaller_than_budget": (
+        BASE + "axes:\n  lr: [1.0e-3, 1.0e-2]\n" + GOOD + ", sampler: grid}\n",
+        "search.members: 8 is more than the grid's 2 points",
+        None,
+    ),
     "samples_with_search": (BASE + AXES + "samples: 4\n" + GOOD + "}\n", "samples: not used with a search", None),
-    "bad_storage": (BASE + AXES + GOOD + ", storage: results/optuna.db}\n", "search.storage: must be an Optuna RDB URL",
-                    None),
-    "uri_results_need_storage": (BASE + AXES + "results: s3://bucket/sweeps\n" + GOOD + "}\n",
-                                 "search.storage: required when results is a URI", None),
+    "bad_storage": (
+        BASE + AXES + GOOD + ", storage: results/optuna.db}\n",
+        "search.storage: must be an Optuna RDB URL",
+        None,
+    ),
+    "uri_results_need_storage": (
+        BASE + AXES + "results: s3://bucket/sweeps\n" + GOOD + "}\n",
+        "search.storage: required when results is a URI",
+        None,
+    ),
 }
 
 
@@ -226,21 +298,27 @@ def test_member_pruner_waits_for_the_grace_period():
     # completed trials reached test loss 1.0 at every epoch; a member stuck at 2.0 is pruned at the
     # first evaluation at or after the grace period, one at 0.5 never
     completed = [{str(e): 1.0 for e in range(100, 1001, 100)} for _ in range(5)]
-    pruner = MemberPruner({"metric": "test/loss", "grace_epochs": 500, "pruner": "median", "options": {}},
-                          completed, ["bad", "good"])
+    pruner = MemberPruner(
+        {"metric": "test/loss", "grace_epochs": 500, "pruner": "median", "options": {}}, completed, ["bad", "good"]
+    )
     for epoch in range(100, 500, 100):
         assert pruner(epoch, [{"run_id": "bad", "test/loss": 2.0}, {"run_id": "good", "test/loss": 0.5}]) == []
     assert pruner(500, [{"run_id": "bad", "test/loss": 2.0}, {"run_id": "good", "test/loss": 0.5}]) == ["bad"]
     assert pruner(600, [{"run_id": "good", "test/loss": 0.5}]) == []
     # accuracy is maximised: low accuracy is what gets pruned
-    acc = MemberPruner({"metric": "test/acc", "grace_epochs": 100, "pruner": "median", "options": {}},
-                       [{"100": 0.5}] * 5, ["low", "high"])
+    acc = MemberPruner(
+        {"metric": "test/acc", "grace_epochs": 100, "pruner": "median", "options": {}},
+        [{"100": 0.5}] * 5,
+        ["low", "high"],
+    )
     assert acc(100, [{"run_id": "low", "test/acc": 0.1}, {"run_id": "high", "test/acc": 0.9}]) == ["low"]
 
 
 def test_run_pack_drops_pruned_members(tmp_path):
-    members = [RunConfig(p=11, train_fraction=0.5, d_model=16, n_heads=2, d_mlp=32, epochs=100, eval_every=20,
-                         lr=lr) for lr in (1e-4, 2e-2, 3e-2)]
+    members = [
+        RunConfig(p=11, train_fraction=0.5, d_model=16, n_heads=2, d_mlp=32, epochs=100, eval_every=20, lr=lr)
+        for lr in (1e-4, 2e-2, 3e-2)
+    ]
     pack = Pack.of(members)
 
     def prune_slow_learner(epoch, rows):
@@ -248,8 +326,12 @@ def test_run_pack_drops_pruned_members(tmp_path):
 
     prune_slow_learner.history = lambda rows: None
     settings = PackSettings(results=str(tmp_path), name="p", checkpoint_every_s=0, report_every_s=0)
-    final = run_pack(pack, settings, on_eval=prune_slow_learner,
-                     member_extra={m.run_id: {"optuna_trial": i} for i, m in enumerate(members)})
+    final = run_pack(
+        pack,
+        settings,
+        on_eval=prune_slow_learner,
+        member_extra={m.run_id: {"optuna_trial": i} for i, m in enumerate(members)},
+    )
     assert final["members_pruned"] == 1 and final["members_finished"] == 3
     runs, metrics = tables(tmp_path, "p")
     slow = runs[runs.lr == 1e-4].iloc[0]
@@ -265,8 +347,11 @@ def later_half(runs, study, members):
     member counts with its last intermediate value), members with a train loss below 0.01."""
     later = runs.sort_values("optuna_trial").tail(members // 2)
     values = [study.trials[n].value for n in later.optuna_trial]
-    return {"share": float(((later.lr >= GOOD_LR[0]) & (later.lr <= GOOD_LR[1])).mean()),
-            "mean": sum(values) / len(values), "good": sum(v < 0.01 for v in values)}
+    return {
+        "share": float(((later.lr >= GOOD_LR[0]) & (later.lr <= GOOD_LR[1])).mean()),
+        "mean": sum(values) / len(values),
+        "good": sum(v < 0.01 for v in values),
+    }
 
 
 def test_guided_search_beats_random(ray_session, tmp_path):
@@ -341,8 +426,14 @@ def test_tune_optuna_with_asha(ray_session, tmp_path):
     """Ray's OptunaSearch, one member per trial, ASHA stopping members on train loss after the
     grace period: stopped members end with status pruned, PRUNED trials and no rows after."""
     text = search_text(name="tuneopt", members=8, pruning="", sampler="random")
-    text = text.replace("kind: optuna", "kind: tune-optuna").replace("  batch: 4\n", "").replace(
-        "  seed: 0\n", "  seed: 0\n  scheduler: {kind: asha, metric: train/loss, grace_epochs: 60, reduction_factor: 2}\n")
+    text = (
+        text.replace("kind: optuna", "kind: tune-optuna")
+        .replace("  batch: 4\n", "")
+        .replace(
+            "  seed: 0\n",
+            "  seed: 0\n  scheduler: {kind: asha, metric: train/loss, grace_epochs: 60, reduction_factor: 2}\n",
+        )
+    )
     spec = parse_spec(text.replace("report_every_s: 0.5", "report_every_s: 0.01"))  # ASHA sees every evaluation
     result = run_sweep(spec, results=str(results := tmp_path / "results"), verbose=0)
     assert not result.failed_packs
@@ -367,9 +458,12 @@ def test_every_sampler_asks_in_the_space(sampler):
 
     for package in {"gp": ["scipy"], "cmaes": ["cmaes"]}.get(sampler, []):
         pytest.importorskip(package)
-    axes = ("  lr: [1.0e-3, 3.0e-3, 1.0e-2]\n  weight_decay: [0.1, 1.0]\n" if sampler == "grid" else
-            "  lr: {loguniform: [1.0e-4, 1.0e-2]}\n  weight_decay: {uniform: [0.1, 1.0]}\n"
-            "  d_mlp: {integers: [16, 64]}\n")
+    axes = (
+        "  lr: [1.0e-3, 3.0e-3, 1.0e-2]\n  weight_decay: [0.1, 1.0]\n"
+        if sampler == "grid"
+        else "  lr: {loguniform: [1.0e-4, 1.0e-2]}\n  weight_decay: {uniform: [0.1, 1.0]}\n"
+        "  d_mlp: {integers: [16, 64]}\n"
+    )
     spec = parse_spec(BASE + "axes:\n" + axes + GOOD.replace("members: 8", "members: 6") + f", sampler: {sampler}}}\n")
     study = optuna.create_study(sampler=make_sampler(spec), direction="minimize")
     seen = set()

@@ -12,16 +12,18 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from test_optuna import check_rows, run_interrupted, search_text, study_of, tables
 
 from sweeps.launch import run_sweep
 from sweeps.spec import parse_spec
-from test_optuna import check_rows, run_interrupted, search_text, study_of, tables
 
 SERVER_BINARIES = ("initdb", "pg_ctl", "postgres")
 pytestmark = [
-    pytest.mark.skipif(any(shutil.which(b) is None for b in SERVER_BINARIES),
-                       reason="needs PostgreSQL's server binaries (initdb, pg_ctl, postgres): Debian's postgresql "
-                              "package; .ci/run installs it"),
+    pytest.mark.skipif(
+        any(shutil.which(b) is None for b in SERVER_BINARIES),
+        reason="needs PostgreSQL's server binaries (initdb, pg_ctl, postgres): Debian's postgresql "
+        "package; .ci/run installs it",
+    ),
 ]
 
 
@@ -47,10 +49,29 @@ def postgres_url():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    subprocess.run([*as_user, "initdb", "-D", str(data), "-U", "grok", "--auth=trust", "-E", "UTF8"],
-                   check=True, capture_output=True)
-    subprocess.run([*as_user, "pg_ctl", "-D", str(data), "-l", str(home / "log"), "-w", "-t", "60", "-o",
-                    f"-p {port} -k {home} -c listen_addresses=127.0.0.1", "start"], check=True, capture_output=True)
+    subprocess.run(
+        [*as_user, "initdb", "-D", str(data), "-U", "grok", "--auth=trust", "-E", "UTF8"],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            *as_user,
+            "pg_ctl",
+            "-D",
+            str(data),
+            "-l",
+            str(home / "log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-p {port} -k {home} -c listen_addresses=127.0.0.1",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
     try:
         yield f"postgresql+psycopg2://grok@127.0.0.1:{port}/postgres"
     finally:

@@ -31,8 +31,10 @@ def test_fixed_pack_size_counts():
 
 
 def test_shapes_split_packs_and_hyperparameters_do_not():
-    ms = members("  d_model: [32, 64]\n  lr: {loguniform: [1e-4, 1e-2]}\n  weight_decay: [0.1, 1]\n",
-                 "samples: 5\nreplicates: 2\n")
+    ms = members(
+        "  d_model: [32, 64]\n  lr: {loguniform: [1e-4, 1e-2]}\n  weight_decay: [0.1, 1]\n",
+        "samples: 5\nreplicates: 2\n",
+    )
     assert len(ms) == 2 * 5 * 2 * 2
     packs = cut_packs(ms, None)
     check_partition(ms, packs)
@@ -87,8 +89,10 @@ def test_task_axis_packs_one_task_per_pack():
     """Tasks are sweep axes; members of different tasks never share a pack (their examples differ),
     members of one task with different hyperparameters do."""
     tasks = ["add", "sub", "quad", "add_or_mul", "dihedral"]
-    ms = parse_spec("name: t\nbase: {p: 7, train_fraction: 0.5, d_mlp: 64, epochs: 100, eval_every: 10}\n"
-                    f"axes:\n  task: [{', '.join(tasks)}]\n  weight_decay: [0.3, 1]\n").members()
+    ms = parse_spec(
+        "name: t\nbase: {p: 7, train_fraction: 0.5, d_mlp: 64, epochs: 100, eval_every: 10}\n"
+        f"axes:\n  task: [{', '.join(tasks)}]\n  weight_decay: [0.3, 1]\n"
+    ).members()
     packs = cut_packs(ms, None)
     check_partition(ms, packs)
     assert sorted(p.members[0].task for p in packs) == sorted(tasks)
@@ -103,12 +107,13 @@ def test_auto_packs_grow_to_keep_trials_within_the_target_where_memory_allows():
     small = RunConfig(p=11, d_model=16, n_heads=2, d_mlp=32, epochs=100)
     members = [small.reseeded(i) for i in range(5000)]
     assert AUTO_MAX_TRIALS == 1000
-    assert auto_pack_size(members, gpus=0) == CPU_MAX_PACK                   # no target: the cap
-    assert len(cut_packs(members, None)) == 79                               # 5000 / 64 -> 79 <= 1000
-    assert auto_pack_size(members, gpus=0, max_packs=10) == 500              # grown past the cap of 64
+    assert auto_pack_size(members, gpus=0) == CPU_MAX_PACK  # no target: the cap
+    assert len(cut_packs(members, None)) == 79  # 5000 / 64 -> 79 <= 1000
+    assert auto_pack_size(members, gpus=0, max_packs=10) == 500  # grown past the cap of 64
     assert [len(p.members) for p in cut_packs(members, None, max_trials=10)] == [500] * 10
     assert describe_auto(members, 0, 10).endswith(
-        "packs grown to 500 since 79 trials would exceed 10 (Tune's ~0.2 s a trial: ~2 s of the driver's time)")
+        "packs grown to 500 since 79 trials would exceed 10 (Tune's ~0.2 s a trial: ~2 s of the driver's time)"
+    )
     assert "79 trials <= 1,000 (Tune's ~0.2 s a trial: ~16 s" in describe_auto(members, 0)
     # two shape groups share the target by size: 4000 and 1000 members, 10 trials -> 8 and 2 packs
     other = RunConfig(p=13, d_model=16, n_heads=2, d_mlp=32, epochs=100)

@@ -29,11 +29,18 @@ def test_runs_schema_has_every_column_with_its_type():
 def test_parts_are_whole_typed_and_versioned(tmp_path):
     store = SweepStore(str(tmp_path), "s")
     cfg = RunConfig(p=11)
-    row = {"run_id": cfg.run_id, "pack_id": "pack-x", "trial_id": "t", **cfg.to_dict(), "status": "done",
-           "epoch_test_99": None, "final/test/acc": 0.5, "extra/new": 1.5}
+    row = {
+        "run_id": cfg.run_id,
+        "pack_id": "pack-x",
+        "trial_id": "t",
+        **cfg.to_dict(),
+        "status": "done",
+        "epoch_test_99": None,
+        "final/test/acc": 0.5,
+        "extra/new": 1.5,
+    }
     store.write_part("runs", "pack-x", 0, [row], runs_schema())
-    store.write_part("metrics", "pack-x", 0, [{"run_id": cfg.run_id, "epoch": 10, "test/acc": 0.25}],
-                     metrics_schema())
+    store.write_part("metrics", "pack-x", 0, [{"run_id": cfg.run_id, "epoch": 10, "test/acc": 0.25}], metrics_schema())
     files = sorted(p.name for p in (tmp_path / "s").rglob("*") if p.is_file())
     assert files == ["part-pack-x-000000.parquet", "part-pack-x-000000.parquet"]  # no temporary leftovers
     runs = pq.read_table(tmp_path / "s" / "runs")
@@ -65,9 +72,10 @@ def test_uri_locations(tmp_path):
 def test_a_resumed_sweep_removes_what_a_killed_writer_left_half_written(tmp_path):
     """A driver or trial killed mid-write leaves hidden temporaries; the next run removes them all
     (and only them), and a dry run touches nothing."""
+    from sweeps_testing import TINY, write_spec
+
     from sweeps.grid_source import prepare
     from sweeps.spec import load_spec
-    from sweeps_testing import TINY, write_spec
 
     spec = load_spec(write_spec(tmp_path, TINY))
     store = SweepStore(str(tmp_path / "r"), spec.name)
@@ -75,8 +83,11 @@ def test_a_resumed_sweep_removes_what_a_killed_writer_left_half_written(tmp_path
     kept = store.write_part("metrics", "pack-x", 0, [{"run_id": cfg.run_id, "epoch": 1}], metrics_schema())
     store.write_record("pack-x", {"seq": 1, "members": [cfg.run_id]})
     leftovers = [f"{t}/.part-pack-x-000001.parquet.tmp-0123abcd" for t in ("runs", "metrics")]
-    leftovers += [".plan.json.tmp-89abcdef", "checkpoints/packs/pack-x/.state.json.tmp-00ff00ff",
-                  "checkpoints/packs/pack-x/.trainer-000002.k3j4/state.json"]
+    leftovers += [
+        ".plan.json.tmp-89abcdef",
+        "checkpoints/packs/pack-x/.state.json.tmp-00ff00ff",
+        "checkpoints/packs/pack-x/.trainer-000002.k3j4/state.json",
+    ]
     sweep = tmp_path / "r" / spec.name
 
     def leave_leftovers() -> None:
@@ -99,10 +110,12 @@ def test_a_resumed_sweep_removes_what_a_killed_writer_left_half_written(tmp_path
 def _three_commits(store: SweepStore, pack_id: str = "pack-x") -> None:
     """A finished pack as the runner leaves it: a batch of parts per commit, then its done record."""
     for seq in range(3):
-        store.write_part("metrics", pack_id, seq, [{"run_id": r, "epoch": 10 * (seq + 1)} for r in ("a", "b")],
-                         metrics_schema())
-        store.write_part("runs", pack_id, seq, [{"run_id": "ab"[seq] if seq < 2 else "c", "status": "done"}],
-                         runs_schema())
+        store.write_part(
+            "metrics", pack_id, seq, [{"run_id": r, "epoch": 10 * (seq + 1)} for r in ("a", "b")], metrics_schema()
+        )
+        store.write_part(
+            "runs", pack_id, seq, [{"run_id": "ab"[seq] if seq < 2 else "c", "status": "done"}], runs_schema()
+        )
     store.write_record(pack_id, {"pack_id": pack_id, "seq": 3, "done": True})
 
 

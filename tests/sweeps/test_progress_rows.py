@@ -7,12 +7,12 @@ from __future__ import annotations
 import math
 
 import pyarrow.parquet as pq
+from sweeps_testing import write_spec
 
 from grokcore.progress import columns as col
 from sweeps.cli import main
 from sweeps.parquet import TABLES
 from sweeps.spec import parse_spec
-from sweeps_testing import write_spec
 
 SPEC = """\
 name: prog
@@ -58,6 +58,11 @@ def test_grok_train_writes_progress_rows_that_analysis_loads_and_draws(tmp_path,
     assert progress[col.RESTRICTED_LOSS].map(math.isfinite).all()
 
     page = write_report(sweep_dir, png=False).read_text(encoding="utf-8")
-    for slug in ("progress__loss", "progress__llc", "progress__spectrum", "progress__circle",
-                 "progress__phase__train_fraction__weight_decay__restricted"):
+    for slug in (
+        "progress__loss",
+        "progress__llc",
+        "progress__spectrum",
+        "progress__circle",
+        "progress__phase__train_fraction__weight_decay__restricted",
+    ):
         assert f'id="{slug}"' in page, slug

@@ -12,11 +12,12 @@ import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
+from sweeps_testing import SLOW, SLOW_EVALS, assert_rows_once, records, write_spec
 
 from sweeps.launch import run_sweep
 from sweeps.lease import LEASE_FILE
 from sweeps.spec import load_spec
-from sweeps_testing import SLOW, SLOW_EVALS, assert_rows_once, records, write_spec
+
 
 def kill_once_packs_committed(proc: subprocess.Popen, read_records, timeout_s: float, packs: int = 2) -> None:
     """Kill a `grok sweep` started in its own session (its local Ray and workers with it) once each
@@ -52,9 +53,13 @@ def test_killed_driver_resumes_without_duplicates(ray_session, tmp_path):
     results = tmp_path / "results"
     sweep = results / "resumable"
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    proc = subprocess.Popen([sys.executable, "-m", "sweeps.cli", "sweep", str(spec_path), "--results", str(results),
-                             "-q"], start_new_session=True, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweeps.cli", "sweep", str(spec_path), "--results", str(results), "-q"],
+        start_new_session=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         kill_once_packs_committed(proc, lambda: records(sweep), timeout_s=240)
         assert not session_processes(proc.pid)

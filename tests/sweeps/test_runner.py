@@ -16,9 +16,11 @@ from sweeps.runner import PackSettings, run_pack
 
 def tiny_pack() -> Pack:
     # different budgets, so members end (and get runs rows) at different times
-    return Pack.of(RunConfig(p=11, train_fraction=tf, d_model=16, n_heads=2, d_mlp=32, epochs=epochs,
-                             eval_every=20, seed=seed)
-                   for tf, epochs in ((0.5, 100), (0.7, 200)) for seed in (0, 1))
+    return Pack.of(
+        RunConfig(p=11, train_fraction=tf, d_model=16, n_heads=2, d_mlp=32, epochs=epochs, eval_every=20, seed=seed)
+        for tf, epochs in ((0.5, 100), (0.7, 200))
+        for seed in (0, 1)
+    )
 
 
 def settings(tmp_path, name, **kw) -> PackSettings:

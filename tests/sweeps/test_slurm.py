@@ -12,6 +12,7 @@ The quick checks (script text, option errors) need no SLURM and run by default."
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -23,10 +24,9 @@ import time
 from pathlib import Path
 
 import pytest
+from sweeps_testing import SLOW, SLOW_EVALS, TINY, TINY_EVALS, TINY_MEMBERS, assert_rows_once, records, write_spec
 
 from sweeps.slurm import ENDED_STATES, SlurmJob, free_port
-from sweeps_testing import SLOW, SLOW_EVALS, TINY, TINY_EVALS, TINY_MEMBERS, assert_rows_once, records, write_spec
-import contextlib
 
 DAEMONS = ("munged", "slurmctld", "slurmd", "sbatch", "scancel")
 JOB_TIMEOUT_S = 240
@@ -34,27 +34,66 @@ JOB_TIMEOUT_S = 240
 
 # ---- quick: no SLURM needed ---------------------------------------------------------------------
 def _grok(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sweeps.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "sweeps.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
 
 
 def test_script_written_without_submitting(tmp_path):
     write_spec(tmp_path, TINY)
-    done = _grok(["slurm", "spec.yaml", "--results", "results", "--nodes", "3", "--gpus-per-node", "2",
-                  "--time", "1-00:00:00", "--partition", "gpu", "--account", "lab", "--requeue",
-                  "--sbatch-arg=--qos=long", "--set", "base.lr=3e-3", "--no-submit"], tmp_path)
+    done = _grok(
+        [
+            "slurm",
+            "spec.yaml",
+            "--results",
+            "results",
+            "--nodes",
+            "3",
+            "--gpus-per-node",
+            "2",
+            "--time",
+            "1-00:00:00",
+            "--partition",
+            "gpu",
+            "--account",
+            "lab",
+            "--requeue",
+            "--sbatch-arg=--qos=long",
+            "--set",
+            "base.lr=3e-3",
+            "--no-submit",
+        ],
+        tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     script = tmp_path / "results" / "tiny" / "slurm" / "tiny.sbatch"
     assert f"script: {script}" in done.stdout and "sbatch " in done.stdout
     text = script.read_text()
     options = re.findall(r"^#SBATCH (\S+)$", text, re.MULTILINE)
     # one task per node; TINY's trial asks 1 CPU and no GPU, so 4 CPU trials' worth per node
-    assert options == ["--job-name=grok-tiny", "--nodes=3", "--ntasks-per-node=1", "--cpus-per-task=4",
-                       "--time=1-00:00:00", f"--output={tmp_path}/results/tiny/slurm/slurm-%j.out",
-                       "--open-mode=append", f"--chdir={tmp_path}", "--gres=gpu:2", "--partition=gpu",
-                       "--account=lab", "--requeue", "--qos=long"]
-    assert (f"grok sweep {tmp_path}/spec.yaml --results {tmp_path}/results --address \"$address\" "
-            "--set base.lr=3e-3") in text
+    assert options == [
+        "--job-name=grok-tiny",
+        "--nodes=3",
+        "--ntasks-per-node=1",
+        "--cpus-per-task=4",
+        "--time=1-00:00:00",
+        f"--output={tmp_path}/results/tiny/slurm/slurm-%j.out",
+        "--open-mode=append",
+        f"--chdir={tmp_path}",
+        "--gres=gpu:2",
+        "--partition=gpu",
+        "--account=lab",
+        "--requeue",
+        "--qos=long",
+    ]
+    assert (
+        f'grok sweep {tmp_path}/spec.yaml --results {tmp_path}/results --address "$address" --set base.lr=3e-3'
+    ) in text
     assert text.count("srun --nodes=1 --ntasks=1 --gres=gpu:2 --nodelist=") == 2  # each Ray node's step takes its GPUs
     assert os.access(script, os.X_OK)
     assert not (tmp_path / "results" / "tiny" / "slurm.json").exists()  # nothing submitted, nothing recorded
@@ -62,16 +101,25 @@ def test_script_written_without_submitting(tmp_path):
     assert subprocess.run([bash, "-n", str(script)]).returncode == 0  # the shell parses it
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--nodes", "0"], "--nodes: at least 1, got 0"),
-    (["--time", "4h"], "--time: one of SLURM's formats MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS, got '4h'"),
-    (["--cpus-per-node", "1", "--set", "resources.cpus=2"],
-     ("resources.cpus: 2 CPUs per trial, but the job gives each node --cpus-per-node 1; lower it, "
-      "or ask the job for more per node (--cpus-per-node, --gpus-per-node)")),
-    (["--set", "resources.gpus=1"],
-     "resources.gpus: 1 GPU per trial, but the job gives each node --gpus-per-node 0; set resources.gpus: 0"),
-    (["--set", "base.p=-3"], "base.p"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--nodes", "0"], "--nodes: at least 1, got 0"),
+        (["--time", "4h"], "--time: one of SLURM's formats MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS, got '4h'"),
+        (
+            ["--cpus-per-node", "1", "--set", "resources.cpus=2"],
+            (
+                "resources.cpus: 2 CPUs per trial, but the job gives each node --cpus-per-node 1; lower it, "
+                "or ask the job for more per node (--cpus-per-node, --gpus-per-node)"
+            ),
+        ),
+        (
+            ["--set", "resources.gpus=1"],
+            "resources.gpus: 1 GPU per trial, but the job gives each node --gpus-per-node 0; set resources.gpus: 0",
+        ),
+        (["--set", "base.p=-3"], "base.p"),
+    ],
+)
 def test_bad_options_fail_before_anything_is_written(tmp_path, args, message):
     write_spec(tmp_path, TINY)
     done = _grok(["slurm", "spec.yaml", "--results", "results", "--no-submit", *args], tmp_path)
@@ -89,8 +137,9 @@ def test_a_job_state_without_a_controller_is_unknown(monkeypatch, tmp_path):
     assert job_state("12345") == "unknown" and not job_ended("12345")
     if shutil.which("scontrol", path=os.defpath + ":/usr/sbin:/usr/bin"):  # installed, no controller configured
         conf = tmp_path / "slurm.conf"  # a controller on a port where nothing listens
-        conf.write_text(f"ClusterName=none\nSlurmctldHost=localhost(127.0.0.1)\nSlurmctldPort={free_port()}\n"
-                        "MessageTimeout=2\n")
+        conf.write_text(
+            f"ClusterName=none\nSlurmctldHost=localhost(127.0.0.1)\nSlurmctldPort={free_port()}\nMessageTimeout=2\n"
+        )
         monkeypatch.setenv("SLURM_CONF", str(conf))
         monkeypatch.setenv("PATH", os.defpath + ":/usr/sbin:/usr/bin")
         assert job_state("12345") == "unknown"
@@ -168,18 +217,31 @@ class Slurm:
         key = root / "munge" / "munge.key"
         key.write_bytes(os.urandom(1024))
         key.chmod(0o400)
-        self._spawn(["munged", "-F", f"--key-file={key}", f"--socket={root}/munge/munge.sock",
-                     f"--pid-file={root}/munge/munged.pid", f"--log-file={root}/log/munged.log",
-                     f"--seed-file={root}/munge/munged.seed"], "munged")
+        self._spawn(
+            [
+                "munged",
+                "-F",
+                f"--key-file={key}",
+                f"--socket={root}/munge/munge.sock",
+                f"--pid-file={root}/munge/munged.pid",
+                f"--log-file={root}/log/munged.log",
+                f"--seed-file={root}/munge/munged.seed",
+            ],
+            "munged",
+        )
         self._wait((root / "munge" / "munge.sock").exists, "munged's socket")
-        self.conf.write_text(SLURM_CONF.format(host=os.uname().nodename, root=root, ctld_port=free_port(),
-                                               n1_port=free_port(), n2_port=free_port()))
+        self.conf.write_text(
+            SLURM_CONF.format(
+                host=os.uname().nodename, root=root, ctld_port=free_port(), n1_port=free_port(), n2_port=free_port()
+            )
+        )
         self._spawn(["slurmctld", "-D", "-f", str(self.conf)], "slurmctld")
         self._wait(lambda: self.run(["scontrol", "ping"]).stdout.count("UP") >= 1, "slurmctld")
         for node in ("n1", "n2"):
             self._spawn(["slurmd", "-D", "-N", node, "-f", str(self.conf)], f"slurmd-{node}")
-        self._wait(lambda: self.run(["sinfo", "-h", "-N", "-o", "%T"]).stdout.split() == ["idle", "idle"],
-                   "both nodes idle")
+        self._wait(
+            lambda: self.run(["sinfo", "-h", "-N", "-o", "%T"]).stdout.split() == ["idle", "idle"], "both nodes idle"
+        )
 
     def _spawn(self, cmd: list[str], name: str) -> None:
         with open(self.root / "log" / f"{name}.out", "w") as log:  # the daemon writes through its own copy
@@ -190,8 +252,7 @@ class Slurm:
         while time.monotonic() < deadline:
             for p in self.procs:
                 if p.poll() is not None:
-                    raise RuntimeError(f"{p.args[0]} exited ({p.returncode}) waiting for {what}: "
-                                       f"{self.logs()}")
+                    raise RuntimeError(f"{p.args[0]} exited ({p.returncode}) waiting for {what}: {self.logs()}")
             if ready():
                 return
             time.sleep(0.3)
@@ -259,8 +320,11 @@ def slurm():
 
 
 def _submit(slurm: Slurm, workdir: Path, results: str = "results") -> str:
-    done = _grok(["slurm", "spec.yaml", "--results", results, "--nodes", "2", "--cpus-per-node", "1",
-                  "--time", "00:10:00"], workdir, slurm.env)
+    done = _grok(
+        ["slurm", "spec.yaml", "--results", results, "--nodes", "2", "--cpus-per-node", "1", "--time", "00:10:00"],
+        workdir,
+        slurm.env,
+    )
     assert done.returncode == 0, (done.stdout, done.stderr)
     return re.search(r"submitted job (\d+)", done.stdout).group(1)
 

@@ -3,19 +3,23 @@ a rerun keep exactly the snapshots of an uninterrupted run, readable without Ray
 
 from __future__ import annotations
 
-
 import pytest
 import torch
+from test_runner import crash_pack, settings, tiny_pack
 
 import grokcore.snapshots as gsnap
 from grokcore.snapshots import list_snapshots, load_snapshot
 from sweeps.parquet import SNAPSHOT_DIR, SweepStore
 from sweeps.runner import run_pack
-from test_runner import crash_pack, settings, tiny_pack
 
 # every 20: each commit (one per evaluation here) has snapshots; 5 and 133 fall between evaluations
-SCHEDULE = {"every": 20, "epochs": [5, 133], "log_points": 0, "events": ["train_99", "test_99", "end"],
-            "dtype": "float32"}
+SCHEDULE = {
+    "every": 20,
+    "epochs": [5, 133],
+    "log_points": 0,
+    "events": ["train_99", "test_99", "end"],
+    "dtype": "float32",
+}
 
 
 def kept(tmp_path, name):
@@ -50,7 +54,7 @@ def test_crash_then_rerun_keeps_every_snapshot_once(tmp_path, monkeypatch, check
 
     run_pack(pack, settings(tmp_path, "x", checkpoints=checkpoints, snapshots=SCHEDULE))
     assert kept(tmp_path, "x") == ref  # none lost, none duplicated, same events
-    for (run_id, epoch) in ref:  # the same weights: bit for bit from a checkpoint; without one, the
+    for run_id, epoch in ref:  # the same weights: bit for bit from a checkpoint; without one, the
         # members that restart from epoch 0 train in a smaller pack, whose batched matmuls may round
         # differently on some CPUs (seen here: 6e-8 at epoch 5, 6e-6 by epoch 160)
         cfg, w = load_snapshot(tmp_path / "x", run_id, epoch)
@@ -81,8 +85,10 @@ def test_spec_snapshots_setting_and_dry_run_estimate(tmp_path):
     from sweeps.launch import dry_run
     from sweeps.spec import SpecError, load_spec
 
-    text = ("name: snap\nbase: {p: 11, d_model: 16, n_heads: 2, d_mlp: 32, epochs: 100}\n"
-            "axes: {seed: [0, 1]}\nsnapshots: {every: 50, events: [end], dtype: float16}\n")
+    text = (
+        "name: snap\nbase: {p: 11, d_model: 16, n_heads: 2, d_mlp: 32, epochs: 100}\n"
+        "axes: {seed: [0, 1]}\nsnapshots: {every: 50, events: [end], dtype: float16}\n"
+    )
     (tmp_path / "s.yaml").write_text(text)
     spec = load_spec(tmp_path / "s.yaml")
     assert spec.snapshots == {"every": 50, "epochs": [], "log_points": 0, "events": ["end"], "dtype": "float16"}
@@ -100,9 +106,9 @@ def test_spec_snapshots_setting_and_dry_run_estimate(tmp_path):
 
 
 def test_grok_train_keeps_snapshots_and_grok_export_writes_one(tmp_path, capsys, monkeypatch):
-    from grokcore.export import MemberModule, load_member
-    from grokcore.data import member_data
     from grokcore import RunConfig
+    from grokcore.data import member_data
+    from grokcore.export import MemberModule, load_member
     from sweeps.cli import main
 
     monkeypatch.chdir(tmp_path)
@@ -142,22 +148,28 @@ def test_search_dry_runs_print_the_snapshot_storage_of_their_budget(tmp_path, ca
 
     base = "base: {p: 11, n_heads: 2, d_mlp: 32, eval_every: 20}\n"
     if search == "optuna":  # the costliest point: d_model 32 with epochs 200 (4 scheduled + the end)
-        text = (f"name: s\n{base}axes: {{d_model: [16, 32], epochs: {{integers: [100, 200]}}, "
-                "lr: {loguniform: [0.001, 0.01]}}\n"
-                "search: {kind: optuna, objective: {metric: final/test/loss}, direction: minimize, members: 6, batch: 3}\n")
+        text = (
+            f"name: s\n{base}axes: {{d_model: [16, 32], epochs: {{integers: [100, 200]}}, "
+            "lr: {loguniform: [0.001, 0.01]}}\n"
+            "search: {kind: optuna, objective: {metric: final/test/loss}, direction: minimize, members: 6, batch: 3}\n"
+        )
         budget, worst = 6, RunConfig(p=11, d_model=32, n_heads=2, d_mlp=32, epochs=200)
     else:  # lines over epochs: 2 lines x (2 ends + 1 step) x 2 seeds, the longest 200 epochs
-        text = (f"name: s\n{base[:-2]}, d_model: 16}}\naxes: {{epochs: [100, 200], "
-                "train_fraction: {uniform: [0.2, 0.8]}}\n"
-                "search: {kind: bisection, seeds: 2, steps: 1}\n")
+        text = (
+            f"name: s\n{base[:-2]}, d_model: 16}}\naxes: {{epochs: [100, 200], "
+            "train_fraction: {uniform: [0.2, 0.8]}}\n"
+            "search: {kind: bisection, seeds: 2, steps: 1}\n"
+        )
         budget, worst = 12, RunConfig(p=11, d_model=16, n_heads=2, d_mlp=32, epochs=200)
     text += "snapshots: {every: 50, events: [end], dtype: bfloat16}\n"
     (tmp_path / "s.yaml").write_text(text)
     assert main(["sweep", str(tmp_path / "s.yaml"), "--results", str(tmp_path / "r"), "--dry-run"]) == 0
     out = capsys.readouterr().out
     size = budget * 5 * gsnap.SnapshotSchedule().bytes_per_snapshot(worst) // 2
-    assert (f"at most {budget * 5} (5 per member at most, bfloat16), {size / 1000:.1f} KB under snapshots/ "
-            f"for {budget} members") in out, out
+    assert (
+        f"at most {budget * 5} (5 per member at most, bfloat16), {size / 1000:.1f} KB under snapshots/ "
+        f"for {budget} members"
+    ) in out, out
     assert not (tmp_path / "r").exists()
 
 

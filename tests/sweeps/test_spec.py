@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sweeps_testing import assert_bad_spec
 
 from sweeps.spec import SpecError, load_spec, parse_spec
-from sweeps_testing import assert_bad_spec
 
 EXAMPLES = Path(__file__).parents[2] / "sweeps" / "examples"
 BASE = "name: t\nbase: {task: add, p: 23, epochs: 100, eval_every: 10}\n"
@@ -16,32 +16,64 @@ BASE = "name: t\nbase: {task: add, p: 23, epochs: 100, eval_every: 10}\n"
 BAD = {
     # name: (spec text, expected "<where>: <message>" fragment, and what must be named as allowed)
     "unknown_top_key": (BASE + "replicate: 3\n", "replicate: unknown key; did you mean 'replicates'?", "allowed:"),
-    "unknown_field": (BASE.replace("epochs: 100", "epochs: 100, weigth_decay: 1") ,
-                      "base.weigth_decay: unknown config field; did you mean 'weight_decay'?", "allowed:"),
+    "unknown_field": (
+        BASE.replace("epochs: 100", "epochs: 100, weigth_decay: 1"),
+        "base.weigth_decay: unknown config field; did you mean 'weight_decay'?",
+        "allowed:",
+    ),
     "wrong_type": (BASE.replace("p: 23", "p: twenty"), "base.p: must be an integer, got 'twenty'", None),
     "wrong_type_choice": (BASE.replace("task: add", "task: subtract"), "base.task: must be one of", "'add'"),
-    "user_task_not_importable": (BASE.replace("task: add", "task: 'no_such_pkg_xyz:make(k=1)'"),
-                                 "base.task: cannot import 'no_such_pkg_xyz'", None),
-    "group_too_big": (BASE.replace("task: add, ", "") + "axes:\n  task: [perm, dihedral]\n",
-                      "axes.task: 'perm' is not allowed here: p: perm is S_p", None),
+    "user_task_not_importable": (
+        BASE.replace("task: add", "task: 'no_such_pkg_xyz:make(k=1)'"),
+        "base.task: cannot import 'no_such_pkg_xyz'",
+        None,
+    ),
+    "group_too_big": (
+        BASE.replace("task: add, ", "") + "axes:\n  task: [perm, dihedral]\n",
+        "axes.task: 'perm' is not allowed here: p: perm is S_p",
+        None,
+    ),
     "out_of_range": (BASE + "axes:\n  weight_decay: [0.1, -1]\n", "axes.weight_decay: must be >= 0, got -1", None),
-    "out_of_range_random": (BASE + "axes:\n  train_fraction: {uniform: [0.1, 1.5]}\n",
-                            "axes.train_fraction: must be in (0, 1], got 1.5", None),
-    "axis_not_a_field": (BASE + "axes:\n  learning_rate: [0.1, 0.2]\n",
-                         "axes.learning_rate: unknown config field", "allowed:"),
-    "two_axes_one_field": (BASE + "axes:\n  lr: [1e-3]\n  lr: [1e-2]\n",
-                           "axes.lr: two axes over one field (lines 4 and 5)", None),
-    "axis_and_base": (BASE.replace("epochs: 100", "epochs: 100, lr: 0.01") + "axes:\n  lr: [1e-3]\n",
-                      "axes.lr: also set in base", None),
-    "random_kind_for_int": (BASE.replace("p: 23, ", "") + "axes:\n  p: {uniform: [7, 23]}\n",
-                            "axes.p: uniform draws real numbers, but p is an integer field; use integers or choice",
-                            None),
-    "unknown_threshold": (BASE + "thresholds: {holds: 1}\n", ("thresholds.holds: unknown threshold; did you mean "
-                           "'hold'?"), "allowed:"),
-    "bad_threshold": (BASE + "thresholds: {test_acc: 1.5}\n", ("thresholds.test_acc: threshold test_acc must be in "
-                       "(0, 1], got 1.5"), None),
-    "unknown_distribution": (BASE + "axes:\n  lr: {normal: [0, 1]}\n", "axes.lr: unknown axis kind 'normal'",
-                             "uniform"),
+    "out_of_range_random": (
+        BASE + "axes:\n  train_fraction: {uniform: [0.1, 1.5]}\n",
+        "axes.train_fraction: must be in (0, 1], got 1.5",
+        None,
+    ),
+    "axis_not_a_field": (
+        BASE + "axes:\n  learning_rate: [0.1, 0.2]\n",
+        "axes.learning_rate: unknown config field",
+        "allowed:",
+    ),
+    "two_axes_one_field": (
+        BASE + "axes:\n  lr: [1e-3]\n  lr: [1e-2]\n",
+        "axes.lr: two axes over one field (lines 4 and 5)",
+        None,
+    ),
+    "axis_and_base": (
+        BASE.replace("epochs: 100", "epochs: 100, lr: 0.01") + "axes:\n  lr: [1e-3]\n",
+        "axes.lr: also set in base",
+        None,
+    ),
+    "random_kind_for_int": (
+        BASE.replace("p: 23, ", "") + "axes:\n  p: {uniform: [7, 23]}\n",
+        "axes.p: uniform draws real numbers, but p is an integer field; use integers or choice",
+        None,
+    ),
+    "unknown_threshold": (
+        BASE + "thresholds: {holds: 1}\n",
+        ("thresholds.holds: unknown threshold; did you mean 'hold'?"),
+        "allowed:",
+    ),
+    "bad_threshold": (
+        BASE + "thresholds: {test_acc: 1.5}\n",
+        ("thresholds.test_acc: threshold test_acc must be in (0, 1], got 1.5"),
+        None,
+    ),
+    "unknown_distribution": (
+        BASE + "axes:\n  lr: {normal: [0, 1]}\n",
+        "axes.lr: unknown axis kind 'normal'",
+        "uniform",
+    ),
     "bad_replicates": (BASE + "replicates: 0\n", "replicates: must be an integer >= 1, got 0", None),
     "bad_resources": (BASE + "resources: {cpus: 1, gpu: 1}\n", "resources.gpu: unknown resource", "gpus"),
     "seed_axis_and_replicates": (BASE + "axes:\n  seed: [0, 1]\nreplicates: 2\n", "replicates: a seed axis", None),
@@ -85,8 +117,7 @@ def test_weight_decay_message_exactly(tmp_path):
 
 
 def test_grid_and_replicates_counts():
-    spec = parse_spec(BASE + "axes:\n  train_fraction: [0.3, 0.5, 0.7]\n  weight_decay: [0.3, 1, 3]\n"
-                             "replicates: 4\n")
+    spec = parse_spec(BASE + "axes:\n  train_fraction: [0.3, 0.5, 0.7]\n  weight_decay: [0.3, 1, 3]\nreplicates: 4\n")
     members = spec.members()
     assert len(members) == spec.n_members() == 36
     assert len({m.run_id for m in members}) == 36
@@ -97,8 +128,10 @@ def test_grid_and_replicates_counts():
 
 
 def test_random_axes_counts_ranges_and_determinism():
-    text = BASE + ("axes:\n  lr: {loguniform: [1e-4, 1e-2]}\n  seed: {integers: [0, 3]}\n"
-                   "  act: {choice: [relu, gelu]}\n  train_fraction: [0.3, 0.6]\nsamples: 25\n")
+    text = BASE + (
+        "axes:\n  lr: {loguniform: [1e-4, 1e-2]}\n  seed: {integers: [0, 3]}\n"
+        "  act: {choice: [relu, gelu]}\n  train_fraction: [0.3, 0.6]\nsamples: 25\n"
+    )
     members = parse_spec(text).members()
     assert len(members) == 25 * 2
     assert all(1e-4 <= m.lr <= 1e-2 for m in members)
@@ -137,8 +170,15 @@ def test_examples_validate(path):
 
 def test_examples_cover_the_seed_experiments():
     names = {p.stem for p in EXAMPLES.glob("*.yaml")}
-    assert {"nanda_addition", "add_mul_mixture", "exponents", "max_of_two", "label_noise", "grokking_mlp",
-            "quick"} <= names
+    assert {
+        "nanda_addition",
+        "add_mul_mixture",
+        "exponents",
+        "max_of_two",
+        "label_noise",
+        "grokking_mlp",
+        "quick",
+    } <= names
     specs = [load_spec(EXAMPLES / f"{n}.yaml") for n in names]
     tasks = {(s.members()[0] if s.search is None else s.member({})).task for s in specs}
     assert {"add", "add_mul", "pow", "max"} <= tasks
@@ -154,13 +194,17 @@ def test_trainer_options_reach_the_pack_settings(tmp_path):
     spec = load_spec(path)
     assert PackSettings.from_spec(spec).trainer_options() == {"tf32": True, "torch_compile": True, "snapshots": None}
     path.write_text(BASE)
-    assert PackSettings.from_spec(load_spec(path)).trainer_options() == {"tf32": False, "torch_compile": False,
-                                                                         "snapshots": None}
+    assert PackSettings.from_spec(load_spec(path)).trainer_options() == {
+        "tf32": False,
+        "torch_compile": False,
+        "snapshots": None,
+    }
     from grokcore.snapshots import SnapshotSchedule
 
     path.write_text(BASE + "snapshots: {log_points: 5, events: [end]}\n")
-    assert PackSettings.from_spec(load_spec(path)).trainer_options()["snapshots"] == \
-        SnapshotSchedule(log_points=5, events=("end",))
+    assert PackSettings.from_spec(load_spec(path)).trainer_options()["snapshots"] == SnapshotSchedule(
+        log_points=5, events=("end",)
+    )
 
 
 def loaded_modules(spec_path: Path) -> list[str]:
@@ -169,13 +213,16 @@ def loaded_modules(spec_path: Path) -> list[str]:
     import subprocess
     import sys
 
-    code = ("import sys\nfrom sweeps.spec import load_spec\nload_spec(sys.argv[1])\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('optuna', 'ray', 'torch')\n"
-            "             or m in ('sweeps.optuna_spec', 'sweeps.optuna_source', 'sweeps.bisection_source')))")
+    code = (
+        "import sys\nfrom sweeps.spec import load_spec\nload_spec(sys.argv[1])\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('optuna', 'ray', 'torch')\n"
+        "             or m in ('sweeps.optuna_spec', 'sweeps.optuna_source', 'sweeps.bisection_source')))"
+    )
     root = str(Path(__file__).parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
-    out = subprocess.run([sys.executable, "-c", code, str(spec_path)], capture_output=True, text=True, check=True,
-                         env=env, cwd=root).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(spec_path)], capture_output=True, text=True, check=True, env=env, cwd=root
+    ).stdout
     return eval(out)  # a printed list of module names
 
 
@@ -207,7 +254,7 @@ def test_sweeps_modules_import_each_other_without_cycles():
 
     def cycle_from(node: str, path: list[str]) -> list[str] | None:
         if node in path:
-            return [*path[path.index(node):], node]
+            return [*path[path.index(node) :], node]
         for dep in sorted(graph.get(node, ())):
             found = cycle_from(dep, [*path, node])
             if found:
@@ -229,11 +276,12 @@ def test_set_overrides_are_checked_like_the_file(tmp_path):
     assert [m.run_id for m in again.members()] == [m.run_id for m in spec.members()] and again.cpus == 2.0
     assert load_spec(path).text == path.read_text()  # no overrides: the file exactly
     for overrides, message in (
-            (["base.p=twenty"], "base.p: must be an integer, got 'twenty'"),
-            (["resources.cpu=2"], "resources.cpu: unknown resource; did you mean 'cpus'?"),
-            (["replicate=3"], "replicate: unknown key; did you mean 'replicates'?"),
-            (["base.lr"], "--set base.lr: expected KEY=VALUE"),
-            (["name.x=1"], "name: is 't', not a mapping")):
+        (["base.p=twenty"], "base.p: must be an integer, got 'twenty'"),
+        (["resources.cpu=2"], "resources.cpu: unknown resource; did you mean 'cpus'?"),
+        (["replicate=3"], "replicate: unknown key; did you mean 'replicates'?"),
+        (["base.lr"], "--set base.lr: expected KEY=VALUE"),
+        (["name.x=1"], "name: is 't', not a mapping"),
+    ):
         with pytest.raises(SpecError) as info:
             load_spec(path, overrides)
         assert str(info.value).startswith(f"{path}: {message}"), (overrides, str(info.value))
@@ -304,9 +352,11 @@ def test_replicates_expand_to_the_run_ids_of_configs_built_one_by_one():
 
     from grokcore.config import ConfigError, RunConfig
 
-    spec = parse_spec("name: ids\nbase: {task: add, p: 23, seed: 5, epochs: 100, init: kaiming}\n"
-                      "axes:\n  train_fraction: [0.3, 0.5]\n  weight_decay: [0.1, 1.0, 3]\n  n_heads: [2, 4]\n"
-                      "replicates: 50\n")
+    spec = parse_spec(
+        "name: ids\nbase: {task: add, p: 23, seed: 5, epochs: 100, init: kaiming}\n"
+        "axes:\n  train_fraction: [0.3, 0.5]\n  weight_decay: [0.1, 1.0, 3]\n  n_heads: [2, 4]\n"
+        "replicates: 50\n"
+    )
     members = spec.members()
     assert len(members) == 600 and [m.seed for m in members[:51]] == [*range(5, 55), 5]
     digest = hashlib.sha256("\n".join(m.run_id for m in members).encode()).hexdigest()[:16]

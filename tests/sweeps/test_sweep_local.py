@@ -9,8 +9,8 @@ import dataclasses
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from sweeps_testing import TINY, TINY_EVALS, TINY_MEMBERS, TINY_PACKS
+
 from grokcore.config import config_fields
 from grokcore.records import METRIC_COLUMNS, OUTCOME_COLUMNS, RUN_KEYS
 from grokcore.verdict import VERDICT_COLUMNS
@@ -75,8 +75,9 @@ def test_failed_pack_is_recorded_then_retried(ray_session, tiny_spec, tmp_path):
     results = tmp_path / "results"
     spec = load_spec(tiny_spec)  # max_failures: 0
     first_pack = cut_packs(spec.members(), spec.pack_size)[0].pack_id
-    result = run_sweep(spec, results=str(results), verbose=0,
-                       fault={"epoch": 100, "times": 1, "kind": "raise", "packs": [first_pack]})
+    result = run_sweep(
+        spec, results=str(results), verbose=0, fault={"epoch": 100, "times": 1, "kind": "raise", "packs": [first_pack]}
+    )
     assert list(result.failed_packs) == [first_pack] and len(result.done_packs) == 1
     runs = read(results, spec.name, "runs").to_pandas()
     assert len(runs) == TINY_MEMBERS and not runs.run_id.duplicated().any()
@@ -114,8 +115,9 @@ def test_rerun_with_another_pack_size_keeps_rows_unique(ray_session, tiny_spec, 
     assert_complete(results, spec)
 
 
-@pytest.mark.parametrize("how", ["--results results", "spec default", "--results ./out/../results",
-                                 "--results file://{cwd}/results"])
+@pytest.mark.parametrize(
+    "how", ["--results results", "spec default", "--results ./out/../results", "--results file://{cwd}/results"]
+)
 def test_relative_results_land_where_the_user_asked(ray_session, tmp_path, monkeypatch, how):
     """From the user's working directory, with the results location as a user types it: every row
     lands in <cwd>/results/<name>, not inside Tune's trial directories (a trial must never resolve

@@ -20,20 +20,24 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-
 from sweeps_testing import SLOW, SLOW_EVALS, TINY, assert_bad_spec, records, write_spec
 
 pytestmark = pytest.mark.timeout(900)
-needs = {name: pytest.mark.skipif(importlib.util.find_spec(name) is None,
-                                  reason=f"needs {name}: pip install 'grokking-sweeps[{name}]' (the test extra has it)")
-         for name in ("mlflow", "wandb", "tensorboard")}
+needs = {
+    name: pytest.mark.skipif(
+        importlib.util.find_spec(name) is None,
+        reason=f"needs {name}: pip install 'grokking-sweeps[{name}]' (the test extra has it)",
+    )
+    for name in ("mlflow", "wandb", "tensorboard")
+}
 CELL_AXES = ("train_fraction", "weight_decay")
 
 
 def grok(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     """The real entry point, as a user types it in that folder (relative paths)."""
-    done = subprocess.run([sys.executable, "-m", "sweeps.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "sweeps.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=600
+    )
     assert not check or done.returncode == 0, done.stdout + done.stderr
     return done
 
@@ -75,10 +79,20 @@ def cell(row: dict) -> str:
 
 # ---- the spec's trackers: block ------------------------------------------------------------------------
 def test_trackers_block_errors_name_the_key_and_the_choices(tmp_path):
-    assert_bad_spec(tmp_path, TINY + "trackers: {neptune: x}\n", "trackers: 'neptune' is not a tracker",
-                    "mlflow, wandb, tensorboard", expand=False)
-    assert_bad_spec(tmp_path, TINY + "trackers: {tensorboard: null}\n", "trackers: tensorboard: the log directory",
-                    None, expand=False)
+    assert_bad_spec(
+        tmp_path,
+        TINY + "trackers: {neptune: x}\n",
+        "trackers: 'neptune' is not a tracker",
+        "mlflow, wandb, tensorboard",
+        expand=False,
+    )
+    assert_bad_spec(
+        tmp_path,
+        TINY + "trackers: {tensorboard: null}\n",
+        "trackers: tensorboard: the log directory",
+        None,
+        expand=False,
+    )
     assert_bad_spec(tmp_path, TINY + "trackers: {mlflow: null, every_s: 0}\n", "every_s", "a number > 0", expand=False)
     assert_bad_spec(tmp_path, TINY + "trackers: [mlflow]\n", "trackers", "a mapping of tracker: target", expand=False)
 
@@ -109,11 +123,16 @@ def test_tensorboard_event_files_read_back_equal(tiny_sweep):
         for key in keys:
             read = [(e.step, e.value) for e in events.Scalars(key)]
             # TensorBoard keeps scalars as float32: the Parquet value rounded the same way, exactly
-            assert read == [(epoch, float(np.float32(values[key]))) for epoch, values in sorted(points.items())
-                            if key in values]
+            assert read == [
+                (epoch, float(np.float32(values[key]))) for epoch, values in sorted(points.items()) if key in values
+            ]
         tags = json.loads(events.Tensors("grok/tags/text_summary")[0].tensor_proto.string_val[0])
-        assert tags == {"grok.run_id": run_id, "grok.sweep": "tiny", "grok.pack": rows[run_id]["pack_id"],
-                        "grok.cell": cell(rows[run_id])}
+        assert tags == {
+            "grok.run_id": run_id,
+            "grok.sweep": "tiny",
+            "grok.pack": rows[run_id]["pack_id"],
+            "grok.cell": cell(rows[run_id]),
+        }
 
 
 # ---- W&B offline -------------------------------------------------------------------------------------------
@@ -154,11 +173,27 @@ def mlflow_server(tmp_path_factory):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with open(folder / "server.log", "w") as log:  # the server writes through its own copy of the descriptor
-        server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
-                                   f"sqlite:///{folder / 'mlflow.db'}", "--artifacts-destination",
-                                   str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-                                   "--workers", "1"],
-                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--backend-store-uri",
+                f"sqlite:///{folder / 'mlflow.db'}",
+                "--artifacts-destination",
+                str(folder / "artifacts"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     uri = f"http://127.0.0.1:{port}"
     try:
         import urllib.request
@@ -194,7 +229,9 @@ def assert_mlflow_equals_store(uri: str, sweep: Path, experiment: str) -> None:
     for run_id, run in by_member.items():
         assert run.info.status == "FINISHED"
         assert run.data.tags["grok.sweep"] == experiment and run.data.tags["grok.pack"] == rows[run_id]["pack_id"]
-        assert run.data.tags["grok.cell"] == cell(rows[run_id]) and run.data.tags["grok.status"] == rows[run_id]["status"]
+        assert (
+            run.data.tags["grok.cell"] == cell(rows[run_id]) and run.data.tags["grok.status"] == rows[run_id]["status"]
+        )
         assert float(run.data.params["weight_decay"]) == rows[run_id]["weight_decay"]
         keys = {k for values in points[run_id].values() for k in values}
         for key in keys:
@@ -225,8 +262,9 @@ def test_killed_and_resumed_sweep_logs_every_point_once(tmp_path, mlflow_server)
     write_spec(tmp_path, spec)
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     command = [sys.executable, "-m", "sweeps.cli", "sweep", "spec.yaml", "--results", "res", "-q"]
-    proc = subprocess.Popen(command, cwd=tmp_path, start_new_session=True, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        command, cwd=tmp_path, start_new_session=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         kill_once_packs_committed(proc, lambda: records(tmp_path / "res" / "tracked"), timeout_s=300)
     finally:

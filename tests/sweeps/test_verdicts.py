@@ -45,8 +45,10 @@ def trained_sweep():
 def by_hand(store: SweepStore) -> dict:
     """run_id -> the verdict of decide() over its metrics rows."""
     metrics = store.read_table("metrics").to_pandas().sort_values(["run_id", "epoch"])
-    return {rid: decide(m["epoch"].tolist(), m["train/acc"].tolist(), m["test/acc"].tolist(), RULE)
-            for rid, m in metrics.groupby("run_id")}
+    return {
+        rid: decide(m["epoch"].tolist(), m["train/acc"].tolist(), m["test/acc"].tolist(), RULE)
+        for rid, m in metrics.groupby("run_id")
+    }
 
 
 def drop_verdict_columns(store: SweepStore) -> None:
@@ -60,8 +62,11 @@ def test_status_counts_the_rule_and_an_old_sweep_reads_the_same(tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     spec, store = trained_sweep()
     expected = by_hand(store)
-    counts = (sum(v.memorised for v in expected.values()), sum(v.generalised for v in expected.values()),
-              sum(v.grokked for v in expected.values()))
+    counts = (
+        sum(v.memorised for v in expected.values()),
+        sum(v.generalised for v in expected.values()),
+        sum(v.grokked for v in expected.values()),
+    )
     assert 0 < counts[0] < 4  # not vacuous: some members reach the threshold, some not
     location = f"results/{spec.name}"
     st = sweep_status(location)
@@ -82,7 +87,9 @@ def test_status_counts_the_rule_and_an_old_sweep_reads_the_same(tmp_path, monkey
     sweep = load_sweep(location)
     times = sweep.member_times().set_index("run_id")
     for rid, v in expected.items():
-        assert [None if pd.isna(times.loc[rid, c]) else int(times.loc[rid, c]) for c in ("mem_epoch", "gen_epoch")] \
-            == [v.memorised_epoch, v.generalised_epoch]
+        assert [None if pd.isna(times.loc[rid, c]) else int(times.loc[rid, c]) for c in ("mem_epoch", "gen_epoch")] == [
+            v.memorised_epoch,
+            v.generalised_epoch,
+        ]
         assert bool(times.loc[rid, "generalised"]) == v.generalised
     assert write_report(location, png=False).exists()

@@ -9,13 +9,13 @@ import subprocess
 import sys
 
 import pytest
-
 from sweeps_testing import TINY, write_spec
 from test_object_store import BUCKET, s3_env  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None,
-    reason="needs moto's standalone server: pip install 'moto[server]' (the test extra declares it)")
+    reason="needs moto's standalone server: pip install 'moto[server]' (the test extra declares it)",
+)
 
 
 def test_live_report_and_push_follow_a_sweep_on_s3(s3_env, tmp_path, monkeypatch):  # noqa: F811
@@ -26,8 +26,14 @@ def test_live_report_and_push_follow_a_sweep_on_s3(s3_env, tmp_path, monkeypatch
     results = f"s3://{BUCKET}/results"
 
     def train(*more: str) -> None:
-        done = subprocess.run([sys.executable, "-m", "sweeps.cli", "train", "spec.yaml", "--results", results, *more],
-                              cwd=tmp_path, env=s3_env, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-m", "sweeps.cli", "train", "spec.yaml", "--results", results, *more],
+            cwd=tmp_path,
+            env=s3_env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
 
     train()  # the first pack of two

@@ -28,8 +28,8 @@ def records(path: Path) -> list:
         if left < HEADER:  # the block's tail is padding
             pos += left
             continue
-        checksum, length, kind = struct.unpack("<IHB", data[pos:pos + HEADER])
-        body = data[pos + HEADER:pos + HEADER + length]
+        checksum, length, kind = struct.unpack("<IHB", data[pos : pos + HEADER])
+        body = data[pos + HEADER : pos + HEADER + length]
         if kind == 0 and length == 0:
             break
         assert zlib.crc32(body, zlib.crc32(bytes([kind]))) & 0xFFFFFFFF == checksum, f"{path}: bad CRC at {pos}"

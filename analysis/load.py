@@ -36,8 +36,8 @@ from analysis.columns import (
     SCHEMA_VERSION,
     SWEEP_COLUMN,
 )
-from analysis.damage import damaged, first_problem
 from analysis.errors import AnalysisError
+from grokcore.damage import damaged, first_problem
 from grokcore.layout import PLAN_FILE, SPEC_FILE, TABLES, counted_rows
 from grokcore.location import filesystem, is_uri
 from grokcore.parquet_files import parquet_dataset

@@ -275,8 +275,8 @@ def _add_snapshots(report: Report, representatives: pd.DataFrame) -> None:
     if not locations:
         return
     from analysis import snapshot_figures as SF
-    from analysis.damage import check_snapshot_files
     from analysis.load import _open
+    from grokcore.damage import check_snapshot_files
     from grokcore.snapshots import snapshot_views
 
     phase_of = dict(zip(representatives["run_id"], representatives["phase"], strict=True))

@@ -7,7 +7,7 @@ What it verifies, from the files alone (no Ray, no training):
 - every commit record reads (JSON with an integer seq);
 - the key columns (run_id, epoch, the runs outcome) of every table's parts read, page by page;
 - every committed part's Parquet footer reads, every committed snapshot file's safetensors header
-  reads and the file holds every byte that header promises (analysis.damage);
+  reads and the file holds every byte that header promises (grokcore.damage);
 - one runs row per member (a member whose pack is done and has none is missing);
 - one metrics row per (member, evaluation) and none missing: a member that ended after E epochs
   with eval_every k was evaluated at k, 2k, ... and at E (grokcore's PackTrainer.run), so its
@@ -28,7 +28,7 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.damage import DamagedFile, all_problems
+from grokcore.damage import DamagedFile, all_problems
 from grokcore.layout import SNAPSHOT_DIR, TABLES
 from sweeps.parquet import COMMITTED_DIRS, Part, SweepStore, _committed
 

@@ -214,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted; {_after_interrupt(args)}", file=sys.stderr)
         return 130
-    except AnalysisError as e:  # a damaged file of the sweep (analysis.damage.DamagedFile), found by any command
+    except AnalysisError as e:  # a damaged file of the sweep (grokcore.damage.DamagedFile), found by any command
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
     except BrokenPipeError:  # `grok status DIR | head`: the reader left; that is not an error
@@ -609,8 +609,8 @@ def _export(args: argparse.Namespace) -> int:
         print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
         return EXIT_FAILED
     except Exception:  # safetensors' own errors: name the damaged file if that is what it was
-        from analysis.damage import check_snapshot_files
         from analysis.load import _open
+        from grokcore.damage import check_snapshot_files
 
         check_snapshot_files(*_open(args.dir))
         raise
@@ -624,7 +624,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _measure(args: argparse.Namespace) -> int:
-    from analysis.damage import DamagedFile
+    from grokcore.damage import DamagedFile
     from sweeps.measure import measure_snapshots
 
     measures = [m.strip() for m in args.measures.split(",") if m.strip()]

@@ -52,8 +52,8 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from analysis.damage import DamagedFile, damaged, first_problem
 from grokcore.config import config_fields, config_hints
+from grokcore.damage import DamagedFile, damaged, first_problem
 from grokcore.layout import (
     ENDSTATE_DIR,
     FAILED,
@@ -237,7 +237,7 @@ class SweepStore:
         return "/".join([self.root, *parts])
 
     def damaged(self, path: str, reason: str) -> DamagedFile:
-        """The error naming a damaged file of this sweep, its pack and members (analysis.damage)."""
+        """The error naming a damaged file of this sweep, its pack and members (grokcore.damage)."""
         return damaged(self.fs, self.root, self.uri, path, reason)
 
     def exists(self, *parts: str) -> bool:

@@ -26,7 +26,7 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-from analysis.damage import all_problems
+from grokcore.damage import all_problems
 from grokcore.layout import REPAIR_DIR, SNAPSHOT_DIR, TABLES, record_path
 from sweeps.check import check_sweep
 from sweeps.parquet import COMMITTED_DIRS, Part, SweepStore

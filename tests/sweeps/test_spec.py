@@ -265,6 +265,26 @@ def test_sweeps_modules_import_each_other_without_cycles():
     assert not cycles, cycles
 
 
+def test_the_writer_imports_the_reader_only_in_the_cli():
+    """sweeps (the writer) reaches analysis (the reader) only from the CLI, which dispatches `grok report`,
+    `grok check` and `--watch`; what both read about the results layout lives in grokcore."""
+    import ast
+
+    package = Path(__file__).parents[2] / "sweeps"
+    importers = set()
+    for path in package.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                modules = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                modules = [a.name for a in node.names]
+            else:
+                continue
+            if any(m.split(".")[0] == "analysis" for m in modules):
+                importers.add(path.stem)
+    assert importers == {"cli"}, importers
+
+
 def test_set_overrides_are_checked_like_the_file(tmp_path):
     path = tmp_path / "s.yaml"
     path.write_text(BASE + "axes:\n  weight_decay: [0.3, 1]\n")

@@ -4,8 +4,8 @@ Every reader of a sweep (load_sweep and `grok report`, `grok status`, `grok swee
 `grok measure`, `grok check`) says the same about a damaged file (a Parquet part whose footer is
 gone, a safetensors file cut short, a commit record that is not JSON): which file, what is wrong,
 which pack wrote it and which members' rows or weights it holds, and how to mend it. Both packages
-read the results layout, and analysis imports nothing of sweeps, so the rule lives here (sweeps
-imports it: an AnalysisError, so that `grok report` exits 2 on it).
+read the results layout, and the writer (sweeps) must not import the reader (analysis), so the rule
+lives in grokcore beside the layout (an AnalysisError, so that `grok report` exits 2 on it).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
-from analysis.errors import AnalysisError
+from grokcore.errors import AnalysisError
 from grokcore.layout import PART_RE, PLAN_FILE, RECORD_RE, SNAPSHOT_DIR, record_path
 from grokcore.parquet_files import CONCURRENT_READS
 

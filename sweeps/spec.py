@@ -44,7 +44,7 @@ from typing import Any
 
 import yaml
 
-from grokcore.config import ConfigError, RunConfig, config_fields
+from grokcore.config import ConfigError, RunConfig, config_fields, field_docs
 from grokcore.layout import SPEC_FILE
 from grokcore.verdict import FIELDS as THRESHOLD_FIELDS
 from grokcore.verdict import Thresholds, ThresholdsError
@@ -267,19 +267,8 @@ class SweepSpec:
 
 def setting_docs() -> dict[str, str]:
     """Spec key -> the docstring under its SweepSpec field (dotted for nested keys: resources.cpus)."""
-    import ast
-    import inspect
-
-    body = ast.parse(inspect.getsource(SweepSpec)).body[0].body  # type: ignore[attr-defined]
     keys = {f.name: f.metadata.get("key", f.name) for f in dataclasses.fields(SweepSpec)}
-    return {
-        keys[node.target.id]: " ".join(str(nxt.value.value).split())
-        for node, nxt in itertools.pairwise(body)
-        if isinstance(node, ast.AnnAssign)
-        and isinstance(node.target, ast.Name)
-        and isinstance(nxt, ast.Expr)
-        and isinstance(nxt.value, ast.Constant)
-    }
+    return {keys[name]: doc for name, doc in field_docs(SweepSpec).items()}
 
 
 def _spec_defaults() -> dict[str, Any]:

@@ -114,10 +114,11 @@ def _phase_text(row: dict) -> str:
     return f"{row['phase']} {int(row['phase_count'])}/{n}"
 
 
-CENSORED_MARK = "⌛"
-"""Marks a phase-map cell whose phase rests on censored members (on the map and in its legend)."""
+CENSORED_MARK = "hourglass"
+"""Marks a phase-map cell whose phase rests on censored members: plotly's hourglass marker, named in
+words in titles and legends because the PNG renderer's fonts have no hourglass glyph (it drew a box)."""
 CENSORED_LEGEND = (
-    f"{CENSORED_MARK} censored: the cell's phase rests on members that spent their epoch budget "
+    f"an {CENSORED_MARK} marks a censored cell: its phase rests on members that spent their epoch budget "
     "without generalising; it says what happened within that budget, not what more training would do"
 )
 
@@ -332,10 +333,10 @@ def phase_diagram(
                 x=_plot_values(marks_x, x_scale) if x_scale == "category" else marks_x,
                 y=_plot_values(marks_y, y_scale) if y_scale == "category" else marks_y,
                 mode="markers",
-                marker=dict(symbol="hourglass", size=12, color="black"),
+                marker=dict(symbol=CENSORED_MARK, size=12, color="black"),
                 hovertext=marks_text,
                 hoverinfo="text",
-                name=f"{CENSORED_MARK} censored at the budget",
+                name="censored at the budget",
                 showlegend=True,
                 meta=dict(role="censored_mark", cells=marks_text),
             )

@@ -114,7 +114,7 @@ def test_tick_labels_and_cell_texts_read_back_from_the_rendered_page(tmp_path):
                 expected.append("grokking 2/2" if wd < 1 else "comprehension 2/2")
     assert sorted(_rendered(phase_map, "textpoint")) == sorted(expected)
     legend = re.findall(r'class="legendtext"[^>]*data-unformatted="([^"]*)"', phase_map)
-    assert {"comprehension", "grokking", "memorisation", "mixed", "⌛ censored at the budget"} <= set(legend)
+    assert {"comprehension", "grokking", "memorisation", "mixed", "censored at the budget"} <= set(legend)
 
     times = _figure_markup(dom.stdout, "phase__train_fraction__weight_decay__gen_epoch")
     assert _rendered(times, "ytick") == ["0.03", "0.1", "0.3", "1", "3"]

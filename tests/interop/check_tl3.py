@@ -69,8 +69,8 @@ def assert_same_forward(theirs_model: HookedTransformer, ours_model, tokens: tor
     with torch.no_grad():
         theirs, their_cache = theirs_model.run_with_cache(tokens)
         ours, our_cache = ours_model.run_with_cache(tokens.unsqueeze(0))
-    theirs, ours = their_cache.keys(), set(our_cache.keys())  # ActivationCaches: keys() is their documented API
-    shared = [name for name in theirs if name in ours]
+    their_names, our_names = their_cache.keys(), set(our_cache.keys())  # ActivationCache: keys() is its API
+    shared = [name for name in their_names if name in our_names]
     assert len(shared) >= 6, shared
     for name in shared:
         assert torch.equal(their_cache[name], our_cache[name][0]), (

@@ -17,7 +17,7 @@ import _table  # noqa: E402
 
 from analysis import aggregate, critical_train_fraction, member_times, power_law_fit  # noqa: E402
 
-RERUN = ["power_fraction", "omnigrok_wd", "liu_phases"]
+RERUN = ["power_fraction", "omnigrok_wd", "liu_phases", "nanda"]
 TABLES = [name for name in RERUN if (_table.table_dir(name) / _table.MEMBERS_FILE).exists()]
 DERIVED = [
     "last_epoch",
@@ -124,3 +124,38 @@ def test_liu_phases_headline():
     assert set(resting["phase"]) == {"memorisation", "confusion"} and len(resting) == 11
     assert (resting["censored_at_max"] == 6000).all()
     assert cells.loc[(1.0, 0.6), "gen_epoch_median"] == 2500
+
+
+def test_nanda_headline():
+    """README (p = 31, 3 seeds): memorised at 100 / 100 / 125, generalised at 575 / 575 / 4,350 (seed 2
+    continued 4,000 -> 8,000, none censored); test loss <= 0.1 at 575 / 550 / 4,275; the restricted loss
+    <= 0.1 at 300 / 350 / 725 on each evaluation's key frequencies but at 400 / 400 / 3,525 on the final
+    ones held fixed (the paper's definition), so the lead over the test loss is 175 / 150 / 750 epochs;
+    final key frequencies {6, 7, 8}, {6, 11}, {1, 8}."""
+    members = _table.read_members("nanda").set_index("seed").sort_index()
+    evaluations = _table.read_evaluations("nanda")
+    progress = pd.read_parquet(_table.table_dir("nanda") / "progress.parquet")
+    assert not members["censored"].any()
+    assert members["mem_epoch"].tolist() == [100, 100, 125]
+    assert members["gen_epoch"].tolist() == [575, 575, 4350]
+
+    def first_at_or_below(rows: pd.DataFrame, column: str) -> float:
+        rows = rows[rows["epoch"] > 0].sort_values("epoch")
+        return float(rows.loc[rows[column] <= 0.1, "epoch"].iloc[0])
+
+    found = {}
+    for seed, run_id in members["run_id"].items():
+        pr = progress[progress["run_id"] == run_id]
+        found[seed] = (
+            first_at_or_below(evaluations[evaluations["run_id"] == run_id], "test/loss"),
+            first_at_or_below(pr, "fourier/restricted_loss"),
+            first_at_or_below(pr, "restricted_loss_fixed"),
+            set(map(int, pr["final_keys"].iloc[-1].split())),
+        )
+    assert found == {
+        0: (575, 300, 400, {6, 7, 8}),
+        1: (550, 350, 400, {6, 11}),
+        2: (4275, 725, 3525, {1, 8}),
+    }
+    for seed, (test_low, _, circuit_fixed, _) in found.items():
+        assert members.loc[seed, "mem_epoch"] < circuit_fixed < test_low  # the paper's order of the phases

@@ -137,28 +137,14 @@ def fixed_and_each(progress: pd.DataFrame, run_ids: list[str], labels: dict[str,
         for row, (each, fixed) in enumerate(
             ((col.RESTRICTED_LOSS, RESTRICTED_FIXED), (col.EXCLUDED_LOSS, EXCLUDED_FIXED)), 1
         ):
-            fig.add_trace(
-                go.Scatter(
-                    x=pr["epoch"],
-                    y=pr[fixed],
-                    name=f"{labels[run_id]}, final keys {keys} fixed",
-                    showlegend=row == 1,
-                    line=dict(color=c, width=3),
-                ),
-                row,
-                1,
-            )
-            fig.add_trace(
-                go.Scatter(
-                    x=pr["epoch"],
-                    y=pr[each],
-                    name=f"{labels[run_id]}, keys of each evaluation",
-                    showlegend=row == 1,
-                    line=dict(color=c, width=1.5, dash="dot"),
-                ),
-                row,
-                1,
-            )
+            for column, words, line in (
+                (fixed, f"final keys {keys} fixed", dict(color=c, width=3)),
+                (each, "keys of each evaluation", dict(color=c, width=1.5, dash="dot")),
+            ):
+                trace = go.Scatter(
+                    x=pr["epoch"], y=pr[column], name=f"{labels[run_id]}, {words}", showlegend=row == 1, line=line
+                )
+                fig.add_trace(trace, row, 1)
     fig.update_yaxes(title="restricted loss (log)", type="log", row=1, col=1)
     fig.update_yaxes(title="excluded loss", row=2, col=1)
     fig.update_xaxes(title="epoch")  # both rows: the checklist wants every axis titled

@@ -17,7 +17,7 @@ import _table  # noqa: E402
 
 from analysis import aggregate, critical_train_fraction, member_times, power_law_fit  # noqa: E402
 
-RERUN = ["power_fraction", "omnigrok_wd", "liu_phases", "nanda", "label_noise"]
+RERUN = ["power_fraction", "omnigrok_wd", "liu_phases", "nanda", "label_noise", "exponents"]
 TABLES = [name for name in RERUN if (_table.table_dir(name) / _table.MEMBERS_FILE).exists()]
 DERIVED = [
     "last_epoch",
@@ -177,3 +177,21 @@ def test_label_noise_headline():
     assert means == {0: 0.982, 2: 0.113, 4: 0.087, 8: 0.076, 16: 0.063}
     moved = (at[6000] - at[5000]).drop(index=0, level="noise_n").abs()
     assert moved.max() <= 0.01  # decided in the sense the README states: flat, not still rising
+
+
+def test_exponents_headline():
+    """README (p = 47, 2 seeds, adaptive budget 2,500 -> 5,000): (3, 3) and (5, 5) generalise in every
+    seed (cell medians 300 and 250); none of the 12 one-to-one members with m != n generalises and all
+    end at 5,000 with test accuracy at most 0.009 (chance 1/47 = 0.021); of the colliding cells only (2, 5)
+    seed 1 does (epoch 2,100); 24 members censored at 5,000."""
+    times = _table.read_members("exponents")
+    cells = aggregate(times, by=["exp_m", "exp_n"]).set_index(["exp_m", "exp_n"])
+    assert cells.loc[(3, 3), "gen_epoch_median"] == 300 and cells.loc[(5, 5), "gen_epoch_median"] == 250
+    assert cells.loc[[(3, 3), (5, 5)], "n_generalised"].tolist() == [2, 2]
+    odd = times["exp_m"] % 2 == 1
+    unequal = times[odd & (times["exp_m"] != times["exp_n"])]
+    assert len(unequal) == 12 and not unequal["generalised"].any()
+    assert (unequal["last_epoch"] == 5000).all() and unequal["final_test/acc"].max() <= 0.009
+    colliding = times[~odd & times["generalised"]]
+    assert colliding[["exp_m", "exp_n", "seed", "gen_epoch"]].values.tolist() == [[2, 5, 1, 2100]]
+    assert int(times["censored"].sum()) == 24 and (times.loc[times["censored"], "censored_at"] == 5000).all()

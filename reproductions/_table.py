@@ -58,11 +58,19 @@ TIME_COLUMNS = [
     "censored_at",
 ]
 EVALUATION_COLUMNS = ["train/loss", "test/loss", "train/acc", "test/acc", "weight_norm"]
+# Kept as well where they differ from train/acc somewhere (without label noise they equal it): a
+# noisy-label member's accuracy on the clean labels of its training inputs (label_noise draws it).
+OPTIONAL_EVALUATION_COLUMNS = ["train_clean/acc"]
 FINAL_PREFIX = "final_"  # final_train/acc: the member's last evaluation
 
 
 def table_dir(name: str) -> Path:
     return HERE / name / DATA_DIR
+
+
+def evaluation_columns(metrics: pd.DataFrame) -> list[str]:
+    differ = [c for c in OPTIONAL_EVALUATION_COLUMNS if c in metrics and (metrics[c] != metrics["train/acc"]).any()]
+    return EVALUATION_COLUMNS + differ
 
 
 def members_frame(sweep) -> pd.DataFrame:
@@ -77,7 +85,7 @@ def members_frame(sweep) -> pd.DataFrame:
     last = (
         sweep.metrics.sort_values(["run_id", "epoch"], kind="stable")
         .groupby("run_id")
-        .last()[EVALUATION_COLUMNS]
+        .last()[evaluation_columns(sweep.metrics)]
         .rename(columns=lambda c: FINAL_PREFIX + c)
     )
     out = times[["run_id", *axes, *TIME_COLUMNS]].merge(last, left_on="run_id", right_index=True, how="left")
@@ -92,7 +100,9 @@ def write_tables(sweep_dir: str | Path, name: str | None = None) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     members = members_frame(sweep)
     members.to_csv(out / MEMBERS_FILE, index=False)
-    evaluations = sweep.metrics[["run_id", "epoch", *EVALUATION_COLUMNS]].sort_values(["run_id", "epoch"])
+    evaluations = sweep.metrics[["run_id", "epoch", *evaluation_columns(sweep.metrics)]].sort_values(
+        ["run_id", "epoch"]
+    )
     # Losses in float32 halve the file; accuracies stay float64, since the held rule compares them with
     # the threshold and a rounded 0.99 could change a member's time.
     evaluations = evaluations.astype({"train/loss": "float32", "test/loss": "float32", "weight_norm": "float32"})

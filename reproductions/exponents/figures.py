@@ -1,6 +1,8 @@
 """(a^m + b^n) mod p over the exponent grid, at a p where the odd exponents are one-to-one.
 
-Usage (from the repository root): python reproductions/exponents/figures.py results/repro-exponents
+Usage (from the repository root):
+    python reproductions/exponents/figures.py results/repro-exponents   # a results folder
+    python reproductions/exponents/figures.py --from-table              # the committed data/
 
 Prints first the count of distinct x^m mod p for m = 1..9 at this sweep's p and at the seed's 113
 (x -> x^m is a bijection mod p iff gcd(m, p - 1) = 1), then, per cell, how many test pairs have a
@@ -11,6 +13,7 @@ cell, analysis.figures.phase_diagram) and figures/final_test_acc.png.
 
 from __future__ import annotations
 
+import argparse
 import math
 import sys
 from pathlib import Path
@@ -19,7 +22,6 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from analysis import load_sweep
 from analysis.derive import aggregate
 from analysis.figures import phase_diagram
 from grokcore.config import RunConfig
@@ -28,8 +30,10 @@ from grokcore.data import member_data
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # reproductions/_png.py, shared by the scripts
 
-from _png import HEIGHT, WIDTH, save_png  # noqa: E402
+from _png import HEIGHT, WIDTH, add_caption, check_figure, label_axes, save_png  # noqa: E402
+from _table import add_source_arguments, load_source  # noqa: E402
 
+NAME = "exponents"
 SEED_P = 113
 
 
@@ -88,22 +92,24 @@ def final_acc_figure(agg: pd.DataFrame, p: int) -> go.Figure:
     return fig
 
 
-def main(sweep_dir: str) -> None:
-    sweep = load_sweep(sweep_dir)
-    p = int(sweep.runs["p"].iloc[0])
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_source_arguments(parser, NAME)
+    args = parser.parse_args(argv)
+    source = load_source(args, NAME)
+    base = source.spec["base"]
+    p = int(base["p"])
     table = bijection_table([p, SEED_P])
     print("distinct values of x^m mod p (one-to-one iff gcd(m, p - 1) = 1):")
     print(table.pivot_table(index="m", columns="p", values="distinct x^m").to_string())
 
-    times = sweep.member_times()
-    times = times[times["status"] != "running"].copy()
+    times = source.times.copy()
     times["twin_share"] = [
-        twin_share(
-            RunConfig.from_dict({k: getattr(r, k) for k in ("task", "p", "exp_m", "exp_n", "train_fraction", "seed")})
-        )
-        for r in times.itertuples()
+        twin_share(RunConfig.from_dict({**{k: base[k] for k in ("task", "p", "train_fraction")}, **r}))
+        for r in times[["exp_m", "exp_n", "seed"]].to_dict("records")
     ]
-    times["final_test_acc"] = times["final/test/acc"]
+    last = source.evaluations.sort_values("epoch").groupby("run_id")["test/acc"].last()
+    times["final_test_acc"] = times["run_id"].map(last)
     agg = aggregate(times, by=["exp_m", "exp_n"])
     extra = times.groupby(["exp_m", "exp_n"])[["final_test_acc", "twin_share"]].mean().reset_index()
     agg = agg.merge(extra, on=["exp_m", "exp_n"])
@@ -114,17 +120,17 @@ def main(sweep_dir: str) -> None:
 
     out = HERE / "figures"
     out.mkdir(exist_ok=True)
-    save_png(
-        phase_diagram(
-            times,
-            "exp_m",
-            "exp_n",
-            value="gen_epoch",
-            title=f"(a^m + b^n) mod {p}: median epoch test accuracy reaches 0.99",
+    figures = {
+        "gen_epoch.png": phase_diagram(
+            times, "exp_m", "exp_n", value="gen_epoch", title=f"(a^m + b^n) mod {p}: median generalisation epoch"
         ),
-        out / "gen_epoch.png",
-    )
-    save_png(final_acc_figure(agg, p), out / "final_test_acc.png")
+        "final_test_acc.png": final_acc_figure(agg, p),
+    }
+    label_axes(figures["gen_epoch.png"], "m (exponent of a)", "n (exponent of b)")  # phase_diagram may log an axis
+    for file, fig in figures.items():
+        add_caption(fig, source.spec, times)
+        check_figure(fig)
+        save_png(fig, out / file)
 
     cols = [
         "exp_m",
@@ -148,10 +154,10 @@ def main(sweep_dir: str) -> None:
             f"mean cell median gen epoch {group['gen_epoch_median'].mean():.0f}, "
             f"mean twin share {group['twin_share'].mean():.3f}"
         )
-    print(f"\nwall seconds of the pack: {sweep.runs['wall_seconds'].max():.0f}")
+    censored = times[times["censored"]]
+    print(f"\ncensored members: {len(censored)}, at {sorted(censored['censored_at'].unique())}")
+    return 0
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python reproductions/exponents/figures.py results/repro-exponents")
-    main(sys.argv[1])
+    sys.exit(main())

@@ -2,6 +2,7 @@
 
 Usage (from the repository root):
     python reproductions/label_noise/figures.py results/repro-label_noise [results/repro-label_noise-gen]
+    python reproductions/label_noise/figures.py --from-table   # the rerun generalising recipe, from data/
 Each sweep folder (one recipe each: spec.yaml, spec_generalising.yaml) gets its own figures, named
 with the sweep name's suffix after repro-label_noise (accuracy_vs_noise.png, accuracy_vs_noise_gen.png).
 
@@ -14,6 +15,7 @@ Writes figures/accuracy_vs_noise.png and figures/curves.png; prints the numbers 
 
 from __future__ import annotations
 
+import argparse
 import sys
 from math import comb
 from pathlib import Path
@@ -29,13 +31,20 @@ from grokcore.data import member_data
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # reproductions/_png.py, shared by the scripts
 
-from _png import HEIGHT, WIDTH, save_png  # noqa: E402
+from _png import HEIGHT, WIDTH, add_caption, check_figure, save_png  # noqa: E402
+from _table import read_evaluations, read_members, read_spec  # noqa: E402
+
+NAME = "label_noise"
+GEN_SUFFIX = "_gen"  # the generalising recipe's figures; its table is the one committed (data/)
 
 SERIES = {"train/acc": "train, noisy labels", "train_clean/acc": "train, clean labels", "test/acc": "test (clean)"}
 
 
+RUN_FIELDS = ("task", "p", "train_fraction", "noise", "noise_n", "seed", "lr", "weight_decay")
+
+
 def unchanged_share(run) -> float:
-    cfg = RunConfig.from_dict({k: getattr(run, k) for k in ("task", "p", "train_fraction", "noise", "noise_n", "seed")})
+    cfg = RunConfig.from_dict({k: getattr(run, k) for k in RUN_FIELDS[:6]})
     data = member_data(cfg)
     return float((data.train_labels == data.train_clean_labels).float().mean())
 
@@ -103,7 +112,7 @@ def curves_figure(metrics: pd.DataFrame, runs: pd.DataFrame, title: str) -> go.F
             )
     fig.update_layout(
         title=f"{title}, mean of seeds (dotted: noisy train, dashed: clean train, solid: test)",
-        xaxis={"title": "epoch", "type": "log"},
+        xaxis={"title": "epoch (log)", "type": "log"},
         yaxis_title="accuracy",
         width=WIDTH,
         height=HEIGHT,
@@ -112,18 +121,42 @@ def curves_figure(metrics: pd.DataFrame, runs: pd.DataFrame, title: str) -> go.F
     return fig
 
 
-def main(sweep_dir: str) -> None:
-    sweep = load_sweep(sweep_dir)
-    runs = sweep.runs.copy()
+def still_rising(metrics: pd.DataFrame, runs: pd.DataFrame, window: int = 1000) -> pd.DataFrame:
+    """Each member's test accuracy at its last epoch and `window` epochs before: whether it was still
+    rising when the budget ended it."""
+    rows = []
+    for run_id, m in metrics.sort_values("epoch").groupby("run_id"):
+        last = m.iloc[-1]
+        before = m[m["epoch"] <= last["epoch"] - window]
+        earlier = float(before["test/acc"].iloc[-1]) if len(before) else np.nan
+        rows.append(
+            {"run_id": run_id, "last_epoch": last["epoch"], "test_acc": last["test/acc"], "test_acc_before": earlier}
+        )
+    out = pd.DataFrame(rows).merge(runs[["run_id", "noise_n", "seed"]], on="run_id")
+    out["change"] = out["test_acc"] - out["test_acc_before"]
+    return out.sort_values(["noise_n", "seed"])
+
+
+def draw(runs: pd.DataFrame, metrics: pd.DataFrame, times: pd.DataFrame, name: str, spec: dict | None = None) -> None:
+    """Figures and printed numbers of one recipe; `spec` (the spec as run) adds the checklist's caption."""
+    runs = runs.copy()
     runs["unchanged"] = [unchanged_share(r) for r in runs.itertuples()]
-    final = final_rows(sweep.metrics, runs)
+    final = final_rows(metrics, runs)
     out = HERE / "figures"
     out.mkdir(exist_ok=True)
-    suffix = sweep.name.removeprefix("repro-label_noise").replace("-", "_")
+    suffix = name.removeprefix("repro-label_noise").replace("-", "_")
     title = recipe(runs)
-    print(f"== {sweep.name}: {title}")
-    save_png(accuracy_figure(final, title), out / f"accuracy_vs_noise{suffix}.png")
-    save_png(curves_figure(sweep.metrics, sweep.runs, title), out / f"curves{suffix}.png")
+    print(f"== {name}: {title}")
+    figures = {
+        f"accuracy_vs_noise{suffix}.png": accuracy_figure(final, title),
+        f"curves{suffix}.png": curves_figure(metrics, runs, title),
+    }
+    for file, fig in figures.items():
+        if spec is not None:
+            add_caption(fig, spec, times)
+            check_figure(fig)
+            fig.update_layout(margin={"t": 80})
+        save_png(fig, out / file)
 
     cols = ["train/acc", "train_clean/acc", "test/acc", "unchanged"]
     print(
@@ -138,15 +171,35 @@ def main(sweep_dir: str) -> None:
     print(table.to_string())
     print("\nper member:")
     print(final.sort_values(["noise_n", "seed"])[["noise_n", "seed", "epoch", *cols]].round(4).to_string(index=False))
-    times = sweep.member_times()
-    tcols = [c for c in ("noise_n", "seed", "mem_epoch", "gen_epoch", "clean/mem_epoch", "phase") if c in times]
-    print("\ntimes (memorised: train/acc >= 0.99; clean/mem_epoch: train_clean/acc >= 0.99; generalised: test):")
+    tcols = [c for c in ("noise_n", "seed", "mem_epoch", "gen_epoch", "phase", "censored", "censored_at") if c in times]
+    print("\ntimes (memorised: train/acc held >= 0.99; generalised: test/acc held >= 0.99):")
     print(times.sort_values(["noise_n", "seed"])[tcols].to_string(index=False))
-    print(f"\nwall seconds of the pack: {sweep.runs['wall_seconds'].max():.0f}")
+    print("\ntest accuracy at the last epoch against 1,000 epochs before (still rising at the budget?):")
+    print(still_rising(metrics, runs).round(4).to_string(index=False))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sweeps", nargs="*", help="sweep folders, e.g. results/repro-label_noise")
+    parser.add_argument("--from-table", action="store_true", help=f"the rerun recipe from reproductions/{NAME}/data/")
+    args = parser.parse_args(argv)
+    if args.from_table == bool(args.sweeps):
+        parser.error("give sweep folders or --from-table, not both or neither")
+    if args.from_table:
+        spec, times = read_spec(NAME), read_members(NAME)
+        runs = times[["run_id", "noise_n", "seed"]].assign(
+            **{k: spec["base"][k] for k in RUN_FIELDS if k not in ("noise_n", "seed")}
+        )
+        draw(runs, read_evaluations(NAME), times, spec["name"], spec)
+        return 0
+    for folder in args.sweeps:
+        sweep = load_sweep(folder)
+        # the rerun recipe's spec has an adaptive budget: its figures get the checklist's caption
+        spec = sweep.spec if sweep.spec.get("budget") else None
+        draw(sweep.runs, sweep.metrics, sweep.member_times(), sweep.name, spec)
+        print(f"\nwall seconds of the pack: {sweep.runs['wall_seconds'].max():.0f}")
+    return 0
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2:
-        sys.exit("usage: python reproductions/label_noise/figures.py results/repro-label_noise [more sweep folders]")
-    for folder in sys.argv[1:]:
-        main(folder)
+    sys.exit(main())

@@ -22,7 +22,12 @@ REPRODUCTIONS = Path(__file__).resolve().parents[2] / "reproductions"
 def run_miniature(name: str, overrides: list[str], results: Path) -> Sweep:
     spec = load_spec(REPRODUCTIONS / name / "spec.yaml", overrides)
     settings = PackSettings(
-        results=results_location(str(results)), name=spec.name, device="cpu", checkpoints=False, report_every_s=600.0
+        results=results_location(str(results)),
+        name=spec.name,
+        device="cpu",
+        checkpoints=False,
+        report_every_s=600.0,
+        snapshots=spec.snapshots,  # as grok sweep keeps them: nanda's fixed-key losses are read from them
     )
     for pack in cut_packs(spec.members(), None):
         run_pack(pack, settings)

@@ -17,7 +17,7 @@ import _table  # noqa: E402
 
 from analysis import aggregate, critical_train_fraction, member_times, power_law_fit  # noqa: E402
 
-RERUN = ["power_fraction", "omnigrok_wd", "liu_phases"]
+RERUN = ["power_fraction", "omnigrok_wd", "liu_phases", "nanda", "label_noise", "exponents"]
 TABLES = [name for name in RERUN if (_table.table_dir(name) / _table.MEMBERS_FILE).exists()]
 DERIVED = [
     "last_epoch",
@@ -124,3 +124,74 @@ def test_liu_phases_headline():
     assert set(resting["phase"]) == {"memorisation", "confusion"} and len(resting) == 11
     assert (resting["censored_at_max"] == 6000).all()
     assert cells.loc[(1.0, 0.6), "gen_epoch_median"] == 2500
+
+
+def test_nanda_headline():
+    """README (p = 31, 3 seeds): memorised at 100 / 100 / 125, generalised at 575 / 575 / 4,350 (seed 2
+    continued 4,000 -> 8,000, none censored); test loss <= 0.1 at 575 / 550 / 4,275; the restricted loss
+    <= 0.1 at 300 / 350 / 725 on each evaluation's key frequencies but at 400 / 400 / 3,525 on the final
+    ones held fixed (the paper's definition), so the lead over the test loss is 175 / 150 / 750 epochs;
+    final key frequencies {6, 7, 8}, {6, 11}, {1, 8}."""
+    members = _table.read_members("nanda").set_index("seed").sort_index()
+    evaluations = _table.read_evaluations("nanda")
+    progress = pd.read_parquet(_table.table_dir("nanda") / "progress.parquet")
+    assert not members["censored"].any()
+    assert members["mem_epoch"].tolist() == [100, 100, 125]
+    assert members["gen_epoch"].tolist() == [575, 575, 4350]
+
+    def first_at_or_below(rows: pd.DataFrame, column: str) -> float:
+        rows = rows[rows["epoch"] > 0].sort_values("epoch")
+        return float(rows.loc[rows[column] <= 0.1, "epoch"].iloc[0])
+
+    found = {}
+    for seed, run_id in members["run_id"].items():
+        pr = progress[progress["run_id"] == run_id]
+        found[seed] = (
+            first_at_or_below(evaluations[evaluations["run_id"] == run_id], "test/loss"),
+            first_at_or_below(pr, "fourier/restricted_loss"),
+            first_at_or_below(pr, "restricted_loss_fixed"),
+            set(map(int, pr["final_keys"].iloc[-1].split())),
+        )
+    assert found == {
+        0: (575, 300, 400, {6, 7, 8}),
+        1: (550, 350, 400, {6, 11}),
+        2: (4275, 725, 3525, {1, 8}),
+    }
+    for seed, (test_low, _, circuit_fixed, _) in found.items():
+        assert members.loc[seed, "mem_epoch"] < circuit_fixed < test_low  # the paper's order of the phases
+
+
+def test_label_noise_headline():
+    """README (spec_generalising.yaml, 3 seeds, adaptive budget 3,000 -> 6,000): without noise one seed
+    generalised (epoch 4,000) and two were at test accuracy 0.977 / 0.973 at 6,000; every noisy member
+    (n = 2-16) fitted its noisy labels and ended at 6,000 with mean test accuracy 0.113 / 0.087 / 0.076 /
+    0.063, none generalised, and none moved more than 0.01 over its last 1,000 epochs."""
+    members = _table.read_members("label_noise")
+    evaluations = _table.read_evaluations("label_noise").merge(members[["run_id", "noise_n", "seed"]], on="run_id")
+    clean, noisy = members[members["noise_n"] == 0], members[members["noise_n"] > 0]
+    assert clean.sort_values("seed")["gen_epoch"].fillna(-1).tolist() == [4000, -1, -1]
+    assert len(noisy) == 12 and not noisy["generalised"].any() and (noisy["censored_at"] == 6000).all()
+    assert (noisy["final_train/acc"] == 1.0).all()
+    at = evaluations.pivot_table(index=["noise_n", "seed"], columns="epoch", values="test/acc")
+    means = at[6000].groupby("noise_n").mean().round(3).to_dict()
+    assert means == {0: 0.982, 2: 0.113, 4: 0.087, 8: 0.076, 16: 0.063}
+    moved = (at[6000] - at[5000]).drop(index=0, level="noise_n").abs()
+    assert moved.max() <= 0.01  # decided in the sense the README states: flat, not still rising
+
+
+def test_exponents_headline():
+    """README (p = 47, 2 seeds, adaptive budget 2,500 -> 5,000): (3, 3) and (5, 5) generalise in every
+    seed (cell medians 300 and 250); none of the 12 one-to-one members with m != n generalises and all
+    end at 5,000 with test accuracy at most 0.009 (chance 1/47 = 0.021); of the colliding cells only (2, 5)
+    seed 1 does (epoch 2,100); 24 members censored at 5,000."""
+    times = _table.read_members("exponents")
+    cells = aggregate(times, by=["exp_m", "exp_n"]).set_index(["exp_m", "exp_n"])
+    assert cells.loc[(3, 3), "gen_epoch_median"] == 300 and cells.loc[(5, 5), "gen_epoch_median"] == 250
+    assert cells.loc[[(3, 3), (5, 5)], "n_generalised"].tolist() == [2, 2]
+    odd = times["exp_m"] % 2 == 1
+    unequal = times[odd & (times["exp_m"] != times["exp_n"])]
+    assert len(unequal) == 12 and not unequal["generalised"].any()
+    assert (unequal["last_epoch"] == 5000).all() and unequal["final_test/acc"].max() <= 0.009
+    colliding = times[~odd & times["generalised"]]
+    assert colliding[["exp_m", "exp_n", "seed", "gen_epoch"]].values.tolist() == [[2, 5, 1, 2100]]
+    assert int(times["censored"].sum()) == 24 and (times.loc[times["censored"], "censored_at"] == 5000).all()

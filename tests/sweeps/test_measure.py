@@ -121,22 +121,9 @@ def test_an_old_sweep_gains_a_measure_and_a_finer_llc_replaces_the_old(tmp_path,
         loaded = [load_snapshot(tmp_path / "s", m.run_id, epoch) for m in pack.members]
         rows = measure_pack(pack_at([c for c, _ in loaded], [w for _, w in loaded], epoch), finer)
         expected.update({(c.run_id, epoch): row["llc/mean"] for (c, _), row in zip(loaded, rows, strict=True)})
-    assert (
-        main(
-            [
-                "measure",
-                str(tmp_path / "s"),
-                "--measures",
-                "llc",
-                "--replace",
-                "--llc-every",
-                "1",
-                "--sgld",
-                "chains=3,draws=40",
-            ]
-        )
-        == 0
-    )
+    replace_llc = ["measure", str(tmp_path / "s"), "--measures", "llc", "--replace", "--llc-every", "1"]
+    replace_llc += ["--sgld", "chains=3,draws=40"]
+    assert main(replace_llc) == 0
     assert "0 progress rows added, 8 changed" in capsys.readouterr().out
     replaced = progress(store)
     assert len(replaced) == len(online) and not replaced.duplicated(["run_id", "epoch"]).any()
@@ -148,22 +135,7 @@ def test_an_old_sweep_gains_a_measure_and_a_finer_llc_replaces_the_old(tmp_path,
 
     # the same again: identical values (per-member generators seeded by the epoch), nothing written
     files = part_files(store)
-    assert (
-        main(
-            [
-                "measure",
-                str(tmp_path / "s"),
-                "--measures",
-                "llc",
-                "--replace",
-                "--llc-every",
-                "1",
-                "--sgld",
-                "chains=3,draws=40",
-            ]
-        )
-        == 0
-    )
+    assert main(replace_llc) == 0
     assert "0 progress rows added, 0 changed" in capsys.readouterr().out
     assert part_files(store) == files
     # bad settings are named before anything runs

@@ -118,7 +118,9 @@ class RunConfig:
     """Stop once test accuracy is at or above this for stop_patience evaluations (None: never)."""
     stop_patience: int = 1
     stop_extra_epochs: int = 0
-    """Epochs to keep training after the stop rule fires (to watch the clean-up phase)."""
+    """Epochs to keep training after the stop rule fires (to watch the clean-up phase). A member whose test
+    accuracy is below stop_acc at the end of them (a loss spike) trains on, an evaluation at a time, until it
+    is back or the budget ends, so a stopped member's last evaluation always meets the rule that stopped it."""
     extended_from: int | None = None
     """Set by a sweep that extends a member's budget (sweeps/budget.py), not by hand: the budget the member
     was first trained with. Its run_id hashes that budget in place of `epochs`, so a member keeps one

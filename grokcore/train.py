@@ -486,11 +486,19 @@ class PackTrainer:
             tr.epoch_train_99 = epoch
         if tr.epoch_test_99 is None and row["test/acc"] >= ACC_THRESHOLD:
             tr.epoch_test_99 = epoch
-        if cfg.stop_acc is not None and not tr.stop_fired:
+        if cfg.stop_acc is None:
+            return
+        if not tr.stop_fired:
             tr.streak = tr.streak + 1 if row["test/acc"] >= cfg.stop_acc else 0
             if tr.streak >= cfg.stop_patience:
                 tr.stop_fired = True
                 tr.end_epoch = min(tr.end_epoch, epoch + cfg.stop_extra_epochs)
+        elif epoch >= tr.end_epoch and row["test/acc"] < cfg.stop_acc and epoch < cfg.epochs:
+            # The extra epochs ended on a dip (a loss spike): stopping here would leave a member whose last
+            # evaluation contradicts the rule that stopped it, which grokcore/verdict.py reads as fallen back
+            # (undecided, and never extended, being stopped). Train on, evaluation by evaluation, until test
+            # accuracy is back at stop_acc or the budget ends.
+            tr.end_epoch = min(cfg.epochs, epoch + self.arch.eval_every)
 
     def _outcome(self, cfg: RunConfig, tr: _Tracker, status: str) -> MemberOutcome:
         return MemberOutcome(

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from grokcore import PackTrainer, RunConfig, train_pack
+from grokcore.verdict import decide
 
 GROKS = RunConfig(
     p=31, d_model=64, n_heads=4, d_mlp=128, train_fraction=0.5, lr=3e-3, weight_decay=3.0, epochs=700, eval_every=25
@@ -66,6 +67,37 @@ def test_stop_rule_with_extra_epochs():
     assert all(m["test/acc"] >= 0.99 for m in metrics if outcome.epoch_test_99 <= m["epoch"] <= streak_end)
     assert outcome.epochs_trained == streak_end + 50
     assert metrics[-1]["epoch"] == outcome.epochs_trained
+
+
+def test_stop_rule_ends_on_an_evaluation_that_meets_it():
+    """A loss spike at the end of the extra epochs does not stop the member there: it trains on until test
+    accuracy is back at stop_acc (or to its budget), so the held rule of grokcore/verdict.py, reading the
+    same history, calls it generalised instead of fallen back (exponents' (1, 1) seed 1 was stopped on a
+    spike before this). The spike is made by hand: noise on every weight just before the last evaluation
+    of the extra epochs."""
+    stop = dataclasses.replace(GROKS, stop_acc=0.99, stop_patience=2, stop_extra_epochs=50, epochs=2000)
+    trainer = PackTrainer([stop])
+    metrics, finished, planned_end = [], [], None
+    for report in trainer.run():
+        metrics += report.metrics
+        finished += report.finished
+        if trainer.trackers and trainer.trackers[0].stop_fired and planned_end is None:
+            planned_end = trainer.trackers[0].end_epoch
+        if planned_end is not None and report.epoch == planned_end - stop.eval_every:
+            noise = torch.randn(trainer.flat.data.shape, generator=torch.Generator().manual_seed(0), dtype=trainer.flat.data.dtype)
+            trainer.flat.data.add_(noise * trainer.flat.data.std() * 2)
+    (outcome,) = finished
+    by_epoch = {m["epoch"]: m["test/acc"] for m in metrics}
+    assert planned_end is not None and by_epoch[planned_end] < 0.99  # the spike was seen at the planned end
+    assert outcome.status == "stopped" and outcome.epochs_trained > planned_end  # and training went on
+    assert metrics[-1]["epoch"] == outcome.epochs_trained
+    assert by_epoch[outcome.epochs_trained] >= 0.99 or outcome.epochs_trained == stop.epochs
+    # every evaluation between the planned end and the last one is below stop_acc: it ends at the first back
+    assert all(by_epoch[e] < 0.99 for e in by_epoch if planned_end <= e < outcome.epochs_trained)
+    verdict = decide(
+        [m["epoch"] for m in metrics], [m["train/acc"] for m in metrics], [m["test/acc"] for m in metrics]
+    )
+    assert verdict.generalised_epoch is not None and verdict.generalised_epoch < planned_end
 
 
 def test_drop_marks_pruned_and_stops_rows():

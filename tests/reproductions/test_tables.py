@@ -17,7 +17,16 @@ import _table  # noqa: E402
 
 from analysis import aggregate, critical_train_fraction, member_times, power_law_fit  # noqa: E402
 
-RERUN = ["power_fraction", "omnigrok_wd", "liu_phases", "nanda", "label_noise", "exponents", "max_of_two"]
+RERUN = [
+    "power_fraction",
+    "omnigrok_wd",
+    "liu_phases",
+    "nanda",
+    "label_noise",
+    "exponents",
+    "max_of_two",
+    "grokking_mlp",
+]
 TABLES = [name for name in RERUN if (_table.table_dir(name) / _table.MEMBERS_FILE).exists()]
 DERIVED = [
     "last_epoch",
@@ -255,3 +264,21 @@ def test_max_of_two_headline():
     end_epoch = pairs.groupby("run_id")["epoch"].max()
     end_gap = circuits.loc[[(r, end_epoch[r]) for r in late], "max/qk_min_gap"]
     assert -end_gap.min() == pytest.approx(0.63, abs=README_2DP)
+
+
+def test_grokking_mlp_headline():
+    """README (p = 41, 5 seeds, adaptive budget 3,000 -> 12,000): all 20 members generalise, none censored;
+    medians 1,400 (Kaiming) / 1,750 (tl) at lr 3e-3 and 4,150 / 4,100 at lr 1e-3, ratios 0.80 and 1.01;
+    per seed Kaiming / tl 0.71-1.20, Kaiming later in 4 of 10; lr 1e-3 tl seed 2 needed the 12,000 round."""
+    times = _table.read_members("grokking_mlp")
+    assert len(times) == 20 and times["generalised"].all() and not times["censored"].any()
+    medians = aggregate(times, by=["lr", "init"]).set_index(["lr", "init"])["gen_epoch_median"].to_dict()
+    assert medians == {(0.001, "kaiming"): 4150, (0.001, "tl"): 4100, (0.003, "kaiming"): 1400, (0.003, "tl"): 1750}
+    assert medians[(0.003, "kaiming")] / medians[(0.003, "tl")] == pytest.approx(0.80, abs=README_2DP)
+    assert medians[(0.001, "kaiming")] / medians[(0.001, "tl")] == pytest.approx(1.01, abs=README_2DP)
+    paired = times.pivot_table(index=["lr", "seed"], columns="init", values="gen_epoch")
+    ratio = paired["kaiming"] / paired["tl"]
+    assert [ratio.min(), ratio.max()] == pytest.approx([0.71, 1.20], abs=README_2DP)
+    assert int((ratio > 1).sum()) == 4 and int((ratio < 1).sum()) == 6
+    longest = times.loc[times["budget"] == 12000, ["lr", "init", "seed", "gen_epoch"]].values.tolist()
+    assert longest == [[0.001, "tl", 2, 6100]]

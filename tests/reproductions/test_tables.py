@@ -17,7 +17,16 @@ import _table  # noqa: E402
 
 from analysis import aggregate, critical_train_fraction, member_times, power_law_fit  # noqa: E402
 
-RERUN = ["power_fraction", "omnigrok_wd", "liu_phases", "nanda", "label_noise", "exponents"]
+RERUN = [
+    "power_fraction",
+    "omnigrok_wd",
+    "liu_phases",
+    "nanda",
+    "label_noise",
+    "exponents",
+    "max_of_two",
+    "grokking_mlp",
+]
 TABLES = [name for name in RERUN if (_table.table_dir(name) / _table.MEMBERS_FILE).exists()]
 DERIVED = [
     "last_epoch",
@@ -206,3 +215,70 @@ def test_exponents_headline():
     colliding = times[~odd & times["generalised"]]
     assert colliding[["exp_m", "exp_n", "seed", "gen_epoch"]].values.tolist() == [[2, 5, 1, 2100]]
     assert int(times["censored"].sum()) == 24 and (times.loc[times["censored"], "censored_at"] == 5000).all()
+
+
+def test_max_of_two_headline():
+    """README (p = 64, 5 seeds, adaptive budget 3,000 -> 24,000): at 3,000 epochs 13 of 20 members below test
+    accuracy 0.99 and 7 generalised; in the end 17 of 20 generalised (250-7,200), 10 after 3,000; weight
+    decay 0 seeds 0 / 3 / 4 censored at 24,000; medians 5,750 / 3,650 / 3,500 at weight decay 0.1 / 0.3 / 1.
+    At 3,000, 3,298 of 81,920 member-pairs wrong, 92.0% at gaps 3-16; accuracy 0.987 / 0.901 / 1.000 /
+    0.996 on gaps 0-2 / 3-16 / 17 / 18-63; every member with errors has a QK inversion; the 10 that
+    generalised after 3,000 end with their largest inversion at most 0.63."""
+    name = "max_of_two"
+    times = _table.read_members(name)
+    evaluations = _table.read_evaluations(name)
+    at_3000 = evaluations[evaluations["epoch"] <= 3000].sort_values("epoch").groupby("run_id").last()
+    assert int((at_3000["test/acc"] < 0.99).sum()) == 13
+    assert int((times["gen_epoch"] <= 3000).sum()) == 7
+    gen = times[times["generalised"]]
+    assert len(gen) == 17 and (gen["gen_epoch"].min(), gen["gen_epoch"].max()) == (250, 7200)
+    assert int((gen["gen_epoch"] > 3000).sum()) == 10
+    censored = times[times["censored"]].sort_values("seed")
+    assert censored[["weight_decay", "seed", "censored_at"]].values.tolist() == [
+        [0, 0, 24000],
+        [0, 3, 24000],
+        [0, 4, 24000],
+    ]
+    medians = aggregate(times, by=["weight_decay"]).set_index("weight_decay")["gen_epoch_median"]
+    assert np.isnan(medians[0.0]) and medians.drop(0.0).to_dict() == {0.1: 5750, 0.3: 3650, 1.0: 3500}
+
+    data = _table.table_dir(name)
+    pairs = pd.read_parquet(data / "pairs.parquet")
+    circuits = pd.read_csv(data / "circuits.csv").set_index(["run_id", "epoch"])
+    # "at 3,000": the snapshot at 3,000, or the last one of a member that stopped before
+    seed_epoch = pairs.groupby("run_id")["epoch"].agg(lambda e: 3000 if (e == 3000).any() else e.max())
+    at = pairs[pairs["epoch"] == pairs["run_id"].map(seed_epoch)]
+    assert at["run_id"].nunique() == 20 and len(at) == 20 * 64 * 64
+    a, b = at["a"].astype(int), at["b"].astype(int)
+    wrong, gap = at["pred"] != np.maximum(a, b), (a - b).abs()
+    assert int(wrong.sum()) == 3298
+    assert gap[wrong].between(3, 16).mean() == pytest.approx(0.920, abs=0.0005)
+    bands = pd.cut(gap, [-1, 2, 16, 17, 63])
+    assert (~wrong).groupby(bands, observed=True).mean().tolist() == pytest.approx(
+        [0.987, 0.901, 1.000, 0.996], abs=0.0005
+    )
+    errors = wrong.groupby(at["run_id"]).sum()
+    min_gap = circuits.loc[list(seed_epoch.items()), "max/qk_min_gap"].droplevel("epoch")
+    assert (min_gap[errors[errors > 0].index] < 0).all()
+    late = gen.loc[gen["gen_epoch"] > 3000, "run_id"]
+    end_epoch = pairs.groupby("run_id")["epoch"].max()
+    end_gap = circuits.loc[[(r, end_epoch[r]) for r in late], "max/qk_min_gap"]
+    assert -end_gap.min() == pytest.approx(0.63, abs=README_2DP)
+
+
+def test_grokking_mlp_headline():
+    """README (p = 41, 5 seeds, adaptive budget 3,000 -> 12,000): all 20 members generalise, none censored;
+    medians 1,400 (Kaiming) / 1,750 (tl) at lr 3e-3 and 4,150 / 4,100 at lr 1e-3, ratios 0.80 and 1.01;
+    per seed Kaiming / tl 0.71-1.20, Kaiming later in 4 of 10; lr 1e-3 tl seed 2 needed the 12,000 round."""
+    times = _table.read_members("grokking_mlp")
+    assert len(times) == 20 and times["generalised"].all() and not times["censored"].any()
+    medians = aggregate(times, by=["lr", "init"]).set_index(["lr", "init"])["gen_epoch_median"].to_dict()
+    assert medians == {(0.001, "kaiming"): 4150, (0.001, "tl"): 4100, (0.003, "kaiming"): 1400, (0.003, "tl"): 1750}
+    assert medians[(0.003, "kaiming")] / medians[(0.003, "tl")] == pytest.approx(0.80, abs=README_2DP)
+    assert medians[(0.001, "kaiming")] / medians[(0.001, "tl")] == pytest.approx(1.01, abs=README_2DP)
+    paired = times.pivot_table(index=["lr", "seed"], columns="init", values="gen_epoch")
+    ratio = paired["kaiming"] / paired["tl"]
+    assert [ratio.min(), ratio.max()] == pytest.approx([0.71, 1.20], abs=README_2DP)
+    assert int((ratio > 1).sum()) == 4 and int((ratio < 1).sum()) == 6
+    longest = times.loc[times["budget"] == 12000, ["lr", "init", "seed", "gen_epoch"]].values.tolist()
+    assert longest == [[0.001, "tl", 2, 6100]]

@@ -17,7 +17,7 @@ import _table  # noqa: E402
 
 from analysis import aggregate, critical_train_fraction, member_times, power_law_fit  # noqa: E402
 
-RERUN = ["power_fraction", "omnigrok_wd", "liu_phases", "nanda", "label_noise", "exponents"]
+RERUN = ["power_fraction", "omnigrok_wd", "liu_phases", "nanda", "label_noise", "exponents", "add_mul"]
 TABLES = [name for name in RERUN if (_table.table_dir(name) / _table.MEMBERS_FILE).exists()]
 DERIVED = [
     "last_epoch",
@@ -206,3 +206,33 @@ def test_exponents_headline():
     colliding = times[~odd & times["generalised"]]
     assert colliding[["exp_m", "exp_n", "seed", "gen_epoch"]].values.tolist() == [[2, 5, 1, 2100]]
     assert int(times["censored"].sum()) == 24 and (times.loc[times["censored"], "censored_at"] == 5000).all()
+
+
+def test_add_mul_headline():
+    """README (p = 31, 3 seeds, adaptive budget 3,000 -> 6,000, every member to 6,000): per task, by the held
+    rule on that task's test pairs, multiplication generalises at fraction 0 in every seed (3,100 / 3,800 /
+    4,350) and addition at fraction 1 in two (2,650, 2,850; seed 1 unstable, fell back after 0.99); no mixed
+    member generalises either task (all censored at 6,000); the test accuracies at 6,000 of the table."""
+    sys.path.insert(0, str(REPRODUCTIONS / "add_mul"))
+    from tasks import task_times, with_tasks  # the per-task views, recomputed from data/tasks.parquet
+
+    members = _table.read_members("add_mul")
+    times = task_times(members).set_index(["addition_fraction", "seed"]).sort_index()
+    assert (times["last_epoch"] == 6000).all() and not times["generalised"].any()
+    assert times.loc[0.0, "mul/gen_epoch"].tolist() == [4350, 3100, 3800]
+    assert times.loc[1.0, "add/gen_epoch"].fillna(-1).tolist() == [2650, -1, 2850]
+    assert times.loc[(1.0, 1), "add/phase"] == "unstable"
+    mixed = times.loc[[0.25, 0.5, 0.75]]
+    for task in ("add", "mul"):
+        assert not mixed[f"{task}/generalised"].any() and (mixed[f"{task}/censored_at"] == 6000).all()
+    last = with_tasks().query("epoch == 6000").merge(members[["run_id", "addition_fraction"]], on="run_id")
+    acc = last.groupby("addition_fraction")[["test_add/acc", "test_mul/acc"]].mean()
+    readme = {  # mean test accuracy at 6,000 per fraction, (add, mul), three decimals
+        0.0: (0.030, 1.000),
+        0.25: (0.054, 0.193),
+        0.5: (0.074, 0.159),
+        0.75: (0.136, 0.127),
+        1.0: (0.995, 0.033),
+    }
+    for fraction, (add, mul) in readme.items():
+        assert acc.loc[fraction].tolist() == pytest.approx([add, mul], abs=0.0005), fraction

@@ -17,7 +17,16 @@ import _table  # noqa: E402
 
 from analysis import aggregate, critical_train_fraction, member_times, power_law_fit  # noqa: E402
 
-RERUN = ["power_fraction", "omnigrok_wd", "liu_phases", "nanda", "label_noise", "exponents", "add_mul"]
+RERUN = [
+    "power_fraction",
+    "omnigrok_wd",
+    "liu_phases",
+    "nanda",
+    "label_noise",
+    "exponents",
+    "add_mul",
+    "label_noise/seed_recipe",
+]
 TABLES = [name for name in RERUN if (_table.table_dir(name) / _table.MEMBERS_FILE).exists()]
 DERIVED = [
     "last_epoch",
@@ -188,6 +197,29 @@ def test_label_noise_headline():
     assert means == pytest.approx({0: 0.982, 2: 0.113, 4: 0.087, 8: 0.076, 16: 0.063}, abs=0.0005)  # 3 decimals
     moved = (at[6000] - at[5000]).drop(index=0, level="noise_n").abs()
     assert moved.max() <= 0.01  # decided in the sense the README states: flat, not still rising
+
+
+def test_label_noise_seed_recipe_headline():
+    """README (spec.yaml, the seed's recipe, 3 seeds, adaptive budget 3,000 -> 6,000, all 15 to 6,000, none
+    generalised): without noise test accuracy 0.012 at 3,000 and 0.374 [0.256, 0.501] at 6,000, each seed
+    rising by 0.13 or more over its last 1,000 epochs; with noise mean 0.069 / 0.064 / 0.053 / 0.049 at
+    6,000, flat at n >= 4 (no member moved by more than one of the 481 test pairs over its last 1,000
+    epochs), still creeping at n = 2 (+0.008 to +0.015)."""
+    name = "label_noise/seed_recipe"
+    members = _table.read_members(name)
+    assert (members["last_epoch"] == 6000).all() and not members["generalised"].any()
+    assert (members["censored_at"] == 6000).all() and (members["final_train/acc"] == 1.0).all()
+    evaluations = _table.read_evaluations(name).merge(members[["run_id", "noise_n", "seed"]], on="run_id")
+    at = evaluations.pivot_table(index=["noise_n", "seed"], columns="epoch", values="test/acc")
+    means = at[6000].groupby("noise_n").mean().to_dict()
+    assert means == pytest.approx({0: 0.374, 2: 0.069, 4: 0.064, 8: 0.053, 16: 0.049}, abs=0.0005)
+    assert at.loc[0, 3000].mean() == pytest.approx(0.012, abs=0.0005)
+    assert [at.loc[0, 6000].min(), at.loc[0, 6000].max()] == pytest.approx([0.256, 0.501], abs=0.0005)
+    moved = at[6000] - at[5000]
+    assert moved.loc[0].min() >= 0.13  # the noiseless members still rising steeply
+    one_pair = 1 / 481 + 1e-9
+    assert moved.drop(index=[0, 2], level="noise_n").abs().max() <= one_pair  # n >= 4: flat
+    assert moved.loc[2].tolist() == pytest.approx([0.0104, 0.0083, 0.0146], abs=0.00005)
 
 
 def test_exponents_headline():

@@ -182,21 +182,26 @@ def test_nanda_headline():
 
 
 def test_label_noise_headline():
-    """README (spec_generalising.yaml, 3 seeds, adaptive budget 3,000 -> 6,000): without noise one seed
-    generalised (epoch 4,000) and two were at test accuracy 0.977 / 0.973 at 6,000; every noisy member
-    (n = 2-16) fitted its noisy labels and ended at 6,000 with mean test accuracy 0.113 / 0.087 / 0.076 /
-    0.063, none generalised, and none moved more than 0.01 over its last 1,000 epochs."""
+    """README (spec_generalising.yaml, 5 seeds, adaptive budget 3,000 -> 6,000, all 25 to 6,000): without noise
+    two seeds generalised (epochs 4,000 and 3,700) and three were at test accuracy 0.977 / 0.973 / 0.919 at
+    6,000; every noisy member (n = 2-16) fitted its noisy labels and ended at 6,000 with mean test accuracy
+    0.123 / 0.092 / 0.078 / 0.063, none generalised; their means moved by at most 0.005 from 3,000 to 6,000
+    (the noiseless ones 0.021) and no noisy member by more than 3 test pairs over its last 1,000 epochs."""
     members = _table.read_members("label_noise")
     evaluations = _table.read_evaluations("label_noise").merge(members[["run_id", "noise_n", "seed"]], on="run_id")
     clean, noisy = members[members["noise_n"] == 0], members[members["noise_n"] > 0]
-    assert clean.sort_values("seed")["gen_epoch"].fillna(-1).tolist() == [4000, -1, -1]
-    assert len(noisy) == 12 and not noisy["generalised"].any() and (noisy["censored_at"] == 6000).all()
+    assert clean.sort_values("seed")["gen_epoch"].fillna(-1).tolist() == [4000, -1, -1, 3700, -1]
+    assert len(noisy) == 20 and not noisy["generalised"].any() and (noisy["censored_at"] == 6000).all()
     assert (noisy["final_train/acc"] == 1.0).all()
     at = evaluations.pivot_table(index=["noise_n", "seed"], columns="epoch", values="test/acc")
     means = at[6000].groupby("noise_n").mean().to_dict()
-    assert means == pytest.approx({0: 0.982, 2: 0.113, 4: 0.087, 8: 0.076, 16: 0.063}, abs=0.0005)  # 3 decimals
+    assert means == pytest.approx({0: 0.972, 2: 0.123, 4: 0.092, 8: 0.078, 16: 0.063}, abs=0.0005)  # 3 decimals
+    assert at.loc[0, 6000].drop([0, 3]).tolist() == pytest.approx([0.977, 0.973, 0.919], abs=0.0005)
+    gained = (at[6000] - at[3000]).groupby("noise_n").mean()
+    assert gained.drop(0).abs().max() == pytest.approx(0.005, abs=0.0005)  # n = 2's 0.0046
+    assert gained[0] == pytest.approx(0.021, abs=0.0005)
     moved = (at[6000] - at[5000]).drop(index=0, level="noise_n").abs()
-    assert moved.max() <= 0.01  # decided in the sense the README states: flat, not still rising
+    assert moved.max() <= 3 / 481 + 1e-9  # flat, not still rising: the README's "3 of the 481 test pairs"
 
 
 def test_label_noise_seed_recipe_headline():

@@ -3,6 +3,7 @@ every member's times and phase follow from its own evaluations by the held rule 
 and each rerun README's headline numbers follow from its table, with the README's figure as the known
 answer. Quick: reads a few hundred KB, trains nothing."""
 
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -250,8 +251,11 @@ def test_add_mul_headline():
     rule on that task's test pairs, multiplication generalises at fraction 0 in every seed (3,100 / 3,800 /
     4,350) and addition at fraction 1 in two (2,650, 2,850; seed 1 unstable, fell back after 0.99); no mixed
     member generalises either task (all censored at 6,000); the test accuracies at 6,000 of the table."""
-    sys.path.insert(0, str(REPRODUCTIONS / "add_mul"))
-    from tasks import task_times, with_tasks  # the per-task views, recomputed from data/tasks.parquet
+    # add_mul/tasks.py by its path: a bare `import tasks` could find another module of that name
+    spec = importlib.util.spec_from_file_location("add_mul_tasks", REPRODUCTIONS / "add_mul" / "tasks.py")
+    tasks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tasks)
+    task_times, with_tasks = tasks.task_times, tasks.with_tasks  # per-task views from data/tasks.parquet
 
     members = _table.read_members("add_mul")
     times = task_times(members).set_index(["addition_fraction", "seed"]).sort_index()

@@ -35,6 +35,32 @@ def save_figure(fig: go.Figure, folder: Path, name: str, margin: dict, legend_be
     return path
 
 
+CENSORED_END = "censored: not generalised by its last epoch ('> E')"
+
+
+def add_censored_end(
+    fig: go.Figure, last: dict, colour: str, size: int, showlegend: bool, row: int, col: int, y: str = "test/acc"
+) -> None:
+    """The checklist's censored marker on a member's curve: an open triangle at its last evaluation `last`
+    (epoch and `y`), one legend entry for all of them."""
+    fig.add_scatter(
+        x=[last["epoch"]],
+        y=[last[y]],
+        mode="markers",
+        marker={"symbol": "triangle-right-open", "size": size, "color": colour},
+        name=CENSORED_END,
+        legendgroup="censored",
+        showlegend=showlegend,
+        row=row,
+        col=col,
+    )
+
+
+def print_written(paths: list[Path], root: Path) -> None:
+    for path in paths:
+        print(f"wrote {path.relative_to(root)} ({path.stat().st_size // 1024} KB)")
+
+
 def _axes_in_use(fig: go.Figure) -> list[tuple[str, object]]:
     """(layout name, axis) of every axis a trace is drawn on ('x2' -> layout.xaxis2)."""
     refs: set[str] = set()

@@ -25,7 +25,7 @@ from analysis.derive import aggregate
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # reproductions/_png.py, shared by the scripts
-from _png import add_caption, check_figure, label_axes, save_figure  # noqa: E402
+from _png import add_caption, add_censored_end, check_figure, label_axes, save_figure  # noqa: E402
 from _table import add_source_arguments, load_source  # noqa: E402
 
 NAME = HERE.name
@@ -110,18 +110,7 @@ def curves_figure(evaluations: pd.DataFrame, times: pd.DataFrame) -> go.Figure:
             )
             shown.add(init)
             if group["censored"].iloc[0]:
-                last = group.iloc[-1]
-                fig.add_scatter(
-                    x=[last["epoch"]],
-                    y=[last["test/acc"]],
-                    mode="markers",
-                    marker={"symbol": "triangle-right-open", "size": 10, "color": COLOURS.get(init)},
-                    name="censored: not generalised by its last epoch ('> E')",
-                    legendgroup="censored",
-                    showlegend="censored" not in shown,
-                    row=1,
-                    col=col,
-                )
+                add_censored_end(fig, group.iloc[-1], COLOURS.get(init), 10, "censored" not in shown, row=1, col=col)
                 shown.add("censored")
         fig.update_xaxes(title=f"epoch (log scale), lr {lr:g}", row=1, col=col)
         fig.update_yaxes(title="test accuracy (share of test pairs)" if col == 1 else "test accuracy", row=1, col=col)

@@ -32,7 +32,7 @@ from analysis import aggregate, axis_curve
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # reproductions/_png.py, shared by the scripts
-from _png import WIDTH, add_caption, check_figure, label_axes, save_figure, save_png  # noqa: E402
+from _png import WIDTH, add_caption, add_censored_end, check_figure, label_axes, print_written, save_figure, save_png  # noqa: E402
 from _table import add_source_arguments, load_source, table_dir  # noqa: E402
 
 NAME = HERE.name
@@ -167,18 +167,8 @@ def curves_figure(evaluations: pd.DataFrame, times: pd.DataFrame) -> go.Figure:
                 col=col,
             )
             if group["censored"].iloc[0]:
-                last = group.iloc[-1]
-                fig.add_scatter(
-                    x=[last["epoch"]],
-                    y=[last["test/acc"]],
-                    mode="markers",
-                    marker={"symbol": "triangle-right-open", "size": 8, "color": colours[int(seed) % len(colours)]},
-                    name="censored: not generalised by its last epoch ('> E')",
-                    legendgroup="censored",
-                    showlegend=not censored_in_legend,
-                    row=row,
-                    col=col,
-                )
+                colour = colours[int(seed) % len(colours)]
+                add_censored_end(fig, group.iloc[-1], colour, 8, not censored_in_legend, row=row, col=col)
                 censored_in_legend = True
         fig.add_vline(x=SEED_EPOCHS, line={"dash": "dot", "color": "grey"}, row=row, col=col)
     # the panel's weight decay in its y title: subplot titles collided with the top row's x titles
@@ -432,8 +422,7 @@ def main(argv: list[str] | None = None) -> int:
             fig.update_layout(legend_y=-0.12)
             save_png(fig, path, width=WIDTH, height=CURVES_HEIGHT)
         written.append(path)
-    for path in written:
-        print(f"wrote {path.relative_to(HERE.parent.parent)} ({path.stat().st_size // 1024} KB)")
+    print_written(written, HERE.parent.parent)
     return 0
 
 

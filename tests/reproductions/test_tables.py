@@ -231,21 +231,31 @@ def test_label_noise_seed_recipe_headline():
 
 
 def test_exponents_headline():
-    """README (p = 47, 2 seeds, adaptive budget 2,500 -> 5,000): (3, 3) and (5, 5) generalise in every
-    seed (cell medians 300 and 250); none of the 12 one-to-one members with m != n generalises and all
-    end at 5,000 with test accuracy at most 0.009 (chance 1/47 = 0.021); of the colliding cells only (2, 5)
-    seed 1 does (epoch 2,100); 24 members censored at 5,000."""
+    """README (p = 47, 5 seeds, adaptive budget 2,500 -> 5,000): (3, 3) and (5, 5) generalise in every seed
+    (cell medians 450 and 400), (1, 1) in 4 of 5 (median 750; seed 1, stopped on a spike by the old stop
+    rule, now generalised at 450); none of the 30 one-to-one members with m != n generalises, all end at
+    5,000 with test accuracy at most 0.013 (chance 1/47 = 0.021) and none moved more than 0.005 from
+    2,500; 4 colliding members do, late; 57 members censored at 5,000."""
     times = _table.read_members("exponents")
     cells = aggregate(times, by=["exp_m", "exp_n"]).set_index(["exp_m", "exp_n"])
-    assert cells.loc[(3, 3), "gen_epoch_median"] == 300 and cells.loc[(5, 5), "gen_epoch_median"] == 250
-    assert cells.loc[[(3, 3), (5, 5)], "n_generalised"].tolist() == [2, 2]
+    assert cells.loc[[(3, 3), (5, 5), (1, 1)], "gen_epoch_median"].tolist() == [450, 400, 750]
+    assert cells.loc[[(3, 3), (5, 5), (1, 1)], "n_generalised"].tolist() == [5, 5, 4]
+    addition = times[(times["exp_m"] == 1) & (times["exp_n"] == 1)].set_index("seed")
+    assert addition.loc[1, "gen_epoch"] == 450 and addition.loc[1, "final_test/acc"] >= 0.99
     odd = times["exp_m"] % 2 == 1
     unequal = times[odd & (times["exp_m"] != times["exp_n"])]
-    assert len(unequal) == 12 and not unequal["generalised"].any()
-    assert (unequal["last_epoch"] == 5000).all() and unequal["final_test/acc"].max() <= 0.009
-    colliding = times[~odd & times["generalised"]]
-    assert colliding[["exp_m", "exp_n", "seed", "gen_epoch"]].values.tolist() == [[2, 5, 1, 2100]]
-    assert int(times["censored"].sum()) == 24 and (times.loc[times["censored"], "censored_at"] == 5000).all()
+    assert len(unequal) == 30 and not unequal["generalised"].any()
+    assert (unequal["last_epoch"] == 5000).all() and unequal["final_test/acc"].max() <= 0.013
+    at = _table.read_evaluations("exponents").pivot_table(index="run_id", columns="epoch", values="test/acc")
+    assert (at.loc[unequal["run_id"], 5000] - at.loc[unequal["run_id"], 2500]).abs().max() <= 0.005
+    colliding = times[~odd & times["generalised"]].sort_values(["exp_m", "exp_n", "seed"])
+    assert colliding[["exp_m", "exp_n", "seed", "gen_epoch"]].values.tolist() == [
+        [2, 5, 1, 2100],
+        [2, 5, 3, 2650],
+        [4, 1, 3, 4750],
+        [4, 3, 3, 4050],
+    ]
+    assert int(times["censored"].sum()) == 57 and (times.loc[times["censored"], "censored_at"] == 5000).all()
 
 
 def test_max_of_two_headline():

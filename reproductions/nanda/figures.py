@@ -156,10 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_source_arguments(parser, NAME)
     parser.add_argument("--prefix", default="", help="put before each figure's file name, e.g. p113_")
+    parser.add_argument("--name", default=NAME, help="with --from-table: the tables' folder (nanda/p113 for p = 113)")
     args = parser.parse_args(argv)
-    source = load_source(args, NAME)
+    source = load_source(args, args.name)
     if args.from_table:
-        progress = read_progress()
+        progress = read_progress(args.name)
     else:
         from analysis import load_sweep
 

@@ -114,8 +114,8 @@ def progress_table(sweep_dir: str | Path, progress: pd.DataFrame) -> pd.DataFram
     return out.drop(columns=[RESTRICTED_EACH, EXCLUDED_EACH]).sort_values(["run_id", "epoch"]).reset_index(drop=True)
 
 
-def read_progress() -> pd.DataFrame:
-    return pd.read_parquet(table_dir(NAME) / PROGRESS_FILE)
+def read_progress(name: str = NAME) -> pd.DataFrame:
+    return pd.read_parquet(table_dir(name) / PROGRESS_FILE)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,9 +123,10 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sweep", help="the finished sweep, with snapshots: results/repro-nanda")
+    parser.add_argument("--name", default=NAME, help="the tables' folder under reproductions/ (nanda/p113 for p = 113)")
     args = parser.parse_args(argv)
     table = progress_table(args.sweep, load_sweep(args.sweep).progress)
-    path = table_dir(NAME) / PROGRESS_FILE
+    path = table_dir(args.name) / PROGRESS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     table.to_parquet(path, index=False, compression="zstd")
     print(f"wrote {path.relative_to(HERE.parent.parent)} ({path.stat().st_size / 1024:.0f} KB, {len(table)} rows)")

@@ -10,9 +10,10 @@ from sweeps.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2] / "reproductions"
 SEEDS = ("add_mul", "exponents", "label_noise", "max_of_two", "grokking_mlp")
-CPU_BUDGET = 100_000
-"""Model-epochs at most per CPU spec: the largest here (exponents, 75,000) trained in 16 minutes on the
-loaded 2-core machine."""
+CPU_BUDGET = 200_000
+"""Model-epochs at most per CPU spec's first budget round: the largest here (exponents, 75 members x 2,500
+epochs = 187,500) took 1,765 CPU-seconds for both its rounds (its README); adaptive rounds add only what
+the undecided members need."""
 
 
 def model_epochs(spec) -> int:

@@ -84,8 +84,9 @@ def test_stop_rule_ends_on_an_evaluation_that_meets_it():
         if trainer.trackers and trainer.trackers[0].stop_fired and planned_end is None:
             planned_end = trainer.trackers[0].end_epoch
         if planned_end is not None and report.epoch == planned_end - stop.eval_every:
-            noise = torch.randn(trainer.flat.data.shape, generator=torch.Generator().manual_seed(0), dtype=trainer.flat.data.dtype)
-            trainer.flat.data.add_(noise * trainer.flat.data.std() * 2)
+            weights = trainer.flat.data
+            noise = torch.randn(weights.shape, generator=torch.Generator().manual_seed(0), dtype=weights.dtype)
+            weights.add_(noise * weights.std() * 2)
     (outcome,) = finished
     by_epoch = {m["epoch"]: m["test/acc"] for m in metrics}
     assert planned_end is not None and by_epoch[planned_end] < 0.99  # the spike was seen at the planned end
@@ -94,9 +95,7 @@ def test_stop_rule_ends_on_an_evaluation_that_meets_it():
     assert by_epoch[outcome.epochs_trained] >= 0.99 or outcome.epochs_trained == stop.epochs
     # every evaluation between the planned end and the last one is below stop_acc: it ends at the first back
     assert all(by_epoch[e] < 0.99 for e in by_epoch if planned_end <= e < outcome.epochs_trained)
-    verdict = decide(
-        [m["epoch"] for m in metrics], [m["train/acc"] for m in metrics], [m["test/acc"] for m in metrics]
-    )
+    verdict = decide([m["epoch"] for m in metrics], [m["train/acc"] for m in metrics], [m["test/acc"] for m in metrics])
     assert verdict.generalised_epoch is not None and verdict.generalised_epoch < planned_end
 
 

@@ -29,6 +29,8 @@ RERUN = [
     "grokking_mlp",
     "add_mul",
     "label_noise/seed_recipe",
+    "power_operations",
+    "power_operations/groups",
 ]
 TABLES = [name for name in RERUN if (_table.table_dir(name) / _table.MEMBERS_FILE).exists()]
 DERIVED = [
@@ -356,3 +358,30 @@ def test_add_mul_headline():
     }
     for fraction, (add, mul) in readme.items():
         assert acc.loc[fraction].tolist() == pytest.approx([add, mul], abs=0.0005), fraction
+
+
+def test_power_operations_headline():
+    """README (p = 31 and S4, 3 seeds, adaptive budget 3,000 -> 6,000): the smallest fraction at which 2 of 3
+    seeds generalise is 0.5 for x + y, 0.6 for x * y, 0.8 for x^2 + y^2 and none for the 12 others; 26 of 315
+    members generalise; the paper's three statements as the README reads them from the mean best test
+    accuracy (two decimals)."""
+    # by path under its own name: every reproduction's script is called figures.py
+    spec = importlib.util.spec_from_file_location(
+        "power_operations_figures", REPRODUCTIONS / "power_operations" / "figures.py"
+    )
+    power = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(power)
+
+    members, _ = power.load(power.argparse.Namespace(from_table=True, sweeps=[]))
+    table = power.operation_table(members).set_index("task")
+    found = table["min_train_fraction"].dropna().to_dict()
+    assert found == {"add": 0.5, "mul": 0.6, "sq_sum": 0.8}
+    assert len(table) == 15 and int(members["generalised"].sum()) == 26 and len(members) == 315
+    assert int(members["censored"].sum()) == 289 and (members.loc[members["censored"], "censored_at"] == 6000).all()
+    best = members.groupby(["task", "train_fraction"])[power.BEST_TEST_ACC].mean().unstack().max(axis=1)
+    # 1. symmetric operations reach higher accuracy than their non-symmetric counterparts
+    assert best["quad"] == pytest.approx(0.86, abs=README_2DP) and best["quad_x"] == pytest.approx(0.39, abs=README_2DP)
+    assert best["sub"] == pytest.approx(0.87, abs=README_2DP) and best["div"] == pytest.approx(0.84, abs=README_2DP)
+    # 3. x^3 + xy^2 + y stays at chance at every fraction; the hard group stays below 0.5
+    assert best["cube_xy2_y"] == pytest.approx(0.05, abs=README_2DP)
+    assert best[["cube_xy", "div_or_sub", "add_or_mul", "perm", "perm_conj", "perm_xyx"]].max() < 0.5

@@ -3,6 +3,7 @@ every member's times and phase follow from its own evaluations by the held rule 
 and each rerun README's headline numbers follow from its table, with the README's figure as the known
 answer. Quick: reads a few hundred KB, trains nothing."""
 
+import argparse
 import importlib.util
 import sys
 from pathlib import Path
@@ -372,7 +373,7 @@ def test_power_operations_headline():
     power = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(power)
 
-    members, _ = power.load(power.argparse.Namespace(from_table=True, sweeps=[]))
+    members, _ = power.load(argparse.Namespace(from_table=True, sweeps=[]))
     table = power.operation_table(members).set_index("task")
     found = table["min_train_fraction"].dropna().to_dict()
     assert found == {"add": 0.5, "mul": 0.6, "sq_sum": 0.8}
